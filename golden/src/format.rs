@@ -1,0 +1,239 @@
+//! Number formats and the rounding/saturation steps, defined once.
+//!
+//! Every tensor kind has its own signed two's-complement fixed-point format, given
+//! as a `fixed` type alias; [`Format`] carries the same facts (total bits, fraction
+//! bits) as plain numbers for code that works on raw integers, such as the RTL
+//! generators. Widths in the RTL are taken from the constants below, never typed
+//! again.
+//!
+//! | tensor | alias | format | range |
+//! |---|---|---|---|
+//! | error e | [`ErrorFx`] | Q3.13, 16 bit | [-4, 4) |
+//! | activation o, p | [`ActFx`] | Q8.8, 16 bit | [-128, 128) |
+//! | weight W | [`WeightFx`] | Q4.12, 16 bit | [-8, 8) |
+//! | derivative f'(p) | [`DerivFx`] | Q2.14, 16 bit | [-2, 2), 1.0 exact |
+//! | error accumulator | [`AccFx`] | Q19.13, 32 bit | error sums, same LSB as e |
+//!
+//! ## Rounding and saturation
+//! Arithmetic is done on raw integers: accumulate wide (i64 in the model, the
+//! accumulator format in hardware), then narrow once per output:
+//! 1. [`round_shift`]: shift right by `shift` bits, **rounding half up** (ties toward
+//!    +∞): add half an output LSB, `1 << (shift-1)`, then shift arithmetically.
+//!    In hardware this is one adder with a constant and a bit slice.
+//! 2. [`saturate`]: clamp to the target format's range (never wrap).
+//!
+//! [`narrow`] is the two in sequence; [`mul_narrow`] multiplies two raw values and
+//! narrows the product.
+
+use fixed::traits::Fixed;
+use fixed::types::extra::{U13, U14, U8, U12};
+use fixed::{FixedI16, FixedI32};
+
+/// Error format: Q3.13. e_L = softmax − one-hot lies in [-1, 1]; the headroom up to
+/// ±4 absorbs the sums of binary backward weights after their scaling shift.
+pub type ErrorFx = FixedI16<U13>;
+/// Activation and pre-activation format: Q8.8.
+pub type ActFx = FixedI16<U8>;
+/// Forward weight format: Q4.12.
+pub type WeightFx = FixedI16<U12>;
+/// Derivative f'(p) format: Q2.14 (1.0 = 0x4000 exactly, so a ReLU mask is f' ∈ {0, 1}).
+pub type DerivFx = FixedI16<U14>;
+/// Error accumulator: 32 bit with the error format's LSB, so sums need no alignment.
+pub type AccFx = FixedI32<U13>;
+
+/// The facts of one fixed-point format as plain numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Format {
+    /// Human name, used in reports.
+    pub name: &'static str,
+    /// Total bits, sign included.
+    pub bits: u32,
+    /// Fraction bits.
+    pub frac: u32,
+}
+
+impl Format {
+    /// The format of a `fixed` type.
+    pub const fn of<F: Fixed>(name: &'static str) -> Format {
+        Format { name, bits: F::INT_NBITS + F::FRAC_NBITS, frac: F::FRAC_NBITS }
+    }
+
+    /// A plain integer format of `bits` bits (no fraction), for small-width checks.
+    pub const fn int(bits: u32) -> Format {
+        Format { name: "int", bits, frac: 0 }
+    }
+
+    /// Smallest raw value.
+    pub const fn min_raw(self) -> i64 {
+        -(1i64 << (self.bits - 1))
+    }
+
+    /// Largest raw value.
+    pub const fn max_raw(self) -> i64 {
+        (1i64 << (self.bits - 1)) - 1
+    }
+
+    /// Whether a raw value fits.
+    pub const fn contains(self, raw: i64) -> bool {
+        raw >= self.min_raw() && raw <= self.max_raw()
+    }
+
+    /// The real value of a raw word.
+    pub fn to_real(self, raw: i64) -> f64 {
+        raw as f64 / (1u64 << self.frac) as f64
+    }
+
+    /// The raw word as two's-complement hex of the format's width, e.g. `0xe000`.
+    pub fn hex(self, raw: i64) -> String {
+        let mask = if self.bits >= 64 { u64::MAX } else { (1u64 << self.bits) - 1 };
+        let digits = self.bits.div_ceil(4) as usize;
+        format!("0x{:0digits$x}", (raw as u64) & mask)
+    }
+
+    /// `hex (real)`, the way mismatch reports print a word.
+    pub fn show(self, raw: i64) -> String {
+        format!("{} ({})", self.hex(raw), self.to_real(raw))
+    }
+
+    /// Sign-extend the low `bits` bits of an unsigned word (as read from a simulator port).
+    pub fn sign_extend(self, word: u64) -> i64 {
+        let sh = 64 - self.bits;
+        ((word << sh) as i64) >> sh
+    }
+}
+
+/// Error format facts.
+pub const ERROR: Format = Format::of::<ErrorFx>("error");
+/// Activation format facts.
+pub const ACT: Format = Format::of::<ActFx>("activation");
+/// Weight format facts.
+pub const WEIGHT: Format = Format::of::<WeightFx>("weight");
+/// Derivative format facts.
+pub const DERIV: Format = Format::of::<DerivFx>("derivative");
+/// Accumulator format facts.
+pub const ACC: Format = Format::of::<AccFx>("accumulator");
+
+/// Error width in bits, for RTL port and register widths.
+pub const ERROR_BITS: usize = ERROR.bits as usize;
+/// Derivative width in bits.
+pub const DERIV_BITS: usize = DERIV.bits as usize;
+/// Accumulator width in bits.
+pub const ACC_BITS: usize = ACC.bits as usize;
+/// Width of an error × derivative product (exact, before narrowing).
+pub const PRODUCT_BITS: usize = ERROR_BITS + DERIV_BITS;
+
+// The accumulator must keep the error LSB so S·e_L needs no alignment.
+const _: () = assert!(ACC.frac == ERROR.frac);
+
+/// Shift right by `shift` bits, rounding half up (ties toward +∞).
+///
+/// `shift = 0` returns `x` unchanged. This is the only rounding mode of the error path.
+pub fn round_shift(x: i64, shift: u32) -> i64 {
+    if shift == 0 {
+        x
+    } else {
+        (x + (1i64 << (shift - 1))) >> shift
+    }
+}
+
+/// Clamp a raw value to the range of `to` (saturation, never wrap-around).
+pub fn saturate(x: i64, to: Format) -> i64 {
+    x.clamp(to.min_raw(), to.max_raw())
+}
+
+/// Round-shift then saturate: the one narrowing step at the end of every accumulation.
+pub fn narrow(x: i64, shift: u32, to: Format) -> i64 {
+    saturate(round_shift(x, shift), to)
+}
+
+/// Exact product of two raw words, then [`narrow`] by `shift` into `to`.
+pub fn mul_narrow(a: i64, b: i64, shift: u32, to: Format) -> i64 {
+    narrow(a * b, shift, to)
+}
+
+/// The raw bits of an error word.
+pub fn error_raw(e: ErrorFx) -> i64 {
+    e.to_bits() as i64
+}
+
+/// An error word from raw bits (must fit; use [`narrow`] first).
+pub fn error_from_raw(raw: i64) -> ErrorFx {
+    debug_assert!(ERROR.contains(raw));
+    ErrorFx::from_bits(raw as i16)
+}
+
+/// A derivative word from raw bits (must fit).
+pub fn deriv_from_raw(raw: i64) -> DerivFx {
+    debug_assert!(DERIV.contains(raw));
+    DerivFx::from_bits(raw as i16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Independent reference: real-valued division and floor(x + 0.5), then clamp.
+    fn reference(x: i64, shift: u32, out_bits: u32) -> i64 {
+        let q = (x as f64 / (1u64 << shift) as f64 + 0.5).floor() as i64;
+        let lo = -(1i64 << (out_bits - 1));
+        let hi = (1i64 << (out_bits - 1)) - 1;
+        if q < lo {
+            lo
+        } else if q > hi {
+            hi
+        } else {
+            q
+        }
+    }
+
+    #[test]
+    fn narrow_sweeps_every_input_of_small_widths_against_integer_reference() {
+        let mut checked = 0u64;
+        for in_bits in 2..=12u32 {
+            let f = Format::int(in_bits);
+            for out_bits in 2..=in_bits {
+                for shift in 0..=in_bits {
+                    for x in f.min_raw()..=f.max_raw() {
+                        let got = narrow(x, shift, Format::int(out_bits));
+                        assert_eq!(got, reference(x, shift, out_bits), "x={x} shift={shift} out={out_bits}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 100_000);
+    }
+
+    #[test]
+    fn mul_narrow_sweeps_every_pair_of_6_bit_inputs() {
+        let f = Format::int(6);
+        for a in f.min_raw()..=f.max_raw() {
+            for b in f.min_raw()..=f.max_raw() {
+                for shift in 0..=6 {
+                    assert_eq!(mul_narrow(a, b, shift, f), reference(a * b, shift, 6), "{a}*{b}>>{shift}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn saturate_clamps_at_both_ends_and_passes_inside() {
+        let f = Format::int(8);
+        assert_eq!(saturate(128, f), 127);
+        assert_eq!(saturate(-129, f), -128);
+        assert_eq!(saturate(-128, f), -128);
+        assert_eq!(saturate(5, f), 5);
+    }
+
+    #[test]
+    fn formats_come_from_the_fixed_types() {
+        assert_eq!((ERROR.bits, ERROR.frac), (16, 13));
+        assert_eq!((DERIV.bits, DERIV.frac), (16, 14));
+        assert_eq!((ACC.bits, ACC.frac), (32, 13));
+        assert_eq!(ERROR.to_real(ERROR.max_raw()), ErrorFx::MAX.to_num::<f64>());
+        assert_eq!(ERROR.to_real(ERROR.min_raw()), ErrorFx::MIN.to_num::<f64>());
+        assert_eq!(DerivFx::from_num(1).to_bits(), 1 << 14);
+        assert_eq!(ERROR.hex(-1), "0xffff");
+        assert_eq!(ERROR.sign_extend(0x8000), -32768);
+    }
+}
