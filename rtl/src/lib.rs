@@ -1,1 +1,86 @@
-//! placeholder
+//! # rtl: Verilog generators for the HDFA training hardware (rust-hdl)
+//!
+//! This is the only crate that uses rust-hdl. Bit widths come from `golden`'s formats
+//! and limits, by construction; there is no second definition here.
+//!
+//! Main types:
+//! - [`bsbu::Bsbu`]: the binary sparse backward-weight unit (P lanes, zero skipping,
+//!   valid/ready streams), built by [`bsbu::generate`] into an [`Emitted`] design.
+//! - [`bsbu::BsbuLane`] and [`narrow::Narrow`]: its lane and its round/saturate step.
+//! - [`Emitted`]: Verilog text plus the top module's port list, which the co-simulation
+//!   uses to build its FFI shim.
+//! - [`LINT_WAIVERS`]: the documented Verilator lint waivers.
+
+pub mod bsbu;
+pub mod narrow;
+
+use thiserror::Error;
+
+/// Errors of the generators.
+#[derive(Debug, Error)]
+pub enum RtlError {
+    /// Invalid parameters or matrix (from the golden model's checks).
+    #[error(transparent)]
+    Golden(#[from] golden::GoldenError),
+    /// rust-hdl's structural checks failed (undriven input, logic loop, ...).
+    #[error("rust-hdl check failed for {unit}: {msg}")]
+    Check {
+        /// The unit being generated.
+        unit: &'static str,
+        /// rust-hdl's message.
+        msg: String,
+    },
+}
+
+/// Direction of a top-level port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// Driven by the testbench.
+    In,
+    /// Driven by the design.
+    Out,
+}
+
+/// One top-level port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    /// Verilog name.
+    pub name: &'static str,
+    /// Width in bits (≤ 64).
+    pub width: usize,
+    /// Direction.
+    pub dir: Dir,
+}
+
+/// A generated design: Verilog text with top module `top`, and its ports.
+#[derive(Clone, Debug)]
+pub struct Emitted {
+    /// Short unit name (`bsbu`, ...), used in file names and reports.
+    pub unit: &'static str,
+    /// The Verilog source; the top module is named `top`.
+    pub verilog: String,
+    /// The top module's ports, clock first.
+    pub ports: Vec<Port>,
+}
+
+impl Emitted {
+    /// Index of a port by name (the FFI shim addresses ports by this index).
+    pub fn port_index(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|p| p.name == name)
+    }
+}
+
+/// Verilator lint warnings we waive for rust-hdl output, each with its reason.
+/// Everything else under `verilator --lint-only -Wall` must be clean.
+pub const LINT_WAIVERS: &[(&str, &str)] = &[
+    ("WIDTH", "rust-hdl writes integer literals as 32-bit constants (`32'h0`) and widens with `$signed(x)` inside wider sums; the co-simulation against the golden model on two simulators covers what this hides"),
+    ("DECLFILENAME", "rust-hdl emits every module into one file whose name is not the module name"),
+    ("UNUSEDSIGNAL", "rust-hdl declares the full width of shared ports and sliced words (e.g. a ROM word's unused bits and upper counter bits)"),
+    ("UNUSEDPARAM", "rust-hdl emits a localparam for every constant, including ones only read at generation time"),
+];
+
+/// Run rust-hdl's structural checks (instead of its panicking `generate_verilog`).
+pub(crate) fn checked_verilog<U: rust_hdl::prelude::Block>(unit: &'static str, uut: &U) -> Result<String, RtlError> {
+    rust_hdl::prelude::check_all(uut).map_err(|e| RtlError::Check { unit, msg: format!("{e:?}") })?;
+    Ok(rust_hdl::prelude::generate_verilog_unchecked(uut))
+}

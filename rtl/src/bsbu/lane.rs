@@ -1,0 +1,206 @@
+//! One lane of the backward-weight unit: walks its compressed entries of S, one
+//! nonzero per cycle, accumulates ±e_L[col] and writes each finished row, narrowed
+//! into the error format, to its result memory.
+//!
+//! Pipeline (one entry per cycle, no stalls):
+//! - A: the entry pointer addresses the entry ROM.
+//! - B: the ROM word's column addresses this lane's copy of e_L; its flags move on.
+//! - C: ±e_L[col] is added to the accumulator; on the row's last entry the sum is
+//!   narrowed and written to the result memory at the lane's local row.
+
+use golden::bsbu::{ENTRY_BITS, ENTRY_EMPTY_BIT, ENTRY_LAST_BIT, ENTRY_NEG_BIT};
+use golden::format::{ACC_BITS, ERROR_BITS};
+use golden::params::{COL_ADDR_BITS, ROW_ADDR_BITS};
+use rust_hdl::prelude::*;
+use std::collections::BTreeMap;
+
+use crate::narrow::Narrow;
+
+/// A lane whose entry memory has 2^EA words.
+#[derive(LogicBlock)]
+pub struct BsbuLane<const EA: usize> {
+    /// Clock of the whole unit.
+    pub clock: Signal<In, Clock>,
+    /// One-cycle pulse: walk the entries from address 0.
+    pub start: Signal<In, Bit>,
+    /// High while entries are being walked or are in the pipeline.
+    pub busy: Signal<Out, Bit>,
+    /// e_L write address (shared by all lanes during the load phase).
+    pub el_addr: Signal<In, Bits<COL_ADDR_BITS>>,
+    /// e_L write data.
+    pub el_data: Signal<In, Signed<ERROR_BITS>>,
+    /// e_L write enable.
+    pub el_we: Signal<In, Bit>,
+    /// Result read address (local row), for the drain.
+    pub res_addr: Signal<In, Bits<ROW_ADDR_BITS>>,
+    /// Result read data, one cycle after the address.
+    pub res_data: Signal<Out, Signed<ERROR_BITS>>,
+    /// Compressed entries of this lane's rows (layout: `golden::bsbu::Entry`).
+    entries: SyncROM<Bits<ENTRY_BITS>, EA>,
+    /// This lane's private copy of e_L, so every lane reads one word per cycle.
+    el: RAM<Signed<ERROR_BITS>, COL_ADDR_BITS>,
+    /// Finished rows of this lane, at their local row index.
+    res: RAM<Signed<ERROR_BITS>, ROW_ADDR_BITS>,
+    /// Round/saturate with the layer's scaling shift.
+    narrow: Narrow,
+    /// Stage A: address of the next entry.
+    ptr: DFF<Bits<EA>>,
+    /// Stage A: entries remain to be issued.
+    running: DFF<Bit>,
+    /// Stage B holds a valid entry.
+    v1: DFF<Bit>,
+    /// Stage C holds a valid entry.
+    v2: DFF<Bit>,
+    /// Stage C: subtract.
+    neg2: DFF<Bit>,
+    /// Stage C: the entry closes its row.
+    last2: DFF<Bit>,
+    /// Stage C: the entry stands for an empty row (adds nothing).
+    empty2: DFF<Bit>,
+    /// Row accumulator.
+    acc: DFF<Signed<ACC_BITS>>,
+    /// Local index of the row being accumulated.
+    row: DFF<Bits<ROW_ADDR_BITS>>,
+    /// ±e_L[col] sign-extended to the accumulator width.
+    term: Signal<Local, Signed<ACC_BITS>>,
+    /// acc + term.
+    sum: Signal<Local, Signed<ACC_BITS>>,
+    /// Address of this lane's last entry.
+    last_ptr: Constant<Bits<EA>>,
+    /// This lane owns at least one row (with fewer rows than lanes, some own none).
+    has_work: Constant<Bit>,
+    /// Mask of the entry's sign flag.
+    neg_mask: Constant<Bits<ENTRY_BITS>>,
+    /// Mask of the entry's end-of-row flag.
+    last_mask: Constant<Bits<ENTRY_BITS>>,
+    /// Mask of the entry's empty-row flag.
+    empty_mask: Constant<Bits<ENTRY_BITS>>,
+    /// Zero in the accumulator format.
+    zero_acc: Constant<Signed<ACC_BITS>>,
+    /// Zero entry pointer.
+    zero_ptr: Constant<Bits<EA>>,
+    /// Zero row index.
+    zero_row: Constant<Bits<ROW_ADDR_BITS>>,
+}
+
+impl<const EA: usize> BsbuLane<EA> {
+    /// A lane holding the packed `entries` (at most 2^EA), narrowing by `shift`.
+    pub fn new(entries: &[u32], shift: u32) -> Self {
+        assert!(entries.len() <= 1 << EA, "lane program larger than its entry memory");
+        let rom: BTreeMap<Bits<EA>, Bits<ENTRY_BITS>> =
+            entries.iter().enumerate().map(|(i, &w)| ((i as u64).to_bits(), (w as u64).to_bits())).collect();
+        let last = entries.len().saturating_sub(1) as u64;
+        BsbuLane {
+            clock: Default::default(),
+            start: Default::default(),
+            busy: Default::default(),
+            el_addr: Default::default(),
+            el_data: Default::default(),
+            el_we: Default::default(),
+            res_addr: Default::default(),
+            res_data: Default::default(),
+            entries: SyncROM::new(rom),
+            el: RAM::default(),
+            res: RAM::default(),
+            narrow: Narrow::new(shift),
+            ptr: Default::default(),
+            running: Default::default(),
+            v1: Default::default(),
+            v2: Default::default(),
+            neg2: Default::default(),
+            last2: Default::default(),
+            empty2: Default::default(),
+            acc: Default::default(),
+            row: Default::default(),
+            term: Default::default(),
+            sum: Default::default(),
+            last_ptr: Constant::new(last.to_bits()),
+            has_work: Constant::new(!entries.is_empty()),
+            neg_mask: Constant::new((1u64 << ENTRY_NEG_BIT).to_bits()),
+            last_mask: Constant::new((1u64 << ENTRY_LAST_BIT).to_bits()),
+            empty_mask: Constant::new((1u64 << ENTRY_EMPTY_BIT).to_bits()),
+            zero_acc: Constant::new(0i64.to_signed_bits()),
+            zero_ptr: Constant::new(0u64.to_bits()),
+            zero_row: Constant::new(0u64.to_bits()),
+        }
+    }
+}
+
+impl<const EA: usize> Logic for BsbuLane<EA> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        // Clocks.
+        self.entries.clock.next = self.clock.val();
+        self.el.read_clock.next = self.clock.val();
+        self.el.write_clock.next = self.clock.val();
+        self.res.read_clock.next = self.clock.val();
+        self.res.write_clock.next = self.clock.val();
+        self.ptr.clock.next = self.clock.val();
+        self.running.clock.next = self.clock.val();
+        self.v1.clock.next = self.clock.val();
+        self.v2.clock.next = self.clock.val();
+        self.neg2.clock.next = self.clock.val();
+        self.last2.clock.next = self.clock.val();
+        self.empty2.clock.next = self.clock.val();
+        self.acc.clock.next = self.clock.val();
+        self.row.clock.next = self.clock.val();
+        // Hold by default.
+        self.ptr.d.next = self.ptr.q.val();
+        self.running.d.next = self.running.q.val();
+        self.acc.d.next = self.acc.q.val();
+        self.row.d.next = self.row.q.val();
+        // e_L copy: written in the load phase, read by column in stage B.
+        self.el.write_address.next = self.el_addr.val();
+        self.el.write_data.next = self.el_data.val();
+        self.el.write_enable.next = self.el_we.val();
+        // Results: read by the drain.
+        self.res.read_address.next = self.res_addr.val();
+        self.res_data.next = self.res.read_data.val();
+        // Stage A: issue one entry per cycle.
+        self.entries.address.next = self.ptr.q.val();
+        self.v1.d.next = false;
+        if self.running.q.val() {
+            self.v1.d.next = true;
+            if self.ptr.q.val() == self.last_ptr.val() {
+                self.running.d.next = false;
+            } else {
+                self.ptr.d.next = self.ptr.q.val() + 1;
+            }
+        }
+        if self.start.val() & self.has_work.val() {
+            self.running.d.next = true;
+            self.ptr.d.next = self.zero_ptr.val();
+            self.row.d.next = self.zero_row.val();
+            self.acc.d.next = self.zero_acc.val();
+        }
+        // Stage B: the entry word addresses e_L.
+        self.el.read_address.next = self.entries.data.val().get_bits::<COL_ADDR_BITS>(0);
+        self.v2.d.next = self.v1.q.val();
+        self.neg2.d.next = (self.entries.data.val() & self.neg_mask.val()).any();
+        self.last2.d.next = (self.entries.data.val() & self.last_mask.val()).any();
+        self.empty2.d.next = (self.entries.data.val() & self.empty_mask.val()).any();
+        // Stage C: accumulate ±e_L[col]; close the row on its last entry.
+        self.term.next = signed_bit_cast::<ACC_BITS, ERROR_BITS>(self.el.read_data.val());
+        if self.neg2.q.val() {
+            self.term.next = -signed_bit_cast::<ACC_BITS, ERROR_BITS>(self.el.read_data.val());
+        }
+        if self.empty2.q.val() {
+            self.term.next = self.zero_acc.val();
+        }
+        self.sum.next = self.acc.q.val() + self.term.val();
+        self.narrow.x.next = self.sum.val();
+        self.res.write_address.next = self.row.q.val();
+        self.res.write_data.next = self.narrow.y.val();
+        self.res.write_enable.next = false;
+        if self.v2.q.val() {
+            if self.last2.q.val() {
+                self.res.write_enable.next = true;
+                self.acc.d.next = self.zero_acc.val();
+                self.row.d.next = self.row.q.val() + 1;
+            } else {
+                self.acc.d.next = self.sum.val();
+            }
+        }
+        self.busy.next = self.running.q.val() | self.v1.q.val() | self.v2.q.val();
+    }
+}
