@@ -92,3 +92,27 @@ fn bsbu_simulators_agree_without_stalls_too() {
     assert_eq!(v.stats.cycles, i.stats.cycles);
     assert!(v.utilization() > 0.5 && v.utilization() <= 1.0, "{}", v.summary());
 }
+
+#[test]
+fn verilator_build_cache_is_shared_by_parallel_builders() {
+    // A fresh cache directory, two threads building the same design at once: the lock
+    // must serialise them, exactly one builds, and the library loads in both.
+    let cache = work("cache_race");
+    let _ = std::fs::remove_dir_all(&cache);
+    let sc = BsbuScenario::new(2, 6, 5, 0.3, 0, 99).unwrap();
+    let design = rtl::bsbu::generate(&sc.params, &sc.matrix().unwrap()).unwrap();
+    let builds: Vec<sim::verilator::Build> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2).map(|_| s.spawn(|| sim::verilator::build(&design, &cache).unwrap())).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(builds.iter().filter(|b| !b.cached).count(), 1, "{builds:?}");
+    assert_eq!(builds[0].lib, builds[1].lib);
+    for b in &builds {
+        sim::verilator::VerilatorModel::load(b, &design.ports).unwrap();
+    }
+    assert!(sim::verilator::build(&design, &cache).unwrap().cached);
+    // A different design gets a different build.
+    let sc2 = BsbuScenario::new(2, 6, 5, 0.3, 0, 100).unwrap();
+    let d2 = rtl::bsbu::generate(&sc2.params, &sc2.matrix().unwrap()).unwrap();
+    assert_ne!(sim::verilator::build(&d2, &cache).unwrap().lib, builds[0].lib);
+}
