@@ -64,6 +64,9 @@ pub struct BsbuScenario {
     pub seed: u64,
     /// Stall pattern of the streams.
     pub stall: Stall,
+    /// Plant the corner rows in S (empty row, full rows); off for benchmarks, whose
+    /// utilization should reflect a purely random S of the given sparsity.
+    pub corner_rows: bool,
 }
 
 /// Number of corner-case vectors that precede the random ones.
@@ -74,7 +77,7 @@ impl BsbuScenario {
     pub fn new(lanes: usize, rows: usize, cols: usize, sparsity: f64, vectors: usize, seed: u64) -> Result<Self, TbError> {
         check_sparsity(sparsity)?;
         let params = BsbuParams::new(lanes, rows, cols, BsbuParams::default_shift(cols))?;
-        Ok(BsbuScenario { params, sparsity, vectors, seed, stall: Stall::SOME })
+        Ok(BsbuScenario { params, sparsity, vectors, seed, stall: Stall::SOME, corner_rows: true })
     }
 
     /// Short configuration text for reports.
@@ -86,12 +89,12 @@ impl BsbuScenario {
         )
     }
 
-    /// S with corner rows planted: row 0 all zero, row 1 every column nonzero
+    /// S, with corner rows planted when `corner_rows` is set: row 0 all zero, row 1 every column nonzero
     /// (alternating signs), row 2 every column +1 (so full-scale inputs saturate).
     pub fn matrix(&self) -> Result<SparseSign, TbError> {
         let p = &self.params;
         let mut s = SparseSign::random(p.n_rows, p.n_cols, self.sparsity, self.seed)?;
-        if p.n_rows >= 3 {
+        if self.corner_rows && p.n_rows >= 3 {
             let full = |alt: bool| (0..p.n_cols).map(|c| Nonzero { col: c as u16, neg: alt && c % 2 == 1 }).collect();
             s = s.with_row(0, vec![])?.with_row(1, full(true))?.with_row(2, full(false))?;
         }
