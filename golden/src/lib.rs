@@ -15,10 +15,12 @@
 //! - [`bsbu::apply`]: e_i = sat(round((S·e_L) >> shift)) ⊙ f'(p), with [`bsbu::FPrime`].
 //! - [`params::BsbuParams`]: validated parameters of the backward-weight unit.
 //! - [`rng::Rng`]: the seeded generator behind every random choice.
+//! - [`data::Dataset`], [`data::load_idx`], [`data::load_digits_csv`]: image datasets.
 //!
 //! This crate depends on no hardware crate.
 
 pub mod bsbu;
+pub mod data;
 pub mod error;
 pub mod format;
 pub mod params;
