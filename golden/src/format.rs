@@ -13,6 +13,12 @@
 //! | weight W | [`WeightFx`] | Q4.12, 16 bit | [-8, 8) |
 //! | derivative f'(p) | [`DerivFx`] | Q2.14, 16 bit | [-2, 2), 1.0 exact |
 //! | error accumulator | [`AccFx`] | Q19.13, 32 bit | error sums, same LSB as e |
+//! | master weight θ, velocity v, gradient g | [`MasterFx`] | Q8.24, 32 bit | [-128, 128) |
+//! | optimizer coefficient η, α, γ | [`CoefFx`] | Q15.16, 32 bit | 1.0 = 0x10000 |
+//!
+//! Training keeps master weights, velocities and gradients in the wide Q8.24 format so
+//! that η·g does not underflow; the forward and backward passes read a copy rounded
+//! to the 16-bit weight format.
 //!
 //! ## Rounding and saturation
 //! Arithmetic is done on raw integers: accumulate wide (i64 in the model, the
@@ -26,7 +32,7 @@
 //! narrows the product.
 
 use fixed::traits::Fixed;
-use fixed::types::extra::{U13, U14, U8, U12};
+use fixed::types::extra::{U12, U13, U14, U16, U24, U8};
 use fixed::{FixedI16, FixedI32};
 
 /// Error format: Q3.13. e_L = softmax − one-hot lies in [-1, 1]; the headroom up to
@@ -40,6 +46,11 @@ pub type WeightFx = FixedI16<U12>;
 pub type DerivFx = FixedI16<U14>;
 /// Error accumulator: 32 bit with the error format's LSB, so sums need no alignment.
 pub type AccFx = FixedI32<U13>;
+
+/// Master weight, velocity and gradient format: Q8.24.
+pub type MasterFx = FixedI32<U24>;
+/// Optimizer coefficient format (η, α, γ, 1 − γ): Q15.16.
+pub type CoefFx = FixedI32<U16>;
 
 /// The facts of one fixed-point format as plain numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +124,11 @@ pub const DERIV: Format = Format::of::<DerivFx>("derivative");
 /// Accumulator format facts.
 pub const ACC: Format = Format::of::<AccFx>("accumulator");
 
+/// Master weight / velocity / gradient format facts.
+pub const MASTER: Format = Format::of::<MasterFx>("master");
+/// Optimizer coefficient format facts.
+pub const COEF: Format = Format::of::<CoefFx>("coefficient");
+
 /// Error width in bits, for RTL port and register widths.
 pub const ERROR_BITS: usize = ERROR.bits as usize;
 /// Derivative width in bits.
@@ -149,6 +165,21 @@ pub fn narrow(x: i64, shift: u32, to: Format) -> i64 {
 /// Exact product of two raw words, then [`narrow`] by `shift` into `to`.
 pub fn mul_narrow(a: i64, b: i64, shift: u32, to: Format) -> i64 {
     narrow(a * b, shift, to)
+}
+
+/// Move a raw value with `from_frac` fraction bits into format `to`, also dividing
+/// by 2^`div_log2`: one [`narrow`] when bits are dropped (round half up, saturate),
+/// an exact left shift and [`saturate`] when bits are added.
+pub fn rescale(x: i64, from_frac: u32, div_log2: u32, to: Format) -> i64 {
+    let drop = from_frac as i64 + div_log2 as i64 - to.frac as i64;
+    if drop >= 0 {
+        narrow(x, drop as u32, to)
+    } else {
+        let up = (-drop) as u32;
+        // Saturate before shifting so the shift cannot overflow i64.
+        let lim = i64::MAX >> up;
+        saturate(x.clamp(-lim, lim) << up, to)
+    }
 }
 
 /// The raw bits of an error word.
@@ -211,6 +242,22 @@ mod tests {
             for b in f.min_raw()..=f.max_raw() {
                 for shift in 0..=6 {
                     assert_eq!(mul_narrow(a, b, shift, f), reference(a * b, shift, 6), "{a}*{b}>>{shift}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rescale_matches_exact_rational_reference() {
+        let to = Format::int(8);
+        for x in -3000i64..3000 {
+            for from in 0..6u32 {
+                for div in 0..4u32 {
+                    let to = Format { frac: 3, ..to };
+                    // value = x / 2^from / 2^div, expressed with 3 fraction bits.
+                    let q = x as f64 / (1u64 << (from + div)) as f64 * 8.0;
+                    let want = ((q + 0.5).floor() as i64).clamp(to.min_raw(), to.max_raw());
+                    assert_eq!(rescale(x, from, div, to), want, "x={x} from={from} div={div}");
                 }
             }
         }

@@ -20,6 +20,7 @@
 //! This crate depends on no hardware crate.
 
 pub mod bsbu;
+pub mod cnn;
 pub mod data;
 pub mod error;
 pub mod format;

@@ -1,0 +1,250 @@
+//! The number systems the CNN runs in: bit-exact fixed point ([`Fx`]) and the f32
+//! reference path ([`F32`]). The layer code is written once, generic over [`Num`];
+//! only the arithmetic differs.
+//!
+//! Fixed point (formats from [`crate::format`]):
+//! - activation × weight (Q8.8 × Q4.12) accumulates exactly in i64 with 20 fraction
+//!   bits, plus the bias, then narrows once into Q8.8;
+//! - error × weight (Q3.13 × Q4.12) accumulates with 25 fraction bits, narrows into Q3.13;
+//! - error × activation (Q3.13 × Q8.8) accumulates over the whole batch with 21
+//!   fraction bits, then narrows once into the Q8.24 gradient, dividing by the
+//!   (power-of-two) batch size in the same step.
+
+use crate::format::{self, ACT, COEF, ERROR, MASTER, WEIGHT};
+
+/// Arithmetic of one number system.
+pub trait Num: Copy + Clone + Send + Sync + PartialEq + std::fmt::Debug + Default + 'static {
+    /// Activation, weight (forward copy) and error values.
+    type V: Copy + Clone + Send + Sync + PartialEq + PartialOrd + std::fmt::Debug + Default;
+    /// Exact accumulator.
+    type Acc: Copy + Clone + Send + Sync + Default + std::fmt::Debug + std::ops::AddAssign + PartialEq;
+    /// Master weight, velocity, gradient.
+    type M: Copy + Clone + Send + Sync + PartialEq + std::fmt::Debug + Default;
+
+    /// Zero value.
+    fn zero() -> Self::V;
+    /// Zero accumulator.
+    fn zero_acc() -> Self::Acc;
+    /// Exact product of two values.
+    fn mul(a: Self::V, b: Self::V) -> Self::Acc;
+    /// A value as an accumulator term with weight ±1 (binary backward weights).
+    fn signed(e: Self::V, neg: bool) -> Self::Acc;
+    /// Activation × weight sum plus bias → activation.
+    fn fwd_out(acc: Self::Acc, bias: Self::V) -> Self::V;
+    /// Error × weight sum → error.
+    fn bwd_out(acc: Self::Acc) -> Self::V;
+    /// Sum of ±errors (binary backward weights) scaled by 2^−shift → error.
+    fn bin_out(acc: Self::Acc, shift: u32) -> Self::V;
+    /// Error × activation sum over the batch → gradient, divided by 2^log2_batch.
+    fn grad_out(acc: Self::Acc, log2_batch: u32) -> Self::M;
+    /// Error sum over the batch (bias gradient) → gradient, divided by 2^log2_batch.
+    fn bias_grad_out(acc: Self::Acc, log2_batch: u32) -> Self::M;
+    /// Forward copy of a master weight.
+    fn weight_of(m: Self::M) -> Self::V;
+    /// Forward copy of a master bias (activation format).
+    fn bias_of(m: Self::M) -> Self::V;
+    /// A master value from a real number (initialisation).
+    fn master_from_f64(x: f64) -> Self::M;
+    /// A value from a real number (inputs, tests).
+    fn act_from_f64(x: f64) -> Self::V;
+    /// A real number from a value of the given kind (reports).
+    fn to_f64(v: Self::V, kind: Kind) -> f64;
+    /// A real number from a master value.
+    fn master_to_f64(m: Self::M) -> f64;
+    /// c·m (c a coefficient such as α, γ or η).
+    fn scale(m: Self::M, c: Coef) -> Self::M;
+    /// a + b.
+    fn add(a: Self::M, b: Self::M) -> Self::M;
+    /// a − b.
+    fn sub(a: Self::M, b: Self::M) -> Self::M;
+    /// Raw bits of a value (fixed point) or its IEEE bits (f32), for checksums and dumps.
+    fn bits(v: Self::V) -> i64;
+    /// Raw bits of a master value.
+    fn master_bits(m: Self::M) -> i64;
+}
+
+/// What a value means (it selects the fixed-point format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Activation / pre-activation.
+    Act,
+    /// Forward weight copy.
+    Weight,
+    /// Error.
+    Error,
+}
+
+/// An optimizer coefficient in both systems: exact Q15.16 raw and its f32 value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Coef {
+    /// Q15.16 raw value.
+    pub raw: i64,
+    /// The same value as f32 (the f32 path uses this, so both paths see the same number).
+    pub real: f32,
+}
+
+impl Coef {
+    /// The Q15.16 coefficient nearest to `x` (round half up).
+    pub fn new(x: f64) -> Coef {
+        let raw = format::saturate((x * (1u64 << COEF.frac) as f64 + 0.5).floor() as i64, COEF);
+        Coef { raw, real: (raw as f64 / (1u64 << COEF.frac) as f64) as f32 }
+    }
+
+    /// 1 − self, exactly.
+    pub fn one_minus(self) -> Coef {
+        let raw = (1i64 << COEF.frac) - self.raw;
+        Coef { raw, real: (raw as f64 / (1u64 << COEF.frac) as f64) as f32 }
+    }
+}
+
+/// Bit-exact fixed point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Fx;
+
+/// The f32 reference path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct F32;
+
+impl Num for Fx {
+    type V = i16;
+    type Acc = i64;
+    type M = i32;
+
+    fn zero() -> i16 {
+        0
+    }
+    fn zero_acc() -> i64 {
+        0
+    }
+    #[inline(always)]
+    fn mul(a: i16, b: i16) -> i64 {
+        a as i64 * b as i64
+    }
+    #[inline(always)]
+    fn signed(e: i16, neg: bool) -> i64 {
+        if neg { -(e as i64) } else { e as i64 }
+    }
+    fn fwd_out(acc: i64, bias: i16) -> i16 {
+        let f = ACT.frac + WEIGHT.frac;
+        format::rescale(acc + ((bias as i64) << WEIGHT.frac), f, 0, ACT) as i16
+    }
+    fn bwd_out(acc: i64) -> i16 {
+        format::rescale(acc, ERROR.frac + WEIGHT.frac, 0, ERROR) as i16
+    }
+    fn bin_out(acc: i64, shift: u32) -> i16 {
+        format::narrow(acc, shift, ERROR) as i16
+    }
+    fn grad_out(acc: i64, log2_batch: u32) -> i32 {
+        format::rescale(acc, ERROR.frac + ACT.frac, log2_batch, MASTER) as i32
+    }
+    fn bias_grad_out(acc: i64, log2_batch: u32) -> i32 {
+        format::rescale(acc, ERROR.frac, log2_batch, MASTER) as i32
+    }
+    fn weight_of(m: i32) -> i16 {
+        format::rescale(m as i64, MASTER.frac, 0, WEIGHT) as i16
+    }
+    fn bias_of(m: i32) -> i16 {
+        format::rescale(m as i64, MASTER.frac, 0, ACT) as i16
+    }
+    fn master_from_f64(x: f64) -> i32 {
+        format::saturate((x * (1u64 << MASTER.frac) as f64 + 0.5).floor() as i64, MASTER) as i32
+    }
+    fn act_from_f64(x: f64) -> i16 {
+        format::saturate((x * (1u64 << ACT.frac) as f64 + 0.5).floor() as i64, ACT) as i16
+    }
+    fn to_f64(v: i16, kind: Kind) -> f64 {
+        let f = match kind {
+            Kind::Act => ACT,
+            Kind::Weight => WEIGHT,
+            Kind::Error => ERROR,
+        };
+        f.to_real(v as i64)
+    }
+    fn master_to_f64(m: i32) -> f64 {
+        MASTER.to_real(m as i64)
+    }
+    fn scale(m: i32, c: Coef) -> i32 {
+        format::mul_narrow(m as i64, c.raw, COEF.frac, MASTER) as i32
+    }
+    fn add(a: i32, b: i32) -> i32 {
+        format::saturate(a as i64 + b as i64, MASTER) as i32
+    }
+    fn sub(a: i32, b: i32) -> i32 {
+        format::saturate(a as i64 - b as i64, MASTER) as i32
+    }
+    fn bits(v: i16) -> i64 {
+        v as i64
+    }
+    fn master_bits(m: i32) -> i64 {
+        m as i64
+    }
+}
+
+impl Num for F32 {
+    type V = f32;
+    type Acc = f32;
+    type M = f32;
+
+    fn zero() -> f32 {
+        0.0
+    }
+    fn zero_acc() -> f32 {
+        0.0
+    }
+    #[inline(always)]
+    fn mul(a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    fn signed(e: f32, neg: bool) -> f32 {
+        if neg { -e } else { e }
+    }
+    fn fwd_out(acc: f32, bias: f32) -> f32 {
+        acc + bias
+    }
+    fn bwd_out(acc: f32) -> f32 {
+        acc
+    }
+    fn bin_out(acc: f32, shift: u32) -> f32 {
+        acc / (1u64 << shift) as f32
+    }
+    fn grad_out(acc: f32, log2_batch: u32) -> f32 {
+        acc / (1u64 << log2_batch) as f32
+    }
+    fn bias_grad_out(acc: f32, log2_batch: u32) -> f32 {
+        acc / (1u64 << log2_batch) as f32
+    }
+    fn weight_of(m: f32) -> f32 {
+        m
+    }
+    fn bias_of(m: f32) -> f32 {
+        m
+    }
+    fn master_from_f64(x: f64) -> f32 {
+        x as f32
+    }
+    fn act_from_f64(x: f64) -> f32 {
+        x as f32
+    }
+    fn to_f64(v: f32, _kind: Kind) -> f64 {
+        v as f64
+    }
+    fn master_to_f64(m: f32) -> f64 {
+        m as f64
+    }
+    fn scale(m: f32, c: Coef) -> f32 {
+        m * c.real
+    }
+    fn add(a: f32, b: f32) -> f32 {
+        a + b
+    }
+    fn sub(a: f32, b: f32) -> f32 {
+        a - b
+    }
+    fn bits(v: f32) -> i64 {
+        v.to_bits() as i64
+    }
+    fn master_bits(m: f32) -> i64 {
+        m.to_bits() as i64
+    }
+}

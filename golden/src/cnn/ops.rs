@@ -1,0 +1,317 @@
+//! Layer operations, generic over the number system [`Num`]. Each output element is
+//! accumulated exactly (`N::Acc`) and narrowed once.
+//!
+//! A dense layer is a 1×1 convolution over a 1×1 map whose channels are the flattened
+//! input, so [`ConvGeom`] serves both.
+
+use super::num::Num;
+use crate::GoldenError;
+
+/// Shape of one convolution (or dense) layer, validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    /// Input channels.
+    pub in_c: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Output channels.
+    pub out_c: usize,
+    /// Kernel size (k × k).
+    pub k: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub pad: usize,
+    /// Dilation (taps `dil` apart).
+    pub dil: usize,
+    /// Channel groups.
+    pub groups: usize,
+    /// Output height.
+    pub out_h: usize,
+    /// Output width.
+    pub out_w: usize,
+}
+
+impl ConvGeom {
+    /// Validate and compute the output size.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        in_c: usize,
+        in_h: usize,
+        in_w: usize,
+        out_c: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        dil: usize,
+        groups: usize,
+    ) -> Result<Self, GoldenError> {
+        let oor = |n: &'static str, v: usize, r: &str| Err(GoldenError::out_of_range(n, v, r));
+        if k == 0 {
+            return oor("kernel", k, ">= 1");
+        }
+        if stride == 0 {
+            return oor("stride", stride, ">= 1");
+        }
+        if dil == 0 {
+            return oor("dilation", dil, ">= 1");
+        }
+        if groups == 0 || in_c % groups != 0 || out_c % groups != 0 {
+            return Err(GoldenError::out_of_range(
+                "groups",
+                groups,
+                format!("a divisor of both input channels {in_c} and output channels {out_c}"),
+            ));
+        }
+        let span = dil * (k - 1) + 1;
+        if in_h + 2 * pad < span || in_w + 2 * pad < span {
+            return Err(GoldenError::out_of_range(
+                "kernel span",
+                span,
+                format!("at most the padded input {}x{}", in_h + 2 * pad, in_w + 2 * pad),
+            ));
+        }
+        let out_h = (in_h + 2 * pad - span) / stride + 1;
+        let out_w = (in_w + 2 * pad - span) / stride + 1;
+        Ok(ConvGeom { in_c, in_h, in_w, out_c, k, stride, pad, dil, groups, out_h, out_w })
+    }
+
+    /// A dense layer `inputs → outputs` as a 1×1 convolution.
+    pub fn dense(inputs: usize, outputs: usize) -> Self {
+        ConvGeom { in_c: inputs, in_h: 1, in_w: 1, out_c: outputs, k: 1, stride: 1, pad: 0, dil: 1, groups: 1, out_h: 1, out_w: 1 }
+    }
+
+    /// Input elements.
+    pub fn in_len(&self) -> usize {
+        self.in_c * self.in_h * self.in_w
+    }
+    /// Output elements.
+    pub fn out_len(&self) -> usize {
+        self.out_c * self.out_h * self.out_w
+    }
+    /// Input channels per group.
+    pub fn icg(&self) -> usize {
+        self.in_c / self.groups
+    }
+    /// Weights: [out_c][in_c / groups][k][k].
+    pub fn w_len(&self) -> usize {
+        self.out_c * self.icg() * self.k * self.k
+    }
+    /// Fan-in of one output.
+    pub fn fan_in(&self) -> usize {
+        self.icg() * self.k * self.k
+    }
+
+    /// Visit every (output index, input index, weight index) triple that contributes,
+    /// i.e. the taps that land inside the input (padding taps are skipped).
+    #[inline]
+    pub fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize)) {
+        let (icg, ocg) = (self.icg(), self.out_c / self.groups);
+        for oc in 0..self.out_c {
+            let g = oc / ocg;
+            for ic_l in 0..icg {
+                let ic = g * icg + ic_l;
+                for ky in 0..self.k {
+                    for kx in 0..self.k {
+                        let wi = ((oc * icg + ic_l) * self.k + ky) * self.k + kx;
+                        for oy in 0..self.out_h {
+                            let iy = (oy * self.stride + ky * self.dil) as isize - self.pad as isize;
+                            if iy < 0 || iy >= self.in_h as isize {
+                                continue;
+                            }
+                            for ox in 0..self.out_w {
+                                let ix = (ox * self.stride + kx * self.dil) as isize - self.pad as isize;
+                                if ix < 0 || ix >= self.in_w as isize {
+                                    continue;
+                                }
+                                let o = (oc * self.out_h + oy) * self.out_w + ox;
+                                let i = (ic * self.in_h + iy as usize) * self.in_w + ix as usize;
+                                f(o, i, wi);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forward: y = conv(x, w) + b, narrowed once per output (pre-activation).
+pub fn conv_fwd<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mut [N::V], acc: &mut Vec<N::Acc>) {
+    acc.clear();
+    acc.resize(g.out_len(), N::zero_acc());
+    g.for_each_tap(|o, i, wi| acc[o] += N::mul(x[i], w[wi]));
+    let per = g.out_h * g.out_w;
+    for (o, (yo, a)) in y.iter_mut().zip(acc.iter()).enumerate() {
+        *yo = N::fwd_out(*a, b[o / per]);
+    }
+}
+
+/// Backward data (BP): e_in = convᵀ(e_out, w), narrowed once per input element.
+pub fn conv_bwd_data<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_in: &mut [N::V], acc: &mut Vec<N::Acc>) {
+    acc.clear();
+    acc.resize(g.in_len(), N::zero_acc());
+    g.for_each_tap(|o, i, wi| acc[i] += N::mul(e_out[o], w[wi]));
+    for (e, a) in e_in.iter_mut().zip(acc.iter()) {
+        *e = N::bwd_out(*a);
+    }
+}
+
+/// Weight and bias gradient accumulation for one sample: gw += e_out ⋆ x, gb += Σ e_out.
+pub fn conv_bwd_weight<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], gw: &mut [N::Acc], gb: &mut [N::Acc]) {
+    g.for_each_tap(|o, i, wi| gw[wi] += N::mul(e_out[o], x[i]));
+    let per = g.out_h * g.out_w;
+    for (o, e) in e_out.iter().enumerate() {
+        gb[o / per] += N::signed(*e, false);
+    }
+}
+
+/// Convolution with binary weights (true = −1) and a power-of-two scaling shift:
+/// the DFA backward path. Adds and subtracts only.
+pub fn conv_binary<N: Num>(g: &ConvGeom, e: &[N::V], neg: &[bool], shift: u32, out: &mut [N::V], acc: &mut Vec<N::Acc>) {
+    acc.clear();
+    acc.resize(g.out_len(), N::zero_acc());
+    g.for_each_tap(|o, i, wi| acc[o] += N::signed(e[i], neg[wi]));
+    for (y, a) in out.iter_mut().zip(acc.iter()) {
+        *y = N::bin_out(*a, shift);
+    }
+}
+
+/// ReLU: o = max(p, 0).
+pub fn relu<N: Num>(p: &[N::V], o: &mut [N::V]) {
+    for (y, x) in o.iter_mut().zip(p) {
+        *y = if *x > N::zero() { *x } else { N::zero() };
+    }
+}
+
+/// ReLU derivative as a mask: e ← e where p > 0, else 0.
+pub fn relu_mask<N: Num>(p: &[N::V], e: &mut [N::V]) {
+    for (y, x) in e.iter_mut().zip(p) {
+        if *x <= N::zero() {
+            *y = N::zero();
+        }
+    }
+}
+
+/// 2×2 max-pool with stride 2 over (c, h, w); records the winning input index
+/// (first maximum in row-major order on ties).
+pub fn maxpool2_fwd<N: Num>(c: usize, h: usize, w: usize, x: &[N::V], y: &mut [N::V], arg: &mut [u32]) {
+    let (oh, ow) = (h / 2, w / 2);
+    for ch in 0..c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best = (ch * h + 2 * oy) * w + 2 * ox;
+                for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                    let i = (ch * h + 2 * oy + dy) * w + 2 * ox + dx;
+                    if x[i] > x[best] {
+                        best = i;
+                    }
+                }
+                let o = (ch * oh + oy) * ow + ox;
+                y[o] = x[best];
+                arg[o] = best as u32;
+            }
+        }
+    }
+}
+
+/// 2×2 max-pool backward: each output error goes to its winning input.
+pub fn maxpool2_bwd<N: Num>(e_out: &[N::V], arg: &[u32], e_in: &mut [N::V]) {
+    e_in.iter_mut().for_each(|e| *e = N::zero());
+    for (e, &a) in e_out.iter().zip(arg) {
+        e_in[a as usize] = *e;
+    }
+}
+
+/// The channel-shuffle permutation (ShuffleNet) of `c` channels in `groups` groups:
+/// channel `g·(c/groups) + i` moves to position `i·groups + g`. Returns, for each
+/// output channel, its source channel. Shared by the golden model and the RTL.
+pub fn shuffle_perm(c: usize, groups: usize) -> Vec<usize> {
+    let per = c / groups;
+    let mut src = vec![0; c];
+    for g in 0..groups {
+        for i in 0..per {
+            src[i * groups + g] = g * per + i;
+        }
+    }
+    src
+}
+
+/// Apply a channel permutation: out channel k = in channel `src[k]` (h·w words each).
+pub fn permute_channels<T: Copy>(src: &[usize], hw: usize, x: &[T], y: &mut [T]) {
+    for (k, &s) in src.iter().enumerate() {
+        y[k * hw..(k + 1) * hw].copy_from_slice(&x[s * hw..(s + 1) * hw]);
+    }
+}
+
+/// Inverse of [`permute_channels`] (the shuffle's backward pass).
+pub fn unpermute_channels<T: Copy>(src: &[usize], hw: usize, y: &[T], x: &mut [T]) {
+    for (k, &s) in src.iter().enumerate() {
+        x[s * hw..(s + 1) * hw].copy_from_slice(&y[k * hw..(k + 1) * hw]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cnn::num::{Fx, F32};
+
+    #[test]
+    fn conv_geometry_validates_with_named_errors() {
+        assert_eq!(ConvGeom::new(4, 8, 8, 8, 3, 1, 1, 1, 2).unwrap().out_h, 8);
+        assert_eq!(ConvGeom::new(4, 8, 8, 8, 3, 2, 1, 1, 1).unwrap().out_h, 4);
+        assert_eq!(ConvGeom::new(4, 9, 9, 8, 3, 1, 0, 2, 1).unwrap().out_h, 5);
+        let e = ConvGeom::new(6, 8, 8, 8, 3, 1, 1, 1, 4).unwrap_err().to_string();
+        assert!(e.contains("groups = 4") && e.contains("divisor"), "{e}");
+        assert!(ConvGeom::new(4, 8, 8, 8, 3, 1, 1, 0, 1).unwrap_err().to_string().contains("dilation = 0"));
+        assert!(ConvGeom::new(4, 2, 2, 8, 3, 1, 0, 1, 1).unwrap_err().to_string().contains("kernel span"));
+    }
+
+    #[test]
+    fn shuffle_is_a_permutation_and_unshuffle_inverts_it() {
+        let p = shuffle_perm(8, 4);
+        assert_eq!(p, vec![0, 2, 4, 6, 1, 3, 5, 7]);
+        let x: Vec<u32> = (0..16).collect();
+        let mut y = vec![0; 16];
+        let mut z = vec![0; 16];
+        permute_channels(&p, 2, &x, &mut y);
+        unpermute_channels(&p, 2, &y, &mut z);
+        assert_eq!(x, z);
+    }
+
+    #[test]
+    fn f32_conv_matches_f64_direct_formula() {
+        let g = ConvGeom::new(4, 5, 6, 6, 3, 2, 1, 2, 2).unwrap();
+        let x: Vec<f32> = (0..g.in_len()).map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0).collect();
+        let w: Vec<f32> = (0..g.w_len()).map(|i| ((i * 13 % 7) as f32 - 3.0) / 5.0).collect();
+        let b: Vec<f32> = (0..g.out_c).map(|i| i as f32 / 10.0).collect();
+        let mut y = vec![0.0; g.out_len()];
+        conv_fwd::<F32>(&g, &x, &w, &b, &mut y, &mut Vec::new());
+        for oc in 0..6 {
+            for oy in 0..g.out_h {
+                for ox in 0..g.out_w {
+                    let mut s = b[oc] as f64;
+                    let grp = oc / 3;
+                    for icl in 0..2 {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let iy = (oy * 2 + ky * 2) as i64 - 1;
+                                let ix = (ox * 2 + kx * 2) as i64 - 1;
+                                if iy >= 0 && iy < 5 && ix >= 0 && ix < 6 {
+                                    let ic = grp * 2 + icl;
+                                    s += x[(ic * 5 + iy as usize) * 6 + ix as usize] as f64
+                                        * w[((oc * 2 + icl) * 3 + ky) * 3 + kx] as f64;
+                                }
+                            }
+                        }
+                    }
+                    let got = y[(oc * g.out_h + oy) * g.out_w + ox] as f64;
+                    assert!((got - s).abs() < 1e-5, "{got} vs {s}");
+                }
+            }
+        }
+        let _ = Fx;
+    }
+}
