@@ -4,4 +4,5 @@
 
 pub mod num;
 pub mod ops;
+pub mod net;
 pub mod softmax;
