@@ -6,3 +6,4 @@ pub mod num;
 pub mod ops;
 pub mod net;
 pub mod softmax;
+pub mod train;

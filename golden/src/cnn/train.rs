@@ -1,0 +1,368 @@
+//! One training step: forward, error propagation (BP, DFA or conv-DFA), weight
+//! gradients and the HDFA optimizer (paper Algorithm 1, with standard momentum signs).
+//!
+//! ## Optimizer (fixed point)
+//! θ (master weights), v_bp, v_dfa and g are Q8.24; η, α, γ are Q15.16 ([`Coef`]).
+//! Each product c·m is exact and then narrowed once to Q8.24 (round half up,
+//! saturate); sums and differences saturate. Per iteration a seeded RNG draws
+//! r ∈ [0, 1); r < p selects a BP step:
+//! - BP step:  v_bp ← α·v_bp + g;  θ ← θ − η·v_bp
+//! - DFA step: v_dfa ← α·v_dfa + g;  u ← γ·v_dfa + (1−γ)·v_bp;  θ ← θ − η·u
+//! With p = 1 every step is a BP step and the run equals plain momentum BP bit for bit.
+//!
+//! The batch size must be a power of two: the mean over the batch is a shift folded
+//! into the gradient's single narrowing. Per-sample work runs on `threads` threads;
+//! fixed-point sums are exact integers, so the result does not depend on the thread
+//! count.
+
+use super::net::{Net, Propagation};
+use super::num::{Coef, Num};
+use super::ops;
+use crate::rng::Rng;
+
+/// Hyper-parameters of the optimizer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hyper {
+    /// Learning rate η.
+    pub eta: Coef,
+    /// Momentum α.
+    pub alpha: Coef,
+    /// Mix γ of the DFA velocity.
+    pub gamma: Coef,
+    /// BP ratio p in [0, 1] (1: plain BP; 0: pure DFA).
+    pub bp_ratio: f64,
+    /// log2 of the batch size.
+    pub log2_batch: u32,
+}
+
+/// Optimizer state: the two velocities per parameter tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptState<N: Num> {
+    /// BP velocity, weights then biases per block.
+    pub v_bp: Vec<Vec<N::M>>,
+    /// DFA velocity.
+    pub v_dfa: Vec<Vec<N::M>>,
+}
+
+/// Everything the forward pass keeps for the backward pass of one sample.
+#[derive(Clone, Debug, Default)]
+pub struct Trace<V> {
+    /// Input of each block.
+    pub x: Vec<Vec<V>>,
+    /// Pre-activation p of each block.
+    pub p: Vec<Vec<V>>,
+    /// Max-pool winners per block.
+    pub arg: Vec<Vec<u32>>,
+    /// Error at each block's pre-activation.
+    pub e: Vec<Vec<V>>,
+}
+
+/// Which error propagation a step uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    /// Back-propagation.
+    Bp,
+    /// The network's DFA paths.
+    Dfa,
+}
+
+/// Outcome of one step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepStats {
+    /// Which propagation ran.
+    pub kind: StepKind,
+    /// Summed loss over the batch, raw (fixed: Q15.16; f32: IEEE bits of the f32 sum).
+    pub loss_raw: i64,
+    /// Mean loss as a real number.
+    pub loss: f64,
+    /// Correct predictions in the batch.
+    pub correct: usize,
+}
+
+/// Loss of one sample: raw and real.
+pub trait Loss: Num {
+    /// e_L = softmax(z) − one-hot, returns (raw loss, real loss).
+    fn softmax_xent(z: &[Self::V], label: usize, err: &mut [Self::V]) -> (i64, f64);
+    /// Sum of raw losses (fixed: exact integers; f32: the f32 sum's bits).
+    fn loss_sum(raw: &[i64]) -> i64;
+}
+
+impl Loss for super::num::Fx {
+    fn softmax_xent(z: &[i16], label: usize, err: &mut [i16]) -> (i64, f64) {
+        let l = super::softmax::softmax_xent_fx(z, label, err);
+        (l, l as f64 / (1u64 << super::softmax::LOSS_FRAC) as f64)
+    }
+    fn loss_sum(raw: &[i64]) -> i64 {
+        raw.iter().sum()
+    }
+}
+
+impl Loss for super::num::F32 {
+    fn softmax_xent(z: &[f32], label: usize, err: &mut [f32]) -> (i64, f64) {
+        let l = super::softmax::softmax_xent_f32(z, label, err);
+        (l.to_bits() as i64, l as f64)
+    }
+    fn loss_sum(raw: &[i64]) -> i64 {
+        raw.iter().map(|&b| f32::from_bits(b as u32)).sum::<f32>().to_bits() as i64
+    }
+}
+
+/// Forward copies of the master parameters.
+pub struct Forward<V> {
+    /// Weights per block.
+    pub w: Vec<Vec<V>>,
+    /// Biases per block.
+    pub b: Vec<Vec<V>>,
+}
+
+impl<N: Num> Net<N> {
+    /// Round the master parameters to their forward copies.
+    pub fn forward_copy(&self) -> Forward<N::V> {
+        Forward {
+            w: self.w.iter().map(|w| w.iter().map(|&m| N::weight_of(m)).collect()).collect(),
+            b: self.b.iter().map(|b| b.iter().map(|&m| N::bias_of(m)).collect()).collect(),
+        }
+    }
+
+    /// Forward pass of one sample; returns the logits (last pre-activation).
+    pub fn forward(&self, f: &Forward<N::V>, input: &[N::V], t: &mut Trace<N::V>, acc: &mut Vec<N::Acc>) {
+        let nb = self.blocks.len();
+        t.x.resize(nb, Vec::new());
+        t.p.resize(nb, Vec::new());
+        t.arg.resize(nb, Vec::new());
+        let mut cur: Vec<N::V> = input.to_vec();
+        for (i, b) in self.blocks.iter().enumerate() {
+            let g = &b.geom;
+            t.x[i] = cur;
+            let mut p = vec![N::zero(); g.out_len()];
+            ops::conv_fwd::<N>(g, &t.x[i], &f.w[i], &f.b[i], &mut p, acc);
+            let mut o = p.clone();
+            if b.relu {
+                ops::relu::<N>(&p, &mut o);
+            }
+            if b.pool {
+                let mut y = vec![N::zero(); g.out_len() / 4];
+                let mut arg = vec![0u32; y.len()];
+                ops::maxpool2_fwd::<N>(g.out_c, g.out_h, g.out_w, &o, &mut y, &mut arg);
+                t.arg[i] = arg;
+                o = y;
+            }
+            if let Some(sg) = b.shuffle {
+                let (c, h, w) = b.out_shape();
+                let mut y = vec![N::zero(); o.len()];
+                ops::permute_channels(&ops::shuffle_perm(c, sg), h * w, &o, &mut y);
+                o = y;
+            }
+            t.p[i] = p;
+            cur = o;
+        }
+    }
+
+    /// Errors at every block's pre-activation, given e_L at the last one.
+    pub fn propagate(&self, f: &Forward<N::V>, kind: StepKind, t: &mut Trace<N::V>, e_l: Vec<N::V>, acc: &mut Vec<N::Acc>) {
+        let nb = self.blocks.len();
+        t.e.resize(nb, Vec::new());
+        t.e[nb - 1] = e_l;
+        let use_bp = kind == StepKind::Bp || self.propagation == Propagation::Bp;
+        for i in (0..nb - 1).rev() {
+            let b = &self.blocks[i];
+            let mut e = vec![N::zero(); b.geom.out_len()];
+            if use_bp {
+                // Error w.r.t. block i+1's input, then back through shuffle and pool.
+                let nx = &self.blocks[i + 1].geom;
+                let mut ex = vec![N::zero(); nx.in_len()];
+                ops::conv_bwd_data::<N>(nx, &t.e[i + 1], &f.w[i + 1], &mut ex, acc);
+                if let Some(sg) = b.shuffle {
+                    let (c, h, w) = b.out_shape();
+                    let mut y = vec![N::zero(); ex.len()];
+                    ops::unpermute_channels(&ops::shuffle_perm(c, sg), h * w, &ex, &mut y);
+                    ex = y;
+                }
+                if b.pool {
+                    ops::maxpool2_bwd::<N>(&ex, &t.arg[i], &mut e);
+                } else {
+                    e = ex;
+                }
+            } else {
+                let path = self.paths.iter().find(|p| p.target == i).expect("a backward path for every hidden block");
+                path.apply::<N>(&t.e[path.source], &mut e, acc);
+            }
+            if b.relu {
+                ops::relu_mask::<N>(&t.p[i], &mut e);
+            }
+            t.e[i] = e;
+        }
+    }
+}
+
+/// Summed weight and bias gradient accumulators of a batch.
+#[derive(Clone, Debug)]
+pub struct GradAcc<A> {
+    /// Per block weights.
+    pub w: Vec<Vec<A>>,
+    /// Per block biases.
+    pub b: Vec<Vec<A>>,
+}
+
+impl<A: Copy + std::ops::AddAssign> GradAcc<A> {
+    fn zeros<N: Num<Acc = A>>(net: &Net<N>) -> Self {
+        GradAcc {
+            w: net.w.iter().map(|w| vec![N::zero_acc(); w.len()]).collect(),
+            b: net.b.iter().map(|b| vec![N::zero_acc(); b.len()]).collect(),
+        }
+    }
+    fn add(&mut self, o: &Self) {
+        for (a, b) in self.w.iter_mut().flatten().zip(o.w.iter().flatten()) {
+            *a += *b;
+        }
+        for (a, b) in self.b.iter_mut().flatten().zip(o.b.iter().flatten()) {
+            *a += *b;
+        }
+    }
+}
+
+/// Per-sample forward + propagation + gradient accumulation for `samples`.
+fn run_samples<N: Loss>(net: &Net<N>, f: &Forward<N::V>, kind: StepKind, samples: &[(&[N::V], usize)]) -> (GradAcc<N::Acc>, Vec<i64>, f64, usize) {
+    let mut g = GradAcc::zeros(net);
+    let mut acc = Vec::new();
+    let mut t = Trace::default();
+    let mut losses = Vec::with_capacity(samples.len());
+    let mut loss_real = 0.0;
+    let mut correct = 0;
+    let nb = net.blocks.len();
+    for &(x, label) in samples {
+        net.forward(f, x, &mut t, &mut acc);
+        let z = &t.p[nb - 1];
+        let mut best = 0;
+        for k in 1..z.len() {
+            if z[k] > z[best] {
+                best = k;
+            }
+        }
+        correct += (best == label) as usize;
+        let mut e_l = vec![N::zero(); z.len()];
+        let (raw, real) = N::softmax_xent(z, label, &mut e_l);
+        losses.push(raw);
+        loss_real += real;
+        net.propagate(f, kind, &mut t, e_l, &mut acc);
+        for i in 0..nb {
+            ops::conv_bwd_weight::<N>(&net.blocks[i].geom, &t.e[i], &t.x[i], &mut g.w[i], &mut g.b[i]);
+        }
+    }
+    (g, losses, loss_real, correct)
+}
+
+/// Training state: the network, the optimizer state and the step RNG.
+#[derive(Clone, Debug)]
+pub struct Trainer<N: Num> {
+    /// The network.
+    pub net: Net<N>,
+    /// Velocities.
+    pub opt: OptState<N>,
+    /// Hyper-parameters.
+    pub hyper: Hyper,
+    /// RNG that picks BP or DFA per step.
+    pub step_rng: Rng,
+    /// Steps done.
+    pub step: u64,
+}
+
+impl<N: Loss> Trainer<N> {
+    /// A trainer with zero velocities.
+    pub fn new(net: Net<N>, hyper: Hyper, seed: u64) -> Self {
+        let zeros = |v: &Vec<Vec<N::M>>| v.iter().map(|x| vec![N::M::default(); x.len()]).collect::<Vec<_>>();
+        let mut v_bp = zeros(&net.w);
+        v_bp.extend(zeros(&net.b));
+        let opt = OptState { v_bp: v_bp.clone(), v_dfa: v_bp };
+        Trainer { net, opt, hyper, step_rng: Rng::new(seed ^ 0x57E9_0000), step: 0 }
+    }
+
+    /// The propagation the next step will use (draws from the step RNG).
+    fn pick(&mut self) -> StepKind {
+        if self.net.propagation == Propagation::Bp {
+            return StepKind::Bp;
+        }
+        if self.step_rng.uniform() < self.hyper.bp_ratio { StepKind::Bp } else { StepKind::Dfa }
+    }
+
+    /// Gradients of one batch (mean over the batch, master format), with its stats.
+    pub fn gradients(&self, kind: StepKind, batch: &[(&[N::V], usize)], threads: usize) -> (Vec<Vec<N::M>>, StepStats) {
+        let f = self.net.forward_copy();
+        let threads = threads.clamp(1, batch.len().max(1));
+        let chunk = batch.len().div_ceil(threads);
+        let parts: Vec<_> = std::thread::scope(|s| {
+            let hs: Vec<_> = batch.chunks(chunk).map(|c| s.spawn(|| run_samples(&self.net, &f, kind, c))).collect();
+            hs.into_iter().map(|h| h.join().expect("worker thread panicked")).collect()
+        });
+        let mut total = GradAcc::zeros(&self.net);
+        let mut losses = Vec::new();
+        let mut loss_real = 0.0;
+        let mut correct = 0;
+        for (g, l, r, c) in &parts {
+            total.add(g);
+            losses.extend_from_slice(l);
+            loss_real += r;
+            correct += c;
+        }
+        let lb = self.hyper.log2_batch;
+        let mut grads: Vec<Vec<N::M>> = total.w.iter().map(|w| w.iter().map(|&a| N::grad_out(a, lb)).collect()).collect();
+        grads.extend(total.b.iter().map(|b| b.iter().map(|&a| N::bias_grad_out(a, lb)).collect()));
+        let stats = StepStats { kind, loss_raw: N::loss_sum(&losses), loss: loss_real / batch.len().max(1) as f64, correct };
+        (grads, stats)
+    }
+
+    /// One optimizer step on a batch (its size must be 2^log2_batch).
+    pub fn train_step(&mut self, batch: &[(&[N::V], usize)], threads: usize) -> StepStats {
+        let kind = self.pick();
+        let (grads, stats) = self.gradients(kind, batch, threads);
+        let h = self.hyper;
+        let nw = self.net.w.len();
+        for (k, g) in grads.iter().enumerate() {
+            let theta = if k < nw { &mut self.net.w[k] } else { &mut self.net.b[k - nw] };
+            let vb = &mut self.opt.v_bp[k];
+            let vd = &mut self.opt.v_dfa[k];
+            for j in 0..g.len() {
+                let u = match kind {
+                    StepKind::Bp => {
+                        vb[j] = N::add(N::scale(vb[j], h.alpha), g[j]);
+                        vb[j]
+                    }
+                    StepKind::Dfa => {
+                        vd[j] = N::add(N::scale(vd[j], h.alpha), g[j]);
+                        N::add(N::scale(vd[j], h.gamma), N::scale(vb[j], h.gamma.one_minus()))
+                    }
+                };
+                theta[j] = N::sub(theta[j], N::scale(u, h.eta));
+            }
+        }
+        self.step += 1;
+        stats
+    }
+
+    /// Predicted classes of `inputs` (no training).
+    pub fn predict(&self, inputs: &[&[N::V]], threads: usize) -> Vec<usize> {
+        let f = self.net.forward_copy();
+        let threads = threads.clamp(1, inputs.len().max(1));
+        let chunk = inputs.len().div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            let hs: Vec<_> = inputs
+                .chunks(chunk)
+                .map(|c| {
+                    let f = &f;
+                    s.spawn(move || {
+                        let mut acc = Vec::new();
+                        let mut t = Trace::default();
+                        c.iter()
+                            .map(|x| {
+                                self.net.forward(f, x, &mut t, &mut acc);
+                                let z = t.p.last().expect("blocks");
+                                (0..z.len()).fold(0, |b, k| if z[k] > z[b] { k } else { b })
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().expect("worker thread panicked")).collect()
+        })
+    }
+}
