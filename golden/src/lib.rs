@@ -21,7 +21,9 @@
 
 pub mod bsbu;
 pub mod cnn;
+pub mod config;
 pub mod data;
+pub mod experiment;
 pub mod error;
 pub mod format;
 pub mod params;

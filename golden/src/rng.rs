@@ -22,6 +22,16 @@ impl Rng {
         Rng { s: [next(), next(), next(), next()] }
     }
 
+    /// The full internal state (for checkpoints).
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// A generator continuing from a saved state.
+    pub fn from_state(s: [u64; 4]) -> Rng {
+        Rng { s }
+    }
+
     /// Derive an independent stream for a named purpose (e.g. one per matrix).
     pub fn fork(&mut self, salt: u64) -> Rng {
         Rng::new(self.next_u64() ^ salt.wrapping_mul(0xD605_BBB5_8C8A_BDA1))

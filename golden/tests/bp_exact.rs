@@ -68,7 +68,7 @@ fn dense_matrix(g: &ConvGeom, w: &[i16]) -> (Vec<Vec<i64>>, Vec<Vec<Option<usize
 #[test]
 fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
     let blocks = build_blocks((1, 8, 8), &layers(), &[]).unwrap();
-    let opts = DfaOptions { binary: true, groups: 1, k: 3, dilate: true };
+    let opts = DfaOptions { binary: true, groups: 1, k: 3, dilate: true, extra_shift: 0 };
     let mut net = Net::<Fx>::new((1, 8, 8), blocks.clone(), Propagation::Bp, opts, 5).unwrap();
     let mut rng = Rng::new(9);
     for b in net.b.iter_mut() {
@@ -183,7 +183,7 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
 #[test]
 fn f32_bp_gradients_match_finite_differences() {
     let blocks = build_blocks((1, 8, 8), &layers(), &[]).unwrap();
-    let opts = DfaOptions { binary: true, groups: 1, k: 3, dilate: true };
+    let opts = DfaOptions { binary: true, groups: 1, k: 3, dilate: true, extra_shift: 0 };
     let net = Net::<F32>::new((1, 8, 8), blocks, Propagation::Bp, opts, 5).unwrap();
     let mut trainer = Trainer::new(net, hyper(), 1);
     let mut rng = Rng::new(2);

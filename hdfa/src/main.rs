@@ -1,5 +1,8 @@
 //! `hdfa`: emit, co-simulate, synthesize and benchmark HDFA training hardware.
 
+mod plot;
+mod train;
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -73,6 +76,8 @@ enum Cmd {
         #[arg(long, default_value = "target/hdfa-out/bench")]
         out: PathBuf,
     },
+    /// Train a network in fixed point (or f32) from a TOML config.
+    Train(train::TrainArgs),
     /// The main job: emit, co-simulate on both simulators and synthesize, with a summary.
     Flow {
         #[command(flatten)]
@@ -232,6 +237,7 @@ fn bench(sparsity: f64, rows: usize, cols: usize, vectors: usize, seed: u64, out
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Train(a) => train::run(&a)?,
         Cmd::Emit { unit, out } => {
             emit(&unit, &out)?;
         }

@@ -23,8 +23,11 @@
 //! a chain of m stride-1 3×3 convs gives r = 2m + 1 and d = m.
 //!
 //! Backward weights are fixed random values drawn from the seed: binary ±1 with a
-//! power-of-two scaling shift ⌈log2 √fan_in⌉ (adds and subtracts only), or real values
-//! U(−1, 1)/√fan_in in the weight format.
+//! power-of-two scaling shift ⌈log2 √fan_in⌉ + `extra_shift` (adds and subtracts
+//! only), or real values U(−1, 1)/√fan_in/2^extra_shift in the weight format. The
+//! extra shift (config `backward.extra_shift`) applies to each path's last stage; it
+//! brings DFA errors to about the size of BP errors, so one learning rate serves both
+//! kinds of step in HDFA.
 
 use super::num::Num;
 use super::ops::{self, ConvGeom};
@@ -91,6 +94,9 @@ pub struct DfaOptions {
     pub k: usize,
     /// Dilate D1 to match the receptive field (else dilation 1).
     pub dilate: bool,
+    /// Extra power-of-two down-scaling of every backward path's output, on top of the
+    /// fan-in shift, so DFA errors have about the size of BP errors.
+    pub extra_shift: u32,
 }
 
 /// A fixed backward weight: binary signs with a shift, or real values.
@@ -103,12 +109,12 @@ pub enum BackWeight<V> {
 }
 
 impl<V: Copy> BackWeight<V> {
-    fn draw<N: Num<V = V>>(n: usize, fan_in: usize, binary: bool, rng: &mut Rng) -> Self {
+    fn draw<N: Num<V = V>>(n: usize, fan_in: usize, binary: bool, extra_shift: u32, rng: &mut Rng) -> Self {
         if binary {
-            let shift = crate::params::BsbuParams::default_shift(fan_in);
+            let shift = crate::params::BsbuParams::default_shift(fan_in) + extra_shift;
             BackWeight::Binary((0..n).map(|_| rng.bit()).collect(), shift)
         } else {
-            let scale = 1.0 / (fan_in as f64).sqrt();
+            let scale = 1.0 / (fan_in as f64).sqrt() / (1u64 << extra_shift) as f64;
             BackWeight::Real((0..n).map(|_| N::weight_of(N::master_from_f64((rng.uniform() * 2.0 - 1.0) * scale))).collect())
         }
     }
@@ -299,7 +305,7 @@ impl<N: Num> Net<N> {
         let mut prng = rng.fork(2);
         let paths = match propagation {
             Propagation::Bp => Vec::new(),
-            Propagation::Dfa => dense_paths::<N>(&blocks, dfa.binary, &mut prng),
+            Propagation::Dfa => dense_paths::<N>(&blocks, dfa, &mut prng),
             Propagation::Cdfa => conv_paths::<N>(input, &blocks, dfa, &mut prng)?,
         };
         Ok(Net { input, blocks, w, b, propagation, paths })
@@ -311,14 +317,14 @@ impl<N: Num> Net<N> {
     }
 }
 
-fn dense_paths<N: Num>(blocks: &[Block], binary: bool, rng: &mut Rng) -> Vec<BackPath<N::V>> {
+fn dense_paths<N: Num>(blocks: &[Block], o: DfaOptions, rng: &mut Rng) -> Vec<BackPath<N::V>> {
     let last = blocks.len() - 1;
     let classes = blocks[last].geom.out_c;
     (0..last)
         .map(|t| {
             let (c, h, w) = blocks[t].p_shape();
             let g = ConvGeom::dense(classes, c * h * w);
-            BackPath { target: t, source: last, d2: None, shuffle: None, up: 1, d1: (g, BackWeight::draw::<N>(g.w_len(), classes, binary, rng)) }
+            BackPath { target: t, source: last, d2: None, shuffle: None, up: 1, d1: (g, BackWeight::draw::<N>(g.w_len(), classes, o.binary, o.extra_shift, rng)) }
         })
         .collect()
 }
@@ -357,7 +363,7 @@ fn conv_paths<N: Num>(input: (usize, usize, usize), blocks: &[Block], o: DfaOpti
         if source == last {
             // Classifier module: a dense matrix from e_L.
             let g = ConvGeom::dense(classes, ct * ht * wt);
-            paths.push(BackPath { target: t, source, d2: None, shuffle: None, up: 1, d1: (g, BackWeight::draw::<N>(g.w_len(), classes, o.binary, rng)) });
+            paths.push(BackPath { target: t, source, d2: None, shuffle: None, up: 1, d1: (g, BackWeight::draw::<N>(g.w_len(), classes, o.binary, o.extra_shift, rng)) });
             continue;
         }
         let (cs, hs, ws) = blocks[source].p_shape();
@@ -370,7 +376,7 @@ fn conv_paths<N: Num>(input: (usize, usize, usize), blocks: &[Block], o: DfaOpti
         let gcount = o.groups;
         let (d2, shuffle, c1) = if gcount > 1 {
             let g2 = ConvGeom::new(cs, hs, ws, ct, 1, 1, 0, 1, gcount).map_err(|e| GoldenError::BadMatrix(format!("D2 of layer {t}: {e}")))?;
-            let w2 = BackWeight::draw::<N>(g2.w_len(), g2.fan_in(), o.binary, rng);
+            let w2 = BackWeight::draw::<N>(g2.w_len(), g2.fan_in(), o.binary, 0, rng);
             (Some((g2, w2)), Some(ops::shuffle_perm(ct, gcount)), ct)
         } else {
             (None, None, cs)
@@ -379,7 +385,7 @@ fn conv_paths<N: Num>(input: (usize, usize, usize), blocks: &[Block], o: DfaOpti
         let pad = d * (o.k - 1) / 2;
         let g1 = ConvGeom::new(c1, ht, wt, ct, o.k, 1, pad, d, gcount)
             .map_err(|e| GoldenError::BadMatrix(format!("D1 of layer {t} (dilation {d}): {e}")))?;
-        let w1 = BackWeight::draw::<N>(g1.w_len(), g1.fan_in(), o.binary, rng);
+        let w1 = BackWeight::draw::<N>(g1.w_len(), g1.fan_in(), o.binary, o.extra_shift, rng);
         paths.push(BackPath { target: t, source, d2, shuffle, up, d1: (g1, w1) });
     }
     Ok(paths)
@@ -436,7 +442,7 @@ mod tests {
         let layers = vec![conv(8), Relu, conv(8), Relu, conv(8), Relu, MaxPool, conv(16), Relu, conv(16), Relu, Dense { out: 10 }];
         let blocks = build_blocks((1, 8, 8), &layers, &[3, 2]).unwrap();
         assert_eq!(blocks.iter().map(|b| b.module).collect::<Vec<_>>(), vec![0, 0, 0, 1, 1, 2]);
-        let o = DfaOptions { binary: true, groups: 1, k: 3, dilate: true };
+        let o = DfaOptions { binary: true, groups: 1, k: 3, dilate: true, extra_shift: 0 };
         let net = Net::<Fx>::new((1, 8, 8), blocks, Propagation::Cdfa, o, 1).unwrap();
         let by_t = |t: usize| net.paths.iter().find(|p| p.target == t).unwrap();
         assert_eq!((by_t(0).source, by_t(0).d1.0.dil), (2, 2)); // two 3x3 layers: d = 2

@@ -61,6 +61,8 @@ pub trait Num: Copy + Clone + Send + Sync + PartialEq + std::fmt::Debug + Defaul
     fn bits(v: Self::V) -> i64;
     /// Raw bits of a master value.
     fn master_bits(m: Self::M) -> i64;
+    /// A master value from its raw bits (checkpoints).
+    fn master_from_bits(b: i64) -> Self::M;
 }
 
 /// What a value means (it selects the fixed-point format).
@@ -178,6 +180,9 @@ impl Num for Fx {
     fn master_bits(m: i32) -> i64 {
         m as i64
     }
+    fn master_from_bits(b: i64) -> i32 {
+        b as i32
+    }
 }
 
 impl Num for F32 {
@@ -246,5 +251,8 @@ impl Num for F32 {
     }
     fn master_bits(m: f32) -> i64 {
         m.to_bits() as i64
+    }
+    fn master_from_bits(b: i64) -> f32 {
+        f32::from_bits(b as u32)
     }
 }

@@ -1,0 +1,411 @@
+//! Experiment configuration: one TOML file per experiment, read with serde (unknown
+//! keys are rejected) and turned into validated parameters in one place,
+//! [`Config::load`]. Every error names the file, the key and the reason.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::cnn::net::{DfaOptions, LayerSpec, Propagation};
+use crate::cnn::num::Coef;
+use crate::cnn::train::Hyper;
+
+/// A configuration error.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrong type (toml's message names the key).
+    #[error("{file}: {msg}")]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// toml's message.
+        msg: String,
+    },
+    /// A value out of range or inconsistent.
+    #[error("{file}: key `{key}`: {reason}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Training algorithm.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Back-propagation.
+    Bp,
+    /// Original DFA (dense random matrices from e_L).
+    Dfa,
+    /// Convolutional DFA in modules.
+    Cdfa,
+    /// Hybrid: conv-DFA steps mixed with BP steps at ratio `bp_ratio`.
+    Hdfa,
+}
+
+/// Number-format preset. Only one exists; the key documents the choice in each file.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum FormatPreset {
+    /// Activations Q8.8, weights Q4.12, errors Q3.13, master/velocity Q8.24.
+    #[serde(rename = "q8.8-q4.12-q3.13")]
+    Default,
+}
+
+/// One layer entry of `[[layers]]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LayerToml {
+    /// Convolution.
+    Conv {
+        /// Output channels.
+        out: usize,
+        /// Kernel size.
+        #[serde(default = "three")]
+        k: usize,
+        /// Stride.
+        #[serde(default = "one")]
+        stride: usize,
+        /// Padding (default: k / 2).
+        pad: Option<usize>,
+        /// Dilation.
+        #[serde(default = "one")]
+        dilation: usize,
+        /// Groups.
+        #[serde(default = "one")]
+        groups: usize,
+    },
+    /// ReLU.
+    Relu {},
+    /// 2×2 max-pool.
+    Maxpool {},
+    /// Channel shuffle.
+    Shuffle {
+        /// Groups.
+        groups: usize,
+    },
+    /// Flatten.
+    Flatten {},
+    /// Dense.
+    Dense {
+        /// Outputs.
+        out: usize,
+    },
+}
+
+fn one() -> usize {
+    1
+}
+fn three() -> usize {
+    3
+}
+fn yes() -> bool {
+    true
+}
+
+/// `[backward]`: the fixed DFA backward weights.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackwardToml {
+    /// Binary ±1 weights with a scaling shift.
+    #[serde(default = "yes")]
+    pub binary: bool,
+    /// Channel groups G (1: no D2/shuffle).
+    #[serde(default = "one")]
+    pub groups: usize,
+    /// Kernel size of D1.
+    #[serde(default = "three")]
+    pub k: usize,
+    /// Dilate D1 to the forward receptive field.
+    #[serde(default = "yes")]
+    pub dilate: bool,
+    /// Extra power-of-two down-scaling of each backward path (0..=15).
+    #[serde(default)]
+    pub extra_shift: u32,
+}
+
+impl Default for BackwardToml {
+    fn default() -> Self {
+        BackwardToml { binary: true, groups: 1, k: 3, dilate: true, extra_shift: 0 }
+    }
+}
+
+/// `[data]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DataToml {
+    /// The 8×8 digits CSV, split by a seeded shuffle.
+    Digits {
+        /// CSV file (gzip or plain).
+        csv: PathBuf,
+        /// Fraction held out for testing.
+        test_fraction: f64,
+    },
+    /// IDX files (MNIST layout).
+    Idx {
+        /// Training images.
+        train_images: PathBuf,
+        /// Training labels.
+        train_labels: PathBuf,
+        /// Test images.
+        test_images: PathBuf,
+        /// Test labels.
+        test_labels: PathBuf,
+        /// Use only the first N training images (0: all).
+        #[serde(default)]
+        train_limit: usize,
+        /// Use only the first N test images (0: all).
+        #[serde(default)]
+        test_limit: usize,
+    },
+}
+
+/// The file as written.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigToml {
+    /// Experiment name (used in output file names).
+    pub name: String,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Training algorithm.
+    pub mode: Mode,
+    /// BP ratio p (hdfa only).
+    #[serde(default)]
+    pub bp_ratio: Option<f64>,
+    /// Mix γ.
+    #[serde(default = "half")]
+    pub gamma: f64,
+    /// Momentum α.
+    pub alpha: f64,
+    /// Learning rate η.
+    pub eta: f64,
+    /// Batch size (a power of two).
+    pub batch: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Worker threads.
+    #[serde(default = "two")]
+    pub threads: usize,
+    /// Number-format preset.
+    pub format: FormatPreset,
+    /// Weighted layers per module (classifier excluded); empty: one module.
+    #[serde(default)]
+    pub modules: Vec<usize>,
+    /// DFA backward weights.
+    #[serde(default)]
+    pub backward: BackwardToml,
+    /// Dataset.
+    pub data: DataToml,
+    /// Classes.
+    #[serde(default = "ten")]
+    pub classes: usize,
+    /// Input shape [channels, height, width]; the dataset's images must match it.
+    pub input: [usize; 3],
+    /// Layers.
+    pub layers: Vec<LayerToml>,
+}
+
+fn half() -> f64 {
+    0.5
+}
+fn two() -> usize {
+    2
+}
+fn ten() -> usize {
+    10
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Where it came from.
+    pub file: PathBuf,
+    /// The file's contents as parsed.
+    pub raw: ConfigToml,
+    /// Propagation of the non-BP steps.
+    pub propagation: Propagation,
+    /// Optimizer hyper-parameters.
+    pub hyper: Hyper,
+    /// DFA backward-weight options.
+    pub dfa: DfaOptions,
+    /// Layers.
+    pub layers: Vec<LayerSpec>,
+}
+
+impl Config {
+    /// Read and validate a config file. Relative data paths are taken relative to the
+    /// current directory.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Io { file: file.to_path_buf(), source })?;
+        Config::parse(file, &text)
+    }
+
+    /// Validate config text (`file` is used in messages).
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: ConfigToml = toml::from_str(text).map_err(|e| ConfigError::Parse { file: file.to_path_buf(), msg: e.to_string() })?;
+        let bad = |key: &str, reason: String| ConfigError::Invalid { file: file.to_path_buf(), key: key.to_string(), reason };
+        let unit = |key: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(bad(key, format!("{v} is out of range: valid range is [0, 1]"))) }
+        };
+        unit("alpha", raw.alpha)?;
+        unit("gamma", raw.gamma)?;
+        if !(raw.eta > 0.0 && raw.eta <= 1.0) {
+            return Err(bad("eta", format!("{} is out of range: valid range is (0, 1]", raw.eta)));
+        }
+        let bp_ratio = match (raw.mode, raw.bp_ratio) {
+            (Mode::Hdfa, Some(p)) => {
+                unit("bp_ratio", p)?;
+                p
+            }
+            (Mode::Hdfa, None) => return Err(bad("bp_ratio", "required for mode = \"hdfa\" (valid range [0, 1])".into())),
+            (Mode::Bp, None) => 1.0,
+            (_, None) => 0.0,
+            (m, Some(_)) => return Err(bad("bp_ratio", format!("only used with mode = \"hdfa\", not {m:?}"))),
+        };
+        if !raw.batch.is_power_of_two() || raw.batch > 1024 {
+            return Err(bad("batch", format!("{} is out of range: valid values are powers of two 1..=1024", raw.batch)));
+        }
+        if raw.epochs == 0 {
+            return Err(bad("epochs", "0 is out of range: valid range is >= 1".into()));
+        }
+        if !(1..=64).contains(&raw.threads) {
+            return Err(bad("threads", format!("{} is out of range: valid range is 1..=64", raw.threads)));
+        }
+        if !(2..=64).contains(&raw.classes) {
+            return Err(bad("classes", format!("{} is out of range: valid range is 2..=64", raw.classes)));
+        }
+        let b = &raw.backward;
+        if b.groups == 0 {
+            return Err(bad("backward.groups", "0 is out of range: valid range is >= 1".into()));
+        }
+        if b.extra_shift > 15 {
+            return Err(bad("backward.extra_shift", format!("{} is out of range: valid range is 0..=15", b.extra_shift)));
+        }
+        if b.k == 0 || b.k % 2 == 0 {
+            return Err(bad("backward.k", format!("{} is out of range: valid values are odd, >= 1", b.k)));
+        }
+        if let DataToml::Digits { test_fraction, .. } = raw.data {
+            if !(test_fraction > 0.0 && test_fraction < 1.0) {
+                return Err(bad("data.test_fraction", format!("{test_fraction} is out of range: valid range is (0, 1)")));
+            }
+        }
+        let mut layers = Vec::new();
+        for (i, l) in raw.layers.iter().enumerate() {
+            let key = |k: &str| format!("layers[{i}].{k}");
+            layers.push(match *l {
+                LayerToml::Conv { out, k, stride, pad, dilation, groups } => {
+                    for (name, v) in [("out", out), ("k", k), ("stride", stride), ("dilation", dilation), ("groups", groups)] {
+                        if v == 0 {
+                            return Err(bad(&key(name), "0 is out of range: valid range is >= 1".into()));
+                        }
+                    }
+                    LayerSpec::Conv { out, k, stride, pad: pad.unwrap_or(dilation * (k / 2)), dilation, groups }
+                }
+                LayerToml::Relu {} => LayerSpec::Relu,
+                LayerToml::Maxpool {} => LayerSpec::MaxPool,
+                LayerToml::Shuffle { groups } => LayerSpec::Shuffle { groups },
+                LayerToml::Flatten {} => LayerSpec::Flatten,
+                LayerToml::Dense { out } => {
+                    if out != raw.classes && i + 1 == raw.layers.len() {
+                        return Err(bad(&key("out"), format!("the classifier has {out} outputs but classes = {}", raw.classes)));
+                    }
+                    LayerSpec::Dense { out }
+                }
+            });
+        }
+        let propagation = match raw.mode {
+            Mode::Bp => Propagation::Bp,
+            Mode::Dfa => Propagation::Dfa,
+            Mode::Cdfa | Mode::Hdfa => Propagation::Cdfa,
+        };
+        let hyper = Hyper {
+            eta: Coef::new(raw.eta),
+            alpha: Coef::new(raw.alpha),
+            gamma: Coef::new(raw.gamma),
+            bp_ratio,
+            log2_batch: raw.batch.trailing_zeros(),
+        };
+        let dfa = DfaOptions { binary: b.binary, groups: b.groups, k: b.k, dilate: b.dilate, extra_shift: b.extra_shift };
+        Ok(Config { file: file.to_path_buf(), raw, propagation, hyper, dfa, layers })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+name = "t"
+seed = 1
+mode = "hdfa"
+bp_ratio = 0.5
+alpha = 0.9
+eta = 0.05
+batch = 16
+epochs = 2
+format = "q8.8-q4.12-q3.13"
+input = [1, 8, 8]
+[data]
+kind = "digits"
+csv = "data/digits-8x8/digits.csv.gz"
+test_fraction = 0.2
+[[layers]]
+type = "conv"
+out = 8
+[[layers]]
+type = "relu"
+[[layers]]
+type = "dense"
+out = 10
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse(Path::new("exp.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn valid_config_parses_with_defaults() {
+        let c = Config::parse(Path::new("exp.toml"), OK).unwrap();
+        assert_eq!(c.hyper.log2_batch, 4);
+        assert_eq!(c.hyper.bp_ratio, 0.5);
+        assert_eq!(c.layers[0], LayerSpec::Conv { out: 8, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1 });
+        assert_eq!(c.propagation, Propagation::Cdfa);
+    }
+
+    #[test]
+    fn invalid_configs_name_file_key_and_reason() {
+        let e = err(&OK.replace("eta = 0.05", "eta = 0.05\nlearning_rate = 1"));
+        assert!(e.contains("exp.toml") && e.contains("unknown field `learning_rate`"), "{e}");
+        let e = err(&OK.replace("bp_ratio = 0.5", "bp_ratio = 1.5"));
+        assert!(e.contains("key `bp_ratio`") && e.contains("[0, 1]"), "{e}");
+        let e = err(&OK.replace("alpha = 0.9", "alpha = -0.1"));
+        assert!(e.contains("key `alpha`"), "{e}");
+        let e = err(&OK.replace("mode = \"hdfa\"", "mode = \"bp\"\ngamma = 2.0").replace("bp_ratio = 0.5\n", ""));
+        assert!(e.contains("key `gamma`"), "{e}");
+        let e = err(&OK.replace("batch = 16", "batch = 12"));
+        assert!(e.contains("key `batch`") && e.contains("powers of two"), "{e}");
+        let e = err(&OK.replace("out = 8", "out = 8\ndilation = 0"));
+        assert!(e.contains("layers[0].dilation"), "{e}");
+        let e = err(&OK.replace("type = \"relu\"", "type = \"relu\"\nk = 3"));
+        assert!(e.contains("unknown field `k`"), "{e}");
+        let e = err(&OK.replace("test_fraction = 0.2", "test_fraction = 1.0"));
+        assert!(e.contains("data.test_fraction"), "{e}");
+        let e = err(&OK.replace("out = 10", "out = 7"));
+        assert!(e.contains("layers[2].out"), "{e}");
+        let e = err(&OK.replace("bp_ratio = 0.5\n", ""));
+        assert!(e.contains("key `bp_ratio`") && e.contains("required"), "{e}");
+    }
+}

@@ -1,0 +1,166 @@
+//! `hdfa train`: run an experiment with a progress bar, per-epoch metrics (CSV and
+//! JSON), an SVG of the learning curves, atomic checkpoints and optional step dumps.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use golden::cnn::num::{F32, Fx};
+use golden::cnn::train::Loss;
+use golden::config::Config;
+use golden::experiment::{write_atomic, EpochMetrics, Experiment};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::plot::{two_panel_svg, Series};
+
+/// Options of `hdfa train`.
+#[derive(Args, Clone)]
+pub struct TrainArgs {
+    /// Experiment config (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Output directory (default: target/hdfa-out/train/<name>[-f32]).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from the output directory's checkpoint, if there is one.
+    #[arg(long)]
+    pub resume: bool,
+    /// Write global step N's inputs, weights, errors and gradients as .npy files.
+    #[arg(long)]
+    pub dump_step: Option<u64>,
+    /// Run the f32 reference path instead of fixed point.
+    #[arg(long)]
+    pub f32: bool,
+    /// Override the config's epoch count.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// No progress bar (logs one line per epoch).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Run `hdfa train`.
+pub fn run(a: &TrainArgs) -> Result<()> {
+    let mut cfg = Config::load(&a.config)?;
+    if let Some(e) = a.epochs {
+        anyhow::ensure!(e >= 1, "--epochs {e} is out of range: valid range is >= 1");
+        cfg.raw.epochs = e;
+    }
+    let out = a.out.clone().unwrap_or_else(|| {
+        PathBuf::from("target/hdfa-out/train").join(format!("{}{}", cfg.raw.name, if a.f32 { "-f32" } else { "" }))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    if a.f32 { go::<F32>(cfg, a, &out) } else { go::<Fx>(cfg, a, &out) }
+}
+
+fn go<N: Loss>(cfg: Config, a: &TrainArgs, out: &Path) -> Result<()> {
+    let epochs = cfg.raw.epochs;
+    let name = cfg.raw.name.clone();
+    let mut exp = Experiment::<N>::new(cfg)?;
+    let ckpt = out.join("checkpoint.bin");
+    if a.resume && ckpt.exists() {
+        exp.load_checkpoint(&ckpt)?;
+        println!("resumed {} at epoch {} (step {})", ckpt.display(), exp.epoch, exp.trainer.step);
+    }
+    println!(
+        "{name}: {} parameters, {} training / {} test images, {} batches of {} per epoch, {}",
+        exp.trainer.net.n_params(),
+        exp.train_x.len(),
+        exp.test_x.len(),
+        exp.batches(),
+        exp.config.raw.batch,
+        if a.f32 { "f32 reference" } else { "fixed point" }
+    );
+    let nb = exp.batches() as u64;
+    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(nb * (epochs.saturating_sub(exp.epoch)) as u64) };
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("static template"));
+    let t0 = std::time::Instant::now();
+    let mut samples = 0usize;
+    while exp.epoch < epochs {
+        if let Some(ds) = a.dump_step {
+            let first = exp.epoch as u64 * nb;
+            if ds >= first && ds < first + nb {
+                let order = exp.order(exp.epoch + 1);
+                let files = exp.dump_step(&order, (ds - first) as usize, &out.join(format!("dump-step{ds}")))?;
+                let msg = format!("dumped step {ds}: {} files in {}", files.len(), out.join(format!("dump-step{ds}")).display());
+                if a.quiet { println!("{msg}") } else { bar.println(msg) }
+            }
+        }
+        let (mut run_loss, mut run_n, mut run_c) = (0.0, 0usize, 0usize);
+        let bs = exp.config.raw.batch;
+        let m = exp.run_epoch(&mut |r| {
+            run_loss += r.stats.loss;
+            run_n += 1;
+            run_c += r.stats.correct;
+            bar.inc(1);
+            bar.set_message(format!("epoch {} loss {:.4} acc {:.1}%", r.epoch, run_loss / run_n as f64, 100.0 * run_c as f64 / (run_n * bs) as f64));
+        });
+        samples += exp.batches() * bs;
+        if a.quiet { println!("{}", epoch_line(&m)) } else { bar.println(epoch_line(&m)) }
+        exp.save_checkpoint(&ckpt)?;
+        write_metrics(out, &name, &exp.history)?;
+    }
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let last = exp.history.last().copied();
+    if let Some(m) = last {
+        println!(
+            "done: test accuracy {:.2}%, test loss {:.4}; weight checksum {:016x}; {:.0} samples/s; outputs in {}",
+            100.0 * m.test_acc,
+            m.test_loss,
+            exp.weight_checksum(),
+            samples as f64 / secs.max(1e-9),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn epoch_line(m: &EpochMetrics) -> String {
+    format!(
+        "epoch {:3}: train loss {:.4} acc {:6.2}% | test loss {:.4} acc {:6.2}% | BP/DFA steps {}/{}",
+        m.epoch,
+        m.train_loss,
+        100.0 * m.train_acc,
+        m.test_loss,
+        100.0 * m.test_acc,
+        m.bp_steps,
+        m.dfa_steps
+    )
+}
+
+fn write_metrics(out: &Path, name: &str, h: &[EpochMetrics]) -> Result<()> {
+    let mut csv = String::from("epoch,train_loss,train_acc,test_loss,test_acc,bp_steps,dfa_steps\n");
+    let mut json = String::from("[\n");
+    for (i, m) in h.iter().enumerate() {
+        let _ = writeln!(csv, "{},{},{},{},{},{},{}", m.epoch, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.bp_steps, m.dfa_steps);
+        let _ = write!(
+            json,
+            "  {{\"epoch\": {}, \"train_loss\": {}, \"train_acc\": {}, \"test_loss\": {}, \"test_acc\": {}, \"bp_steps\": {}, \"dfa_steps\": {}}}{}\n",
+            m.epoch,
+            m.train_loss,
+            m.train_acc,
+            m.test_loss,
+            m.test_acc,
+            m.bp_steps,
+            m.dfa_steps,
+            if i + 1 < h.len() { "," } else { "" }
+        );
+    }
+    json.push_str("]\n");
+    write_atomic(&out.join("metrics.csv"), csv.as_bytes())?;
+    write_atomic(&out.join("metrics.json"), json.as_bytes())?;
+    let pts = |f: fn(&EpochMetrics) -> f64| h.iter().map(|m| (m.epoch as f64, f(m))).collect::<Vec<_>>();
+    let acc = [
+        Series { name: "train", color: "#1f77b4", points: pts(|m| 100.0 * m.train_acc) },
+        Series { name: "test", color: "#d62728", points: pts(|m| 100.0 * m.test_acc) },
+    ];
+    let loss = [
+        Series { name: "train", color: "#1f77b4", points: pts(|m| m.train_loss) },
+        Series { name: "test", color: "#d62728", points: pts(|m| m.test_loss) },
+    ];
+    let svg = two_panel_svg(&format!("{name}: learning curves"), ("accuracy (%) vs epoch", &acc), ("loss vs epoch", &loss));
+    write_atomic(&out.join("curves.svg"), svg.as_bytes())?;
+    Ok(())
+}
