@@ -1,0 +1,176 @@
+//! Training on the 8×8 digits: snapshots of every mode, determinism across thread
+//! counts, p = 1 ≡ BP, bit-identical resume, step dumps and the accuracy targets.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use golden::cnn::num::{Fx, F32};
+use golden::cnn::train::StepKind;
+use golden::config::Config;
+use golden::experiment::Experiment;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The digits config with `edits` applied (key replacements), parsed from the repo root.
+fn config(edits: &[(&str, &str)]) -> Config {
+    let path = root().join("configs/digits-small.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "config has no `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    text = text.replace("csv = \"data/", &format!("csv = \"{}/data/", root().display()));
+    Config::parse(&path, &text).unwrap()
+}
+
+fn mode(m: &str) -> Vec<(&'static str, String)> {
+    match m {
+        "bp" => vec![],
+        "dfa" => vec![("mode = \"bp\"", "mode = \"dfa\"\ngamma = 1.0".into())],
+        "cdfa" => vec![("mode = \"bp\"", "mode = \"cdfa\"\ngamma = 1.0".into())],
+        "cdfa_groups" => vec![("mode = \"bp\"", "mode = \"cdfa\"\ngamma = 1.0".into()), ("groups = 1", "groups = 2".into())],
+        "hdfa_p0_1" => vec![("mode = \"bp\"", "mode = \"hdfa\"\nbp_ratio = 0.1".into())],
+        "hdfa_p0_5" => vec![("mode = \"bp\"", "mode = \"hdfa\"\nbp_ratio = 0.5".into())],
+        "hdfa_p1" => vec![("mode = \"bp\"", "mode = \"hdfa\"\nbp_ratio = 1.0".into())],
+        _ => unreachable!(),
+    }
+}
+
+fn exp_for(m: &str, extra: &[(&str, &str)]) -> Experiment<Fx> {
+    let owned = mode(m);
+    let mut edits: Vec<(&str, &str)> = owned.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    edits.extend_from_slice(extra);
+    Experiment::<Fx>::new(config(&edits)).unwrap()
+}
+
+/// Run `steps` steps of epoch 1; return a readable log.
+fn first_steps(exp: &mut Experiment<Fx>, steps: usize) -> String {
+    let order = exp.order(1);
+    let threads = exp.config.raw.threads;
+    let mut log = String::new();
+    for b in 0..steps {
+        let batch: Vec<(&[i16], usize)> = exp.batch(&order, b).into_iter().map(|(x, y)| (x, y)).collect();
+        let batch: Vec<(Vec<i16>, usize)> = batch.iter().map(|(x, y)| (x.to_vec(), *y)).collect();
+        let refs: Vec<(&[i16], usize)> = batch.iter().map(|(x, y)| (x.as_slice(), *y)).collect();
+        let s = exp.trainer.train_step(&refs, threads);
+        let kind = if s.kind == StepKind::Bp { "BP " } else { "DFA" };
+        let _ = writeln!(log, "step {b:2} {kind} loss_raw {:9} ({:.4}) correct {:2}/16", s.loss_raw, s.loss_raw as f64 / 65536.0 / 16.0, s.correct);
+    }
+    let (loss, acc) = exp.evaluate(&exp.test_x, &exp.test_y);
+    let _ = writeln!(log, "test accuracy after {steps} steps: {:.4} (loss {:.4})", acc, loss);
+    let _ = writeln!(log, "weight checksum: {:016x}", exp.weight_checksum());
+    log
+}
+
+macro_rules! snapshot_mode {
+    ($name:ident, $mode:literal) => {
+        #[test]
+        fn $name() {
+            let mut exp = exp_for($mode, &[]);
+            insta::assert_snapshot!(concat!("train_digits_", $mode, "_first20"), first_steps(&mut exp, 20));
+        }
+    };
+}
+
+snapshot_mode!(train_digits_bp_first_20_steps, "bp");
+snapshot_mode!(train_digits_dfa_first_20_steps, "dfa");
+snapshot_mode!(train_digits_cdfa_first_20_steps, "cdfa");
+snapshot_mode!(train_digits_cdfa_groups_first_20_steps, "cdfa_groups");
+snapshot_mode!(train_digits_hdfa_p0_1_first_20_steps, "hdfa_p0_1");
+snapshot_mode!(train_digits_hdfa_p0_5_first_20_steps, "hdfa_p0_5");
+
+#[test]
+fn train_digits_is_identical_for_1_2_and_3_threads() {
+    let logs: Vec<String> = ["1", "2", "3"]
+        .iter()
+        .map(|t| {
+            let line = format!("threads = {t}");
+            let mut exp = exp_for("hdfa_p0_5", &[("threads = 2", line.as_str())]);
+            first_steps(&mut exp, 12)
+        })
+        .collect();
+    assert_eq!(logs[0], logs[1]);
+    assert_eq!(logs[0], logs[2]);
+}
+
+#[test]
+fn train_digits_hdfa_with_p1_equals_plain_momentum_bp_bit_for_bit() {
+    let mut a = exp_for("bp", &[]);
+    let mut b = exp_for("hdfa_p1", &[]);
+    a.run_epoch(&mut |_| {});
+    b.run_epoch(&mut |_| {});
+    assert_eq!(a.trainer.net.w, b.trainer.net.w);
+    assert_eq!(a.trainer.net.b, b.trainer.net.b);
+    assert_eq!(a.history[0].bp_steps, 84);
+    assert_eq!(a.weight_checksum(), b.weight_checksum());
+    // And p = 0.5 really differs.
+    let mut c = exp_for("hdfa_p0_5", &[]);
+    c.run_epoch(&mut |_| {});
+    assert_ne!(a.weight_checksum(), c.weight_checksum());
+}
+
+#[test]
+fn train_digits_resume_from_checkpoint_is_bit_identical() {
+    let dir = root().join("target/hdfa-test/resume");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ck = dir.join("checkpoint.bin");
+    let mut straight = exp_for("hdfa_p0_5", &[]);
+    straight.run_epoch(&mut |_| {});
+    straight.run_epoch(&mut |_| {});
+    let mut first = exp_for("hdfa_p0_5", &[]);
+    first.run_epoch(&mut |_| {});
+    first.save_checkpoint(&ck).unwrap();
+    let mut resumed = exp_for("hdfa_p0_5", &[]);
+    resumed.load_checkpoint(&ck).unwrap();
+    assert_eq!(resumed.epoch, 1);
+    resumed.run_epoch(&mut |_| {});
+    assert_eq!(straight.weight_checksum(), resumed.weight_checksum());
+    assert_eq!(straight.trainer.opt, resumed.trainer.opt);
+    assert_eq!(straight.history, resumed.history);
+    // A checkpoint of another config is refused, and a truncated one too.
+    let mut other = exp_for("bp", &[]);
+    assert!(other.load_checkpoint(&ck).unwrap_err().to_string().contains("different configuration"));
+    let bytes = std::fs::read(&ck).unwrap();
+    std::fs::write(dir.join("short.bin"), &bytes[..bytes.len() / 2]).unwrap();
+    assert!(resumed.load_checkpoint(&dir.join("short.bin")).unwrap_err().to_string().contains("truncated"));
+}
+
+#[test]
+fn train_digits_dump_step_writes_numpy_files() {
+    let exp = exp_for("cdfa", &[]);
+    let dir = root().join("target/hdfa-test/dump");
+    let _ = std::fs::remove_dir_all(&dir);
+    let files = exp.dump_step(&exp.order(1), 0, &dir).unwrap();
+    assert!(files.len() >= 2 + 5 * 3);
+    let x = std::fs::read(dir.join("inputs.npy")).unwrap();
+    assert_eq!(&x[..6], b"\x93NUMPY");
+    let hlen = u16::from_le_bytes([x[8], x[9]]) as usize;
+    let header = std::str::from_utf8(&x[10..10 + hlen]).unwrap();
+    assert!(header.contains("'descr': '<i2'") && header.contains("'shape': (16, 1, 8, 8)"), "{header}");
+    assert_eq!((10 + hlen) % 64, 0);
+    assert_eq!(x.len(), 10 + hlen + 16 * 64 * 2);
+    let g = std::fs::read(dir.join("layer0_grad_weight.npy")).unwrap();
+    let gh = std::str::from_utf8(&g[10..10 + u16::from_le_bytes([g[8], g[9]]) as usize]).unwrap();
+    assert!(gh.contains("'<i4'") && gh.contains("(8, 1, 3, 3)"), "{gh}");
+}
+
+#[test]
+fn train_digits_reaches_the_accuracy_targets() {
+    // Fixed-point BP >= 95%; f32 BP within 1.5 points; HDFA p = 0.5 within 2 points of BP.
+    let mut bp = exp_for("bp", &[]);
+    let mut hd = exp_for("hdfa_p0_5", &[]);
+    let mut f = Experiment::<F32>::new(config(&[])).unwrap();
+    let epochs = bp.config.raw.epochs;
+    for _ in 0..epochs {
+        bp.run_epoch(&mut |_| {});
+        hd.run_epoch(&mut |_| {});
+        f.run_epoch(&mut |_| {});
+    }
+    let (a_bp, a_hd, a_f) = (bp.history.last().unwrap().test_acc, hd.history.last().unwrap().test_acc, f.history.last().unwrap().test_acc);
+    println!("digits: fixed BP {a_bp:.4}, f32 BP {a_f:.4}, HDFA p=0.5 {a_hd:.4}");
+    assert!(a_bp >= 0.95, "fixed-point BP {a_bp}");
+    assert!((a_bp - a_f).abs() <= 0.015, "fixed {a_bp} vs f32 {a_f}");
+    assert!(a_hd >= a_bp - 0.02, "HDFA p=0.5 {a_hd} vs BP {a_bp}");
+}
