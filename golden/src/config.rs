@@ -256,6 +256,11 @@ impl Config {
     /// Validate config text (`file` is used in messages).
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: ConfigToml = toml::from_str(text).map_err(|e| ConfigError::Parse { file: file.to_path_buf(), msg: e.to_string() })?;
+        Config::from_raw(file, raw)
+    }
+
+    /// Validate an already parsed (possibly edited) config.
+    pub fn from_raw(file: &Path, raw: ConfigToml) -> Result<Config, ConfigError> {
         let bad = |key: &str, reason: String| ConfigError::Invalid { file: file.to_path_buf(), key: key.to_string(), reason };
         let unit = |key: &str, v: f64| {
             if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(bad(key, format!("{v} is out of range: valid range is [0, 1]"))) }

@@ -78,6 +78,9 @@ enum Cmd {
     },
     /// Train a network in fixed point (or f32) from a TOML config.
     Train(train::TrainArgs),
+    /// Run the mode ladder on one network and print a table (original DFA → conv-DFA →
+    /// modules → dilation → groups → HDFA → BP).
+    Sweep(train::SweepArgs),
     /// The main job: emit, co-simulate on both simulators and synthesize, with a summary.
     Flow {
         #[command(flatten)]
@@ -238,6 +241,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Train(a) => train::run(&a)?,
+        Cmd::Sweep(a) => train::sweep(&a)?,
         Cmd::Emit { unit, out } => {
             emit(&unit, &out)?;
         }

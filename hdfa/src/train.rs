@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use golden::cnn::num::{F32, Fx};
 use golden::cnn::train::Loss;
-use golden::config::Config;
+use golden::config::{Config, Mode};
 use golden::experiment::{write_atomic, EpochMetrics, Experiment};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -162,5 +162,103 @@ fn write_metrics(out: &Path, name: &str, h: &[EpochMetrics]) -> Result<()> {
     ];
     let svg = two_panel_svg(&format!("{name}: learning curves"), ("accuracy (%) vs epoch", &acc), ("loss vs epoch", &loss));
     write_atomic(&out.join("curves.svg"), svg.as_bytes())?;
+    Ok(())
+}
+
+/// Options of `hdfa sweep`.
+#[derive(Args, Clone)]
+pub struct SweepArgs {
+    /// Base experiment config (its network, data and optimizer are kept).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override the epoch count of every run.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Where to write the table (markdown).
+    #[arg(long, default_value = "target/hdfa-out/sweep")]
+    pub out: PathBuf,
+}
+
+/// Run the ladder and print a markdown table.
+pub fn sweep(a: &SweepArgs) -> Result<()> {
+    let base = Config::load(&a.config)?;
+    let mut rows: Vec<(String, Config)> = Vec::new();
+    let variant = |name: &str, f: &dyn Fn(&mut golden::config::ConfigToml)| -> Result<(String, Config)> {
+        let mut raw = base.raw.clone();
+        if let Some(e) = a.epochs {
+            raw.epochs = e;
+        }
+        raw.bp_ratio = None;
+        f(&mut raw);
+        let c = Config::from_raw(&base.file, raw).with_context(|| format!("sweep variant `{name}`"))?;
+        Ok((name.to_string(), c))
+    };
+    let modules = base.raw.modules.clone();
+    let dfa_gamma = |r: &mut golden::config::ConfigToml| r.gamma = 1.0;
+    rows.push(variant("original DFA", &|r| {
+        r.mode = Mode::Dfa;
+        dfa_gamma(r);
+    })?);
+    rows.push(variant("conv-DFA (one module, no dilation)", &|r| {
+        r.mode = Mode::Cdfa;
+        dfa_gamma(r);
+        r.modules = vec![];
+        r.backward.dilate = false;
+        r.backward.groups = 1;
+    })?);
+    rows.push(variant("+ modules", &|r| {
+        r.mode = Mode::Cdfa;
+        dfa_gamma(r);
+        r.modules = modules.clone();
+        r.backward.dilate = false;
+        r.backward.groups = 1;
+    })?);
+    rows.push(variant("+ dilation", &|r| {
+        r.mode = Mode::Cdfa;
+        dfa_gamma(r);
+        r.modules = modules.clone();
+        r.backward.dilate = true;
+        r.backward.groups = 1;
+    })?);
+    for g in [4usize, 8] {
+        rows.push(variant(&format!("+ groups G = {g}"), &|r| {
+            r.mode = Mode::Cdfa;
+            dfa_gamma(r);
+            r.modules = modules.clone();
+            r.backward.dilate = true;
+            r.backward.groups = g;
+        })?);
+    }
+    for p in [0.1, 0.3, 0.5] {
+        rows.push(variant(&format!("HDFA p = {p}"), &|r| {
+            r.mode = Mode::Hdfa;
+            r.bp_ratio = Some(p);
+            r.modules = modules.clone();
+            r.backward.dilate = true;
+        })?);
+    }
+    rows.push(variant("BP", &|r| {
+        r.mode = Mode::Bp;
+    })?);
+    let mut table = String::from("| variant | test acc | train acc | test loss | samples/s |\n|---|---|---|---|---|\n");
+    println!("{}", table.trim_end());
+    for (name, cfg) in rows {
+        let t0 = std::time::Instant::now();
+        let mut exp = Experiment::<Fx>::new(cfg)?;
+        let epochs = exp.config.raw.epochs;
+        while exp.epoch < epochs {
+            exp.run_epoch(&mut |_| {});
+        }
+        let m = *exp.history.last().expect("at least one epoch");
+        let sps = (epochs * exp.batches() * exp.config.raw.batch) as f64 / t0.elapsed().as_secs_f64();
+        let row = format!("| {name} | {:.2}% | {:.2}% | {:.4} | {sps:.0} |", 100.0 * m.test_acc, 100.0 * m.train_acc, m.test_loss);
+        println!("{row}");
+        table.push_str(&row);
+        table.push('\n');
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let path = a.out.join(format!("{}.md", base.raw.name));
+    write_atomic(&path, table.as_bytes())?;
+    println!("table: {}", path.display());
     Ok(())
 }
