@@ -255,10 +255,10 @@ impl<N: Loss> Experiment<N> {
                     let f = &f;
                     let net = &self.trainer.net;
                     s.spawn(move || {
-                        let (mut acc, mut t) = (Vec::new(), Trace::default());
+                        let mut t = Trace::<N>::default();
                         let (mut l, mut c) = (0.0, 0usize);
                         for (x, &y) in xc.iter().zip(yc) {
-                            net.forward(f, x, &mut t, &mut acc);
+                            net.forward(f, x, &mut t);
                             let z = t.p.last().expect("blocks");
                             let best = (0..z.len()).fold(0, |b, k| if z[k] > z[b] { k } else { b });
                             c += (best == y) as usize;
@@ -408,10 +408,10 @@ impl<N: Loss> Experiment<N> {
         let [c, h, w] = self.config.raw.input;
         let mut inputs = Vec::new();
         let mut errors: Vec<Vec<N::V>> = vec![Vec::new(); nb];
-        let (mut acc, mut tr) = (Vec::new(), Trace::default());
+        let (mut acc, mut tr) = (Vec::new(), Trace::<N>::default());
         for (x, y) in &batch {
             inputs.extend_from_slice(x);
-            t.net.forward(&f, x, &mut tr, &mut acc);
+            t.net.forward(&f, x, &mut tr);
             let z = tr.p[nb - 1].clone();
             let mut e_l = vec![N::zero(); z.len()];
             N::softmax_xent(&z, *y, &mut e_l);

@@ -81,6 +81,8 @@ enum Cmd {
     /// Run the mode ladder on one network and print a table (original DFA → conv-DFA →
     /// modules → dilation → groups → HDFA → BP).
     Sweep(train::SweepArgs),
+    /// Training throughput (samples/s) of the fixed-point and f32 paths on a config.
+    TrainBench(train::TrainBenchArgs),
     /// The main job: emit, co-simulate on both simulators and synthesize, with a summary.
     Flow {
         #[command(flatten)]
@@ -242,6 +244,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Train(a) => train::run(&a)?,
         Cmd::Sweep(a) => train::sweep(&a)?,
+        Cmd::TrainBench(a) => train::train_bench(&a)?,
         Cmd::Emit { unit, out } => {
             emit(&unit, &out)?;
         }

@@ -262,3 +262,48 @@ pub fn sweep(a: &SweepArgs) -> Result<()> {
     println!("table: {}", path.display());
     Ok(())
 }
+
+/// Options of `hdfa train-bench`.
+#[derive(Args, Clone)]
+pub struct TrainBenchArgs {
+    /// Experiment configs to measure (network, batch, threads and data come from each).
+    #[arg(long, num_args = 1.., default_values = ["configs/reference-cnn.toml", "configs/fashion-deep.toml"])]
+    pub config: Vec<PathBuf>,
+    /// Training steps to time per path (after one warm-up step).
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Override the thread count.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+fn bench_path<N: Loss>(cfg: &Config, steps: usize) -> Result<f64> {
+    let exp = Experiment::<N>::new(cfg.clone())?;
+    let order = exp.order(1);
+    let mut trainer = exp.trainer.clone();
+    let threads = cfg.raw.threads;
+    let nb = exp.batches();
+    anyhow::ensure!(nb >= steps + 1, "{} has only {nb} batches; use fewer --steps", cfg.file.display());
+    trainer.train_step(&exp.batch(&order, 0), threads);
+    let t0 = std::time::Instant::now();
+    for b in 1..=steps {
+        trainer.train_step(&exp.batch(&order, b), threads);
+    }
+    Ok((steps * cfg.raw.batch) as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// Measure and print samples/s.
+pub fn train_bench(a: &TrainBenchArgs) -> Result<()> {
+    println!("| config | threads | batch | fixed point samples/s | f32 samples/s |");
+    println!("|---|---|---|---|---|");
+    for path in &a.config {
+        let mut cfg = Config::load(path)?;
+        if let Some(t) = a.threads {
+            cfg.raw.threads = t;
+        }
+        let fx = bench_path::<Fx>(&cfg, a.steps)?;
+        let f = bench_path::<F32>(&cfg, a.steps)?;
+        println!("| {} | {} | {} | {fx:.0} | {f:.0} |", cfg.raw.name, cfg.raw.threads, cfg.raw.batch);
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@
 
 pub mod num;
 pub mod ops;
+pub mod gemm;
 pub mod net;
 pub mod softmax;
 pub mod train;

@@ -244,8 +244,8 @@ pub fn build_blocks(input: (usize, usize, usize), layers: &[LayerSpec], modules:
                         if b.pool || b.shuffle.is_some() {
                             return Err(layer_err(i, "one maxpool per block, before any shuffle"));
                         }
-                        if h % 2 != 0 || w % 2 != 0 {
-                            return Err(layer_err(i, format!("maxpool needs an even map size, got {h}x{w}")));
+                        if h < 2 || w < 2 {
+                            return Err(layer_err(i, format!("maxpool needs a map of at least 2x2, got {h}x{w}")));
                         }
                         b.pool = true;
                         (h, w) = (h / 2, w / 2);
@@ -459,7 +459,8 @@ mod tests {
         use LayerSpec::*;
         assert!(build_blocks((1, 8, 8), &[conv(4), Relu], &[]).unwrap_err().to_string().contains("dense classifier"));
         assert!(build_blocks((1, 8, 8), &[Relu, Dense { out: 10 }], &[]).unwrap_err().to_string().contains("must follow"));
-        assert!(build_blocks((1, 7, 7), &[conv(4), MaxPool, Dense { out: 10 }], &[]).unwrap_err().to_string().contains("even map size"));
+        assert!(build_blocks((1, 1, 1), &[conv(4), MaxPool, Dense { out: 10 }], &[]).unwrap_err().to_string().contains("at least 2x2"));
+        assert_eq!(build_blocks((1, 7, 7), &[conv(4), MaxPool, Dense { out: 10 }], &[]).unwrap()[1].geom.in_c, 4 * 3 * 3);
         let e = build_blocks((1, 8, 8), &[conv(4), conv(4), Dense { out: 10 }], &[3]).unwrap_err().to_string();
         assert!(e.contains("modules"), "{e}");
         let e = build_blocks((3, 8, 8), &[LayerSpec::Conv { out: 4, k: 3, stride: 1, pad: 1, dilation: 1, groups: 2 }, Dense { out: 10 }], &[]).unwrap_err().to_string();

@@ -63,6 +63,10 @@ pub trait Num: Copy + Clone + Send + Sync + PartialEq + std::fmt::Debug + Defaul
     fn master_bits(m: Self::M) -> i64;
     /// A master value from its raw bits (checkpoints).
     fn master_from_bits(b: i64) -> Self::M;
+    /// C (m×n) = A (m×k) · B (k×n), exact accumulators (overwritten).
+    fn gemm(a: &[Self::V], b: &[Self::V], m: usize, k: usize, n: usize, c: &mut [Self::Acc]);
+    /// C (m×k) += A (m×n) · Bᵀ with B k×n.
+    fn gemm_abt(a: &[Self::V], b: &[Self::V], m: usize, n: usize, k: usize, c: &mut [Self::Acc]);
 }
 
 /// What a value means (it selects the fixed-point format).
@@ -183,6 +187,12 @@ impl Num for Fx {
     fn master_from_bits(b: i64) -> i32 {
         b as i32
     }
+    fn gemm(a: &[i16], b: &[i16], m: usize, k: usize, n: usize, c: &mut [i64]) {
+        super::gemm::gemm_i16(a, b, m, k, n, c)
+    }
+    fn gemm_abt(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut [i64]) {
+        super::gemm::gemm_abt_i16(a, b, m, n, k, c)
+    }
 }
 
 impl Num for F32 {
@@ -254,5 +264,11 @@ impl Num for F32 {
     }
     fn master_from_bits(b: i64) -> f32 {
         f32::from_bits(b as u32)
+    }
+    fn gemm(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
+        super::gemm::gemm_f32(a, b, m, k, n, c)
+    }
+    fn gemm_abt(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32]) {
+        super::gemm::gemm_abt_f32(a, b, m, n, k, c)
     }
 }

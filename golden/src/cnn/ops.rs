@@ -138,8 +138,102 @@ impl ConvGeom {
     }
 }
 
+/// Scratch buffers of the im2col/GEMM path, reused across calls.
+#[derive(Debug, Default)]
+pub struct Scratch<N: Num> {
+    col: Vec<N::V>,
+    t: Vec<N::V>,
+    acc: Vec<N::Acc>,
+    acc2: Vec<N::Acc>,
+}
+
+impl<N: Num> Scratch<N> {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        Scratch { col: Vec::new(), t: Vec::new(), acc: Vec::new(), acc2: Vec::new() }
+    }
+}
+
+fn is_dense(g: &ConvGeom) -> bool {
+    g.k == 1 && g.in_h == 1 && g.in_w == 1 && g.out_h == 1 && g.out_w == 1 && g.groups == 1
+}
+
 /// Forward: y = conv(x, w) + b, narrowed once per output (pre-activation).
-pub fn conv_fwd<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mut [N::V], acc: &mut Vec<N::Acc>) {
+/// im2col + exact GEMM; equal bit for bit to [`conv_fwd_direct`].
+pub fn conv_fwd<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mut [N::V], s: &mut Scratch<N>) {
+    let n = g.out_h * g.out_w;
+    s.acc.clear();
+    s.acc.resize(g.out_len(), N::zero_acc());
+    if is_dense(g) {
+        N::gemm_abt(x, w, 1, g.in_c, g.out_c, &mut s.acc);
+    } else {
+        let kk = g.fan_in();
+        let ocg = g.out_c / g.groups;
+        for grp in 0..g.groups {
+            super::gemm::im2col(g, x, grp, &mut s.col);
+            N::gemm(&w[grp * ocg * kk..(grp + 1) * ocg * kk], &s.col, ocg, kk, n, &mut s.acc[grp * ocg * n..(grp + 1) * ocg * n]);
+        }
+    }
+    for (o, (yo, a)) in y.iter_mut().zip(s.acc.iter()).enumerate() {
+        *yo = N::fwd_out(*a, b[o / n]);
+    }
+}
+
+/// Backward data (BP): e_in = convᵀ(e_out, w), narrowed once per input element.
+pub fn conv_bwd_data<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_in: &mut [N::V], s: &mut Scratch<N>) {
+    let n = g.out_h * g.out_w;
+    s.acc.clear();
+    s.acc.resize(g.in_len(), N::zero_acc());
+    if is_dense(g) {
+        N::gemm(e_out, w, 1, g.out_c, g.in_c, &mut s.acc);
+    } else {
+        let kk = g.fan_in();
+        let ocg = g.out_c / g.groups;
+        for grp in 0..g.groups {
+            // t = w_grpᵀ (kk × ocg)
+            s.t.clear();
+            s.t.resize(kk * ocg, N::zero());
+            for o in 0..ocg {
+                for r in 0..kk {
+                    s.t[r * ocg + o] = w[(grp * ocg + o) * kk + r];
+                }
+            }
+            s.acc2.clear();
+            s.acc2.resize(kk * n, N::zero_acc());
+            N::gemm(&s.t, &e_out[grp * ocg * n..(grp + 1) * ocg * n], kk, ocg, n, &mut s.acc2);
+            super::gemm::col2im_add(g, &s.acc2, grp, &mut s.acc);
+        }
+    }
+    for (e, a) in e_in.iter_mut().zip(s.acc.iter()) {
+        *e = N::bwd_out(*a);
+    }
+}
+
+/// Weight and bias gradient accumulation for one sample: gw += e_out ⋆ x, gb += Σ e_out.
+pub fn conv_bwd_weight<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], gw: &mut [N::Acc], gb: &mut [N::Acc], s: &mut Scratch<N>) {
+    let n = g.out_h * g.out_w;
+    if is_dense(g) {
+        s.acc2.clear();
+        s.acc2.resize(g.w_len(), N::zero_acc());
+        N::gemm(e_out, x, g.out_c, 1, g.in_c, &mut s.acc2);
+        for (a, v) in gw.iter_mut().zip(s.acc2.iter()) {
+            *a += *v;
+        }
+    } else {
+        let kk = g.fan_in();
+        let ocg = g.out_c / g.groups;
+        for grp in 0..g.groups {
+            super::gemm::im2col(g, x, grp, &mut s.col);
+            N::gemm_abt(&e_out[grp * ocg * n..(grp + 1) * ocg * n], &s.col, ocg, n, kk, &mut gw[grp * ocg * kk..(grp + 1) * ocg * kk]);
+        }
+    }
+    for (o, e) in e_out.iter().enumerate() {
+        gb[o / n] += N::signed(*e, false);
+    }
+}
+
+/// Tap-by-tap forward (the reference for the im2col/GEMM path).
+pub fn conv_fwd_direct<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mut [N::V], acc: &mut Vec<N::Acc>) {
     acc.clear();
     acc.resize(g.out_len(), N::zero_acc());
     g.for_each_tap(|o, i, wi| acc[o] += N::mul(x[i], w[wi]));
@@ -149,8 +243,8 @@ pub fn conv_fwd<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mu
     }
 }
 
-/// Backward data (BP): e_in = convᵀ(e_out, w), narrowed once per input element.
-pub fn conv_bwd_data<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_in: &mut [N::V], acc: &mut Vec<N::Acc>) {
+/// Tap-by-tap backward data (reference).
+pub fn conv_bwd_data_direct<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_in: &mut [N::V], acc: &mut Vec<N::Acc>) {
     acc.clear();
     acc.resize(g.in_len(), N::zero_acc());
     g.for_each_tap(|o, i, wi| acc[i] += N::mul(e_out[o], w[wi]));
@@ -159,8 +253,8 @@ pub fn conv_bwd_data<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_in: &mu
     }
 }
 
-/// Weight and bias gradient accumulation for one sample: gw += e_out ⋆ x, gb += Σ e_out.
-pub fn conv_bwd_weight<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], gw: &mut [N::Acc], gb: &mut [N::Acc]) {
+/// Tap-by-tap weight gradient (reference).
+pub fn conv_bwd_weight_direct<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], gw: &mut [N::Acc], gb: &mut [N::Acc]) {
     g.for_each_tap(|o, i, wi| gw[wi] += N::mul(e_out[o], x[i]));
     let per = g.out_h * g.out_w;
     for (o, e) in e_out.iter().enumerate() {
@@ -195,8 +289,9 @@ pub fn relu_mask<N: Num>(p: &[N::V], e: &mut [N::V]) {
     }
 }
 
-/// 2×2 max-pool with stride 2 over (c, h, w); records the winning input index
-/// (first maximum in row-major order on ties).
+/// 2×2 max-pool with stride 2 over (c, h, w), output ⌊h/2⌋ × ⌊w/2⌋ (an odd last
+/// row or column is dropped, as in PyTorch); records the winning input index (first
+/// maximum in row-major order on ties).
 pub fn maxpool2_fwd<N: Num>(c: usize, h: usize, w: usize, x: &[N::V], y: &mut [N::V], arg: &mut [u32]) {
     let (oh, ow) = (h / 2, w / 2);
     for ch in 0..c {
@@ -270,6 +365,37 @@ mod tests {
     }
 
     #[test]
+    fn gemm_path_equals_tap_by_tap_path_bit_for_bit() {
+        let mut rng = crate::rng::Rng::new(11);
+        let geoms = [
+            ConvGeom::new(4, 9, 7, 6, 3, 1, 1, 1, 2).unwrap(),
+            ConvGeom::new(3, 10, 10, 6, 3, 2, 2, 2, 3).unwrap(),
+            ConvGeom::new(2, 5, 5, 4, 5, 1, 0, 1, 1).unwrap(),
+            ConvGeom::new(8, 6, 6, 8, 1, 1, 0, 1, 4).unwrap(),
+            ConvGeom::dense(37, 10),
+        ];
+        for g in geoms {
+            let x: Vec<i16> = (0..g.in_len()).map(|_| rng.range_i64(-3000, 3000) as i16).collect();
+            let w: Vec<i16> = (0..g.w_len()).map(|_| rng.range_i64(-4000, 4000) as i16).collect();
+            let b: Vec<i16> = (0..g.out_c).map(|_| rng.range_i64(-300, 300) as i16).collect();
+            let e: Vec<i16> = (0..g.out_len()).map(|_| rng.range_i64(-32768, 32767) as i16).collect();
+            let (mut y1, mut y2) = (vec![0; g.out_len()], vec![0; g.out_len()]);
+            conv_fwd::<Fx>(&g, &x, &w, &b, &mut y1, &mut Scratch::new());
+            conv_fwd_direct::<Fx>(&g, &x, &w, &b, &mut y2, &mut Vec::new());
+            assert_eq!(y1, y2, "{g:?}");
+            let (mut d1, mut d2) = (vec![0; g.in_len()], vec![0; g.in_len()]);
+            conv_bwd_data::<Fx>(&g, &e, &w, &mut d1, &mut Scratch::new());
+            conv_bwd_data_direct::<Fx>(&g, &e, &w, &mut d2, &mut Vec::new());
+            assert_eq!(d1, d2, "{g:?}");
+            let (mut gw1, mut gw2) = (vec![5i64; g.w_len()], vec![5i64; g.w_len()]);
+            let (mut gb1, mut gb2) = (vec![0i64; g.out_c], vec![0i64; g.out_c]);
+            conv_bwd_weight::<Fx>(&g, &e, &x, &mut gw1, &mut gb1, &mut Scratch::new());
+            conv_bwd_weight_direct::<Fx>(&g, &e, &x, &mut gw2, &mut gb2);
+            assert_eq!((gw1, gb1), (gw2, gb2), "{g:?}");
+        }
+    }
+
+    #[test]
     fn shuffle_is_a_permutation_and_unshuffle_inverts_it() {
         let p = shuffle_perm(8, 4);
         assert_eq!(p, vec![0, 2, 4, 6, 1, 3, 5, 7]);
@@ -288,7 +414,7 @@ mod tests {
         let w: Vec<f32> = (0..g.w_len()).map(|i| ((i * 13 % 7) as f32 - 3.0) / 5.0).collect();
         let b: Vec<f32> = (0..g.out_c).map(|i| i as f32 / 10.0).collect();
         let mut y = vec![0.0; g.out_len()];
-        conv_fwd::<F32>(&g, &x, &w, &b, &mut y, &mut Vec::new());
+        conv_fwd::<F32>(&g, &x, &w, &b, &mut y, &mut Scratch::new());
         for oc in 0..6 {
             for oy in 0..g.out_h {
                 for ox in 0..g.out_w {

@@ -45,16 +45,18 @@ pub struct OptState<N: Num> {
 }
 
 /// Everything the forward pass keeps for the backward pass of one sample.
-#[derive(Clone, Debug, Default)]
-pub struct Trace<V> {
+#[derive(Debug, Default)]
+pub struct Trace<N: Num> {
+    /// Reused buffers of the GEMM path.
+    pub scratch: ops::Scratch<N>,
     /// Input of each block.
-    pub x: Vec<Vec<V>>,
+    pub x: Vec<Vec<N::V>>,
     /// Pre-activation p of each block.
-    pub p: Vec<Vec<V>>,
+    pub p: Vec<Vec<N::V>>,
     /// Max-pool winners per block.
     pub arg: Vec<Vec<u32>>,
     /// Error at each block's pre-activation.
-    pub e: Vec<Vec<V>>,
+    pub e: Vec<Vec<N::V>>,
 }
 
 /// Which error propagation a step uses.
@@ -125,7 +127,7 @@ impl<N: Num> Net<N> {
     }
 
     /// Forward pass of one sample; returns the logits (last pre-activation).
-    pub fn forward(&self, f: &Forward<N::V>, input: &[N::V], t: &mut Trace<N::V>, acc: &mut Vec<N::Acc>) {
+    pub fn forward(&self, f: &Forward<N::V>, input: &[N::V], t: &mut Trace<N>) {
         let nb = self.blocks.len();
         t.x.resize(nb, Vec::new());
         t.p.resize(nb, Vec::new());
@@ -135,13 +137,13 @@ impl<N: Num> Net<N> {
             let g = &b.geom;
             t.x[i] = cur;
             let mut p = vec![N::zero(); g.out_len()];
-            ops::conv_fwd::<N>(g, &t.x[i], &f.w[i], &f.b[i], &mut p, acc);
+            ops::conv_fwd::<N>(g, &t.x[i], &f.w[i], &f.b[i], &mut p, &mut t.scratch);
             let mut o = p.clone();
             if b.relu {
                 ops::relu::<N>(&p, &mut o);
             }
             if b.pool {
-                let mut y = vec![N::zero(); g.out_len() / 4];
+                let mut y = vec![N::zero(); g.out_c * (g.out_h / 2) * (g.out_w / 2)];
                 let mut arg = vec![0u32; y.len()];
                 ops::maxpool2_fwd::<N>(g.out_c, g.out_h, g.out_w, &o, &mut y, &mut arg);
                 t.arg[i] = arg;
@@ -159,7 +161,7 @@ impl<N: Num> Net<N> {
     }
 
     /// Errors at every block's pre-activation, given e_L at the last one.
-    pub fn propagate(&self, f: &Forward<N::V>, kind: StepKind, t: &mut Trace<N::V>, e_l: Vec<N::V>, acc: &mut Vec<N::Acc>) {
+    pub fn propagate(&self, f: &Forward<N::V>, kind: StepKind, t: &mut Trace<N>, e_l: Vec<N::V>, acc: &mut Vec<N::Acc>) {
         let nb = self.blocks.len();
         t.e.resize(nb, Vec::new());
         t.e[nb - 1] = e_l;
@@ -171,7 +173,7 @@ impl<N: Num> Net<N> {
                 // Error w.r.t. block i+1's input, then back through shuffle and pool.
                 let nx = &self.blocks[i + 1].geom;
                 let mut ex = vec![N::zero(); nx.in_len()];
-                ops::conv_bwd_data::<N>(nx, &t.e[i + 1], &f.w[i + 1], &mut ex, acc);
+                ops::conv_bwd_data::<N>(nx, &t.e[i + 1], &f.w[i + 1], &mut ex, &mut t.scratch);
                 if let Some(sg) = b.shuffle {
                     let (c, h, w) = b.out_shape();
                     let mut y = vec![N::zero(); ex.len()];
@@ -225,13 +227,13 @@ impl<A: Copy + std::ops::AddAssign> GradAcc<A> {
 fn run_samples<N: Loss>(net: &Net<N>, f: &Forward<N::V>, kind: StepKind, samples: &[(&[N::V], usize)]) -> (GradAcc<N::Acc>, Vec<i64>, f64, usize) {
     let mut g = GradAcc::zeros(net);
     let mut acc = Vec::new();
-    let mut t = Trace::default();
+    let mut t = Trace::<N>::default();
     let mut losses = Vec::with_capacity(samples.len());
     let mut loss_real = 0.0;
     let mut correct = 0;
     let nb = net.blocks.len();
     for &(x, label) in samples {
-        net.forward(f, x, &mut t, &mut acc);
+        net.forward(f, x, &mut t);
         let z = &t.p[nb - 1];
         let mut best = 0;
         for k in 1..z.len() {
@@ -246,7 +248,7 @@ fn run_samples<N: Loss>(net: &Net<N>, f: &Forward<N::V>, kind: StepKind, samples
         loss_real += real;
         net.propagate(f, kind, &mut t, e_l, &mut acc);
         for i in 0..nb {
-            ops::conv_bwd_weight::<N>(&net.blocks[i].geom, &t.e[i], &t.x[i], &mut g.w[i], &mut g.b[i]);
+            ops::conv_bwd_weight::<N>(&net.blocks[i].geom, &t.e[i], &t.x[i], &mut g.w[i], &mut g.b[i], &mut t.scratch);
         }
     }
     (g, losses, loss_real, correct)
@@ -350,11 +352,11 @@ impl<N: Loss> Trainer<N> {
                 .map(|c| {
                     let f = &f;
                     s.spawn(move || {
-                        let mut acc = Vec::new();
-                        let mut t = Trace::default();
+                        
+                        let mut t = Trace::<N>::default();
                         c.iter()
                             .map(|x| {
-                                self.net.forward(f, x, &mut t, &mut acc);
+                                self.net.forward(f, x, &mut t);
                                 let z = t.p.last().expect("blocks");
                                 (0..z.len()).fold(0, |b, k| if z[k] > z[b] { k } else { b })
                             })

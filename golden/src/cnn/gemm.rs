@@ -1,0 +1,331 @@
+//! Fast kernels behind the layer operations: im2col / col2im and two matrix products
+//! on 16-bit values with exact integer results.
+//!
+//! Exactness: every product below returns the exact i64 sums. The SIMD path adds
+//! pairs of i16 products into i32 lanes (`vpmaddwd`), which is exact as long as no
+//! partial sum leaves the i32 range. For each output row we check the bound
+//! Σ_k |a_k| · max|b| < 2^31 before taking the SIMD path; a row that fails it is
+//! computed with i64 scalar arithmetic. So results are identical on every machine,
+//! with or without AVX2.
+
+use super::ops::ConvGeom;
+
+/// im2col of group `grp`: `col[(ic_l·k + ky)·k + kx][oy·out_w + ox]`, zero where the
+/// tap falls into padding.
+pub fn im2col<T: Copy + Default>(g: &ConvGeom, x: &[T], grp: usize, col: &mut Vec<T>) {
+    let icg = g.icg();
+    let n = g.out_h * g.out_w;
+    col.clear();
+    col.resize(icg * g.k * g.k * n, T::default());
+    for icl in 0..icg {
+        let ic = grp * icg + icl;
+        let plane = &x[ic * g.in_h * g.in_w..(ic + 1) * g.in_h * g.in_w];
+        for ky in 0..g.k {
+            for kx in 0..g.k {
+                let row = &mut col[((icl * g.k + ky) * g.k + kx) * n..][..n];
+                for oy in 0..g.out_h {
+                    let iy = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.in_h as isize {
+                        continue;
+                    }
+                    let src = &plane[iy as usize * g.in_w..(iy as usize + 1) * g.in_w];
+                    let dst = &mut row[oy * g.out_w..(oy + 1) * g.out_w];
+                    if g.stride == 1 {
+                        // Contiguous run of valid ox.
+                        let off = (kx * g.dil) as isize - g.pad as isize;
+                        let lo = (-off).max(0) as usize;
+                        let hi = ((g.in_w as isize - off).min(g.out_w as isize)).max(0) as usize;
+                        if lo < hi {
+                            dst[lo..hi].copy_from_slice(&src[(lo as isize + off) as usize..(hi as isize + off) as usize]);
+                        }
+                    } else {
+                        for (ox, d) in dst.iter_mut().enumerate() {
+                            let ix = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
+                            if ix >= 0 && (ix as usize) < g.in_w {
+                                *d = src[ix as usize];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// col2im of group `grp`: add `dcol` (layout of [`im2col`]) into the input-shaped `acc`.
+pub fn col2im_add<A: Copy + std::ops::AddAssign>(g: &ConvGeom, dcol: &[A], grp: usize, acc: &mut [A]) {
+    let icg = g.icg();
+    let n = g.out_h * g.out_w;
+    for icl in 0..icg {
+        let ic = grp * icg + icl;
+        let plane = &mut acc[ic * g.in_h * g.in_w..(ic + 1) * g.in_h * g.in_w];
+        for ky in 0..g.k {
+            for kx in 0..g.k {
+                let row = &dcol[((icl * g.k + ky) * g.k + kx) * n..][..n];
+                for oy in 0..g.out_h {
+                    let iy = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.in_h as isize {
+                        continue;
+                    }
+                    let dst = &mut plane[iy as usize * g.in_w..(iy as usize + 1) * g.in_w];
+                    for ox in 0..g.out_w {
+                        let ix = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
+                        if ix >= 0 && (ix as usize) < g.in_w {
+                            dst[ix as usize] += row[oy * g.out_w + ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+const I32_LIMIT: i64 = 1 << 31;
+
+fn max_abs(b: &[i16]) -> i64 {
+    b.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0)
+}
+
+/// C (m×n) = A (m×k) · B (k×n), exact, i16 inputs, i64 outputs (overwritten).
+pub fn gemm_i16(a: &[i16], b: &[i16], m: usize, k: usize, n: usize, c: &mut [i64]) {
+    debug_assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    let bmax = max_abs(&b[..k * n]);
+    #[cfg(target_arch = "x86_64")]
+    let simd = std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = false;
+    let mut packed: Vec<i16> = Vec::new();
+    if simd {
+        pack_pairs(b, k, n, &mut packed);
+    }
+    let mut row32 = vec![0i32; n];
+    for i in 0..m {
+        let arow = &a[i * k..(i + 1) * k];
+        let bound = arow.iter().map(|&v| (v as i64).abs()).sum::<i64>() * bmax;
+        let crow = &mut c[i * n..(i + 1) * n];
+        if simd && bound < I32_LIMIT {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX2 was detected above; slices are sized by the packing.
+            unsafe {
+                row_avx2(arow, &packed, k, n, &mut row32)
+            };
+            for (cv, &v) in crow.iter_mut().zip(&row32) {
+                *cv = v as i64;
+            }
+        } else {
+            crow.iter_mut().for_each(|v| *v = 0);
+            for (kk, &av) in arow.iter().enumerate() {
+                if av == 0 {
+                    continue;
+                }
+                let brow = &b[kk * n..(kk + 1) * n];
+                for (cv, &bv) in crow.iter_mut().zip(brow) {
+                    *cv += av as i64 * bv as i64;
+                }
+            }
+        }
+    }
+}
+
+/// Interleave rows 2j and 2j+1 of B: packed[(j·n + col)·2 + r] = B[2j + r][col]
+/// (a zero row pads odd k).
+fn pack_pairs(b: &[i16], k: usize, n: usize, out: &mut Vec<i16>) {
+    let kp = k.div_ceil(2);
+    out.clear();
+    out.resize(kp * n * 2, 0);
+    for j in 0..kp {
+        let r0 = &b[2 * j * n..(2 * j + 1) * n];
+        let dst = &mut out[j * n * 2..(j + 1) * n * 2];
+        if 2 * j + 1 < k {
+            let r1 = &b[(2 * j + 1) * n..(2 * j + 2) * n];
+            for col in 0..n {
+                dst[2 * col] = r0[col];
+                dst[2 * col + 1] = r1[col];
+            }
+        } else {
+            for col in 0..n {
+                dst[2 * col] = r0[col];
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn row_avx2(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [i32]) {
+    use std::arch::x86_64::*;
+    let kp = k.div_ceil(2);
+    let n8 = n / 8 * 8;
+    // Blocks of 32 outputs (4 registers), then 8, then a scalar tail.
+    let mut col = 0;
+    while col + 32 <= n8 {
+        let (mut s0, mut s1, mut s2, mut s3) = (_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256());
+        for j in 0..kp {
+            let a0 = arow[2 * j] as u16 as u32;
+            let a1 = if 2 * j + 1 < k { arow[2 * j + 1] as u16 as u32 } else { 0 };
+            if a0 == 0 && a1 == 0 {
+                continue;
+            }
+            let av = _mm256_set1_epi32((a0 | (a1 << 16)) as i32);
+            let p = packed.as_ptr().add((j * n + col) * 2);
+            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(av, _mm256_loadu_si256(p as *const __m256i)));
+            s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(av, _mm256_loadu_si256(p.add(16) as *const __m256i)));
+            s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(av, _mm256_loadu_si256(p.add(32) as *const __m256i)));
+            s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(av, _mm256_loadu_si256(p.add(48) as *const __m256i)));
+        }
+        let o = out.as_mut_ptr().add(col);
+        _mm256_storeu_si256(o as *mut __m256i, s0);
+        _mm256_storeu_si256(o.add(8) as *mut __m256i, s1);
+        _mm256_storeu_si256(o.add(16) as *mut __m256i, s2);
+        _mm256_storeu_si256(o.add(24) as *mut __m256i, s3);
+        col += 32;
+    }
+    while col < n8 {
+        let mut s = _mm256_setzero_si256();
+        for j in 0..kp {
+            let a0 = arow[2 * j] as u16 as u32;
+            let a1 = if 2 * j + 1 < k { arow[2 * j + 1] as u16 as u32 } else { 0 };
+            let av = _mm256_set1_epi32((a0 | (a1 << 16)) as i32);
+            let p = packed.as_ptr().add((j * n + col) * 2);
+            s = _mm256_add_epi32(s, _mm256_madd_epi16(av, _mm256_loadu_si256(p as *const __m256i)));
+        }
+        _mm256_storeu_si256(out.as_mut_ptr().add(col) as *mut __m256i, s);
+        col += 8;
+    }
+    for c in n8..n {
+        let mut s = 0i32;
+        for j in 0..kp {
+            s += arow[2 * j] as i32 * packed[(j * n + c) * 2] as i32;
+            if 2 * j + 1 < k {
+                s += arow[2 * j + 1] as i32 * packed[(j * n + c) * 2 + 1] as i32;
+            }
+        }
+        out[c] = s;
+    }
+}
+
+/// C (m×k) += A (m×n) · Bᵀ where B is k×n: exact dot products of rows, i64 outputs.
+pub fn gemm_abt_i16(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut [i64]) {
+    #[cfg(target_arch = "x86_64")]
+    let simd = std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = false;
+    let bmax = max_abs(&b[..k * n]);
+    for i in 0..m {
+        let arow = &a[i * n..(i + 1) * n];
+        let bound = arow.iter().map(|&v| (v as i64).abs()).sum::<i64>() * bmax;
+        if bound == 0 {
+            continue;
+        }
+        for j in 0..k {
+            let brow = &b[j * n..(j + 1) * n];
+            let d = if simd && bound < I32_LIMIT {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX2 detected; equal-length slices.
+                unsafe {
+                    dot_avx2(arow, brow) as i64
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                0
+            } else {
+                arow.iter().zip(brow).map(|(&x, &y)| x as i64 * y as i64).sum()
+            };
+            c[i * k + j] += d;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_avx2(a: &[i16], b: &[i16]) -> i32 {
+    use std::arch::x86_64::*;
+    let n = a.len();
+    let n16 = n / 16 * 16;
+    let mut s = _mm256_setzero_si256();
+    let mut i = 0;
+    while i < n16 {
+        let x = _mm256_loadu_si256(a.as_ptr().add(i) as *const __m256i);
+        let y = _mm256_loadu_si256(b.as_ptr().add(i) as *const __m256i);
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(x, y));
+        i += 16;
+    }
+    let mut lanes = [0i32; 8];
+    _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s);
+    let mut t: i32 = lanes.iter().sum();
+    for j in n16..n {
+        t += a[j] as i32 * b[j] as i32;
+    }
+    t
+}
+
+/// f32 C (m×n) = A (m×k) · B (k×n).
+pub fn gemm_f32(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
+    for i in 0..m {
+        let crow = &mut c[i * n..(i + 1) * n];
+        crow.iter_mut().for_each(|v| *v = 0.0);
+        for kk in 0..k {
+            let av = a[i * k + kk];
+            if av == 0.0 {
+                continue;
+            }
+            for (cv, &bv) in crow.iter_mut().zip(&b[kk * n..(kk + 1) * n]) {
+                *cv += av * bv;
+            }
+        }
+    }
+}
+
+/// f32 C (m×k) += A (m×n) · Bᵀ (B is k×n).
+pub fn gemm_abt_f32(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32]) {
+    for i in 0..m {
+        let arow = &a[i * n..(i + 1) * n];
+        for j in 0..k {
+            let brow = &b[j * n..(j + 1) * n];
+            let mut s = [0f32; 8];
+            let chunks = n / 8 * 8;
+            for t in (0..chunks).step_by(8) {
+                for l in 0..8 {
+                    s[l] += arow[t + l] * brow[t + l];
+                }
+            }
+            let mut d: f32 = s.iter().sum();
+            for t in chunks..n {
+                d += arow[t] * brow[t];
+            }
+            c[i * k + j] += d;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    #[test]
+    fn gemm_i16_is_exact_on_both_paths_including_extremes() {
+        let mut rng = Rng::new(4);
+        for &(m, k, n, span) in &[(3, 7, 37, 300i64), (5, 33, 64, 32767), (2, 1, 9, 32768), (4, 144, 50, 2000)] {
+            let a: Vec<i16> = (0..m * k).map(|_| rng.range_i64(-span, span - 1) as i16).collect();
+            let b: Vec<i16> = (0..k * n).map(|_| rng.range_i64(-span, span - 1) as i16).collect();
+            let mut c = vec![0i64; m * n];
+            gemm_i16(&a, &b, m, k, n, &mut c);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: i64 = (0..k).map(|t| a[i * k + t] as i64 * b[t * n + j] as i64).sum();
+                    assert_eq!(c[i * n + j], want, "m={m} k={k} n={n} ({i},{j})");
+                }
+            }
+            let mut g = vec![1i64; m * k];
+            let bt: Vec<i16> = (0..k * n).map(|_| rng.range_i64(-span, span - 1) as i16).collect();
+            let at: Vec<i16> = (0..m * n).map(|_| rng.range_i64(-span, span - 1) as i16).collect();
+            gemm_abt_i16(&at, &bt, m, n, k, &mut g);
+            for i in 0..m {
+                for j in 0..k {
+                    let want: i64 = 1 + (0..n).map(|t| at[i * n + t] as i64 * bt[j * n + t] as i64).sum::<i64>();
+                    assert_eq!(g[i * k + j], want);
+                }
+            }
+        }
+    }
+}
