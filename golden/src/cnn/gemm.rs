@@ -83,71 +83,186 @@ pub fn col2im_add<A: Copy + std::ops::AddAssign>(g: &ConvGeom, dcol: &[A], grp: 
 const I32_LIMIT: i64 = 1 << 31;
 
 fn max_abs(b: &[i16]) -> i64 {
-    b.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0)
+    // i32 arithmetic vectorizes; |−32768| fits.
+    b.iter().map(|&v| (v as i32).abs()).max().unwrap_or(0) as i64
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            return Isa::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Scalar
 }
 
 /// C (m×n) = A (m×k) · B (k×n), exact, i16 inputs, i64 outputs (overwritten).
 pub fn gemm_i16(a: &[i16], b: &[i16], m: usize, k: usize, n: usize, c: &mut [i64]) {
     debug_assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    let bmax = max_abs(&b[..k * n]);
-    #[cfg(target_arch = "x86_64")]
-    let simd = std::arch::is_x86_feature_detected!("avx2");
-    #[cfg(not(target_arch = "x86_64"))]
-    let simd = false;
-    let mut packed: Vec<i16> = Vec::new();
-    if simd {
+    let isa = isa();
+    let mut packed: Vec<u32> = Vec::new();
+    if isa != Isa::Scalar {
         pack_pairs(b, k, n, &mut packed);
     }
-    let mut row32 = vec![0i32; n];
+    c[..m * n].iter_mut().for_each(|v| *v = 0);
+    packed_product(a, b, as_i16(&packed), m, k, n, c, isa, |kk, col| b[kk * n + col]);
+}
+
+/// C (m×k) += A (m×n) · Bᵀ where B is k×n: exact, i64 outputs.
+pub fn gemm_abt_i16(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut [i64]) {
+    let isa = isa();
+    // The contraction runs over n: pack Bᵀ (n×k) in pairs of its rows, i.e. pairs of
+    // adjacent columns of B.
+    let mut packed: Vec<u32> = Vec::new();
+    if isa != Isa::Scalar {
+        let np = n.div_ceil(2);
+        packed.resize(np * k, 0);
+        for col in 0..k {
+            let brow = &b[col * n..(col + 1) * n];
+            for (j, pr) in brow.chunks(2).enumerate() {
+                let hi = if pr.len() == 2 { pr[1] as u16 as u32 } else { 0 };
+                packed[j * k + col] = pr[0] as u16 as u32 | hi << 16;
+            }
+        }
+    }
+    packed_product(a, b, as_i16(&packed), m, n, k, c, isa, |t, col| b[col * n + t]);
+}
+
+/// Shared driver: for each row of A (m×kk) add A·B into C (m×nn), where B is given
+/// both pair-packed (for SIMD) and through `bat(t, col)` (for the exact i64 fallback).
+#[allow(clippy::too_many_arguments)]
+fn packed_product(a: &[i16], b: &[i16], packed: &[i16], m: usize, kk: usize, nn: usize, c: &mut [i64], isa: Isa, bat: impl Fn(usize, usize) -> i16) {
+    let bmax = max_abs(b);
+    let mut row32 = vec![0i32; nn];
     for i in 0..m {
-        let arow = &a[i * k..(i + 1) * k];
-        let bound = arow.iter().map(|&v| (v as i64).abs()).sum::<i64>() * bmax;
-        let crow = &mut c[i * n..(i + 1) * n];
-        if simd && bound < I32_LIMIT {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX2 was detected above; slices are sized by the packing.
-            unsafe {
-                row_avx2(arow, &packed, k, n, &mut row32)
-            };
+        let arow = &a[i * kk..(i + 1) * kk];
+        let bound = arow.iter().map(|&v| (v as i32).abs() as i64).sum::<i64>() * bmax;
+        if bound == 0 {
+            continue;
+        }
+        let crow = &mut c[i * nn..(i + 1) * nn];
+        if isa != Isa::Scalar && bound < I32_LIMIT {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the feature was detected at run time; slices are sized by the packing.
+                Isa::Avx512 => unsafe { row_avx512(arow, packed, kk, nn, &mut row32) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                Isa::Avx2 => unsafe { row_avx2(arow, packed, kk, nn, &mut row32) },
+                Isa::Scalar => unreachable!(),
+            }
             for (cv, &v) in crow.iter_mut().zip(&row32) {
-                *cv = v as i64;
+                *cv += v as i64;
             }
         } else {
-            crow.iter_mut().for_each(|v| *v = 0);
-            for (kk, &av) in arow.iter().enumerate() {
+            for (t, &av) in arow.iter().enumerate() {
                 if av == 0 {
                     continue;
                 }
-                let brow = &b[kk * n..(kk + 1) * n];
-                for (cv, &bv) in crow.iter_mut().zip(brow) {
-                    *cv += av as i64 * bv as i64;
+                for (col, cv) in crow.iter_mut().enumerate() {
+                    *cv += av as i64 * bat(t, col) as i64;
                 }
             }
         }
     }
 }
 
-/// Interleave rows 2j and 2j+1 of B: packed[(j·n + col)·2 + r] = B[2j + r][col]
-/// (a zero row pads odd k).
-fn pack_pairs(b: &[i16], k: usize, n: usize, out: &mut Vec<i16>) {
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+unsafe fn row_avx512(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [i32]) {
+    use std::arch::x86_64::*;
     let kp = k.div_ceil(2);
-    out.clear();
-    out.resize(kp * n * 2, 0);
+    let n16 = n / 16 * 16;
+    let pair = |j: usize| -> i32 {
+        let a0 = arow[2 * j] as u16 as u32;
+        let a1 = if 2 * j + 1 < k { arow[2 * j + 1] as u16 as u32 } else { 0 };
+        (a0 | (a1 << 16)) as i32
+    };
+    let mut col = 0;
+    while col + 64 <= n16 {
+        let (mut s0, mut s1, mut s2, mut s3) = (_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512());
+        for j in 0..kp {
+            let pv = pair(j);
+            if pv == 0 {
+                continue;
+            }
+            let av = _mm512_set1_epi32(pv);
+            let p = packed.as_ptr().add((j * n + col) * 2);
+            s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(av, _mm512_loadu_si512(p as *const _)));
+            s1 = _mm512_add_epi32(s1, _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(32) as *const _)));
+            s2 = _mm512_add_epi32(s2, _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(64) as *const _)));
+            s3 = _mm512_add_epi32(s3, _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(96) as *const _)));
+        }
+        let o = out.as_mut_ptr().add(col);
+        _mm512_storeu_si512(o as *mut _, s0);
+        _mm512_storeu_si512(o.add(16) as *mut _, s1);
+        _mm512_storeu_si512(o.add(32) as *mut _, s2);
+        _mm512_storeu_si512(o.add(48) as *mut _, s3);
+        col += 64;
+    }
+    while col < n16 {
+        let mut s = _mm512_setzero_si512();
+        for j in 0..kp {
+            let av = _mm512_set1_epi32(pair(j));
+            let p = packed.as_ptr().add((j * n + col) * 2);
+            s = _mm512_add_epi32(s, _mm512_madd_epi16(av, _mm512_loadu_si512(p as *const _)));
+        }
+        _mm512_storeu_si512(out.as_mut_ptr().add(col) as *mut _, s);
+        col += 16;
+    }
+    for c in n16..n {
+        let mut s = 0i32;
+        for j in 0..kp {
+            s += arow[2 * j] as i32 * packed[(j * n + c) * 2] as i32;
+            if 2 * j + 1 < k {
+                s += arow[2 * j + 1] as i32 * packed[(j * n + c) * 2 + 1] as i32;
+            }
+        }
+        out[c] = s;
+    }
+}
+
+/// Interleave rows 2j and 2j+1 of B: packed[(j·n + col)·2 + r] = B[2j + r][col]
+/// (a zero row pads odd k). Written as one u32 per pair so it vectorizes.
+fn pack_pairs(b: &[i16], k: usize, n: usize, words: &mut Vec<u32>) {
+    let kp = k.div_ceil(2);
+    words.clear();
+    words.resize(kp * n, 0);
     for j in 0..kp {
         let r0 = &b[2 * j * n..(2 * j + 1) * n];
-        let dst = &mut out[j * n * 2..(j + 1) * n * 2];
+        let dst = &mut words[j * n..(j + 1) * n];
         if 2 * j + 1 < k {
             let r1 = &b[(2 * j + 1) * n..(2 * j + 2) * n];
-            for col in 0..n {
-                dst[2 * col] = r0[col];
-                dst[2 * col + 1] = r1[col];
+            for ((d, &x), &y) in dst.iter_mut().zip(r0).zip(r1) {
+                *d = (x as u16 as u32) | ((y as u16 as u32) << 16);
             }
         } else {
-            for col in 0..n {
-                dst[2 * col] = r0[col];
+            for (d, &x) in dst.iter_mut().zip(r0) {
+                *d = x as u16 as u32;
             }
         }
     }
+}
+
+/// The packed pairs as i16 values (little-endian: low half first).
+fn as_i16(words: &[u32]) -> &[i16] {
+    assert!(cfg!(target_endian = "little"), "pair packing assumes little-endian");
+    // SAFETY: u32 is at least as aligned as i16, the length doubles, and every bit
+    // pattern is a valid i16.
+    unsafe { std::slice::from_raw_parts(words.as_ptr() as *const i16, words.len() * 2) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -202,60 +317,6 @@ unsafe fn row_avx2(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [
         }
         out[c] = s;
     }
-}
-
-/// C (m×k) += A (m×n) · Bᵀ where B is k×n: exact dot products of rows, i64 outputs.
-pub fn gemm_abt_i16(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut [i64]) {
-    #[cfg(target_arch = "x86_64")]
-    let simd = std::arch::is_x86_feature_detected!("avx2");
-    #[cfg(not(target_arch = "x86_64"))]
-    let simd = false;
-    let bmax = max_abs(&b[..k * n]);
-    for i in 0..m {
-        let arow = &a[i * n..(i + 1) * n];
-        let bound = arow.iter().map(|&v| (v as i64).abs()).sum::<i64>() * bmax;
-        if bound == 0 {
-            continue;
-        }
-        for j in 0..k {
-            let brow = &b[j * n..(j + 1) * n];
-            let d = if simd && bound < I32_LIMIT {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX2 detected; equal-length slices.
-                unsafe {
-                    dot_avx2(arow, brow) as i64
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                0
-            } else {
-                arow.iter().zip(brow).map(|(&x, &y)| x as i64 * y as i64).sum()
-            };
-            c[i * k + j] += d;
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn dot_avx2(a: &[i16], b: &[i16]) -> i32 {
-    use std::arch::x86_64::*;
-    let n = a.len();
-    let n16 = n / 16 * 16;
-    let mut s = _mm256_setzero_si256();
-    let mut i = 0;
-    while i < n16 {
-        let x = _mm256_loadu_si256(a.as_ptr().add(i) as *const __m256i);
-        let y = _mm256_loadu_si256(b.as_ptr().add(i) as *const __m256i);
-        s = _mm256_add_epi32(s, _mm256_madd_epi16(x, y));
-        i += 16;
-    }
-    let mut lanes = [0i32; 8];
-    _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s);
-    let mut t: i32 = lanes.iter().sum();
-    for j in n16..n {
-        t += a[j] as i32 * b[j] as i32;
-    }
-    t
 }
 
 /// f32 C (m×n) = A (m×k) · B (k×n).
