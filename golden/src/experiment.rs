@@ -408,14 +408,14 @@ impl<N: Loss> Experiment<N> {
         let [c, h, w] = self.config.raw.input;
         let mut inputs = Vec::new();
         let mut errors: Vec<Vec<N::V>> = vec![Vec::new(); nb];
-        let (mut acc, mut tr) = (Vec::new(), Trace::<N>::default());
+        let mut tr = Trace::<N>::default();
         for (x, y) in &batch {
             inputs.extend_from_slice(x);
             t.net.forward(&f, x, &mut tr);
             let z = tr.p[nb - 1].clone();
             let mut e_l = vec![N::zero(); z.len()];
             N::softmax_xent(&z, *y, &mut e_l);
-            t.net.propagate(&f, kind, &mut tr, e_l, &mut acc);
+            t.net.propagate(&f, kind, &mut tr, e_l);
             for (i, e) in tr.e.iter().enumerate() {
                 errors[i].extend_from_slice(e);
             }

@@ -102,8 +102,8 @@ pub struct DfaOptions {
 /// A fixed backward weight: binary signs with a shift, or real values.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BackWeight<V> {
-    /// ±1 (true = −1) and the scaling shift.
-    Binary(Vec<bool>, u32),
+    /// ±1 (true = −1), the scaling shift, and the signs as ±1 values for the GEMM.
+    Binary(Vec<bool>, u32, Vec<V>),
     /// Real values in the weight format.
     Real(Vec<V>),
 }
@@ -112,7 +112,9 @@ impl<V: Copy> BackWeight<V> {
     fn draw<N: Num<V = V>>(n: usize, fan_in: usize, binary: bool, extra_shift: u32, rng: &mut Rng) -> Self {
         if binary {
             let shift = crate::params::BsbuParams::default_shift(fan_in) + extra_shift;
-            BackWeight::Binary((0..n).map(|_| rng.bit()).collect(), shift)
+            let neg: Vec<bool> = (0..n).map(|_| rng.bit()).collect();
+            let unit = neg.iter().map(|&b| N::unit(b)).collect();
+            BackWeight::Binary(neg, shift, unit)
         } else {
             let scale = 1.0 / (fan_in as f64).sqrt() / (1u64 << extra_shift) as f64;
             BackWeight::Real((0..n).map(|_| N::weight_of(N::master_from_f64((rng.uniform() * 2.0 - 1.0) * scale))).collect())
@@ -120,14 +122,12 @@ impl<V: Copy> BackWeight<V> {
     }
 
     /// Apply as a convolution with geometry `g`.
-    pub fn conv<N: Num<V = V>>(&self, g: &ConvGeom, e: &[V], out: &mut [V], acc: &mut Vec<N::Acc>) {
+    pub fn conv<N: Num<V = V>>(&self, g: &ConvGeom, e: &[V], out: &mut [V], s: &mut ops::Scratch<N>) {
         match self {
-            BackWeight::Binary(neg, shift) => ops::conv_binary::<N>(g, e, neg, *shift, out, acc),
+            BackWeight::Binary(_, shift, unit) => ops::conv_binary::<N>(g, e, unit, *shift, out, s),
             BackWeight::Real(w) => {
-                acc.clear();
-                acc.resize(g.out_len(), N::zero_acc());
-                g.for_each_tap(|o, i, wi| acc[o] += N::mul(e[i], w[wi]));
-                for (y, a) in out.iter_mut().zip(acc.iter()) {
+                ops::conv_sums::<N>(g, e, w, s);
+                for (y, a) in out.iter_mut().zip(s.acc_ref().iter()) {
                     *y = N::bwd_out(*a);
                 }
             }
@@ -405,7 +405,7 @@ pub fn upsample<T: Copy>(c: usize, h: usize, w: usize, f: usize, x: &[T], y: &mu
 
 impl<V: Copy + Default> BackPath<V> {
     /// e_target (before ⊙ f') from e_source.
-    pub fn apply<N: Num<V = V>>(&self, e_src: &[V], out: &mut [V], acc: &mut Vec<N::Acc>) {
+    pub fn apply<N: Num<V = V>>(&self, e_src: &[V], out: &mut [V], acc: &mut ops::Scratch<N>) {
         let mut cur: Vec<V> = e_src.to_vec();
         if let Some((g2, w2)) = &self.d2 {
             let mut y = vec![V::default(); g2.out_len()];

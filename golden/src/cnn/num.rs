@@ -29,6 +29,9 @@ pub trait Num: Copy + Clone + Send + Sync + PartialEq + std::fmt::Debug + Defaul
     fn mul(a: Self::V, b: Self::V) -> Self::Acc;
     /// A value as an accumulator term with weight ±1 (binary backward weights).
     fn signed(e: Self::V, neg: bool) -> Self::Acc;
+    /// The multiplier ±1 of a binary weight (raw ±1 in fixed point: e · w is then ±e
+    /// on the raw error, exactly what [`Num::signed`] adds).
+    fn unit(neg: bool) -> Self::V;
     /// Activation × weight sum plus bias → activation.
     fn fwd_out(acc: Self::Acc, bias: Self::V) -> Self::V;
     /// Error × weight sum → error.
@@ -130,6 +133,9 @@ impl Num for Fx {
     fn signed(e: i16, neg: bool) -> i64 {
         if neg { -(e as i64) } else { e as i64 }
     }
+    fn unit(neg: bool) -> i16 {
+        if neg { -1 } else { 1 }
+    }
     fn fwd_out(acc: i64, bias: i16) -> i16 {
         let f = ACT.frac + WEIGHT.frac;
         format::rescale(acc + ((bias as i64) << WEIGHT.frac), f, 0, ACT) as i16
@@ -213,6 +219,9 @@ impl Num for F32 {
     #[inline(always)]
     fn signed(e: f32, neg: bool) -> f32 {
         if neg { -e } else { e }
+    }
+    fn unit(neg: bool) -> f32 {
+        if neg { -1.0 } else { 1.0 }
     }
     fn fwd_out(acc: f32, bias: f32) -> f32 {
         acc + bias

@@ -152,15 +152,19 @@ impl<N: Num> Scratch<N> {
     pub fn new() -> Self {
         Scratch { col: Vec::new(), t: Vec::new(), acc: Vec::new(), acc2: Vec::new() }
     }
+
+    /// The sums left by the last [`conv_sums`].
+    pub fn acc_ref(&self) -> &[N::Acc] {
+        &self.acc
+    }
 }
 
 fn is_dense(g: &ConvGeom) -> bool {
     g.k == 1 && g.in_h == 1 && g.in_w == 1 && g.out_h == 1 && g.out_w == 1 && g.groups == 1
 }
 
-/// Forward: y = conv(x, w) + b, narrowed once per output (pre-activation).
-/// im2col + exact GEMM; equal bit for bit to [`conv_fwd_direct`].
-pub fn conv_fwd<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mut [N::V], s: &mut Scratch<N>) {
+/// The exact sums conv(x, w) into `s.acc` (im2col + GEMM), before any narrowing.
+pub fn conv_sums<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], s: &mut Scratch<N>) {
     let n = g.out_h * g.out_w;
     s.acc.clear();
     s.acc.resize(g.out_len(), N::zero_acc());
@@ -174,6 +178,13 @@ pub fn conv_fwd<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mu
             N::gemm(&w[grp * ocg * kk..(grp + 1) * ocg * kk], &s.col, ocg, kk, n, &mut s.acc[grp * ocg * n..(grp + 1) * ocg * n]);
         }
     }
+}
+
+/// Forward: y = conv(x, w) + b, narrowed once per output (pre-activation).
+/// im2col + exact GEMM; equal bit for bit to [`conv_fwd_direct`].
+pub fn conv_fwd<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mut [N::V], s: &mut Scratch<N>) {
+    let n = g.out_h * g.out_w;
+    conv_sums(g, x, w, s);
     for (o, (yo, a)) in y.iter_mut().zip(s.acc.iter()).enumerate() {
         *yo = N::fwd_out(*a, b[o / n]);
     }
@@ -262,9 +273,18 @@ pub fn conv_bwd_weight_direct<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], 
     }
 }
 
-/// Convolution with binary weights (true = −1) and a power-of-two scaling shift:
-/// the DFA backward path. Adds and subtracts only.
-pub fn conv_binary<N: Num>(g: &ConvGeom, e: &[N::V], neg: &[bool], shift: u32, out: &mut [N::V], acc: &mut Vec<N::Acc>) {
+/// Convolution with binary weights given as ±1 values ([`Num::unit`]) and a
+/// power-of-two scaling shift: the DFA backward path. In hardware this adds and
+/// subtracts only; here the exact GEMM computes the same sums.
+pub fn conv_binary<N: Num>(g: &ConvGeom, e: &[N::V], w_unit: &[N::V], shift: u32, out: &mut [N::V], s: &mut Scratch<N>) {
+    conv_sums(g, e, w_unit, s);
+    for (y, a) in out.iter_mut().zip(s.acc.iter()) {
+        *y = N::bin_out(*a, shift);
+    }
+}
+
+/// Tap-by-tap binary convolution (reference of [`conv_binary`]).
+pub fn conv_binary_direct<N: Num>(g: &ConvGeom, e: &[N::V], neg: &[bool], shift: u32, out: &mut [N::V], acc: &mut Vec<N::Acc>) {
     acc.clear();
     acc.resize(g.out_len(), N::zero_acc());
     g.for_each_tap(|o, i, wi| acc[o] += N::signed(e[i], neg[wi]));
@@ -351,7 +371,7 @@ pub fn unpermute_channels<T: Copy>(src: &[usize], hw: usize, y: &[T], x: &mut [T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cnn::num::{Fx, F32};
+    use crate::cnn::num::{Fx, Num, F32};
 
     #[test]
     fn conv_geometry_validates_with_named_errors() {
@@ -392,6 +412,12 @@ mod tests {
             conv_bwd_weight::<Fx>(&g, &e, &x, &mut gw1, &mut gb1, &mut Scratch::new());
             conv_bwd_weight_direct::<Fx>(&g, &e, &x, &mut gw2, &mut gb2);
             assert_eq!((gw1, gb1), (gw2, gb2), "{g:?}");
+            let neg: Vec<bool> = (0..g.w_len()).map(|_| rng.bit()).collect();
+            let unit: Vec<i16> = neg.iter().map(|&n| Fx::unit(n)).collect();
+            let (mut b1, mut b2) = (vec![0; g.out_len()], vec![0; g.out_len()]);
+            conv_binary::<Fx>(&g, &x, &unit, 3, &mut b1, &mut Scratch::new());
+            conv_binary_direct::<Fx>(&g, &x, &neg, 3, &mut b2, &mut Vec::new());
+            assert_eq!(b1, b2, "{g:?}");
         }
     }
 

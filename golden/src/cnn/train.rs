@@ -161,7 +161,7 @@ impl<N: Num> Net<N> {
     }
 
     /// Errors at every block's pre-activation, given e_L at the last one.
-    pub fn propagate(&self, f: &Forward<N::V>, kind: StepKind, t: &mut Trace<N>, e_l: Vec<N::V>, acc: &mut Vec<N::Acc>) {
+    pub fn propagate(&self, f: &Forward<N::V>, kind: StepKind, t: &mut Trace<N>, e_l: Vec<N::V>) {
         let nb = self.blocks.len();
         t.e.resize(nb, Vec::new());
         t.e[nb - 1] = e_l;
@@ -187,7 +187,7 @@ impl<N: Num> Net<N> {
                 }
             } else {
                 let path = self.paths.iter().find(|p| p.target == i).expect("a backward path for every hidden block");
-                path.apply::<N>(&t.e[path.source], &mut e, acc);
+                path.apply::<N>(&t.e[path.source], &mut e, &mut t.scratch);
             }
             if b.relu {
                 ops::relu_mask::<N>(&t.p[i], &mut e);
@@ -226,7 +226,7 @@ impl<A: Copy + std::ops::AddAssign> GradAcc<A> {
 /// Per-sample forward + propagation + gradient accumulation for `samples`.
 fn run_samples<N: Loss>(net: &Net<N>, f: &Forward<N::V>, kind: StepKind, samples: &[(&[N::V], usize)]) -> (GradAcc<N::Acc>, Vec<i64>, f64, usize) {
     let mut g = GradAcc::zeros(net);
-    let mut acc = Vec::new();
+
     let mut t = Trace::<N>::default();
     let mut losses = Vec::with_capacity(samples.len());
     let mut loss_real = 0.0;
@@ -246,7 +246,7 @@ fn run_samples<N: Loss>(net: &Net<N>, f: &Forward<N::V>, kind: StepKind, samples
         let (raw, real) = N::softmax_xent(z, label, &mut e_l);
         losses.push(raw);
         loss_real += real;
-        net.propagate(f, kind, &mut t, e_l, &mut acc);
+        net.propagate(f, kind, &mut t, e_l);
         for i in 0..nb {
             ops::conv_bwd_weight::<N>(&net.blocks[i].geom, &t.e[i], &t.x[i], &mut g.w[i], &mut g.b[i], &mut t.scratch);
         }
