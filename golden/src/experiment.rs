@@ -451,8 +451,13 @@ fn make_batch<'a, N: Num>(xs: &'a [Vec<N::V>], ys: &[usize], order: &[usize], b:
 
 const CKPT_MAGIC: &[u8; 8] = b"HDFACK01";
 
+/// Hash of everything that shapes the training trajectory: the epoch count and the
+/// thread count are left out, so a run can be extended or resumed on another machine.
 fn config_hash(c: &Config) -> u64 {
-    let text = format!("{:?}", c.raw);
+    let mut raw = c.raw.clone();
+    raw.epochs = 0;
+    raw.threads = 0;
+    let text = format!("{raw:?}");
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);

@@ -174,3 +174,22 @@ fn train_digits_reaches_the_accuracy_targets() {
     assert!((a_bp - a_f).abs() <= 0.015, "fixed {a_bp} vs f32 {a_f}");
     assert!(a_hd >= a_bp - 0.02, "HDFA p=0.5 {a_hd} vs BP {a_bp}");
 }
+
+#[test]
+fn train_digits_image_size_that_does_not_match_the_config_is_an_error() {
+    let d = root().join("data/digits-8x8");
+    let idx = format!(
+        "kind = \"idx\"\ntrain_images = \"{0}/digits-images-idx3-ubyte.gz\"\ntrain_labels = \"{0}/digits-labels-idx1-ubyte.gz\"\ntest_images = \"{0}/digits-images-idx3-ubyte.gz\"\ntest_labels = \"{0}/digits-labels-idx1-ubyte.gz\"",
+        d.display()
+    );
+    let data = format!("{}\ncsv = \"{}/data/digits-8x8/digits.csv.gz\"\ntest_fraction = 0.25", "kind = \"digits\"", root().display());
+    let ok = config(&[]);
+    assert!(Experiment::<Fx>::new(ok).is_ok());
+    let path = root().join("configs/digits-small.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace("kind = \"digits\"\ncsv = \"data/digits-8x8/digits.csv.gz\"\ntest_fraction = 0.25", &idx).replace("input = [1, 8, 8]", "input = [1, 9, 9]");
+    assert!(!text.contains(&data));
+    let cfg = Config::parse(&path, &text).unwrap();
+    let err = Experiment::<Fx>::new(cfg).err().expect("size mismatch must fail").to_string();
+    assert!(err.contains("digits-small.toml") && err.contains("key `input`") && err.contains("1x8x8"), "{err}");
+}

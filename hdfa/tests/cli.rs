@@ -51,3 +51,36 @@ fn cli_bad_input_exits_nonzero_with_value_and_range() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn cli_train_writes_metrics_curves_checkpoint_and_resumes() {
+    let out = "target/hdfa-test/cli-train";
+    let _ = std::fs::remove_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/hdfa-test/cli-train"));
+    let (ok, stdout, err) = hdfa(&["train", "--config", "configs/digits-small.toml", "--epochs", "1", "--quiet", "--out", out, "--dump-step", "3"]);
+    assert!(ok, "{stdout}\n{err}");
+    assert!(stdout.contains("epoch   1:") && stdout.contains("done: test accuracy"), "{stdout}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(out);
+    for f in ["metrics.csv", "metrics.json", "curves.svg", "checkpoint.bin", "dump-step3/inputs.npy", "dump-step3/layer2_grad_weight.npy"] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    let (ok, stdout, err) = hdfa(&["train", "--config", "configs/digits-small.toml", "--epochs", "2", "--quiet", "--out", out, "--resume"]);
+    assert!(ok, "{stdout}\n{err}");
+    assert!(stdout.contains("resumed") && stdout.contains("epoch   2:") && !stdout.contains("epoch   1:"), "{stdout}");
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+}
+
+#[test]
+fn cli_train_bad_config_names_file_key_and_reason() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/hdfa-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/digits-small.toml")).unwrap();
+    let bad = dir.join("bad-gamma.toml");
+    std::fs::write(&bad, text.replace("alpha = 0.9", "alpha = 0.9\ngamma = 1.5")).unwrap();
+    let (ok, _, err) = hdfa(&["train", "--config", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("bad-gamma.toml") && err.contains("key `gamma`") && err.contains("[0, 1]"), "{err}");
+    let (ok, _, err) = hdfa(&["train", "--config", "no/such.toml"]);
+    assert!(!ok && err.contains("no/such.toml"), "{err}");
+}
