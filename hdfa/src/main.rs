@@ -79,7 +79,8 @@ enum Cmd {
     /// Train a network in fixed point (or f32) from a TOML config.
     Train(train::TrainArgs),
     /// Run the mode ladder on one network and print a table (original DFA → conv-DFA →
-    /// modules → dilation → groups → HDFA → BP).
+    /// modules → dilation → groups → HDFA → BP). DFA-only rungs use γ = 1 (plain
+    /// momentum); HDFA rungs use γ = 1 − p.
     Sweep(train::SweepArgs),
     /// Training throughput (samples/s) of the fixed-point and f32 paths on a config.
     TrainBench(train::TrainBenchArgs),

@@ -230,9 +230,12 @@ pub fn sweep(a: &SweepArgs) -> Result<()> {
         })?);
     }
     for p in [0.1, 0.3, 0.5] {
-        rows.push(variant(&format!("HDFA p = {p}"), &|r| {
+        rows.push(variant(&format!("HDFA p = {p} (γ = {})", 1.0 - p), &|r| {
             r.mode = Mode::Hdfa;
             r.bp_ratio = Some(p);
+            // Between two BP steps the stale BP velocity is applied at every DFA step
+            // with weight 1 − γ; γ = 1 − p keeps its total share at about p.
+            r.gamma = 1.0 - p;
             r.modules = modules.clone();
             r.backward.dilate = true;
         })?);
