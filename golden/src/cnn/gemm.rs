@@ -68,10 +68,23 @@ pub fn col2im_add<A: Copy + std::ops::AddAssign>(g: &ConvGeom, dcol: &[A], grp: 
                         continue;
                     }
                     let dst = &mut plane[iy as usize * g.in_w..(iy as usize + 1) * g.in_w];
-                    for ox in 0..g.out_w {
-                        let ix = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
-                        if ix >= 0 && (ix as usize) < g.in_w {
-                            dst[ix as usize] += row[oy * g.out_w + ox];
+                    let src = &row[oy * g.out_w..(oy + 1) * g.out_w];
+                    if g.stride == 1 {
+                        let off = (kx * g.dil) as isize - g.pad as isize;
+                        let lo = (-off).max(0) as usize;
+                        let hi = ((g.in_w as isize - off).min(g.out_w as isize)).max(0) as usize;
+                        if lo < hi {
+                            let d = &mut dst[(lo as isize + off) as usize..(hi as isize + off) as usize];
+                            for (x, &v) in d.iter_mut().zip(&src[lo..hi]) {
+                                *x += v;
+                            }
+                        }
+                    } else {
+                        for (ox, &v) in src.iter().enumerate() {
+                            let ix = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
+                            if ix >= 0 && (ix as usize) < g.in_w {
+                                dst[ix as usize] += v;
+                            }
                         }
                     }
                 }
@@ -81,6 +94,12 @@ pub fn col2im_add<A: Copy + std::ops::AddAssign>(g: &ConvGeom, dcol: &[A], grp: 
 }
 
 const I32_LIMIT: i64 = 1 << 31;
+
+thread_local! {
+    /// Per-thread packing buffer and i32 row buffer, reused across calls so large
+    /// products do not page-fault fresh memory every time.
+    static BUFS: std::cell::RefCell<(Vec<u32>, Vec<i32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
 
 fn max_abs(b: &[i16]) -> i64 {
     // i32 arithmetic vectorizes; |−32768| fits.
@@ -113,12 +132,13 @@ fn isa() -> Isa {
 pub fn gemm_i16(a: &[i16], b: &[i16], m: usize, k: usize, n: usize, c: &mut [i64]) {
     debug_assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     let isa = isa();
-    let mut packed: Vec<u32> = Vec::new();
-    if isa != Isa::Scalar {
-        pack_pairs(b, k, n, &mut packed);
-    }
     c[..m * n].iter_mut().for_each(|v| *v = 0);
-    packed_product(a, b, as_i16(&packed), m, k, n, c, isa, |kk, col| b[kk * n + col]);
+    BUFS.with_borrow_mut(|(packed, row32)| {
+        if isa != Isa::Scalar {
+            pack_pairs(b, k, n, packed);
+        }
+        packed_product(a, b, as_i16(packed), m, k, n, c, isa, row32, |kk, col| b[kk * n + col]);
+    });
 }
 
 /// C (m×k) += A (m×n) · Bᵀ where B is k×n: exact, i64 outputs.
@@ -126,27 +146,41 @@ pub fn gemm_abt_i16(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut 
     let isa = isa();
     // The contraction runs over n: pack Bᵀ (n×k) in pairs of its rows, i.e. pairs of
     // adjacent columns of B.
-    let mut packed: Vec<u32> = Vec::new();
-    if isa != Isa::Scalar {
-        let np = n.div_ceil(2);
-        packed.resize(np * k, 0);
-        for col in 0..k {
-            let brow = &b[col * n..(col + 1) * n];
-            for (j, pr) in brow.chunks(2).enumerate() {
-                let hi = if pr.len() == 2 { pr[1] as u16 as u32 } else { 0 };
-                packed[j * k + col] = pr[0] as u16 as u32 | hi << 16;
+    BUFS.with_borrow_mut(|(packed, row32)| {
+        if isa != Isa::Scalar {
+            let np = n.div_ceil(2);
+            packed.clear();
+            packed.resize(np * k, 0);
+            for col in 0..k {
+                let brow = &b[col * n..(col + 1) * n];
+                for (j, pr) in brow.chunks(2).enumerate() {
+                    let hi = if pr.len() == 2 { pr[1] as u16 as u32 } else { 0 };
+                    packed[j * k + col] = pr[0] as u16 as u32 | hi << 16;
+                }
             }
         }
-    }
-    packed_product(a, b, as_i16(&packed), m, n, k, c, isa, |t, col| b[col * n + t]);
+        packed_product(a, b, as_i16(packed), m, n, k, c, isa, row32, |t, col| b[col * n + t]);
+    });
 }
 
 /// Shared driver: for each row of A (m×kk) add A·B into C (m×nn), where B is given
 /// both pair-packed (for SIMD) and through `bat(t, col)` (for the exact i64 fallback).
 #[allow(clippy::too_many_arguments)]
-fn packed_product(a: &[i16], b: &[i16], packed: &[i16], m: usize, kk: usize, nn: usize, c: &mut [i64], isa: Isa, bat: impl Fn(usize, usize) -> i16) {
+fn packed_product(
+    a: &[i16],
+    b: &[i16],
+    packed: &[i16],
+    m: usize,
+    kk: usize,
+    nn: usize,
+    c: &mut [i64],
+    isa: Isa,
+    row32: &mut Vec<i32>,
+    bat: impl Fn(usize, usize) -> i16,
+) {
     let bmax = max_abs(b);
-    let mut row32 = vec![0i32; nn];
+    row32.clear();
+    row32.resize(nn, 0);
     for i in 0..m {
         let arow = &a[i * kk..(i + 1) * kk];
         let bound = arow.iter().map(|&v| (v as i32).abs() as i64).sum::<i64>() * bmax;
@@ -158,13 +192,13 @@ fn packed_product(a: &[i16], b: &[i16], packed: &[i16], m: usize, kk: usize, nn:
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: the feature was detected at run time; slices are sized by the packing.
-                Isa::Avx512 => unsafe { row_avx512(arow, packed, kk, nn, &mut row32) },
+                Isa::Avx512 => unsafe { row_avx512(arow, packed, kk, nn, row32) },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above.
-                Isa::Avx2 => unsafe { row_avx2(arow, packed, kk, nn, &mut row32) },
+                Isa::Avx2 => unsafe { row_avx2(arow, packed, kk, nn, row32) },
                 Isa::Scalar => unreachable!(),
             }
-            for (cv, &v) in crow.iter_mut().zip(&row32) {
+            for (cv, &v) in crow.iter_mut().zip(row32.iter()) {
                 *cv += v as i64;
             }
         } else {
