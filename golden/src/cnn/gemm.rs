@@ -115,10 +115,26 @@ enum Isa {
     Avx512,
 }
 
+thread_local! {
+    /// Test hook: run this thread's products on a lower instruction set.
+    static CAP: std::cell::Cell<u8> = const { std::cell::Cell::new(2) };
+}
+
+/// Limit this thread's products to an instruction set: 0 scalar, 1 AVX2, 2 the best
+/// available (default). Results are identical on every level; tests use this to
+/// check exactly that.
+pub fn limit_isa(level: u8) {
+    CAP.with(|c| c.set(level));
+}
+
 fn isa() -> Isa {
+    let cap = CAP.with(|c| c.get());
+    if cap == 0 {
+        return Isa::Scalar;
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512bw") {
+        if cap >= 2 && std::arch::is_x86_feature_detected!("avx512bw") {
             return Isa::Avx512;
         }
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -179,9 +195,28 @@ fn packed_product(
     bat: impl Fn(usize, usize) -> i16,
 ) {
     let bmax = max_abs(b);
+    let fits = |i: usize| a[i * kk..(i + 1) * kk].iter().map(|&v| (v as i32).abs() as i64).sum::<i64>() * bmax < I32_LIMIT;
+    // Blocks of four rows share every load of B (AVX-512 only).
+    let mut first = 0;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        row32.clear();
+        row32.resize(4 * nn, 0);
+        while first + 4 <= m && (first..first + 4).all(fits) {
+            // SAFETY: AVX-512BW detected; rows and packing sized as required.
+            unsafe { rows4_avx512(&a[first * kk..(first + 4) * kk], packed, kk, nn, row32) };
+            for r in 0..4 {
+                let crow = &mut c[(first + r) * nn..(first + r + 1) * nn];
+                for (cv, &v) in crow.iter_mut().zip(&row32[r * nn..(r + 1) * nn]) {
+                    *cv += v as i64;
+                }
+            }
+            first += 4;
+        }
+    }
     row32.clear();
     row32.resize(nn, 0);
-    for i in 0..m {
+    for i in first..m {
         let arow = &a[i * kk..(i + 1) * kk];
         let bound = arow.iter().map(|&v| (v as i32).abs() as i64).sum::<i64>() * bmax;
         if bound == 0 {
@@ -210,6 +245,72 @@ fn packed_product(
                     *cv += av as i64 * bat(t, col) as i64;
                 }
             }
+        }
+    }
+}
+
+/// Four rows of A (4×k, row-major) against the packed B: out is 4×n.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+unsafe fn rows4_avx512(a4: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [i32]) {
+    use std::arch::x86_64::*;
+    let kp = k.div_ceil(2);
+    let pair = |r: usize, j: usize| -> i32 {
+        let row = &a4[r * k..(r + 1) * k];
+        let a0 = row[2 * j] as u16 as u32;
+        let a1 = if 2 * j + 1 < k { row[2 * j + 1] as u16 as u32 } else { 0 };
+        (a0 | (a1 << 16)) as i32
+    };
+    let n16 = n / 16 * 16;
+    let mut col = 0;
+    while col + 64 <= n16 {
+        let mut s = [_mm512_setzero_si512(); 16];
+        for j in 0..kp {
+            let p = packed.as_ptr().add((j * n + col) * 2);
+            let b0 = _mm512_loadu_si512(p as *const _);
+            let b1 = _mm512_loadu_si512(p.add(32) as *const _);
+            let b2 = _mm512_loadu_si512(p.add(64) as *const _);
+            let b3 = _mm512_loadu_si512(p.add(96) as *const _);
+            for r in 0..4 {
+                let av = _mm512_set1_epi32(pair(r, j));
+                s[r * 4] = _mm512_add_epi32(s[r * 4], _mm512_madd_epi16(av, b0));
+                s[r * 4 + 1] = _mm512_add_epi32(s[r * 4 + 1], _mm512_madd_epi16(av, b1));
+                s[r * 4 + 2] = _mm512_add_epi32(s[r * 4 + 2], _mm512_madd_epi16(av, b2));
+                s[r * 4 + 3] = _mm512_add_epi32(s[r * 4 + 3], _mm512_madd_epi16(av, b3));
+            }
+        }
+        for r in 0..4 {
+            let o = out.as_mut_ptr().add(r * n + col);
+            for q in 0..4 {
+                _mm512_storeu_si512(o.add(16 * q) as *mut _, s[r * 4 + q]);
+            }
+        }
+        col += 64;
+    }
+    while col < n16 {
+        let mut s = [_mm512_setzero_si512(); 4];
+        for j in 0..kp {
+            let b0 = _mm512_loadu_si512(packed.as_ptr().add((j * n + col) * 2) as *const _);
+            for (r, sr) in s.iter_mut().enumerate() {
+                *sr = _mm512_add_epi32(*sr, _mm512_madd_epi16(_mm512_set1_epi32(pair(r, j)), b0));
+            }
+        }
+        for (r, sr) in s.iter().enumerate() {
+            _mm512_storeu_si512(out.as_mut_ptr().add(r * n + col) as *mut _, *sr);
+        }
+        col += 16;
+    }
+    for c in n16..n {
+        for r in 0..4 {
+            let row = &a4[r * k..(r + 1) * k];
+            let mut t = 0i32;
+            for j in 0..kp {
+                t += row[2 * j] as i32 * packed[(j * n + c) * 2] as i32;
+                if 2 * j + 1 < k {
+                    t += row[2 * j + 1] as i32 * packed[(j * n + c) * 2 + 1] as i32;
+                }
+            }
+            out[r * n + c] = t;
         }
     }
 }
@@ -398,9 +499,17 @@ mod tests {
     use crate::rng::Rng;
 
     #[test]
-    fn gemm_i16_is_exact_on_both_paths_including_extremes() {
+    fn gemm_i16_is_exact_on_every_instruction_set_including_extremes() {
+        for level in [0u8, 1, 2] {
+            limit_isa(level);
+            gemm_cases();
+        }
+        limit_isa(2);
+    }
+
+    fn gemm_cases() {
         let mut rng = Rng::new(4);
-        for &(m, k, n, span) in &[(3, 7, 37, 300i64), (5, 33, 64, 32767), (2, 1, 9, 32768), (4, 144, 50, 2000)] {
+        for &(m, k, n, span) in &[(3, 7, 37, 300i64), (5, 33, 64, 32767), (2, 1, 9, 32768), (4, 144, 50, 2000), (9, 20, 130, 1000), (8, 9, 70, 32768)] {
             let a: Vec<i16> = (0..m * k).map(|_| rng.range_i64(-span, span - 1) as i16).collect();
             let b: Vec<i16> = (0..k * n).map(|_| rng.range_i64(-span, span - 1) as i16).collect();
             let mut c = vec![0i64; m * n];
