@@ -150,10 +150,8 @@ pub fn gemm_i16(a: &[i16], b: &[i16], m: usize, k: usize, n: usize, c: &mut [i64
     let isa = isa();
     c[..m * n].iter_mut().for_each(|v| *v = 0);
     BUFS.with_borrow_mut(|(packed, row32)| {
-        if isa != Isa::Scalar {
-            pack_pairs(b, k, n, packed);
-        }
-        packed_product(a, b, as_i16(packed), m, k, n, c, isa, row32, |kk, col| b[kk * n + col]);
+        let bmax = if isa != Isa::Scalar { pack_pairs(b, k, n, packed) } else { max_abs(&b[..k * n]) };
+        packed_product(a, bmax, as_i16(packed), m, k, n, c, isa, row32, |kk, col| b[kk * n + col]);
     });
 }
 
@@ -163,6 +161,7 @@ pub fn gemm_abt_i16(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut 
     // The contraction runs over n: pack Bᵀ (n×k) in pairs of its rows, i.e. pairs of
     // adjacent columns of B.
     BUFS.with_borrow_mut(|(packed, row32)| {
+        let mut mx = 0i32;
         if isa != Isa::Scalar {
             let np = n.div_ceil(2);
             packed.clear();
@@ -170,21 +169,25 @@ pub fn gemm_abt_i16(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut 
             for col in 0..k {
                 let brow = &b[col * n..(col + 1) * n];
                 for (j, pr) in brow.chunks(2).enumerate() {
-                    let hi = if pr.len() == 2 { pr[1] as u16 as u32 } else { 0 };
-                    packed[j * k + col] = pr[0] as u16 as u32 | hi << 16;
+                    let hi = if pr.len() == 2 { pr[1] } else { 0 };
+                    packed[j * k + col] = pr[0] as u16 as u32 | (hi as u16 as u32) << 16;
+                    mx = mx.max((pr[0] as i32).abs()).max((hi as i32).abs());
                 }
             }
+        } else {
+            mx = max_abs(&b[..k * n]) as i32;
         }
-        packed_product(a, b, as_i16(packed), m, n, k, c, isa, row32, |t, col| b[col * n + t]);
+        packed_product(a, mx as i64, as_i16(packed), m, n, k, c, isa, row32, |t, col| b[col * n + t]);
     });
 }
 
 /// Shared driver: for each row of A (m×kk) add A·B into C (m×nn), where B is given
-/// both pair-packed (for SIMD) and through `bat(t, col)` (for the exact i64 fallback).
+/// pair-packed (for SIMD, with its largest magnitude `bmax`) and through `bat(t, col)`
+/// (for the exact i64 fallback).
 #[allow(clippy::too_many_arguments)]
 fn packed_product(
     a: &[i16],
-    b: &[i16],
+    bmax: i64,
     packed: &[i16],
     m: usize,
     kk: usize,
@@ -194,7 +197,6 @@ fn packed_product(
     row32: &mut Vec<i32>,
     bat: impl Fn(usize, usize) -> i16,
 ) {
-    let bmax = max_abs(b);
     let fits = |i: usize| a[i * kk..(i + 1) * kk].iter().map(|&v| (v as i32).abs() as i64).sum::<i64>() * bmax < I32_LIMIT;
     // Blocks of four rows share every load of B (AVX-512 only).
     let mut first = 0;
@@ -372,10 +374,12 @@ unsafe fn row_avx512(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut
 
 /// Interleave rows 2j and 2j+1 of B: packed[(j·n + col)·2 + r] = B[2j + r][col]
 /// (a zero row pads odd k). Written as one u32 per pair so it vectorizes.
-fn pack_pairs(b: &[i16], k: usize, n: usize, words: &mut Vec<u32>) {
+/// Returns max |B| (computed in the same pass).
+fn pack_pairs(b: &[i16], k: usize, n: usize, words: &mut Vec<u32>) -> i64 {
     let kp = k.div_ceil(2);
     words.clear();
     words.resize(kp * n, 0);
+    let mut mx = 0i32;
     for j in 0..kp {
         let r0 = &b[2 * j * n..(2 * j + 1) * n];
         let dst = &mut words[j * n..(j + 1) * n];
@@ -383,13 +387,16 @@ fn pack_pairs(b: &[i16], k: usize, n: usize, words: &mut Vec<u32>) {
             let r1 = &b[(2 * j + 1) * n..(2 * j + 2) * n];
             for ((d, &x), &y) in dst.iter_mut().zip(r0).zip(r1) {
                 *d = (x as u16 as u32) | ((y as u16 as u32) << 16);
+                mx = mx.max((x as i32).abs()).max((y as i32).abs());
             }
         } else {
             for (d, &x) in dst.iter_mut().zip(r0) {
                 *d = x as u16 as u32;
+                mx = mx.max((x as i32).abs());
             }
         }
     }
+    mx as i64
 }
 
 /// The packed pairs as i16 values (little-endian: low half first).

@@ -185,8 +185,10 @@ pub fn conv_sums<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], s: &mut Scratch<N
 pub fn conv_fwd<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mut [N::V], s: &mut Scratch<N>) {
     let n = g.out_h * g.out_w;
     conv_sums(g, x, w, s);
-    for (o, (yo, a)) in y.iter_mut().zip(s.acc.iter()).enumerate() {
-        *yo = N::fwd_out(*a, b[o / n]);
+    for ((ych, ach), &bias) in y.chunks_mut(n).zip(s.acc.chunks(n)).zip(b) {
+        for (yo, a) in ych.iter_mut().zip(ach) {
+            *yo = N::fwd_out(*a, bias);
+        }
     }
 }
 
@@ -238,8 +240,10 @@ pub fn conv_bwd_weight<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], gw: &mu
             N::gemm_abt(&e_out[grp * ocg * n..(grp + 1) * ocg * n], &s.col, ocg, n, kk, &mut gw[grp * ocg * kk..(grp + 1) * ocg * kk]);
         }
     }
-    for (o, e) in e_out.iter().enumerate() {
-        gb[o / n] += N::signed(*e, false);
+    for (gbc, ech) in gb.iter_mut().zip(e_out.chunks(n)) {
+        for e in ech {
+            *gbc += N::signed(*e, false);
+        }
     }
 }
 
