@@ -147,12 +147,128 @@ fn isa() -> Isa {
 /// C (m×n) = A (m×k) · B (k×n), exact, i16 inputs, i64 outputs (overwritten).
 pub fn gemm_i16(a: &[i16], b: &[i16], m: usize, k: usize, n: usize, c: &mut [i64]) {
     debug_assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    let isa = isa();
     c[..m * n].iter_mut().for_each(|v| *v = 0);
     BUFS.with_borrow_mut(|(packed, row32)| {
-        let bmax = if isa != Isa::Scalar { pack_pairs(b, k, n, packed) } else { max_abs(&b[..k * n]) };
-        packed_product(a, bmax, as_i16(packed), m, k, n, c, isa, row32, |kk, col| b[kk * n + col]);
+        let bmax = pack_pairs(b, k, n, packed);
+        packed_product(a, bmax, as_i16(packed), m, k, n, c, isa(), row32);
     });
+}
+
+/// C (m×n) += A (m×k) · B where B (k×n) is given pair-packed ([`pack_pairs`] layout)
+/// with a bound `bmax` ≥ max |B|.
+pub fn gemm_packed_i16(a: &[i16], packed: &[u32], bmax: i64, m: usize, k: usize, n: usize, c: &mut [i64]) {
+    BUFS.with_borrow_mut(|(_, row32)| packed_product(a, bmax, as_i16(packed), m, k, n, c, isa(), row32));
+}
+
+thread_local! {
+    /// Per-thread buffers of the fused im2col + packing.
+    static PACK: std::cell::RefCell<(Vec<u32>, Vec<i16>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// c (m×n, overwritten) = W_grp (m×K) · im2col_grp(x): one group of a forward conv,
+/// with im2col fused into the packing.
+pub fn conv_group_i16(g: &ConvGeom, x: &[i16], w_grp: &[i16], grp: usize, m: usize, c: &mut [i64]) {
+    let n = g.out_h * g.out_w;
+    let k = g.fan_in();
+    c[..m * n].iter_mut().for_each(|v| *v = 0);
+    PACK.with_borrow_mut(|(words, rows)| {
+        let bmax = pack_im2col(g, x, grp, words, rows);
+        gemm_packed_i16(w_grp, words, bmax, m, k, n, c);
+    });
+}
+
+/// gw_grp (m×K) += E_grp (m×n) · im2col_grp(x)ᵀ: one group's weight gradient.
+pub fn conv_wgrad_group_i16(g: &ConvGeom, e_grp: &[i16], x: &[i16], grp: usize, m: usize, gw: &mut [i64]) {
+    let n = g.out_h * g.out_w;
+    let k = g.fan_in();
+    PACK.with_borrow_mut(|(words, rows)| {
+        let bmax = pack_im2col_t(g, x, grp, words, rows);
+        gemm_packed_i16(e_grp, words, bmax, m, n, k, gw);
+    });
+}
+
+/// im2col of group `grp` written straight into the pair-packed layout
+/// (pairs of tap rows): the operand of the forward product. Returns a bound on |B|
+/// (the largest input magnitude).
+pub fn pack_im2col(g: &ConvGeom, x: &[i16], grp: usize, words: &mut Vec<u32>, rows: &mut Vec<i16>) -> i64 {
+    let icg = g.icg();
+    let n = g.out_h * g.out_w;
+    let k = icg * g.k * g.k;
+    let kp = k.div_ceil(2);
+    words.clear();
+    words.resize(kp * n, 0);
+    let plane_len = g.in_h * g.in_w;
+    let bmax = max_abs(&x[grp * icg * plane_len..(grp + 1) * icg * plane_len]);
+    rows.clear();
+    rows.resize(n, 0);
+    for r in 0..k {
+        im2col_row(g, x, grp, r, rows);
+        let dst = &mut words[(r / 2) * n..(r / 2 + 1) * n];
+        if r % 2 == 0 {
+            for (d, &v) in dst.iter_mut().zip(rows.iter()) {
+                *d = v as u16 as u32;
+            }
+        } else {
+            for (d, &v) in dst.iter_mut().zip(rows.iter()) {
+                *d |= (v as u16 as u32) << 16;
+            }
+        }
+    }
+    bmax
+}
+
+/// im2col of group `grp` transposed and pair-packed along the pixels: the operand of
+/// the weight-gradient product (contraction over pixels). Returns a bound on |B|.
+pub fn pack_im2col_t(g: &ConvGeom, x: &[i16], grp: usize, words: &mut Vec<u32>, rows: &mut Vec<i16>) -> i64 {
+    let icg = g.icg();
+    let n = g.out_h * g.out_w;
+    let k = icg * g.k * g.k;
+    let np = n.div_ceil(2);
+    words.clear();
+    words.resize(np * k, 0);
+    let plane_len = g.in_h * g.in_w;
+    let bmax = max_abs(&x[grp * icg * plane_len..(grp + 1) * icg * plane_len]);
+    rows.clear();
+    rows.resize(n + 1, 0);
+    for r in 0..k {
+        im2col_row(g, x, grp, r, &mut rows[..n]);
+        rows[n] = 0;
+        for (j, pr) in rows[..2 * np].chunks_exact(2).enumerate() {
+            words[j * k + r] = pr[0] as u16 as u32 | (pr[1] as u16 as u32) << 16;
+        }
+    }
+    bmax
+}
+
+/// One row (tap r = (ic_l·k + ky)·k + kx) of the im2col matrix of group `grp`.
+fn im2col_row(g: &ConvGeom, x: &[i16], grp: usize, r: usize, row: &mut [i16]) {
+    let (icl, ky, kx) = (r / (g.k * g.k), (r / g.k) % g.k, r % g.k);
+    let ic = grp * g.icg() + icl;
+    let plane = &x[ic * g.in_h * g.in_w..(ic + 1) * g.in_h * g.in_w];
+    row.iter_mut().for_each(|v| *v = 0);
+    for oy in 0..g.out_h {
+        let iy = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
+        if iy < 0 || iy >= g.in_h as isize {
+            continue;
+        }
+        let src = &plane[iy as usize * g.in_w..(iy as usize + 1) * g.in_w];
+        let dst = &mut row[oy * g.out_w..(oy + 1) * g.out_w];
+        if g.stride == 1 {
+            let off = (kx * g.dil) as isize - g.pad as isize;
+            let lo = (-off).max(0) as usize;
+            let hi = ((g.in_w as isize - off).min(g.out_w as isize)).max(0) as usize;
+            if lo < hi {
+                dst[lo..hi].copy_from_slice(&src[(lo as isize + off) as usize..(hi as isize + off) as usize]);
+            }
+        } else {
+            for (ox, d) in dst.iter_mut().enumerate() {
+                let ix = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
+                if ix >= 0 && (ix as usize) < g.in_w {
+                    *d = src[ix as usize];
+                }
+            }
+        }
+    }
 }
 
 /// C (m×k) += A (m×n) · Bᵀ where B is k×n: exact, i64 outputs.
@@ -162,28 +278,24 @@ pub fn gemm_abt_i16(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut 
     // adjacent columns of B.
     BUFS.with_borrow_mut(|(packed, row32)| {
         let mut mx = 0i32;
-        if isa != Isa::Scalar {
-            let np = n.div_ceil(2);
-            packed.clear();
-            packed.resize(np * k, 0);
-            for col in 0..k {
-                let brow = &b[col * n..(col + 1) * n];
-                for (j, pr) in brow.chunks(2).enumerate() {
-                    let hi = if pr.len() == 2 { pr[1] } else { 0 };
-                    packed[j * k + col] = pr[0] as u16 as u32 | (hi as u16 as u32) << 16;
-                    mx = mx.max((pr[0] as i32).abs()).max((hi as i32).abs());
-                }
+        let np = n.div_ceil(2);
+        packed.clear();
+        packed.resize(np * k, 0);
+        for col in 0..k {
+            let brow = &b[col * n..(col + 1) * n];
+            for (j, pr) in brow.chunks(2).enumerate() {
+                let hi = if pr.len() == 2 { pr[1] } else { 0 };
+                packed[j * k + col] = pr[0] as u16 as u32 | (hi as u16 as u32) << 16;
+                mx = mx.max((pr[0] as i32).abs()).max((hi as i32).abs());
             }
-        } else {
-            mx = max_abs(&b[..k * n]) as i32;
         }
-        packed_product(a, mx as i64, as_i16(packed), m, n, k, c, isa, row32, |t, col| b[col * n + t]);
+        packed_product(a, mx as i64, as_i16(packed), m, n, k, c, isa, row32);
     });
 }
 
 /// Shared driver: for each row of A (m×kk) add A·B into C (m×nn), where B is given
-/// pair-packed (for SIMD, with its largest magnitude `bmax`) and through `bat(t, col)`
-/// (for the exact i64 fallback).
+/// pair-packed with a bound `bmax` ≥ max |B|. Rows whose bound proves the i32 lanes
+/// safe use SIMD; the others are summed exactly in i64 from the packed values.
 #[allow(clippy::too_many_arguments)]
 fn packed_product(
     a: &[i16],
@@ -195,8 +307,9 @@ fn packed_product(
     c: &mut [i64],
     isa: Isa,
     row32: &mut Vec<i32>,
-    bat: impl Fn(usize, usize) -> i16,
 ) {
+    // B[t][col] is half t % 2 of pair word (t / 2, col).
+    let bat = |t: usize, col: usize| packed[((t / 2) * nn + col) * 2 + t % 2];
     let fits = |i: usize| a[i * kk..(i + 1) * kk].iter().map(|&v| (v as i32).abs() as i64).sum::<i64>() * bmax < I32_LIMIT;
     // Blocks of four rows share every load of B (AVX-512 only).
     let mut first = 0;

@@ -70,6 +70,16 @@ pub trait Num: Copy + Clone + Send + Sync + PartialEq + std::fmt::Debug + Defaul
     fn gemm(a: &[Self::V], b: &[Self::V], m: usize, k: usize, n: usize, c: &mut [Self::Acc]);
     /// C (m×k) += A (m×n) · Bᵀ with B k×n.
     fn gemm_abt(a: &[Self::V], b: &[Self::V], m: usize, n: usize, k: usize, c: &mut [Self::Acc]);
+    /// c (m×n, overwritten) = W_grp · im2col_grp(x) for one group of a conv.
+    fn conv_group(g: &super::ops::ConvGeom, x: &[Self::V], w_grp: &[Self::V], grp: usize, m: usize, c: &mut [Self::Acc], col: &mut Vec<Self::V>) {
+        super::gemm::im2col(g, x, grp, col);
+        Self::gemm(w_grp, col, m, g.fan_in(), g.out_h * g.out_w, c);
+    }
+    /// gw_grp += E_grp · im2col_grp(x)ᵀ for one group of a conv.
+    fn conv_wgrad_group(g: &super::ops::ConvGeom, e_grp: &[Self::V], x: &[Self::V], grp: usize, m: usize, gw: &mut [Self::Acc], col: &mut Vec<Self::V>) {
+        super::gemm::im2col(g, x, grp, col);
+        Self::gemm_abt(e_grp, col, m, g.out_h * g.out_w, g.fan_in(), gw);
+    }
 }
 
 /// What a value means (it selects the fixed-point format).
@@ -198,6 +208,12 @@ impl Num for Fx {
     }
     fn gemm_abt(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut [i64]) {
         super::gemm::gemm_abt_i16(a, b, m, n, k, c)
+    }
+    fn conv_group(g: &super::ops::ConvGeom, x: &[i16], w_grp: &[i16], grp: usize, m: usize, c: &mut [i64], _col: &mut Vec<i16>) {
+        super::gemm::conv_group_i16(g, x, w_grp, grp, m, c)
+    }
+    fn conv_wgrad_group(g: &super::ops::ConvGeom, e_grp: &[i16], x: &[i16], grp: usize, m: usize, gw: &mut [i64], _col: &mut Vec<i16>) {
+        super::gemm::conv_wgrad_group_i16(g, e_grp, x, grp, m, gw)
     }
 }
 

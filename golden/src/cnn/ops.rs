@@ -174,8 +174,7 @@ pub fn conv_sums<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], s: &mut Scratch<N
         let kk = g.fan_in();
         let ocg = g.out_c / g.groups;
         for grp in 0..g.groups {
-            super::gemm::im2col(g, x, grp, &mut s.col);
-            N::gemm(&w[grp * ocg * kk..(grp + 1) * ocg * kk], &s.col, ocg, kk, n, &mut s.acc[grp * ocg * n..(grp + 1) * ocg * n]);
+            N::conv_group(g, x, &w[grp * ocg * kk..(grp + 1) * ocg * kk], grp, ocg, &mut s.acc[grp * ocg * n..(grp + 1) * ocg * n], &mut s.col);
         }
     }
 }
@@ -236,8 +235,7 @@ pub fn conv_bwd_weight<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], gw: &mu
         let kk = g.fan_in();
         let ocg = g.out_c / g.groups;
         for grp in 0..g.groups {
-            super::gemm::im2col(g, x, grp, &mut s.col);
-            N::gemm_abt(&e_out[grp * ocg * n..(grp + 1) * ocg * n], &s.col, ocg, n, kk, &mut gw[grp * ocg * kk..(grp + 1) * ocg * kk]);
+            N::conv_wgrad_group(g, &e_out[grp * ocg * n..(grp + 1) * ocg * n], x, grp, ocg, &mut gw[grp * ocg * kk..(grp + 1) * ocg * kk], &mut s.col);
         }
     }
     for (gbc, ech) in gb.iter_mut().zip(e_out.chunks(n)) {
