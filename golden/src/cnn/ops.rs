@@ -191,9 +191,48 @@ pub fn conv_fwd<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mu
     }
 }
 
+/// For a stride-1 convolution, the geometry of its backward-data pass as a forward
+/// convolution of e_out with the flipped, transposed kernel (None when the padding
+/// is wider than the kernel span, or the stride is not 1).
+fn transposed_geom(g: &ConvGeom) -> Option<ConvGeom> {
+    let span = g.dil * (g.k - 1);
+    if g.stride != 1 || g.pad > span || is_dense(g) {
+        return None;
+    }
+    ConvGeom::new(g.out_c, g.out_h, g.out_w, g.in_c, g.k, 1, span - g.pad, g.dil, g.groups).ok().filter(|t| t.out_h == g.in_h && t.out_w == g.in_w)
+}
+
 /// Backward data (BP): e_in = convᵀ(e_out, w), narrowed once per input element.
+/// Stride-1 layers run it as a forward convolution with the flipped kernel (the same
+/// exact sums, so the same bits); others use GEMM + col2im.
 pub fn conv_bwd_data<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_in: &mut [N::V], s: &mut Scratch<N>) {
     let n = g.out_h * g.out_w;
+    if let Some(t) = transposed_geom(g) {
+        // w'[ic][oc_l][ky][kx] = w[oc][ic_l][k-1-ky][k-1-kx] within each group.
+        let (icg, ocg, k) = (g.icg(), g.out_c / g.groups, g.k);
+        let mut wt = std::mem::take(&mut s.t);
+        wt.clear();
+        wt.resize(g.w_len(), N::zero());
+        for grp in 0..g.groups {
+            for ocl in 0..ocg {
+                let oc = grp * ocg + ocl;
+                for icl in 0..icg {
+                    let ic = grp * icg + icl;
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            wt[((ic * ocg + ocl) * k + (k - 1 - ky)) * k + (k - 1 - kx)] = w[((oc * icg + icl) * k + ky) * k + kx];
+                        }
+                    }
+                }
+            }
+        }
+        conv_sums(&t, e_out, &wt, s);
+        s.t = wt;
+        for (e, a) in e_in.iter_mut().zip(s.acc.iter()) {
+            *e = N::bwd_out(*a);
+        }
+        return;
+    }
     s.acc.clear();
     s.acc.resize(g.in_len(), N::zero_acc());
     if is_dense(g) {
