@@ -38,11 +38,35 @@ pub struct TrainArgs {
     /// No progress bar (logs one line per epoch).
     #[arg(long)]
     pub quiet: bool,
+    /// Train on these IDX images instead of the config's data (needs all four IDX flags).
+    #[arg(long, requires_all = ["train_labels", "test_images", "test_labels"])]
+    pub train_images: Option<PathBuf>,
+    /// IDX training labels.
+    #[arg(long, requires = "train_images")]
+    pub train_labels: Option<PathBuf>,
+    /// IDX test images.
+    #[arg(long, requires = "train_images")]
+    pub test_images: Option<PathBuf>,
+    /// IDX test labels.
+    #[arg(long, requires = "train_images")]
+    pub test_labels: Option<PathBuf>,
 }
 
 /// Run `hdfa train`.
 pub fn run(a: &TrainArgs) -> Result<()> {
     let mut cfg = Config::load(&a.config)?;
+    if let (Some(ti), Some(tl), Some(si), Some(sl)) = (&a.train_images, &a.train_labels, &a.test_images, &a.test_labels) {
+        let mut raw = cfg.raw.clone();
+        raw.data = golden::config::DataToml::Idx {
+            train_images: ti.clone(),
+            train_labels: tl.clone(),
+            test_images: si.clone(),
+            test_labels: sl.clone(),
+            train_limit: 0,
+            test_limit: 0,
+        };
+        cfg = Config::from_raw(&a.config, raw)?;
+    }
     if let Some(e) = a.epochs {
         anyhow::ensure!(e >= 1, "--epochs {e} is out of range: valid range is >= 1");
         cfg.raw.epochs = e;

@@ -84,3 +84,26 @@ fn cli_train_bad_config_names_file_key_and_reason() {
     let (ok, _, err) = hdfa(&["train", "--config", "no/such.toml"]);
     assert!(!ok && err.contains("no/such.toml"), "{err}");
 }
+
+#[test]
+fn cli_train_takes_idx_paths_from_flags_and_rejects_a_truncated_file() {
+    let d = "data/digits-8x8";
+    let imgs = format!("{d}/digits-images-idx3-ubyte.gz");
+    let labs = format!("{d}/digits-labels-idx1-ubyte.gz");
+    let (ok, out, err) = hdfa(&[
+        "train", "--config", "configs/digits-small.toml", "--epochs", "1", "--quiet", "--out", "target/hdfa-test/cli-idx",
+        "--train-images", &imgs, "--train-labels", &labs, "--test-images", &imgs, "--test-labels", &labs,
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("1797 training / 1797 test images"), "{out}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/hdfa-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let raw = golden::data::read_maybe_gz(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(&imgs)).unwrap();
+    let cut = dir.join("cut-images.idx");
+    std::fs::write(&cut, &raw[..raw.len() - 100]).unwrap();
+    let cut = cut.to_str().unwrap();
+    let (ok, _, err) = hdfa(&[
+        "train", "--config", "configs/digits-small.toml", "--train-images", cut, "--train-labels", &labs, "--test-images", &imgs, "--test-labels", &labs,
+    ]);
+    assert!(!ok && err.contains("cut-images.idx") && err.contains("truncated"), "{err}");
+}
