@@ -13,42 +13,12 @@ use super::ops::ConvGeom;
 /// im2col of group `grp`: `col[(ic_l·k + ky)·k + kx][oy·out_w + ox]`, zero where the
 /// tap falls into padding.
 pub fn im2col<T: Copy + Default>(g: &ConvGeom, x: &[T], grp: usize, col: &mut Vec<T>) {
-    let icg = g.icg();
     let n = g.out_h * g.out_w;
+    let k = g.fan_in();
     col.clear();
-    col.resize(icg * g.k * g.k * n, T::default());
-    for icl in 0..icg {
-        let ic = grp * icg + icl;
-        let plane = &x[ic * g.in_h * g.in_w..(ic + 1) * g.in_h * g.in_w];
-        for ky in 0..g.k {
-            for kx in 0..g.k {
-                let row = &mut col[((icl * g.k + ky) * g.k + kx) * n..][..n];
-                for oy in 0..g.out_h {
-                    let iy = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
-                    if iy < 0 || iy >= g.in_h as isize {
-                        continue;
-                    }
-                    let src = &plane[iy as usize * g.in_w..(iy as usize + 1) * g.in_w];
-                    let dst = &mut row[oy * g.out_w..(oy + 1) * g.out_w];
-                    if g.stride == 1 {
-                        // Contiguous run of valid ox.
-                        let off = (kx * g.dil) as isize - g.pad as isize;
-                        let lo = (-off).max(0) as usize;
-                        let hi = ((g.in_w as isize - off).min(g.out_w as isize)).max(0) as usize;
-                        if lo < hi {
-                            dst[lo..hi].copy_from_slice(&src[(lo as isize + off) as usize..(hi as isize + off) as usize]);
-                        }
-                    } else {
-                        for (ox, d) in dst.iter_mut().enumerate() {
-                            let ix = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
-                            if ix >= 0 && (ix as usize) < g.in_w {
-                                *d = src[ix as usize];
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    col.resize(k * n, T::default());
+    for (r, row) in col.chunks_mut(n).enumerate() {
+        im2col_row(g, x, grp, r, row);
     }
 }
 
@@ -241,11 +211,11 @@ pub fn pack_im2col_t(g: &ConvGeom, x: &[i16], grp: usize, words: &mut Vec<u32>, 
 }
 
 /// One row (tap r = (ic_l·k + ky)·k + kx) of the im2col matrix of group `grp`.
-fn im2col_row(g: &ConvGeom, x: &[i16], grp: usize, r: usize, row: &mut [i16]) {
+fn im2col_row<T: Copy + Default>(g: &ConvGeom, x: &[T], grp: usize, r: usize, row: &mut [T]) {
     let (icl, ky, kx) = (r / (g.k * g.k), (r / g.k) % g.k, r % g.k);
     let ic = grp * g.icg() + icl;
     let plane = &x[ic * g.in_h * g.in_w..(ic + 1) * g.in_h * g.in_w];
-    row.iter_mut().for_each(|v| *v = 0);
+    row.iter_mut().for_each(|v| *v = T::default());
     for oy in 0..g.out_h {
         let iy = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
         if iy < 0 || iy >= g.in_h as isize {
