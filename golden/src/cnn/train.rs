@@ -57,6 +57,8 @@ pub struct Trace<N: Num> {
     pub arg: Vec<Vec<u32>>,
     /// Error at each block's pre-activation.
     pub e: Vec<Vec<N::V>>,
+    /// Spare buffer.
+    pub tmp: Vec<N::V>,
 }
 
 /// Which error propagation a step uses.
@@ -132,31 +134,43 @@ impl<N: Num> Net<N> {
         t.x.resize(nb, Vec::new());
         t.p.resize(nb, Vec::new());
         t.arg.resize(nb, Vec::new());
-        let mut cur: Vec<N::V> = input.to_vec();
+        t.x[0].clear();
+        t.x[0].extend_from_slice(input);
+        // Buffers are taken out of the trace and put back, so a trace reused across
+        // samples allocates nothing after the first one.
         for (i, b) in self.blocks.iter().enumerate() {
             let g = &b.geom;
-            t.x[i] = cur;
-            let mut p = vec![N::zero(); g.out_len()];
+            let mut p = std::mem::take(&mut t.p[i]);
+            p.resize(g.out_len(), N::zero());
             ops::conv_fwd::<N>(g, &t.x[i], &f.w[i], &f.b[i], &mut p, &mut t.scratch);
-            let mut o = p.clone();
-            if b.relu {
-                ops::relu::<N>(&p, &mut o);
-            }
-            if b.pool {
-                let mut y = vec![N::zero(); g.out_c * (g.out_h / 2) * (g.out_w / 2)];
-                let mut arg = vec![0u32; y.len()];
-                ops::maxpool2_fwd::<N>(g.out_c, g.out_h, g.out_w, &o, &mut y, &mut arg);
-                t.arg[i] = arg;
-                o = y;
-            }
-            if let Some(sg) = b.shuffle {
-                let (c, h, w) = b.out_shape();
-                let mut y = vec![N::zero(); o.len()];
-                ops::permute_channels(&ops::shuffle_perm(c, sg), h * w, &o, &mut y);
-                o = y;
+            if i + 1 < nb {
+                let mut o = std::mem::take(&mut t.tmp);
+                o.clear();
+                o.extend_from_slice(&p);
+                if b.relu {
+                    ops::relu::<N>(&p, &mut o);
+                }
+                if b.pool {
+                    let mut y = std::mem::take(&mut t.x[i + 1]);
+                    y.clear();
+                    y.resize(g.out_c * (g.out_h / 2) * (g.out_w / 2), N::zero());
+                    let mut arg = std::mem::take(&mut t.arg[i]);
+                    arg.clear();
+                    arg.resize(y.len(), 0);
+                    ops::maxpool2_fwd::<N>(g.out_c, g.out_h, g.out_w, &o, &mut y, &mut arg);
+                    t.arg[i] = arg;
+                    t.x[i + 1] = o;
+                    o = y;
+                }
+                if let Some(sg) = b.shuffle {
+                    let (c, h, w) = b.out_shape();
+                    let mut y = vec![N::zero(); o.len()];
+                    ops::permute_channels(&ops::shuffle_perm(c, sg), h * w, &o, &mut y);
+                    o = y;
+                }
+                t.tmp = std::mem::replace(&mut t.x[i + 1], o);
             }
             t.p[i] = p;
-            cur = o;
         }
     }
 
@@ -168,11 +182,15 @@ impl<N: Num> Net<N> {
         let use_bp = kind == StepKind::Bp || self.propagation == Propagation::Bp;
         for i in (0..nb - 1).rev() {
             let b = &self.blocks[i];
-            let mut e = vec![N::zero(); b.geom.out_len()];
+            let mut e = std::mem::take(&mut t.e[i]);
+            e.clear();
+            e.resize(b.geom.out_len(), N::zero());
             if use_bp {
                 // Error w.r.t. block i+1's input, then back through shuffle and pool.
                 let nx = &self.blocks[i + 1].geom;
-                let mut ex = vec![N::zero(); nx.in_len()];
+                let mut ex = std::mem::take(&mut t.tmp);
+                ex.clear();
+                ex.resize(nx.in_len(), N::zero());
                 ops::conv_bwd_data::<N>(nx, &t.e[i + 1], &f.w[i + 1], &mut ex, &mut t.scratch);
                 if let Some(sg) = b.shuffle {
                     let (c, h, w) = b.out_shape();
@@ -182,8 +200,9 @@ impl<N: Num> Net<N> {
                 }
                 if b.pool {
                     ops::maxpool2_bwd::<N>(&ex, &t.arg[i], &mut e);
+                    t.tmp = ex;
                 } else {
-                    e = ex;
+                    t.tmp = std::mem::replace(&mut e, ex);
                 }
             } else {
                 let path = self.paths.iter().find(|p| p.target == i).expect("a backward path for every hidden block");
