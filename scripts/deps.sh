@@ -7,6 +7,7 @@ for tool in verilator g++ make perl iverilog vvp yosys nextpnr-ice40; do
   command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 [ -e /usr/include/zlib.h ] || need+=("zlib1g-dev")
+[ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=("dataset-fashion-mnist")
 if [ ${#need[@]} -gt 0 ]; then
   echo "hdfa: missing ${need[*]}; installing: ${APT_PKGS[*]}"
   if ! command -v apt-get >/dev/null 2>&1; then
