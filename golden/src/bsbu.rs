@@ -24,7 +24,7 @@
 //! costs one.
 
 use crate::format::{self, ErrorFx, DerivFx, DERIV, ERROR};
-use crate::params::{check_sparsity, BsbuParams, COL_ADDR_BITS, MAX_COLS, MAX_LANE_ENTRIES, MAX_ROWS};
+use crate::params::{check_dims, check_sparsity, BsbuParams, COL_ADDR_BITS, MAX_LANE_ENTRIES};
 use crate::rng::Rng;
 use crate::GoldenError;
 
@@ -189,16 +189,6 @@ impl SparseSign {
         }
         Ok(())
     }
-}
-
-fn check_dims(n_rows: usize, n_cols: usize) -> Result<(), GoldenError> {
-    if !(1..=MAX_ROWS).contains(&n_rows) {
-        return Err(GoldenError::out_of_range("rows", n_rows, format!("1..={MAX_ROWS}")));
-    }
-    if !(1..=MAX_COLS).contains(&n_cols) {
-        return Err(GoldenError::out_of_range("cols", n_cols, format!("1..={MAX_COLS}")));
-    }
-    Ok(())
 }
 
 /// f'(p) for one layer.

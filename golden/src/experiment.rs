@@ -295,7 +295,7 @@ impl<N: Loss> Experiment<N> {
         let mut buf: Vec<u8> = Vec::new();
         buf.extend_from_slice(CKPT_MAGIC);
         let put = |buf: &mut Vec<u8>, x: u64| buf.extend_from_slice(&x.to_le_bytes());
-        put(&mut buf, crate::cnn::softmax::LOSS_FRAC as u64 ^ config_hash(&self.config));
+        put(&mut buf, config_hash(&self.config));
         put(&mut buf, self.epoch as u64);
         put(&mut buf, self.trainer.step);
         for s in self.trainer.step_rng.state() {
@@ -330,7 +330,7 @@ impl<N: Loss> Experiment<N> {
             pos += 8;
             Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
         };
-        if get()? != crate::cnn::softmax::LOSS_FRAC as u64 ^ config_hash(&self.config) {
+        if get()? != config_hash(&self.config) {
             return Err(bad("it was written for a different configuration"));
         }
         let epoch = get()? as usize;
@@ -399,10 +399,7 @@ impl<N: Loss> Experiment<N> {
         let batch = self.batch(order, b);
         let t = &self.trainer;
         let f = t.net.forward_copy();
-        let kind = {
-            let mut probe = t.step_rng.clone();
-            if t.net.propagation == crate::cnn::net::Propagation::Bp || probe.uniform() < t.hyper.bp_ratio { StepKind::Bp } else { StepKind::Dfa }
-        };
+        let kind = t.next_kind();
         let nb = t.net.blocks.len();
         let mut written = Vec::new();
         let [c, h, w] = self.config.raw.input;

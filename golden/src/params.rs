@@ -39,12 +39,7 @@ impl BsbuParams {
     /// Validate every field against the limits above.
     pub fn new(lanes: usize, n_rows: usize, n_cols: usize, shift: u32) -> Result<Self, GoldenError> {
         check_lanes(lanes)?;
-        if !(1..=MAX_ROWS).contains(&n_rows) {
-            return Err(GoldenError::out_of_range("rows", n_rows, format!("1..={MAX_ROWS}")));
-        }
-        if !(1..=MAX_COLS).contains(&n_cols) {
-            return Err(GoldenError::out_of_range("cols", n_cols, format!("1..={MAX_COLS}")));
-        }
+        check_dims(n_rows, n_cols)?;
         if shift > MAX_SHIFT {
             return Err(GoldenError::out_of_range("shift", shift, format!("0..={MAX_SHIFT}")));
         }
@@ -66,6 +61,17 @@ impl BsbuParams {
 pub fn check_lanes(lanes: usize) -> Result<(), GoldenError> {
     if !(1..=MAX_LANES).contains(&lanes) {
         return Err(GoldenError::out_of_range("lanes", lanes, format!("1..={MAX_LANES}")));
+    }
+    Ok(())
+}
+
+/// Check the shape of S (rows × cols) on its own.
+pub fn check_dims(n_rows: usize, n_cols: usize) -> Result<(), GoldenError> {
+    if !(1..=MAX_ROWS).contains(&n_rows) {
+        return Err(GoldenError::out_of_range("rows", n_rows, format!("1..={MAX_ROWS}")));
+    }
+    if !(1..=MAX_COLS).contains(&n_cols) {
+        return Err(GoldenError::out_of_range("cols", n_cols, format!("1..={MAX_COLS}")));
     }
     Ok(())
 }

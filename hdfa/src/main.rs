@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use golden::params::{check_lanes, check_sparsity, BsbuParams};
+use golden::params::{check_sparsity, BsbuParams};
 use sim::stream::Stall;
 use testbench::{BsbuScenario, SimKind};
 
@@ -147,7 +147,6 @@ struct UnitArgs {
 impl UnitArgs {
     fn scenario(&self, vectors: usize) -> Result<BsbuScenario> {
         let UnitKind::Bsbu = self.unit;
-        check_lanes(self.lanes)?;
         check_sparsity(self.sparsity)?;
         let shift = self.shift.unwrap_or(BsbuParams::default_shift(self.cols));
         let params = BsbuParams::new(self.lanes, self.rows, self.cols, shift)?;

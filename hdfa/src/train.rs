@@ -218,39 +218,25 @@ pub fn sweep(a: &SweepArgs) -> Result<()> {
         Ok((name.to_string(), c))
     };
     let modules = base.raw.modules.clone();
-    let dfa_gamma = |r: &mut golden::config::ConfigToml| r.gamma = 1.0;
     rows.push(variant("original DFA", &|r| {
         r.mode = Mode::Dfa;
-        dfa_gamma(r);
+        r.gamma = 1.0;
     })?);
-    rows.push(variant("conv-DFA (one module, no dilation)", &|r| {
-        r.mode = Mode::Cdfa;
-        dfa_gamma(r);
-        r.modules = vec![];
-        r.backward.dilate = false;
-        r.backward.groups = 1;
-    })?);
-    rows.push(variant("+ modules", &|r| {
-        r.mode = Mode::Cdfa;
-        dfa_gamma(r);
-        r.modules = modules.clone();
-        r.backward.dilate = false;
-        r.backward.groups = 1;
-    })?);
-    rows.push(variant("+ dilation", &|r| {
-        r.mode = Mode::Cdfa;
-        dfa_gamma(r);
-        r.modules = modules.clone();
-        r.backward.dilate = true;
-        r.backward.groups = 1;
-    })?);
-    for g in [4usize, 8] {
-        rows.push(variant(&format!("+ groups G = {g}"), &|r| {
+    // Conv-DFA rungs (plain momentum, γ = 1): (name, modules, dilation, groups).
+    let rungs: [(&str, bool, bool, usize); 5] = [
+        ("conv-DFA (one module, no dilation)", false, false, 1),
+        ("+ modules", true, false, 1),
+        ("+ dilation", true, true, 1),
+        ("+ groups G = 4", true, true, 4),
+        ("+ groups G = 8", true, true, 8),
+    ];
+    for (name, use_modules, dilate, groups) in rungs {
+        rows.push(variant(name, &|r| {
             r.mode = Mode::Cdfa;
-            dfa_gamma(r);
-            r.modules = modules.clone();
-            r.backward.dilate = true;
-            r.backward.groups = g;
+            r.gamma = 1.0;
+            r.modules = if use_modules { modules.clone() } else { vec![] };
+            r.backward.dilate = dilate;
+            r.backward.groups = groups;
         })?);
     }
     for p in [0.1, 0.3, 0.5] {

@@ -76,7 +76,6 @@ pub const LINT_WAIVERS: &[(&str, &str)] = &[
     ("WIDTH", "rust-hdl writes integer literals as 32-bit constants (`32'h0`) and widens with `$signed(x)` inside wider sums; the co-simulation against the golden model on two simulators covers what this hides"),
     ("DECLFILENAME", "rust-hdl emits every module into one file whose name is not the module name"),
     ("UNUSEDSIGNAL", "rust-hdl declares the full width of shared ports and sliced words (e.g. a ROM word's unused bits and upper counter bits)"),
-    ("UNUSEDPARAM", "rust-hdl emits a localparam for every constant, including ones only read at generation time"),
 ];
 
 /// Run rust-hdl's structural checks (instead of its panicking `generate_verilog`).

@@ -307,16 +307,6 @@ pub fn run_verilator(
     Ok(stats)
 }
 
-/// Write a waveform of a full Verilator run (for inspection without a mismatch).
-pub fn trace_verilator(design: &Emitted, v: &StreamVectors, stall: Stall, cache: &Path, wave: &Path) -> Result<RunStats, SimError> {
-    let build = verilator::build(design, cache)?;
-    let mut m = VerilatorModel::load(&build, &design.ports)?;
-    m.trace_to(wave)?;
-    let stats = run_model(&mut m, v, stall, None);
-    m.trace_close();
-    stats
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

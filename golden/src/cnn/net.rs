@@ -306,7 +306,7 @@ impl<N: Num> Net<N> {
         let paths = match propagation {
             Propagation::Bp => Vec::new(),
             Propagation::Dfa => dense_paths::<N>(&blocks, dfa, &mut prng),
-            Propagation::Cdfa => conv_paths::<N>(input, &blocks, dfa, &mut prng)?,
+            Propagation::Cdfa => conv_paths::<N>(&blocks, dfa, &mut prng)?,
         };
         Ok(Net { input, blocks, w, b, propagation, paths })
     }
@@ -336,11 +336,12 @@ fn receptive_field(blocks: &[Block], target: usize, source: usize) -> usize {
         r += jump;
         jump *= 2;
     }
-    for b in &blocks[target + 1..=source] {
+    for (l, b) in blocks.iter().enumerate().take(source + 1).skip(target + 1) {
         let g = &b.geom;
         r += (g.k - 1) * g.dil * jump;
         jump *= g.stride;
-        if b.pool && !std::ptr::eq(b, &blocks[source]) {
+        // The source error sits at its pre-activation, before its own pool.
+        if b.pool && l != source {
             r += jump;
             jump *= 2;
         }
@@ -348,8 +349,7 @@ fn receptive_field(blocks: &[Block], target: usize, source: usize) -> usize {
     r
 }
 
-fn conv_paths<N: Num>(input: (usize, usize, usize), blocks: &[Block], o: DfaOptions, rng: &mut Rng) -> Result<Vec<BackPath<N::V>>, GoldenError> {
-    let _ = input;
+fn conv_paths<N: Num>(blocks: &[Block], o: DfaOptions, rng: &mut Rng) -> Result<Vec<BackPath<N::V>>, GoldenError> {
     let last = blocks.len() - 1;
     let classes = blocks[last].geom.out_c;
     let mut paths = Vec::new();

@@ -298,12 +298,25 @@ impl<N: Loss> Trainer<N> {
         Trainer { net, opt, hyper, step_rng: Rng::new(seed ^ 0x57E9_0000), step: 0 }
     }
 
-    /// The propagation the next step will use (draws from the step RNG).
-    fn pick(&mut self) -> StepKind {
+    /// Draw the propagation of a step from `rng`.
+    fn draw_kind(&self, rng: &mut Rng) -> StepKind {
         if self.net.propagation == Propagation::Bp {
             return StepKind::Bp;
         }
-        if self.step_rng.uniform() < self.hyper.bp_ratio { StepKind::Bp } else { StepKind::Dfa }
+        if rng.uniform() < self.hyper.bp_ratio { StepKind::Bp } else { StepKind::Dfa }
+    }
+
+    /// The propagation the next step will use, without taking the draw.
+    pub fn next_kind(&self) -> StepKind {
+        self.draw_kind(&mut self.step_rng.clone())
+    }
+
+    /// The propagation of this step (takes the draw).
+    fn pick(&mut self) -> StepKind {
+        let mut rng = self.step_rng.clone();
+        let kind = self.draw_kind(&mut rng);
+        self.step_rng = rng;
+        kind
     }
 
     /// Gradients of one batch (mean over the batch, master format), with its stats.
