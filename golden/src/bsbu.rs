@@ -23,7 +23,7 @@
 //! So a row with n nonzeros costs n entries (and n cycles), and an all-zero row
 //! costs one.
 
-use crate::format::{self, ErrorFx, DerivFx, DERIV, ERROR};
+use crate::format::{self, DerivFx, ErrorFx, DERIV, ERROR};
 use crate::params::{check_dims, check_sparsity, BsbuParams, COL_ADDR_BITS, MAX_LANE_ENTRIES};
 use crate::rng::Rng;
 use crate::GoldenError;
@@ -79,7 +79,12 @@ pub struct SparseSign {
 impl SparseSign {
     /// S = sign(D ⊙ R) with D uniform in (−1, 1) and R keeping each entry with
     /// probability 1 − sparsity; `seed` fixes both.
-    pub fn random(n_rows: usize, n_cols: usize, sparsity: f64, seed: u64) -> Result<Self, GoldenError> {
+    pub fn random(
+        n_rows: usize,
+        n_cols: usize,
+        sparsity: f64,
+        seed: u64,
+    ) -> Result<Self, GoldenError> {
         check_sparsity(sparsity)?;
         check_dims(n_rows, n_cols)?;
         let mut rng = Rng::new(seed);
@@ -90,7 +95,10 @@ impl SparseSign {
                 let d = rng.uniform() * 2.0 - 1.0; // D
                 let keep = rng.uniform() >= sparsity; // R
                 if keep && d != 0.0 {
-                    row.push(Nonzero { col: c as u16, neg: d < 0.0 });
+                    row.push(Nonzero {
+                        col: c as u16,
+                        neg: d < 0.0,
+                    });
                 }
             }
             rows.push(row);
@@ -104,10 +112,16 @@ impl SparseSign {
         for (r, row) in rows.iter().enumerate() {
             for (k, nz) in row.iter().enumerate() {
                 if nz.col as usize >= n_cols {
-                    return Err(GoldenError::BadMatrix(format!("row {r}: column {} >= cols {n_cols}", nz.col)));
+                    return Err(GoldenError::BadMatrix(format!(
+                        "row {r}: column {} >= cols {n_cols}",
+                        nz.col
+                    )));
                 }
                 if k > 0 && row[k - 1].col >= nz.col {
-                    return Err(GoldenError::BadMatrix(format!("row {r}: columns not strictly increasing at {}", nz.col)));
+                    return Err(GoldenError::BadMatrix(format!(
+                        "row {r}: columns not strictly increasing at {}",
+                        nz.col
+                    )));
                 }
             }
         }
@@ -117,7 +131,11 @@ impl SparseSign {
     /// Replace row `r` (used to plant corner cases such as empty or full rows).
     pub fn with_row(mut self, r: usize, row: Vec<Nonzero>) -> Result<Self, GoldenError> {
         if r >= self.rows.len() {
-            return Err(GoldenError::out_of_range("row", r, format!("0..{}", self.rows.len())));
+            return Err(GoldenError::out_of_range(
+                "row",
+                r,
+                format!("0..{}", self.rows.len()),
+            ));
         }
         self.rows[r] = row;
         SparseSign::from_rows(self.n_cols, self.rows)
@@ -158,10 +176,20 @@ impl SparseSign {
         for (r, row) in self.rows.iter().enumerate() {
             let prog = &mut progs[r % lanes];
             if row.is_empty() {
-                prog.push(Entry { col: 0, neg: false, last: true, empty: true });
+                prog.push(Entry {
+                    col: 0,
+                    neg: false,
+                    last: true,
+                    empty: true,
+                });
             }
             for (k, nz) in row.iter().enumerate() {
-                prog.push(Entry { col: nz.col, neg: nz.neg, last: k + 1 == row.len(), empty: false });
+                prog.push(Entry {
+                    col: nz.col,
+                    neg: nz.neg,
+                    last: k + 1 == row.len(),
+                    empty: false,
+                });
             }
         }
         progs
@@ -217,7 +245,16 @@ impl FPrime {
     /// f'(p) as derivative words: a ReLU mask becomes 1.0 / 0.
     pub fn words(&self) -> Vec<DerivFx> {
         match self {
-            FPrime::Relu(m) => m.iter().map(|&on| if on { DerivFx::from_num(1) } else { DerivFx::ZERO }).collect(),
+            FPrime::Relu(m) => m
+                .iter()
+                .map(|&on| {
+                    if on {
+                        DerivFx::from_num(1)
+                    } else {
+                        DerivFx::ZERO
+                    }
+                })
+                .collect(),
             FPrime::Deriv(d) => d.clone(),
         }
     }
@@ -225,7 +262,13 @@ impl FPrime {
     /// Apply f' of row `r` to a raw error word: a mask selects, a value multiplies.
     pub fn apply(&self, r: usize, e_raw: i64) -> i64 {
         match self {
-            FPrime::Relu(m) => if m[r] { e_raw } else { 0 },
+            FPrime::Relu(m) => {
+                if m[r] {
+                    e_raw
+                } else {
+                    0
+                }
+            }
             FPrime::Deriv(d) => format::mul_narrow(e_raw, d[r].to_bits() as i64, DERIV.frac, ERROR),
         }
     }
@@ -234,7 +277,11 @@ impl FPrime {
 /// The exact sums S · e_L on raw error words (accumulator values before narrowing).
 pub fn accumulate(s: &SparseSign, e_l: &[ErrorFx]) -> Result<Vec<i64>, GoldenError> {
     if e_l.len() != s.n_cols() {
-        return Err(GoldenError::LengthMismatch { what: "e_L", expected: s.n_cols(), actual: e_l.len() });
+        return Err(GoldenError::LengthMismatch {
+            what: "e_L",
+            expected: s.n_cols(),
+            actual: e_l.len(),
+        });
     }
     Ok(s.rows
         .iter()
@@ -242,7 +289,11 @@ pub fn accumulate(s: &SparseSign, e_l: &[ErrorFx]) -> Result<Vec<i64>, GoldenErr
             row.iter()
                 .map(|nz| {
                     let e = format::error_raw(e_l[nz.col as usize]);
-                    if nz.neg { -e } else { e }
+                    if nz.neg {
+                        -e
+                    } else {
+                        e
+                    }
                 })
                 .sum()
         })
@@ -250,12 +301,25 @@ pub fn accumulate(s: &SparseSign, e_l: &[ErrorFx]) -> Result<Vec<i64>, GoldenErr
 }
 
 /// e_i = sat(round((S · e_L) >> shift)) ⊙ f'(p)  (paper eq. 10 with scaling).
-pub fn apply(s: &SparseSign, e_l: &[ErrorFx], fprime: &FPrime, shift: u32) -> Result<Vec<ErrorFx>, GoldenError> {
+pub fn apply(
+    s: &SparseSign,
+    e_l: &[ErrorFx],
+    fprime: &FPrime,
+    shift: u32,
+) -> Result<Vec<ErrorFx>, GoldenError> {
     if fprime.len() != s.n_rows() {
-        return Err(GoldenError::LengthMismatch { what: "f'(p)", expected: s.n_rows(), actual: fprime.len() });
+        return Err(GoldenError::LengthMismatch {
+            what: "f'(p)",
+            expected: s.n_rows(),
+            actual: fprime.len(),
+        });
     }
     if shift > crate::params::MAX_SHIFT {
-        return Err(GoldenError::out_of_range("shift", shift, format!("0..={}", crate::params::MAX_SHIFT)));
+        return Err(GoldenError::out_of_range(
+            "shift",
+            shift,
+            format!("0..={}", crate::params::MAX_SHIFT),
+        ));
     }
     let sums = accumulate(s, e_l)?;
     Ok(sums
@@ -268,10 +332,18 @@ pub fn apply(s: &SparseSign, e_l: &[ErrorFx], fprime: &FPrime, shift: u32) -> Re
 /// A matrix matching validated parameters: checks the shapes agree.
 pub fn check_matches(s: &SparseSign, p: &BsbuParams) -> Result<(), GoldenError> {
     if s.n_rows() != p.n_rows {
-        return Err(GoldenError::LengthMismatch { what: "S rows", expected: p.n_rows, actual: s.n_rows() });
+        return Err(GoldenError::LengthMismatch {
+            what: "S rows",
+            expected: p.n_rows,
+            actual: s.n_rows(),
+        });
     }
     if s.n_cols() != p.n_cols {
-        return Err(GoldenError::LengthMismatch { what: "S cols", expected: p.n_cols, actual: s.n_cols() });
+        return Err(GoldenError::LengthMismatch {
+            what: "S cols",
+            expected: p.n_cols,
+            actual: s.n_cols(),
+        });
     }
     s.check_fits(p.lanes)
 }
@@ -295,13 +367,25 @@ mod tests {
     fn apply_equals_dense_f64_reference_with_relu() {
         let s = SparseSign::random(16, 24, 0.5, 9).unwrap();
         let mut rng = Rng::new(5);
-        let e: Vec<ErrorFx> = (0..24).map(|_| ErrorFx::from_bits(rng.range_i64(-4000, 4000) as i16)).collect();
+        let e: Vec<ErrorFx> = (0..24)
+            .map(|_| ErrorFx::from_bits(rng.range_i64(-4000, 4000) as i16))
+            .collect();
         let mask: Vec<bool> = (0..16).map(|_| rng.bit()).collect();
         let out = apply(&s, &e, &FPrime::Relu(mask.clone()), 2).unwrap();
         for r in 0..16 {
-            let sum: f64 = (0..24).map(|c| s.dense(r, c) as f64 * e[c].to_num::<f64>()).sum();
-            let want = if mask[r] { (sum / 4.0 * 8192.0 + 0.5).floor() / 8192.0 } else { 0.0 };
-            assert_eq!(out[r].to_num::<f64>(), want.clamp(-4.0, 4.0 - 1.0 / 8192.0), "row {r}");
+            let sum: f64 = (0..24)
+                .map(|c| s.dense(r, c) as f64 * e[c].to_num::<f64>())
+                .sum();
+            let want = if mask[r] {
+                (sum / 4.0 * 8192.0 + 0.5).floor() / 8192.0
+            } else {
+                0.0
+            };
+            assert_eq!(
+                out[r].to_num::<f64>(),
+                want.clamp(-4.0, 4.0 - 1.0 / 8192.0),
+                "row {r}"
+            );
         }
     }
 
@@ -317,7 +401,10 @@ mod tests {
 
     #[test]
     fn lane_programs_cover_every_nonzero_and_close_every_row() {
-        let s = SparseSign::random(10, 12, 0.7, 2).unwrap().with_row(3, vec![]).unwrap();
+        let s = SparseSign::random(10, 12, 0.7, 2)
+            .unwrap()
+            .with_row(3, vec![])
+            .unwrap();
         let progs = s.lane_programs(4);
         let rows_closed: usize = progs.iter().flatten().filter(|e| e.last).count();
         assert_eq!(rows_closed, 10);
@@ -325,7 +412,12 @@ mod tests {
         assert_eq!(nz, s.nnz());
         assert!(progs[3].iter().any(|e| e.empty));
         assert_eq!(s.lane_nnz(4).iter().sum::<usize>(), s.nnz());
-        let e = Entry { col: 0xAB, neg: true, last: false, empty: true };
+        let e = Entry {
+            col: 0xAB,
+            neg: true,
+            last: false,
+            empty: true,
+        };
         assert_eq!(e.pack(), 0xAB | 1 << 8 | 1 << 10);
     }
 
@@ -333,11 +425,28 @@ mod tests {
     fn bad_inputs_get_named_errors() {
         let s = SparseSign::random(4, 4, 0.0, 1).unwrap();
         let err = apply(&s, &[ErrorFx::ZERO; 3], &FPrime::Relu(vec![true; 4]), 0).unwrap_err();
-        assert_eq!(err, GoldenError::LengthMismatch { what: "e_L", expected: 4, actual: 3 });
+        assert_eq!(
+            err,
+            GoldenError::LengthMismatch {
+                what: "e_L",
+                expected: 4,
+                actual: 3
+            }
+        );
         assert!(apply(&s, &[ErrorFx::ZERO; 4], &FPrime::Relu(vec![true; 5]), 0).is_err());
-        assert!(SparseSign::random(4, 4, 1.0, 1).unwrap_err().to_string().contains("sparsity"));
-        assert!(SparseSign::random(4, 300, 0.5, 1).unwrap_err().to_string().contains("cols = 300"));
+        assert!(SparseSign::random(4, 4, 1.0, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("sparsity"));
+        assert!(SparseSign::random(4, 300, 0.5, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("cols = 300"));
         let big = SparseSign::random(256, 256, 0.0, 1).unwrap();
-        assert!(big.check_fits(1).unwrap_err().to_string().contains("lane entries"));
+        assert!(big
+            .check_fits(1)
+            .unwrap_err()
+            .to_string()
+            .contains("lane entries"));
     }
 }

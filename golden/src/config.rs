@@ -138,7 +138,13 @@ pub struct BackwardToml {
 
 impl Default for BackwardToml {
     fn default() -> Self {
-        BackwardToml { binary: true, groups: 1, k: 3, dilate: true, extra_shift: 0 }
+        BackwardToml {
+            binary: true,
+            groups: 1,
+            k: 3,
+            dilate: true,
+            extra_shift: 0,
+        }
     }
 }
 
@@ -249,75 +255,155 @@ impl Config {
     /// Read and validate a config file. Relative data paths are taken relative to the
     /// current directory.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Io { file: file.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Io {
+            file: file.to_path_buf(),
+            source,
+        })?;
         Config::parse(file, &text)
     }
 
     /// Validate config text (`file` is used in messages).
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw: ConfigToml = toml::from_str(text).map_err(|e| ConfigError::Parse { file: file.to_path_buf(), msg: e.to_string() })?;
+        let raw: ConfigToml = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_path_buf(),
+            msg: e.to_string(),
+        })?;
         Config::from_raw(file, raw)
     }
 
     /// Validate an already parsed (possibly edited) config.
     pub fn from_raw(file: &Path, raw: ConfigToml) -> Result<Config, ConfigError> {
-        let bad = |key: &str, reason: String| ConfigError::Invalid { file: file.to_path_buf(), key: key.to_string(), reason };
+        let bad = |key: &str, reason: String| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            reason,
+        };
         let unit = |key: &str, v: f64| {
-            if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(bad(key, format!("{v} is out of range: valid range is [0, 1]"))) }
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(bad(
+                    key,
+                    format!("{v} is out of range: valid range is [0, 1]"),
+                ))
+            }
         };
         unit("alpha", raw.alpha)?;
         unit("gamma", raw.gamma)?;
         if !(raw.eta > 0.0 && raw.eta <= 1.0) {
-            return Err(bad("eta", format!("{} is out of range: valid range is (0, 1]", raw.eta)));
+            return Err(bad(
+                "eta",
+                format!("{} is out of range: valid range is (0, 1]", raw.eta),
+            ));
         }
         let bp_ratio = match (raw.mode, raw.bp_ratio) {
             (Mode::Hdfa, Some(p)) => {
                 unit("bp_ratio", p)?;
                 p
             }
-            (Mode::Hdfa, None) => return Err(bad("bp_ratio", "required for mode = \"hdfa\" (valid range [0, 1])".into())),
+            (Mode::Hdfa, None) => {
+                return Err(bad(
+                    "bp_ratio",
+                    "required for mode = \"hdfa\" (valid range [0, 1])".into(),
+                ))
+            }
             (Mode::Bp, None) => 1.0,
             (_, None) => 0.0,
-            (m, Some(_)) => return Err(bad("bp_ratio", format!("only used with mode = \"hdfa\", not {m:?}"))),
+            (m, Some(_)) => {
+                return Err(bad(
+                    "bp_ratio",
+                    format!("only used with mode = \"hdfa\", not {m:?}"),
+                ))
+            }
         };
         if !raw.batch.is_power_of_two() || raw.batch > 1024 {
-            return Err(bad("batch", format!("{} is out of range: valid values are powers of two 1..=1024", raw.batch)));
+            return Err(bad(
+                "batch",
+                format!(
+                    "{} is out of range: valid values are powers of two 1..=1024",
+                    raw.batch
+                ),
+            ));
         }
         if raw.epochs == 0 {
-            return Err(bad("epochs", "0 is out of range: valid range is >= 1".into()));
+            return Err(bad(
+                "epochs",
+                "0 is out of range: valid range is >= 1".into(),
+            ));
         }
         if !(1..=64).contains(&raw.threads) {
-            return Err(bad("threads", format!("{} is out of range: valid range is 1..=64", raw.threads)));
+            return Err(bad(
+                "threads",
+                format!("{} is out of range: valid range is 1..=64", raw.threads),
+            ));
         }
         if !(2..=64).contains(&raw.classes) {
-            return Err(bad("classes", format!("{} is out of range: valid range is 2..=64", raw.classes)));
+            return Err(bad(
+                "classes",
+                format!("{} is out of range: valid range is 2..=64", raw.classes),
+            ));
         }
         let b = &raw.backward;
         if b.groups == 0 {
-            return Err(bad("backward.groups", "0 is out of range: valid range is >= 1".into()));
+            return Err(bad(
+                "backward.groups",
+                "0 is out of range: valid range is >= 1".into(),
+            ));
         }
         if b.extra_shift > 15 {
-            return Err(bad("backward.extra_shift", format!("{} is out of range: valid range is 0..=15", b.extra_shift)));
+            return Err(bad(
+                "backward.extra_shift",
+                format!("{} is out of range: valid range is 0..=15", b.extra_shift),
+            ));
         }
         if b.k == 0 || b.k % 2 == 0 {
-            return Err(bad("backward.k", format!("{} is out of range: valid values are odd, >= 1", b.k)));
+            return Err(bad(
+                "backward.k",
+                format!("{} is out of range: valid values are odd, >= 1", b.k),
+            ));
         }
         if let DataToml::Digits { test_fraction, .. } = raw.data {
             if !(test_fraction > 0.0 && test_fraction < 1.0) {
-                return Err(bad("data.test_fraction", format!("{test_fraction} is out of range: valid range is (0, 1)")));
+                return Err(bad(
+                    "data.test_fraction",
+                    format!("{test_fraction} is out of range: valid range is (0, 1)"),
+                ));
             }
         }
         let mut layers = Vec::new();
         for (i, l) in raw.layers.iter().enumerate() {
             let key = |k: &str| format!("layers[{i}].{k}");
             layers.push(match *l {
-                LayerToml::Conv { out, k, stride, pad, dilation, groups } => {
-                    for (name, v) in [("out", out), ("k", k), ("stride", stride), ("dilation", dilation), ("groups", groups)] {
+                LayerToml::Conv {
+                    out,
+                    k,
+                    stride,
+                    pad,
+                    dilation,
+                    groups,
+                } => {
+                    for (name, v) in [
+                        ("out", out),
+                        ("k", k),
+                        ("stride", stride),
+                        ("dilation", dilation),
+                        ("groups", groups),
+                    ] {
                         if v == 0 {
-                            return Err(bad(&key(name), "0 is out of range: valid range is >= 1".into()));
+                            return Err(bad(
+                                &key(name),
+                                "0 is out of range: valid range is >= 1".into(),
+                            ));
                         }
                     }
-                    LayerSpec::Conv { out, k, stride, pad: pad.unwrap_or(dilation * (k / 2)), dilation, groups }
+                    LayerSpec::Conv {
+                        out,
+                        k,
+                        stride,
+                        pad: pad.unwrap_or(dilation * (k / 2)),
+                        dilation,
+                        groups,
+                    }
                 }
                 LayerToml::Relu {} => LayerSpec::Relu,
                 LayerToml::Maxpool {} => LayerSpec::MaxPool,
@@ -325,7 +411,13 @@ impl Config {
                 LayerToml::Flatten {} => LayerSpec::Flatten,
                 LayerToml::Dense { out } => {
                     if out != raw.classes && i + 1 == raw.layers.len() {
-                        return Err(bad(&key("out"), format!("the classifier has {out} outputs but classes = {}", raw.classes)));
+                        return Err(bad(
+                            &key("out"),
+                            format!(
+                                "the classifier has {out} outputs but classes = {}",
+                                raw.classes
+                            ),
+                        ));
                     }
                     LayerSpec::Dense { out }
                 }
@@ -343,8 +435,21 @@ impl Config {
             bp_ratio,
             log2_batch: raw.batch.trailing_zeros(),
         };
-        let dfa = DfaOptions { binary: b.binary, groups: b.groups, k: b.k, dilate: b.dilate, extra_shift: b.extra_shift };
-        Ok(Config { file: file.to_path_buf(), raw, propagation, hyper, dfa, layers })
+        let dfa = DfaOptions {
+            binary: b.binary,
+            groups: b.groups,
+            k: b.k,
+            dilate: b.dilate,
+            extra_shift: b.extra_shift,
+        };
+        Ok(Config {
+            file: file.to_path_buf(),
+            raw,
+            propagation,
+            hyper,
+            dfa,
+            layers,
+        })
     }
 }
 
@@ -378,7 +483,9 @@ out = 10
 "#;
 
     fn err(text: &str) -> String {
-        Config::parse(Path::new("exp.toml"), text).unwrap_err().to_string()
+        Config::parse(Path::new("exp.toml"), text)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -386,22 +493,40 @@ out = 10
         let c = Config::parse(Path::new("exp.toml"), OK).unwrap();
         assert_eq!(c.hyper.log2_batch, 4);
         assert_eq!(c.hyper.bp_ratio, 0.5);
-        assert_eq!(c.layers[0], LayerSpec::Conv { out: 8, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1 });
+        assert_eq!(
+            c.layers[0],
+            LayerSpec::Conv {
+                out: 8,
+                k: 3,
+                stride: 1,
+                pad: 1,
+                dilation: 1,
+                groups: 1
+            }
+        );
         assert_eq!(c.propagation, Propagation::Cdfa);
     }
 
     #[test]
     fn invalid_configs_name_file_key_and_reason() {
         let e = err(&OK.replace("eta = 0.05", "eta = 0.05\nlearning_rate = 1"));
-        assert!(e.contains("exp.toml") && e.contains("unknown field `learning_rate`"), "{e}");
+        assert!(
+            e.contains("exp.toml") && e.contains("unknown field `learning_rate`"),
+            "{e}"
+        );
         let e = err(&OK.replace("bp_ratio = 0.5", "bp_ratio = 1.5"));
         assert!(e.contains("key `bp_ratio`") && e.contains("[0, 1]"), "{e}");
         let e = err(&OK.replace("alpha = 0.9", "alpha = -0.1"));
         assert!(e.contains("key `alpha`"), "{e}");
-        let e = err(&OK.replace("mode = \"hdfa\"", "mode = \"bp\"\ngamma = 2.0").replace("bp_ratio = 0.5\n", ""));
+        let e = err(&OK
+            .replace("mode = \"hdfa\"", "mode = \"bp\"\ngamma = 2.0")
+            .replace("bp_ratio = 0.5\n", ""));
         assert!(e.contains("key `gamma`"), "{e}");
         let e = err(&OK.replace("batch = 16", "batch = 12"));
-        assert!(e.contains("key `batch`") && e.contains("powers of two"), "{e}");
+        assert!(
+            e.contains("key `batch`") && e.contains("powers of two"),
+            "{e}"
+        );
         let e = err(&OK.replace("out = 8", "out = 8\ndilation = 0"));
         assert!(e.contains("layers[0].dilation"), "{e}");
         let e = err(&OK.replace("type = \"relu\"", "type = \"relu\"\nk = 3"));
@@ -411,6 +536,9 @@ out = 10
         let e = err(&OK.replace("out = 10", "out = 7"));
         assert!(e.contains("layers[2].out"), "{e}");
         let e = err(&OK.replace("bp_ratio = 0.5\n", ""));
-        assert!(e.contains("key `bp_ratio`") && e.contains("required"), "{e}");
+        assert!(
+            e.contains("key `bp_ratio`") && e.contains("required"),
+            "{e}"
+        );
     }
 }

@@ -29,7 +29,10 @@ pub enum DataError {
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> DataError {
-    DataError::Format { path: path.to_path_buf(), reason: reason.into() }
+    DataError::Format {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
 }
 
 /// A labelled image set, pixels as stored (0..=`max_pixel`), row-major.
@@ -79,7 +82,10 @@ impl Dataset {
 
 /// Read a whole file, un-gzipping it when it starts with the gzip magic.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let raw = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let raw = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
@@ -100,42 +106,98 @@ pub fn load_idx(images: &Path, labels: &Path, classes: usize) -> Result<Dataset,
     let img = read_maybe_gz(images)?;
     let lab = read_maybe_gz(labels)?;
     if img.len() < 16 {
-        return Err(bad(images, format!("truncated IDX header: {} bytes, need 16", img.len())));
+        return Err(bad(
+            images,
+            format!("truncated IDX header: {} bytes, need 16", img.len()),
+        ));
     }
     if be32(&img, 0) != 0x0803 {
-        return Err(bad(images, format!("not an IDX image file: magic 0x{:08x}, expected 0x00000803", be32(&img, 0))));
+        return Err(bad(
+            images,
+            format!(
+                "not an IDX image file: magic 0x{:08x}, expected 0x00000803",
+                be32(&img, 0)
+            ),
+        ));
     }
-    let (n, h, w) = (be32(&img, 4) as usize, be32(&img, 8) as usize, be32(&img, 12) as usize);
+    let (n, h, w) = (
+        be32(&img, 4) as usize,
+        be32(&img, 8) as usize,
+        be32(&img, 12) as usize,
+    );
     if h == 0 || w == 0 {
         return Err(bad(images, format!("image size {h}x{w} is empty")));
     }
-    let want = n.checked_mul(h * w).and_then(|p| p.checked_add(16)).ok_or_else(|| bad(images, "header sizes overflow"))?;
+    let want = n
+        .checked_mul(h * w)
+        .and_then(|p| p.checked_add(16))
+        .ok_or_else(|| bad(images, "header sizes overflow"))?;
     if img.len() != want {
-        return Err(bad(images, format!("{} bytes for {n} images of {h}x{w}: expected {want} (truncated or trailing data)", img.len())));
+        return Err(bad(
+            images,
+            format!(
+                "{} bytes for {n} images of {h}x{w}: expected {want} (truncated or trailing data)",
+                img.len()
+            ),
+        ));
     }
     if lab.len() < 8 {
-        return Err(bad(labels, format!("truncated IDX header: {} bytes, need 8", lab.len())));
+        return Err(bad(
+            labels,
+            format!("truncated IDX header: {} bytes, need 8", lab.len()),
+        ));
     }
     if be32(&lab, 0) != 0x0801 {
-        return Err(bad(labels, format!("not an IDX label file: magic 0x{:08x}, expected 0x00000801", be32(&lab, 0))));
+        return Err(bad(
+            labels,
+            format!(
+                "not an IDX label file: magic 0x{:08x}, expected 0x00000801",
+                be32(&lab, 0)
+            ),
+        ));
     }
     let nl = be32(&lab, 4) as usize;
     if nl != n {
         return Err(bad(labels, format!("{nl} labels for {n} images")));
     }
     if lab.len() != 8 + n {
-        return Err(bad(labels, format!("{} bytes for {n} labels: expected {} (truncated or trailing data)", lab.len(), 8 + n)));
+        return Err(bad(
+            labels,
+            format!(
+                "{} bytes for {n} labels: expected {} (truncated or trailing data)",
+                lab.len(),
+                8 + n
+            ),
+        ));
     }
     let labels_v = lab[8..].to_vec();
     check_labels(labels, &labels_v, classes)?;
     let pixels = img[16..].to_vec();
-    let max_pixel = if pixels.iter().all(|&p| p <= 16) { 16 } else { 255 };
-    Ok(Dataset { height: h, width: w, max_pixel, classes, pixels, labels: labels_v })
+    let max_pixel = if pixels.iter().all(|&p| p <= 16) {
+        16
+    } else {
+        255
+    };
+    Ok(Dataset {
+        height: h,
+        width: w,
+        max_pixel,
+        classes,
+        pixels,
+        labels: labels_v,
+    })
 }
 
 fn check_labels(path: &Path, labels: &[u8], classes: usize) -> Result<(), DataError> {
-    if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
-        return Err(bad(path, format!("label {l} of image {i} is out of range: valid range is 0..{classes}")));
+    if let Some((i, &l)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= classes)
+    {
+        return Err(bad(
+            path,
+            format!("label {l} of image {i} is out of range: valid range is 0..{classes}"),
+        ));
     }
     Ok(())
 }
@@ -153,18 +215,49 @@ pub fn load_digits_csv(path: &Path, side: usize, classes: usize) -> Result<Datas
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() != n_pix + 1 {
-            return Err(bad(path, format!("line {}: {} fields, expected {} ({} pixels + label)", ln + 1, fields.len(), n_pix + 1, n_pix)));
+            return Err(bad(
+                path,
+                format!(
+                    "line {}: {} fields, expected {} ({} pixels + label)",
+                    ln + 1,
+                    fields.len(),
+                    n_pix + 1,
+                    n_pix
+                ),
+            ));
         }
         for (k, f) in fields.iter().enumerate() {
-            let v: u32 = f.parse().map_err(|_| bad(path, format!("line {}, field {}: `{f}` is not a non-negative integer", ln + 1, k + 1)))?;
+            let v: u32 = f.parse().map_err(|_| {
+                bad(
+                    path,
+                    format!(
+                        "line {}, field {}: `{f}` is not a non-negative integer",
+                        ln + 1,
+                        k + 1
+                    ),
+                )
+            })?;
             if k < n_pix {
                 if v > 16 {
-                    return Err(bad(path, format!("line {}, pixel {}: {v} is out of range: valid range is 0..=16", ln + 1, k + 1)));
+                    return Err(bad(
+                        path,
+                        format!(
+                            "line {}, pixel {}: {v} is out of range: valid range is 0..=16",
+                            ln + 1,
+                            k + 1
+                        ),
+                    ));
                 }
                 pixels.push(v as u8);
             } else {
                 if v as usize >= classes {
-                    return Err(bad(path, format!("line {}: label {v} is out of range: valid range is 0..{classes}", ln + 1)));
+                    return Err(bad(
+                        path,
+                        format!(
+                            "line {}: label {v} is out of range: valid range is 0..{classes}",
+                            ln + 1
+                        ),
+                    ));
                 }
                 labels.push(v as u8);
             }
@@ -173,7 +266,14 @@ pub fn load_digits_csv(path: &Path, side: usize, classes: usize) -> Result<Datas
     if labels.is_empty() {
         return Err(bad(path, "no images"));
     }
-    Ok(Dataset { height: side, width: side, max_pixel: 16, classes, pixels, labels })
+    Ok(Dataset {
+        height: side,
+        width: side,
+        max_pixel: 16,
+        classes,
+        pixels,
+        labels,
+    })
 }
 
 #[cfg(test)]
@@ -206,7 +306,10 @@ mod tests {
         assert_eq!(idx, csv);
         let mut counts = [0usize; 10];
         idx.labels.iter().for_each(|&l| counts[l as usize] += 1);
-        assert!(counts.iter().all(|&c| (174..=183).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (174..=183).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
@@ -217,33 +320,81 @@ mod tests {
         let i = tmp("ok-img", &img);
         let l = tmp("ok-lab", &lab_ok);
         assert_eq!(load_idx(&i, &l, 10).unwrap().len(), 2);
-        let e = load_idx(&tmp("trunc-img", &img[..20]), &l, 10).unwrap_err().to_string();
+        let e = load_idx(&tmp("trunc-img", &img[..20]), &l, 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("trunc-img") && e.contains("truncated"), "{e}");
-        let e = load_idx(&tmp("short-hdr", &img[..10]), &l, 10).unwrap_err().to_string();
+        let e = load_idx(&tmp("short-hdr", &img[..10]), &l, 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("truncated IDX header"), "{e}");
         let mut wrong = img.clone();
         wrong[3] = 1;
-        assert!(load_idx(&tmp("magic", &wrong), &l, 10).unwrap_err().to_string().contains("magic"));
-        let e = load_idx(&i, &tmp("lab-range", &[0, 0, 8, 1, 0, 0, 0, 2, 3, 10]), 10).unwrap_err().to_string();
+        assert!(load_idx(&tmp("magic", &wrong), &l, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("magic"));
+        let e = load_idx(&i, &tmp("lab-range", &[0, 0, 8, 1, 0, 0, 0, 2, 3, 10]), 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("label 10 of image 1 is out of range"), "{e}");
-        assert!(load_idx(&i, &tmp("lab-count", &[0, 0, 8, 1, 0, 0, 0, 3, 3, 1, 1]), 10).unwrap_err().to_string().contains("3 labels for 2 images"));
-        let e = load_idx(&tmp("gz", &[0x1f, 0x8b, 8, 0, 1, 2, 3]), &l, 10).unwrap_err().to_string();
+        assert!(load_idx(
+            &i,
+            &tmp("lab-count", &[0, 0, 8, 1, 0, 0, 0, 3, 3, 1, 1]),
+            10
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("3 labels for 2 images"));
+        let e = load_idx(&tmp("gz", &[0x1f, 0x8b, 8, 0, 1, 2, 3]), &l, 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("corrupt gzip"), "{e}");
-        assert!(matches!(load_idx(&repo("no/such/file"), &l, 10), Err(DataError::Io { .. })));
+        assert!(matches!(
+            load_idx(&repo("no/such/file"), &l, 10),
+            Err(DataError::Io { .. })
+        ));
     }
 
     #[test]
     fn malformed_csv_files_get_named_errors() {
         let line = |label: u32| format!("{}{label}\n", "1,".repeat(64));
-        assert_eq!(load_digits_csv(&tmp("ok.csv", line(3).as_bytes()), 8, 10).unwrap().len(), 1);
-        let e = load_digits_csv(&tmp("label.csv", line(12).as_bytes()), 8, 10).unwrap_err().to_string();
+        assert_eq!(
+            load_digits_csv(&tmp("ok.csv", line(3).as_bytes()), 8, 10)
+                .unwrap()
+                .len(),
+            1
+        );
+        let e = load_digits_csv(&tmp("label.csv", line(12).as_bytes()), 8, 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 1: label 12 is out of range"), "{e}");
-        let e = load_digits_csv(&tmp("short.csv", b"1,2,3\n"), 8, 10).unwrap_err().to_string();
+        let e = load_digits_csv(&tmp("short.csv", b"1,2,3\n"), 8, 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("3 fields, expected 65"), "{e}");
-        let e = load_digits_csv(&tmp("px.csv", format!("17,{}", line(1)).replacen("1,", "", 1).as_bytes()), 8, 10).unwrap_err().to_string();
+        let e = load_digits_csv(
+            &tmp(
+                "px.csv",
+                format!("17,{}", line(1)).replacen("1,", "", 1).as_bytes(),
+            ),
+            8,
+            10,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("17 is out of range"), "{e}");
-        let e = load_digits_csv(&tmp("text.csv", format!("x,{}", &line(1)[2..]).as_bytes()), 8, 10).unwrap_err().to_string();
+        let e = load_digits_csv(
+            &tmp("text.csv", format!("x,{}", &line(1)[2..]).as_bytes()),
+            8,
+            10,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`x` is not"), "{e}");
-        assert!(load_digits_csv(&tmp("empty.csv", b""), 8, 10).unwrap_err().to_string().contains("no images"));
+        assert!(load_digits_csv(&tmp("empty.csv", b""), 8, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("no images"));
     }
 }

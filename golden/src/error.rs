@@ -33,6 +33,10 @@ pub enum GoldenError {
 impl GoldenError {
     /// Shorthand for [`GoldenError::OutOfRange`].
     pub fn out_of_range(name: &'static str, value: impl ToString, range: impl ToString) -> Self {
-        GoldenError::OutOfRange { name, value: value.to_string(), range: range.to_string() }
+        GoldenError::OutOfRange {
+            name,
+            value: value.to_string(),
+            range: range.to_string(),
+        }
     }
 }

@@ -56,7 +56,10 @@ pub enum ExpError {
 }
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> ExpError {
-    ExpError::File { path: path.to_path_buf(), reason: e.to_string() }
+    ExpError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 /// Metrics of one epoch.
@@ -133,7 +136,14 @@ pub fn load_data(c: &Config) -> Result<(Dataset, Dataset), ExpError> {
             };
             (pick(&idx[n_test..]), pick(&idx[..n_test]))
         }
-        DataToml::Idx { train_images, train_labels, test_images, test_labels, train_limit, test_limit } => {
+        DataToml::Idx {
+            train_images,
+            train_labels,
+            test_images,
+            test_labels,
+            train_limit,
+            test_limit,
+        } => {
             let mut tr = data::load_idx(train_images, train_labels, classes)?;
             let mut te = data::load_idx(test_images, test_labels, classes)?;
             if *train_limit > 0 && *train_limit < tr.len() {
@@ -150,7 +160,10 @@ pub fn load_data(c: &Config) -> Result<(Dataset, Dataset), ExpError> {
         if c_in != 1 || d.height != h || d.width != w {
             return Err(ExpError::Shape {
                 file: c.file.clone(),
-                reason: format!("the config says {c_in}x{h}x{w} but the images are 1x{}x{}", d.height, d.width),
+                reason: format!(
+                    "the config says {c_in}x{h}x{w} but the images are 1x{}x{}",
+                    d.height, d.width
+                ),
             });
         }
     }
@@ -160,7 +173,14 @@ pub fn load_data(c: &Config) -> Result<(Dataset, Dataset), ExpError> {
 /// Convert stored pixels to input values: pixel / max_pixel.
 pub fn to_inputs<N: Num>(d: &Dataset) -> (Vec<Vec<N::V>>, Vec<usize>) {
     let m = d.max_pixel as f64;
-    let xs = (0..d.len()).map(|i| d.image(i).iter().map(|&p| N::act_from_f64(p as f64 / m)).collect()).collect();
+    let xs = (0..d.len())
+        .map(|i| {
+            d.image(i)
+                .iter()
+                .map(|&p| N::act_from_f64(p as f64 / m))
+                .collect()
+        })
+        .collect();
     (xs, d.labels.iter().map(|&l| l as usize).collect())
 }
 
@@ -173,23 +193,51 @@ impl<N: Loss> Experiment<N> {
 
     /// Build from already loaded data.
     pub fn with_data(config: Config, train: &Dataset, test: &Dataset) -> Result<Self, ExpError> {
-        let net_err = |err| ExpError::Net { file: config.file.clone(), err };
+        let net_err = |err| ExpError::Net {
+            file: config.file.clone(),
+            err,
+        };
         let [c, h, w] = config.raw.input;
-        let blocks = build_blocks((c, h, w), &config.layers, &config.raw.modules).map_err(net_err)?;
-        let net = Net::<N>::new((c, h, w), blocks, config.propagation, config.dfa, config.raw.seed).map_err(net_err)?;
+        let blocks =
+            build_blocks((c, h, w), &config.layers, &config.raw.modules).map_err(net_err)?;
+        let net = Net::<N>::new(
+            (c, h, w),
+            blocks,
+            config.propagation,
+            config.dfa,
+            config.raw.seed,
+        )
+        .map_err(net_err)?;
         let trainer = Trainer::new(net, config.hyper, config.raw.seed);
         let (train_x, train_y) = to_inputs::<N>(train);
         let (test_x, test_y) = to_inputs::<N>(test);
         if train_x.len() < config.raw.batch {
-            return Err(ExpError::Shape { file: config.file.clone(), reason: format!("{} training images, fewer than one batch of {}", train_x.len(), config.raw.batch) });
+            return Err(ExpError::Shape {
+                file: config.file.clone(),
+                reason: format!(
+                    "{} training images, fewer than one batch of {}",
+                    train_x.len(),
+                    config.raw.batch
+                ),
+            });
         }
-        Ok(Experiment { config, train_x, train_y, test_x, test_y, trainer, epoch: 0, history: Vec::new() })
+        Ok(Experiment {
+            config,
+            train_x,
+            train_y,
+            test_x,
+            test_y,
+            trainer,
+            epoch: 0,
+            history: Vec::new(),
+        })
     }
 
     /// The visiting order of epoch `e` (from 1).
     pub fn order(&self, e: usize) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..self.train_x.len()).collect();
-        let mut rng = Rng::new(self.config.raw.seed ^ (e as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng =
+            Rng::new(self.config.raw.seed ^ (e as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         for i in (1..idx.len()).rev() {
             idx.swap(i, rng.below(i as u64 + 1) as usize);
         }
@@ -203,7 +251,13 @@ impl<N: Loss> Experiment<N> {
 
     /// The `b`-th batch of an epoch visiting `order`.
     pub fn batch(&self, order: &[usize], b: usize) -> Vec<(&[N::V], usize)> {
-        make_batch::<N>(&self.train_x, &self.train_y, order, b, self.config.raw.batch)
+        make_batch::<N>(
+            &self.train_x,
+            &self.train_y,
+            order,
+            b,
+            self.config.raw.batch,
+        )
     }
 
     /// Run the next epoch.
@@ -214,7 +268,13 @@ impl<N: Loss> Experiment<N> {
         let threads = self.config.raw.threads;
         let (mut loss, mut correct, mut bp, mut dfa) = (0.0, 0usize, 0usize, 0usize);
         for b in 0..nb {
-            let batch = make_batch::<N>(&self.train_x, &self.train_y, &order, b, self.config.raw.batch);
+            let batch = make_batch::<N>(
+                &self.train_x,
+                &self.train_y,
+                &order,
+                b,
+                self.config.raw.batch,
+            );
             let stats = self.trainer.train_step(&batch, threads);
             loss += stats.loss;
             correct += stats.correct;
@@ -222,7 +282,12 @@ impl<N: Loss> Experiment<N> {
                 StepKind::Bp => bp += 1,
                 StepKind::Dfa => dfa += 1,
             }
-            progress(StepReport { epoch: e, batch: b, batches: nb, stats });
+            progress(StepReport {
+                epoch: e,
+                batch: b,
+                batches: nb,
+                stats,
+            });
         }
         let (test_loss, test_acc) = self.evaluate(&self.test_x, &self.test_y);
         let m = EpochMetrics {
@@ -269,7 +334,9 @@ impl<N: Loss> Experiment<N> {
                     })
                 })
                 .collect();
-            hs.into_iter().map(|h| h.join().expect("worker thread panicked")).collect()
+            hs.into_iter()
+                .map(|h| h.join().expect("worker thread panicked"))
+                .collect()
         });
         let l: f64 = parts.iter().map(|p| p.0).sum();
         let c: usize = parts.iter().map(|p| p.1).sum();
@@ -279,7 +346,14 @@ impl<N: Loss> Experiment<N> {
     /// Checksum of all master weights and biases (FNV-1a over their raw bits).
     pub fn weight_checksum(&self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for v in self.trainer.net.w.iter().chain(self.trainer.net.b.iter()).flatten() {
+        for v in self
+            .trainer
+            .net
+            .w
+            .iter()
+            .chain(self.trainer.net.b.iter())
+            .flatten()
+        {
             for b in N::master_bits(*v).to_le_bytes() {
                 h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
             }
@@ -302,7 +376,14 @@ impl<N: Loss> Experiment<N> {
             put(&mut buf, s);
         }
         let t = &self.trainer;
-        for tensor in t.net.w.iter().chain(t.net.b.iter()).chain(t.opt.v_bp.iter()).chain(t.opt.v_dfa.iter()) {
+        for tensor in t
+            .net
+            .w
+            .iter()
+            .chain(t.net.b.iter())
+            .chain(t.opt.v_bp.iter())
+            .chain(t.opt.v_dfa.iter())
+        {
             put(&mut buf, tensor.len() as u64);
             for v in tensor {
                 put(&mut buf, N::master_bits(*v) as u64);
@@ -310,7 +391,15 @@ impl<N: Loss> Experiment<N> {
         }
         put(&mut buf, self.history.len() as u64);
         for m in &self.history {
-            for x in [m.epoch as f64, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.bp_steps as f64, m.dfa_steps as f64] {
+            for x in [
+                m.epoch as f64,
+                m.train_loss,
+                m.train_acc,
+                m.test_loss,
+                m.test_acc,
+                m.bp_steps as f64,
+                m.dfa_steps as f64,
+            ] {
                 put(&mut buf, x.to_bits());
             }
         }
@@ -337,7 +426,15 @@ impl<N: Loss> Experiment<N> {
         let step = get()?;
         let rng = [get()?, get()?, get()?, get()?];
         let t = &self.trainer;
-        let shapes: Vec<usize> = t.net.w.iter().chain(t.net.b.iter()).chain(t.opt.v_bp.iter()).chain(t.opt.v_dfa.iter()).map(Vec::len).collect();
+        let shapes: Vec<usize> = t
+            .net
+            .w
+            .iter()
+            .chain(t.net.b.iter())
+            .chain(t.opt.v_bp.iter())
+            .chain(t.opt.v_dfa.iter())
+            .map(Vec::len)
+            .collect();
         let mut tensors = Vec::new();
         for &len in &shapes {
             if get()? as usize != len {
@@ -394,7 +491,12 @@ impl<N: Loss> Experiment<N> {
     /// Write global step `step`'s inputs, forward weights, errors and gradients as
     /// `.npy` files into `dir` (raw fixed-point integers, or f32), plus `formats.txt`.
     /// The step itself is not taken: call this before training that step.
-    pub fn dump_step(&self, order: &[usize], b: usize, dir: &Path) -> Result<Vec<PathBuf>, ExpError> {
+    pub fn dump_step(
+        &self,
+        order: &[usize],
+        b: usize,
+        dir: &Path,
+    ) -> Result<Vec<PathBuf>, ExpError> {
         std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
         let batch = self.batch(order, b);
         let t = &self.trainer;
@@ -418,18 +520,48 @@ impl<N: Loss> Experiment<N> {
             }
         }
         let bs = batch.len();
-        written.push(write_npy::<N>(dir, "inputs", &[bs, c, h, w], Vals::V(&inputs))?);
+        written.push(write_npy::<N>(
+            dir,
+            "inputs",
+            &[bs, c, h, w],
+            Vals::V(&inputs),
+        )?);
         let labels: Vec<i64> = batch.iter().map(|b| b.1 as i64).collect();
         written.push(write_npy::<N>(dir, "labels", &[bs], Vals::I64(&labels))?);
         let (grads, _) = t.gradients(kind, &batch, self.config.raw.threads);
         for (i, blk) in t.net.blocks.iter().enumerate() {
             let g = &blk.geom;
             let wshape = [g.out_c, g.icg(), g.k, g.k];
-            written.push(write_npy::<N>(dir, &format!("layer{i}_weight"), &wshape, Vals::V(&f.w[i]))?);
-            written.push(write_npy::<N>(dir, &format!("layer{i}_bias"), &[g.out_c], Vals::V(&f.b[i]))?);
-            written.push(write_npy::<N>(dir, &format!("layer{i}_error"), &[bs, g.out_c, g.out_h, g.out_w], Vals::V(&errors[i]))?);
-            written.push(write_npy::<N>(dir, &format!("layer{i}_grad_weight"), &wshape, Vals::M(&grads[i]))?);
-            written.push(write_npy::<N>(dir, &format!("layer{i}_grad_bias"), &[g.out_c], Vals::M(&grads[nb + i]))?);
+            written.push(write_npy::<N>(
+                dir,
+                &format!("layer{i}_weight"),
+                &wshape,
+                Vals::V(&f.w[i]),
+            )?);
+            written.push(write_npy::<N>(
+                dir,
+                &format!("layer{i}_bias"),
+                &[g.out_c],
+                Vals::V(&f.b[i]),
+            )?);
+            written.push(write_npy::<N>(
+                dir,
+                &format!("layer{i}_error"),
+                &[bs, g.out_c, g.out_h, g.out_w],
+                Vals::V(&errors[i]),
+            )?);
+            written.push(write_npy::<N>(
+                dir,
+                &format!("layer{i}_grad_weight"),
+                &wshape,
+                Vals::M(&grads[i]),
+            )?);
+            written.push(write_npy::<N>(
+                dir,
+                &format!("layer{i}_grad_bias"),
+                &[g.out_c],
+                Vals::M(&grads[nb + i]),
+            )?);
         }
         let note = dir.join("formats.txt");
         let text = format!(
@@ -442,8 +574,17 @@ impl<N: Loss> Experiment<N> {
     }
 }
 
-fn make_batch<'a, N: Num>(xs: &'a [Vec<N::V>], ys: &[usize], order: &[usize], b: usize, bs: usize) -> Vec<(&'a [N::V], usize)> {
-    order[b * bs..(b + 1) * bs].iter().map(|&i| (xs[i].as_slice(), ys[i])).collect()
+fn make_batch<'a, N: Num>(
+    xs: &'a [Vec<N::V>],
+    ys: &[usize],
+    order: &[usize],
+    b: usize,
+    bs: usize,
+) -> Vec<(&'a [N::V], usize)> {
+    order[b * bs..(b + 1) * bs]
+        .iter()
+        .map(|&i| (xs[i].as_slice(), ys[i]))
+        .collect()
 }
 
 const CKPT_MAGIC: &[u8; 8] = b"HDFACK01";
@@ -464,9 +605,16 @@ fn config_hash(c: &Config) -> u64 {
 
 /// Write `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExpError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
     let mut f = std::fs::File::create(&tmp).map_err(|e| file_err(&tmp, e))?;
     f.write_all(bytes).map_err(|e| file_err(&tmp, e))?;
     f.sync_all().map_err(|e| file_err(&tmp, e))?;
@@ -480,28 +628,58 @@ enum Vals<'a, N: Num> {
     I64(&'a [i64]),
 }
 
-fn write_npy<N: Num>(dir: &Path, name: &str, shape: &[usize], vals: Vals<N>) -> Result<PathBuf, ExpError> {
+fn write_npy<N: Num>(
+    dir: &Path,
+    name: &str,
+    shape: &[usize],
+    vals: Vals<N>,
+) -> Result<PathBuf, ExpError> {
     // Fixed point: V = int16, M = int32. f32: both float32 (detected from the type size).
     let (descr, body): (&str, Vec<u8>) = match vals {
         Vals::V(v) => {
             if std::mem::size_of::<N::V>() == 2 {
-                ("<i2", v.iter().flat_map(|x| (N::bits(*x) as i16).to_le_bytes()).collect())
+                (
+                    "<i2",
+                    v.iter()
+                        .flat_map(|x| (N::bits(*x) as i16).to_le_bytes())
+                        .collect(),
+                )
             } else {
-                ("<f4", v.iter().flat_map(|x| (N::bits(*x) as u32).to_le_bytes()).collect())
+                (
+                    "<f4",
+                    v.iter()
+                        .flat_map(|x| (N::bits(*x) as u32).to_le_bytes())
+                        .collect(),
+                )
             }
         }
         Vals::M(v) => {
             if std::mem::size_of::<N::V>() == 2 {
-                ("<i4", v.iter().flat_map(|x| (N::master_bits(*x) as i32).to_le_bytes()).collect())
+                (
+                    "<i4",
+                    v.iter()
+                        .flat_map(|x| (N::master_bits(*x) as i32).to_le_bytes())
+                        .collect(),
+                )
             } else {
-                ("<f4", v.iter().flat_map(|x| (N::master_bits(*x) as u32).to_le_bytes()).collect())
+                (
+                    "<f4",
+                    v.iter()
+                        .flat_map(|x| (N::master_bits(*x) as u32).to_le_bytes())
+                        .collect(),
+                )
             }
         }
         Vals::I64(v) => ("<i8", v.iter().flat_map(|x| x.to_le_bytes()).collect()),
     };
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_txt = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let shape_txt = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
@@ -513,4 +691,96 @@ fn write_npy<N: Num>(dir: &Path, name: &str, shape: &[usize], vals: Vals<N>) -> 
     let path = dir.join(format!("{name}.npy"));
     write_atomic(&path, &out)?;
     Ok(path)
+}
+
+/// One conv backward path's input and output at one sample of a real training step.
+#[derive(Clone, Debug)]
+pub struct PathCapture {
+    /// Global training step (0 = before the first update).
+    pub step: usize,
+    /// Sample within the step's batch.
+    pub sample: usize,
+    /// Target block.
+    pub target: usize,
+    /// Source block.
+    pub source: usize,
+    /// The path as engine parameters.
+    pub layer: crate::dce::DceLayer,
+    /// Its binary weights.
+    pub weights: crate::dce::DceWeights,
+    /// e at the source block's pre-activation.
+    pub e_src: Vec<i16>,
+    /// ReLU mask of the target (p > 0; all true without ReLU).
+    pub mask: Vec<bool>,
+    /// The trainer's e at the target's pre-activation.
+    pub expected: Vec<i16>,
+}
+
+impl Experiment<crate::cnn::num::Fx> {
+    /// Train from the current state up to the largest of `steps` (global step
+    /// indices, epochs in order) and, before each listed step's update, record every
+    /// conv path the engine can run (binary, equal map sizes) for the first `samples`
+    /// samples of that step's batch, with DFA propagation at that step's weights.
+    pub fn capture_paths(
+        &mut self,
+        steps: &[usize],
+        samples: usize,
+    ) -> Result<Vec<PathCapture>, ExpError> {
+        let Some(&last) = steps.iter().max() else {
+            return Ok(Vec::new());
+        };
+        let nb = self.batches();
+        let threads = self.config.raw.threads;
+        let mut out = Vec::new();
+        let mut order = Vec::new();
+        for s in 0..=last {
+            if s % nb == 0 {
+                order = self.order(s / nb + 1);
+            }
+            let batch = self.batch(&order, s % nb);
+            if steps.contains(&s) {
+                let t = &self.trainer;
+                let f = t.net.forward_copy();
+                let nblk = t.net.blocks.len();
+                let mut tr = Trace::default();
+                for (i, (x, y)) in batch.iter().take(samples).enumerate() {
+                    t.net.forward(&f, x, &mut tr);
+                    let z = tr.p[nblk - 1].clone();
+                    let mut e_l = vec![0i16; z.len()];
+                    <crate::cnn::num::Fx as Loss>::softmax_xent(&z, *y, &mut e_l);
+                    t.net.propagate(&f, StepKind::Dfa, &mut tr, e_l);
+                    for p in &t.net.paths {
+                        let Some(r) = crate::dce::from_path(p) else {
+                            continue;
+                        };
+                        let (layer, weights) = r.map_err(|err| ExpError::Net {
+                            file: self.config.file.clone(),
+                            err,
+                        })?;
+                        let relu = t.net.blocks[p.target].relu;
+                        out.push(PathCapture {
+                            step: s,
+                            sample: i,
+                            target: p.target,
+                            source: p.source,
+                            layer,
+                            weights,
+                            e_src: tr.e[p.source].clone(),
+                            mask: tr.p[p.target].iter().map(|&v| !relu || v > 0).collect(),
+                            expected: tr.e[p.target].clone(),
+                        });
+                    }
+                }
+            }
+            let batch = make_batch::<crate::cnn::num::Fx>(
+                &self.train_x,
+                &self.train_y,
+                &order,
+                s % nb,
+                self.config.raw.batch,
+            );
+            self.trainer.train_step(&batch, threads);
+        }
+        Ok(out)
+    }
 }

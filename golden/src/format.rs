@@ -66,12 +66,20 @@ pub struct Format {
 impl Format {
     /// The format of a `fixed` type.
     pub const fn of<F: Fixed>(name: &'static str) -> Format {
-        Format { name, bits: F::INT_NBITS + F::FRAC_NBITS, frac: F::FRAC_NBITS }
+        Format {
+            name,
+            bits: F::INT_NBITS + F::FRAC_NBITS,
+            frac: F::FRAC_NBITS,
+        }
     }
 
     /// A plain integer format of `bits` bits (no fraction), for small-width checks.
     pub const fn int(bits: u32) -> Format {
-        Format { name: "int", bits, frac: 0 }
+        Format {
+            name: "int",
+            bits,
+            frac: 0,
+        }
     }
 
     /// Smallest raw value.
@@ -96,7 +104,11 @@ impl Format {
 
     /// The raw word as two's-complement hex of the format's width, e.g. `0xe000`.
     pub fn hex(self, raw: i64) -> String {
-        let mask = if self.bits >= 64 { u64::MAX } else { (1u64 << self.bits) - 1 };
+        let mask = if self.bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.bits) - 1
+        };
         let digits = self.bits.div_ceil(4) as usize;
         format!("0x{:0digits$x}", (raw as u64) & mask)
     }
@@ -226,7 +238,11 @@ mod tests {
                 for shift in 0..=in_bits {
                     for x in f.min_raw()..=f.max_raw() {
                         let got = narrow(x, shift, Format::int(out_bits));
-                        assert_eq!(got, reference(x, shift, out_bits), "x={x} shift={shift} out={out_bits}");
+                        assert_eq!(
+                            got,
+                            reference(x, shift, out_bits),
+                            "x={x} shift={shift} out={out_bits}"
+                        );
                         checked += 1;
                     }
                 }
@@ -241,7 +257,11 @@ mod tests {
         for a in f.min_raw()..=f.max_raw() {
             for b in f.min_raw()..=f.max_raw() {
                 for shift in 0..=6 {
-                    assert_eq!(mul_narrow(a, b, shift, f), reference(a * b, shift, 6), "{a}*{b}>>{shift}");
+                    assert_eq!(
+                        mul_narrow(a, b, shift, f),
+                        reference(a * b, shift, 6),
+                        "{a}*{b}>>{shift}"
+                    );
                 }
             }
         }
@@ -257,7 +277,11 @@ mod tests {
                     // value = x / 2^from / 2^div, expressed with 3 fraction bits.
                     let q = x as f64 / (1u64 << (from + div)) as f64 * 8.0;
                     let want = ((q + 0.5).floor() as i64).clamp(to.min_raw(), to.max_raw());
-                    assert_eq!(rescale(x, from, div, to), want, "x={x} from={from} div={div}");
+                    assert_eq!(
+                        rescale(x, from, div, to),
+                        want,
+                        "x={x} from={from} div={div}"
+                    );
                 }
             }
         }

@@ -14,6 +14,8 @@
 //!   (paper eq. 10) and its compressed hardware layout [`bsbu::Entry`].
 //! - [`bsbu::apply`]: e_i = sat(round((S·e_L) >> shift)) ⊙ f'(p), with [`bsbu::FPrime`].
 //! - [`params::BsbuParams`]: validated parameters of the backward-weight unit.
+//! - [`dce::DceLayer`], [`dce::DceSizes`], [`dce::apply`]: the dilated-conv
+//!   error-propagation engine's parameters and expected output (paper eq. 7).
 //! - [`rng::Rng`]: the seeded generator behind every random choice.
 //! - [`data::Dataset`], [`data::load_idx`], [`data::load_digits_csv`]: image datasets.
 //!
@@ -23,8 +25,9 @@ pub mod bsbu;
 pub mod cnn;
 pub mod config;
 pub mod data;
-pub mod experiment;
+pub mod dce;
 pub mod error;
+pub mod experiment;
 pub mod format;
 pub mod params;
 pub mod rng;

@@ -37,16 +37,30 @@ pub struct BsbuParams {
 
 impl BsbuParams {
     /// Validate every field against the limits above.
-    pub fn new(lanes: usize, n_rows: usize, n_cols: usize, shift: u32) -> Result<Self, GoldenError> {
+    pub fn new(
+        lanes: usize,
+        n_rows: usize,
+        n_cols: usize,
+        shift: u32,
+    ) -> Result<Self, GoldenError> {
         check_lanes(lanes)?;
         check_dims(n_rows, n_cols)?;
         if shift > MAX_SHIFT {
-            return Err(GoldenError::out_of_range("shift", shift, format!("0..={MAX_SHIFT}")));
+            return Err(GoldenError::out_of_range(
+                "shift",
+                shift,
+                format!("0..={MAX_SHIFT}"),
+            ));
         }
         // The accumulator must hold n_cols full-scale errors without wrapping.
         let worst = n_cols as i64 * -ERROR.min_raw();
         debug_assert!(worst <= ACC.max_raw());
-        Ok(BsbuParams { lanes, n_rows, n_cols, shift })
+        Ok(BsbuParams {
+            lanes,
+            n_rows,
+            n_cols,
+            shift,
+        })
     }
 
     /// The default scaling shift for a fan-in of `n_cols` binary weights:
@@ -60,7 +74,11 @@ impl BsbuParams {
 /// Check a lane count on its own (CLI flags are checked before anything is built).
 pub fn check_lanes(lanes: usize) -> Result<(), GoldenError> {
     if !(1..=MAX_LANES).contains(&lanes) {
-        return Err(GoldenError::out_of_range("lanes", lanes, format!("1..={MAX_LANES}")));
+        return Err(GoldenError::out_of_range(
+            "lanes",
+            lanes,
+            format!("1..={MAX_LANES}"),
+        ));
     }
     Ok(())
 }
@@ -68,10 +86,18 @@ pub fn check_lanes(lanes: usize) -> Result<(), GoldenError> {
 /// Check the shape of S (rows × cols) on its own.
 pub fn check_dims(n_rows: usize, n_cols: usize) -> Result<(), GoldenError> {
     if !(1..=MAX_ROWS).contains(&n_rows) {
-        return Err(GoldenError::out_of_range("rows", n_rows, format!("1..={MAX_ROWS}")));
+        return Err(GoldenError::out_of_range(
+            "rows",
+            n_rows,
+            format!("1..={MAX_ROWS}"),
+        ));
     }
     if !(1..=MAX_COLS).contains(&n_cols) {
-        return Err(GoldenError::out_of_range("cols", n_cols, format!("1..={MAX_COLS}")));
+        return Err(GoldenError::out_of_range(
+            "cols",
+            n_cols,
+            format!("1..={MAX_COLS}"),
+        ));
     }
     Ok(())
 }
@@ -92,11 +118,26 @@ mod tests {
     fn params_reject_each_field_out_of_range_with_its_name() {
         let e = BsbuParams::new(0, 8, 8, 1).unwrap_err().to_string();
         assert!(e.contains("lanes = 0") && e.contains("1..=16"), "{e}");
-        assert!(BsbuParams::new(17, 8, 8, 1).unwrap_err().to_string().contains("lanes = 17"));
-        assert!(BsbuParams::new(1, 0, 8, 1).unwrap_err().to_string().contains("rows = 0"));
-        assert!(BsbuParams::new(1, 8, 257, 1).unwrap_err().to_string().contains("cols = 257"));
-        assert!(BsbuParams::new(1, 8, 8, 17).unwrap_err().to_string().contains("shift = 17"));
-        assert!(check_sparsity(1.0).unwrap_err().to_string().contains("[0, 1)"));
+        assert!(BsbuParams::new(17, 8, 8, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("lanes = 17"));
+        assert!(BsbuParams::new(1, 0, 8, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("rows = 0"));
+        assert!(BsbuParams::new(1, 8, 257, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("cols = 257"));
+        assert!(BsbuParams::new(1, 8, 8, 17)
+            .unwrap_err()
+            .to_string()
+            .contains("shift = 17"));
+        assert!(check_sparsity(1.0)
+            .unwrap_err()
+            .to_string()
+            .contains("[0, 1)"));
         assert!(check_sparsity(-0.1).is_err());
         assert!(check_sparsity(0.98).is_ok());
         assert_eq!(BsbuParams::default_shift(64), 3);

@@ -13,17 +13,37 @@ use golden::rng::Rng;
 
 fn layers() -> Vec<LayerSpec> {
     vec![
-        LayerSpec::Conv { out: 4, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1 },
+        LayerSpec::Conv {
+            out: 4,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            dilation: 1,
+            groups: 1,
+        },
         LayerSpec::Relu,
         LayerSpec::MaxPool,
-        LayerSpec::Conv { out: 4, k: 3, stride: 2, pad: 2, dilation: 2, groups: 2 },
+        LayerSpec::Conv {
+            out: 4,
+            k: 3,
+            stride: 2,
+            pad: 2,
+            dilation: 2,
+            groups: 2,
+        },
         LayerSpec::Relu,
         LayerSpec::Dense { out: 10 },
     ]
 }
 
 fn hyper() -> Hyper {
-    Hyper { eta: Coef::new(0.05), alpha: Coef::new(0.9), gamma: Coef::new(0.5), bp_ratio: 1.0, log2_batch: 2 }
+    Hyper {
+        eta: Coef::new(0.05),
+        alpha: Coef::new(0.9),
+        gamma: Coef::new(0.5),
+        bp_ratio: 1.0,
+        log2_batch: 2,
+    }
 }
 
 /// Dense matrix M[o][i] of a conv from its definition, iterating over (output, input)
@@ -45,10 +65,12 @@ fn dense_matrix(g: &ConvGeom, w: &[i16]) -> (Vec<Vec<i64>>, Vec<Vec<Option<usize
                         for ix in 0..g.in_w {
                             let dy = iy as i64 + g.pad as i64 - (oy * g.stride) as i64;
                             let dx = ix as i64 + g.pad as i64 - (ox * g.stride) as i64;
-                            if dy < 0 || dx < 0 || dy % g.dil as i64 != 0 || dx % g.dil as i64 != 0 {
+                            if dy < 0 || dx < 0 || dy % g.dil as i64 != 0 || dx % g.dil as i64 != 0
+                            {
                                 continue;
                             }
-                            let (ky, kx) = ((dy / g.dil as i64) as usize, (dx / g.dil as i64) as usize);
+                            let (ky, kx) =
+                                ((dy / g.dil as i64) as usize, (dx / g.dil as i64) as usize);
                             if ky >= g.k || kx >= g.k {
                                 continue;
                             }
@@ -68,7 +90,13 @@ fn dense_matrix(g: &ConvGeom, w: &[i16]) -> (Vec<Vec<i64>>, Vec<Vec<Option<usize
 #[test]
 fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
     let blocks = build_blocks((1, 8, 8), &layers(), &[]).unwrap();
-    let opts = DfaOptions { binary: true, groups: 1, k: 3, dilate: true, extra_shift: 0 };
+    let opts = DfaOptions {
+        binary: true,
+        groups: 1,
+        k: 3,
+        dilate: true,
+        extra_shift: 0,
+    };
     let mut net = Net::<Fx>::new((1, 8, 8), blocks.clone(), Propagation::Bp, opts, 5).unwrap();
     let mut rng = Rng::new(9);
     for b in net.b.iter_mut() {
@@ -77,14 +105,20 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
         }
     }
     let trainer = Trainer::new(net, hyper(), 1);
-    let xs: Vec<Vec<i16>> = (0..4).map(|_| (0..64).map(|_| rng.range_i64(0, 256) as i16).collect()).collect();
+    let xs: Vec<Vec<i16>> = (0..4)
+        .map(|_| (0..64).map(|_| rng.range_i64(0, 256) as i16).collect())
+        .collect();
     let labels = [3usize, 7, 0, 9];
     let batch: Vec<(&[i16], usize)> = xs.iter().map(|x| x.as_slice()).zip(labels).collect();
     let (grads, _) = trainer.gradients(StepKind::Bp, &batch, 2);
 
     // Reference.
     let f = trainer.net.forward_copy();
-    let mats: Vec<_> = blocks.iter().enumerate().map(|(i, b)| dense_matrix(&b.geom, &f.w[i])).collect();
+    let mats: Vec<_> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| dense_matrix(&b.geom, &f.w[i]))
+        .collect();
     let nb = blocks.len();
     let mut gw: Vec<Vec<i64>> = blocks.iter().map(|b| vec![0; b.geom.w_len()]).collect();
     let mut gb: Vec<Vec<i64>> = blocks.iter().map(|b| vec![0; b.geom.out_c]).collect();
@@ -97,19 +131,27 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
             let per = g.out_h * g.out_w;
             let p: Vec<i16> = (0..g.out_len())
                 .map(|o| {
-                    let s: i64 = (0..g.in_len()).map(|k| mats[i].0[o][k] * cur[k] as i64).sum();
+                    let s: i64 = (0..g.in_len())
+                        .map(|k| mats[i].0[o][k] * cur[k] as i64)
+                        .sum();
                     Fx::fwd_out(s, f.b[i][o / per])
                 })
                 .collect();
             ins.push(cur.clone());
-            let mut o: Vec<i16> = if b.relu { p.iter().map(|&v| v.max(0)).collect() } else { p.clone() };
+            let mut o: Vec<i16> = if b.relu {
+                p.iter().map(|&v| v.max(0)).collect()
+            } else {
+                p.clone()
+            };
             if b.pool {
                 let (c, h, w) = (g.out_c, g.out_h, g.out_w);
                 let mut y = Vec::new();
                 for ch in 0..c {
                     for yy in 0..h / 2 {
                         for xx in 0..w / 2 {
-                            let q = |dy: usize, dx: usize| o[ch * h * w + (2 * yy + dy) * w + 2 * xx + dx];
+                            let q = |dy: usize, dx: usize| {
+                                o[ch * h * w + (2 * yy + dy) * w + 2 * xx + dx]
+                            };
                             y.push(q(0, 0).max(q(0, 1)).max(q(1, 0)).max(q(1, 1)));
                         }
                     }
@@ -125,7 +167,15 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
         e[nb - 1] = el;
         for i in (0..nb - 1).rev() {
             let nx = &blocks[i + 1].geom;
-            let ex: Vec<i16> = (0..nx.in_len()).map(|k| Fx::bwd_out((0..nx.out_len()).map(|o| mats[i + 1].0[o][k] * e[i + 1][o] as i64).sum())).collect();
+            let ex: Vec<i16> = (0..nx.in_len())
+                .map(|k| {
+                    Fx::bwd_out(
+                        (0..nx.out_len())
+                            .map(|o| mats[i + 1].0[o][k] * e[i + 1][o] as i64)
+                            .sum(),
+                    )
+                })
+                .collect();
             let g = &blocks[i].geom;
             let mut ep = vec![0i16; g.out_len()];
             if blocks[i].pool {
@@ -135,7 +185,8 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
                 for ch in 0..g.out_c {
                     for yy in 0..h / 2 {
                         for xx in 0..w / 2 {
-                            let cands = [(0, 0), (0, 1), (1, 0), (1, 1)].map(|(dy, dx)| ch * h * w + (2 * yy + dy) * w + 2 * xx + dx);
+                            let cands = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                                .map(|(dy, dx)| ch * h * w + (2 * yy + dy) * w + 2 * xx + dx);
                             let mut best = cands[0];
                             for &c in &cands[1..] {
                                 if relu[c] > relu[best] {
@@ -169,25 +220,43 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
             }
         }
     }
-    let mut want: Vec<Vec<i32>> = gw.iter().map(|w| w.iter().map(|&a| Fx::grad_out(a, 2)).collect()).collect();
-    want.extend(gb.iter().map(|b| b.iter().map(|&a| Fx::bias_grad_out(a, 2)).collect::<Vec<_>>()));
+    let mut want: Vec<Vec<i32>> = gw
+        .iter()
+        .map(|w| w.iter().map(|&a| Fx::grad_out(a, 2)).collect())
+        .collect();
+    want.extend(gb.iter().map(|b| {
+        b.iter()
+            .map(|&a| Fx::bias_grad_out(a, 2))
+            .collect::<Vec<_>>()
+    }));
     assert_eq!(grads.len(), want.len());
     let mut nonzero = 0;
     for (k, (g, w)) in grads.iter().zip(&want).enumerate() {
         assert_eq!(g, w, "gradient tensor {k} differs");
         nonzero += g.iter().filter(|&&v| v != 0).count();
     }
-    assert!(nonzero > 50, "the test must exercise real gradients ({nonzero} nonzero)");
+    assert!(
+        nonzero > 50,
+        "the test must exercise real gradients ({nonzero} nonzero)"
+    );
 }
 
 #[test]
 fn f32_bp_gradients_match_finite_differences() {
     let blocks = build_blocks((1, 8, 8), &layers(), &[]).unwrap();
-    let opts = DfaOptions { binary: true, groups: 1, k: 3, dilate: true, extra_shift: 0 };
+    let opts = DfaOptions {
+        binary: true,
+        groups: 1,
+        k: 3,
+        dilate: true,
+        extra_shift: 0,
+    };
     let net = Net::<F32>::new((1, 8, 8), blocks, Propagation::Bp, opts, 5).unwrap();
     let mut trainer = Trainer::new(net, hyper(), 1);
     let mut rng = Rng::new(2);
-    let xs: Vec<Vec<f32>> = (0..4).map(|_| (0..64).map(|_| rng.uniform() as f32).collect()).collect();
+    let xs: Vec<Vec<f32>> = (0..4)
+        .map(|_| (0..64).map(|_| rng.uniform() as f32).collect())
+        .collect();
     let labels = [1usize, 4, 4, 8];
     let batch: Vec<(&[f32], usize)> = xs.iter().map(|x| x.as_slice()).zip(labels).collect();
     let (grads, _) = trainer.gradients(StepKind::Bp, &batch, 1);
@@ -204,7 +273,10 @@ fn f32_bp_gradients_match_finite_differences() {
             let lm = loss(&trainer);
             trainer.net.w[blk][j] = w0;
             let fd = (lp - lm) / (2.0 * h as f64);
-            assert!((fd - g).abs() <= 2e-3 + 0.05 * g.abs(), "block {blk} weight {j}: fd {fd} vs bp {g}");
+            assert!(
+                (fd - g).abs() <= 2e-3 + 0.05 * g.abs(),
+                "block {blk} weight {j}: fd {fd} vs bp {g}"
+            );
             checked += 1;
         }
     }

@@ -21,7 +21,10 @@ fn config(edits: &[(&str, &str)]) -> Config {
         assert!(text.contains(from), "config has no `{from}`");
         text = text.replacen(from, to, 1);
     }
-    text = text.replace("csv = \"data/", &format!("csv = \"{}/data/", root().display()));
+    text = text.replace(
+        "csv = \"data/",
+        &format!("csv = \"{}/data/", root().display()),
+    );
     Config::parse(&path, &text).unwrap()
 }
 
@@ -30,7 +33,10 @@ fn mode(m: &str) -> Vec<(&'static str, String)> {
         "bp" => vec![],
         "dfa" => vec![("mode = \"bp\"", "mode = \"dfa\"\ngamma = 1.0".into())],
         "cdfa" => vec![("mode = \"bp\"", "mode = \"cdfa\"\ngamma = 1.0".into())],
-        "cdfa_groups" => vec![("mode = \"bp\"", "mode = \"cdfa\"\ngamma = 1.0".into()), ("groups = 1", "groups = 2".into())],
+        "cdfa_groups" => vec![
+            ("mode = \"bp\"", "mode = \"cdfa\"\ngamma = 1.0".into()),
+            ("groups = 1", "groups = 2".into()),
+        ],
         "hdfa_p0_1" => vec![("mode = \"bp\"", "mode = \"hdfa\"\nbp_ratio = 0.1".into())],
         "hdfa_p0_5" => vec![("mode = \"bp\"", "mode = \"hdfa\"\nbp_ratio = 0.5".into())],
         "hdfa_p1" => vec![("mode = \"bp\"", "mode = \"hdfa\"\nbp_ratio = 1.0".into())],
@@ -51,15 +57,29 @@ fn first_steps(exp: &mut Experiment<Fx>, steps: usize) -> String {
     let threads = exp.config.raw.threads;
     let mut log = String::new();
     for b in 0..steps {
-        let batch: Vec<(&[i16], usize)> = exp.batch(&order, b).into_iter().map(|(x, y)| (x, y)).collect();
+        let batch: Vec<(&[i16], usize)> = exp
+            .batch(&order, b)
+            .into_iter()
+            .map(|(x, y)| (x, y))
+            .collect();
         let batch: Vec<(Vec<i16>, usize)> = batch.iter().map(|(x, y)| (x.to_vec(), *y)).collect();
         let refs: Vec<(&[i16], usize)> = batch.iter().map(|(x, y)| (x.as_slice(), *y)).collect();
         let s = exp.trainer.train_step(&refs, threads);
         let kind = if s.kind == StepKind::Bp { "BP " } else { "DFA" };
-        let _ = writeln!(log, "step {b:2} {kind} loss_raw {:9} ({:.4}) correct {:2}/16", s.loss_raw, s.loss_raw as f64 / 65536.0 / 16.0, s.correct);
+        let _ = writeln!(
+            log,
+            "step {b:2} {kind} loss_raw {:9} ({:.4}) correct {:2}/16",
+            s.loss_raw,
+            s.loss_raw as f64 / 65536.0 / 16.0,
+            s.correct
+        );
     }
     let (loss, acc) = exp.evaluate(&exp.test_x, &exp.test_y);
-    let _ = writeln!(log, "test accuracy after {steps} steps: {:.4} (loss {:.4})", acc, loss);
+    let _ = writeln!(
+        log,
+        "test accuracy after {steps} steps: {:.4} (loss {:.4})",
+        acc, loss
+    );
     let _ = writeln!(log, "weight checksum: {:016x}", exp.weight_checksum());
     log
 }
@@ -69,7 +89,10 @@ macro_rules! snapshot_mode {
         #[test]
         fn $name() {
             let mut exp = exp_for($mode, &[]);
-            insta::assert_snapshot!(concat!("train_digits_", $mode, "_first20"), first_steps(&mut exp, 20));
+            insta::assert_snapshot!(
+                concat!("train_digits_", $mode, "_first20"),
+                first_steps(&mut exp, 20)
+            );
         }
     };
 }
@@ -131,10 +154,18 @@ fn train_digits_resume_from_checkpoint_is_bit_identical() {
     assert_eq!(straight.history, resumed.history);
     // A checkpoint of another config is refused, and a truncated one too.
     let mut other = exp_for("bp", &[]);
-    assert!(other.load_checkpoint(&ck).unwrap_err().to_string().contains("different configuration"));
+    assert!(other
+        .load_checkpoint(&ck)
+        .unwrap_err()
+        .to_string()
+        .contains("different configuration"));
     let bytes = std::fs::read(&ck).unwrap();
     std::fs::write(dir.join("short.bin"), &bytes[..bytes.len() / 2]).unwrap();
-    assert!(resumed.load_checkpoint(&dir.join("short.bin")).unwrap_err().to_string().contains("truncated"));
+    assert!(resumed
+        .load_checkpoint(&dir.join("short.bin"))
+        .unwrap_err()
+        .to_string()
+        .contains("truncated"));
 }
 
 #[test]
@@ -148,7 +179,10 @@ fn train_digits_dump_step_writes_numpy_files() {
     assert_eq!(&x[..6], b"\x93NUMPY");
     let hlen = u16::from_le_bytes([x[8], x[9]]) as usize;
     let header = std::str::from_utf8(&x[10..10 + hlen]).unwrap();
-    assert!(header.contains("'descr': '<i2'") && header.contains("'shape': (16, 1, 8, 8)"), "{header}");
+    assert!(
+        header.contains("'descr': '<i2'") && header.contains("'shape': (16, 1, 8, 8)"),
+        "{header}"
+    );
     assert_eq!((10 + hlen) % 64, 0);
     assert_eq!(x.len(), 10 + hlen + 16 * 64 * 2);
     let g = std::fs::read(dir.join("layer0_grad_weight.npy")).unwrap();
@@ -168,7 +202,11 @@ fn train_digits_reaches_the_accuracy_targets() {
         hd.run_epoch(&mut |_| {});
         f.run_epoch(&mut |_| {});
     }
-    let (a_bp, a_hd, a_f) = (bp.history.last().unwrap().test_acc, hd.history.last().unwrap().test_acc, f.history.last().unwrap().test_acc);
+    let (a_bp, a_hd, a_f) = (
+        bp.history.last().unwrap().test_acc,
+        hd.history.last().unwrap().test_acc,
+        f.history.last().unwrap().test_acc,
+    );
     println!("digits: fixed BP {a_bp:.4}, f32 BP {a_f:.4}, HDFA p=0.5 {a_hd:.4}");
     assert!(a_bp >= 0.95, "fixed-point BP {a_bp}");
     assert!((a_bp - a_f).abs() <= 0.015, "fixed {a_bp} vs f32 {a_f}");
@@ -182,14 +220,29 @@ fn train_digits_image_size_that_does_not_match_the_config_is_an_error() {
         "kind = \"idx\"\ntrain_images = \"{0}/digits-images-idx3-ubyte.gz\"\ntrain_labels = \"{0}/digits-labels-idx1-ubyte.gz\"\ntest_images = \"{0}/digits-images-idx3-ubyte.gz\"\ntest_labels = \"{0}/digits-labels-idx1-ubyte.gz\"",
         d.display()
     );
-    let data = format!("{}\ncsv = \"{}/data/digits-8x8/digits.csv.gz\"\ntest_fraction = 0.25", "kind = \"digits\"", root().display());
+    let data = format!(
+        "{}\ncsv = \"{}/data/digits-8x8/digits.csv.gz\"\ntest_fraction = 0.25",
+        "kind = \"digits\"",
+        root().display()
+    );
     let ok = config(&[]);
     assert!(Experiment::<Fx>::new(ok).is_ok());
     let path = root().join("configs/digits-small.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replace("kind = \"digits\"\ncsv = \"data/digits-8x8/digits.csv.gz\"\ntest_fraction = 0.25", &idx).replace("input = [1, 8, 8]", "input = [1, 9, 9]");
+    let text = text
+        .replace(
+            "kind = \"digits\"\ncsv = \"data/digits-8x8/digits.csv.gz\"\ntest_fraction = 0.25",
+            &idx,
+        )
+        .replace("input = [1, 8, 8]", "input = [1, 9, 9]");
     assert!(!text.contains(&data));
     let cfg = Config::parse(&path, &text).unwrap();
-    let err = Experiment::<Fx>::new(cfg).err().expect("size mismatch must fail").to_string();
-    assert!(err.contains("digits-small.toml") && err.contains("key `input`") && err.contains("1x8x8"), "{err}");
+    let err = Experiment::<Fx>::new(cfg)
+        .err()
+        .expect("size mismatch must fail")
+        .to_string();
+    assert!(
+        err.contains("digits-small.toml") && err.contains("key `input`") && err.contains("1x8x8"),
+        "{err}"
+    );
 }

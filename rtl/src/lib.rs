@@ -7,11 +7,14 @@
 //! - [`bsbu::Bsbu`]: the binary sparse backward-weight unit (P lanes, zero skipping,
 //!   valid/ready streams), built by [`bsbu::generate`] into an [`Emitted`] design.
 //! - [`bsbu::BsbuLane`] and [`narrow::Narrow`]: its lane and its round/saturate step.
+//! - [`dce::Dce`]: the dilated-conv error-propagation engine (D2, shuffle, dilated D1,
+//!   ReLU mask; P lanes; run-time layer configuration), built by [`dce::generate`].
 //! - [`Emitted`]: Verilog text plus the top module's port list, which the co-simulation
 //!   uses to build its FFI shim.
 //! - [`LINT_WAIVERS`]: the documented Verilator lint waivers.
 
 pub mod bsbu;
+pub mod dce;
 pub mod narrow;
 
 use thiserror::Error;
@@ -79,7 +82,13 @@ pub const LINT_WAIVERS: &[(&str, &str)] = &[
 ];
 
 /// Run rust-hdl's structural checks (instead of its panicking `generate_verilog`).
-pub(crate) fn checked_verilog<U: rust_hdl::prelude::Block>(unit: &'static str, uut: &U) -> Result<String, RtlError> {
-    rust_hdl::prelude::check_all(uut).map_err(|e| RtlError::Check { unit, msg: format!("{e:?}") })?;
+pub(crate) fn checked_verilog<U: rust_hdl::prelude::Block>(
+    unit: &'static str,
+    uut: &U,
+) -> Result<String, RtlError> {
+    rust_hdl::prelude::check_all(uut).map_err(|e| RtlError::Check {
+        unit,
+        msg: format!("{e:?}"),
+    })?;
     Ok(rust_hdl::prelude::generate_verilog_unchecked(uut))
 }

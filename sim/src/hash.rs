@@ -8,7 +8,9 @@ pub fn content_hash(parts: &[&[u8]]) -> String {
     for part in parts {
         for &byte in part.iter().chain((part.len() as u64).to_le_bytes().iter()) {
             a = (a ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
-            b = (b ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(5);
+            b = (b ^ byte as u64)
+                .wrapping_mul(0x0000_0100_0000_01b3)
+                .rotate_left(5);
         }
     }
     format!("{a:016x}{b:016x}")

@@ -107,7 +107,10 @@ pub enum SimError {
 }
 
 /// Shorthand for an I/O error with its path.
-pub(crate) fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> SimError {
+pub(crate) fn io_err(
+    what: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> SimError {
     let path = path.display().to_string();
     move |source| SimError::Io { what, path, source }
 }

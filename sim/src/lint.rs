@@ -22,8 +22,11 @@ pub fn lint(design: &Emitted, work: &Path) -> Result<Vec<&'static str>, SimError
     tool::require("verilator")?;
     let raw = raw.map_err(io_err("running verilator on", &v))?;
     let text = String::from_utf8_lossy(&raw.stderr);
-    let needed: Vec<&'static str> =
-        LINT_WAIVERS.iter().map(|w| w.0).filter(|w| text.contains(&format!("%Warning-{w}"))).collect();
+    let needed: Vec<&'static str> = LINT_WAIVERS
+        .iter()
+        .map(|w| w.0)
+        .filter(|w| text.contains(&format!("%Warning-{w}")))
+        .collect();
     // Second pass with the waivers: must be clean.
     let mut cmd = Command::new("verilator");
     cmd.args(["--lint-only", "-Wall", "--top-module", "top"]);
@@ -33,12 +36,16 @@ pub fn lint(design: &Emitted, work: &Path) -> Result<Vec<&'static str>, SimError
     cmd.arg(&v);
     match tool::run("verilator", &mut cmd) {
         Ok(out) if out.stderr.contains("%Warning") || out.stderr.contains("%Error") => {
-            Err(SimError::Lint { unit: design.unit, report: out.stderr })
+            Err(SimError::Lint {
+                unit: design.unit,
+                report: out.stderr,
+            })
         }
         Ok(_) => Ok(needed),
-        Err(SimError::ToolFailed { stderr, stdout, .. }) => {
-            Err(SimError::Lint { unit: design.unit, report: format!("{stdout}{stderr}") })
-        }
+        Err(SimError::ToolFailed { stderr, stdout, .. }) => Err(SimError::Lint {
+            unit: design.unit,
+            report: format!("{stdout}{stderr}"),
+        }),
         Err(e) => Err(e),
     }
 }

@@ -1,7 +1,11 @@
 //! The stream harness shared by both simulators.
 //!
 //! A unit under test has the ports `clock`, `in_data`/`in_valid`/`in_ready`,
-//! `out_data`/`out_valid`/`out_ready` and `phase`. Each cycle the harness
+//! `out_data`/`out_valid`/`out_ready` and `phase`. Optional ports: `cfg_we`/
+//! `cfg_addr`/`cfg_data` (the [`StreamVectors::setup`] writes, one per cycle, before
+//! the stream starts; these cycles are not counted), `in_last` (driven from
+//! [`StreamVectors::in_last`]), `rd_err`/`rd_w` (counted as memory traffic) and
+//! `len_err` (reported when it ever goes high). Each cycle the harness
 //! 1. steps a 16-bit Galois LFSR (taps 0xB400) and from it decides `in_valid`
 //!    (while input words remain) and `out_ready`, so both streams see stalls and
 //!    backpressure;
@@ -43,9 +47,15 @@ pub struct Stall {
 
 impl Stall {
     /// No stalls: both streams at full rate (throughput and utilization runs).
-    pub const NONE: Stall = Stall { in_mask: 0, out_mask: 0 };
+    pub const NONE: Stall = Stall {
+        in_mask: 0,
+        out_mask: 0,
+    };
     /// Each stream is off in about 1 of 8 cycles.
-    pub const SOME: Stall = Stall { in_mask: 0x07, out_mask: 0x07 };
+    pub const SOME: Stall = Stall {
+        in_mask: 0x07,
+        out_mask: 0x07,
+    };
 
     /// Whether the input offers a word under LFSR state `l`.
     #[inline]
@@ -81,6 +91,10 @@ pub struct StreamVectors {
     pub out_format: Format,
     /// Cycles without any handshake after which the run counts as hung.
     pub idle_limit: u64,
+    /// Configuration writes (address, data) before the stream (empty: none).
+    pub setup: Vec<(u32, u32)>,
+    /// `in_last` per input word (empty: the unit has no `in_last`).
+    pub in_last: Vec<bool>,
 }
 
 /// The first wrong output word, located.
@@ -153,6 +167,11 @@ pub struct RunStats {
     pub sim_seconds: f64,
     /// Wall time of the build (0 when cached).
     pub build_seconds: f64,
+    /// Cycles with `rd_err` high (buffer error words read) and with `rd_w` high
+    /// (weight words read); zero for units without these ports.
+    pub traffic: [u64; 2],
+    /// `len_err` was high at some cycle.
+    pub len_err: bool,
 }
 
 impl RunStats {
@@ -211,12 +230,41 @@ fn run_model(
         out_ready: m.port("out_ready", unit)?,
         phase: m.port("phase", unit)?,
     };
+    let opt = |name| m.port(name, unit).ok();
+    let (cfg_we, cfg_addr, cfg_data) = (opt("cfg_we"), opt("cfg_addr"), opt("cfg_data"));
+    let (in_last, rd_err, rd_w, len_err) =
+        (opt("in_last"), opt("rd_err"), opt("rd_w"), opt("len_err"));
+    if !v.setup.is_empty() && cfg_we.is_none() {
+        return Err(SimError::NoPort {
+            unit,
+            port: "cfg_we",
+        });
+    }
+    if !v.in_last.is_empty() && in_last.is_none() {
+        return Err(SimError::NoPort {
+            unit,
+            port: "in_last",
+        });
+    }
     let t0 = Instant::now();
     // Evaluate once with clock = 0 before the first rising edge.
     m.set(p.clock, 0);
     m.set(p.in_valid, 0);
     m.set(p.out_ready, 0);
     m.eval();
+    if let (Some(we), Some(a), Some(d)) = (cfg_we, cfg_addr, cfg_data) {
+        for &(addr, data) in &v.setup {
+            m.set(we, 1);
+            m.set(a, addr as u64);
+            m.set(d, data as u64);
+            m.eval();
+            m.set(p.clock, 1);
+            m.eval();
+            m.set(p.clock, 0);
+        }
+        m.set(we, 0);
+        m.eval();
+    }
     let mut stats = RunStats {
         sim: "verilator",
         cycles: 0,
@@ -226,6 +274,8 @@ fn run_model(
         first: None,
         sim_seconds: 0.0,
         build_seconds: 0.0,
+        traffic: [0; 2],
+        len_err: false,
     };
     let (mut si, mut oi, mut lfsr, mut idle) = (0usize, 0usize, LFSR_SEED, 0u64);
     let mut cycle = 0u64;
@@ -236,7 +286,19 @@ fn run_model(
         m.set(p.in_valid, in_valid as u64);
         m.set(p.in_data, if si < v.input.len() { v.input[si] } else { 0 });
         m.set(p.out_ready, out_ready as u64);
+        if let Some(l) = in_last {
+            m.set(l, v.in_last.get(si).copied().unwrap_or(false) as u64);
+        }
         m.eval();
+        if let Some(r) = rd_err {
+            stats.traffic[0] += m.get(r) & 1;
+        }
+        if let Some(r) = rd_w {
+            stats.traffic[1] += m.get(r) & 1;
+        }
+        if let Some(r) = len_err {
+            stats.len_err |= m.get(r) & 1 != 0;
+        }
         m.dump(2 * cycle);
         let in_fire = in_valid && m.get(p.in_ready) != 0;
         let out_fire = out_ready && m.get(p.out_valid) != 0;

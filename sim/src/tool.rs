@@ -17,13 +17,18 @@ pub fn require(tool: &'static str) -> Result<(), SimError> {
     if found {
         Ok(())
     } else {
-        Err(SimError::ToolMissing { tool, install: APT_INSTALL })
+        Err(SimError::ToolMissing {
+            tool,
+            install: APT_INSTALL,
+        })
     }
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Output of a finished tool run.
@@ -49,7 +54,13 @@ pub fn run(tool: &'static str, cmd: &mut Command) -> Result<ToolOutput, SimError
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
-        return Err(SimError::ToolFailed { tool, cmd: line, status: out.status.to_string(), stdout, stderr });
+        return Err(SimError::ToolFailed {
+            tool,
+            cmd: line,
+            status: out.status.to_string(),
+            stdout,
+            stderr,
+        });
     }
     Ok(ToolOutput { stdout, stderr })
 }
@@ -57,6 +68,10 @@ pub fn run(tool: &'static str, cmd: &mut Command) -> Result<ToolOutput, SimError
 /// `tool --version`, first line (part of cache keys and reports).
 pub fn version(tool: &'static str) -> Result<String, SimError> {
     let out = run(tool, Command::new(tool).arg("--version"))?;
-    let text = if out.stdout.trim().is_empty() { out.stderr } else { out.stdout };
+    let text = if out.stdout.trim().is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
     Ok(text.lines().next().unwrap_or("").trim().to_string())
 }

@@ -5,9 +5,14 @@
 //!   sparsity, vector count, seed) and [`BsbuScenario::run`], which plants the
 //!   corner cases, computes the expected words with `golden::bsbu::apply`, emits the
 //!   RTL and runs it on the chosen simulators.
+//! - [`dce::DceCase`] and [`dce::run_case`]: the dilated-conv error-propagation engine's
+//!   layers and vectors (random with corners, or captured from training), run on
+//!   either simulator; [`dce::DceReport`] with utilization and memory traffic.
 //! - [`SimKind`]: Verilator or Icarus.
 //! - [`BsbuReport`]: cycles, utilization against the ideal and the mismatch count,
 //!   printed as one summary line ending in `mismatches: N`.
+
+pub mod dce;
 
 use std::path::{Path, PathBuf};
 
@@ -74,10 +79,24 @@ pub const CORNER_VECTORS: usize = 8;
 
 impl BsbuScenario {
     /// A scenario with `lanes`, `rows` × `cols`, the default shift for the fan-in.
-    pub fn new(lanes: usize, rows: usize, cols: usize, sparsity: f64, vectors: usize, seed: u64) -> Result<Self, TbError> {
+    pub fn new(
+        lanes: usize,
+        rows: usize,
+        cols: usize,
+        sparsity: f64,
+        vectors: usize,
+        seed: u64,
+    ) -> Result<Self, TbError> {
         check_sparsity(sparsity)?;
         let params = BsbuParams::new(lanes, rows, cols, BsbuParams::default_shift(cols))?;
-        Ok(BsbuScenario { params, sparsity, vectors, seed, stall: Stall::SOME, corner_rows: true })
+        Ok(BsbuScenario {
+            params,
+            sparsity,
+            vectors,
+            seed,
+            stall: Stall::SOME,
+            corner_rows: true,
+        })
     }
 
     /// Short configuration text for reports.
@@ -95,8 +114,18 @@ impl BsbuScenario {
         let p = &self.params;
         let mut s = SparseSign::random(p.n_rows, p.n_cols, self.sparsity, self.seed)?;
         if self.corner_rows && p.n_rows >= 3 {
-            let full = |alt: bool| (0..p.n_cols).map(|c| Nonzero { col: c as u16, neg: alt && c % 2 == 1 }).collect();
-            s = s.with_row(0, vec![])?.with_row(1, full(true))?.with_row(2, full(false))?;
+            let full = |alt: bool| {
+                (0..p.n_cols)
+                    .map(|c| Nonzero {
+                        col: c as u16,
+                        neg: alt && c % 2 == 1,
+                    })
+                    .collect()
+            };
+            s = s
+                .with_row(0, vec![])?
+                .with_row(1, full(true))?
+                .with_row(2, full(false))?;
         }
         s.check_fits(p.lanes)?;
         Ok(s)
@@ -110,14 +139,61 @@ impl BsbuScenario {
         let e = |raw: i64| ErrorFx::from_bits(raw as i16);
         let d = |raw: i64| DerivFx::from_bits(raw as i16);
         let mut v: Vec<(Vec<ErrorFx>, FPrime)> = vec![
-            (vec![e(ERROR.max_raw()); cols], FPrime::Relu(vec![true; rows])),
-            (vec![e(ERROR.min_raw()); cols], FPrime::Relu(vec![true; rows])),
-            ((0..cols).map(|c| e(if c % 2 == 0 { ERROR.max_raw() } else { ERROR.min_raw() })).collect(), FPrime::Relu(vec![true; rows])),
-            (vec![e(ERROR.min_raw()); cols], FPrime::Deriv((0..rows).map(|r| d(if r % 2 == 0 { DERIV.max_raw() } else { DERIV.min_raw() })).collect())),
-            ((0..cols).map(|_| e(rng.range_i64(ERROR.min_raw(), ERROR.max_raw()))).collect(), FPrime::Relu(vec![false; rows])),
+            (
+                vec![e(ERROR.max_raw()); cols],
+                FPrime::Relu(vec![true; rows]),
+            ),
+            (
+                vec![e(ERROR.min_raw()); cols],
+                FPrime::Relu(vec![true; rows]),
+            ),
+            (
+                (0..cols)
+                    .map(|c| {
+                        e(if c % 2 == 0 {
+                            ERROR.max_raw()
+                        } else {
+                            ERROR.min_raw()
+                        })
+                    })
+                    .collect(),
+                FPrime::Relu(vec![true; rows]),
+            ),
+            (
+                vec![e(ERROR.min_raw()); cols],
+                FPrime::Deriv(
+                    (0..rows)
+                        .map(|r| {
+                            d(if r % 2 == 0 {
+                                DERIV.max_raw()
+                            } else {
+                                DERIV.min_raw()
+                            })
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                (0..cols)
+                    .map(|_| e(rng.range_i64(ERROR.min_raw(), ERROR.max_raw())))
+                    .collect(),
+                FPrime::Relu(vec![false; rows]),
+            ),
             (vec![ErrorFx::ZERO; cols], FPrime::Relu(vec![true; rows])),
-            ((0..cols).map(|_| e(rng.range_i64(ERROR.min_raw(), ERROR.max_raw()))).collect(), FPrime::Relu(vec![true; rows])),
-            ((0..cols).map(|_| e(rng.range_i64(-64, 64))).collect(), FPrime::Deriv((0..rows).map(|_| d(rng.range_i64(DERIV.min_raw(), DERIV.max_raw()))).collect())),
+            (
+                (0..cols)
+                    .map(|_| e(rng.range_i64(ERROR.min_raw(), ERROR.max_raw())))
+                    .collect(),
+                FPrime::Relu(vec![true; rows]),
+            ),
+            (
+                (0..cols).map(|_| e(rng.range_i64(-64, 64))).collect(),
+                FPrime::Deriv(
+                    (0..rows)
+                        .map(|_| d(rng.range_i64(DERIV.min_raw(), DERIV.max_raw())))
+                        .collect(),
+                ),
+            ),
         ];
         debug_assert_eq!(v.len(), CORNER_VECTORS);
         for _ in 0..self.vectors {
@@ -127,7 +203,9 @@ impl BsbuScenario {
                 1 | 2 => 1 << ERROR.frac,
                 _ => 64,
             };
-            let el: Vec<ErrorFx> = (0..cols).map(|_| e(rng.range_i64(-span - 1, span).max(ERROR.min_raw()))).collect();
+            let el: Vec<ErrorFx> = (0..cols)
+                .map(|_| e(rng.range_i64(-span - 1, span).max(ERROR.min_raw())))
+                .collect();
             let fp = if rng.bit() {
                 FPrime::Relu((0..rows).map(|_| rng.bit()).collect())
             } else {
@@ -135,7 +213,13 @@ impl BsbuScenario {
                 let full = rng.below(4) == 0;
                 FPrime::Deriv(
                     (0..rows)
-                        .map(|_| d(if full { rng.range_i64(DERIV.min_raw(), DERIV.max_raw()) } else { rng.range_i64(0, 1 << DERIV.frac) }))
+                        .map(|_| {
+                            d(if full {
+                                rng.range_i64(DERIV.min_raw(), DERIV.max_raw())
+                            } else {
+                                rng.range_i64(0, 1 << DERIV.frac)
+                            })
+                        })
                         .collect(),
                 )
             };
@@ -152,9 +236,18 @@ impl BsbuScenario {
         for (el, fp) in self.inputs() {
             input.extend(el.iter().map(|x| x.to_bits() as u16 as u64));
             input.extend(fp.words().iter().map(|x| x.to_bits() as u16 as u64));
-            expected.extend(apply(s, &el, &fp, p.shift)?.iter().map(|x| x.to_bits() as i64));
+            expected.extend(
+                apply(s, &el, &fp, p.shift)?
+                    .iter()
+                    .map(|x| x.to_bits() as i64),
+            );
         }
-        let longest = s.lane_programs(p.lanes).iter().map(Vec::len).max().unwrap_or(0) as u64;
+        let longest = s
+            .lane_programs(p.lanes)
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0) as u64;
         Ok(StreamVectors {
             unit: "bsbu",
             config: self.config(),
@@ -165,6 +258,8 @@ impl BsbuScenario {
             lanes: p.lanes,
             out_format: ERROR,
             idle_limit: 4 * longest + 256,
+            setup: Vec::new(),
+            in_last: Vec::new(),
         })
     }
 
@@ -178,13 +273,25 @@ impl BsbuScenario {
         let s = self.matrix()?;
         let design = rtl::bsbu::generate(&self.params, &s)?;
         let v = self.stream(&s)?;
-        let dir = work.join(format!("bsbu_p{}_s{}_seed{}_{}", self.params.lanes, self.sparsity, self.seed, sim.name()));
+        let dir = work.join(format!(
+            "bsbu_p{}_s{}_seed{}_{}",
+            self.params.lanes,
+            self.sparsity,
+            self.seed,
+            sim.name()
+        ));
         let stats = match sim {
             SimKind::Verilator => run_verilator(&design, &v, self.stall, cache, &dir)?,
             SimKind::Icarus => sim::icarus::run_icarus(&design, &v, self.stall, &dir)?,
         };
         let ideal = *s.lane_nnz(self.params.lanes).iter().max().unwrap_or(&0) as u64;
-        Ok(BsbuReport { config: self.config(), vectors: self.total_vectors(), ideal_per_vector: ideal, stats, work: dir })
+        Ok(BsbuReport {
+            config: self.config(),
+            vectors: self.total_vectors(),
+            ideal_per_vector: ideal,
+            stats,
+            work: dir,
+        })
     }
 }
 

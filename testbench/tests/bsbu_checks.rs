@@ -8,7 +8,9 @@ use sim::stream::{run_verilator, Stall};
 use testbench::{BsbuScenario, SimKind};
 
 fn work(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/hdfa-test").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/hdfa-test")
+        .join(name)
 }
 
 #[test]
@@ -21,17 +23,34 @@ fn bsbu_corrupted_expectation_is_reported_with_location_and_waveform_on_both_sim
     v.expected[bad] ^= 0x10;
     let cache = sim::verilator::default_cache_dir();
     let r = run_verilator(&design, &v, Stall::SOME, &cache, &work("corrupt_verilator")).unwrap();
-    let m = r.first.as_ref().expect("the corrupted word must be reported");
+    let m = r
+        .first
+        .as_ref()
+        .expect("the corrupted word must be reported");
     assert_eq!((r.mismatches, m.vector, m.row, m.lane), (1, 10, 5, 1));
     assert_eq!(m.actual ^ 0x10, m.expected);
     let wave = m.waveform.clone().expect("waveform path");
-    assert!(std::fs::metadata(&wave).map(|md| md.len() > 0).unwrap_or(false), "no waveform at {}", wave.display());
+    assert!(
+        std::fs::metadata(&wave)
+            .map(|md| md.len() > 0)
+            .unwrap_or(false),
+        "no waveform at {}",
+        wave.display()
+    );
     let text = m.to_string();
-    assert!(text.contains("vector 10, row 5, lane 1") && text.contains("expected 0x") && text.contains("waveform"), "{text}");
+    assert!(
+        text.contains("vector 10, row 5, lane 1")
+            && text.contains("expected 0x")
+            && text.contains("waveform"),
+        "{text}"
+    );
 
     let ri = sim::icarus::run_icarus(&design, &v, Stall::SOME, &work("corrupt_icarus")).unwrap();
     let mi = ri.first.as_ref().expect("icarus must report the mismatch");
-    assert_eq!((ri.mismatches, mi.vector, mi.row, mi.cycle, mi.actual), (1, 10, 5, m.cycle, m.actual));
+    assert_eq!(
+        (ri.mismatches, mi.vector, mi.row, mi.cycle, mi.actual),
+        (1, 10, 5, m.cycle, m.actual)
+    );
     assert!(mi.waveform.as_ref().is_some_and(|w| w.exists()));
 }
 
@@ -42,41 +61,72 @@ fn bsbu_emitted_verilog_lints_clean_with_documented_waivers() {
         let design = rtl::bsbu::generate(&sc.params, &sc.matrix().unwrap()).unwrap();
         let needed = sim::lint::lint(&design, &work("lint")).unwrap_or_else(|e| panic!("{e}"));
         for w in &needed {
-            assert!(rtl::LINT_WAIVERS.iter().any(|(name, why)| name == w && !why.is_empty()));
+            assert!(rtl::LINT_WAIVERS
+                .iter()
+                .any(|(name, why)| name == w && !why.is_empty()));
         }
     }
 }
 
 #[test]
 fn bsbu_bad_input_gets_named_errors() {
-    let e = BsbuScenario::new(0, 8, 8, 0.5, 1, 1).unwrap_err().to_string();
+    let e = BsbuScenario::new(0, 8, 8, 0.5, 1, 1)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("lanes = 0") && e.contains("1..=16"), "{e}");
-    assert!(BsbuScenario::new(17, 8, 8, 0.5, 1, 1).unwrap_err().to_string().contains("lanes = 17"));
-    assert!(BsbuScenario::new(4, 8, 8, 1.0, 1, 1).unwrap_err().to_string().contains("[0, 1)"));
+    assert!(BsbuScenario::new(17, 8, 8, 0.5, 1, 1)
+        .unwrap_err()
+        .to_string()
+        .contains("lanes = 17"));
+    assert!(BsbuScenario::new(4, 8, 8, 1.0, 1, 1)
+        .unwrap_err()
+        .to_string()
+        .contains("[0, 1)"));
     assert!(BsbuScenario::new(4, 8, 8, -0.5, 1, 1).is_err());
-    assert!(BsbuScenario::new(4, 8, 400, 0.5, 1, 1).unwrap_err().to_string().contains("cols = 400"));
+    assert!(BsbuScenario::new(4, 8, 400, 0.5, 1, 1)
+        .unwrap_err()
+        .to_string()
+        .contains("cols = 400"));
     // A dense 256x256 matrix does not fit one lane's entry memory.
-    let e = BsbuScenario::new(1, 256, 256, 0.0, 1, 1).unwrap().matrix().unwrap_err().to_string();
+    let e = BsbuScenario::new(1, 256, 256, 0.0, 1, 1)
+        .unwrap()
+        .matrix()
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("lane entries"), "{e}");
     // Shapes that disagree with the parameters.
     let sc = BsbuScenario::new(2, 8, 8, 0.5, 1, 1).unwrap();
     let other = golden::bsbu::SparseSign::random(8, 7, 0.5, 1).unwrap();
-    assert!(rtl::bsbu::generate(&sc.params, &other).unwrap_err().to_string().contains("does not match"));
-    let e = golden::params::BsbuParams::new(2, 8, 8, 40).unwrap_err().to_string();
+    assert!(rtl::bsbu::generate(&sc.params, &other)
+        .unwrap_err()
+        .to_string()
+        .contains("does not match"));
+    let e = golden::params::BsbuParams::new(2, 8, 8, 40)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("shift = 40") && e.contains("0..=16"), "{e}");
     // A missing tool names the install command.
-    let e = sim::tool::require("hdfa-no-such-simulator").unwrap_err().to_string();
-    assert!(e.contains("not found") && e.contains("apt-get install"), "{e}");
+    let e = sim::tool::require("hdfa-no-such-simulator")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not found") && e.contains("apt-get install"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bsbu_synthesizes_for_ice40_with_area_and_fmax() {
     let sc = BsbuScenario::new(1, 16, 12, 0.5, 0, 1).unwrap();
     let design = rtl::bsbu::generate(&sc.params, &sc.matrix().unwrap()).unwrap();
-    let r = synth::synthesize(&design, &sc.config(), &work("synth_p1")).unwrap_or_else(|e| panic!("{e}"));
+    let r = synth::synthesize(&design, &sc.config(), &work("synth_p1"))
+        .unwrap_or_else(|e| panic!("{e}"));
     println!("{}\n{}", synth::SynthReport::MD_HEADER, r.md_row());
     assert!(r.luts > 50 && r.ffs > 20 && r.generic_cells > 100, "{r:?}");
-    assert!(r.brams >= 3, "e_L copy, results and f' should map to block RAM: {r:?}");
+    assert!(
+        r.brams >= 3,
+        "e_L copy, results and f' should map to block RAM: {r:?}"
+    );
     assert!(r.fmax_mhz > 5.0 && r.fmax_mhz < 1000.0, "{r:?}");
     assert!(r.dir.join("synth_report.json").exists() && r.dir.join("synth_report.md").exists());
 }
@@ -86,11 +136,17 @@ fn bsbu_simulators_agree_without_stalls_too() {
     let mut sc = BsbuScenario::new(4, 16, 12, 0.9, 200, 11).unwrap();
     sc.stall = Stall::NONE;
     let cache = sim::verilator::default_cache_dir();
-    let v = sc.run(SimKind::Verilator, &cache, &work("nostall")).unwrap();
+    let v = sc
+        .run(SimKind::Verilator, &cache, &work("nostall"))
+        .unwrap();
     let i = sc.run(SimKind::Icarus, &cache, &work("nostall")).unwrap();
     assert_eq!((v.stats.mismatches, i.stats.mismatches), (0, 0));
     assert_eq!(v.stats.cycles, i.stats.cycles);
-    assert!(v.utilization() > 0.5 && v.utilization() <= 1.0, "{}", v.summary());
+    assert!(
+        v.utilization() > 0.5 && v.utilization() <= 1.0,
+        "{}",
+        v.summary()
+    );
 }
 
 #[test]
@@ -102,7 +158,9 @@ fn verilator_build_cache_is_shared_by_parallel_builders() {
     let sc = BsbuScenario::new(2, 6, 5, 0.3, 0, 99).unwrap();
     let design = rtl::bsbu::generate(&sc.params, &sc.matrix().unwrap()).unwrap();
     let builds: Vec<sim::verilator::Build> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..2).map(|_| s.spawn(|| sim::verilator::build(&design, &cache).unwrap())).collect();
+        let hs: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| sim::verilator::build(&design, &cache).unwrap()))
+            .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(builds.iter().filter(|b| !b.cached).count(), 1, "{builds:?}");
@@ -114,5 +172,8 @@ fn verilator_build_cache_is_shared_by_parallel_builders() {
     // A different design gets a different build.
     let sc2 = BsbuScenario::new(2, 6, 5, 0.3, 0, 100).unwrap();
     let d2 = rtl::bsbu::generate(&sc2.params, &sc2.matrix().unwrap()).unwrap();
-    assert_ne!(sim::verilator::build(&d2, &cache).unwrap().lib, builds[0].lib);
+    assert_ne!(
+        sim::verilator::build(&d2, &cache).unwrap().lib,
+        builds[0].lib
+    );
 }

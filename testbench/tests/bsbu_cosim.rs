@@ -20,17 +20,32 @@ fn work() -> PathBuf {
 fn both_simulators_match_golden(lanes: usize, sparsity: f64) {
     let sc = BsbuScenario::new(lanes, ROWS, COLS, sparsity, VECTORS, 7).unwrap();
     let cache = sim::verilator::default_cache_dir();
-    let v = sc.run(SimKind::Verilator, &cache, &work()).unwrap_or_else(|e| panic!("{e}"));
+    let v = sc
+        .run(SimKind::Verilator, &cache, &work())
+        .unwrap_or_else(|e| panic!("{e}"));
     println!("{}", v.summary());
     assert_eq!(v.stats.outputs, ROWS * sc.total_vectors());
-    assert!(v.stats.first.is_none(), "{}", v.stats.first.as_ref().unwrap());
+    assert!(
+        v.stats.first.is_none(),
+        "{}",
+        v.stats.first.as_ref().unwrap()
+    );
     assert_eq!(v.stats.mismatches, 0);
-    let i = sc.run(SimKind::Icarus, &cache, &work()).unwrap_or_else(|e| panic!("{e}"));
+    let i = sc
+        .run(SimKind::Icarus, &cache, &work())
+        .unwrap_or_else(|e| panic!("{e}"));
     println!("{}", i.summary());
-    assert!(i.stats.first.is_none(), "{}", i.stats.first.as_ref().unwrap());
+    assert!(
+        i.stats.first.is_none(),
+        "{}",
+        i.stats.first.as_ref().unwrap()
+    );
     assert_eq!(i.stats.mismatches, 0);
     assert_eq!(i.stats.outputs, v.stats.outputs);
-    assert_eq!(i.stats.cycles, v.stats.cycles, "simulators disagree on cycles");
+    assert_eq!(
+        i.stats.cycles, v.stats.cycles,
+        "simulators disagree on cycles"
+    );
     assert_eq!(i.stats.phase_cycles, v.stats.phase_cycles);
 }
 

@@ -23,7 +23,12 @@ pub fn im2col<T: Copy + Default>(g: &ConvGeom, x: &[T], grp: usize, col: &mut Ve
 }
 
 /// col2im of group `grp`: add `dcol` (layout of [`im2col`]) into the input-shaped `acc`.
-pub fn col2im_add<A: Copy + std::ops::AddAssign>(g: &ConvGeom, dcol: &[A], grp: usize, acc: &mut [A]) {
+pub fn col2im_add<A: Copy + std::ops::AddAssign>(
+    g: &ConvGeom,
+    dcol: &[A],
+    grp: usize,
+    acc: &mut [A],
+) {
     let icg = g.icg();
     let n = g.out_h * g.out_w;
     for icl in 0..icg {
@@ -44,7 +49,8 @@ pub fn col2im_add<A: Copy + std::ops::AddAssign>(g: &ConvGeom, dcol: &[A], grp: 
                         let lo = (-off).max(0) as usize;
                         let hi = ((g.in_w as isize - off).min(g.out_w as isize)).max(0) as usize;
                         if lo < hi {
-                            let d = &mut dst[(lo as isize + off) as usize..(hi as isize + off) as usize];
+                            let d = &mut dst
+                                [(lo as isize + off) as usize..(hi as isize + off) as usize];
                             for (x, &v) in d.iter_mut().zip(&src[lo..hi]) {
                                 *x += v;
                             }
@@ -126,8 +132,18 @@ pub fn gemm_i16(a: &[i16], b: &[i16], m: usize, k: usize, n: usize, c: &mut [i64
 
 /// C (m×n) += A (m×k) · B where B (k×n) is given pair-packed ([`pack_pairs`] layout)
 /// with a bound `bmax` ≥ max |B|.
-pub fn gemm_packed_i16(a: &[i16], packed: &[u32], bmax: i64, m: usize, k: usize, n: usize, c: &mut [i64]) {
-    BUFS.with_borrow_mut(|(_, row32)| packed_product(a, bmax, as_i16(packed), m, k, n, c, isa(), row32));
+pub fn gemm_packed_i16(
+    a: &[i16],
+    packed: &[u32],
+    bmax: i64,
+    m: usize,
+    k: usize,
+    n: usize,
+    c: &mut [i64],
+) {
+    BUFS.with_borrow_mut(|(_, row32)| {
+        packed_product(a, bmax, as_i16(packed), m, k, n, c, isa(), row32)
+    });
 }
 
 thread_local! {
@@ -148,7 +164,14 @@ pub fn conv_group_i16(g: &ConvGeom, x: &[i16], w_grp: &[i16], grp: usize, m: usi
 }
 
 /// gw_grp (m×K) += E_grp (m×n) · im2col_grp(x)ᵀ: one group's weight gradient.
-pub fn conv_wgrad_group_i16(g: &ConvGeom, e_grp: &[i16], x: &[i16], grp: usize, m: usize, gw: &mut [i64]) {
+pub fn conv_wgrad_group_i16(
+    g: &ConvGeom,
+    e_grp: &[i16],
+    x: &[i16],
+    grp: usize,
+    m: usize,
+    gw: &mut [i64],
+) {
     let n = g.out_h * g.out_w;
     let k = g.fan_in();
     PACK.with_borrow_mut(|(words, rows)| {
@@ -160,7 +183,13 @@ pub fn conv_wgrad_group_i16(g: &ConvGeom, e_grp: &[i16], x: &[i16], grp: usize, 
 /// im2col of group `grp` written straight into the pair-packed layout
 /// (pairs of tap rows): the operand of the forward product. Returns a bound on |B|
 /// (the largest input magnitude).
-pub fn pack_im2col(g: &ConvGeom, x: &[i16], grp: usize, words: &mut Vec<u32>, rows: &mut Vec<i16>) -> i64 {
+pub fn pack_im2col(
+    g: &ConvGeom,
+    x: &[i16],
+    grp: usize,
+    words: &mut Vec<u32>,
+    rows: &mut Vec<i16>,
+) -> i64 {
     let icg = g.icg();
     let n = g.out_h * g.out_w;
     let k = icg * g.k * g.k;
@@ -189,7 +218,13 @@ pub fn pack_im2col(g: &ConvGeom, x: &[i16], grp: usize, words: &mut Vec<u32>, ro
 
 /// im2col of group `grp` transposed and pair-packed along the pixels: the operand of
 /// the weight-gradient product (contraction over pixels). Returns a bound on |B|.
-pub fn pack_im2col_t(g: &ConvGeom, x: &[i16], grp: usize, words: &mut Vec<u32>, rows: &mut Vec<i16>) -> i64 {
+pub fn pack_im2col_t(
+    g: &ConvGeom,
+    x: &[i16],
+    grp: usize,
+    words: &mut Vec<u32>,
+    rows: &mut Vec<i16>,
+) -> i64 {
     let icg = g.icg();
     let n = g.out_h * g.out_w;
     let k = icg * g.k * g.k;
@@ -228,7 +263,9 @@ fn im2col_row<T: Copy + Default>(g: &ConvGeom, x: &[T], grp: usize, r: usize, ro
             let lo = (-off).max(0) as usize;
             let hi = ((g.in_w as isize - off).min(g.out_w as isize)).max(0) as usize;
             if lo < hi {
-                dst[lo..hi].copy_from_slice(&src[(lo as isize + off) as usize..(hi as isize + off) as usize]);
+                dst[lo..hi].copy_from_slice(
+                    &src[(lo as isize + off) as usize..(hi as isize + off) as usize],
+                );
             }
         } else {
             for (ox, d) in dst.iter_mut().enumerate() {
@@ -280,7 +317,14 @@ fn packed_product(
 ) {
     // B[t][col] is half t % 2 of pair word (t / 2, col).
     let bat = |t: usize, col: usize| packed[((t / 2) * nn + col) * 2 + t % 2];
-    let fits = |i: usize| a[i * kk..(i + 1) * kk].iter().map(|&v| (v as i32).abs() as i64).sum::<i64>() * bmax < I32_LIMIT;
+    let fits = |i: usize| {
+        a[i * kk..(i + 1) * kk]
+            .iter()
+            .map(|&v| (v as i32).abs() as i64)
+            .sum::<i64>()
+            * bmax
+            < I32_LIMIT
+    };
     // Blocks of four rows share every load of B (AVX-512 only).
     let mut first = 0;
     #[cfg(target_arch = "x86_64")]
@@ -343,7 +387,11 @@ unsafe fn rows4_avx512(a4: &[i16], packed: &[i16], k: usize, n: usize, out: &mut
     let pair = |r: usize, j: usize| -> i32 {
         let row = &a4[r * k..(r + 1) * k];
         let a0 = row[2 * j] as u16 as u32;
-        let a1 = if 2 * j + 1 < k { row[2 * j + 1] as u16 as u32 } else { 0 };
+        let a1 = if 2 * j + 1 < k {
+            row[2 * j + 1] as u16 as u32
+        } else {
+            0
+        };
         (a0 | (a1 << 16)) as i32
     };
     let n16 = n / 16 * 16;
@@ -408,12 +456,21 @@ unsafe fn row_avx512(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut
     let n16 = n / 16 * 16;
     let pair = |j: usize| -> i32 {
         let a0 = arow[2 * j] as u16 as u32;
-        let a1 = if 2 * j + 1 < k { arow[2 * j + 1] as u16 as u32 } else { 0 };
+        let a1 = if 2 * j + 1 < k {
+            arow[2 * j + 1] as u16 as u32
+        } else {
+            0
+        };
         (a0 | (a1 << 16)) as i32
     };
     let mut col = 0;
     while col + 64 <= n16 {
-        let (mut s0, mut s1, mut s2, mut s3) = (_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512());
+        let (mut s0, mut s1, mut s2, mut s3) = (
+            _mm512_setzero_si512(),
+            _mm512_setzero_si512(),
+            _mm512_setzero_si512(),
+            _mm512_setzero_si512(),
+        );
         for j in 0..kp {
             let pv = pair(j);
             if pv == 0 {
@@ -422,9 +479,18 @@ unsafe fn row_avx512(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut
             let av = _mm512_set1_epi32(pv);
             let p = packed.as_ptr().add((j * n + col) * 2);
             s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(av, _mm512_loadu_si512(p as *const _)));
-            s1 = _mm512_add_epi32(s1, _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(32) as *const _)));
-            s2 = _mm512_add_epi32(s2, _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(64) as *const _)));
-            s3 = _mm512_add_epi32(s3, _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(96) as *const _)));
+            s1 = _mm512_add_epi32(
+                s1,
+                _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(32) as *const _)),
+            );
+            s2 = _mm512_add_epi32(
+                s2,
+                _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(64) as *const _)),
+            );
+            s3 = _mm512_add_epi32(
+                s3,
+                _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(96) as *const _)),
+            );
         }
         let o = out.as_mut_ptr().add(col);
         _mm512_storeu_si512(o as *mut _, s0);
@@ -484,7 +550,10 @@ fn pack_pairs(b: &[i16], k: usize, n: usize, words: &mut Vec<u32>) -> i64 {
 
 /// The packed pairs as i16 values (little-endian: low half first).
 fn as_i16(words: &[u32]) -> &[i16] {
-    assert!(cfg!(target_endian = "little"), "pair packing assumes little-endian");
+    assert!(
+        cfg!(target_endian = "little"),
+        "pair packing assumes little-endian"
+    );
     // SAFETY: u32 is at least as aligned as i16, the length doubles, and every bit
     // pattern is a valid i16.
     unsafe { std::slice::from_raw_parts(words.as_ptr() as *const i16, words.len() * 2) }
@@ -499,19 +568,40 @@ unsafe fn row_avx2(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [
     // Blocks of 32 outputs (4 registers), then 8, then a scalar tail.
     let mut col = 0;
     while col + 32 <= n8 {
-        let (mut s0, mut s1, mut s2, mut s3) = (_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256());
+        let (mut s0, mut s1, mut s2, mut s3) = (
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+        );
         for j in 0..kp {
             let a0 = arow[2 * j] as u16 as u32;
-            let a1 = if 2 * j + 1 < k { arow[2 * j + 1] as u16 as u32 } else { 0 };
+            let a1 = if 2 * j + 1 < k {
+                arow[2 * j + 1] as u16 as u32
+            } else {
+                0
+            };
             if a0 == 0 && a1 == 0 {
                 continue;
             }
             let av = _mm256_set1_epi32((a0 | (a1 << 16)) as i32);
             let p = packed.as_ptr().add((j * n + col) * 2);
-            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(av, _mm256_loadu_si256(p as *const __m256i)));
-            s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(av, _mm256_loadu_si256(p.add(16) as *const __m256i)));
-            s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(av, _mm256_loadu_si256(p.add(32) as *const __m256i)));
-            s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(av, _mm256_loadu_si256(p.add(48) as *const __m256i)));
+            s0 = _mm256_add_epi32(
+                s0,
+                _mm256_madd_epi16(av, _mm256_loadu_si256(p as *const __m256i)),
+            );
+            s1 = _mm256_add_epi32(
+                s1,
+                _mm256_madd_epi16(av, _mm256_loadu_si256(p.add(16) as *const __m256i)),
+            );
+            s2 = _mm256_add_epi32(
+                s2,
+                _mm256_madd_epi16(av, _mm256_loadu_si256(p.add(32) as *const __m256i)),
+            );
+            s3 = _mm256_add_epi32(
+                s3,
+                _mm256_madd_epi16(av, _mm256_loadu_si256(p.add(48) as *const __m256i)),
+            );
         }
         let o = out.as_mut_ptr().add(col);
         _mm256_storeu_si256(o as *mut __m256i, s0);
@@ -524,10 +614,17 @@ unsafe fn row_avx2(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [
         let mut s = _mm256_setzero_si256();
         for j in 0..kp {
             let a0 = arow[2 * j] as u16 as u32;
-            let a1 = if 2 * j + 1 < k { arow[2 * j + 1] as u16 as u32 } else { 0 };
+            let a1 = if 2 * j + 1 < k {
+                arow[2 * j + 1] as u16 as u32
+            } else {
+                0
+            };
             let av = _mm256_set1_epi32((a0 | (a1 << 16)) as i32);
             let p = packed.as_ptr().add((j * n + col) * 2);
-            s = _mm256_add_epi32(s, _mm256_madd_epi16(av, _mm256_loadu_si256(p as *const __m256i)));
+            s = _mm256_add_epi32(
+                s,
+                _mm256_madd_epi16(av, _mm256_loadu_si256(p as *const __m256i)),
+            );
         }
         _mm256_storeu_si256(out.as_mut_ptr().add(col) as *mut __m256i, s);
         col += 8;
@@ -599,24 +696,44 @@ mod tests {
 
     fn gemm_cases() {
         let mut rng = Rng::new(4);
-        for &(m, k, n, span) in &[(3, 7, 37, 300i64), (5, 33, 64, 32767), (2, 1, 9, 32768), (4, 144, 50, 2000), (9, 20, 130, 1000), (8, 9, 70, 32768)] {
-            let a: Vec<i16> = (0..m * k).map(|_| rng.range_i64(-span, span - 1) as i16).collect();
-            let b: Vec<i16> = (0..k * n).map(|_| rng.range_i64(-span, span - 1) as i16).collect();
+        for &(m, k, n, span) in &[
+            (3, 7, 37, 300i64),
+            (5, 33, 64, 32767),
+            (2, 1, 9, 32768),
+            (4, 144, 50, 2000),
+            (9, 20, 130, 1000),
+            (8, 9, 70, 32768),
+        ] {
+            let a: Vec<i16> = (0..m * k)
+                .map(|_| rng.range_i64(-span, span - 1) as i16)
+                .collect();
+            let b: Vec<i16> = (0..k * n)
+                .map(|_| rng.range_i64(-span, span - 1) as i16)
+                .collect();
             let mut c = vec![0i64; m * n];
             gemm_i16(&a, &b, m, k, n, &mut c);
             for i in 0..m {
                 for j in 0..n {
-                    let want: i64 = (0..k).map(|t| a[i * k + t] as i64 * b[t * n + j] as i64).sum();
+                    let want: i64 = (0..k)
+                        .map(|t| a[i * k + t] as i64 * b[t * n + j] as i64)
+                        .sum();
                     assert_eq!(c[i * n + j], want, "m={m} k={k} n={n} ({i},{j})");
                 }
             }
             let mut g = vec![1i64; m * k];
-            let bt: Vec<i16> = (0..k * n).map(|_| rng.range_i64(-span, span - 1) as i16).collect();
-            let at: Vec<i16> = (0..m * n).map(|_| rng.range_i64(-span, span - 1) as i16).collect();
+            let bt: Vec<i16> = (0..k * n)
+                .map(|_| rng.range_i64(-span, span - 1) as i16)
+                .collect();
+            let at: Vec<i16> = (0..m * n)
+                .map(|_| rng.range_i64(-span, span - 1) as i16)
+                .collect();
             gemm_abt_i16(&at, &bt, m, n, k, &mut g);
             for i in 0..m {
                 for j in 0..k {
-                    let want: i64 = 1 + (0..n).map(|t| at[i * n + t] as i64 * bt[j * n + t] as i64).sum::<i64>();
+                    let want: i64 = 1
+                        + (0..n)
+                            .map(|t| at[i * n + t] as i64 * bt[j * n + t] as i64)
+                            .sum::<i64>();
                     assert_eq!(g[i * k + j], want);
                 }
             }

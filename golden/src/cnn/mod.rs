@@ -2,9 +2,9 @@
 //! ([`num::Fx`] bit-exact, [`num::F32`] reference), softmax + cross-entropy, and
 //! geometry ([`ops::ConvGeom`]).
 
-pub mod num;
-pub mod ops;
 pub mod gemm;
 pub mod net;
+pub mod num;
+pub mod ops;
 pub mod softmax;
 pub mod train;

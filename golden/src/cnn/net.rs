@@ -68,7 +68,11 @@ impl Block {
     /// Shape of the block's output (after pool).
     pub fn out_shape(&self) -> (usize, usize, usize) {
         let (c, h, w) = self.p_shape();
-        if self.pool { (c, h / 2, w / 2) } else { (c, h, w) }
+        if self.pool {
+            (c, h / 2, w / 2)
+        } else {
+            (c, h, w)
+        }
     }
 }
 
@@ -109,7 +113,13 @@ pub enum BackWeight<V> {
 }
 
 impl<V: Copy> BackWeight<V> {
-    fn draw<N: Num<V = V>>(n: usize, fan_in: usize, binary: bool, extra_shift: u32, rng: &mut Rng) -> Self {
+    fn draw<N: Num<V = V>>(
+        n: usize,
+        fan_in: usize,
+        binary: bool,
+        extra_shift: u32,
+        rng: &mut Rng,
+    ) -> Self {
         if binary {
             let shift = crate::params::BsbuParams::default_shift(fan_in) + extra_shift;
             let neg: Vec<bool> = (0..n).map(|_| rng.bit()).collect();
@@ -117,12 +127,22 @@ impl<V: Copy> BackWeight<V> {
             BackWeight::Binary(neg, shift, unit)
         } else {
             let scale = 1.0 / (fan_in as f64).sqrt() / (1u64 << extra_shift) as f64;
-            BackWeight::Real((0..n).map(|_| N::weight_of(N::master_from_f64((rng.uniform() * 2.0 - 1.0) * scale))).collect())
+            BackWeight::Real(
+                (0..n)
+                    .map(|_| N::weight_of(N::master_from_f64((rng.uniform() * 2.0 - 1.0) * scale)))
+                    .collect(),
+            )
         }
     }
 
     /// Apply as a convolution with geometry `g`.
-    pub fn conv<N: Num<V = V>>(&self, g: &ConvGeom, e: &[V], out: &mut [V], s: &mut ops::Scratch<N>) {
+    pub fn conv<N: Num<V = V>>(
+        &self,
+        g: &ConvGeom,
+        e: &[V],
+        out: &mut [V],
+        s: &mut ops::Scratch<N>,
+    ) {
         match self {
             BackWeight::Binary(_, shift, unit) => ops::conv_binary::<N>(g, e, unit, *shift, out, s),
             BackWeight::Real(w) => {
@@ -211,32 +231,65 @@ fn layer_err(i: usize, reason: impl Into<String>) -> GoldenError {
 
 /// Build blocks from layer specs; `modules[m]` = number of weighted layers in module m
 /// (the classifier excluded; an empty list puts every hidden layer in one module).
-pub fn build_blocks(input: (usize, usize, usize), layers: &[LayerSpec], modules: &[usize]) -> Result<Vec<Block>, GoldenError> {
+pub fn build_blocks(
+    input: (usize, usize, usize),
+    layers: &[LayerSpec],
+    modules: &[usize],
+) -> Result<Vec<Block>, GoldenError> {
     let (mut c, mut h, mut w) = input;
     let mut blocks: Vec<Block> = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         match l {
-            LayerSpec::Conv { out, k, stride, pad, dilation, groups } => {
+            LayerSpec::Conv {
+                out,
+                k,
+                stride,
+                pad,
+                dilation,
+                groups,
+            } => {
                 let geom = ConvGeom::new(c, h, w, *out, *k, *stride, *pad, *dilation, *groups)
                     .map_err(|e| layer_err(i, e.to_string()))?;
                 (c, h, w) = (geom.out_c, geom.out_h, geom.out_w);
-                blocks.push(Block { kind: Weighted::Conv, geom, relu: false, pool: false, shuffle: None, module: 0 });
+                blocks.push(Block {
+                    kind: Weighted::Conv,
+                    geom,
+                    relu: false,
+                    pool: false,
+                    shuffle: None,
+                    module: 0,
+                });
             }
             LayerSpec::Dense { out } => {
                 if *out == 0 {
-                    return Err(layer_err(i, "dense out = 0 is out of range: valid range is >= 1"));
+                    return Err(layer_err(
+                        i,
+                        "dense out = 0 is out of range: valid range is >= 1",
+                    ));
                 }
                 let geom = ConvGeom::dense(c * h * w, *out);
                 (c, h, w) = (*out, 1, 1);
-                blocks.push(Block { kind: Weighted::Dense, geom, relu: false, pool: false, shuffle: None, module: 0 });
+                blocks.push(Block {
+                    kind: Weighted::Dense,
+                    geom,
+                    relu: false,
+                    pool: false,
+                    shuffle: None,
+                    module: 0,
+                });
             }
             LayerSpec::Flatten => {}
             other => {
-                let b = blocks.last_mut().ok_or_else(|| layer_err(i, "must follow a conv or dense layer"))?;
+                let b = blocks
+                    .last_mut()
+                    .ok_or_else(|| layer_err(i, "must follow a conv or dense layer"))?;
                 match other {
                     LayerSpec::Relu => {
                         if b.relu || b.pool || b.shuffle.is_some() {
-                            return Err(layer_err(i, "relu must come right after its conv/dense layer"));
+                            return Err(layer_err(
+                                i,
+                                "relu must come right after its conv/dense layer",
+                            ));
                         }
                         b.relu = true;
                     }
@@ -245,7 +298,10 @@ pub fn build_blocks(input: (usize, usize, usize), layers: &[LayerSpec], modules:
                             return Err(layer_err(i, "one maxpool per block, before any shuffle"));
                         }
                         if h < 2 || w < 2 {
-                            return Err(layer_err(i, format!("maxpool needs a map of at least 2x2, got {h}x{w}")));
+                            return Err(layer_err(
+                                i,
+                                format!("maxpool needs a map of at least 2x2, got {h}x{w}"),
+                            ));
                         }
                         b.pool = true;
                         (h, w) = (h / 2, w / 2);
@@ -261,12 +317,21 @@ pub fn build_blocks(input: (usize, usize, usize), layers: &[LayerSpec], modules:
             }
         }
     }
-    let last = blocks.last().ok_or_else(|| layer_err(0, "the network has no layer"))?;
+    let last = blocks
+        .last()
+        .ok_or_else(|| layer_err(0, "the network has no layer"))?;
     if last.kind != Weighted::Dense || last.relu || last.pool || last.shuffle.is_some() {
-        return Err(layer_err(layers.len().saturating_sub(1), "the last layer must be a plain dense classifier"));
+        return Err(layer_err(
+            layers.len().saturating_sub(1),
+            "the last layer must be a plain dense classifier",
+        ));
     }
     let hidden = blocks.len() - 1;
-    let split: Vec<usize> = if modules.is_empty() { vec![hidden] } else { modules.to_vec() };
+    let split: Vec<usize> = if modules.is_empty() {
+        vec![hidden]
+    } else {
+        modules.to_vec()
+    };
     if split.iter().sum::<usize>() != hidden || split.contains(&0) {
         return Err(GoldenError::out_of_range(
             "modules",
@@ -291,24 +356,42 @@ pub fn build_blocks(input: (usize, usize, usize), layers: &[LayerSpec], modules:
 impl<N: Num> Net<N> {
     /// A network with He-uniform initial weights and zero biases, and backward paths
     /// for `propagation`, all drawn from `seed`.
-    pub fn new(input: (usize, usize, usize), blocks: Vec<Block>, propagation: Propagation, dfa: DfaOptions, seed: u64) -> Result<Self, GoldenError> {
+    pub fn new(
+        input: (usize, usize, usize),
+        blocks: Vec<Block>,
+        propagation: Propagation,
+        dfa: DfaOptions,
+        seed: u64,
+    ) -> Result<Self, GoldenError> {
         let mut rng = Rng::new(seed);
         let mut wrng = rng.fork(1);
         let w = blocks
             .iter()
             .map(|b| {
                 let lim = (6.0 / b.geom.fan_in() as f64).sqrt();
-                (0..b.geom.w_len()).map(|_| N::master_from_f64((wrng.uniform() * 2.0 - 1.0) * lim)).collect()
+                (0..b.geom.w_len())
+                    .map(|_| N::master_from_f64((wrng.uniform() * 2.0 - 1.0) * lim))
+                    .collect()
             })
             .collect();
-        let b = blocks.iter().map(|b| vec![N::M::default(); b.geom.out_c]).collect();
+        let b = blocks
+            .iter()
+            .map(|b| vec![N::M::default(); b.geom.out_c])
+            .collect();
         let mut prng = rng.fork(2);
         let paths = match propagation {
             Propagation::Bp => Vec::new(),
             Propagation::Dfa => dense_paths::<N>(&blocks, dfa, &mut prng),
             Propagation::Cdfa => conv_paths::<N>(&blocks, dfa, &mut prng)?,
         };
-        Ok(Net { input, blocks, w, b, propagation, paths })
+        Ok(Net {
+            input,
+            blocks,
+            w,
+            b,
+            propagation,
+            paths,
+        })
     }
 
     /// Number of trainable parameters.
@@ -324,7 +407,17 @@ fn dense_paths<N: Num>(blocks: &[Block], o: DfaOptions, rng: &mut Rng) -> Vec<Ba
         .map(|t| {
             let (c, h, w) = blocks[t].p_shape();
             let g = ConvGeom::dense(classes, c * h * w);
-            BackPath { target: t, source: last, d2: None, shuffle: None, up: 1, d1: (g, BackWeight::draw::<N>(g.w_len(), classes, o.binary, o.extra_shift, rng)) }
+            BackPath {
+                target: t,
+                source: last,
+                d2: None,
+                shuffle: None,
+                up: 1,
+                d1: (
+                    g,
+                    BackWeight::draw::<N>(g.w_len(), classes, o.binary, o.extra_shift, rng),
+                ),
+            }
         })
         .collect()
 }
@@ -349,21 +442,45 @@ fn receptive_field(blocks: &[Block], target: usize, source: usize) -> usize {
     r
 }
 
-fn conv_paths<N: Num>(blocks: &[Block], o: DfaOptions, rng: &mut Rng) -> Result<Vec<BackPath<N::V>>, GoldenError> {
+fn conv_paths<N: Num>(
+    blocks: &[Block],
+    o: DfaOptions,
+    rng: &mut Rng,
+) -> Result<Vec<BackPath<N::V>>, GoldenError> {
     let last = blocks.len() - 1;
     let classes = blocks[last].geom.out_c;
     let mut paths = Vec::new();
     let n_mod = blocks[last].module;
     // Last block of each hidden module.
-    let module_last: Vec<usize> = (0..n_mod).map(|m| blocks.iter().rposition(|b| b.module == m).unwrap_or(0)).collect();
+    let module_last: Vec<usize> = (0..n_mod)
+        .map(|m| blocks.iter().rposition(|b| b.module == m).unwrap_or(0))
+        .collect();
     for t in 0..last {
         let m = blocks[t].module;
-        let source = if t == module_last[m] { if m + 1 < n_mod { module_last[m + 1] } else { last } } else { module_last[m] };
+        let source = if t == module_last[m] {
+            if m + 1 < n_mod {
+                module_last[m + 1]
+            } else {
+                last
+            }
+        } else {
+            module_last[m]
+        };
         let (ct, ht, wt) = blocks[t].p_shape();
         if source == last {
             // Classifier module: a dense matrix from e_L.
             let g = ConvGeom::dense(classes, ct * ht * wt);
-            paths.push(BackPath { target: t, source, d2: None, shuffle: None, up: 1, d1: (g, BackWeight::draw::<N>(g.w_len(), classes, o.binary, o.extra_shift, rng)) });
+            paths.push(BackPath {
+                target: t,
+                source,
+                d2: None,
+                shuffle: None,
+                up: 1,
+                d1: (
+                    g,
+                    BackWeight::draw::<N>(g.w_len(), classes, o.binary, o.extra_shift, rng),
+                ),
+            });
             continue;
         }
         let (cs, hs, ws) = blocks[source].p_shape();
@@ -375,18 +492,32 @@ fn conv_paths<N: Num>(blocks: &[Block], o: DfaOptions, rng: &mut Rng) -> Result<
         let up = ht / hs;
         let gcount = o.groups;
         let (d2, shuffle, c1) = if gcount > 1 {
-            let g2 = ConvGeom::new(cs, hs, ws, ct, 1, 1, 0, 1, gcount).map_err(|e| GoldenError::BadMatrix(format!("D2 of layer {t}: {e}")))?;
+            let g2 = ConvGeom::new(cs, hs, ws, ct, 1, 1, 0, 1, gcount)
+                .map_err(|e| GoldenError::BadMatrix(format!("D2 of layer {t}: {e}")))?;
             let w2 = BackWeight::draw::<N>(g2.w_len(), g2.fan_in(), o.binary, 0, rng);
             (Some((g2, w2)), Some(ops::shuffle_perm(ct, gcount)), ct)
         } else {
             (None, None, cs)
         };
-        let d = if o.dilate { (receptive_field(blocks, t, source) - 1).div_ceil(o.k - 1).max(1) } else { 1 };
+        let d = if o.dilate {
+            (receptive_field(blocks, t, source) - 1)
+                .div_ceil(o.k - 1)
+                .max(1)
+        } else {
+            1
+        };
         let pad = d * (o.k - 1) / 2;
         let g1 = ConvGeom::new(c1, ht, wt, ct, o.k, 1, pad, d, gcount)
             .map_err(|e| GoldenError::BadMatrix(format!("D1 of layer {t} (dilation {d}): {e}")))?;
         let w1 = BackWeight::draw::<N>(g1.w_len(), g1.fan_in(), o.binary, o.extra_shift, rng);
-        paths.push(BackPath { target: t, source, d2, shuffle, up, d1: (g1, w1) });
+        paths.push(BackPath {
+            target: t,
+            source,
+            d2,
+            shuffle,
+            up,
+            d1: (g1, w1),
+        });
     }
     Ok(paths)
 }
@@ -420,7 +551,14 @@ impl<V: Copy + Default> BackPath<V> {
         let g1 = &self.d1.0;
         if self.up > 1 {
             let mut z = vec![V::default(); g1.in_len()];
-            upsample(g1.in_c, g1.in_h / self.up, g1.in_w / self.up, self.up, &cur, &mut z);
+            upsample(
+                g1.in_c,
+                g1.in_h / self.up,
+                g1.in_w / self.up,
+                self.up,
+                &cur,
+                &mut z,
+            );
             cur = z;
         }
         self.d1.1.conv::<N>(g1, &cur, out, acc);
@@ -433,16 +571,45 @@ mod tests {
     use crate::cnn::num::Fx;
 
     fn conv(out: usize) -> LayerSpec {
-        LayerSpec::Conv { out, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1 }
+        LayerSpec::Conv {
+            out,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            dilation: 1,
+            groups: 1,
+        }
     }
 
     #[test]
     fn modules_and_dilations_follow_the_receptive_field() {
         use LayerSpec::*;
-        let layers = vec![conv(8), Relu, conv(8), Relu, conv(8), Relu, MaxPool, conv(16), Relu, conv(16), Relu, Dense { out: 10 }];
+        let layers = vec![
+            conv(8),
+            Relu,
+            conv(8),
+            Relu,
+            conv(8),
+            Relu,
+            MaxPool,
+            conv(16),
+            Relu,
+            conv(16),
+            Relu,
+            Dense { out: 10 },
+        ];
         let blocks = build_blocks((1, 8, 8), &layers, &[3, 2]).unwrap();
-        assert_eq!(blocks.iter().map(|b| b.module).collect::<Vec<_>>(), vec![0, 0, 0, 1, 1, 2]);
-        let o = DfaOptions { binary: true, groups: 1, k: 3, dilate: true, extra_shift: 0 };
+        assert_eq!(
+            blocks.iter().map(|b| b.module).collect::<Vec<_>>(),
+            vec![0, 0, 0, 1, 1, 2]
+        );
+        let o = DfaOptions {
+            binary: true,
+            groups: 1,
+            k: 3,
+            dilate: true,
+            extra_shift: 0,
+        };
         let net = Net::<Fx>::new((1, 8, 8), blocks, Propagation::Cdfa, o, 1).unwrap();
         let by_t = |t: usize| net.paths.iter().find(|p| p.target == t).unwrap();
         assert_eq!((by_t(0).source, by_t(0).d1.0.dil), (2, 2)); // two 3x3 layers: d = 2
@@ -457,15 +624,65 @@ mod tests {
     #[test]
     fn bad_layer_lists_get_named_errors() {
         use LayerSpec::*;
-        assert!(build_blocks((1, 8, 8), &[conv(4), Relu], &[]).unwrap_err().to_string().contains("dense classifier"));
-        assert!(build_blocks((1, 8, 8), &[Relu, Dense { out: 10 }], &[]).unwrap_err().to_string().contains("must follow"));
-        assert!(build_blocks((1, 1, 1), &[conv(4), MaxPool, Dense { out: 10 }], &[]).unwrap_err().to_string().contains("at least 2x2"));
-        assert_eq!(build_blocks((1, 7, 7), &[conv(4), MaxPool, Dense { out: 10 }], &[]).unwrap()[1].geom.in_c, 4 * 3 * 3);
-        let e = build_blocks((1, 8, 8), &[conv(4), conv(4), Dense { out: 10 }], &[3]).unwrap_err().to_string();
+        assert!(build_blocks((1, 8, 8), &[conv(4), Relu], &[])
+            .unwrap_err()
+            .to_string()
+            .contains("dense classifier"));
+        assert!(build_blocks((1, 8, 8), &[Relu, Dense { out: 10 }], &[])
+            .unwrap_err()
+            .to_string()
+            .contains("must follow"));
+        assert!(
+            build_blocks((1, 1, 1), &[conv(4), MaxPool, Dense { out: 10 }], &[])
+                .unwrap_err()
+                .to_string()
+                .contains("at least 2x2")
+        );
+        assert_eq!(
+            build_blocks((1, 7, 7), &[conv(4), MaxPool, Dense { out: 10 }], &[]).unwrap()[1]
+                .geom
+                .in_c,
+            4 * 3 * 3
+        );
+        let e = build_blocks((1, 8, 8), &[conv(4), conv(4), Dense { out: 10 }], &[3])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("modules"), "{e}");
-        let e = build_blocks((3, 8, 8), &[LayerSpec::Conv { out: 4, k: 3, stride: 1, pad: 1, dilation: 1, groups: 2 }, Dense { out: 10 }], &[]).unwrap_err().to_string();
+        let e = build_blocks(
+            (3, 8, 8),
+            &[
+                LayerSpec::Conv {
+                    out: 4,
+                    k: 3,
+                    stride: 1,
+                    pad: 1,
+                    dilation: 1,
+                    groups: 2,
+                },
+                Dense { out: 10 },
+            ],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("groups = 2"), "{e}");
-        let e = build_blocks((4, 8, 8), &[LayerSpec::Conv { out: 4, k: 3, stride: 1, pad: 1, dilation: 0, groups: 1 }, Dense { out: 10 }], &[]).unwrap_err().to_string();
+        let e = build_blocks(
+            (4, 8, 8),
+            &[
+                LayerSpec::Conv {
+                    out: 4,
+                    k: 3,
+                    stride: 1,
+                    pad: 1,
+                    dilation: 0,
+                    groups: 1,
+                },
+                Dense { out: 10 },
+            ],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("dilation = 0"), "{e}");
     }
 }

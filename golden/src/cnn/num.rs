@@ -13,11 +13,20 @@
 use crate::format::{self, ACT, COEF, ERROR, MASTER, WEIGHT};
 
 /// Arithmetic of one number system.
-pub trait Num: Copy + Clone + Send + Sync + PartialEq + std::fmt::Debug + Default + 'static {
+pub trait Num:
+    Copy + Clone + Send + Sync + PartialEq + std::fmt::Debug + Default + 'static
+{
     /// Activation, weight (forward copy) and error values.
     type V: Copy + Clone + Send + Sync + PartialEq + PartialOrd + std::fmt::Debug + Default;
     /// Exact accumulator.
-    type Acc: Copy + Clone + Send + Sync + Default + std::fmt::Debug + std::ops::AddAssign + PartialEq;
+    type Acc: Copy
+        + Clone
+        + Send
+        + Sync
+        + Default
+        + std::fmt::Debug
+        + std::ops::AddAssign
+        + PartialEq;
     /// Master weight, velocity, gradient.
     type M: Copy + Clone + Send + Sync + PartialEq + std::fmt::Debug + Default;
 
@@ -71,12 +80,28 @@ pub trait Num: Copy + Clone + Send + Sync + PartialEq + std::fmt::Debug + Defaul
     /// C (m×k) += A (m×n) · Bᵀ with B k×n.
     fn gemm_abt(a: &[Self::V], b: &[Self::V], m: usize, n: usize, k: usize, c: &mut [Self::Acc]);
     /// c (m×n, overwritten) = W_grp · im2col_grp(x) for one group of a conv.
-    fn conv_group(g: &super::ops::ConvGeom, x: &[Self::V], w_grp: &[Self::V], grp: usize, m: usize, c: &mut [Self::Acc], col: &mut Vec<Self::V>) {
+    fn conv_group(
+        g: &super::ops::ConvGeom,
+        x: &[Self::V],
+        w_grp: &[Self::V],
+        grp: usize,
+        m: usize,
+        c: &mut [Self::Acc],
+        col: &mut Vec<Self::V>,
+    ) {
         super::gemm::im2col(g, x, grp, col);
         Self::gemm(w_grp, col, m, g.fan_in(), g.out_h * g.out_w, c);
     }
     /// gw_grp += E_grp · im2col_grp(x)ᵀ for one group of a conv.
-    fn conv_wgrad_group(g: &super::ops::ConvGeom, e_grp: &[Self::V], x: &[Self::V], grp: usize, m: usize, gw: &mut [Self::Acc], col: &mut Vec<Self::V>) {
+    fn conv_wgrad_group(
+        g: &super::ops::ConvGeom,
+        e_grp: &[Self::V],
+        x: &[Self::V],
+        grp: usize,
+        m: usize,
+        gw: &mut [Self::Acc],
+        col: &mut Vec<Self::V>,
+    ) {
         super::gemm::im2col(g, x, grp, col);
         Self::gemm_abt(e_grp, col, m, g.out_h * g.out_w, g.fan_in(), gw);
     }
@@ -106,13 +131,19 @@ impl Coef {
     /// The Q15.16 coefficient nearest to `x` (round half up).
     pub fn new(x: f64) -> Coef {
         let raw = format::saturate((x * (1u64 << COEF.frac) as f64 + 0.5).floor() as i64, COEF);
-        Coef { raw, real: (raw as f64 / (1u64 << COEF.frac) as f64) as f32 }
+        Coef {
+            raw,
+            real: (raw as f64 / (1u64 << COEF.frac) as f64) as f32,
+        }
     }
 
     /// 1 − self, exactly.
     pub fn one_minus(self) -> Coef {
         let raw = (1i64 << COEF.frac) - self.raw;
-        Coef { raw, real: (raw as f64 / (1u64 << COEF.frac) as f64) as f32 }
+        Coef {
+            raw,
+            real: (raw as f64 / (1u64 << COEF.frac) as f64) as f32,
+        }
     }
 }
 
@@ -141,10 +172,18 @@ impl Num for Fx {
     }
     #[inline(always)]
     fn signed(e: i16, neg: bool) -> i64 {
-        if neg { -(e as i64) } else { e as i64 }
+        if neg {
+            -(e as i64)
+        } else {
+            e as i64
+        }
     }
     fn unit(neg: bool) -> i16 {
-        if neg { -1 } else { 1 }
+        if neg {
+            -1
+        } else {
+            1
+        }
     }
     fn fwd_out(acc: i64, bias: i16) -> i16 {
         let f = ACT.frac + WEIGHT.frac;
@@ -169,7 +208,10 @@ impl Num for Fx {
         format::rescale(m as i64, MASTER.frac, 0, ACT) as i16
     }
     fn master_from_f64(x: f64) -> i32 {
-        format::saturate((x * (1u64 << MASTER.frac) as f64 + 0.5).floor() as i64, MASTER) as i32
+        format::saturate(
+            (x * (1u64 << MASTER.frac) as f64 + 0.5).floor() as i64,
+            MASTER,
+        ) as i32
     }
     fn act_from_f64(x: f64) -> i16 {
         format::saturate((x * (1u64 << ACT.frac) as f64 + 0.5).floor() as i64, ACT) as i16
@@ -209,10 +251,26 @@ impl Num for Fx {
     fn gemm_abt(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut [i64]) {
         super::gemm::gemm_abt_i16(a, b, m, n, k, c)
     }
-    fn conv_group(g: &super::ops::ConvGeom, x: &[i16], w_grp: &[i16], grp: usize, m: usize, c: &mut [i64], _col: &mut Vec<i16>) {
+    fn conv_group(
+        g: &super::ops::ConvGeom,
+        x: &[i16],
+        w_grp: &[i16],
+        grp: usize,
+        m: usize,
+        c: &mut [i64],
+        _col: &mut Vec<i16>,
+    ) {
         super::gemm::conv_group_i16(g, x, w_grp, grp, m, c)
     }
-    fn conv_wgrad_group(g: &super::ops::ConvGeom, e_grp: &[i16], x: &[i16], grp: usize, m: usize, gw: &mut [i64], _col: &mut Vec<i16>) {
+    fn conv_wgrad_group(
+        g: &super::ops::ConvGeom,
+        e_grp: &[i16],
+        x: &[i16],
+        grp: usize,
+        m: usize,
+        gw: &mut [i64],
+        _col: &mut Vec<i16>,
+    ) {
         super::gemm::conv_wgrad_group_i16(g, e_grp, x, grp, m, gw)
     }
 }
@@ -234,10 +292,18 @@ impl Num for F32 {
     }
     #[inline(always)]
     fn signed(e: f32, neg: bool) -> f32 {
-        if neg { -e } else { e }
+        if neg {
+            -e
+        } else {
+            e
+        }
     }
     fn unit(neg: bool) -> f32 {
-        if neg { -1.0 } else { 1.0 }
+        if neg {
+            -1.0
+        } else {
+            1.0
+        }
     }
     fn fwd_out(acc: f32, bias: f32) -> f32 {
         acc + bias

@@ -70,17 +70,45 @@ impl ConvGeom {
             return Err(GoldenError::out_of_range(
                 "kernel span",
                 span,
-                format!("at most the padded input {}x{}", in_h + 2 * pad, in_w + 2 * pad),
+                format!(
+                    "at most the padded input {}x{}",
+                    in_h + 2 * pad,
+                    in_w + 2 * pad
+                ),
             ));
         }
         let out_h = (in_h + 2 * pad - span) / stride + 1;
         let out_w = (in_w + 2 * pad - span) / stride + 1;
-        Ok(ConvGeom { in_c, in_h, in_w, out_c, k, stride, pad, dil, groups, out_h, out_w })
+        Ok(ConvGeom {
+            in_c,
+            in_h,
+            in_w,
+            out_c,
+            k,
+            stride,
+            pad,
+            dil,
+            groups,
+            out_h,
+            out_w,
+        })
     }
 
     /// A dense layer `inputs → outputs` as a 1×1 convolution.
     pub fn dense(inputs: usize, outputs: usize) -> Self {
-        ConvGeom { in_c: inputs, in_h: 1, in_w: 1, out_c: outputs, k: 1, stride: 1, pad: 0, dil: 1, groups: 1, out_h: 1, out_w: 1 }
+        ConvGeom {
+            in_c: inputs,
+            in_h: 1,
+            in_w: 1,
+            out_c: outputs,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            dil: 1,
+            groups: 1,
+            out_h: 1,
+            out_w: 1,
+        }
     }
 
     /// Input elements.
@@ -117,12 +145,14 @@ impl ConvGeom {
                     for kx in 0..self.k {
                         let wi = ((oc * icg + ic_l) * self.k + ky) * self.k + kx;
                         for oy in 0..self.out_h {
-                            let iy = (oy * self.stride + ky * self.dil) as isize - self.pad as isize;
+                            let iy =
+                                (oy * self.stride + ky * self.dil) as isize - self.pad as isize;
                             if iy < 0 || iy >= self.in_h as isize {
                                 continue;
                             }
                             for ox in 0..self.out_w {
-                                let ix = (ox * self.stride + kx * self.dil) as isize - self.pad as isize;
+                                let ix =
+                                    (ox * self.stride + kx * self.dil) as isize - self.pad as isize;
                                 if ix < 0 || ix >= self.in_w as isize {
                                     continue;
                                 }
@@ -150,7 +180,12 @@ pub struct Scratch<N: Num> {
 impl<N: Num> Scratch<N> {
     /// Empty buffers.
     pub fn new() -> Self {
-        Scratch { col: Vec::new(), t: Vec::new(), acc: Vec::new(), acc2: Vec::new() }
+        Scratch {
+            col: Vec::new(),
+            t: Vec::new(),
+            acc: Vec::new(),
+            acc2: Vec::new(),
+        }
     }
 
     /// The sums left by the last [`conv_sums`].
@@ -174,14 +209,29 @@ pub fn conv_sums<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], s: &mut Scratch<N
         let kk = g.fan_in();
         let ocg = g.out_c / g.groups;
         for grp in 0..g.groups {
-            N::conv_group(g, x, &w[grp * ocg * kk..(grp + 1) * ocg * kk], grp, ocg, &mut s.acc[grp * ocg * n..(grp + 1) * ocg * n], &mut s.col);
+            N::conv_group(
+                g,
+                x,
+                &w[grp * ocg * kk..(grp + 1) * ocg * kk],
+                grp,
+                ocg,
+                &mut s.acc[grp * ocg * n..(grp + 1) * ocg * n],
+                &mut s.col,
+            );
         }
     }
 }
 
 /// Forward: y = conv(x, w) + b, narrowed once per output (pre-activation).
 /// im2col + exact GEMM; equal bit for bit to [`conv_fwd_direct`].
-pub fn conv_fwd<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mut [N::V], s: &mut Scratch<N>) {
+pub fn conv_fwd<N: Num>(
+    g: &ConvGeom,
+    x: &[N::V],
+    w: &[N::V],
+    b: &[N::V],
+    y: &mut [N::V],
+    s: &mut Scratch<N>,
+) {
     let n = g.out_h * g.out_w;
     conv_sums(g, x, w, s);
     for ((ych, ach), &bias) in y.chunks_mut(n).zip(s.acc.chunks(n)).zip(b) {
@@ -199,13 +249,31 @@ fn transposed_geom(g: &ConvGeom) -> Option<ConvGeom> {
     if g.stride != 1 || g.pad > span || is_dense(g) {
         return None;
     }
-    ConvGeom::new(g.out_c, g.out_h, g.out_w, g.in_c, g.k, 1, span - g.pad, g.dil, g.groups).ok().filter(|t| t.out_h == g.in_h && t.out_w == g.in_w)
+    ConvGeom::new(
+        g.out_c,
+        g.out_h,
+        g.out_w,
+        g.in_c,
+        g.k,
+        1,
+        span - g.pad,
+        g.dil,
+        g.groups,
+    )
+    .ok()
+    .filter(|t| t.out_h == g.in_h && t.out_w == g.in_w)
 }
 
 /// Backward data (BP): e_in = convᵀ(e_out, w), narrowed once per input element.
 /// Stride-1 layers run it as a forward convolution with the flipped kernel (the same
 /// exact sums, so the same bits); others use GEMM + col2im.
-pub fn conv_bwd_data<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_in: &mut [N::V], s: &mut Scratch<N>) {
+pub fn conv_bwd_data<N: Num>(
+    g: &ConvGeom,
+    e_out: &[N::V],
+    w: &[N::V],
+    e_in: &mut [N::V],
+    s: &mut Scratch<N>,
+) {
     let n = g.out_h * g.out_w;
     if let Some(t) = transposed_geom(g) {
         // w'[ic][oc_l][ky][kx] = w[oc][ic_l][k-1-ky][k-1-kx] within each group.
@@ -220,7 +288,8 @@ pub fn conv_bwd_data<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_in: &mu
                     let ic = grp * icg + icl;
                     for ky in 0..k {
                         for kx in 0..k {
-                            wt[((ic * ocg + ocl) * k + (k - 1 - ky)) * k + (k - 1 - kx)] = w[((oc * icg + icl) * k + ky) * k + kx];
+                            wt[((ic * ocg + ocl) * k + (k - 1 - ky)) * k + (k - 1 - kx)] =
+                                w[((oc * icg + icl) * k + ky) * k + kx];
                         }
                     }
                 }
@@ -251,7 +320,14 @@ pub fn conv_bwd_data<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_in: &mu
             }
             s.acc2.clear();
             s.acc2.resize(kk * n, N::zero_acc());
-            N::gemm(&s.t, &e_out[grp * ocg * n..(grp + 1) * ocg * n], kk, ocg, n, &mut s.acc2);
+            N::gemm(
+                &s.t,
+                &e_out[grp * ocg * n..(grp + 1) * ocg * n],
+                kk,
+                ocg,
+                n,
+                &mut s.acc2,
+            );
             super::gemm::col2im_add(g, &s.acc2, grp, &mut s.acc);
         }
     }
@@ -261,7 +337,14 @@ pub fn conv_bwd_data<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_in: &mu
 }
 
 /// Weight and bias gradient accumulation for one sample: gw += e_out ⋆ x, gb += Σ e_out.
-pub fn conv_bwd_weight<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], gw: &mut [N::Acc], gb: &mut [N::Acc], s: &mut Scratch<N>) {
+pub fn conv_bwd_weight<N: Num>(
+    g: &ConvGeom,
+    e_out: &[N::V],
+    x: &[N::V],
+    gw: &mut [N::Acc],
+    gb: &mut [N::Acc],
+    s: &mut Scratch<N>,
+) {
     let n = g.out_h * g.out_w;
     if is_dense(g) {
         s.acc2.clear();
@@ -274,7 +357,15 @@ pub fn conv_bwd_weight<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], gw: &mu
         let kk = g.fan_in();
         let ocg = g.out_c / g.groups;
         for grp in 0..g.groups {
-            N::conv_wgrad_group(g, &e_out[grp * ocg * n..(grp + 1) * ocg * n], x, grp, ocg, &mut gw[grp * ocg * kk..(grp + 1) * ocg * kk], &mut s.col);
+            N::conv_wgrad_group(
+                g,
+                &e_out[grp * ocg * n..(grp + 1) * ocg * n],
+                x,
+                grp,
+                ocg,
+                &mut gw[grp * ocg * kk..(grp + 1) * ocg * kk],
+                &mut s.col,
+            );
         }
     }
     for (gbc, ech) in gb.iter_mut().zip(e_out.chunks(n)) {
@@ -285,7 +376,14 @@ pub fn conv_bwd_weight<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], gw: &mu
 }
 
 /// Tap-by-tap forward (the reference for the im2col/GEMM path).
-pub fn conv_fwd_direct<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V], y: &mut [N::V], acc: &mut Vec<N::Acc>) {
+pub fn conv_fwd_direct<N: Num>(
+    g: &ConvGeom,
+    x: &[N::V],
+    w: &[N::V],
+    b: &[N::V],
+    y: &mut [N::V],
+    acc: &mut Vec<N::Acc>,
+) {
     acc.clear();
     acc.resize(g.out_len(), N::zero_acc());
     g.for_each_tap(|o, i, wi| acc[o] += N::mul(x[i], w[wi]));
@@ -296,7 +394,13 @@ pub fn conv_fwd_direct<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], b: &[N::V],
 }
 
 /// Tap-by-tap backward data (reference).
-pub fn conv_bwd_data_direct<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_in: &mut [N::V], acc: &mut Vec<N::Acc>) {
+pub fn conv_bwd_data_direct<N: Num>(
+    g: &ConvGeom,
+    e_out: &[N::V],
+    w: &[N::V],
+    e_in: &mut [N::V],
+    acc: &mut Vec<N::Acc>,
+) {
     acc.clear();
     acc.resize(g.in_len(), N::zero_acc());
     g.for_each_tap(|o, i, wi| acc[i] += N::mul(e_out[o], w[wi]));
@@ -306,7 +410,13 @@ pub fn conv_bwd_data_direct<N: Num>(g: &ConvGeom, e_out: &[N::V], w: &[N::V], e_
 }
 
 /// Tap-by-tap weight gradient (reference).
-pub fn conv_bwd_weight_direct<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], gw: &mut [N::Acc], gb: &mut [N::Acc]) {
+pub fn conv_bwd_weight_direct<N: Num>(
+    g: &ConvGeom,
+    e_out: &[N::V],
+    x: &[N::V],
+    gw: &mut [N::Acc],
+    gb: &mut [N::Acc],
+) {
     g.for_each_tap(|o, i, wi| gw[wi] += N::mul(e_out[o], x[i]));
     let per = g.out_h * g.out_w;
     for (o, e) in e_out.iter().enumerate() {
@@ -317,7 +427,14 @@ pub fn conv_bwd_weight_direct<N: Num>(g: &ConvGeom, e_out: &[N::V], x: &[N::V], 
 /// Convolution with binary weights given as ±1 values ([`Num::unit`]) and a
 /// power-of-two scaling shift: the DFA backward path. In hardware this adds and
 /// subtracts only; here the exact GEMM computes the same sums.
-pub fn conv_binary<N: Num>(g: &ConvGeom, e: &[N::V], w_unit: &[N::V], shift: u32, out: &mut [N::V], s: &mut Scratch<N>) {
+pub fn conv_binary<N: Num>(
+    g: &ConvGeom,
+    e: &[N::V],
+    w_unit: &[N::V],
+    shift: u32,
+    out: &mut [N::V],
+    s: &mut Scratch<N>,
+) {
     conv_sums(g, e, w_unit, s);
     for (y, a) in out.iter_mut().zip(s.acc.iter()) {
         *y = N::bin_out(*a, shift);
@@ -325,7 +442,14 @@ pub fn conv_binary<N: Num>(g: &ConvGeom, e: &[N::V], w_unit: &[N::V], shift: u32
 }
 
 /// Tap-by-tap binary convolution (reference of [`conv_binary`]).
-pub fn conv_binary_direct<N: Num>(g: &ConvGeom, e: &[N::V], neg: &[bool], shift: u32, out: &mut [N::V], acc: &mut Vec<N::Acc>) {
+pub fn conv_binary_direct<N: Num>(
+    g: &ConvGeom,
+    e: &[N::V],
+    neg: &[bool],
+    shift: u32,
+    out: &mut [N::V],
+    acc: &mut Vec<N::Acc>,
+) {
     acc.clear();
     acc.resize(g.out_len(), N::zero_acc());
     g.for_each_tap(|o, i, wi| acc[o] += N::signed(e[i], neg[wi]));
@@ -353,7 +477,14 @@ pub fn relu_mask<N: Num>(p: &[N::V], e: &mut [N::V]) {
 /// 2×2 max-pool with stride 2 over (c, h, w), output ⌊h/2⌋ × ⌊w/2⌋ (an odd last
 /// row or column is dropped, as in PyTorch); records the winning input index (first
 /// maximum in row-major order on ties).
-pub fn maxpool2_fwd<N: Num>(c: usize, h: usize, w: usize, x: &[N::V], y: &mut [N::V], arg: &mut [u32]) {
+pub fn maxpool2_fwd<N: Num>(
+    c: usize,
+    h: usize,
+    w: usize,
+    x: &[N::V],
+    y: &mut [N::V],
+    arg: &mut [u32],
+) {
     let (oh, ow) = (h / 2, w / 2);
     for ch in 0..c {
         for oy in 0..oh {
@@ -419,10 +550,18 @@ mod tests {
         assert_eq!(ConvGeom::new(4, 8, 8, 8, 3, 1, 1, 1, 2).unwrap().out_h, 8);
         assert_eq!(ConvGeom::new(4, 8, 8, 8, 3, 2, 1, 1, 1).unwrap().out_h, 4);
         assert_eq!(ConvGeom::new(4, 9, 9, 8, 3, 1, 0, 2, 1).unwrap().out_h, 5);
-        let e = ConvGeom::new(6, 8, 8, 8, 3, 1, 1, 1, 4).unwrap_err().to_string();
+        let e = ConvGeom::new(6, 8, 8, 8, 3, 1, 1, 1, 4)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("groups = 4") && e.contains("divisor"), "{e}");
-        assert!(ConvGeom::new(4, 8, 8, 8, 3, 1, 1, 0, 1).unwrap_err().to_string().contains("dilation = 0"));
-        assert!(ConvGeom::new(4, 2, 2, 8, 3, 1, 0, 1, 1).unwrap_err().to_string().contains("kernel span"));
+        assert!(ConvGeom::new(4, 8, 8, 8, 3, 1, 1, 0, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("dilation = 0"));
+        assert!(ConvGeom::new(4, 2, 2, 8, 3, 1, 0, 1, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("kernel span"));
     }
 
     #[test]
@@ -436,10 +575,18 @@ mod tests {
             ConvGeom::dense(37, 10),
         ];
         for g in geoms {
-            let x: Vec<i16> = (0..g.in_len()).map(|_| rng.range_i64(-3000, 3000) as i16).collect();
-            let w: Vec<i16> = (0..g.w_len()).map(|_| rng.range_i64(-4000, 4000) as i16).collect();
-            let b: Vec<i16> = (0..g.out_c).map(|_| rng.range_i64(-300, 300) as i16).collect();
-            let e: Vec<i16> = (0..g.out_len()).map(|_| rng.range_i64(-32768, 32767) as i16).collect();
+            let x: Vec<i16> = (0..g.in_len())
+                .map(|_| rng.range_i64(-3000, 3000) as i16)
+                .collect();
+            let w: Vec<i16> = (0..g.w_len())
+                .map(|_| rng.range_i64(-4000, 4000) as i16)
+                .collect();
+            let b: Vec<i16> = (0..g.out_c)
+                .map(|_| rng.range_i64(-300, 300) as i16)
+                .collect();
+            let e: Vec<i16> = (0..g.out_len())
+                .map(|_| rng.range_i64(-32768, 32767) as i16)
+                .collect();
             let (mut y1, mut y2) = (vec![0; g.out_len()], vec![0; g.out_len()]);
             conv_fwd::<Fx>(&g, &x, &w, &b, &mut y1, &mut Scratch::new());
             conv_fwd_direct::<Fx>(&g, &x, &w, &b, &mut y2, &mut Vec::new());
@@ -477,8 +624,12 @@ mod tests {
     #[test]
     fn f32_conv_matches_f64_direct_formula() {
         let g = ConvGeom::new(4, 5, 6, 6, 3, 2, 1, 2, 2).unwrap();
-        let x: Vec<f32> = (0..g.in_len()).map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0).collect();
-        let w: Vec<f32> = (0..g.w_len()).map(|i| ((i * 13 % 7) as f32 - 3.0) / 5.0).collect();
+        let x: Vec<f32> = (0..g.in_len())
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0)
+            .collect();
+        let w: Vec<f32> = (0..g.w_len())
+            .map(|i| ((i * 13 % 7) as f32 - 3.0) / 5.0)
+            .collect();
         let b: Vec<f32> = (0..g.out_c).map(|i| i as f32 / 10.0).collect();
         let mut y = vec![0.0; g.out_len()];
         conv_fwd::<F32>(&g, &x, &w, &b, &mut y, &mut Scratch::new());

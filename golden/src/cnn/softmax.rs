@@ -64,13 +64,26 @@ pub fn softmax_xent_fx(z: &[i16], label: usize, err: &mut [i16]) -> i64 {
     let mut s = 0i64;
     for k in 0..n {
         let d = z[k] as i64 - m; // frac ACT.frac, <= 0
-        let t = format::rescale(d * LOG2E_Q16, ACT.frac + 16, 0, format::Format { name: "t", bits: 40, frac: 16 });
+        let t = format::rescale(
+            d * LOG2E_Q16,
+            ACT.frac + 16,
+            0,
+            format::Format {
+                name: "t",
+                bits: 40,
+                frac: 16,
+            },
+        );
         t16[k] = t;
         let ip = t.div_euclid(1 << 16); // <= 0
         let fr = t.rem_euclid(1 << 16);
         let base = lut[(fr >> 8) as usize];
         let sh = (-ip) as u32;
-        ex[k] = if sh >= 40 { 0 } else { format::round_shift(base, sh) };
+        ex[k] = if sh >= 40 {
+            0
+        } else {
+            format::round_shift(base, sh)
+        };
         s += ex[k];
     }
     let r = (1i64 << 40) / s.max(1);
@@ -81,7 +94,11 @@ pub fn softmax_xent_fx(z: &[i16], label: usize, err: &mut [i16]) -> i64 {
     }
     // log2(s) - EXP_FRAC - t_y, in 16 fraction bits.
     let msb = 63 - s.leading_zeros() as i64;
-    let mant_idx = if msb >= 8 { (s >> (msb - 8)) & 0xff } else { (s << (8 - msb)) & 0xff };
+    let mant_idx = if msb >= 8 {
+        (s >> (msb - 8)) & 0xff
+    } else {
+        (s << (8 - msb)) & 0xff
+    };
     let log2s = (msb - EXP_FRAC as i64) * 65536 + log2_lut()[mant_idx as usize];
     format::round_shift((log2s - t16[label]) * LN2_Q16, 16)
 }
@@ -117,10 +134,17 @@ mod tests {
             let lf = softmax_xent_f32(&zf, label, &mut ef);
             for k in 0..10 {
                 let got = ERROR.to_real(e[k] as i64);
-                assert!((got - ef[k] as f64).abs() < 0.006, "k={k} {got} vs {}", ef[k]);
+                assert!(
+                    (got - ef[k] as f64).abs() < 0.006,
+                    "k={k} {got} vs {}",
+                    ef[k]
+                );
             }
             let lossr = loss as f64 / 65536.0;
-            assert!((lossr - lf as f64).abs() < 0.01 + 0.003 * lf as f64, "{lossr} vs {lf}");
+            assert!(
+                (lossr - lf as f64).abs() < 0.01 + 0.003 * lf as f64,
+                "{lossr} vs {lf}"
+            );
             // The error sums to about zero (probabilities sum to one).
             let sum: i64 = e.iter().map(|&v| v as i64).sum();
             assert!(sum.abs() <= 12, "{sum}");

@@ -107,7 +107,10 @@ impl Loss for super::num::F32 {
         (l.to_bits() as i64, l as f64)
     }
     fn loss_sum(raw: &[i64]) -> i64 {
-        raw.iter().map(|&b| f32::from_bits(b as u32)).sum::<f32>().to_bits() as i64
+        raw.iter()
+            .map(|&b| f32::from_bits(b as u32))
+            .sum::<f32>()
+            .to_bits() as i64
     }
 }
 
@@ -123,8 +126,16 @@ impl<N: Num> Net<N> {
     /// Round the master parameters to their forward copies.
     pub fn forward_copy(&self) -> Forward<N::V> {
         Forward {
-            w: self.w.iter().map(|w| w.iter().map(|&m| N::weight_of(m)).collect()).collect(),
-            b: self.b.iter().map(|b| b.iter().map(|&m| N::bias_of(m)).collect()).collect(),
+            w: self
+                .w
+                .iter()
+                .map(|w| w.iter().map(|&m| N::weight_of(m)).collect())
+                .collect(),
+            b: self
+                .b
+                .iter()
+                .map(|b| b.iter().map(|&m| N::bias_of(m)).collect())
+                .collect(),
         }
     }
 
@@ -205,7 +216,11 @@ impl<N: Num> Net<N> {
                     t.tmp = std::mem::replace(&mut e, ex);
                 }
             } else {
-                let path = self.paths.iter().find(|p| p.target == i).expect("a backward path for every hidden block");
+                let path = self
+                    .paths
+                    .iter()
+                    .find(|p| p.target == i)
+                    .expect("a backward path for every hidden block");
                 path.apply::<N>(&t.e[path.source], &mut e, &mut t.scratch);
             }
             if b.relu {
@@ -243,7 +258,12 @@ impl<A: Copy + std::ops::AddAssign> GradAcc<A> {
 }
 
 /// Per-sample forward + propagation + gradient accumulation for `samples`.
-fn run_samples<N: Loss>(net: &Net<N>, f: &Forward<N::V>, kind: StepKind, samples: &[(&[N::V], usize)]) -> (GradAcc<N::Acc>, Vec<i64>, f64, usize) {
+fn run_samples<N: Loss>(
+    net: &Net<N>,
+    f: &Forward<N::V>,
+    kind: StepKind,
+    samples: &[(&[N::V], usize)],
+) -> (GradAcc<N::Acc>, Vec<i64>, f64, usize) {
     let mut g = GradAcc::zeros(net);
 
     let mut t = Trace::<N>::default();
@@ -267,7 +287,14 @@ fn run_samples<N: Loss>(net: &Net<N>, f: &Forward<N::V>, kind: StepKind, samples
         loss_real += real;
         net.propagate(f, kind, &mut t, e_l);
         for i in 0..nb {
-            ops::conv_bwd_weight::<N>(&net.blocks[i].geom, &t.e[i], &t.x[i], &mut g.w[i], &mut g.b[i], &mut t.scratch);
+            ops::conv_bwd_weight::<N>(
+                &net.blocks[i].geom,
+                &t.e[i],
+                &t.x[i],
+                &mut g.w[i],
+                &mut g.b[i],
+                &mut t.scratch,
+            );
         }
     }
     (g, losses, loss_real, correct)
@@ -291,11 +318,24 @@ pub struct Trainer<N: Num> {
 impl<N: Loss> Trainer<N> {
     /// A trainer with zero velocities.
     pub fn new(net: Net<N>, hyper: Hyper, seed: u64) -> Self {
-        let zeros = |v: &Vec<Vec<N::M>>| v.iter().map(|x| vec![N::M::default(); x.len()]).collect::<Vec<_>>();
+        let zeros = |v: &Vec<Vec<N::M>>| {
+            v.iter()
+                .map(|x| vec![N::M::default(); x.len()])
+                .collect::<Vec<_>>()
+        };
         let mut v_bp = zeros(&net.w);
         v_bp.extend(zeros(&net.b));
-        let opt = OptState { v_bp: v_bp.clone(), v_dfa: v_bp };
-        Trainer { net, opt, hyper, step_rng: Rng::new(seed ^ 0x57E9_0000), step: 0 }
+        let opt = OptState {
+            v_bp: v_bp.clone(),
+            v_dfa: v_bp,
+        };
+        Trainer {
+            net,
+            opt,
+            hyper,
+            step_rng: Rng::new(seed ^ 0x57E9_0000),
+            step: 0,
+        }
     }
 
     /// Draw the propagation of a step from `rng`.
@@ -303,7 +343,11 @@ impl<N: Loss> Trainer<N> {
         if self.net.propagation == Propagation::Bp {
             return StepKind::Bp;
         }
-        if rng.uniform() < self.hyper.bp_ratio { StepKind::Bp } else { StepKind::Dfa }
+        if rng.uniform() < self.hyper.bp_ratio {
+            StepKind::Bp
+        } else {
+            StepKind::Dfa
+        }
     }
 
     /// The propagation the next step will use, without taking the draw.
@@ -320,13 +364,23 @@ impl<N: Loss> Trainer<N> {
     }
 
     /// Gradients of one batch (mean over the batch, master format), with its stats.
-    pub fn gradients(&self, kind: StepKind, batch: &[(&[N::V], usize)], threads: usize) -> (Vec<Vec<N::M>>, StepStats) {
+    pub fn gradients(
+        &self,
+        kind: StepKind,
+        batch: &[(&[N::V], usize)],
+        threads: usize,
+    ) -> (Vec<Vec<N::M>>, StepStats) {
         let f = self.net.forward_copy();
         let threads = threads.clamp(1, batch.len().max(1));
         let chunk = batch.len().div_ceil(threads);
         let parts: Vec<_> = std::thread::scope(|s| {
-            let hs: Vec<_> = batch.chunks(chunk).map(|c| s.spawn(|| run_samples(&self.net, &f, kind, c))).collect();
-            hs.into_iter().map(|h| h.join().expect("worker thread panicked")).collect()
+            let hs: Vec<_> = batch
+                .chunks(chunk)
+                .map(|c| s.spawn(|| run_samples(&self.net, &f, kind, c)))
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("worker thread panicked"))
+                .collect()
         });
         let mut total = GradAcc::zeros(&self.net);
         let mut losses = Vec::new();
@@ -339,9 +393,23 @@ impl<N: Loss> Trainer<N> {
             correct += c;
         }
         let lb = self.hyper.log2_batch;
-        let mut grads: Vec<Vec<N::M>> = total.w.iter().map(|w| w.iter().map(|&a| N::grad_out(a, lb)).collect()).collect();
-        grads.extend(total.b.iter().map(|b| b.iter().map(|&a| N::bias_grad_out(a, lb)).collect()));
-        let stats = StepStats { kind, loss_raw: N::loss_sum(&losses), loss: loss_real / batch.len().max(1) as f64, correct };
+        let mut grads: Vec<Vec<N::M>> = total
+            .w
+            .iter()
+            .map(|w| w.iter().map(|&a| N::grad_out(a, lb)).collect())
+            .collect();
+        grads.extend(
+            total
+                .b
+                .iter()
+                .map(|b| b.iter().map(|&a| N::bias_grad_out(a, lb)).collect()),
+        );
+        let stats = StepStats {
+            kind,
+            loss_raw: N::loss_sum(&losses),
+            loss: loss_real / batch.len().max(1) as f64,
+            correct,
+        };
         (grads, stats)
     }
 
@@ -352,7 +420,11 @@ impl<N: Loss> Trainer<N> {
         let h = self.hyper;
         let nw = self.net.w.len();
         for (k, g) in grads.iter().enumerate() {
-            let theta = if k < nw { &mut self.net.w[k] } else { &mut self.net.b[k - nw] };
+            let theta = if k < nw {
+                &mut self.net.w[k]
+            } else {
+                &mut self.net.b[k - nw]
+            };
             let vb = &mut self.opt.v_bp[k];
             let vd = &mut self.opt.v_dfa[k];
             for j in 0..g.len() {
@@ -363,7 +435,10 @@ impl<N: Loss> Trainer<N> {
                     }
                     StepKind::Dfa => {
                         vd[j] = N::add(N::scale(vd[j], h.alpha), g[j]);
-                        N::add(N::scale(vd[j], h.gamma), N::scale(vb[j], h.gamma.one_minus()))
+                        N::add(
+                            N::scale(vd[j], h.gamma),
+                            N::scale(vb[j], h.gamma.one_minus()),
+                        )
                     }
                 };
                 theta[j] = N::sub(theta[j], N::scale(u, h.eta));
@@ -384,7 +459,6 @@ impl<N: Loss> Trainer<N> {
                 .map(|c| {
                     let f = &f;
                     s.spawn(move || {
-                        
                         let mut t = Trace::<N>::default();
                         c.iter()
                             .map(|x| {
@@ -396,7 +470,9 @@ impl<N: Loss> Trainer<N> {
                     })
                 })
                 .collect();
-            hs.into_iter().flat_map(|h| h.join().expect("worker thread panicked")).collect()
+            hs.into_iter()
+                .flat_map(|h| h.join().expect("worker thread panicked"))
+                .collect()
         })
     }
 }

@@ -86,9 +86,15 @@ pub struct BsbuLane<const EA: usize> {
 impl<const EA: usize> BsbuLane<EA> {
     /// A lane holding the packed `entries` (at most 2^EA), narrowing by `shift`.
     pub fn new(entries: &[u32], shift: u32) -> Self {
-        assert!(entries.len() <= 1 << EA, "lane program larger than its entry memory");
-        let rom: BTreeMap<Bits<EA>, Bits<ENTRY_BITS>> =
-            entries.iter().enumerate().map(|(i, &w)| ((i as u64).to_bits(), (w as u64).to_bits())).collect();
+        assert!(
+            entries.len() <= 1 << EA,
+            "lane program larger than its entry memory"
+        );
+        let rom: BTreeMap<Bits<EA>, Bits<ENTRY_BITS>> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| ((i as u64).to_bits(), (w as u64).to_bits()))
+            .collect();
         let last = entries.len().saturating_sub(1) as u64;
         BsbuLane {
             clock: Default::default(),

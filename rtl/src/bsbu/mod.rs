@@ -35,7 +35,13 @@ pub fn ports() -> Vec<Port> {
 
 /// Entry-memory address width that holds the longest lane program.
 pub fn entry_addr_bits(s: &SparseSign, lanes: usize) -> usize {
-    let longest = s.lane_programs(lanes).iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let longest = s
+        .lane_programs(lanes)
+        .iter()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let mut bits = MIN_ENTRY_ADDR_BITS;
     while (1usize << bits) < longest {
         bits += 1;
@@ -53,8 +59,11 @@ fn build<const EA: usize>(programs: &[Vec<u32>], p: &BsbuParams) -> Result<Strin
 /// entry memories.
 pub fn generate(p: &BsbuParams, s: &SparseSign) -> Result<Emitted, RtlError> {
     check_matches(s, p)?;
-    let programs: Vec<Vec<u32>> =
-        s.lane_programs(p.lanes).iter().map(|prog| prog.iter().map(|e| e.pack()).collect()).collect();
+    let programs: Vec<Vec<u32>> = s
+        .lane_programs(p.lanes)
+        .iter()
+        .map(|prog| prog.iter().map(|e| e.pack()).collect())
+        .collect();
     let ea = entry_addr_bits(s, p.lanes);
     debug_assert!(ea <= MAX_ENTRY_ADDR_BITS);
     let verilog = match ea {
@@ -67,7 +76,13 @@ pub fn generate(p: &BsbuParams, s: &SparseSign) -> Result<Emitted, RtlError> {
         10 => build::<10>(&programs, p),
         11 => build::<11>(&programs, p),
         12 => build::<12>(&programs, p),
-        _ => unreachable!("check_matches bounds the lane program to 2^{MAX_ENTRY_ADDR_BITS} entries"),
+        _ => {
+            unreachable!("check_matches bounds the lane program to 2^{MAX_ENTRY_ADDR_BITS} entries")
+        }
     }?;
-    Ok(Emitted { unit: "bsbu", verilog, ports: ports() })
+    Ok(Emitted {
+        unit: "bsbu",
+        verilog,
+        ports: ports(),
+    })
 }

@@ -302,7 +302,11 @@ impl<const EA: usize> Logic for Bsbu<EA> {
             }
         }
         // The last row leaves: back to LOAD.
-        if (self.state.q.val() == self.st_drain.val()) & self.o_valid.q.val() & self.out_ready.val() & self.o_last.q.val() {
+        if (self.state.q.val() == self.st_drain.val())
+            & self.o_valid.q.val()
+            & self.out_ready.val()
+            & self.o_last.q.val()
+        {
             self.state.d.next = self.st_load.val();
             self.o_valid.d.next = false;
             self.o_last.d.next = false;

@@ -1,0 +1,709 @@
+//! The dilated-conv error-propagation engine (DCE) as the golden model sees it:
+//! paper eq. (7), e_i = (D1 ⊗^g shuffle(D2 ⊗^g e_L)) ⊙ f'(p), for one backward path
+//! whose source and target maps have the same size (a path inside a module).
+//!
+//! Main types:
+//! - [`DceLayer`]: the run-time parameters of one pass (channels, map, k, d, G and
+//!   the two scaling shifts), validated against the ranges below.
+//! - [`DceSizes`]: the generation-time buffer sizes and lane count P of an engine;
+//!   [`DceSizes::check`] says whether a layer fits.
+//! - [`DceWeights`]: the binary backward weights D2 and D1 as sign bits in the
+//!   golden layout `[out_c][in_c / G][k][k]` ([`crate::cnn::ops::ConvGeom`]).
+//! - [`apply`]: the expected e_i. It builds a [`BackPath`] and runs the cdfa code of
+//!   the trainer, so the engine is checked against exactly what training computes
+//!   (the kernel layout, [`crate::cnn::ops::shuffle_perm`] and
+//!   [`crate::format::narrow`] are defined once, there).
+//! - [`DceTraffic`]: the golden model's memory traffic for a layer.
+//!
+//! ## Stream layout of one pass
+//! The input stream carries the C_s·H·W source error words in (c, y, x) order, then
+//! the ReLU mask of the C_t·H·W outputs packed [`MASK_BITS`] to a word, output o in
+//! bit o mod 16 of word o / 16 (1 = p > 0, the error passes). The output stream
+//! carries the C_t·H·W words of e_i in (c, y, x) order.
+
+use crate::cnn::net::{BackPath, BackWeight};
+use crate::cnn::num::Fx;
+use crate::cnn::ops::{self, ConvGeom};
+use crate::params::MAX_SHIFT;
+use crate::rng::Rng;
+use crate::GoldenError;
+
+/// Most parallel output channels P.
+pub const MAX_LANES: usize = 8;
+/// Largest map side.
+pub const MAX_MAP: usize = 32;
+/// Kernel sizes of D1.
+pub const KERNELS: [usize; 3] = [1, 3, 5];
+/// Largest dilation of D1.
+pub const MAX_DIL: usize = 4;
+/// Channel group counts G.
+pub const GROUPS: [usize; 4] = [1, 2, 4, 8];
+/// Most channels on either side (the channel tables have this many entries).
+pub const MAX_CHANNELS: usize = 256;
+/// Address bits of every buffer, table and weight memory.
+pub const ADDR_BITS: usize = 16;
+/// Most words in one buffer or weight memory.
+pub const MAX_WORDS: usize = 1 << ADDR_BITS;
+/// Mask bits per input-stream word.
+pub const MASK_BITS: usize = 16;
+/// Largest fan-in of one output: the 32-bit accumulator must hold
+/// fan_in · 2^15 without wrapping.
+pub const MAX_FAN_IN: usize = (1 << 16) - 1;
+
+/// Run-time parameters of one pass of the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DceLayer {
+    /// Source channels C_s (channels of e_L).
+    pub cs: usize,
+    /// Target channels C_t (channels of e_i).
+    pub ct: usize,
+    /// Map height (source and target).
+    pub h: usize,
+    /// Map width.
+    pub w: usize,
+    /// Kernel size of D1.
+    pub k: usize,
+    /// Dilation of D1 (taps d apart; "same" padding d(k−1)/2).
+    pub dil: usize,
+    /// Channel groups G of D2 and D1 (G = 1: no D2 and no shuffle).
+    pub groups: usize,
+    /// Scaling shift after D2.
+    pub shift2: u32,
+    /// Scaling shift after D1.
+    pub shift1: u32,
+}
+
+fn oor(name: &'static str, v: impl ToString, range: impl ToString) -> GoldenError {
+    GoldenError::out_of_range(name, v, range)
+}
+
+impl DceLayer {
+    /// Validate every field.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cs: usize,
+        ct: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+        dil: usize,
+        groups: usize,
+        shift2: u32,
+        shift1: u32,
+    ) -> Result<Self, GoldenError> {
+        if !KERNELS.contains(&k) {
+            return Err(oor("k", k, "one of 1, 3, 5"));
+        }
+        if !(1..=MAX_DIL).contains(&dil) {
+            return Err(oor("d", dil, format!("1..={MAX_DIL}")));
+        }
+        if !GROUPS.contains(&groups) {
+            return Err(oor("groups", groups, "one of 1, 2, 4, 8"));
+        }
+        if !(1..=MAX_MAP).contains(&h) {
+            return Err(oor("height", h, format!("1..={MAX_MAP}")));
+        }
+        if !(1..=MAX_MAP).contains(&w) {
+            return Err(oor("width", w, format!("1..={MAX_MAP}")));
+        }
+        for (name, c) in [("source channels", cs), ("target channels", ct)] {
+            if !(1..=MAX_CHANNELS).contains(&c) {
+                return Err(oor(name, c, format!("1..={MAX_CHANNELS}")));
+            }
+            if c % groups != 0 {
+                return Err(oor(
+                    "groups",
+                    groups,
+                    format!("a divisor of the {name} {c}"),
+                ));
+            }
+        }
+        for (name, s) in [("shift2", shift2), ("shift1", shift1)] {
+            if s > MAX_SHIFT {
+                return Err(oor(name, s, format!("0..={MAX_SHIFT}")));
+            }
+        }
+        let l = DceLayer {
+            cs,
+            ct,
+            h,
+            w,
+            k,
+            dil,
+            groups,
+            shift2,
+            shift1,
+        };
+        if l.fan_in1() > MAX_FAN_IN {
+            return Err(oor("D1 fan-in", l.fan_in1(), format!("1..={MAX_FAN_IN}")));
+        }
+        Ok(l)
+    }
+
+    /// The engine runs D2 and the shuffle (G > 1).
+    pub fn has_d2(&self) -> bool {
+        self.groups > 1
+    }
+    /// Input channels of D1.
+    pub fn c1(&self) -> usize {
+        if self.has_d2() {
+            self.ct
+        } else {
+            self.cs
+        }
+    }
+    /// D1 input channels per group.
+    pub fn icg1(&self) -> usize {
+        self.c1() / self.groups
+    }
+    /// D2 input channels per group.
+    pub fn icg2(&self) -> usize {
+        self.cs / self.groups
+    }
+    /// Output channels per group (D1 and D2).
+    pub fn ocg(&self) -> usize {
+        self.ct / self.groups
+    }
+    /// Taps of D1 (k²).
+    pub fn taps(&self) -> usize {
+        self.k * self.k
+    }
+    /// D1 fan-in.
+    pub fn fan_in1(&self) -> usize {
+        self.icg1() * self.taps()
+    }
+    /// "Same" padding of D1.
+    pub fn pad(&self) -> usize {
+        self.dil * (self.k - 1) / 2
+    }
+    /// Pixels per map.
+    pub fn hw(&self) -> usize {
+        self.h * self.w
+    }
+    /// Error words at the input.
+    pub fn in_words(&self) -> usize {
+        self.cs * self.hw()
+    }
+    /// Mask words at the input.
+    pub fn mask_words(&self) -> usize {
+        (self.ct * self.hw()).div_ceil(MASK_BITS)
+    }
+    /// Words of one pass's input stream.
+    pub fn stream_words(&self) -> usize {
+        self.in_words() + self.mask_words()
+    }
+    /// Output words.
+    pub fn out_words(&self) -> usize {
+        self.ct * self.hw()
+    }
+    /// Geometry of D2 (when G > 1).
+    pub fn d2_geom(&self) -> Option<ConvGeom> {
+        self.has_d2().then(|| {
+            ConvGeom::new(self.cs, self.h, self.w, self.ct, 1, 1, 0, 1, self.groups)
+                .expect("validated")
+        })
+    }
+    /// Geometry of D1.
+    pub fn d1_geom(&self) -> ConvGeom {
+        ConvGeom::new(
+            self.c1(),
+            self.h,
+            self.w,
+            self.ct,
+            self.k,
+            1,
+            self.pad(),
+            self.dil,
+            self.groups,
+        )
+        .expect("validated: same padding")
+    }
+    /// Nonzero taps times outputs: D2's ct·hw·icg2 plus D1's ct·hw·icg1·k²,
+    /// padding taps included (the engine spends a cycle on them).
+    pub fn work(&self) -> usize {
+        let d2 = if self.has_d2() { self.icg2() } else { 0 };
+        self.out_words() * (d2 + self.fan_in1())
+    }
+    /// The default scaling shifts for this shape (⌈log2 √fan_in⌉, plus `extra` after D1),
+    /// as the trainer draws them.
+    pub fn default_shifts(icg2: usize, fan_in1: usize, extra: u32) -> (u32, u32) {
+        use crate::params::BsbuParams;
+        (
+            BsbuParams::default_shift(icg2),
+            BsbuParams::default_shift(fan_in1) + extra,
+        )
+    }
+}
+
+/// Generation-time sizes of an engine: lanes and buffer depths (words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DceSizes {
+    /// Parallel output channels P.
+    pub lanes: usize,
+    /// Source-error buffer (C_s·H·W).
+    pub ebuf: usize,
+    /// Each lane's bank of the D2 result ((C_t / P)·H·W); 0: the engine has no D2.
+    pub mbuf: usize,
+    /// Largest map (H·W); each lane's output bank holds two maps (ping-pong).
+    pub map: usize,
+    /// Mask buffer words.
+    pub mask: usize,
+    /// D2 weight words (P sign bits each).
+    pub w2: usize,
+    /// D1 weight words (P sign bits each).
+    pub w1: usize,
+    /// Most taps (k²).
+    pub taps: usize,
+}
+
+/// Smallest depth we generate for any memory (keeps address slices ≥ 1 bit).
+const MIN_DEPTH: usize = 2;
+
+impl DceSizes {
+    /// The smallest engine with `lanes` lanes that runs every layer in `layers`.
+    pub fn fitting(lanes: usize, layers: &[DceLayer]) -> Result<Self, GoldenError> {
+        if !(1..=MAX_LANES).contains(&lanes) {
+            return Err(oor("lanes", lanes, format!("1..={MAX_LANES}")));
+        }
+        let mut s = DceSizes {
+            lanes,
+            ebuf: MIN_DEPTH,
+            mbuf: 0,
+            map: MIN_DEPTH,
+            mask: MIN_DEPTH,
+            w2: MIN_DEPTH,
+            w1: MIN_DEPTH,
+            taps: MIN_DEPTH,
+        };
+        for l in layers {
+            Self::check_lanes(lanes, l)?;
+            let blocks = l.ct / lanes;
+            s.ebuf = s.ebuf.max(l.in_words());
+            if l.has_d2() {
+                s.mbuf = s.mbuf.max(blocks * l.hw()).max(MIN_DEPTH);
+                s.w2 = s.w2.max(blocks * l.icg2());
+            }
+            s.map = s.map.max(l.hw());
+            s.mask = s.mask.max(l.mask_words());
+            s.w1 = s.w1.max(blocks * l.fan_in1());
+            s.taps = s.taps.max(l.taps());
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn check_lanes(lanes: usize, l: &DceLayer) -> Result<(), GoldenError> {
+        if l.ocg() % lanes != 0 {
+            return Err(oor(
+                "lanes",
+                lanes,
+                format!(
+                    "a divisor of the {} output channels per group (C_t {} / G {})",
+                    l.ocg(),
+                    l.ct,
+                    l.groups
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every memory within the address space.
+    pub fn validate(&self) -> Result<(), GoldenError> {
+        for (name, v) in [
+            ("source buffer words", self.ebuf),
+            ("D2 bank words", self.mbuf),
+            ("mask words", self.mask),
+            ("D2 weight words", self.w2),
+            ("D1 weight words", self.w1),
+        ] {
+            if v > MAX_WORDS {
+                return Err(oor(name, v, format!("at most {MAX_WORDS}")));
+            }
+        }
+        if 2 * self.map > MAX_WORDS || self.map > MAX_MAP * MAX_MAP {
+            return Err(oor(
+                "map words",
+                self.map,
+                format!("at most {}", MAX_MAP * MAX_MAP),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `l` runs on this engine; names the first buffer it overflows.
+    pub fn check(&self, l: &DceLayer) -> Result<(), GoldenError> {
+        Self::check_lanes(self.lanes, l)?;
+        let blocks = l.ct / self.lanes;
+        let over = |name: &'static str, need: usize, have: usize| {
+            oor(
+                name,
+                need,
+                format!("at most {have}, the size this engine was generated with"),
+            )
+        };
+        if l.hw() > self.map {
+            return Err(over("map (H*W words)", l.hw(), self.map));
+        }
+        if l.in_words() > self.ebuf {
+            return Err(over("source words (C_s*H*W)", l.in_words(), self.ebuf));
+        }
+        if l.has_d2() && blocks * l.hw() > self.mbuf {
+            return Err(over(
+                "D2 bank words (C_t/P*H*W)",
+                blocks * l.hw(),
+                self.mbuf,
+            ));
+        }
+        if l.mask_words() > self.mask {
+            return Err(over("mask words", l.mask_words(), self.mask));
+        }
+        if l.has_d2() && blocks * l.icg2() > self.w2 {
+            return Err(over("D2 weight words", blocks * l.icg2(), self.w2));
+        }
+        if blocks * l.fan_in1() > self.w1 {
+            return Err(over("D1 weight words", blocks * l.fan_in1(), self.w1));
+        }
+        if l.taps() > self.taps {
+            return Err(over("taps (k*k)", l.taps(), self.taps));
+        }
+        Ok(())
+    }
+}
+
+/// The binary backward weights of one path (true = −1), golden layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DceWeights {
+    /// D2 signs, `[C_t][C_s / G]` (None when G = 1).
+    pub d2: Option<Vec<bool>>,
+    /// D1 signs, `[C_t][C_1 / G][k][k]`.
+    pub d1: Vec<bool>,
+}
+
+impl DceWeights {
+    /// Random signs from `rng`.
+    pub fn random(l: &DceLayer, rng: &mut Rng) -> Self {
+        let d2 = l
+            .d2_geom()
+            .map(|g| (0..g.w_len()).map(|_| rng.bit()).collect());
+        let d1 = (0..l.d1_geom().w_len()).map(|_| rng.bit()).collect();
+        DceWeights { d2, d1 }
+    }
+
+    /// Check the lengths against `l`.
+    pub fn check(&self, l: &DceLayer) -> Result<(), GoldenError> {
+        let want2 = l.d2_geom().map(|g| g.w_len());
+        let have2 = self.d2.as_ref().map(Vec::len);
+        if want2 != have2 {
+            return Err(GoldenError::LengthMismatch {
+                what: "D2 weights",
+                expected: want2.unwrap_or(0),
+                actual: have2.unwrap_or(0),
+            });
+        }
+        let want1 = l.d1_geom().w_len();
+        if self.d1.len() != want1 {
+            return Err(GoldenError::LengthMismatch {
+                what: "D1 weights",
+                expected: want1,
+                actual: self.d1.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn binary(neg: &[bool], shift: u32) -> BackWeight<i16> {
+    BackWeight::Binary(
+        neg.to_vec(),
+        shift,
+        neg.iter().map(|&b| if b { -1 } else { 1 }).collect(),
+    )
+}
+
+/// The trainer's backward path for `l` and `w`.
+pub fn path(l: &DceLayer, w: &DceWeights) -> BackPath<i16> {
+    BackPath {
+        target: 0,
+        source: 1,
+        d2: l
+            .d2_geom()
+            .zip(w.d2.as_ref())
+            .map(|(g, n)| (g, binary(n, l.shift2))),
+        shuffle: l.has_d2().then(|| ops::shuffle_perm(l.ct, l.groups)),
+        up: 1,
+        d1: (l.d1_geom(), binary(&w.d1, l.shift1)),
+    }
+}
+
+/// A trainer path the engine can run, as a layer and its weights: binary weights and
+/// equal source and target map sizes (no up-sampling). `None` otherwise.
+pub fn from_path(p: &BackPath<i16>) -> Option<Result<(DceLayer, DceWeights), GoldenError>> {
+    let (g1, w1) = &p.d1;
+    let BackWeight::Binary(n1, s1, _) = w1 else {
+        return None;
+    };
+    // A dense path (from the classifier) is not a conv path.
+    let dense = g1.in_h == 1 && g1.in_w == 1 && g1.out_h == 1 && g1.out_w == 1;
+    if p.up != 1 || dense {
+        return None;
+    }
+    let (cs, d2, s2) = match &p.d2 {
+        Some((g2, BackWeight::Binary(n2, s2, _))) => (g2.in_c, Some(n2.clone()), *s2),
+        Some(_) => return None,
+        None => (g1.in_c, None, 0),
+    };
+    Some(
+        DceLayer::new(
+            cs, g1.out_c, g1.out_h, g1.out_w, g1.k, g1.dil, g1.groups, s2, *s1,
+        )
+        .map(|l| (l, DceWeights { d2, d1: n1.clone() })),
+    )
+}
+
+fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), GoldenError> {
+    if expected != actual {
+        return Err(GoldenError::LengthMismatch {
+            what,
+            expected,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// e_i = (D1 ⊗ shuffle(D2 ⊗ e_src)) ⊙ mask, by the trainer's own cdfa code.
+pub fn apply(
+    l: &DceLayer,
+    w: &DceWeights,
+    e_src: &[i16],
+    mask: &[bool],
+) -> Result<Vec<i16>, GoldenError> {
+    w.check(l)?;
+    check_len("source errors", l.in_words(), e_src.len())?;
+    check_len("ReLU mask", l.out_words(), mask.len())?;
+    let mut out = vec![0i16; l.out_words()];
+    let mut s = ops::Scratch::<Fx>::default();
+    path(l, w).apply::<Fx>(e_src, &mut out, &mut s);
+    for (y, &m) in out.iter_mut().zip(mask) {
+        if !m {
+            *y = 0;
+        }
+    }
+    Ok(out)
+}
+
+/// The input stream of one pass: errors, then the packed mask.
+pub fn pack_stream(l: &DceLayer, e_src: &[i16], mask: &[bool]) -> Result<Vec<u16>, GoldenError> {
+    check_len("source errors", l.in_words(), e_src.len())?;
+    check_len("ReLU mask", l.out_words(), mask.len())?;
+    let mut s: Vec<u16> = e_src.iter().map(|&e| e as u16).collect();
+    for chunk in mask.chunks(MASK_BITS) {
+        s.push(
+            chunk
+                .iter()
+                .enumerate()
+                .fold(0u16, |a, (i, &m)| a | ((m as u16) << i)),
+        );
+    }
+    Ok(s)
+}
+
+/// Memory traffic of one pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DceTraffic {
+    /// Error words taken from the input stream.
+    pub stream_words: u64,
+    /// Error words read from a buffer (padding taps read nothing).
+    pub error_reads: u64,
+    /// Weight bits read.
+    pub weight_bits: u64,
+}
+
+/// The golden model's traffic for `l`: one error word and one weight bit per
+/// in-range tap of each output (D2, then D1), and each input word once.
+pub fn golden_traffic(l: &DceLayer) -> DceTraffic {
+    let mut t = DceTraffic {
+        stream_words: l.in_words() as u64,
+        ..Default::default()
+    };
+    let geoms = l.d2_geom().into_iter().chain(std::iter::once(l.d1_geom()));
+    for g in geoms {
+        g.for_each_tap(|_, _, _| t.error_reads += 1);
+    }
+    t.weight_bits = t.error_reads;
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_layers_name_the_value_and_range() {
+        let e = DceLayer::new(8, 8, 7, 7, 3, 5, 2, 1, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("d = 5") && e.contains("1..=4"), "{e}");
+        let e = DceLayer::new(8, 8, 7, 7, 4, 1, 2, 1, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("k = 4"), "{e}");
+        let e = DceLayer::new(6, 8, 7, 7, 3, 1, 4, 1, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("groups = 4") && e.contains("source channels 6"),
+            "{e}"
+        );
+        let e = DceLayer::new(8, 8, 33, 7, 3, 1, 1, 1, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("height = 33"), "{e}");
+        let e = DceLayer::new(8, 8, 7, 7, 3, 1, 3, 1, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("groups = 3"), "{e}");
+        let e = DceLayer::new(8, 8, 7, 7, 3, 1, 1, 17, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shift2 = 17"), "{e}");
+    }
+
+    #[test]
+    fn sizes_reject_layers_that_do_not_fit() {
+        let small = DceLayer::new(8, 8, 5, 5, 3, 2, 2, 1, 3).unwrap();
+        let s = DceSizes::fitting(4, &[small]).unwrap();
+        s.check(&small).unwrap();
+        let big = DceLayer::new(8, 8, 7, 7, 3, 2, 2, 1, 3).unwrap();
+        let e = s.check(&big).unwrap_err().to_string();
+        assert!(
+            e.contains("map (H*W words) = 49") && e.contains("at most 25"),
+            "{e}"
+        );
+        let e = DceSizes::fitting(4, &[DceLayer::new(8, 8, 5, 5, 3, 1, 8, 1, 3).unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("lanes = 4") && e.contains("1 output channels per group"),
+            "{e}"
+        );
+        assert!(DceSizes::fitting(9, &[small])
+            .unwrap_err()
+            .to_string()
+            .contains("lanes = 9"));
+    }
+
+    #[test]
+    fn apply_checks_lengths_and_masks() {
+        let l = DceLayer::new(4, 4, 3, 3, 3, 1, 2, 1, 2).unwrap();
+        let w = DceWeights::random(&l, &mut Rng::new(3));
+        let e = vec![1000i16; l.in_words()];
+        let all = apply(&l, &w, &e, &vec![true; l.out_words()]).unwrap();
+        assert!(all.iter().any(|&v| v != 0));
+        let none = apply(&l, &w, &e, &vec![false; l.out_words()]).unwrap();
+        assert!(none.iter().all(|&v| v == 0));
+        let err = apply(&l, &w, &e[1..], &vec![true; l.out_words()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("source errors") && err.contains("35") && err.contains("36"),
+            "{err}"
+        );
+    }
+
+    /// D2 → shuffle → D1 by hand, tap by tap, from the paper's definitions (an
+    /// independent reference of the trainer's path).
+    #[test]
+    fn apply_equals_a_tap_by_tap_reference() {
+        use crate::format::{narrow, ERROR};
+        for (g, d, k) in [
+            (1, 1, 3),
+            (2, 2, 3),
+            (4, 3, 3),
+            (8, 4, 3),
+            (2, 1, 5),
+            (4, 2, 1),
+        ] {
+            let l = DceLayer::new(8, 16, 5, 7, k, d, g, 2, 4).unwrap();
+            let mut rng = Rng::new(g as u64 * 10 + d as u64);
+            let w = DceWeights::random(&l, &mut rng);
+            let e: Vec<i16> = (0..l.in_words())
+                .map(|_| rng.range_i64(-30000, 30000) as i16)
+                .collect();
+            let mask: Vec<bool> = (0..l.out_words()).map(|_| rng.below(4) != 0).collect();
+            let (h, wd, hw) = (l.h as i64, l.w as i64, l.hw());
+            let mid: Vec<i16> = if let Some(n2) = &w.d2 {
+                let mut y = vec![0i16; l.ct * hw];
+                for oc in 0..l.ct {
+                    let grp = oc / l.ocg();
+                    for px in 0..hw {
+                        let mut a = 0i64;
+                        for i in 0..l.icg2() {
+                            let v = e[(grp * l.icg2() + i) * hw + px] as i64;
+                            a += if n2[oc * l.icg2() + i] { -v } else { v };
+                        }
+                        y[oc * hw + px] = narrow(a, l.shift2, ERROR) as i16;
+                    }
+                }
+                // Shuffle: out channel i·G + grp = in channel grp·(C/G) + i.
+                let mut z = vec![0i16; y.len()];
+                let per = l.ct / g;
+                for grp in 0..g {
+                    for i in 0..per {
+                        z[(i * g + grp) * hw..][..hw]
+                            .copy_from_slice(&y[(grp * per + i) * hw..][..hw]);
+                    }
+                }
+                z
+            } else {
+                e.clone()
+            };
+            let pad = l.pad() as i64;
+            let mut want = vec![0i16; l.out_words()];
+            for oc in 0..l.ct {
+                let grp = oc / l.ocg();
+                for y in 0..h {
+                    for x in 0..wd {
+                        let mut a = 0i64;
+                        for i in 0..l.icg1() {
+                            for ky in 0..k as i64 {
+                                for kx in 0..k as i64 {
+                                    let (iy, ix) =
+                                        (y + ky * d as i64 - pad, x + kx * d as i64 - pad);
+                                    if iy < 0 || iy >= h || ix < 0 || ix >= wd {
+                                        continue;
+                                    }
+                                    let v = mid[((grp * l.icg1() + i) * l.h + iy as usize) * l.w
+                                        + ix as usize]
+                                        as i64;
+                                    let wi =
+                                        ((oc * l.icg1() + i) * k + ky as usize) * k + kx as usize;
+                                    a += if w.d1[wi] { -v } else { v };
+                                }
+                            }
+                        }
+                        let o = (oc * l.h + y as usize) * l.w + x as usize;
+                        want[o] = if mask[o] {
+                            narrow(a, l.shift1, ERROR) as i16
+                        } else {
+                            0
+                        };
+                    }
+                }
+            }
+            assert_eq!(apply(&l, &w, &e, &mask).unwrap(), want, "G={g} d={d} k={k}");
+        }
+    }
+
+    #[test]
+    fn stream_packs_the_mask_lsb_first() {
+        let l = DceLayer::new(1, 1, 3, 6, 1, 1, 1, 0, 0).unwrap();
+        let mut mask = vec![false; 18];
+        mask[0] = true;
+        mask[17] = true;
+        let s = pack_stream(&l, &[5i16; 18], &mask).unwrap();
+        assert_eq!(s.len(), 18 + 2);
+        assert_eq!((s[18], s[19]), (1, 2));
+    }
+}

@@ -1,0 +1,63 @@
+//! The dilated-conv error-propagation engine (paper eq. 7): [`Dce`] (top),
+//! [`DceLane`] (one output channel's accumulator), [`NarrowRt`] (round/saturate with a
+//! run-time shift), [`DceMem`] (a memory of generation-time depth), the register map
+//! [`regs`], and [`generate`].
+//!
+//! Generation time fixes the lane count P and the buffer sizes ([`DceSizes`]); the
+//! layer (channels, map, k, d, G, shifts, weights) is configured at run time through
+//! the register port, so one build runs every layer that fits.
+
+mod lane;
+mod mem;
+mod narrow_rt;
+pub mod regs;
+mod top;
+
+pub use lane::DceLane;
+pub use mem::DceMem;
+pub use narrow_rt::NarrowRt;
+pub use top::Dce;
+
+use golden::dce::{DceSizes, ADDR_BITS};
+use golden::format::ERROR_BITS;
+use rust_hdl::prelude::*;
+
+use crate::{checked_verilog, Dir, Emitted, Port, RtlError};
+use regs::{CFG_ADDR_BITS, CFG_DATA_BITS};
+
+/// The top-level ports of the engine, clock first.
+pub fn ports() -> Vec<Port> {
+    let p = |name, width, dir| Port { name, width, dir };
+    vec![
+        p("clock", 1, Dir::In),
+        p("in_data", ERROR_BITS, Dir::In),
+        p("in_valid", 1, Dir::In),
+        p("in_last", 1, Dir::In),
+        p("in_ready", 1, Dir::Out),
+        p("out_data", ERROR_BITS, Dir::Out),
+        p("out_valid", 1, Dir::Out),
+        p("out_ready", 1, Dir::In),
+        p("out_last", 1, Dir::Out),
+        p("phase", 2, Dir::Out),
+        p("len_err", 1, Dir::Out),
+        p("cfg_we", 1, Dir::In),
+        p("cfg_addr", CFG_ADDR_BITS, Dir::In),
+        p("cfg_data", CFG_DATA_BITS, Dir::In),
+        p("rd_err", 1, Dir::Out),
+        p("rd_w", 1, Dir::Out),
+    ]
+}
+
+/// Emit an engine with the generation-time `sizes`.
+pub fn generate(sizes: &DceSizes) -> Result<Emitted, RtlError> {
+    sizes.validate()?;
+    debug_assert!(ADDR_BITS == 16);
+    let mut uut = Dce::new(sizes);
+    uut.connect_all();
+    let verilog = checked_verilog("dce", &uut)?;
+    Ok(Emitted {
+        unit: "dce",
+        verilog,
+        ports: ports(),
+    })
+}

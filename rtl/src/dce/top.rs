@@ -1,0 +1,1178 @@
+//! The engine's top level. One pass over a vector:
+//! 1. LOAD (phase 0): the input stream fills the source buffer (C_s·H·W words) and
+//!    the mask buffer. `in_last` must come with the configured stream's last word;
+//!    early or missing, the pass still runs and `len_err` is raised.
+//! 2. D2 (phase 1, only when G > 1): a 1×1 grouped binary conv from the source
+//!    buffer into the P D2-result banks, narrowed by SH2.
+//! 3. D1 (phase 2): the k×k grouped binary conv with dilation d. The channel table
+//!    maps each D1 input channel through the shuffle to its D2 bank and address (or
+//!    to the source buffer when G = 1); the tap table lists only the k² real taps,
+//!    so the dilation's inserted zeros are never fetched. Taps that fall into the
+//!    padding read nothing and add zero. Each finished output is narrowed by SH1 into
+//!    one half of the ping-pong output buffer.
+//! 4. TAIL (phase 3): everything issued; the last blocks drain.
+//!
+//! The drain runs beside D1: a finished block of P channels leaves in (c, y, x)
+//! order, each word ANDed with its ReLU mask bit, while the next block computes in
+//! the other half.
+//!
+//! Compute pipeline (one tap per cycle; it never stalls inside a block, a block only
+//! waits at its start for its output half to be free):
+//! - S0: counters address the tap, channel and weight tables.
+//! - S1: tap row/column range check and buffer address; the buffer read is issued.
+//! - S2: the P lanes add or subtract the word by their sign bits.
+//! - S3: on an output's last tap, the narrowed sums are written (D2 bank or output half).
+
+use golden::dce::{DceSizes, ADDR_BITS, MAX_CHANNELS, MAX_LANES};
+use golden::format::ERROR_BITS;
+use rust_hdl::prelude::*;
+
+use super::lane::DceLane;
+use super::mem::DceMem;
+use super::narrow_rt::SHIFT_BITS;
+use super::regs::{self, CFG_ADDR_BITS, CFG_DATA_BITS};
+
+/// The engine.
+#[derive(LogicBlock)]
+pub struct Dce {
+    /// Clock.
+    pub clock: Signal<In, Clock>,
+    /// Input stream: source errors, then packed mask words.
+    pub in_data: Signal<In, Signed<ERROR_BITS>>,
+    /// Input stream valid.
+    pub in_valid: Signal<In, Bit>,
+    /// Marks the last word of a pass's input (checked against the configured length).
+    pub in_last: Signal<In, Bit>,
+    /// Input stream ready (high in LOAD).
+    pub in_ready: Signal<Out, Bit>,
+    /// Output stream: e_i in (c, y, x) order.
+    pub out_data: Signal<Out, Signed<ERROR_BITS>>,
+    /// Output stream valid.
+    pub out_valid: Signal<Out, Bit>,
+    /// Output stream ready (backpressure).
+    pub out_ready: Signal<In, Bit>,
+    /// Marks a pass's last output.
+    pub out_last: Signal<Out, Bit>,
+    /// Phase: 0 LOAD, 1 D2, 2 D1, 3 TAIL.
+    pub phase: Signal<Out, Bits<2>>,
+    /// The last input stream's length disagreed with the configured map (in_last early or missing).
+    pub len_err: Signal<Out, Bit>,
+    /// Configuration write strobe.
+    pub cfg_we: Signal<In, Bit>,
+    /// Configuration address: region (4 bits) and index (16 bits).
+    pub cfg_addr: Signal<In, Bits<CFG_ADDR_BITS>>,
+    /// Configuration data.
+    pub cfg_data: Signal<In, Bits<CFG_DATA_BITS>>,
+    /// A buffer error word is read this cycle (traffic counter).
+    pub rd_err: Signal<Out, Bit>,
+    /// A weight word (P sign bits) is read this cycle (traffic counter).
+    pub rd_w: Signal<Out, Bit>,
+    /// Source errors e_L, C_s·H·W words.
+    ebuf: DceMem<Signed<ERROR_BITS>>,
+    /// D2 results, one bank per lane: D2 output channel c sits in bank c mod P at (c / P)·H·W.
+    mbuf: Vec<DceMem<Signed<ERROR_BITS>>>,
+    /// Finished outputs, one bank per lane, two halves (ping-pong between compute and drain).
+    obuf: Vec<DceMem<Signed<ERROR_BITS>>>,
+    /// ReLU mask words.
+    maskm: DceMem<Bits<ERROR_BITS>>,
+    /// Tap table: dy (low 16 bits), dx (high 16 bits), two's complement.
+    tapyx: DceMem<Bits<CFG_DATA_BITS>>,
+    /// Tap table: address offset dy·W + dx.
+    tapoff: DceMem<Bits<ADDR_BITS>>,
+    /// Channel table: base address (low 16 bits) and one-hot bank (bits 16..24); D1 entries first, D2 entries from CHAN_D2_BASE. The shuffle is this table.
+    chan: DceMem<Bits<CFG_DATA_BITS>>,
+    /// Weight signs, P bits per word: D2 words, then D1 words.
+    wmem: DceMem<Bits<MAX_LANES>>,
+    /// The P lanes; lane l computes output channel blk·P + l.
+    lanes: Vec<DceLane>,
+    /// Phase register.
+    state: DFF<Bits<2>>,
+    /// Current compute pass: 0 = D2, 1 = D1.
+    pass_d1: DFF<Bit>,
+    /// S0: taps remain to be issued in this pass.
+    run: DFF<Bit>,
+    /// LOAD: the error words are in, mask words are arriving.
+    lmask: DFF<Bit>,
+    /// LOAD: next source-buffer address.
+    lcnt: DFF<Bits<ADDR_BITS>>,
+    /// LOAD: next mask-buffer address.
+    mcnt: DFF<Bits<ADDR_BITS>>,
+    /// The last input stream was shorter or longer than the configured map.
+    len_err_r: DFF<Bit>,
+    /// S0: tap index ky·k + kx.
+    tap: DFF<Bits<ADDR_BITS>>,
+    /// S0: input channel within the group.
+    icl: DFF<Bits<ADDR_BITS>>,
+    /// S0: input channel (channel-table index).
+    ic: DFF<Bits<ADDR_BITS>>,
+    /// S0: first input channel of the current group.
+    icbase: DFF<Bits<ADDR_BITS>>,
+    /// S0: weight word within the block's row of (channel, tap).
+    widx: DFF<Bits<ADDR_BITS>>,
+    /// S0: first weight word of the current block.
+    wbase: DFF<Bits<ADDR_BITS>>,
+    /// S0: output pixel y·W + x.
+    pix: DFF<Bits<ADDR_BITS>>,
+    /// S0: output row.
+    oy: DFF<Bits<ADDR_BITS>>,
+    /// S0: output column.
+    ox: DFF<Bits<ADDR_BITS>>,
+    /// S0: block index within its group.
+    bing: DFF<Bits<ADDR_BITS>>,
+    /// S0: block of P output channels.
+    blk: DFF<Bits<ADDR_BITS>>,
+    /// S0: output-buffer half of the current block (block parity).
+    half: DFF<Bit>,
+    /// S0: running output index blk·H·W + pix (D2 result address).
+    bpix: DFF<Bits<ADDR_BITS>>,
+    /// Output-buffer half 0 holds a block being computed or drained.
+    busy0: DFF<Bit>,
+    /// Output-buffer half 1 holds a block being computed or drained.
+    busy1: DFF<Bit>,
+    /// Output-buffer half 0 holds a finished block.
+    full0: DFF<Bit>,
+    /// Output-buffer half 1 holds a finished block.
+    full1: DFF<Bit>,
+    /// S1 holds a tap.
+    v1: DFF<Bit>,
+    /// S1: first tap of an output.
+    first1: DFF<Bit>,
+    /// S1: last tap of an output.
+    last1: DFF<Bit>,
+    /// S1: last tap of the block.
+    bend1: DFF<Bit>,
+    /// S1: output-buffer half.
+    half1: DFF<Bit>,
+    /// S1: output row.
+    oy1: DFF<Bits<ADDR_BITS>>,
+    /// S1: output column.
+    ox1: DFF<Bits<ADDR_BITS>>,
+    /// S1: output pixel.
+    pix1: DFF<Bits<ADDR_BITS>>,
+    /// S1: running output index.
+    bpix1: DFF<Bits<ADDR_BITS>>,
+    /// S2 holds a tap.
+    v2: DFF<Bit>,
+    /// S2: first tap of an output.
+    first2: DFF<Bit>,
+    /// S2: last tap of an output.
+    last2: DFF<Bit>,
+    /// S2: last tap of the block.
+    bend2: DFF<Bit>,
+    /// S2: output-buffer half.
+    half2: DFF<Bit>,
+    /// S2: the tap lies inside the map (else it adds zero).
+    inb2: DFF<Bit>,
+    /// S2: the P weight signs of the tap (bit l: lane l subtracts).
+    signs2: DFF<Bits<MAX_LANES>>,
+    /// S2: one-hot D2-result bank holding the tap's channel.
+    bank2: DFF<Bits<MAX_LANES>>,
+    /// S2: output pixel.
+    pix2: DFF<Bits<ADDR_BITS>>,
+    /// S2: running output index.
+    bpix2: DFF<Bits<ADDR_BITS>>,
+    /// S3: the lanes closed an output (their y is valid).
+    v3: DFF<Bit>,
+    /// S3: it is the block's last output.
+    bend3: DFF<Bit>,
+    /// S3: output-buffer half.
+    half3: DFF<Bit>,
+    /// S3: output pixel.
+    pix3: DFF<Bits<ADDR_BITS>>,
+    /// S3: running output index.
+    bpix3: DFF<Bits<ADDR_BITS>>,
+    /// DRAIN: half being drained.
+    d_half: DFF<Bit>,
+    /// DRAIN: one-hot lane (channel within the block) of the next fetch.
+    dl: DFF<Bits<MAX_LANES>>,
+    /// DRAIN: pixel of the next fetch.
+    dp: DFF<Bits<ADDR_BITS>>,
+    /// DRAIN: output index of the next fetch (mask bit).
+    o: DFF<Bits<ADDR_BITS>>,
+    /// DRAIN: output-buffer address presented last cycle (held while stalled).
+    pa_addr: DFF<Bits<ADDR_BITS>>,
+    /// DRAIN: mask address presented last cycle (held while stalled).
+    pa_maddr: DFF<Bits<ADDR_BITS>>,
+    /// DRAIN: the memories' read data is a fetched output.
+    s1_valid: DFF<Bit>,
+    /// DRAIN: one-hot lane of the fetched output.
+    s1_sel: DFF<Bits<MAX_LANES>>,
+    /// DRAIN: mask bit of the fetched output within its mask word.
+    s1_bit: DFF<Bits<4>>,
+    /// DRAIN: the fetched output is the pass's last.
+    s1_last: DFF<Bit>,
+    /// Output register: valid.
+    o_valid: DFF<Bit>,
+    /// Output register: data.
+    o_data: DFF<Signed<ERROR_BITS>>,
+    /// Output register: last.
+    o_last: DFF<Bit>,
+    /// Register H: map height.
+    r_h: DFF<Bits<ADDR_BITS>>,
+    /// Register W: map width.
+    r_w: DFF<Bits<ADDR_BITS>>,
+    /// Register HW: H·W (offset of output-buffer half 1).
+    r_hw: DFF<Bits<ADDR_BITS>>,
+    /// Register HW_M1: H·W − 1.
+    r_hw_m1: DFF<Bits<ADDR_BITS>>,
+    /// Register W_M1: W − 1.
+    r_w_m1: DFF<Bits<ADDR_BITS>>,
+    /// Register EIN_M1: C_s·H·W − 1 (last source word).
+    r_ein_m1: DFF<Bits<ADDR_BITS>>,
+    /// Register MASK_M1: mask words − 1.
+    r_mask_m1: DFF<Bits<ADDR_BITS>>,
+    /// Register OUT_M1: C_t·H·W − 1 (last output).
+    r_out_m1: DFF<Bits<ADDR_BITS>>,
+    /// Register NTAP_M1: k² − 1.
+    r_ntap_m1: DFF<Bits<ADDR_BITS>>,
+    /// Register ICG1_M1: D1 input channels per group − 1.
+    r_icg1_m1: DFF<Bits<ADDR_BITS>>,
+    /// Register ICG2_M1: D2 input channels per group − 1.
+    r_icg2_m1: DFF<Bits<ADDR_BITS>>,
+    /// Register NBLK_M1: C_t / P − 1 (last block).
+    r_nblk_m1: DFF<Bits<ADDR_BITS>>,
+    /// Register BPG_M1: blocks per group − 1.
+    r_bpg_m1: DFF<Bits<ADDR_BITS>>,
+    /// Register ICG1: D1 input channels per group.
+    r_icg1: DFF<Bits<ADDR_BITS>>,
+    /// Register ICG2: D2 input channels per group.
+    r_icg2: DFF<Bits<ADDR_BITS>>,
+    /// Register WS1: D1 weight words per block (channels per group · k²).
+    r_ws1: DFF<Bits<ADDR_BITS>>,
+    /// Register WS2: D2 weight words per block.
+    r_ws2: DFF<Bits<ADDR_BITS>>,
+    /// Register SH1: scaling shift after D1.
+    r_sh1: DFF<Bits<SHIFT_BITS>>,
+    /// Register SH2: scaling shift after D2.
+    r_sh2: DFF<Bits<SHIFT_BITS>>,
+    /// Register HAS_D2: 1: run D2 and the shuffle (G > 1).
+    r_d2: DFF<Bit>,
+    /// Configuration address: region.
+    region: Signal<Local, Bits<4>>,
+    /// Configuration address: index within the region.
+    idx: Signal<Local, Bits<ADDR_BITS>>,
+    /// A configuration write to a scalar register.
+    cfg_reg: Signal<Local, Bit>,
+    /// An input word is taken.
+    in_fire: Signal<Local, Bit>,
+    /// The word at the input is the configured stream's last.
+    in_final: Signal<Local, Bit>,
+    /// Start a compute pass: zero the S0 counters.
+    seq_reset: Signal<Local, Bit>,
+    /// Last tap of the current pass.
+    lim_tap: Signal<Local, Bits<ADDR_BITS>>,
+    /// Last input channel within a group, current pass.
+    lim_icl: Signal<Local, Bits<ADDR_BITS>>,
+    /// Input channels per group, current pass.
+    icg: Signal<Local, Bits<ADDR_BITS>>,
+    /// Weight words per block, current pass.
+    ws: Signal<Local, Bits<ADDR_BITS>>,
+    /// The current block's output half is taken.
+    busy_h: Signal<Local, Bit>,
+    /// S0 is at a block's first tap.
+    bstart: Signal<Local, Bit>,
+    /// S0 issues a tap this cycle.
+    go: Signal<Local, Bit>,
+    /// S0: last tap.
+    tap_last: Signal<Local, Bit>,
+    /// S0: last input channel of the group.
+    icl_last: Signal<Local, Bit>,
+    /// S0: last pixel.
+    pix_last: Signal<Local, Bit>,
+    /// S0: last block.
+    blk_last: Signal<Local, Bit>,
+    /// Taps read the D2 result (D1 pass with G > 1), else the source buffer.
+    src_m: Signal<Local, Bit>,
+    /// S1: tap row offset (two's complement).
+    sdy: Signal<Local, Bits<ADDR_BITS>>,
+    /// S1: tap column offset.
+    sdx: Signal<Local, Bits<ADDR_BITS>>,
+    /// S1: tap address offset dy·W + dx.
+    soff: Signal<Local, Bits<ADDR_BITS>>,
+    /// S1: input row; out of range (also when negative: it wraps) means padding.
+    ty: Signal<Local, Bits<ADDR_BITS>>,
+    /// S1: input column.
+    tx: Signal<Local, Bits<ADDR_BITS>>,
+    /// S1: the tap lies inside the map.
+    inb: Signal<Local, Bit>,
+    /// S1: buffer address of the tap.
+    addr: Signal<Local, Bits<ADDR_BITS>>,
+    /// S1: a buffer word is read.
+    ren_src: Signal<Local, Bit>,
+    /// S2: the tap's error word (0 for padding).
+    word: Signal<Local, Signed<ERROR_BITS>>,
+    /// S3: output-buffer address.
+    oaddr: Signal<Local, Bits<ADDR_BITS>>,
+    /// No tap in S1..S3.
+    pipe_empty: Signal<Local, Bit>,
+    /// DRAIN: the output register takes a new word.
+    advance: Signal<Local, Bit>,
+    /// DRAIN: the half being drained is finished.
+    full_h: Signal<Local, Bit>,
+    /// DRAIN: output-buffer address presented this cycle.
+    a_addr: Signal<Local, Bits<ADDR_BITS>>,
+    /// DRAIN: mask address presented this cycle.
+    a_maddr: Signal<Local, Bits<ADDR_BITS>>,
+    /// DRAIN: the fetched output, from its lane's bank.
+    sel_data: Signal<Local, Signed<ERROR_BITS>>,
+    /// DRAIN: the mask word shifted to the fetched output's bit (a slice of an expression does not emit valid Verilog).
+    mshift: Signal<Local, Bits<ERROR_BITS>>,
+    /// DRAIN: the fetched output's mask bit.
+    mbit: Signal<Local, Bit>,
+    /// Phase LOAD.
+    st_load: Constant<Bits<2>>,
+    /// Phase D2.
+    st_d2: Constant<Bits<2>>,
+    /// Phase D1.
+    st_d1: Constant<Bits<2>>,
+    /// Phase TAIL: all taps issued, the last blocks drain.
+    st_tail: Constant<Bits<2>>,
+    /// Region of the scalar registers.
+    rg_regs: Constant<Bits<4>>,
+    /// Region of the tap table (dy, dx).
+    rg_tapyx: Constant<Bits<4>>,
+    /// Region of the tap table (address offset).
+    rg_tapoff: Constant<Bits<4>>,
+    /// Region of the channel table.
+    rg_chan: Constant<Bits<4>>,
+    /// Region of the weight memory.
+    rg_weight: Constant<Bits<4>>,
+    /// Zero counter.
+    zero16: Constant<Bits<ADDR_BITS>>,
+    /// Channel-table index of D2's first entry.
+    chan_d2: Constant<Bits<ADDR_BITS>>,
+    /// Weight-memory index of D1's first word.
+    w1_base: Constant<Bits<ADDR_BITS>>,
+    /// One-hot bit of lane P − 1.
+    top_sel: Constant<Bits<MAX_LANES>>,
+    /// One-hot bit of lane 0.
+    first_sel: Constant<Bits<MAX_LANES>>,
+    /// Zero error word.
+    zero_err: Constant<Signed<ERROR_BITS>>,
+    /// Register index of H.
+    ri_h: Constant<Bits<ADDR_BITS>>,
+    /// Register index of W.
+    ri_w: Constant<Bits<ADDR_BITS>>,
+    /// Register index of HW.
+    ri_hw: Constant<Bits<ADDR_BITS>>,
+    /// Register index of HW_M1.
+    ri_hw_m1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of W_M1.
+    ri_w_m1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of EIN_M1.
+    ri_ein_m1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of MASK_M1.
+    ri_mask_m1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of OUT_M1.
+    ri_out_m1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of NTAP_M1.
+    ri_ntap_m1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of ICG1_M1.
+    ri_icg1_m1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of ICG2_M1.
+    ri_icg2_m1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of NBLK_M1.
+    ri_nblk_m1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of BPG_M1.
+    ri_bpg_m1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of ICG1.
+    ri_icg1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of ICG2.
+    ri_icg2: Constant<Bits<ADDR_BITS>>,
+    /// Register index of WS1.
+    ri_ws1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of WS2.
+    ri_ws2: Constant<Bits<ADDR_BITS>>,
+    /// Register index of SH1.
+    ri_sh1: Constant<Bits<ADDR_BITS>>,
+    /// Register index of SH2.
+    ri_sh2: Constant<Bits<ADDR_BITS>>,
+    /// Register index of HAS_D2.
+    ri_d2: Constant<Bits<ADDR_BITS>>,
+    /// Lanes (loop bound).
+    _lanes: usize,
+    /// D2 banks (loop bound): P, or 0 when the engine has no D2.
+    _mbanks: usize,
+}
+
+impl Dce {
+    /// An engine with the generation-time `sizes` (validated by the caller).
+    pub fn new(sizes: &DceSizes) -> Self {
+        let mbanks = if sizes.mbuf > 0 { sizes.lanes } else { 0 };
+        Dce {
+            clock: Default::default(),
+            in_data: Default::default(),
+            in_valid: Default::default(),
+            in_last: Default::default(),
+            in_ready: Default::default(),
+            out_data: Default::default(),
+            out_valid: Default::default(),
+            out_ready: Default::default(),
+            out_last: Default::default(),
+            phase: Default::default(),
+            len_err: Default::default(),
+            cfg_we: Default::default(),
+            cfg_addr: Default::default(),
+            cfg_data: Default::default(),
+            rd_err: Default::default(),
+            rd_w: Default::default(),
+            ebuf: DceMem::new(sizes.ebuf),
+            mbuf: (0..mbanks).map(|_| DceMem::new(sizes.mbuf)).collect(),
+            obuf: (0..sizes.lanes)
+                .map(|_| DceMem::new(2 * sizes.map))
+                .collect(),
+            maskm: DceMem::new(sizes.mask),
+            tapyx: DceMem::new(sizes.taps),
+            tapoff: DceMem::new(sizes.taps),
+            chan: DceMem::new(2 * MAX_CHANNELS),
+            wmem: DceMem::new(sizes.w2 + sizes.w1),
+            lanes: (0..sizes.lanes).map(|_| DceLane::default()).collect(),
+            state: Default::default(),
+            pass_d1: Default::default(),
+            run: Default::default(),
+            lmask: Default::default(),
+            lcnt: Default::default(),
+            mcnt: Default::default(),
+            len_err_r: Default::default(),
+            tap: Default::default(),
+            icl: Default::default(),
+            ic: Default::default(),
+            icbase: Default::default(),
+            widx: Default::default(),
+            wbase: Default::default(),
+            pix: Default::default(),
+            oy: Default::default(),
+            ox: Default::default(),
+            bing: Default::default(),
+            blk: Default::default(),
+            half: Default::default(),
+            bpix: Default::default(),
+            busy0: Default::default(),
+            busy1: Default::default(),
+            full0: Default::default(),
+            full1: Default::default(),
+            v1: Default::default(),
+            first1: Default::default(),
+            last1: Default::default(),
+            bend1: Default::default(),
+            half1: Default::default(),
+            oy1: Default::default(),
+            ox1: Default::default(),
+            pix1: Default::default(),
+            bpix1: Default::default(),
+            v2: Default::default(),
+            first2: Default::default(),
+            last2: Default::default(),
+            bend2: Default::default(),
+            half2: Default::default(),
+            inb2: Default::default(),
+            signs2: Default::default(),
+            bank2: Default::default(),
+            pix2: Default::default(),
+            bpix2: Default::default(),
+            v3: Default::default(),
+            bend3: Default::default(),
+            half3: Default::default(),
+            pix3: Default::default(),
+            bpix3: Default::default(),
+            d_half: Default::default(),
+            dl: Default::default(),
+            dp: Default::default(),
+            o: Default::default(),
+            pa_addr: Default::default(),
+            pa_maddr: Default::default(),
+            s1_valid: Default::default(),
+            s1_sel: Default::default(),
+            s1_bit: Default::default(),
+            s1_last: Default::default(),
+            o_valid: Default::default(),
+            o_data: Default::default(),
+            o_last: Default::default(),
+            r_h: Default::default(),
+            r_w: Default::default(),
+            r_hw: Default::default(),
+            r_hw_m1: Default::default(),
+            r_w_m1: Default::default(),
+            r_ein_m1: Default::default(),
+            r_mask_m1: Default::default(),
+            r_out_m1: Default::default(),
+            r_ntap_m1: Default::default(),
+            r_icg1_m1: Default::default(),
+            r_icg2_m1: Default::default(),
+            r_nblk_m1: Default::default(),
+            r_bpg_m1: Default::default(),
+            r_icg1: Default::default(),
+            r_icg2: Default::default(),
+            r_ws1: Default::default(),
+            r_ws2: Default::default(),
+            r_sh1: Default::default(),
+            r_sh2: Default::default(),
+            r_d2: Default::default(),
+            region: Default::default(),
+            idx: Default::default(),
+            cfg_reg: Default::default(),
+            in_fire: Default::default(),
+            in_final: Default::default(),
+            seq_reset: Default::default(),
+            lim_tap: Default::default(),
+            lim_icl: Default::default(),
+            icg: Default::default(),
+            ws: Default::default(),
+            busy_h: Default::default(),
+            bstart: Default::default(),
+            go: Default::default(),
+            tap_last: Default::default(),
+            icl_last: Default::default(),
+            pix_last: Default::default(),
+            blk_last: Default::default(),
+            src_m: Default::default(),
+            sdy: Default::default(),
+            sdx: Default::default(),
+            soff: Default::default(),
+            ty: Default::default(),
+            tx: Default::default(),
+            inb: Default::default(),
+            addr: Default::default(),
+            ren_src: Default::default(),
+            word: Default::default(),
+            oaddr: Default::default(),
+            pipe_empty: Default::default(),
+            advance: Default::default(),
+            full_h: Default::default(),
+            a_addr: Default::default(),
+            a_maddr: Default::default(),
+            sel_data: Default::default(),
+            mshift: Default::default(),
+            mbit: Default::default(),
+            st_load: Constant::new(0u64.to_bits()),
+            st_d2: Constant::new(1u64.to_bits()),
+            st_d1: Constant::new(2u64.to_bits()),
+            st_tail: Constant::new(3u64.to_bits()),
+            rg_regs: Constant::new((regs::REGION_REGS as u64).to_bits()),
+            rg_tapyx: Constant::new((regs::REGION_TAP_YX as u64).to_bits()),
+            rg_tapoff: Constant::new((regs::REGION_TAP_OFF as u64).to_bits()),
+            rg_chan: Constant::new((regs::REGION_CHAN as u64).to_bits()),
+            rg_weight: Constant::new((regs::REGION_WEIGHT as u64).to_bits()),
+            zero16: Constant::new(0u64.to_bits()),
+            chan_d2: Constant::new((regs::CHAN_D2_BASE as u64).to_bits()),
+            w1_base: Constant::new((sizes.w2 as u64).to_bits()),
+            top_sel: Constant::new((1u64 << (sizes.lanes - 1)).to_bits()),
+            first_sel: Constant::new(1u64.to_bits()),
+            zero_err: Constant::new(0i64.to_signed_bits()),
+            ri_h: Constant::new((regs::Reg::H as u64).to_bits()),
+            ri_w: Constant::new((regs::Reg::W as u64).to_bits()),
+            ri_hw: Constant::new((regs::Reg::Hw as u64).to_bits()),
+            ri_hw_m1: Constant::new((regs::Reg::HwM1 as u64).to_bits()),
+            ri_w_m1: Constant::new((regs::Reg::WM1 as u64).to_bits()),
+            ri_ein_m1: Constant::new((regs::Reg::EinM1 as u64).to_bits()),
+            ri_mask_m1: Constant::new((regs::Reg::MaskM1 as u64).to_bits()),
+            ri_out_m1: Constant::new((regs::Reg::OutM1 as u64).to_bits()),
+            ri_ntap_m1: Constant::new((regs::Reg::NtapM1 as u64).to_bits()),
+            ri_icg1_m1: Constant::new((regs::Reg::Icg1M1 as u64).to_bits()),
+            ri_icg2_m1: Constant::new((regs::Reg::Icg2M1 as u64).to_bits()),
+            ri_nblk_m1: Constant::new((regs::Reg::NblkM1 as u64).to_bits()),
+            ri_bpg_m1: Constant::new((regs::Reg::BpgM1 as u64).to_bits()),
+            ri_icg1: Constant::new((regs::Reg::Icg1 as u64).to_bits()),
+            ri_icg2: Constant::new((regs::Reg::Icg2 as u64).to_bits()),
+            ri_ws1: Constant::new((regs::Reg::Ws1 as u64).to_bits()),
+            ri_ws2: Constant::new((regs::Reg::Ws2 as u64).to_bits()),
+            ri_sh1: Constant::new((regs::Reg::Sh1 as u64).to_bits()),
+            ri_sh2: Constant::new((regs::Reg::Sh2 as u64).to_bits()),
+            ri_d2: Constant::new((regs::Reg::HasD2 as u64).to_bits()),
+            _lanes: sizes.lanes,
+            _mbanks: mbanks,
+        }
+    }
+}
+
+impl Logic for Dce {
+    #[hdl_gen]
+    fn update(&mut self) {
+        // Clocks.
+        self.ebuf.clock.next = self.clock.val();
+        self.maskm.clock.next = self.clock.val();
+        self.tapyx.clock.next = self.clock.val();
+        self.tapoff.clock.next = self.clock.val();
+        self.chan.clock.next = self.clock.val();
+        self.wmem.clock.next = self.clock.val();
+        for l in 0..self._mbanks {
+            self.mbuf[l].clock.next = self.clock.val();
+        }
+        for l in 0..self._lanes {
+            self.obuf[l].clock.next = self.clock.val();
+            self.lanes[l].clock.next = self.clock.val();
+        }
+        self.state.clock.next = self.clock.val();
+        self.pass_d1.clock.next = self.clock.val();
+        self.run.clock.next = self.clock.val();
+        self.lmask.clock.next = self.clock.val();
+        self.lcnt.clock.next = self.clock.val();
+        self.mcnt.clock.next = self.clock.val();
+        self.len_err_r.clock.next = self.clock.val();
+        self.tap.clock.next = self.clock.val();
+        self.icl.clock.next = self.clock.val();
+        self.ic.clock.next = self.clock.val();
+        self.icbase.clock.next = self.clock.val();
+        self.widx.clock.next = self.clock.val();
+        self.wbase.clock.next = self.clock.val();
+        self.pix.clock.next = self.clock.val();
+        self.oy.clock.next = self.clock.val();
+        self.ox.clock.next = self.clock.val();
+        self.bing.clock.next = self.clock.val();
+        self.blk.clock.next = self.clock.val();
+        self.half.clock.next = self.clock.val();
+        self.bpix.clock.next = self.clock.val();
+        self.busy0.clock.next = self.clock.val();
+        self.busy1.clock.next = self.clock.val();
+        self.full0.clock.next = self.clock.val();
+        self.full1.clock.next = self.clock.val();
+        self.v1.clock.next = self.clock.val();
+        self.first1.clock.next = self.clock.val();
+        self.last1.clock.next = self.clock.val();
+        self.bend1.clock.next = self.clock.val();
+        self.half1.clock.next = self.clock.val();
+        self.oy1.clock.next = self.clock.val();
+        self.ox1.clock.next = self.clock.val();
+        self.pix1.clock.next = self.clock.val();
+        self.bpix1.clock.next = self.clock.val();
+        self.v2.clock.next = self.clock.val();
+        self.first2.clock.next = self.clock.val();
+        self.last2.clock.next = self.clock.val();
+        self.bend2.clock.next = self.clock.val();
+        self.half2.clock.next = self.clock.val();
+        self.inb2.clock.next = self.clock.val();
+        self.signs2.clock.next = self.clock.val();
+        self.bank2.clock.next = self.clock.val();
+        self.pix2.clock.next = self.clock.val();
+        self.bpix2.clock.next = self.clock.val();
+        self.v3.clock.next = self.clock.val();
+        self.bend3.clock.next = self.clock.val();
+        self.half3.clock.next = self.clock.val();
+        self.pix3.clock.next = self.clock.val();
+        self.bpix3.clock.next = self.clock.val();
+        self.d_half.clock.next = self.clock.val();
+        self.dl.clock.next = self.clock.val();
+        self.dp.clock.next = self.clock.val();
+        self.o.clock.next = self.clock.val();
+        self.pa_addr.clock.next = self.clock.val();
+        self.pa_maddr.clock.next = self.clock.val();
+        self.s1_valid.clock.next = self.clock.val();
+        self.s1_sel.clock.next = self.clock.val();
+        self.s1_bit.clock.next = self.clock.val();
+        self.s1_last.clock.next = self.clock.val();
+        self.o_valid.clock.next = self.clock.val();
+        self.o_data.clock.next = self.clock.val();
+        self.o_last.clock.next = self.clock.val();
+        self.r_h.clock.next = self.clock.val();
+        self.r_w.clock.next = self.clock.val();
+        self.r_hw.clock.next = self.clock.val();
+        self.r_hw_m1.clock.next = self.clock.val();
+        self.r_w_m1.clock.next = self.clock.val();
+        self.r_ein_m1.clock.next = self.clock.val();
+        self.r_mask_m1.clock.next = self.clock.val();
+        self.r_out_m1.clock.next = self.clock.val();
+        self.r_ntap_m1.clock.next = self.clock.val();
+        self.r_icg1_m1.clock.next = self.clock.val();
+        self.r_icg2_m1.clock.next = self.clock.val();
+        self.r_nblk_m1.clock.next = self.clock.val();
+        self.r_bpg_m1.clock.next = self.clock.val();
+        self.r_icg1.clock.next = self.clock.val();
+        self.r_icg2.clock.next = self.clock.val();
+        self.r_ws1.clock.next = self.clock.val();
+        self.r_ws2.clock.next = self.clock.val();
+        self.r_sh1.clock.next = self.clock.val();
+        self.r_sh2.clock.next = self.clock.val();
+        self.r_d2.clock.next = self.clock.val();
+        // Hold by default.
+        self.state.d.next = self.state.q.val();
+        self.pass_d1.d.next = self.pass_d1.q.val();
+        self.run.d.next = self.run.q.val();
+        self.lmask.d.next = self.lmask.q.val();
+        self.lcnt.d.next = self.lcnt.q.val();
+        self.mcnt.d.next = self.mcnt.q.val();
+        self.len_err_r.d.next = self.len_err_r.q.val();
+        self.tap.d.next = self.tap.q.val();
+        self.icl.d.next = self.icl.q.val();
+        self.ic.d.next = self.ic.q.val();
+        self.icbase.d.next = self.icbase.q.val();
+        self.widx.d.next = self.widx.q.val();
+        self.wbase.d.next = self.wbase.q.val();
+        self.pix.d.next = self.pix.q.val();
+        self.oy.d.next = self.oy.q.val();
+        self.ox.d.next = self.ox.q.val();
+        self.bing.d.next = self.bing.q.val();
+        self.blk.d.next = self.blk.q.val();
+        self.half.d.next = self.half.q.val();
+        self.bpix.d.next = self.bpix.q.val();
+        self.busy0.d.next = self.busy0.q.val();
+        self.busy1.d.next = self.busy1.q.val();
+        self.full0.d.next = self.full0.q.val();
+        self.full1.d.next = self.full1.q.val();
+        self.v1.d.next = self.v1.q.val();
+        self.first1.d.next = self.first1.q.val();
+        self.last1.d.next = self.last1.q.val();
+        self.bend1.d.next = self.bend1.q.val();
+        self.half1.d.next = self.half1.q.val();
+        self.oy1.d.next = self.oy1.q.val();
+        self.ox1.d.next = self.ox1.q.val();
+        self.pix1.d.next = self.pix1.q.val();
+        self.bpix1.d.next = self.bpix1.q.val();
+        self.v2.d.next = self.v2.q.val();
+        self.first2.d.next = self.first2.q.val();
+        self.last2.d.next = self.last2.q.val();
+        self.bend2.d.next = self.bend2.q.val();
+        self.half2.d.next = self.half2.q.val();
+        self.inb2.d.next = self.inb2.q.val();
+        self.signs2.d.next = self.signs2.q.val();
+        self.bank2.d.next = self.bank2.q.val();
+        self.pix2.d.next = self.pix2.q.val();
+        self.bpix2.d.next = self.bpix2.q.val();
+        self.v3.d.next = self.v3.q.val();
+        self.bend3.d.next = self.bend3.q.val();
+        self.half3.d.next = self.half3.q.val();
+        self.pix3.d.next = self.pix3.q.val();
+        self.bpix3.d.next = self.bpix3.q.val();
+        self.d_half.d.next = self.d_half.q.val();
+        self.dl.d.next = self.dl.q.val();
+        self.dp.d.next = self.dp.q.val();
+        self.o.d.next = self.o.q.val();
+        self.pa_addr.d.next = self.pa_addr.q.val();
+        self.pa_maddr.d.next = self.pa_maddr.q.val();
+        self.s1_valid.d.next = self.s1_valid.q.val();
+        self.s1_sel.d.next = self.s1_sel.q.val();
+        self.s1_bit.d.next = self.s1_bit.q.val();
+        self.s1_last.d.next = self.s1_last.q.val();
+        self.o_valid.d.next = self.o_valid.q.val();
+        self.o_data.d.next = self.o_data.q.val();
+        self.o_last.d.next = self.o_last.q.val();
+        self.r_h.d.next = self.r_h.q.val();
+        self.r_w.d.next = self.r_w.q.val();
+        self.r_hw.d.next = self.r_hw.q.val();
+        self.r_hw_m1.d.next = self.r_hw_m1.q.val();
+        self.r_w_m1.d.next = self.r_w_m1.q.val();
+        self.r_ein_m1.d.next = self.r_ein_m1.q.val();
+        self.r_mask_m1.d.next = self.r_mask_m1.q.val();
+        self.r_out_m1.d.next = self.r_out_m1.q.val();
+        self.r_ntap_m1.d.next = self.r_ntap_m1.q.val();
+        self.r_icg1_m1.d.next = self.r_icg1_m1.q.val();
+        self.r_icg2_m1.d.next = self.r_icg2_m1.q.val();
+        self.r_nblk_m1.d.next = self.r_nblk_m1.q.val();
+        self.r_bpg_m1.d.next = self.r_bpg_m1.q.val();
+        self.r_icg1.d.next = self.r_icg1.q.val();
+        self.r_icg2.d.next = self.r_icg2.q.val();
+        self.r_ws1.d.next = self.r_ws1.q.val();
+        self.r_ws2.d.next = self.r_ws2.q.val();
+        self.r_sh1.d.next = self.r_sh1.q.val();
+        self.r_sh2.d.next = self.r_sh2.q.val();
+        self.r_d2.d.next = self.r_d2.q.val();
+        // Configuration writes.
+        self.region.next = self.cfg_addr.val().get_bits::<4>(16);
+        self.idx.next = self.cfg_addr.val().get_bits::<ADDR_BITS>(0);
+        self.cfg_reg.next = self.cfg_we.val() & (self.region.val() == self.rg_regs.val());
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_h.val()) {
+            self.r_h.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_w.val()) {
+            self.r_w.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_hw.val()) {
+            self.r_hw.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_hw_m1.val()) {
+            self.r_hw_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_w_m1.val()) {
+            self.r_w_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_ein_m1.val()) {
+            self.r_ein_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_mask_m1.val()) {
+            self.r_mask_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_out_m1.val()) {
+            self.r_out_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_ntap_m1.val()) {
+            self.r_ntap_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_icg1_m1.val()) {
+            self.r_icg1_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_icg2_m1.val()) {
+            self.r_icg2_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_nblk_m1.val()) {
+            self.r_nblk_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_bpg_m1.val()) {
+            self.r_bpg_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_icg1.val()) {
+            self.r_icg1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_icg2.val()) {
+            self.r_icg2.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_ws1.val()) {
+            self.r_ws1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_ws2.val()) {
+            self.r_ws2.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_sh1.val()) {
+            self.r_sh1.d.next = self.cfg_data.val().get_bits::<SHIFT_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_sh2.val()) {
+            self.r_sh2.d.next = self.cfg_data.val().get_bits::<SHIFT_BITS>(0);
+        }
+        if self.cfg_reg.val() & (self.idx.val() == self.ri_d2.val()) {
+            self.r_d2.d.next = self.cfg_data.val().get_bit(0);
+        }
+        self.tapyx.waddr.next = self.idx.val();
+        self.tapyx.wdata.next = self.cfg_data.val();
+        self.tapyx.we.next = self.cfg_we.val() & (self.region.val() == self.rg_tapyx.val());
+        self.tapoff.waddr.next = self.idx.val();
+        self.tapoff.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        self.tapoff.we.next = self.cfg_we.val() & (self.region.val() == self.rg_tapoff.val());
+        self.chan.waddr.next = self.idx.val();
+        self.chan.wdata.next = self.cfg_data.val();
+        self.chan.we.next = self.cfg_we.val() & (self.region.val() == self.rg_chan.val());
+        self.wmem.waddr.next = self.idx.val();
+        self.wmem.wdata.next = self.cfg_data.val().get_bits::<MAX_LANES>(0);
+        self.wmem.we.next = self.cfg_we.val() & (self.region.val() == self.rg_weight.val());
+        // Ports.
+        self.phase.next = self.state.q.val();
+        self.len_err.next = self.len_err_r.q.val();
+        self.in_ready.next = self.state.q.val() == self.st_load.val();
+        self.out_valid.next = self.o_valid.q.val();
+        self.out_data.next = self.o_data.q.val();
+        self.out_last.next = self.o_last.q.val();
+        // LOAD: source errors, then mask words.
+        self.seq_reset.next = false;
+        self.in_fire.next = self.in_valid.val() & (self.state.q.val() == self.st_load.val());
+        self.in_final.next = self.lmask.q.val() & (self.mcnt.q.val() == self.r_mask_m1.q.val());
+        self.ebuf.waddr.next = self.lcnt.q.val();
+        self.ebuf.wdata.next = self.in_data.val();
+        self.ebuf.we.next = false;
+        self.maskm.waddr.next = self.mcnt.q.val();
+        self.maskm.wdata.next = unsigned_cast(self.in_data.val());
+        self.maskm.we.next = false;
+        if self.in_fire.val() {
+            if self.lmask.q.val() {
+                self.maskm.we.next = true;
+                self.mcnt.d.next = self.mcnt.q.val() + 1;
+            } else {
+                self.ebuf.we.next = true;
+                self.lcnt.d.next = self.lcnt.q.val() + 1;
+                if self.lcnt.q.val() == self.r_ein_m1.q.val() {
+                    self.lmask.d.next = true;
+                    self.lcnt.d.next = self.zero16.val();
+                }
+            }
+            if self.in_last.val() | self.in_final.val() {
+                self.lmask.d.next = false;
+                self.lcnt.d.next = self.zero16.val();
+                self.mcnt.d.next = self.zero16.val();
+                self.len_err_r.d.next = !(self.in_last.val() & self.in_final.val());
+                self.seq_reset.next = true;
+                self.o.d.next = self.zero16.val();
+                self.dp.d.next = self.zero16.val();
+                self.dl.d.next = self.first_sel.val();
+                self.d_half.d.next = false;
+                if self.r_d2.q.val() {
+                    self.state.d.next = self.st_d2.val();
+                    self.pass_d1.d.next = false;
+                } else {
+                    self.state.d.next = self.st_d1.val();
+                    self.pass_d1.d.next = true;
+                }
+            }
+        }
+        // S0: issue one tap per cycle.
+        self.lim_tap.next = self.zero16.val();
+        self.lim_icl.next = self.r_icg2_m1.q.val();
+        self.icg.next = self.r_icg2.q.val();
+        self.ws.next = self.r_ws2.q.val();
+        if self.pass_d1.q.val() {
+            self.lim_tap.next = self.r_ntap_m1.q.val();
+            self.lim_icl.next = self.r_icg1_m1.q.val();
+            self.icg.next = self.r_icg1.q.val();
+            self.ws.next = self.r_ws1.q.val();
+        }
+        self.busy_h.next = self.busy0.q.val();
+        if self.half.q.val() {
+            self.busy_h.next = self.busy1.q.val();
+        }
+        self.bstart.next = (self.pix.q.val() == self.zero16.val())
+            & (self.icl.q.val() == self.zero16.val())
+            & (self.tap.q.val() == self.zero16.val());
+        self.go.next =
+            self.run.q.val() & !(self.pass_d1.q.val() & self.bstart.val() & self.busy_h.val());
+        self.tap_last.next = self.tap.q.val() == self.lim_tap.val();
+        self.icl_last.next = self.icl.q.val() == self.lim_icl.val();
+        self.pix_last.next = self.pix.q.val() == self.r_hw_m1.q.val();
+        self.blk_last.next = self.blk.q.val() == self.r_nblk_m1.q.val();
+        self.tapyx.raddr.next = self.tap.q.val();
+        self.tapyx.ren.next = true;
+        self.tapoff.raddr.next = self.tap.q.val();
+        self.tapoff.ren.next = true;
+        self.chan.raddr.next = self.ic.q.val() + self.chan_d2.val();
+        if self.pass_d1.q.val() {
+            self.chan.raddr.next = self.ic.q.val();
+        }
+        self.chan.ren.next = true;
+        self.wmem.raddr.next = self.wbase.q.val() + self.widx.q.val();
+        if self.pass_d1.q.val() {
+            self.wmem.raddr.next = self.wbase.q.val() + self.widx.q.val() + self.w1_base.val();
+        }
+        self.wmem.ren.next = self.go.val();
+        self.rd_w.next = self.go.val();
+        self.v1.d.next = self.go.val();
+        self.first1.d.next =
+            (self.icl.q.val() == self.zero16.val()) & (self.tap.q.val() == self.zero16.val());
+        self.last1.d.next = self.tap_last.val() & self.icl_last.val();
+        self.bend1.d.next = self.tap_last.val() & self.icl_last.val() & self.pix_last.val();
+        self.half1.d.next = self.half.q.val();
+        self.oy1.d.next = self.oy.q.val();
+        self.ox1.d.next = self.ox.q.val();
+        self.pix1.d.next = self.pix.q.val();
+        self.bpix1.d.next = self.bpix.q.val();
+        if self.go.val() {
+            if self.pass_d1.q.val() & self.bstart.val() {
+                if self.half.q.val() {
+                    self.busy1.d.next = true;
+                } else {
+                    self.busy0.d.next = true;
+                }
+            }
+            if !self.tap_last.val() {
+                self.tap.d.next = self.tap.q.val() + 1;
+                self.widx.d.next = self.widx.q.val() + 1;
+            } else {
+                self.tap.d.next = self.zero16.val();
+                if !self.icl_last.val() {
+                    self.icl.d.next = self.icl.q.val() + 1;
+                    self.ic.d.next = self.ic.q.val() + 1;
+                    self.widx.d.next = self.widx.q.val() + 1;
+                } else {
+                    self.icl.d.next = self.zero16.val();
+                    self.ic.d.next = self.icbase.q.val();
+                    self.widx.d.next = self.zero16.val();
+                    self.bpix.d.next = self.bpix.q.val() + 1;
+                    if !self.pix_last.val() {
+                        self.pix.d.next = self.pix.q.val() + 1;
+                        if self.ox.q.val() == self.r_w_m1.q.val() {
+                            self.ox.d.next = self.zero16.val();
+                            self.oy.d.next = self.oy.q.val() + 1;
+                        } else {
+                            self.ox.d.next = self.ox.q.val() + 1;
+                        }
+                    } else {
+                        self.pix.d.next = self.zero16.val();
+                        self.ox.d.next = self.zero16.val();
+                        self.oy.d.next = self.zero16.val();
+                        self.blk.d.next = self.blk.q.val() + 1;
+                        self.half.d.next = !self.half.q.val();
+                        self.wbase.d.next = self.wbase.q.val() + self.ws.val();
+                        if self.bing.q.val() == self.r_bpg_m1.q.val() {
+                            self.bing.d.next = self.zero16.val();
+                            self.icbase.d.next = self.icbase.q.val() + self.icg.val();
+                            self.ic.d.next = self.icbase.q.val() + self.icg.val();
+                        } else {
+                            self.bing.d.next = self.bing.q.val() + 1;
+                        }
+                        if self.blk_last.val() {
+                            self.run.d.next = false;
+                        }
+                    }
+                }
+            }
+        }
+        // S1: range check and buffer address; the read is issued.
+        self.sdy.next = self.zero16.val();
+        self.sdx.next = self.zero16.val();
+        self.soff.next = self.zero16.val();
+        if self.pass_d1.q.val() {
+            self.sdy.next = self.tapyx.rdata.val().get_bits::<ADDR_BITS>(0);
+            self.sdx.next = self.tapyx.rdata.val().get_bits::<ADDR_BITS>(16);
+            self.soff.next = self.tapoff.rdata.val();
+        }
+        self.ty.next = self.oy1.q.val() + self.sdy.val();
+        self.tx.next = self.ox1.q.val() + self.sdx.val();
+        self.inb.next = (self.ty.val() < self.r_h.q.val()) & (self.tx.val() < self.r_w.q.val());
+        self.addr.next =
+            self.chan.rdata.val().get_bits::<ADDR_BITS>(0) + self.pix1.q.val() + self.soff.val();
+        self.src_m.next = self.pass_d1.q.val() & self.r_d2.q.val();
+        self.ren_src.next = self.v1.q.val() & self.inb.val();
+        self.rd_err.next = self.ren_src.val();
+        self.ebuf.raddr.next = self.addr.val();
+        self.ebuf.ren.next = self.ren_src.val() & !self.src_m.val();
+        for l in 0..self._mbanks {
+            self.mbuf[l].raddr.next = self.addr.val();
+            self.mbuf[l].ren.next = self.ren_src.val() & self.src_m.val();
+        }
+        self.v2.d.next = self.v1.q.val();
+        self.first2.d.next = self.first1.q.val();
+        self.last2.d.next = self.last1.q.val();
+        self.bend2.d.next = self.bend1.q.val();
+        self.half2.d.next = self.half1.q.val();
+        self.inb2.d.next = self.inb.val();
+        self.signs2.d.next = self.wmem.rdata.val();
+        self.bank2.d.next = self.chan.rdata.val().get_bits::<MAX_LANES>(16);
+        self.pix2.d.next = self.pix1.q.val();
+        self.bpix2.d.next = self.bpix1.q.val();
+        // S2: the lanes add or subtract the word.
+        self.word.next = self.zero_err.val();
+        if self.inb2.q.val() {
+            if self.src_m.val() {
+                for l in 0..self._mbanks {
+                    if self.bank2.q.val().get_bit(l) {
+                        self.word.next = self.mbuf[l].rdata.val();
+                    }
+                }
+            } else {
+                self.word.next = self.ebuf.rdata.val();
+            }
+        }
+        for l in 0..self._lanes {
+            self.lanes[l].word.next = self.word.val();
+            self.lanes[l].neg.next = self.signs2.q.val().get_bit(l);
+            self.lanes[l].first.next = self.first2.q.val();
+            self.lanes[l].en.next = self.v2.q.val();
+            self.lanes[l].close.next = self.v2.q.val() & self.last2.q.val();
+            self.lanes[l].shift.next = self.r_sh2.q.val();
+            if self.pass_d1.q.val() {
+                self.lanes[l].shift.next = self.r_sh1.q.val();
+            }
+        }
+        self.v3.d.next = self.v2.q.val() & self.last2.q.val();
+        self.bend3.d.next = self.v2.q.val() & self.bend2.q.val();
+        self.half3.d.next = self.half2.q.val();
+        self.pix3.d.next = self.pix2.q.val();
+        self.bpix3.d.next = self.bpix2.q.val();
+        // S3: write the narrowed outputs.
+        self.oaddr.next = self.pix3.q.val();
+        if self.half3.q.val() {
+            self.oaddr.next = self.pix3.q.val() + self.r_hw.q.val();
+        }
+        for l in 0..self._mbanks {
+            self.mbuf[l].waddr.next = self.bpix3.q.val();
+            self.mbuf[l].wdata.next = self.lanes[l].y.val();
+            self.mbuf[l].we.next = self.v3.q.val() & !self.pass_d1.q.val();
+        }
+        for l in 0..self._lanes {
+            self.obuf[l].waddr.next = self.oaddr.val();
+            self.obuf[l].wdata.next = self.lanes[l].y.val();
+            self.obuf[l].we.next = self.v3.q.val() & self.pass_d1.q.val();
+        }
+        if self.v3.q.val() & self.pass_d1.q.val() & self.bend3.q.val() {
+            if self.half3.q.val() {
+                self.full1.d.next = true;
+            } else {
+                self.full0.d.next = true;
+            }
+        }
+        // Pass transitions.
+        self.pipe_empty.next = !self.v1.q.val() & !self.v2.q.val() & !self.v3.q.val();
+        if (self.state.q.val() == self.st_d2.val()) & !self.run.q.val() & self.pipe_empty.val() {
+            self.state.d.next = self.st_d1.val();
+            self.pass_d1.d.next = true;
+            self.seq_reset.next = true;
+        }
+        if (self.state.q.val() == self.st_d1.val()) & !self.run.q.val() & self.pipe_empty.val() {
+            self.state.d.next = self.st_tail.val();
+        }
+        if self.seq_reset.val() {
+            self.run.d.next = true;
+            self.tap.d.next = self.zero16.val();
+            self.icl.d.next = self.zero16.val();
+            self.ic.d.next = self.zero16.val();
+            self.icbase.d.next = self.zero16.val();
+            self.widx.d.next = self.zero16.val();
+            self.wbase.d.next = self.zero16.val();
+            self.pix.d.next = self.zero16.val();
+            self.oy.d.next = self.zero16.val();
+            self.ox.d.next = self.zero16.val();
+            self.bing.d.next = self.zero16.val();
+            self.blk.d.next = self.zero16.val();
+            self.half.d.next = false;
+            self.bpix.d.next = self.zero16.val();
+        }
+        // DRAIN: fetch (memories, 1 cycle) -> mask -> output register.
+        self.advance.next = !self.o_valid.q.val() | self.out_ready.val();
+        self.full_h.next = self.full0.q.val();
+        if self.d_half.q.val() {
+            self.full_h.next = self.full1.q.val();
+        }
+        self.a_addr.next = self.pa_addr.q.val();
+        self.a_maddr.next = self.pa_maddr.q.val();
+        self.sel_data.next = self.zero_err.val();
+        for l in 0..self._lanes {
+            if self.s1_sel.q.val().get_bit(l) {
+                self.sel_data.next = self.obuf[l].rdata.val();
+            }
+        }
+        self.mshift.next = self.maskm.rdata.val() >> self.s1_bit.q.val();
+        self.mbit.next = self.mshift.val().get_bit(0);
+        if self.advance.val() {
+            self.o_valid.d.next = self.s1_valid.q.val();
+            self.o_data.d.next = self.zero_err.val();
+            if self.mbit.val() {
+                self.o_data.d.next = self.sel_data.val();
+            }
+            self.o_last.d.next = self.s1_last.q.val();
+            self.s1_valid.d.next = false;
+            if self.full_h.val() {
+                self.a_addr.next = self.dp.q.val();
+                if self.d_half.q.val() {
+                    self.a_addr.next = self.dp.q.val() + self.r_hw.q.val();
+                }
+                self.a_maddr.next = self.o.q.val() >> 4;
+                self.s1_valid.d.next = true;
+                self.s1_sel.d.next = self.dl.q.val();
+                self.s1_bit.d.next = self.o.q.val().get_bits::<4>(0);
+                self.s1_last.d.next = self.o.q.val() == self.r_out_m1.q.val();
+                self.o.d.next = self.o.q.val() + 1;
+                if self.dp.q.val() == self.r_hw_m1.q.val() {
+                    self.dp.d.next = self.zero16.val();
+                    if (self.dl.q.val() & self.top_sel.val()).any() {
+                        self.dl.d.next = self.first_sel.val();
+                        self.d_half.d.next = !self.d_half.q.val();
+                        if self.d_half.q.val() {
+                            self.full1.d.next = false;
+                            self.busy1.d.next = false;
+                        } else {
+                            self.full0.d.next = false;
+                            self.busy0.d.next = false;
+                        }
+                    } else {
+                        self.dl.d.next = self.dl.q.val() << 1;
+                    }
+                } else {
+                    self.dp.d.next = self.dp.q.val() + 1;
+                }
+                if self.o.q.val() == self.r_out_m1.q.val() {
+                    self.o.d.next = self.zero16.val();
+                    self.dp.d.next = self.zero16.val();
+                    self.dl.d.next = self.first_sel.val();
+                    self.d_half.d.next = false;
+                }
+            }
+        }
+        // The last output leaves: back to LOAD.
+        if self.o_valid.q.val() & self.out_ready.val() & self.o_last.q.val() {
+            self.state.d.next = self.st_load.val();
+            self.o_valid.d.next = false;
+            self.o_last.d.next = false;
+        }
+        self.pa_addr.d.next = self.a_addr.val();
+        self.pa_maddr.d.next = self.a_maddr.val();
+        for l in 0..self._lanes {
+            self.obuf[l].raddr.next = self.a_addr.val();
+            self.obuf[l].ren.next = true;
+        }
+        self.maskm.raddr.next = self.a_maddr.val();
+        self.maskm.ren.next = true;
+    }
+}
