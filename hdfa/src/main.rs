@@ -150,7 +150,14 @@ impl UnitArgs {
         check_sparsity(self.sparsity)?;
         let shift = self.shift.unwrap_or(BsbuParams::default_shift(self.cols));
         let params = BsbuParams::new(self.lanes, self.rows, self.cols, shift)?;
-        Ok(BsbuScenario { params, sparsity: self.sparsity, vectors, seed: self.seed, stall: Stall::SOME, corner_rows: true })
+        Ok(BsbuScenario {
+            params,
+            sparsity: self.sparsity,
+            vectors,
+            seed: self.seed,
+            stall: Stall::SOME,
+            corner_rows: true,
+        })
     }
 }
 
@@ -168,7 +175,8 @@ fn emit(u: &UnitArgs, out: &PathBuf) -> Result<PathBuf> {
     let design = rtl::bsbu::generate(&sc.params, &s)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let path = out.join(format!("bsbu_p{}.v", sc.params.lanes));
-    std::fs::write(&path, &design.verilog).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, &design.verilog)
+        .with_context(|| format!("writing {}", path.display()))?;
     println!("emitted bsbu ({}) -> {}", sc.config(), path.display());
     Ok(path)
 }
@@ -199,7 +207,14 @@ fn synth(u: &UnitArgs, out: &PathBuf) -> Result<synth::SynthReport> {
     Ok(r)
 }
 
-fn bench(sparsity: f64, rows: usize, cols: usize, vectors: usize, seed: u64, out: &PathBuf) -> Result<()> {
+fn bench(
+    sparsity: f64,
+    rows: usize,
+    cols: usize,
+    vectors: usize,
+    seed: u64,
+    out: &PathBuf,
+) -> Result<()> {
     let cache = sim::verilator::default_cache_dir();
     println!("## Utilization (no stalls, sparsity {sparsity}, {rows}x{cols}, {vectors} random + {} corner vectors)", testbench::CORNER_VECTORS);
     println!("| P | ideal cycles/matrix | compute cycles/matrix | utilization | total cycles/vector | total utilization |");
@@ -232,10 +247,20 @@ fn bench(sparsity: f64, rows: usize, cols: usize, vectors: usize, seed: u64, out
         if r.stats.mismatches != 0 {
             bail!("bench run had mismatches: {}", r.summary());
         }
-        println!("| {} | {} | {:.3} | {:.0} | {:.2} |", k.name(), r.stats.cycles, r.stats.sim_seconds, r.stats.cycles_per_second(), r.stats.build_seconds);
+        println!(
+            "| {} | {} | {:.3} | {:.0} | {:.2} |",
+            k.name(),
+            r.stats.cycles,
+            r.stats.sim_seconds,
+            r.stats.cycles_per_second(),
+            r.stats.build_seconds
+        );
         rates.push(r.stats.cycles_per_second());
     }
-    println!("\nVerilator / Icarus throughput ratio: {:.0}x", rates[0] / rates[1]);
+    println!(
+        "\nVerilator / Icarus throughput ratio: {:.0}x",
+        rates[0] / rates[1]
+    );
     Ok(())
 }
 
@@ -248,15 +273,31 @@ fn main() -> Result<()> {
         Cmd::Emit { unit, out } => {
             emit(&unit, &out)?;
         }
-        Cmd::Cosim { unit, vectors, sim, out } => {
+        Cmd::Cosim {
+            unit,
+            vectors,
+            sim,
+            out,
+        } => {
             if !cosim(&unit, vectors, sim, &out)? {
                 bail!("co-simulation found mismatches (see the report and waveform above)");
             }
         }
-        Cmd::Synth { unit, target: Target::Ice40, out } => {
+        Cmd::Synth {
+            unit,
+            target: Target::Ice40,
+            out,
+        } => {
             synth(&unit, &out)?;
         }
-        Cmd::Bench { sparsity, rows, cols, vectors, seed, out } => bench(sparsity, rows, cols, vectors, seed, &out)?,
+        Cmd::Bench {
+            sparsity,
+            rows,
+            cols,
+            vectors,
+            seed,
+            out,
+        } => bench(sparsity, rows, cols, vectors, seed, &out)?,
         Cmd::Flow { unit, vectors, out } => {
             emit(&unit, &out.join("emit"))?;
             let clean = cosim(&unit, vectors, SimArg::Both, &out.join("cosim"))?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use golden::cnn::num::{F32, Fx};
+use golden::cnn::num::{Fx, F32};
 use golden::cnn::train::Loss;
 use golden::config::{Config, Mode};
 use golden::experiment::{write_atomic, EpochMetrics, Experiment};
@@ -55,7 +55,12 @@ pub struct TrainArgs {
 /// Run `hdfa train`.
 pub fn run(a: &TrainArgs) -> Result<()> {
     let mut cfg = Config::load(&a.config)?;
-    if let (Some(ti), Some(tl), Some(si), Some(sl)) = (&a.train_images, &a.train_labels, &a.test_images, &a.test_labels) {
+    if let (Some(ti), Some(tl), Some(si), Some(sl)) = (
+        &a.train_images,
+        &a.train_labels,
+        &a.test_images,
+        &a.test_labels,
+    ) {
         let mut raw = cfg.raw.clone();
         raw.data = golden::config::DataToml::Idx {
             train_images: ti.clone(),
@@ -72,10 +77,18 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         cfg.raw.epochs = e;
     }
     let out = a.out.clone().unwrap_or_else(|| {
-        PathBuf::from("target/hdfa-out/train").join(format!("{}{}", cfg.raw.name, if a.f32 { "-f32" } else { "" }))
+        PathBuf::from("target/hdfa-out/train").join(format!(
+            "{}{}",
+            cfg.raw.name,
+            if a.f32 { "-f32" } else { "" }
+        ))
     });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    if a.f32 { go::<F32>(cfg, a, &out) } else { go::<Fx>(cfg, a, &out) }
+    if a.f32 {
+        go::<F32>(cfg, a, &out)
+    } else {
+        go::<Fx>(cfg, a, &out)
+    }
 }
 
 fn go<N: Loss>(cfg: Config, a: &TrainArgs, out: &Path) -> Result<()> {
@@ -85,7 +98,12 @@ fn go<N: Loss>(cfg: Config, a: &TrainArgs, out: &Path) -> Result<()> {
     let ckpt = out.join("checkpoint.bin");
     if a.resume && ckpt.exists() {
         exp.load_checkpoint(&ckpt)?;
-        println!("resumed {} at epoch {} (step {})", ckpt.display(), exp.epoch, exp.trainer.step);
+        println!(
+            "resumed {} at epoch {} (step {})",
+            ckpt.display(),
+            exp.epoch,
+            exp.trainer.step
+        );
     }
     println!(
         "{name}: {} parameters, {} training / {} test images, {} batches of {} per epoch, {}",
@@ -94,11 +112,21 @@ fn go<N: Loss>(cfg: Config, a: &TrainArgs, out: &Path) -> Result<()> {
         exp.test_x.len(),
         exp.batches(),
         exp.config.raw.batch,
-        if a.f32 { "f32 reference" } else { "fixed point" }
+        if a.f32 {
+            "f32 reference"
+        } else {
+            "fixed point"
+        }
     );
     let nb = exp.batches() as u64;
-    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(nb * (epochs.saturating_sub(exp.epoch)) as u64) };
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("static template"));
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(nb * (epochs.saturating_sub(exp.epoch)) as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("static template"),
+    );
     let t0 = std::time::Instant::now();
     let mut samples = 0usize;
     while exp.epoch < epochs {
@@ -106,9 +134,21 @@ fn go<N: Loss>(cfg: Config, a: &TrainArgs, out: &Path) -> Result<()> {
             let first = exp.epoch as u64 * nb;
             if ds >= first && ds < first + nb {
                 let order = exp.order(exp.epoch + 1);
-                let files = exp.dump_step(&order, (ds - first) as usize, &out.join(format!("dump-step{ds}")))?;
-                let msg = format!("dumped step {ds}: {} files in {}", files.len(), out.join(format!("dump-step{ds}")).display());
-                if a.quiet { println!("{msg}") } else { bar.println(msg) }
+                let files = exp.dump_step(
+                    &order,
+                    (ds - first) as usize,
+                    &out.join(format!("dump-step{ds}")),
+                )?;
+                let msg = format!(
+                    "dumped step {ds}: {} files in {}",
+                    files.len(),
+                    out.join(format!("dump-step{ds}")).display()
+                );
+                if a.quiet {
+                    println!("{msg}")
+                } else {
+                    bar.println(msg)
+                }
             }
         }
         let (mut run_loss, mut run_n, mut run_c) = (0.0, 0usize, 0usize);
@@ -118,10 +158,19 @@ fn go<N: Loss>(cfg: Config, a: &TrainArgs, out: &Path) -> Result<()> {
             run_n += 1;
             run_c += r.stats.correct;
             bar.inc(1);
-            bar.set_message(format!("epoch {} loss {:.4} acc {:.1}%", r.epoch, run_loss / run_n as f64, 100.0 * run_c as f64 / (run_n * bs) as f64));
+            bar.set_message(format!(
+                "epoch {} loss {:.4} acc {:.1}%",
+                r.epoch,
+                run_loss / run_n as f64,
+                100.0 * run_c as f64 / (run_n * bs) as f64
+            ));
         });
         samples += exp.batches() * bs;
-        if a.quiet { println!("{}", epoch_line(&m)) } else { bar.println(epoch_line(&m)) }
+        if a.quiet {
+            println!("{}", epoch_line(&m))
+        } else {
+            bar.println(epoch_line(&m))
+        }
         exp.save_checkpoint(&ckpt)?;
         write_metrics(out, &name, &exp.history)?;
     }
@@ -155,10 +204,15 @@ fn epoch_line(m: &EpochMetrics) -> String {
 }
 
 fn write_metrics(out: &Path, name: &str, h: &[EpochMetrics]) -> Result<()> {
-    let mut csv = String::from("epoch,train_loss,train_acc,test_loss,test_acc,bp_steps,dfa_steps\n");
+    let mut csv =
+        String::from("epoch,train_loss,train_acc,test_loss,test_acc,bp_steps,dfa_steps\n");
     let mut json = String::from("[\n");
     for (i, m) in h.iter().enumerate() {
-        let _ = writeln!(csv, "{},{},{},{},{},{},{}", m.epoch, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.bp_steps, m.dfa_steps);
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{}",
+            m.epoch, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.bp_steps, m.dfa_steps
+        );
         let _ = write!(
             json,
             "  {{\"epoch\": {}, \"train_loss\": {}, \"train_acc\": {}, \"test_loss\": {}, \"test_acc\": {}, \"bp_steps\": {}, \"dfa_steps\": {}}}{}\n",
@@ -175,16 +229,37 @@ fn write_metrics(out: &Path, name: &str, h: &[EpochMetrics]) -> Result<()> {
     json.push_str("]\n");
     write_atomic(&out.join("metrics.csv"), csv.as_bytes())?;
     write_atomic(&out.join("metrics.json"), json.as_bytes())?;
-    let pts = |f: fn(&EpochMetrics) -> f64| h.iter().map(|m| (m.epoch as f64, f(m))).collect::<Vec<_>>();
+    let pts =
+        |f: fn(&EpochMetrics) -> f64| h.iter().map(|m| (m.epoch as f64, f(m))).collect::<Vec<_>>();
     let acc = [
-        Series { name: "train", color: "#1f77b4", points: pts(|m| 100.0 * m.train_acc) },
-        Series { name: "test", color: "#d62728", points: pts(|m| 100.0 * m.test_acc) },
+        Series {
+            name: "train",
+            color: "#1f77b4",
+            points: pts(|m| 100.0 * m.train_acc),
+        },
+        Series {
+            name: "test",
+            color: "#d62728",
+            points: pts(|m| 100.0 * m.test_acc),
+        },
     ];
     let loss = [
-        Series { name: "train", color: "#1f77b4", points: pts(|m| m.train_loss) },
-        Series { name: "test", color: "#d62728", points: pts(|m| m.test_loss) },
+        Series {
+            name: "train",
+            color: "#1f77b4",
+            points: pts(|m| m.train_loss),
+        },
+        Series {
+            name: "test",
+            color: "#d62728",
+            points: pts(|m| m.test_loss),
+        },
     ];
-    let svg = two_panel_svg(&format!("{name}: learning curves"), ("accuracy (%) vs epoch", &acc), ("loss vs epoch", &loss));
+    let svg = two_panel_svg(
+        &format!("{name}: learning curves"),
+        ("accuracy (%) vs epoch", &acc),
+        ("loss vs epoch", &loss),
+    );
     write_atomic(&out.join("curves.svg"), svg.as_bytes())?;
     Ok(())
 }
@@ -207,16 +282,18 @@ pub struct SweepArgs {
 pub fn sweep(a: &SweepArgs) -> Result<()> {
     let base = Config::load(&a.config)?;
     let mut rows: Vec<(String, Config)> = Vec::new();
-    let variant = |name: &str, f: &dyn Fn(&mut golden::config::ConfigToml)| -> Result<(String, Config)> {
-        let mut raw = base.raw.clone();
-        if let Some(e) = a.epochs {
-            raw.epochs = e;
-        }
-        raw.bp_ratio = None;
-        f(&mut raw);
-        let c = Config::from_raw(&base.file, raw).with_context(|| format!("sweep variant `{name}`"))?;
-        Ok((name.to_string(), c))
-    };
+    let variant =
+        |name: &str, f: &dyn Fn(&mut golden::config::ConfigToml)| -> Result<(String, Config)> {
+            let mut raw = base.raw.clone();
+            if let Some(e) = a.epochs {
+                raw.epochs = e;
+            }
+            raw.bp_ratio = None;
+            f(&mut raw);
+            let c = Config::from_raw(&base.file, raw)
+                .with_context(|| format!("sweep variant `{name}`"))?;
+            Ok((name.to_string(), c))
+        };
     let modules = base.raw.modules.clone();
     rows.push(variant("original DFA", &|r| {
         r.mode = Mode::Dfa;
@@ -240,20 +317,25 @@ pub fn sweep(a: &SweepArgs) -> Result<()> {
         })?);
     }
     for p in [0.1, 0.3, 0.5] {
-        rows.push(variant(&format!("HDFA p = {p} (γ = {})", 1.0 - p), &|r| {
-            r.mode = Mode::Hdfa;
-            r.bp_ratio = Some(p);
-            // Between two BP steps the stale BP velocity is applied at every DFA step
-            // with weight 1 − γ; γ = 1 − p keeps its total share at about p.
-            r.gamma = 1.0 - p;
-            r.modules = modules.clone();
-            r.backward.dilate = true;
-        })?);
+        rows.push(variant(
+            &format!("HDFA p = {p} (γ = {})", 1.0 - p),
+            &|r| {
+                r.mode = Mode::Hdfa;
+                r.bp_ratio = Some(p);
+                // Between two BP steps the stale BP velocity is applied at every DFA step
+                // with weight 1 − γ; γ = 1 − p keeps its total share at about p.
+                r.gamma = 1.0 - p;
+                r.modules = modules.clone();
+                r.backward.dilate = true;
+            },
+        )?);
     }
     rows.push(variant("BP", &|r| {
         r.mode = Mode::Bp;
     })?);
-    let mut table = String::from("| variant | test acc | train acc | test loss | samples/s |\n|---|---|---|---|---|\n");
+    let mut table = String::from(
+        "| variant | test acc | train acc | test loss | samples/s |\n|---|---|---|---|---|\n",
+    );
     println!("{}", table.trim_end());
     for (name, cfg) in rows {
         let t0 = std::time::Instant::now();
@@ -263,8 +345,14 @@ pub fn sweep(a: &SweepArgs) -> Result<()> {
             exp.run_epoch(&mut |_| {});
         }
         let m = *exp.history.last().expect("at least one epoch");
-        let sps = (epochs * exp.batches() * exp.config.raw.batch) as f64 / t0.elapsed().as_secs_f64();
-        let row = format!("| {name} | {:.2}% | {:.2}% | {:.4} | {sps:.0} |", 100.0 * m.test_acc, 100.0 * m.train_acc, m.test_loss);
+        let sps =
+            (epochs * exp.batches() * exp.config.raw.batch) as f64 / t0.elapsed().as_secs_f64();
+        let row = format!(
+            "| {name} | {:.2}% | {:.2}% | {:.4} | {sps:.0} |",
+            100.0 * m.test_acc,
+            100.0 * m.train_acc,
+            m.test_loss
+        );
         println!("{row}");
         table.push_str(&row);
         table.push('\n');
@@ -299,7 +387,11 @@ fn bench_path<N: Loss>(cfg: &Config, steps: usize) -> Result<f64> {
     let mut trainer = exp.trainer.clone();
     let threads = cfg.raw.threads;
     let nb = exp.batches();
-    anyhow::ensure!(nb >= steps + 1, "{} has only {nb} batches; use fewer --steps", cfg.file.display());
+    anyhow::ensure!(
+        nb >= steps + 1,
+        "{} has only {nb} batches; use fewer --steps",
+        cfg.file.display()
+    );
     trainer.train_step(&exp.batch(&order, 0), threads);
     let t0 = std::time::Instant::now();
     for b in 1..=steps {
@@ -318,8 +410,15 @@ pub fn train_bench(a: &TrainBenchArgs) -> Result<()> {
             cfg.raw.threads = t;
         }
         let fx = bench_path::<Fx>(&cfg, a.steps)?;
-        let f = if a.fixed_only { "-".to_string() } else { format!("{:.0}", bench_path::<F32>(&cfg, a.steps)?) };
-        println!("| {} | {} | {} | {fx:.0} | {f} |", cfg.raw.name, cfg.raw.threads, cfg.raw.batch);
+        let f = if a.fixed_only {
+            "-".to_string()
+        } else {
+            format!("{:.0}", bench_path::<F32>(&cfg, a.steps)?)
+        };
+        println!(
+            "| {} | {} | {} | {fx:.0} | {f} |",
+            cfg.raw.name, cfg.raw.threads, cfg.raw.batch
+        );
     }
     Ok(())
 }

@@ -9,41 +9,105 @@ fn hdfa(args: &[&str]) -> (bool, String, String) {
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn cli_cosim_summary_ends_with_zero_mismatches_on_both_simulators() {
     let (ok, out, err) = hdfa(&[
-        "cosim", "--unit", "bsbu", "--lanes", "2", "--rows", "8", "--cols", "8", "--sparsity", "0.5", "--vectors", "50",
-        "--seed", "4", "--sim", "both", "--out", "target/hdfa-test/cli",
+        "cosim",
+        "--unit",
+        "bsbu",
+        "--lanes",
+        "2",
+        "--rows",
+        "8",
+        "--cols",
+        "8",
+        "--sparsity",
+        "0.5",
+        "--vectors",
+        "50",
+        "--seed",
+        "4",
+        "--sim",
+        "both",
+        "--out",
+        "target/hdfa-test/cli",
     ]);
     assert!(ok, "{out}\n{err}");
     let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("bsbu ")).collect();
     assert_eq!(lines.len(), 2, "{out}");
     for l in lines {
-        assert!(l.ends_with("mismatches: 0") && l.contains("utilization") && l.contains("cycles"), "{l}");
+        assert!(
+            l.ends_with("mismatches: 0") && l.contains("utilization") && l.contains("cycles"),
+            "{l}"
+        );
     }
 }
 
 #[test]
 fn cli_emit_writes_verilog_with_a_top_module() {
-    let (ok, out, err) = hdfa(&["emit", "--unit", "bsbu", "--lanes", "3", "--rows", "9", "--cols", "5", "--out", "target/hdfa-test/cli-emit"]);
+    let (ok, out, err) = hdfa(&[
+        "emit",
+        "--unit",
+        "bsbu",
+        "--lanes",
+        "3",
+        "--rows",
+        "9",
+        "--cols",
+        "5",
+        "--out",
+        "target/hdfa-test/cli-emit",
+    ]);
     assert!(ok, "{out}\n{err}");
-    let v = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/hdfa-test/cli-emit/bsbu_p3.v")).unwrap();
-    assert!(v.contains("module top(clock,in_data,in_valid,in_ready,out_data,out_valid,out_ready,out_last,phase)"));
+    let v = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/hdfa-test/cli-emit/bsbu_p3.v"
+    ))
+    .unwrap();
+    assert!(v.contains(
+        "module top(clock,in_data,in_valid,in_ready,out_data,out_valid,out_ready,out_last,phase)"
+    ));
     assert!(v.contains("lanes$2"), "three lanes expected");
 }
 
 #[test]
 fn cli_bad_input_exits_nonzero_with_value_and_range() {
     for (args, want) in [
-        (vec!["cosim", "--lanes", "0"], "lanes = 0 is out of range: valid range is 1..=16"),
+        (
+            vec!["cosim", "--lanes", "0"],
+            "lanes = 0 is out of range: valid range is 1..=16",
+        ),
         (vec!["cosim", "--lanes", "17"], "lanes = 17"),
-        (vec!["cosim", "--sparsity", "1.0"], "sparsity = 1 is out of range: valid range is [0, 1)"),
+        (
+            vec!["cosim", "--sparsity", "1.0"],
+            "sparsity = 1 is out of range: valid range is [0, 1)",
+        ),
         (vec!["emit", "--cols", "0"], "cols = 0"),
-        (vec!["emit", "--shift", "20"], "shift = 20 is out of range: valid range is 0..=16"),
-        (vec!["emit", "--lanes", "1", "--rows", "256", "--cols", "256", "--sparsity", "0"], "lane entries"),
+        (
+            vec!["emit", "--shift", "20"],
+            "shift = 20 is out of range: valid range is 0..=16",
+        ),
+        (
+            vec![
+                "emit",
+                "--lanes",
+                "1",
+                "--rows",
+                "256",
+                "--cols",
+                "256",
+                "--sparsity",
+                "0",
+            ],
+            "lane entries",
+        ),
     ] {
         let (ok, out, err) = hdfa(&args);
         assert!(!ok, "{args:?} should fail: {out}");
@@ -55,19 +119,60 @@ fn cli_bad_input_exits_nonzero_with_value_and_range() {
 #[test]
 fn cli_train_writes_metrics_curves_checkpoint_and_resumes() {
     let out = "target/hdfa-test/cli-train";
-    let _ = std::fs::remove_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/hdfa-test/cli-train"));
-    let (ok, stdout, err) = hdfa(&["train", "--config", "configs/digits-small.toml", "--epochs", "1", "--quiet", "--out", out, "--dump-step", "3"]);
+    let _ = std::fs::remove_dir_all(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/hdfa-test/cli-train"
+    ));
+    let (ok, stdout, err) = hdfa(&[
+        "train",
+        "--config",
+        "configs/digits-small.toml",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+        "--dump-step",
+        "3",
+    ]);
     assert!(ok, "{stdout}\n{err}");
-    assert!(stdout.contains("epoch   1:") && stdout.contains("done: test accuracy"), "{stdout}");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(out);
-    for f in ["metrics.csv", "metrics.json", "curves.svg", "checkpoint.bin", "dump-step3/inputs.npy", "dump-step3/layer2_grad_weight.npy"] {
+    assert!(
+        stdout.contains("epoch   1:") && stdout.contains("done: test accuracy"),
+        "{stdout}"
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(out);
+    for f in [
+        "metrics.csv",
+        "metrics.json",
+        "curves.svg",
+        "checkpoint.bin",
+        "dump-step3/inputs.npy",
+        "dump-step3/layer2_grad_weight.npy",
+    ] {
         assert!(dir.join(f).exists(), "{f} missing");
     }
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2, "{csv}");
-    let (ok, stdout, err) = hdfa(&["train", "--config", "configs/digits-small.toml", "--epochs", "2", "--quiet", "--out", out, "--resume"]);
+    let (ok, stdout, err) = hdfa(&[
+        "train",
+        "--config",
+        "configs/digits-small.toml",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        out,
+        "--resume",
+    ]);
     assert!(ok, "{stdout}\n{err}");
-    assert!(stdout.contains("resumed") && stdout.contains("epoch   2:") && !stdout.contains("epoch   1:"), "{stdout}");
+    assert!(
+        stdout.contains("resumed")
+            && stdout.contains("epoch   2:")
+            && !stdout.contains("epoch   1:"),
+        "{stdout}"
+    );
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
 }
@@ -76,11 +181,23 @@ fn cli_train_writes_metrics_curves_checkpoint_and_resumes() {
 fn cli_train_bad_config_names_file_key_and_reason() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/hdfa-test");
     std::fs::create_dir_all(&dir).unwrap();
-    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/digits-small.toml")).unwrap();
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/digits-small.toml"),
+    )
+    .unwrap();
     let bad = dir.join("bad-gamma.toml");
-    std::fs::write(&bad, text.replace("alpha = 0.9", "alpha = 0.9\ngamma = 1.5")).unwrap();
+    std::fs::write(
+        &bad,
+        text.replace("alpha = 0.9", "alpha = 0.9\ngamma = 1.5"),
+    )
+    .unwrap();
     let (ok, _, err) = hdfa(&["train", "--config", bad.to_str().unwrap()]);
-    assert!(!ok && err.contains("bad-gamma.toml") && err.contains("key `gamma`") && err.contains("[0, 1]"), "{err}");
+    assert!(
+        !ok && err.contains("bad-gamma.toml")
+            && err.contains("key `gamma`")
+            && err.contains("[0, 1]"),
+        "{err}"
+    );
     let (ok, _, err) = hdfa(&["train", "--config", "no/such.toml"]);
     assert!(!ok && err.contains("no/such.toml"), "{err}");
 }
@@ -91,19 +208,51 @@ fn cli_train_takes_idx_paths_from_flags_and_rejects_a_truncated_file() {
     let imgs = format!("{d}/digits-images-idx3-ubyte.gz");
     let labs = format!("{d}/digits-labels-idx1-ubyte.gz");
     let (ok, out, err) = hdfa(&[
-        "train", "--config", "configs/digits-small.toml", "--epochs", "1", "--quiet", "--out", "target/hdfa-test/cli-idx",
-        "--train-images", &imgs, "--train-labels", &labs, "--test-images", &imgs, "--test-labels", &labs,
+        "train",
+        "--config",
+        "configs/digits-small.toml",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        "target/hdfa-test/cli-idx",
+        "--train-images",
+        &imgs,
+        "--train-labels",
+        &labs,
+        "--test-images",
+        &imgs,
+        "--test-labels",
+        &labs,
     ]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("1797 training / 1797 test images"), "{out}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/hdfa-test");
     std::fs::create_dir_all(&dir).unwrap();
-    let raw = golden::data::read_maybe_gz(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(&imgs)).unwrap();
+    let raw = golden::data::read_maybe_gz(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(&imgs),
+    )
+    .unwrap();
     let cut = dir.join("cut-images.idx");
     std::fs::write(&cut, &raw[..raw.len() - 100]).unwrap();
     let cut = cut.to_str().unwrap();
     let (ok, _, err) = hdfa(&[
-        "train", "--config", "configs/digits-small.toml", "--train-images", cut, "--train-labels", &labs, "--test-images", &imgs, "--test-labels", &labs,
+        "train",
+        "--config",
+        "configs/digits-small.toml",
+        "--train-images",
+        cut,
+        "--train-labels",
+        &labs,
+        "--test-images",
+        &imgs,
+        "--test-labels",
+        &labs,
     ]);
-    assert!(!ok && err.contains("cut-images.idx") && err.contains("truncated"), "{err}");
+    assert!(
+        !ok && err.contains("cut-images.idx") && err.contains("truncated"),
+        "{err}"
+    );
 }

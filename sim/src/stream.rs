@@ -85,8 +85,11 @@ pub struct StreamVectors {
     pub expected: Vec<i64>,
     /// Output words per vector (rows).
     pub out_per_vector: usize,
-    /// Lanes, to name the lane of a row (row mod lanes).
+    /// Lanes, to name the lane of a row: (row / lane_stride) mod lanes.
     pub lanes: usize,
+    /// Consecutive rows computed by one lane (1 for the backward-weight unit, H·W for
+    /// the conv engine, whose lanes own whole channels).
+    pub lane_stride: usize,
     /// Format of an output word.
     pub out_format: Format,
     /// Cycles without any handshake after which the run counts as hung.
@@ -192,7 +195,7 @@ impl StreamVectors {
             index,
             vector: index / self.out_per_vector,
             row,
-            lane: row % self.lanes.max(1),
+            lane: (row / self.lane_stride.max(1)) % self.lanes.max(1),
             cycle,
             expected: self.expected[index],
             actual,

@@ -97,8 +97,16 @@ impl SynthReport {
     pub fn md_row(&self) -> String {
         format!(
             "| {} | {} | {} | {} | {} | {} | {} | {}/{} | {:.1} |",
-            self.unit, self.config, self.generic_cells, self.luts, self.ffs, self.carries, self.brams, self.lcs_used,
-            self.lcs_available, self.fmax_mhz
+            self.unit,
+            self.config,
+            self.generic_cells,
+            self.luts,
+            self.ffs,
+            self.carries,
+            self.brams,
+            self.lcs_used,
+            self.lcs_available,
+            self.fmax_mhz
         )
     }
 }
@@ -110,15 +118,30 @@ fn io(what: &'static str, p: &Path) -> impl FnOnce(std::io::Error) -> SynthError
 
 fn read_json(p: &Path) -> Result<Value, SynthError> {
     let text = fs::read_to_string(p).map_err(io("reading", p))?;
-    serde_json::from_str(&text).map_err(|e| SynthError::Report { file: p.display().to_string(), msg: e.to_string() })
+    serde_json::from_str(&text).map_err(|e| SynthError::Report {
+        file: p.display().to_string(),
+        msg: e.to_string(),
+    })
 }
 
 fn cells_by_type(stat: &Value, file: &Path) -> Result<(u64, BTreeMap<String, u64>), SynthError> {
     let top = &stat["modules"]["\\top"];
-    let bad = |m: &str| SynthError::Report { file: file.display().to_string(), msg: m.to_string() };
-    let total = top["num_cells"].as_u64().ok_or_else(|| bad("no modules.\\top.num_cells"))?;
-    let by = top["num_cells_by_type"].as_object().ok_or_else(|| bad("no num_cells_by_type"))?;
-    Ok((total, by.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()))
+    let bad = |m: &str| SynthError::Report {
+        file: file.display().to_string(),
+        msg: m.to_string(),
+    };
+    let total = top["num_cells"]
+        .as_u64()
+        .ok_or_else(|| bad("no modules.\\top.num_cells"))?;
+    let by = top["num_cells_by_type"]
+        .as_object()
+        .ok_or_else(|| bad("no num_cells_by_type"))?;
+    Ok((
+        total,
+        by.iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+            .collect(),
+    ))
 }
 
 /// Synthesize `design` into `out` and report area and Fmax.
@@ -176,13 +199,25 @@ pub fn synthesize(design: &Emitted, config: &str, out: &Path) -> Result<SynthRep
     let (generic_cells, generic_by_type) = cells_by_type(&read_json(&gpath)?, &gpath)?;
     let ipath = out.join("ice40_stat.json");
     let (_, ice) = cells_by_type(&read_json(&ipath)?, &ipath)?;
-    let count = |pred: &dyn Fn(&str) -> bool| ice.iter().filter(|(k, _)| pred(k)).map(|(_, v)| v).sum::<u64>();
+    let count = |pred: &dyn Fn(&str) -> bool| {
+        ice.iter()
+            .filter(|(k, _)| pred(k))
+            .map(|(_, v)| v)
+            .sum::<u64>()
+    };
     let rpath = out.join("pnr_report.json");
     let rep = read_json(&rpath)?;
-    let bad = |m: &str| SynthError::Report { file: rpath.display().to_string(), msg: m.to_string() };
+    let bad = |m: &str| SynthError::Report {
+        file: rpath.display().to_string(),
+        msg: m.to_string(),
+    };
     let fmax_mhz = rep["fmax"]
         .as_object()
-        .and_then(|m| m.values().filter_map(|c| c["achieved"].as_f64()).reduce(f64::min))
+        .and_then(|m| {
+            m.values()
+                .filter_map(|c| c["achieved"].as_f64())
+                .reduce(f64::min)
+        })
         .ok_or_else(|| bad("no fmax"))?;
     let lc = &rep["utilization"]["ICESTORM_LC"];
     let report = SynthReport {
@@ -194,16 +229,25 @@ pub fn synthesize(design: &Emitted, config: &str, out: &Path) -> Result<SynthRep
         ffs: count(&|k| k.starts_with("SB_DFF")),
         carries: count(&|k| k == "SB_CARRY"),
         brams: count(&|k| k.starts_with("SB_RAM40")),
-        lcs_used: lc["used"].as_u64().ok_or_else(|| bad("no utilization.ICESTORM_LC.used"))?,
+        lcs_used: lc["used"]
+            .as_u64()
+            .ok_or_else(|| bad("no utilization.ICESTORM_LC.used"))?,
         lcs_available: lc["available"].as_u64().unwrap_or(0),
         fmax_mhz,
         part: format!("iCE40 HX8K {PACKAGE}"),
         dir: out.to_path_buf(),
     };
     let j = out.join("synth_report.json");
-    let text = serde_json::to_string_pretty(&report).map_err(|e| SynthError::Report { file: j.display().to_string(), msg: e.to_string() })?;
+    let text = serde_json::to_string_pretty(&report).map_err(|e| SynthError::Report {
+        file: j.display().to_string(),
+        msg: e.to_string(),
+    })?;
     fs::write(&j, text).map_err(io("writing", &j))?;
     let md = out.join("synth_report.md");
-    fs::write(&md, format!("{}\n{}\n", SynthReport::MD_HEADER, report.md_row())).map_err(io("writing", &md))?;
+    fs::write(
+        &md,
+        format!("{}\n{}\n", SynthReport::MD_HEADER, report.md_row()),
+    )
+    .map_err(io("writing", &md))?;
     Ok(report)
 }

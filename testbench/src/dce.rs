@@ -201,6 +201,7 @@ impl DceCase {
             expected,
             out_per_vector: l.out_words(),
             lanes: sizes.lanes,
+            lane_stride: l.hw(),
             out_format: ERROR,
             idle_limit: idle,
             setup,
@@ -310,4 +311,90 @@ pub fn run_case(
         stats,
         work: dir,
     })
+}
+
+/// Drive one pass whose input stream is cut or padded: the first `words` words of
+/// `case`'s first vector's stream (extra words are zeros), with `in_last` on word
+/// `last_at` (or on none), then let the engine finish the pass. Returns the engine's
+/// `len_err` after the pass, so a test sees the hardware flag a stream that is
+/// shorter or longer than the configured map. Runs on Verilator.
+pub fn probe_len_err(
+    design: &Emitted,
+    sizes: &DceSizes,
+    case: &DceCase,
+    words: usize,
+    last_at: Option<usize>,
+    cache: &Path,
+) -> Result<bool, TbError> {
+    let v = case
+        .vectors
+        .first()
+        .ok_or_else(|| golden::GoldenError::LengthMismatch {
+            what: "vectors",
+            expected: 1,
+            actual: 0,
+        })?;
+    let full = dce::pack_stream(&case.layer, &v.e_src, &v.mask)?;
+    let setup = rtl::dce::regs::program(sizes, &case.layer, &case.weights)?;
+    let build = sim::verilator::build(design, cache)?;
+    let mut m = sim::verilator::VerilatorModel::load(&build, &design.ports)?;
+    let port = |m: &sim::verilator::VerilatorModel, n| m.port(n, "dce");
+    let (clk, we, ca, cd) = (
+        port(&m, "clock")?,
+        port(&m, "cfg_we")?,
+        port(&m, "cfg_addr")?,
+        port(&m, "cfg_data")?,
+    );
+    let (ind, inv, inl, inr) = (
+        port(&m, "in_data")?,
+        port(&m, "in_valid")?,
+        port(&m, "in_last")?,
+        port(&m, "in_ready")?,
+    );
+    let (ordy, phase, lerr) = (
+        port(&m, "out_ready")?,
+        port(&m, "phase")?,
+        port(&m, "len_err")?,
+    );
+    let tick = |m: &mut sim::verilator::VerilatorModel| {
+        m.eval();
+        m.set(clk, 1);
+        m.eval();
+        m.set(clk, 0);
+    };
+    m.set(clk, 0);
+    m.eval();
+    for (a, d) in setup {
+        m.set(we, 1);
+        m.set(ca, a as u64);
+        m.set(cd, d as u64);
+        tick(&mut m);
+    }
+    m.set(we, 0);
+    m.set(ordy, 1);
+    let mut i = 0;
+    let mut left_load = false;
+    let limit = 16 * (case.layer.work() + full.len() + 1024);
+    for _ in 0..limit {
+        let feeding = i < words && !left_load;
+        m.set(inv, feeding as u64);
+        m.set(ind, full.get(i).copied().unwrap_or(0) as u64);
+        m.set(inl, (feeding && Some(i) == last_at) as u64);
+        m.eval();
+        let fire = feeding && m.get(inr) != 0;
+        tick(&mut m);
+        if fire {
+            i += 1;
+        }
+        if m.get(phase) != 0 {
+            left_load = true;
+        }
+        if left_load && m.get(phase) == 0 {
+            return Ok(m.get(lerr) != 0);
+        }
+    }
+    Err(TbError::Sim(sim::SimError::Protocol {
+        sim: "verilator",
+        msg: format!("the pass did not finish within {limit} cycles"),
+    }))
 }

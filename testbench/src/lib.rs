@@ -256,6 +256,7 @@ impl BsbuScenario {
             expected,
             out_per_vector: p.n_rows,
             lanes: p.lanes,
+            lane_stride: 1,
             out_format: ERROR,
             idle_limit: 4 * longest + 256,
             setup: Vec::new(),
