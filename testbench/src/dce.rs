@@ -256,13 +256,13 @@ impl DceReport {
     pub fn traffic_line(&self) -> String {
         let r = self.rtl_traffic();
         format!(
-            "traffic per pass: stream words {} (golden {}), buffer error words read {} (golden {} = {} per lane group of {}), weight bits read {} (golden {})",
+            "traffic per pass: input stream {} error words (golden {}); buffer error words read {} x {} lanes = {} (golden {}); weight bits read {} (golden {}; the engine also reads the signs of padding taps)",
             self.golden.stream_words,
             self.golden.stream_words,
-            r.error_reads,
-            self.golden.error_reads,
             r.error_reads,
             self.lanes,
+            r.error_reads * self.lanes as u64,
+            self.golden.error_reads,
             r.weight_bits,
             self.golden.weight_bits
         )

@@ -1,0 +1,162 @@
+//! The engine against error maps from real training steps: the digits-hdfa config
+//! (G = 2, dilations 2 and 1, 8×8 maps) and the fashion-deep config (G = 1, 28×28,
+//! 14×14 and 7×7 maps), captured at the first, a middle and the last step of a run.
+//! Expected words are the trainer's own errors (cdfa propagation at that step's
+//! weights). Verilator runs every captured vector; Icarus runs every digits vector
+//! and the fashion 7×7 layer.
+
+use std::path::{Path, PathBuf};
+
+use golden::cnn::num::Fx;
+use golden::config::Config;
+use golden::dce::DceSizes;
+use golden::experiment::{Experiment, PathCapture};
+use sim::stream::Stall;
+use testbench::dce::{run_case, DceCase, DceReport};
+use testbench::SimKind;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn work() -> PathBuf {
+    root().join("target/hdfa-test/dce_capture")
+}
+
+fn capture(
+    config: &str,
+    train_limit: Option<usize>,
+    steps: &[usize],
+    samples: usize,
+) -> Vec<PathCapture> {
+    let file = root().join(config);
+    let mut c = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(n) = train_limit {
+        let mut raw = c.raw.clone();
+        if let golden::config::DataToml::Idx {
+            train_limit,
+            test_limit,
+            ..
+        } = &mut raw.data
+        {
+            *train_limit = n;
+            *test_limit = 256;
+        }
+        c = Config::from_raw(&file, raw).unwrap();
+    }
+    // Relative data paths in the config are relative to the repository root.
+    std::env::set_current_dir(root()).unwrap();
+    let mut exp = Experiment::<Fx>::new(c).unwrap_or_else(|e| panic!("{e}"));
+    let last = exp.batches() * exp.config.raw.epochs - 1;
+    assert!(
+        steps.iter().all(|&s| s <= last),
+        "steps {steps:?} beyond the run's last step {last}"
+    );
+    exp.capture_paths(steps, samples).unwrap()
+}
+
+fn check(r: &DceReport) {
+    println!("{}\n  {}", r.summary(), r.traffic_line());
+    assert!(
+        r.stats.first.is_none(),
+        "{}",
+        r.stats.first.as_ref().unwrap()
+    );
+    assert_eq!(r.stats.mismatches, 0);
+    assert!(r.stats.outputs > 0);
+}
+
+fn run_all(
+    name: &str,
+    caps: &[PathCapture],
+    lanes: usize,
+    icarus: &dyn Fn(&DceCase) -> bool,
+) -> usize {
+    let cases = DceCase::from_captures(name, caps).unwrap();
+    assert!(!cases.is_empty(), "{name}: no conv path the engine can run");
+    let layers: Vec<_> = cases.iter().map(|c| c.layer).collect();
+    let sizes = DceSizes::fitting(lanes, &layers).unwrap();
+    let design = rtl::dce::generate(&sizes).unwrap();
+    let cache = sim::verilator::default_cache_dir();
+    let mut icarus_runs = 0;
+    let mut nonzero_cases = 0;
+    for c in &cases {
+        // Deep in a chain of backward paths the trainer's errors can round to zero
+        // (fashion-deep's path into conv 0 does); such a case still checks the zeros.
+        let nonzero = c
+            .vectors
+            .iter()
+            .flat_map(|v| &v.expected)
+            .filter(|&&e| e != 0)
+            .count();
+        let total = c.vectors.iter().map(|v| v.expected.len()).sum::<usize>();
+        println!("{}: {nonzero} of {total} expected words nonzero", c.name);
+        nonzero_cases += (nonzero > 0) as usize;
+        let v = run_case(
+            &design,
+            &sizes,
+            c,
+            SimKind::Verilator,
+            Stall::SOME,
+            &cache,
+            &work(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        check(&v);
+        assert_eq!(
+            v.rtl_traffic().error_reads * lanes as u64,
+            v.golden.error_reads
+        );
+        if icarus(c) {
+            let i = run_case(
+                &design,
+                &sizes,
+                c,
+                SimKind::Icarus,
+                Stall::SOME,
+                &cache,
+                &work(),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            check(&i);
+            assert_eq!(
+                (i.stats.cycles, i.stats.outputs),
+                (v.stats.cycles, v.stats.outputs)
+            );
+            icarus_runs += 1;
+        }
+    }
+    assert!(nonzero_cases > 0, "{name}: every captured error is zero");
+    icarus_runs
+}
+
+#[test]
+fn dce_matches_digits_training_steps_0_42_83_on_verilator_and_icarus() {
+    // 1348 training images / batch 16 = 84 steps in the one-epoch run.
+    let caps = capture("configs/digits-hdfa.toml", None, &[0, 42, 83], 2);
+    let paths: std::collections::BTreeSet<_> = caps
+        .iter()
+        .map(|c| (c.target, c.source, c.layer.dil, c.layer.groups))
+        .collect();
+    assert_eq!(
+        paths.into_iter().collect::<Vec<_>>(),
+        vec![(0, 2, 2, 2), (1, 2, 1, 2)]
+    );
+    assert_eq!(run_all("digits", &caps, 4, &|_| true), 2);
+}
+
+#[test]
+fn dce_matches_fashion_training_steps_0_32_63_on_verilator_and_icarus() {
+    let dir = Path::new("/usr/share/datasets/fashion-mnist");
+    assert!(dir.exists(), "Fashion-MNIST is missing: install it with `sudo apt-get install dataset-fashion-mnist` (or run scripts/deps.sh)");
+    // The fashion-deep network on its first 4096 training images: 64 steps of 64.
+    let caps = capture("configs/fashion-deep.toml", Some(4096), &[0, 32, 63], 1);
+    let targets: Vec<usize> = caps
+        .iter()
+        .map(|c| c.target)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(targets, vec![0, 2, 4]);
+    assert_eq!(run_all("fashion", &caps, 8, &|c| c.layer.h == 7), 1);
+}
