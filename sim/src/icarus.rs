@@ -148,7 +148,7 @@ module tb;
         running = 0;
       end
     end
-    $display("RESULT cycles=%0d outputs=%0d mismatches=%0d p0=%0d p1=%0d p2=%0d p3=%0d rd_err=%0d rd_w=%0d len_err=%0d", cycle, oi, mism, p0, p1, p2, p3, trd_err, trd_w, tlen_err);
+    $display("RESULT cycles=%0d outputs=%0d mismatches=%0d p0=%0d p1=%0d p2=%0d p3=%0d rd_err=%0d rd_w=%0d len_err=%0d inputs=%0d", cycle, oi, mism, p0, p1, p2, p3, trd_err, trd_w, tlen_err, si);
     $finish;
   end
 endmodule
@@ -289,6 +289,7 @@ pub fn run_icarus(
         build_seconds,
         traffic: [get("rd_err")?, get("rd_w")?],
         len_err: get("len_err")? != 0,
+        inputs: get("inputs")?,
     };
     if let Some(t) = out.stdout.lines().find(|l| l.starts_with("TIMEOUT")) {
         let wave = rerun_with_wave(work, None)?;

@@ -175,6 +175,8 @@ pub struct RunStats {
     pub traffic: [u64; 2],
     /// `len_err` was high at some cycle.
     pub len_err: bool,
+    /// Input words taken (handshakes on the input stream).
+    pub inputs: u64,
 }
 
 impl RunStats {
@@ -279,6 +281,7 @@ fn run_model(
         build_seconds: 0.0,
         traffic: [0; 2],
         len_err: false,
+        inputs: 0,
     };
     let (mut si, mut oi, mut lfsr, mut idle) = (0usize, 0usize, LFSR_SEED, 0u64);
     let mut cycle = 0u64;
@@ -343,6 +346,7 @@ fn run_model(
     }
     stats.cycles = cycle;
     stats.outputs = oi;
+    stats.inputs = si as u64;
     stats.sim_seconds = t0.elapsed().as_secs_f64();
     Ok(stats)
 }

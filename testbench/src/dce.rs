@@ -223,6 +223,8 @@ pub struct DceReport {
     pub ideal_per_vector: f64,
     /// The golden model's traffic per pass.
     pub golden: DceTraffic,
+    /// Mask words per pass (the input stream's other words).
+    pub mask_words: usize,
     /// Simulator statistics.
     pub stats: RunStats,
     /// Work directory (testbench files, waveforms).
@@ -247,7 +249,7 @@ impl DceReport {
     pub fn rtl_traffic(&self) -> DceTraffic {
         let n = self.vectors.max(1) as u64;
         DceTraffic {
-            stream_words: 0,
+            stream_words: (self.stats.inputs / n).saturating_sub(self.mask_words as u64),
             error_reads: self.stats.traffic[0] / n,
             weight_bits: self.stats.traffic[1] * self.lanes as u64 / n,
         }
@@ -257,7 +259,7 @@ impl DceReport {
         let r = self.rtl_traffic();
         format!(
             "traffic per pass: input stream {} error words (golden {}); buffer error words read {} x {} lanes = {} (golden {}); weight bits read {} (golden {}; the engine also reads the signs of padding taps)",
-            self.golden.stream_words,
+            r.stream_words,
             self.golden.stream_words,
             r.error_reads,
             self.lanes,
@@ -308,6 +310,7 @@ pub fn run_case(
         vectors: case.vectors.len(),
         ideal_per_vector: case.layer.work() as f64 / sizes.lanes as f64,
         golden,
+        mask_words: case.layer.mask_words(),
         stats,
         work: dir,
     })

@@ -1,0 +1,13 @@
+//! Snapshot of the emitted Verilog of one small engine (P = 2, buffers for a
+//! 2 → 4 channel 3×3 map with G = 2, so D2 banks are present), so any change in the
+//! generated hardware shows up in review.
+
+use golden::dce::{DceLayer, DceSizes};
+
+#[test]
+fn dce_p2_c2to4_map3x3_verilog() {
+    let l = DceLayer::new(2, 4, 3, 3, 3, 1, 2, 0, 2).unwrap();
+    let sizes = DceSizes::fitting(2, &[l]).unwrap();
+    let e = rtl::dce::generate(&sizes).unwrap();
+    insta::assert_snapshot!("dce_p2_c2to4_map3x3", e.verilog);
+}
