@@ -254,6 +254,9 @@ pub struct DceSizes {
     pub w1: usize,
     /// Most taps (k²).
     pub taps: usize,
+    /// Most channels on either side (the channel table holds twice this many entries:
+    /// D1's input channels, then D2's).
+    pub chans: usize,
 }
 
 /// Smallest depth we generate for any memory (keeps address slices ≥ 1 bit).
@@ -274,6 +277,7 @@ impl DceSizes {
             w2: MIN_DEPTH,
             w1: MIN_DEPTH,
             taps: MIN_DEPTH,
+            chans: MIN_DEPTH,
         };
         for l in layers {
             Self::check_lanes(lanes, l)?;
@@ -287,6 +291,7 @@ impl DceSizes {
             s.mask = s.mask.max(l.mask_words());
             s.w1 = s.w1.max(blocks * l.fan_in1());
             s.taps = s.taps.max(l.taps());
+            s.chans = s.chans.max(l.cs).max(l.c1());
         }
         s.validate()?;
         Ok(s)
@@ -320,6 +325,20 @@ impl DceSizes {
             if v > MAX_WORDS {
                 return Err(oor(name, v, format!("at most {MAX_WORDS}")));
             }
+        }
+        if self.chans > MAX_CHANNELS {
+            return Err(oor(
+                "channels",
+                self.chans,
+                format!("at most {MAX_CHANNELS}"),
+            ));
+        }
+        if self.w1 + self.w2 > MAX_WORDS {
+            return Err(oor(
+                "weight words (D2 + D1)",
+                self.w1 + self.w2,
+                format!("at most {MAX_WORDS}"),
+            ));
         }
         if 2 * self.map > MAX_WORDS || self.map > MAX_MAP * MAX_MAP {
             return Err(oor(
@@ -366,6 +385,9 @@ impl DceSizes {
         }
         if l.taps() > self.taps {
             return Err(over("taps (k*k)", l.taps(), self.taps));
+        }
+        if l.cs.max(l.c1()) > self.chans {
+            return Err(over("channels", l.cs.max(l.c1()), self.chans));
         }
         Ok(())
     }

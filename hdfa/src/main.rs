@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use golden::dce::{DceLayer, DceSizes};
 use golden::params::{check_sparsity, BsbuParams};
 use sim::stream::Stall;
+use testbench::dce::{self as dce_tb, DceCase};
 use testbench::{BsbuScenario, SimKind};
 
 /// HDFA hardware generator: emit Verilog, co-simulate it bit-exactly against the
@@ -55,8 +57,21 @@ enum Cmd {
         #[arg(long, default_value = "target/hdfa-out/synth")]
         out: PathBuf,
     },
-    /// Benchmark: utilization for P = 1, 4, 8, 16 and Verilator vs Icarus throughput.
+    /// Benchmark. bsbu: utilization for P = 1, 4, 8, 16 and Verilator vs Icarus
+    /// throughput. dce: utilization per dilation d and groups G (no stalls).
     Bench {
+        /// Unit to benchmark.
+        #[arg(long, value_enum, default_value_t = UnitKind::Bsbu)]
+        unit: UnitKind,
+        /// dce: lanes P.
+        #[arg(long, default_value_t = 4)]
+        lanes: usize,
+        /// dce: channels C_s = C_t.
+        #[arg(long, default_value_t = 32)]
+        channels: usize,
+        /// dce: map side (H = W).
+        #[arg(long, default_value_t = 16)]
+        map: usize,
         /// Sparsity of S.
         #[arg(long, default_value_t = 0.9)]
         sparsity: f64,
@@ -66,9 +81,9 @@ enum Cmd {
         /// Columns.
         #[arg(long, default_value_t = 64)]
         cols: usize,
-        /// Random vectors per configuration.
-        #[arg(long, default_value_t = 1000)]
-        vectors: usize,
+        /// Random vectors per configuration (default: bsbu 1000, dce 2).
+        #[arg(long)]
+        vectors: Option<usize>,
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -101,6 +116,8 @@ enum Cmd {
 enum UnitKind {
     /// Binary sparse backward-weight unit.
     Bsbu,
+    /// Dilated-conv error-propagation engine (D2, shuffle, dilated D1, ReLU mask).
+    Dce,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,7 +141,7 @@ struct UnitArgs {
     /// Unit to build.
     #[arg(long, value_enum, default_value_t = UnitKind::Bsbu)]
     unit: UnitKind,
-    /// Parallel lanes P (1..=16).
+    /// Parallel lanes P (bsbu: 1..=16; dce: parallel output channels, 1..=8).
     #[arg(long, default_value_t = 4)]
     lanes: usize,
     /// Output rows of S (length of e_i).
@@ -142,11 +159,107 @@ struct UnitArgs {
     /// Seed of S and of the vectors.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[command(flatten)]
+    dce: DceArgs,
+}
+
+/// The conv engine's layer (with `--unit dce`).
+#[derive(Args, Clone)]
+struct DceArgs {
+    /// dce: source channels C_s (channels of e_L).
+    #[arg(long, default_value_t = 16)]
+    cs: usize,
+    /// dce: target channels C_t (channels of e_i).
+    #[arg(long, default_value_t = 16)]
+    ct: usize,
+    /// dce: map height (1..=32).
+    #[arg(long, default_value_t = 8)]
+    height: usize,
+    /// dce: map width (1..=32).
+    #[arg(long, default_value_t = 8)]
+    width: usize,
+    /// dce: kernel size of D1 (1, 3 or 5).
+    #[arg(long, default_value_t = 3)]
+    k: usize,
+    /// dce: dilation of D1 (1..=4).
+    #[arg(long, default_value_t = 2)]
+    dil: usize,
+    /// dce: channel groups G (1, 2, 4 or 8; 1 = no D2 and no shuffle).
+    #[arg(long, default_value_t = 4)]
+    groups: usize,
+    /// dce: shift after D2 (default ceil(log2 sqrt(C_s / G))).
+    #[arg(long)]
+    shift2: Option<u32>,
+    /// dce: shift after D1 (default ceil(log2 sqrt(fan-in))).
+    #[arg(long)]
+    shift1: Option<u32>,
+    /// dce cosim: instead of random vectors, capture the error maps of a training
+    /// config's conv paths at its first, middle and last step and run those.
+    #[arg(long)]
+    from_config: Option<PathBuf>,
+    /// dce cosim --from-config: keep only the first N training images (IDX data).
+    #[arg(long)]
+    train_limit: Option<usize>,
+}
+
+impl DceArgs {
+    fn layer(&self) -> Result<DceLayer> {
+        let icg1 = if self.groups > 1 {
+            self.ct / self.groups.max(1)
+        } else {
+            self.cs
+        };
+        let (s2, s1) =
+            DceLayer::default_shifts(self.cs / self.groups.max(1), icg1 * self.k * self.k, 0);
+        Ok(DceLayer::new(
+            self.cs,
+            self.ct,
+            self.height,
+            self.width,
+            self.k,
+            self.dil,
+            self.groups,
+            self.shift2.unwrap_or(s2),
+            self.shift1.unwrap_or(s1),
+        )?)
+    }
+
+    /// The cases to run and an engine that fits them.
+    fn cases(&self, lanes: usize, vectors: usize, seed: u64) -> Result<(Vec<DceCase>, DceSizes)> {
+        let cases = match &self.from_config {
+            Some(file) => {
+                let c = golden::config::Config::load(file)?;
+                let exp_steps = {
+                    let (tr, _) = golden::experiment::load_data(&c)?;
+                    let n = self
+                        .train_limit
+                        .filter(|&n| n > 0)
+                        .map_or(tr.len(), |n| n.min(tr.len()));
+                    n / c.raw.batch * c.raw.epochs
+                };
+                let steps = dce_tb::first_middle_last(exp_steps);
+                let caps = dce_tb::capture(file, self.train_limit, &steps, 1)?;
+                let name = c.raw.name.replace('-', "_");
+                let cases = DceCase::from_captures(&name, &caps)?;
+                if cases.is_empty() {
+                    bail!("{}: the config has no conv backward path the engine runs (binary weights, equal map sizes, mode hdfa/cdfa)", file.display());
+                }
+                cases
+            }
+            None => {
+                let l = self.layer()?;
+                let name = format!("k{}_d{}_g{}", l.k, l.dil, l.groups);
+                vec![DceCase::random(name, l, vectors, seed)?]
+            }
+        };
+        let layers: Vec<DceLayer> = cases.iter().map(|c| c.layer).collect();
+        let sizes = DceSizes::fitting(lanes, &layers)?;
+        Ok((cases, sizes))
+    }
 }
 
 impl UnitArgs {
     fn scenario(&self, vectors: usize) -> Result<BsbuScenario> {
-        let UnitKind::Bsbu = self.unit;
         check_sparsity(self.sparsity)?;
         let shift = self.shift.unwrap_or(BsbuParams::default_shift(self.cols));
         let params = BsbuParams::new(self.lanes, self.rows, self.cols, shift)?;
@@ -170,6 +283,21 @@ fn sims(s: SimArg) -> Vec<SimKind> {
 }
 
 fn emit(u: &UnitArgs, out: &PathBuf) -> Result<PathBuf> {
+    if let UnitKind::Dce = u.unit {
+        let (cases, sizes) = u.dce.cases(u.lanes, 0, u.seed)?;
+        let design = rtl::dce::generate(&sizes)?;
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let path = out.join(format!("dce_p{}.v", sizes.lanes));
+        std::fs::write(&path, &design.verilog)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "emitted dce (P={}, buffers for {}) -> {}",
+            sizes.lanes,
+            cases[0].config(sizes.lanes),
+            path.display()
+        );
+        return Ok(path);
+    }
     let sc = u.scenario(0)?;
     let s = sc.matrix()?;
     let design = rtl::bsbu::generate(&sc.params, &s)?;
@@ -182,8 +310,24 @@ fn emit(u: &UnitArgs, out: &PathBuf) -> Result<PathBuf> {
 }
 
 fn cosim(u: &UnitArgs, vectors: usize, which: SimArg, out: &PathBuf) -> Result<bool> {
-    let sc = u.scenario(vectors)?;
     let cache = sim::verilator::default_cache_dir();
+    if let UnitKind::Dce = u.unit {
+        let (cases, sizes) = u.dce.cases(u.lanes, vectors, u.seed)?;
+        let design = rtl::dce::generate(&sizes)?;
+        let mut clean = true;
+        for c in &cases {
+            for k in sims(which) {
+                let r = dce_tb::run_case(&design, &sizes, c, k, Stall::SOME, &cache, out)?;
+                println!("{}\n  {}", r.summary(), r.traffic_line());
+                if let Some(m) = &r.stats.first {
+                    println!("{m}");
+                    clean = false;
+                }
+            }
+        }
+        return Ok(clean);
+    }
+    let sc = u.scenario(vectors)?;
     let mut clean = true;
     for k in sims(which) {
         let r = sc.run(k, &cache, out)?;
@@ -197,6 +341,15 @@ fn cosim(u: &UnitArgs, vectors: usize, which: SimArg, out: &PathBuf) -> Result<b
 }
 
 fn synth(u: &UnitArgs, out: &PathBuf) -> Result<synth::SynthReport> {
+    if let UnitKind::Dce = u.unit {
+        let (cases, sizes) = u.dce.cases(u.lanes, 0, u.seed)?;
+        let design = rtl::dce::generate(&sizes)?;
+        let dir = out.join(format!("dce_p{}", sizes.lanes));
+        let r = synth::synthesize(&design, &cases[0].config(sizes.lanes), &dir)?;
+        println!("{}\n{}", synth::SynthReport::MD_HEADER, r.md_row());
+        println!("reports: {}/synth_report.{{json,md}}", dir.display());
+        return Ok(r);
+    }
     let sc = u.scenario(0)?;
     let s = sc.matrix()?;
     let design = rtl::bsbu::generate(&sc.params, &s)?;
@@ -264,6 +417,67 @@ fn bench(
     Ok(())
 }
 
+fn dce_bench(
+    lanes: usize,
+    channels: usize,
+    map: usize,
+    vectors: usize,
+    seed: u64,
+    out: &PathBuf,
+) -> Result<()> {
+    let cache = sim::verilator::default_cache_dir();
+    let mut layers = Vec::new();
+    for g in [1usize, 2, 4, 8] {
+        for d in 1..=4 {
+            let icg1 = if g > 1 { channels / g } else { channels };
+            let (s2, s1) = DceLayer::default_shifts(channels / g, icg1 * 9, 0);
+            layers.push(DceLayer::new(
+                channels, channels, map, map, 3, d, g, s2, s1,
+            )?);
+        }
+    }
+    let sizes = DceSizes::fitting(lanes, &layers)?;
+    let design = rtl::dce::generate(&sizes)?;
+    println!("## DCE utilization (P = {lanes}, C_s = C_t = {channels}, {map}x{map}, k = 3, no stalls, {vectors} vectors per row)");
+    println!("| d | G | ideal cycles/pass | compute cycles/pass | utilization | total cycles/pass | total utilization | buffer reads (x P = golden) | weight bits (golden) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for l in layers {
+        let c = DceCase::random(format!("bench_d{}_g{}", l.dil, l.groups), l, vectors, seed)?;
+        let c = DceCase {
+            vectors: c.vectors[testbench::dce::CORNERS.len()..].to_vec(),
+            ..c
+        };
+        let r = dce_tb::run_case(
+            &design,
+            &sizes,
+            &c,
+            SimKind::Verilator,
+            Stall::NONE,
+            &cache,
+            out,
+        )?;
+        if r.stats.mismatches != 0 {
+            bail!("bench run had mismatches: {}", r.summary());
+        }
+        let t = r.rtl_traffic();
+        println!(
+            "| {} | {} | {:.0} | {:.1} | {:.2}% | {:.1} | {:.1}% | {} ({}) | {} ({}) |",
+            l.dil,
+            l.groups,
+            r.ideal_per_vector,
+            r.compute_per_vector(),
+            100.0 * r.utilization(),
+            r.cycles_per_vector(),
+            100.0 * r.ideal_per_vector / r.cycles_per_vector(),
+            t.error_reads,
+            r.golden.error_reads,
+            t.weight_bits,
+            r.golden.weight_bits
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
@@ -291,19 +505,35 @@ fn main() -> Result<()> {
             synth(&unit, &out)?;
         }
         Cmd::Bench {
+            unit: UnitKind::Dce,
+            lanes,
+            channels,
+            map,
+            vectors,
+            seed,
+            out,
+            ..
+        } => dce_bench(lanes, channels, map, vectors.unwrap_or(2), seed, &out)?,
+        Cmd::Bench {
+            unit: UnitKind::Bsbu,
             sparsity,
             rows,
             cols,
             vectors,
             seed,
             out,
-        } => bench(sparsity, rows, cols, vectors, seed, &out)?,
+            ..
+        } => bench(sparsity, rows, cols, vectors.unwrap_or(1000), seed, &out)?,
         Cmd::Flow { unit, vectors, out } => {
             emit(&unit, &out.join("emit"))?;
             let clean = cosim(&unit, vectors, SimArg::Both, &out.join("cosim"))?;
             let r = synth(&unit, &out.join("synth"))?;
             println!(
-                "flow summary: bsbu P={} co-simulation {} on verilator and icarus; iCE40 HX8K {} LUT4, {} FF, {} BRAM, Fmax {:.1} MHz",
+                "flow summary: {} P={} co-simulation {} on verilator and icarus; iCE40 HX8K {} LUT4, {} FF, {} BRAM, Fmax {:.1} MHz",
+                match unit.unit {
+                    UnitKind::Bsbu => "bsbu",
+                    UnitKind::Dce => "dce",
+                },
                 unit.lanes,
                 if clean { "bit-exact" } else { "MISMATCHED" },
                 r.luts,

@@ -256,3 +256,101 @@ fn cli_train_takes_idx_paths_from_flags_and_rejects_a_truncated_file() {
         "{err}"
     );
 }
+
+#[test]
+fn cli_dce_cosim_summary_ends_with_zero_mismatches_on_both_simulators() {
+    let (ok, out, err) = hdfa(&[
+        "cosim",
+        "--unit",
+        "dce",
+        "--lanes",
+        "2",
+        "--cs",
+        "4",
+        "--ct",
+        "4",
+        "--height",
+        "5",
+        "--width",
+        "3",
+        "--dil",
+        "3",
+        "--groups",
+        "2",
+        "--vectors",
+        "3",
+        "--sim",
+        "both",
+        "--out",
+        "target/hdfa-test/cli_dce",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("dce ")).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for l in lines {
+        assert!(
+            l.ends_with("mismatches: 0") && l.contains("d=3 G=2") && l.contains("utilization"),
+            "{l}"
+        );
+    }
+    assert!(out.contains("traffic per pass"), "{out}");
+}
+
+#[test]
+fn cli_dce_emit_writes_verilog_with_a_top_module() {
+    let (ok, out, err) = hdfa(&[
+        "emit",
+        "--unit",
+        "dce",
+        "--lanes",
+        "1",
+        "--groups",
+        "1",
+        "--out",
+        "target/hdfa-test/cli_dce_emit",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let v = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/hdfa-test/cli_dce_emit/dce_p1.v"
+    ))
+    .unwrap();
+    assert!(
+        v.contains("module top") && v.contains("cfg_addr"),
+        "{}",
+        &v[..200]
+    );
+}
+
+#[test]
+fn cli_dce_bad_parameters_name_the_value_and_the_range() {
+    for (args, want) in [
+        (
+            vec!["--dil", "5"],
+            "d = 5 is out of range: valid range is 1..=4",
+        ),
+        (vec!["--k", "4"], "k = 4 is out of range"),
+        (vec!["--groups", "3"], "groups = 3 is out of range"),
+        (vec!["--cs", "6", "--groups", "4"], "source channels 6"),
+        (
+            vec!["--height", "40"],
+            "height = 40 is out of range: valid range is 1..=32",
+        ),
+        (vec!["--lanes", "8", "--groups", "4"], "lanes = 8"),
+    ] {
+        let mut a = vec![
+            "emit",
+            "--unit",
+            "dce",
+            "--out",
+            "target/hdfa-test/cli_dce_bad",
+        ];
+        a.extend(args.iter().copied());
+        let (ok, out, err) = hdfa(&a);
+        assert!(!ok, "{args:?} must fail: {out}");
+        assert!(
+            err.contains(want) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -401,3 +401,48 @@ pub fn probe_len_err(
         msg: format!("the pass did not finish within {limit} cycles"),
     }))
 }
+
+/// Load the training config `file` (relative data paths resolve against the current
+/// directory), optionally keep only its first `train_limit` training images (IDX
+/// data; the test set is then cut to 256), train, and capture the engine-runnable
+/// paths at global `steps` for the first `samples` samples of each step's batch
+/// (see [`golden::experiment::Experiment::capture_paths`]). Steps past the config's
+/// last step are an error naming the range.
+pub fn capture(
+    file: &Path,
+    train_limit: Option<usize>,
+    steps: &[usize],
+    samples: usize,
+) -> Result<Vec<PathCapture>, TbError> {
+    use golden::experiment::{ExpError, Experiment};
+    let mut c = golden::config::Config::load(file).map_err(ExpError::from)?;
+    if let Some(n) = train_limit {
+        let mut raw = c.raw.clone();
+        if let golden::config::DataToml::Idx {
+            train_limit,
+            test_limit,
+            ..
+        } = &mut raw.data
+        {
+            *train_limit = n;
+            *test_limit = 256;
+        }
+        c = golden::config::Config::from_raw(file, raw).map_err(ExpError::from)?;
+    }
+    let mut exp = Experiment::<golden::cnn::num::Fx>::new(c)?;
+    let last = exp.batches() * exp.config.raw.epochs - 1;
+    if let Some(&s) = steps.iter().find(|&&s| s > last) {
+        return Err(golden::GoldenError::out_of_range(
+            "capture step",
+            s,
+            format!("0..={last} (the run's steps)"),
+        )
+        .into());
+    }
+    Ok(exp.capture_paths(steps, samples)?)
+}
+
+/// First, middle and last step of a config's run (`steps` = its step count).
+pub fn first_middle_last(steps: usize) -> [usize; 3] {
+    [0, steps / 2, steps.saturating_sub(1)]
+}

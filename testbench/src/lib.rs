@@ -35,6 +35,9 @@ pub enum TbError {
     /// Simulation failed.
     #[error(transparent)]
     Sim(#[from] sim::SimError),
+    /// A training run (for captured vectors) failed.
+    #[error(transparent)]
+    Exp(#[from] golden::experiment::ExpError),
 }
 
 /// Which simulator.

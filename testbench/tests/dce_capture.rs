@@ -7,10 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use golden::cnn::num::Fx;
-use golden::config::Config;
 use golden::dce::DceSizes;
-use golden::experiment::{Experiment, PathCapture};
+use golden::experiment::PathCapture;
 use sim::stream::Stall;
 use testbench::dce::{run_case, DceCase, DceReport};
 use testbench::SimKind;
@@ -29,30 +27,10 @@ fn capture(
     steps: &[usize],
     samples: usize,
 ) -> Vec<PathCapture> {
-    let file = root().join(config);
-    let mut c = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
-    if let Some(n) = train_limit {
-        let mut raw = c.raw.clone();
-        if let golden::config::DataToml::Idx {
-            train_limit,
-            test_limit,
-            ..
-        } = &mut raw.data
-        {
-            *train_limit = n;
-            *test_limit = 256;
-        }
-        c = Config::from_raw(&file, raw).unwrap();
-    }
-    // Relative data paths in the config are relative to the repository root.
+    // Relative data paths in the configs are relative to the repository root.
     std::env::set_current_dir(root()).unwrap();
-    let mut exp = Experiment::<Fx>::new(c).unwrap_or_else(|e| panic!("{e}"));
-    let last = exp.batches() * exp.config.raw.epochs - 1;
-    assert!(
-        steps.iter().all(|&s| s <= last),
-        "steps {steps:?} beyond the run's last step {last}"
-    );
-    exp.capture_paths(steps, samples).unwrap()
+    testbench::dce::capture(&root().join(config), train_limit, steps, samples)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn check(r: &DceReport) {

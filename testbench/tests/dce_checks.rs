@@ -165,3 +165,21 @@ fn dce_bad_input_gets_named_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn dce_synthesizes_for_ice40_with_block_rams_area_and_fmax() {
+    let (case, sizes) = small();
+    let design = rtl::dce::generate(&sizes).unwrap();
+    let r = synth::synthesize(&design, &case.config(sizes.lanes), &work("dce_synth_p4"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!("{}\n{}", synth::SynthReport::MD_HEADER, r.md_row());
+    assert!(
+        r.luts > 200 && r.ffs > 100 && r.generic_cells > 500,
+        "{r:?}"
+    );
+    // Every buffer and table is a block RAM (ram_style = "block"): source, 4 D2
+    // banks, 4 output banks, mask, two tap tables, channel table, weights.
+    assert!(r.brams >= 13, "{r:?}");
+    assert!(r.fmax_mhz > 5.0 && r.fmax_mhz < 1000.0, "{r:?}");
+    assert!(r.dir.join("synth_report.json").exists() && r.dir.join("synth_report.md").exists());
+}

@@ -12,14 +12,15 @@
 //!   input channel c of D1 is D2 output channel s = `shuffle_perm(C_t, G)[c]`, which
 //!   lane s mod P wrote into its bank at (s / P)·H·W; entry data = address (bits
 //!   0..16) | one-hot bank (bits 16..24). With G = 1 the entry is c·H·W in the source
-//!   buffer. Entries [`CHAN_D2_BASE`].. are D2's input channels (c·H·W);
+//!   buffer. Entries from the engine's channel capacity `DceSizes::chans` on are D2's
+//!   input channels (c·H·W);
 //! - region 4: weight words, P sign bits each (bit l: lane l subtracts). D2 words
 //!   (block b, channel i within the group) at b·(C_s/G) + i; D1 words after the
 //!   engine's D2 area, at b·(C_1/G)·k² + i·k² + t. Block b holds output channels
 //!   b·P .. b·P + P − 1; the signs come from the golden layout `[out][in/G][k][k]`.
 
 use golden::cnn::ops::shuffle_perm;
-use golden::dce::{DceLayer, DceSizes, DceWeights, MAX_CHANNELS};
+use golden::dce::{DceLayer, DceSizes, DceWeights};
 use golden::GoldenError;
 
 /// Width of the configuration address.
@@ -36,8 +37,6 @@ pub const REGION_TAP_OFF: u32 = 2;
 pub const REGION_CHAN: u32 = 3;
 /// Region of the weight memory.
 pub const REGION_WEIGHT: u32 = 4;
-/// Channel-table index of D2's first entry.
-pub const CHAN_D2_BASE: usize = MAX_CHANNELS;
 
 /// Scalar registers (region 0), by index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,7 +154,7 @@ pub fn program(
         }
     }
     for c in 0..l.cs {
-        out.push((cfg_addr(REGION_CHAN, CHAN_D2_BASE + c), (c * hw) as u32));
+        out.push((cfg_addr(REGION_CHAN, sizes.chans + c), (c * hw) as u32));
     }
     let word = |signs: &[bool], per: usize, b: usize, i: usize| -> u32 {
         (0..p).fold(0u32, |a, lane| {

@@ -23,7 +23,7 @@
 //! - S2: the P lanes add or subtract the word by their sign bits.
 //! - S3: on an output's last tap, the narrowed sums are written (D2 bank or output half).
 
-use golden::dce::{DceSizes, ADDR_BITS, MAX_CHANNELS, MAX_LANES};
+use golden::dce::{DceSizes, ADDR_BITS, MAX_LANES};
 use golden::format::ERROR_BITS;
 use rust_hdl::prelude::*;
 
@@ -79,7 +79,7 @@ pub struct Dce {
     tapyx: DceMem<Bits<CFG_DATA_BITS>>,
     /// Tap table: address offset dy·W + dx.
     tapoff: DceMem<Bits<ADDR_BITS>>,
-    /// Channel table: base address (low 16 bits) and one-hot bank (bits 16..24); D1 entries first, D2 entries from CHAN_D2_BASE. The shuffle is this table.
+    /// Channel table: base address (low 16 bits) and one-hot bank (bits 16..24); D1 entries first, D2 entries from the channel capacity `DceSizes::chans`. The shuffle is this table.
     chan: DceMem<Bits<CFG_DATA_BITS>>,
     /// Weight signs, P bits per word: D2 words, then D1 words.
     wmem: DceMem<Bits<MAX_LANES>>,
@@ -339,7 +339,7 @@ pub struct Dce {
     rg_weight: Constant<Bits<4>>,
     /// Zero counter.
     zero16: Constant<Bits<ADDR_BITS>>,
-    /// Channel-table index of D2's first entry.
+    /// Channel-table index of D2's first entry (the engine's channel capacity).
     chan_d2: Constant<Bits<ADDR_BITS>>,
     /// Weight-memory index of D1's first word.
     w1_base: Constant<Bits<ADDR_BITS>>,
@@ -424,7 +424,7 @@ impl Dce {
             maskm: DceMem::new(sizes.mask),
             tapyx: DceMem::new(sizes.taps),
             tapoff: DceMem::new(sizes.taps),
-            chan: DceMem::new(2 * MAX_CHANNELS),
+            chan: DceMem::new(2 * sizes.chans),
             wmem: DceMem::new(sizes.w2 + sizes.w1),
             lanes: (0..sizes.lanes).map(|_| DceLane::default()).collect(),
             state: Default::default(),
@@ -554,7 +554,7 @@ impl Dce {
             rg_chan: Constant::new((regs::REGION_CHAN as u64).to_bits()),
             rg_weight: Constant::new((regs::REGION_WEIGHT as u64).to_bits()),
             zero16: Constant::new(0u64.to_bits()),
-            chan_d2: Constant::new((regs::CHAN_D2_BASE as u64).to_bits()),
+            chan_d2: Constant::new((sizes.chans as u64).to_bits()),
             w1_base: Constant::new((sizes.w2 as u64).to_bits()),
             top_sel: Constant::new((1u64 << (sizes.lanes - 1)).to_bits()),
             first_sel: Constant::new(1u64.to_bits()),
