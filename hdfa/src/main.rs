@@ -11,7 +11,7 @@ use golden::dce::{DceLayer, DceSizes};
 use golden::params::{check_sparsity, BsbuParams};
 use sim::stream::Stall;
 use testbench::dce::{self as dce_tb, DceCase};
-use testbench::{BsbuScenario, SimKind};
+use testbench::{BsbuScenario, SimKind, UnitReport};
 
 /// HDFA hardware generator: emit Verilog, co-simulate it bit-exactly against the
 /// fixed-point golden model on Verilator and Icarus, and synthesize it for iCE40.

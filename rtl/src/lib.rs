@@ -6,7 +6,8 @@
 //! Main types:
 //! - [`bsbu::Bsbu`]: the binary sparse backward-weight unit (P lanes, zero skipping,
 //!   valid/ready streams), built by [`bsbu::generate`] into an [`Emitted`] design.
-//! - [`bsbu::BsbuLane`] and [`narrow::Narrow`]: its lane and its round/saturate step.
+//! - [`bsbu::BsbuLane`]: its lane; [`narrow::Narrow`]: the round/saturate step every
+//!   unit shares.
 //! - [`dce::Dce`]: the dilated-conv error-propagation engine (D2, shuffle, dilated D1,
 //!   ReLU mask; P lanes; run-time layer configuration), built by [`dce::generate`].
 //! - [`Emitted`]: Verilog text plus the top module's port list, which the co-simulation

@@ -1,54 +1,72 @@
-//! Narrow: round-half-up right shift and saturation into the error format, i.e.
-//! `golden::format::narrow(x, shift, ERROR)` in hardware.
+//! Narrow: `golden::format::narrow(x, shift, ERROR)` in hardware, the one
+//! round-half-up and saturate step of every unit. The shift is an input: a
+//! configuration register (the conv engine) or a constant (the backward-weight unit;
+//! yosys folds the shifter away).
 //!
-//! One adder with a constant half-LSB, two comparisons against constant bounds
-//! (precomputed from the shift, so the comparisons happen before the shift), and a
-//! bit slice. The shift is fixed at generation time.
+//! The half-LSB and the two saturation bounds are the constants 1, 2^15 and −2^15
+//! shifted left by the run-time shift. They are formed in [`WIDE`] bits: with the
+//! largest shift (16), (max + 1) << 16 = 2^31 does not fit the 32-bit accumulator.
 
 use golden::format::{ACC_BITS, ERROR, ERROR_BITS};
+use golden::params::MAX_SHIFT;
 use rust_hdl::prelude::*;
 
-/// Width of the shift-amount constant: enough for any shift < 64.
-const SHIFT_BITS: usize = 6;
+/// Width of the shift input (MAX_SHIFT = 16 needs 5 bits).
+pub const SHIFT_BITS: usize = 5;
+/// Internal width: the accumulator plus headroom for the shifted bounds.
+pub const WIDE: usize = ACC_BITS + 8;
 
-/// Round and saturate a [`ACC_BITS`]-wide signed value into the error format.
+const _: () = assert!(MAX_SHIFT < (1 << SHIFT_BITS) && (MAX_SHIFT as usize) + ERROR_BITS < WIDE);
+
+/// Round half up by `shift` and saturate into the error format.
 #[derive(LogicBlock)]
 pub struct Narrow {
-    /// Wide input (accumulator or product).
+    /// Accumulator value.
     pub x: Signal<In, Signed<ACC_BITS>>,
-    /// Narrowed output, valid in the same cycle (combinational).
+    /// Right shift, 0..=MAX_SHIFT.
+    pub shift: Signal<In, Bits<SHIFT_BITS>>,
+    /// Narrowed value (combinational).
     pub y: Signal<Out, Signed<ERROR_BITS>>,
-    /// x plus half an output LSB.
-    sum: Signal<Local, Signed<ACC_BITS>>,
-    /// sum shifted right, as raw bits; only its low ERROR_BITS are used when in range.
-    shifted: Signal<Local, Bits<ACC_BITS>>,
-    /// Half an output LSB: 1 << (shift − 1), or 0 for shift 0.
-    half: Constant<Signed<ACC_BITS>>,
+    /// x sign-extended.
+    xw: Signal<Local, Signed<WIDE>>,
+    /// Half an output LSB: (1 << shift) >> 1.
+    half: Signal<Local, Bits<WIDE>>,
+    /// x + half.
+    sum: Signal<Local, Signed<WIDE>>,
+    /// sum >> shift, raw bits.
+    shifted: Signal<Local, Bits<WIDE>>,
     /// (max + 1) << shift: sums at or above saturate high.
-    hi: Constant<Signed<ACC_BITS>>,
+    hi: Signal<Local, Bits<WIDE>>,
     /// min << shift: sums below saturate low.
-    lo: Constant<Signed<ACC_BITS>>,
-    /// The shift amount.
-    shift: Constant<Bits<SHIFT_BITS>>,
+    lo: Signal<Local, Bits<WIDE>>,
+    /// 1.
+    one: Constant<Bits<WIDE>>,
+    /// max + 1 = 2^15.
+    max_p1: Constant<Bits<WIDE>>,
+    /// min = −2^15 in WIDE-bit two's complement.
+    min_w: Constant<Bits<WIDE>>,
     /// Largest error word.
     max: Constant<Signed<ERROR_BITS>>,
     /// Smallest error word.
     min: Constant<Signed<ERROR_BITS>>,
 }
 
-impl Narrow {
-    /// A narrowing step with a fixed `shift` (≤ ACC_BITS − ERROR_BITS, checked by the caller).
-    pub fn new(shift: u32) -> Self {
-        let half = if shift == 0 { 0 } else { 1i64 << (shift - 1) };
+impl Default for Narrow {
+    fn default() -> Self {
+        let wmask = (1u64 << WIDE) - 1;
         Narrow {
             x: Default::default(),
+            shift: Default::default(),
             y: Default::default(),
+            xw: Default::default(),
+            half: Default::default(),
             sum: Default::default(),
             shifted: Default::default(),
-            half: Constant::new(half.to_signed_bits()),
-            hi: Constant::new(((ERROR.max_raw() + 1) << shift).to_signed_bits()),
-            lo: Constant::new((ERROR.min_raw() << shift).to_signed_bits()),
-            shift: Constant::new((shift as u64).to_bits()),
+            hi: Default::default(),
+            lo: Default::default(),
+            one: Constant::new(1u64.to_bits()),
+            max_p1: Constant::new(((ERROR.max_raw() + 1) as u64).to_bits()),
+            min_w: Constant::new((ERROR.min_raw() as u64 & wmask).to_bits()),
             max: Constant::new(ERROR.max_raw().to_signed_bits()),
             min: Constant::new(ERROR.min_raw().to_signed_bits()),
         }
@@ -58,11 +76,15 @@ impl Narrow {
 impl Logic for Narrow {
     #[hdl_gen]
     fn update(&mut self) {
-        self.sum.next = self.x.val() + self.half.val();
+        self.xw.next = signed_bit_cast::<WIDE, ACC_BITS>(self.x.val());
+        self.half.next = (self.one.val() << self.shift.val()) >> 1;
+        self.sum.next = self.xw.val() + signed_cast(self.half.val());
         self.shifted.next = unsigned_cast(self.sum.val()) >> self.shift.val();
-        if self.sum.val() >= self.hi.val() {
+        self.hi.next = self.max_p1.val() << self.shift.val();
+        self.lo.next = self.min_w.val() << self.shift.val();
+        if self.sum.val() >= signed_cast(self.hi.val()) {
             self.y.next = self.max.val();
-        } else if self.sum.val() < self.lo.val() {
+        } else if self.sum.val() < signed_cast(self.lo.val()) {
             self.y.next = self.min.val();
         } else {
             self.y.next = signed_cast(self.shifted.val().get_bits::<ERROR_BITS>(0));

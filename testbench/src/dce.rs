@@ -231,19 +231,25 @@ pub struct DceReport {
     pub work: PathBuf,
 }
 
+impl crate::UnitReport for DceReport {
+    fn unit(&self) -> &'static str {
+        "dce"
+    }
+    fn config(&self) -> &str {
+        &self.config
+    }
+    fn vectors(&self) -> usize {
+        self.vectors
+    }
+    fn stats(&self) -> &RunStats {
+        &self.stats
+    }
+    fn ideal_per_vector(&self) -> f64 {
+        self.ideal_per_vector
+    }
+}
+
 impl DceReport {
-    /// Compute cycles (phases D2 + D1) per vector.
-    pub fn compute_per_vector(&self) -> f64 {
-        (self.stats.phase_cycles[1] + self.stats.phase_cycles[2]) as f64 / self.vectors as f64
-    }
-    /// Utilization of the compute phases: ideal / compute cycles.
-    pub fn utilization(&self) -> f64 {
-        self.ideal_per_vector / self.compute_per_vector()
-    }
-    /// All cycles per vector (load, compute, tail of the drain).
-    pub fn cycles_per_vector(&self) -> f64 {
-        self.stats.cycles as f64 / self.vectors as f64
-    }
     /// Traffic measured in the simulation, per vector: buffer error words read and
     /// weight bits read (P per weight word).
     pub fn rtl_traffic(&self) -> DceTraffic {
@@ -267,22 +273,6 @@ impl DceReport {
             self.golden.error_reads,
             r.weight_bits,
             self.golden.weight_bits
-        )
-    }
-    /// The summary line; it ends with `mismatches: N`.
-    pub fn summary(&self) -> String {
-        format!(
-            "dce {} vectors={} [{}]: cycles {} ({:.1}/vector, compute {:.1}/vector, ideal {:.1}), utilization {:.1}%, {:.2} Mcycles/s, mismatches: {}",
-            self.config,
-            self.vectors,
-            self.stats.sim,
-            self.stats.cycles,
-            self.cycles_per_vector(),
-            self.compute_per_vector(),
-            self.ideal_per_vector,
-            100.0 * self.utilization(),
-            self.stats.cycles_per_second() / 1e6,
-            self.stats.mismatches
         )
     }
 }

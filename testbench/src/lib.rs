@@ -314,36 +314,67 @@ pub struct BsbuReport {
     pub work: PathBuf,
 }
 
-impl BsbuReport {
-    /// Compute-phase cycles (START + COMPUTE) per vector.
-    pub fn compute_per_vector(&self) -> f64 {
-        (self.stats.phase_cycles[1] + self.stats.phase_cycles[2]) as f64 / self.vectors as f64
+impl UnitReport for BsbuReport {
+    fn unit(&self) -> &'static str {
+        "bsbu"
     }
-
-    /// Utilization of the compute phase: ideal / compute cycles.
-    pub fn utilization(&self) -> f64 {
-        self.ideal_per_vector as f64 / self.compute_per_vector()
+    fn config(&self) -> &str {
+        &self.config
     }
-
-    /// Total cycles per vector (load + compute + drain, with stalls).
-    pub fn cycles_per_vector(&self) -> f64 {
-        self.stats.cycles as f64 / self.vectors as f64
+    fn vectors(&self) -> usize {
+        self.vectors
     }
+    fn stats(&self) -> &RunStats {
+        &self.stats
+    }
+    fn ideal_per_vector(&self) -> f64 {
+        self.ideal_per_vector as f64
+    }
+}
 
+/// Cycle figures and the summary line shared by the units' reports. Phases 1 and 2
+/// are the compute phases of both units (bsbu: START + COMPUTE, dce: D2 + D1).
+pub trait UnitReport {
+    /// Unit name.
+    fn unit(&self) -> &'static str;
+    /// Configuration text.
+    fn config(&self) -> &str;
+    /// Vectors run.
+    fn vectors(&self) -> usize;
+    /// Simulator statistics.
+    fn stats(&self) -> &RunStats;
+    /// Ideal compute cycles per vector.
+    fn ideal_per_vector(&self) -> f64;
+
+    /// Compute-phase cycles per vector.
+    fn compute_per_vector(&self) -> f64 {
+        let s = self.stats();
+        (s.phase_cycles[1] + s.phase_cycles[2]) as f64 / self.vectors() as f64
+    }
+    /// Utilization of the compute phases: ideal / compute cycles.
+    fn utilization(&self) -> f64 {
+        self.ideal_per_vector() / self.compute_per_vector()
+    }
+    /// All cycles per vector (load, compute, drain, with stalls).
+    fn cycles_per_vector(&self) -> f64 {
+        self.stats().cycles as f64 / self.vectors() as f64
+    }
     /// The summary line; it ends with `mismatches: N`.
-    pub fn summary(&self) -> String {
+    fn summary(&self) -> String {
+        let s = self.stats();
         format!(
-            "bsbu {} vectors={} [{}]: cycles {} ({:.1}/vector, compute {:.1}/vector, ideal {}), utilization {:.1}%, {:.2} Mcycles/s, mismatches: {}",
-            self.config,
-            self.vectors,
-            self.stats.sim,
-            self.stats.cycles,
+            "{} {} vectors={} [{}]: cycles {} ({:.1}/vector, compute {:.1}/vector, ideal {:.1}), utilization {:.1}%, {:.2} Mcycles/s, mismatches: {}",
+            self.unit(),
+            self.config(),
+            self.vectors(),
+            s.sim,
+            s.cycles,
             self.cycles_per_vector(),
             self.compute_per_vector(),
-            self.ideal_per_vector,
+            self.ideal_per_vector(),
             100.0 * self.utilization(),
-            self.stats.cycles_per_second() / 1e6,
-            self.stats.mismatches
+            s.cycles_per_second() / 1e6,
+            s.mismatches
         )
     }
 }

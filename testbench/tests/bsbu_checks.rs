@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use sim::stream::{run_verilator, Stall};
-use testbench::{BsbuScenario, SimKind};
+use testbench::{BsbuScenario, SimKind, UnitReport};
 
 fn work(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -176,4 +176,23 @@ fn verilator_build_cache_is_shared_by_parallel_builders() {
         sim::verilator::build(&d2, &cache).unwrap().lib,
         builds[0].lib
     );
+}
+
+#[test]
+fn bsbu_largest_shift_matches_golden_on_verilator() {
+    // shift = MAX_SHIFT (16): the saturation bound (max + 1) << 16 = 2^31 needs more
+    // than the accumulator's 32 bits inside the narrowing step.
+    let mut sc = BsbuScenario::new(2, 8, 12, 0.0, 200, 9).unwrap();
+    sc.params = golden::params::BsbuParams::new(2, 8, 12, golden::params::MAX_SHIFT).unwrap();
+    let cache = sim::verilator::default_cache_dir();
+    let r = sc
+        .run(SimKind::Verilator, &cache, &work("bsbu_shift16"))
+        .unwrap();
+    println!("{}", r.summary());
+    assert!(
+        r.stats.first.is_none(),
+        "{}",
+        r.stats.first.as_ref().unwrap()
+    );
+    assert_eq!(r.stats.outputs, 8 * sc.total_vectors());
 }

@@ -11,7 +11,7 @@ use golden::dce::DceSizes;
 use golden::experiment::PathCapture;
 use sim::stream::Stall;
 use testbench::dce::{run_case, DceCase, DceReport};
-use testbench::SimKind;
+use testbench::{SimKind, UnitReport};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

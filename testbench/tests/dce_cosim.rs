@@ -12,7 +12,7 @@ use golden::dce::{DceLayer, DceSizes};
 use golden::format::ERROR;
 use sim::stream::Stall;
 use testbench::dce::{run_case, DceCase};
-use testbench::SimKind;
+use testbench::{SimKind, UnitReport};
 
 /// Random vectors per case on Verilator (Icarus: the first two).
 const RANDOM: usize = 24;
@@ -32,20 +32,43 @@ fn map(d: usize) -> (usize, usize) {
 /// corners saturate.
 fn cases(lanes: usize) -> Vec<DceCase> {
     let mut out = Vec::new();
-    let mut add = |name: String, cs, ct, (h, w): (usize, usize), k, d, g| {
-        let icg1 = if g > 1 { ct / g } else { cs };
-        let (sh2, sh1) = DceLayer::default_shifts(1, icg1 * k * k, 0);
-        let l = DceLayer::new(cs, ct, h, w, k, d, g, sh2, sh1).unwrap();
-        out.push(DceCase::random(name, l, RANDOM, (1000 * lanes + 10 * d + g) as u64).unwrap());
-    };
+    let mut add =
+        |name: String, cs, ct, (h, w): (usize, usize), k, d, g, shifts: Option<(u32, u32)>| {
+            let icg1 = if g > 1 { ct / g } else { cs };
+            let (sh2, sh1) = shifts.unwrap_or(DceLayer::default_shifts(1, icg1 * k * k, 0));
+            let l = DceLayer::new(cs, ct, h, w, k, d, g, sh2, sh1).unwrap();
+            out.push(DceCase::random(name, l, RANDOM, (1000 * lanes + 10 * d + g) as u64).unwrap());
+        };
     for d in 1..=4 {
         for g in [1, 2, 4, 8] {
             let ct = if lanes == 1 { 2 * g } else { lanes * g };
-            add(format!("d{d}_g{g}"), g * 2, ct, map(d), 3, d, g);
+            add(format!("d{d}_g{g}"), g * 2, ct, map(d), 3, d, g, None);
         }
     }
-    add("k1_g4".into(), 8, 4 * lanes, (5, 3), 1, 1, 4);
-    add("k5_d2_g2".into(), 4, 2 * lanes, (7, 7), 5, 2, 2);
+    add("k1_g4".into(), 8, 4 * lanes, (5, 3), 1, 1, 4, None);
+    add("k5_d2_g2".into(), 4, 2 * lanes, (7, 7), 5, 2, 2, None);
+    // The shift range's ends: 0 (everything saturates) and 16 (MAX_SHIFT).
+    add("shift0".into(), 4, 2 * lanes, (3, 3), 3, 1, 2, Some((0, 0)));
+    add(
+        "shift16_d2".into(),
+        4,
+        2 * lanes,
+        (3, 3),
+        3,
+        1,
+        2,
+        Some((16, 0)),
+    );
+    add(
+        "shift16_d1".into(),
+        4,
+        2 * lanes,
+        (3, 3),
+        3,
+        1,
+        2,
+        Some((0, 16)),
+    );
     out
 }
 

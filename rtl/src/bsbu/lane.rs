@@ -14,7 +14,7 @@ use golden::params::{COL_ADDR_BITS, ROW_ADDR_BITS};
 use rust_hdl::prelude::*;
 use std::collections::BTreeMap;
 
-use crate::narrow::Narrow;
+use crate::narrow::{Narrow, SHIFT_BITS};
 
 /// A lane whose entry memory has 2^EA words.
 #[derive(LogicBlock)]
@@ -43,6 +43,8 @@ pub struct BsbuLane<const EA: usize> {
     res: RAM<Signed<ERROR_BITS>, ROW_ADDR_BITS>,
     /// Round/saturate with the layer's scaling shift.
     narrow: Narrow,
+    /// The layer's scaling shift.
+    shift: Constant<Bits<SHIFT_BITS>>,
     /// Stage A: address of the next entry.
     ptr: DFF<Bits<EA>>,
     /// Stage A: entries remain to be issued.
@@ -108,7 +110,8 @@ impl<const EA: usize> BsbuLane<EA> {
             entries: SyncROM::new(rom),
             el: RAM::default(),
             res: RAM::default(),
-            narrow: Narrow::new(shift),
+            narrow: Narrow::default(),
+            shift: Constant::new((shift as u64).to_bits()),
             ptr: Default::default(),
             running: Default::default(),
             v1: Default::default(),
@@ -195,6 +198,7 @@ impl<const EA: usize> Logic for BsbuLane<EA> {
         }
         self.sum.next = self.acc.q.val() + self.term.val();
         self.narrow.x.next = self.sum.val();
+        self.narrow.shift.next = self.shift.val();
         self.res.write_address.next = self.row.q.val();
         self.res.write_data.next = self.narrow.y.val();
         self.res.write_enable.next = false;

@@ -16,7 +16,7 @@ use golden::params::{COL_ADDR_BITS, MAX_LANES, ROW_ADDR_BITS};
 use rust_hdl::prelude::*;
 
 use super::lane::BsbuLane;
-use crate::narrow::Narrow;
+use crate::narrow::{Narrow, SHIFT_BITS};
 
 /// Width of the load and drain counters: they count up to MAX_ROWS or MAX_COLS
 /// (256) and need one bit more than an address.
@@ -51,6 +51,8 @@ pub struct Bsbu<const EA: usize> {
     fp: RAM<Signed<ERROR_BITS>, ROW_ADDR_BITS>,
     /// Narrows e × f' by the derivative's fraction bits.
     fnarrow: Narrow,
+    /// The derivative's fraction bits: the shift after e × f'.
+    fshift: Constant<Bits<SHIFT_BITS>>,
     /// Phase register.
     state: DFF<Bits<2>>,
     /// LOAD: the e_L words are done, f' words are arriving.
@@ -135,7 +137,8 @@ impl<const EA: usize> Bsbu<EA> {
             phase: Default::default(),
             lanes: programs.iter().map(|p| BsbuLane::new(p, shift)).collect(),
             fp: RAM::default(),
-            fnarrow: Narrow::new(DERIV.frac),
+            fnarrow: Narrow::default(),
+            fshift: Constant::new((DERIV.frac as u64).to_bits()),
             state: Default::default(),
             loading_fp: Default::default(),
             lcnt: Default::default(),
@@ -278,6 +281,7 @@ impl<const EA: usize> Logic for Bsbu<EA> {
         }
         self.prod.next = self.sel_data.val() * self.fp.read_data.val();
         self.fnarrow.x.next = self.prod.val();
+        self.fnarrow.shift.next = self.fshift.val();
         if (self.state.q.val() == self.st_drain.val()) & self.advance.val() {
             self.o_valid.d.next = self.s1_valid.q.val();
             self.o_data.d.next = self.fnarrow.y.val();

@@ -6,7 +6,7 @@
 use golden::format::{ACC_BITS, ERROR_BITS};
 use rust_hdl::prelude::*;
 
-use super::narrow_rt::{NarrowRt, SHIFT_BITS};
+use crate::narrow::{Narrow, SHIFT_BITS};
 
 /// Accumulate ±word; narrow each finished sum.
 #[derive(LogicBlock)]
@@ -36,7 +36,7 @@ pub struct DceLane {
     /// acc (or 0 on the first tap) + term.
     sum: Signal<Local, Signed<ACC_BITS>>,
     /// Round and saturate.
-    narrow: NarrowRt,
+    narrow: Narrow,
     /// Zero accumulator.
     zero: Constant<Signed<ACC_BITS>>,
 }

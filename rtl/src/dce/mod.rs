@@ -1,6 +1,6 @@
 //! The dilated-conv error-propagation engine (paper eq. 7): [`Dce`] (top),
-//! [`DceLane`] (one output channel's accumulator), [`NarrowRt`] (round/saturate with a
-//! run-time shift), [`DceMem`] (a memory of generation-time depth), the register map
+//! [`DceLane`] (one output channel's accumulator), [`crate::narrow::Narrow`]
+//! (round/saturate), [`DceMem`] (a memory of generation-time depth), the register map
 //! [`regs`], and [`generate`].
 //!
 //! Generation time fixes the lane count P and the buffer sizes ([`DceSizes`]); the
@@ -9,13 +9,11 @@
 
 mod lane;
 mod mem;
-mod narrow_rt;
 pub mod regs;
 mod top;
 
 pub use lane::DceLane;
 pub use mem::DceMem;
-pub use narrow_rt::NarrowRt;
 pub use top::Dce;
 
 use golden::dce::{DceSizes, ADDR_BITS};

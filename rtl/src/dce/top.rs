@@ -29,8 +29,8 @@ use rust_hdl::prelude::*;
 
 use super::lane::DceLane;
 use super::mem::DceMem;
-use super::narrow_rt::SHIFT_BITS;
 use super::regs::{self, CFG_ADDR_BITS, CFG_DATA_BITS};
+use crate::narrow::SHIFT_BITS;
 
 /// The engine.
 #[derive(LogicBlock)]
