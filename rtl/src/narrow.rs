@@ -13,8 +13,9 @@ use rust_hdl::prelude::*;
 
 /// Width of the shift input (MAX_SHIFT = 16 needs 5 bits).
 pub const SHIFT_BITS: usize = 5;
-/// Internal width: the accumulator plus headroom for the shifted bounds.
-pub const WIDE: usize = ACC_BITS + 8;
+/// Internal width: the bound (max + 1) << MAX_SHIFT = 2^31 needs 33 signed bits; two
+/// more than the accumulator keep it and x + half exact.
+pub const WIDE: usize = ACC_BITS + 2;
 
 const _: () = assert!(MAX_SHIFT < (1 << SHIFT_BITS) && (MAX_SHIFT as usize) + ERROR_BITS < WIDE);
 
