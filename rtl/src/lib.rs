@@ -74,6 +74,24 @@ impl Emitted {
     }
 }
 
+/// The ports every stream unit has, clock first: the valid/ready input and output
+/// streams (16-bit words in the error format), `out_last` and the 2-bit `phase`.
+pub(crate) fn stream_ports() -> Vec<Port> {
+    use golden::format::ERROR_BITS;
+    let p = |name, width, dir| Port { name, width, dir };
+    vec![
+        p("clock", 1, Dir::In),
+        p("in_data", ERROR_BITS, Dir::In),
+        p("in_valid", 1, Dir::In),
+        p("in_ready", 1, Dir::Out),
+        p("out_data", ERROR_BITS, Dir::Out),
+        p("out_valid", 1, Dir::Out),
+        p("out_ready", 1, Dir::In),
+        p("out_last", 1, Dir::Out),
+        p("phase", 2, Dir::Out),
+    ]
+}
+
 /// Verilator lint warnings we waive for rust-hdl output, each with its reason.
 /// Everything else under `verilator --lint-only -Wall` must be clean.
 pub const LINT_WAIVERS: &[(&str, &str)] = &[

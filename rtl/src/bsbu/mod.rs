@@ -8,29 +8,17 @@ pub use lane::BsbuLane;
 pub use top::Bsbu;
 
 use golden::bsbu::{check_matches, SparseSign};
-use golden::format::ERROR_BITS;
 use golden::params::{BsbuParams, MAX_ENTRY_ADDR_BITS};
 use rust_hdl::prelude::*;
 
-use crate::{checked_verilog, Dir, Emitted, Port, RtlError};
+use crate::{checked_verilog, Emitted, Port, RtlError};
 
 /// Smallest entry-memory address width generated (16 words).
 pub const MIN_ENTRY_ADDR_BITS: usize = 4;
 
-/// The top-level ports of the unit, clock first.
+/// The top-level ports of the unit, clock first: just the stream ports.
 pub fn ports() -> Vec<Port> {
-    let p = |name, width, dir| Port { name, width, dir };
-    vec![
-        p("clock", 1, Dir::In),
-        p("in_data", ERROR_BITS, Dir::In),
-        p("in_valid", 1, Dir::In),
-        p("in_ready", 1, Dir::Out),
-        p("out_data", ERROR_BITS, Dir::Out),
-        p("out_valid", 1, Dir::Out),
-        p("out_ready", 1, Dir::In),
-        p("out_last", 1, Dir::Out),
-        p("phase", 2, Dir::Out),
-    ]
+    crate::stream_ports()
 }
 
 /// Entry-memory address width that holds the longest lane program.

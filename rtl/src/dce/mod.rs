@@ -17,33 +17,26 @@ pub use mem::DceMem;
 pub use top::Dce;
 
 use golden::dce::{DceSizes, ADDR_BITS};
-use golden::format::ERROR_BITS;
 use rust_hdl::prelude::*;
 
 use crate::{checked_verilog, Dir, Emitted, Port, RtlError};
 use regs::{CFG_ADDR_BITS, CFG_DATA_BITS};
 
-/// The top-level ports of the engine, clock first.
+/// The top-level ports of the engine, clock first: the stream ports, then the
+/// length check, the configuration port and the traffic strobes.
 pub fn ports() -> Vec<Port> {
     let p = |name, width, dir| Port { name, width, dir };
-    vec![
-        p("clock", 1, Dir::In),
-        p("in_data", ERROR_BITS, Dir::In),
-        p("in_valid", 1, Dir::In),
+    let mut v = crate::stream_ports();
+    v.extend([
         p("in_last", 1, Dir::In),
-        p("in_ready", 1, Dir::Out),
-        p("out_data", ERROR_BITS, Dir::Out),
-        p("out_valid", 1, Dir::Out),
-        p("out_ready", 1, Dir::In),
-        p("out_last", 1, Dir::Out),
-        p("phase", 2, Dir::Out),
         p("len_err", 1, Dir::Out),
         p("cfg_we", 1, Dir::In),
         p("cfg_addr", CFG_ADDR_BITS, Dir::In),
         p("cfg_data", CFG_DATA_BITS, Dir::In),
         p("rd_err", 1, Dir::Out),
         p("rd_w", 1, Dir::Out),
-    ]
+    ]);
+    v
 }
 
 /// Emit an engine with the generation-time `sizes`.
