@@ -224,14 +224,25 @@ impl DceLayer {
         let d2 = if self.has_d2() { self.icg2() } else { 0 };
         self.out_words() * (d2 + self.fan_in1())
     }
-    /// The default scaling shifts for this shape (⌈log2 √fan_in⌉, plus `extra` after D1),
-    /// as the trainer draws them.
-    pub fn default_shifts(icg2: usize, fan_in1: usize, extra: u32) -> (u32, u32) {
+    /// A layer whose shifts are the trainer's defaults for binary weights:
+    /// ⌈log2 √fan_in⌉ after each stage (no extra shift).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_default_shifts(
+        cs: usize,
+        ct: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+        dil: usize,
+        groups: usize,
+    ) -> Result<Self, GoldenError> {
         use crate::params::BsbuParams;
-        (
-            BsbuParams::default_shift(icg2),
-            BsbuParams::default_shift(fan_in1) + extra,
-        )
+        let l = Self::new(cs, ct, h, w, k, dil, groups, 0, 0)?;
+        Ok(DceLayer {
+            shift2: BsbuParams::default_shift(l.icg2()),
+            shift1: BsbuParams::default_shift(l.fan_in1()),
+            ..l
+        })
     }
 }
 
@@ -259,45 +270,56 @@ pub struct DceSizes {
     pub chans: usize,
 }
 
-/// Smallest depth we generate for any memory (keeps address slices ≥ 1 bit).
-const MIN_DEPTH: usize = 2;
+/// The buffer fields of [`DceSizes`] as errors name them, in the order of
+/// [`DceSizes::fields`].
+const FIELD_NAMES: [&str; 8] = [
+    "map (H*W words)",
+    "source words (C_s*H*W)",
+    "D2 bank words (C_t/P*H*W)",
+    "mask words",
+    "D2 weight words",
+    "D1 weight words",
+    "taps (k*k)",
+    "channels",
+];
+
+/// The largest value of each field (the address space, the map and channel limits).
+const FIELD_LIMITS: [usize; 8] = [
+    MAX_MAP * MAX_MAP,
+    MAX_WORDS,
+    MAX_WORDS,
+    MAX_WORDS,
+    MAX_WORDS,
+    MAX_WORDS,
+    MAX_WORDS,
+    MAX_CHANNELS,
+];
 
 impl DceSizes {
-    /// The smallest engine with `lanes` lanes that runs every layer in `layers`.
-    pub fn fitting(lanes: usize, layers: &[DceLayer]) -> Result<Self, GoldenError> {
-        if !(1..=MAX_LANES).contains(&lanes) {
-            return Err(oor("lanes", lanes, format!("1..={MAX_LANES}")));
-        }
-        let mut s = DceSizes {
-            lanes,
-            ebuf: MIN_DEPTH,
-            mbuf: 0,
-            map: MIN_DEPTH,
-            mask: MIN_DEPTH,
-            w2: MIN_DEPTH,
-            w1: MIN_DEPTH,
-            taps: MIN_DEPTH,
-            chans: MIN_DEPTH,
-        };
-        for l in layers {
-            Self::check_lanes(lanes, l)?;
-            let blocks = l.ct / lanes;
-            s.ebuf = s.ebuf.max(l.in_words());
-            if l.has_d2() {
-                s.mbuf = s.mbuf.max(blocks * l.hw()).max(MIN_DEPTH);
-                s.w2 = s.w2.max(blocks * l.icg2());
-            }
-            s.map = s.map.max(l.hw());
-            s.mask = s.mask.max(l.mask_words());
-            s.w1 = s.w1.max(blocks * l.fan_in1());
-            s.taps = s.taps.max(l.taps());
-            s.chans = s.chans.max(l.cs).max(l.c1());
-        }
-        s.validate()?;
-        Ok(s)
+    /// The buffer fields, in the order of [`FIELD_NAMES`].
+    fn fields(&self) -> [usize; 8] {
+        [
+            self.map, self.ebuf, self.mbuf, self.mask, self.w2, self.w1, self.taps, self.chans,
+        ]
     }
 
-    fn check_lanes(lanes: usize, l: &DceLayer) -> Result<(), GoldenError> {
+    fn from_fields(lanes: usize, f: [usize; 8]) -> Self {
+        let [map, ebuf, mbuf, mask, w2, w1, taps, chans] = f;
+        DceSizes {
+            lanes,
+            ebuf,
+            mbuf,
+            map,
+            mask,
+            w2,
+            w1,
+            taps,
+            chans,
+        }
+    }
+
+    /// What layer `l` needs of an engine with `lanes` lanes (0 for an absent D2).
+    fn needs(lanes: usize, l: &DceLayer) -> Result<[usize; 8], GoldenError> {
         if l.ocg() % lanes != 0 {
             return Err(oor(
                 "lanes",
@@ -310,28 +332,45 @@ impl DceSizes {
                 ),
             ));
         }
-        Ok(())
+        let blocks = l.ct / lanes;
+        let d2 = l.has_d2() as usize;
+        Ok([
+            l.hw(),
+            l.in_words(),
+            d2 * blocks * l.hw(),
+            l.mask_words(),
+            d2 * blocks * l.icg2(),
+            blocks * l.fan_in1(),
+            l.taps(),
+            l.cs.max(l.c1()),
+        ])
     }
 
-    /// Every memory within the address space.
-    pub fn validate(&self) -> Result<(), GoldenError> {
-        for (name, v) in [
-            ("source buffer words", self.ebuf),
-            ("D2 bank words", self.mbuf),
-            ("mask words", self.mask),
-            ("D2 weight words", self.w2),
-            ("D1 weight words", self.w1),
-        ] {
-            if v > MAX_WORDS {
-                return Err(oor(name, v, format!("at most {MAX_WORDS}")));
+    /// The smallest engine with `lanes` lanes that runs every layer in `layers`.
+    pub fn fitting(lanes: usize, layers: &[DceLayer]) -> Result<Self, GoldenError> {
+        if !(1..=MAX_LANES).contains(&lanes) {
+            return Err(oor("lanes", lanes, format!("1..={MAX_LANES}")));
+        }
+        let mut f = [0usize; 8];
+        for l in layers {
+            for (have, need) in f.iter_mut().zip(Self::needs(lanes, l)?) {
+                *have = (*have).max(need);
             }
         }
-        if self.chans > MAX_CHANNELS {
-            return Err(oor(
-                "channels",
-                self.chans,
-                format!("at most {MAX_CHANNELS}"),
-            ));
+        let s = Self::from_fields(lanes, f);
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Lanes and every memory within their limits.
+    pub fn validate(&self) -> Result<(), GoldenError> {
+        if !(1..=MAX_LANES).contains(&self.lanes) {
+            return Err(oor("lanes", self.lanes, format!("1..={MAX_LANES}")));
+        }
+        for ((name, v), lim) in FIELD_NAMES.iter().zip(self.fields()).zip(FIELD_LIMITS) {
+            if v > lim {
+                return Err(oor(name, v, format!("at most {lim}")));
+            }
         }
         if self.w1 + self.w2 > MAX_WORDS {
             return Err(oor(
@@ -340,54 +379,20 @@ impl DceSizes {
                 format!("at most {MAX_WORDS}"),
             ));
         }
-        if 2 * self.map > MAX_WORDS || self.map > MAX_MAP * MAX_MAP {
-            return Err(oor(
-                "map words",
-                self.map,
-                format!("at most {}", MAX_MAP * MAX_MAP),
-            ));
-        }
         Ok(())
     }
 
     /// Whether `l` runs on this engine; names the first buffer it overflows.
     pub fn check(&self, l: &DceLayer) -> Result<(), GoldenError> {
-        Self::check_lanes(self.lanes, l)?;
-        let blocks = l.ct / self.lanes;
-        let over = |name: &'static str, need: usize, have: usize| {
-            oor(
-                name,
-                need,
-                format!("at most {have}, the size this engine was generated with"),
-            )
-        };
-        if l.hw() > self.map {
-            return Err(over("map (H*W words)", l.hw(), self.map));
-        }
-        if l.in_words() > self.ebuf {
-            return Err(over("source words (C_s*H*W)", l.in_words(), self.ebuf));
-        }
-        if l.has_d2() && blocks * l.hw() > self.mbuf {
-            return Err(over(
-                "D2 bank words (C_t/P*H*W)",
-                blocks * l.hw(),
-                self.mbuf,
-            ));
-        }
-        if l.mask_words() > self.mask {
-            return Err(over("mask words", l.mask_words(), self.mask));
-        }
-        if l.has_d2() && blocks * l.icg2() > self.w2 {
-            return Err(over("D2 weight words", blocks * l.icg2(), self.w2));
-        }
-        if blocks * l.fan_in1() > self.w1 {
-            return Err(over("D1 weight words", blocks * l.fan_in1(), self.w1));
-        }
-        if l.taps() > self.taps {
-            return Err(over("taps (k*k)", l.taps(), self.taps));
-        }
-        if l.cs.max(l.c1()) > self.chans {
-            return Err(over("channels", l.cs.max(l.c1()), self.chans));
+        let needs = Self::needs(self.lanes, l)?;
+        for ((name, need), have) in FIELD_NAMES.iter().zip(needs).zip(self.fields()) {
+            if need > have {
+                return Err(oor(
+                    name,
+                    need,
+                    format!("at most {have}, the size this engine was generated with"),
+                ));
+            }
         }
         Ok(())
     }

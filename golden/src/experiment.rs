@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::cnn::net::{build_blocks, Net};
-use crate::cnn::num::Num;
+use crate::cnn::num::{Fx, Num};
 use crate::cnn::train::{Loss, StepKind, StepStats, Trace, Trainer};
 use crate::config::{Config, DataToml};
 use crate::data::{self, DataError, Dataset};
@@ -716,7 +716,7 @@ pub struct PathCapture {
     pub expected: Vec<i16>,
 }
 
-impl Experiment<crate::cnn::num::Fx> {
+impl Experiment<Fx> {
     /// Train from the current state up to the largest of `steps` (global step
     /// indices, epochs in order) and, before each listed step's update, record every
     /// conv path the engine can run (binary, equal map sizes) for the first `samples`
@@ -737,7 +737,13 @@ impl Experiment<crate::cnn::num::Fx> {
             if s % nb == 0 {
                 order = self.order(s / nb + 1);
             }
-            let batch = self.batch(&order, s % nb);
+            let batch = make_batch::<Fx>(
+                &self.train_x,
+                &self.train_y,
+                &order,
+                s % nb,
+                self.config.raw.batch,
+            );
             if steps.contains(&s) {
                 let t = &self.trainer;
                 let f = t.net.forward_copy();
@@ -747,7 +753,7 @@ impl Experiment<crate::cnn::num::Fx> {
                     t.net.forward(&f, x, &mut tr);
                     let z = tr.p[nblk - 1].clone();
                     let mut e_l = vec![0i16; z.len()];
-                    <crate::cnn::num::Fx as Loss>::softmax_xent(&z, *y, &mut e_l);
+                    <Fx as Loss>::softmax_xent(&z, *y, &mut e_l);
                     t.net.propagate(&f, StepKind::Dfa, &mut tr, e_l);
                     for p in &t.net.paths {
                         let Some(r) = crate::dce::from_path(p) else {
@@ -772,13 +778,6 @@ impl Experiment<crate::cnn::num::Fx> {
                     }
                 }
             }
-            let batch = make_batch::<crate::cnn::num::Fx>(
-                &self.train_x,
-                &self.train_y,
-                &order,
-                s % nb,
-                self.config.raw.batch,
-            );
             self.trainer.train_step(&batch, threads);
         }
         Ok(out)

@@ -204,14 +204,7 @@ struct DceArgs {
 
 impl DceArgs {
     fn layer(&self) -> Result<DceLayer> {
-        let icg1 = if self.groups > 1 {
-            self.ct / self.groups.max(1)
-        } else {
-            self.cs
-        };
-        let (s2, s1) =
-            DceLayer::default_shifts(self.cs / self.groups.max(1), icg1 * self.k * self.k, 0);
-        Ok(DceLayer::new(
+        let l = DceLayer::with_default_shifts(
             self.cs,
             self.ct,
             self.height,
@@ -219,8 +212,17 @@ impl DceArgs {
             self.k,
             self.dil,
             self.groups,
-            self.shift2.unwrap_or(s2),
-            self.shift1.unwrap_or(s1),
+        )?;
+        Ok(DceLayer::new(
+            l.cs,
+            l.ct,
+            l.h,
+            l.w,
+            l.k,
+            l.dil,
+            l.groups,
+            self.shift2.unwrap_or(l.shift2),
+            self.shift1.unwrap_or(l.shift1),
         )?)
     }
 
@@ -228,18 +230,12 @@ impl DceArgs {
     fn cases(&self, lanes: usize, vectors: usize, seed: u64) -> Result<(Vec<DceCase>, DceSizes)> {
         let cases = match &self.from_config {
             Some(file) => {
-                let c = golden::config::Config::load(file)?;
-                let exp_steps = {
-                    let (tr, _) = golden::experiment::load_data(&c)?;
-                    let n = self
-                        .train_limit
-                        .filter(|&n| n > 0)
-                        .map_or(tr.len(), |n| n.min(tr.len()));
-                    n / c.raw.batch * c.raw.epochs
-                };
-                let steps = dce_tb::first_middle_last(exp_steps);
-                let caps = dce_tb::capture(file, self.train_limit, &steps, 1)?;
-                let name = c.raw.name.replace('-', "_");
+                let caps = dce_tb::capture(file, self.train_limit, None, 1)?;
+                let stem = file
+                    .file_stem()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("config");
+                let name = stem.replace('-', "_");
                 let cases = DceCase::from_captures(&name, &caps)?;
                 if cases.is_empty() {
                     bail!("{}: the config has no conv backward path the engine runs (binary weights, equal map sizes, mode hdfa/cdfa)", file.display());
@@ -429,10 +425,8 @@ fn dce_bench(
     let mut layers = Vec::new();
     for g in [1usize, 2, 4, 8] {
         for d in 1..=4 {
-            let icg1 = if g > 1 { channels / g } else { channels };
-            let (s2, s1) = DceLayer::default_shifts(channels / g, icg1 * 9, 0);
-            layers.push(DceLayer::new(
-                channels, channels, map, map, 3, d, g, s2, s1,
+            layers.push(DceLayer::with_default_shifts(
+                channels, channels, map, map, 3, d, g,
             )?);
         }
     }

@@ -54,10 +54,9 @@ pub fn testbench(v: &StreamVectors, stall: Stall, ports: &[Port]) -> String {
         String::new()
     };
     let init_last = if last { "in_last = 0; " } else { "" };
-    let (cfg_w, cfg_mem, cfg_load, cfg_loop) = if has("cfg_we") && nc > 0 {
+    let (cfg_mem, cfg_load, cfg_loop) = if has("cfg_we") && nc > 0 {
         let (aw, dw) = (width("cfg_addr"), width("cfg_data"));
         (
-            aw + dw,
             format!("  reg [{}:0] cfg_mem [0:{}];\n  integer ci;\n", aw + dw - 1, nc - 1),
             "    $readmemh(\"cfg.hex\", cfg_mem);\n".to_string(),
             format!(
@@ -65,9 +64,8 @@ pub fn testbench(v: &StreamVectors, stall: Stall, ports: &[Port]) -> String {
             ),
         )
     } else {
-        (0, String::new(), String::new(), String::new())
+        (String::new(), String::new(), String::new())
     };
-    let _ = cfg_w;
     let init_cfg = if has("cfg_we") {
         "cfg_we = 0; cfg_addr = 0; cfg_data = 0; "
     } else {

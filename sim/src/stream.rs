@@ -236,7 +236,7 @@ fn run_model(
         phase: m.port("phase", unit)?,
     };
     let opt = |name| m.port(name, unit).ok();
-    let (cfg_we, cfg_addr, cfg_data) = (opt("cfg_we"), opt("cfg_addr"), opt("cfg_data"));
+    let cfg_we = opt("cfg_we");
     let (in_last, rd_err, rd_w, len_err) =
         (opt("in_last"), opt("rd_err"), opt("rd_w"), opt("len_err"));
     if !v.setup.is_empty() && cfg_we.is_none() {
@@ -257,18 +257,8 @@ fn run_model(
     m.set(p.in_valid, 0);
     m.set(p.out_ready, 0);
     m.eval();
-    if let (Some(we), Some(a), Some(d)) = (cfg_we, cfg_addr, cfg_data) {
-        for &(addr, data) in &v.setup {
-            m.set(we, 1);
-            m.set(a, addr as u64);
-            m.set(d, data as u64);
-            m.eval();
-            m.set(p.clock, 1);
-            m.eval();
-            m.set(p.clock, 0);
-        }
-        m.set(we, 0);
-        m.eval();
+    if cfg_we.is_some() {
+        configure(m, &v.setup, unit)?;
     }
     let mut stats = RunStats {
         sim: "verilator",
@@ -349,6 +339,33 @@ fn run_model(
     stats.inputs = si as u64;
     stats.sim_seconds = t0.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// Apply configuration writes (address, data) to `m`'s `cfg_we`/`cfg_addr`/`cfg_data`,
+/// one per clock edge, then drop `cfg_we`. The clock must be low.
+pub fn configure(
+    m: &mut VerilatorModel,
+    setup: &[(u32, u32)],
+    unit: &'static str,
+) -> Result<(), SimError> {
+    let (clock, we, a, d) = (
+        m.port("clock", unit)?,
+        m.port("cfg_we", unit)?,
+        m.port("cfg_addr", unit)?,
+        m.port("cfg_data", unit)?,
+    );
+    for &(addr, data) in setup {
+        m.set(we, 1);
+        m.set(a, addr as u64);
+        m.set(d, data as u64);
+        m.eval();
+        m.set(clock, 1);
+        m.eval();
+        m.set(clock, 0);
+    }
+    m.set(we, 0);
+    m.eval();
+    Ok(())
 }
 
 /// Run `v` through Verilator. On a mismatch the run is repeated with an FST

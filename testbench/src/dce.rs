@@ -332,12 +332,7 @@ pub fn probe_len_err(
     let build = sim::verilator::build(design, cache)?;
     let mut m = sim::verilator::VerilatorModel::load(&build, &design.ports)?;
     let port = |m: &sim::verilator::VerilatorModel, n| m.port(n, "dce");
-    let (clk, we, ca, cd) = (
-        port(&m, "clock")?,
-        port(&m, "cfg_we")?,
-        port(&m, "cfg_addr")?,
-        port(&m, "cfg_data")?,
-    );
+    let clk = port(&m, "clock")?;
     let (ind, inv, inl, inr) = (
         port(&m, "in_data")?,
         port(&m, "in_valid")?,
@@ -357,13 +352,7 @@ pub fn probe_len_err(
     };
     m.set(clk, 0);
     m.eval();
-    for (a, d) in setup {
-        m.set(we, 1);
-        m.set(ca, a as u64);
-        m.set(cd, d as u64);
-        tick(&mut m);
-    }
-    m.set(we, 0);
+    sim::stream::configure(&mut m, &setup, "dce")?;
     m.set(ordy, 1);
     let mut i = 0;
     let mut left_load = false;
@@ -395,13 +384,14 @@ pub fn probe_len_err(
 /// Load the training config `file` (relative data paths resolve against the current
 /// directory), optionally keep only its first `train_limit` training images (IDX
 /// data; the test set is then cut to 256), train, and capture the engine-runnable
-/// paths at global `steps` for the first `samples` samples of each step's batch
-/// (see [`golden::experiment::Experiment::capture_paths`]). Steps past the config's
-/// last step are an error naming the range.
+/// paths at global `steps` (None: the run's first, middle and last step) for the
+/// first `samples` samples of each step's batch (see
+/// [`golden::experiment::Experiment::capture_paths`]). Steps past the run's last
+/// step are an error naming the range.
 pub fn capture(
     file: &Path,
     train_limit: Option<usize>,
-    steps: &[usize],
+    steps: Option<&[usize]>,
     samples: usize,
 ) -> Result<Vec<PathCapture>, TbError> {
     use golden::experiment::{ExpError, Experiment};
@@ -421,6 +411,7 @@ pub fn capture(
     }
     let mut exp = Experiment::<golden::cnn::num::Fx>::new(c)?;
     let last = exp.batches() * exp.config.raw.epochs - 1;
+    let steps = steps.map_or_else(|| vec![0, last / 2, last], <[usize]>::to_vec);
     if let Some(&s) = steps.iter().find(|&&s| s > last) {
         return Err(golden::GoldenError::out_of_range(
             "capture step",
@@ -429,10 +420,5 @@ pub fn capture(
         )
         .into());
     }
-    Ok(exp.capture_paths(steps, samples)?)
-}
-
-/// First, middle and last step of a config's run (`steps` = its step count).
-pub fn first_middle_last(steps: usize) -> [usize; 3] {
-    [0, steps / 2, steps.saturating_sub(1)]
+    Ok(exp.capture_paths(&steps, samples)?)
 }

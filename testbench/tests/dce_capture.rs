@@ -29,7 +29,7 @@ fn capture(
 ) -> Vec<PathCapture> {
     // Relative data paths in the configs are relative to the repository root.
     std::env::set_current_dir(root()).unwrap();
-    testbench::dce::capture(&root().join(config), train_limit, steps, samples)
+    testbench::dce::capture(&root().join(config), train_limit, Some(steps), samples)
         .unwrap_or_else(|e| panic!("{e}"))
 }
 

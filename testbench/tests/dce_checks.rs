@@ -188,9 +188,14 @@ fn dce_synthesizes_for_ice40_with_block_rams_area_and_fmax() {
 fn dce_capture_beyond_the_run_names_the_step_range() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     std::env::set_current_dir(&root).unwrap();
-    let e = testbench::dce::capture(&root.join("configs/digits-hdfa.toml"), None, &[0, 500], 1)
-        .unwrap_err()
-        .to_string();
+    let e = testbench::dce::capture(
+        &root.join("configs/digits-hdfa.toml"),
+        None,
+        Some(&[0, 500]),
+        1,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("capture step = 500") && e.contains("0..=83"),
         "{e}"

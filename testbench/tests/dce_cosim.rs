@@ -34,9 +34,13 @@ fn cases(lanes: usize) -> Vec<DceCase> {
     let mut out = Vec::new();
     let mut add =
         |name: String, cs, ct, (h, w): (usize, usize), k, d, g, shifts: Option<(u32, u32)>| {
-            let icg1 = if g > 1 { ct / g } else { cs };
-            let (sh2, sh1) = shifts.unwrap_or(DceLayer::default_shifts(1, icg1 * k * k, 0));
-            let l = DceLayer::new(cs, ct, h, w, k, d, g, sh2, sh1).unwrap();
+            let l = DceLayer::with_default_shifts(cs, ct, h, w, k, d, g).unwrap();
+            let (sh2, sh1) = shifts.unwrap_or((0, l.shift1));
+            let l = DceLayer {
+                shift2: sh2,
+                shift1: sh1,
+                ..l
+            };
             out.push(DceCase::random(name, l, RANDOM, (1000 * lanes + 10 * d + g) as u64).unwrap());
         };
     for d in 1..=4 {

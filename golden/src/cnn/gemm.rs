@@ -378,22 +378,40 @@ fn packed_product(
     }
 }
 
+/// Pair j of a row of A as one 32-bit lane for `madd`: a[2j] in the low half,
+/// a[2j + 1] (0 past k) in the high half.
+#[inline(always)]
+fn pair_word(row: &[i16], k: usize, j: usize) -> i32 {
+    let a0 = row[2 * j] as u16 as u32;
+    let a1 = if 2 * j + 1 < k {
+        row[2 * j + 1] as u16 as u32
+    } else {
+        0
+    };
+    (a0 | (a1 << 16)) as i32
+}
+
+/// Exact i32 dot product of a row of A with column `c` of the packed B (the scalar
+/// tail of the SIMD kernels; callers have proved the sum fits).
+#[inline(always)]
+fn packed_dot(row: &[i16], packed: &[i16], k: usize, n: usize, c: usize) -> i32 {
+    let mut s = 0i32;
+    for j in 0..k.div_ceil(2) {
+        s += row[2 * j] as i32 * packed[(j * n + c) * 2] as i32;
+        if 2 * j + 1 < k {
+            s += row[2 * j + 1] as i32 * packed[(j * n + c) * 2 + 1] as i32;
+        }
+    }
+    s
+}
+
 /// Four rows of A (4×k, row-major) against the packed B: out is 4×n.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512bw")]
 unsafe fn rows4_avx512(a4: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [i32]) {
     use std::arch::x86_64::*;
     let kp = k.div_ceil(2);
-    let pair = |r: usize, j: usize| -> i32 {
-        let row = &a4[r * k..(r + 1) * k];
-        let a0 = row[2 * j] as u16 as u32;
-        let a1 = if 2 * j + 1 < k {
-            row[2 * j + 1] as u16 as u32
-        } else {
-            0
-        };
-        (a0 | (a1 << 16)) as i32
-    };
+    let pair = |r: usize, j: usize| pair_word(&a4[r * k..(r + 1) * k], k, j);
     let n16 = n / 16 * 16;
     let mut col = 0;
     while col + 64 <= n16 {
@@ -435,15 +453,7 @@ unsafe fn rows4_avx512(a4: &[i16], packed: &[i16], k: usize, n: usize, out: &mut
     }
     for c in n16..n {
         for r in 0..4 {
-            let row = &a4[r * k..(r + 1) * k];
-            let mut t = 0i32;
-            for j in 0..kp {
-                t += row[2 * j] as i32 * packed[(j * n + c) * 2] as i32;
-                if 2 * j + 1 < k {
-                    t += row[2 * j + 1] as i32 * packed[(j * n + c) * 2 + 1] as i32;
-                }
-            }
-            out[r * n + c] = t;
+            out[r * n + c] = packed_dot(&a4[r * k..(r + 1) * k], packed, k, n, c);
         }
     }
 }
@@ -454,15 +464,7 @@ unsafe fn row_avx512(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut
     use std::arch::x86_64::*;
     let kp = k.div_ceil(2);
     let n16 = n / 16 * 16;
-    let pair = |j: usize| -> i32 {
-        let a0 = arow[2 * j] as u16 as u32;
-        let a1 = if 2 * j + 1 < k {
-            arow[2 * j + 1] as u16 as u32
-        } else {
-            0
-        };
-        (a0 | (a1 << 16)) as i32
-    };
+    let pair = |j: usize| pair_word(arow, k, j);
     let mut col = 0;
     while col + 64 <= n16 {
         let (mut s0, mut s1, mut s2, mut s3) = (
@@ -510,14 +512,7 @@ unsafe fn row_avx512(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut
         col += 16;
     }
     for c in n16..n {
-        let mut s = 0i32;
-        for j in 0..kp {
-            s += arow[2 * j] as i32 * packed[(j * n + c) * 2] as i32;
-            if 2 * j + 1 < k {
-                s += arow[2 * j + 1] as i32 * packed[(j * n + c) * 2 + 1] as i32;
-            }
-        }
-        out[c] = s;
+        out[c] = packed_dot(arow, packed, k, n, c);
     }
 }
 
@@ -575,16 +570,11 @@ unsafe fn row_avx2(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [
             _mm256_setzero_si256(),
         );
         for j in 0..kp {
-            let a0 = arow[2 * j] as u16 as u32;
-            let a1 = if 2 * j + 1 < k {
-                arow[2 * j + 1] as u16 as u32
-            } else {
-                0
-            };
-            if a0 == 0 && a1 == 0 {
+            let pv = pair_word(arow, k, j);
+            if pv == 0 {
                 continue;
             }
-            let av = _mm256_set1_epi32((a0 | (a1 << 16)) as i32);
+            let av = _mm256_set1_epi32(pv);
             let p = packed.as_ptr().add((j * n + col) * 2);
             s0 = _mm256_add_epi32(
                 s0,
@@ -613,13 +603,7 @@ unsafe fn row_avx2(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [
     while col < n8 {
         let mut s = _mm256_setzero_si256();
         for j in 0..kp {
-            let a0 = arow[2 * j] as u16 as u32;
-            let a1 = if 2 * j + 1 < k {
-                arow[2 * j + 1] as u16 as u32
-            } else {
-                0
-            };
-            let av = _mm256_set1_epi32((a0 | (a1 << 16)) as i32);
+            let av = _mm256_set1_epi32(pair_word(arow, k, j));
             let p = packed.as_ptr().add((j * n + col) * 2);
             s = _mm256_add_epi32(
                 s,
@@ -630,14 +614,7 @@ unsafe fn row_avx2(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [
         col += 8;
     }
     for c in n8..n {
-        let mut s = 0i32;
-        for j in 0..kp {
-            s += arow[2 * j] as i32 * packed[(j * n + c) * 2] as i32;
-            if 2 * j + 1 < k {
-                s += arow[2 * j + 1] as i32 * packed[(j * n + c) * 2 + 1] as i32;
-            }
-        }
-        out[c] = s;
+        out[c] = packed_dot(arow, packed, k, n, c);
     }
 }
 

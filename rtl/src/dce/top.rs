@@ -87,8 +87,6 @@ pub struct Dce {
     lanes: Vec<DceLane>,
     /// Phase register.
     state: DFF<Bits<2>>,
-    /// Current compute pass: 0 = D2, 1 = D1.
-    pass_d1: DFF<Bit>,
     /// S0: taps remain to be issued in this pass.
     run: DFF<Bit>,
     /// LOAD: the error words are in, mask words are arriving.
@@ -103,8 +101,6 @@ pub struct Dce {
     tap: DFF<Bits<ADDR_BITS>>,
     /// S0: input channel within the group.
     icl: DFF<Bits<ADDR_BITS>>,
-    /// S0: input channel (channel-table index).
-    ic: DFF<Bits<ADDR_BITS>>,
     /// S0: first input channel of the current group.
     icbase: DFF<Bits<ADDR_BITS>>,
     /// S0: weight word within the block's row of (channel, tap).
@@ -121,8 +117,6 @@ pub struct Dce {
     bing: DFF<Bits<ADDR_BITS>>,
     /// S0: block of P output channels.
     blk: DFF<Bits<ADDR_BITS>>,
-    /// S0: output-buffer half of the current block (block parity).
-    half: DFF<Bit>,
     /// S0: running output index blk·H·W + pix (D2 result address).
     bpix: DFF<Bits<ADDR_BITS>>,
     /// Output-buffer half 0 holds a block being computed or drained.
@@ -247,6 +241,12 @@ pub struct Dce {
     r_sh2: DFF<Bits<SHIFT_BITS>>,
     /// Register HAS_D2: 1: run D2 and the shuffle (G > 1).
     r_d2: DFF<Bit>,
+    /// Current compute pass: 0 = D2, 1 = D1 (phase bit 1: D1 and TAIL).
+    pass_d1: Signal<Local, Bit>,
+    /// S0: output-buffer half of the current block: the block's parity.
+    half: Signal<Local, Bit>,
+    /// S0: input channel (channel-table index): the group's first channel + icl.
+    ic: Signal<Local, Bits<ADDR_BITS>>,
     /// Configuration address: region.
     region: Signal<Local, Bits<4>>,
     /// Configuration address: index within the region.
@@ -428,7 +428,6 @@ impl Dce {
             wmem: DceMem::new(sizes.w2 + sizes.w1),
             lanes: (0..sizes.lanes).map(|_| DceLane::default()).collect(),
             state: Default::default(),
-            pass_d1: Default::default(),
             run: Default::default(),
             lmask: Default::default(),
             lcnt: Default::default(),
@@ -436,7 +435,6 @@ impl Dce {
             len_err_r: Default::default(),
             tap: Default::default(),
             icl: Default::default(),
-            ic: Default::default(),
             icbase: Default::default(),
             widx: Default::default(),
             wbase: Default::default(),
@@ -445,7 +443,6 @@ impl Dce {
             ox: Default::default(),
             bing: Default::default(),
             blk: Default::default(),
-            half: Default::default(),
             bpix: Default::default(),
             busy0: Default::default(),
             busy1: Default::default(),
@@ -508,6 +505,9 @@ impl Dce {
             r_sh1: Default::default(),
             r_sh2: Default::default(),
             r_d2: Default::default(),
+            pass_d1: Default::default(),
+            half: Default::default(),
+            ic: Default::default(),
             region: Default::default(),
             idx: Default::default(),
             cfg_reg: Default::default(),
@@ -603,7 +603,6 @@ impl Logic for Dce {
             self.lanes[l].clock.next = self.clock.val();
         }
         self.state.clock.next = self.clock.val();
-        self.pass_d1.clock.next = self.clock.val();
         self.run.clock.next = self.clock.val();
         self.lmask.clock.next = self.clock.val();
         self.lcnt.clock.next = self.clock.val();
@@ -611,7 +610,6 @@ impl Logic for Dce {
         self.len_err_r.clock.next = self.clock.val();
         self.tap.clock.next = self.clock.val();
         self.icl.clock.next = self.clock.val();
-        self.ic.clock.next = self.clock.val();
         self.icbase.clock.next = self.clock.val();
         self.widx.clock.next = self.clock.val();
         self.wbase.clock.next = self.clock.val();
@@ -620,7 +618,6 @@ impl Logic for Dce {
         self.ox.clock.next = self.clock.val();
         self.bing.clock.next = self.clock.val();
         self.blk.clock.next = self.clock.val();
-        self.half.clock.next = self.clock.val();
         self.bpix.clock.next = self.clock.val();
         self.busy0.clock.next = self.clock.val();
         self.busy1.clock.next = self.clock.val();
@@ -685,7 +682,6 @@ impl Logic for Dce {
         self.r_d2.clock.next = self.clock.val();
         // Hold by default.
         self.state.d.next = self.state.q.val();
-        self.pass_d1.d.next = self.pass_d1.q.val();
         self.run.d.next = self.run.q.val();
         self.lmask.d.next = self.lmask.q.val();
         self.lcnt.d.next = self.lcnt.q.val();
@@ -693,7 +689,6 @@ impl Logic for Dce {
         self.len_err_r.d.next = self.len_err_r.q.val();
         self.tap.d.next = self.tap.q.val();
         self.icl.d.next = self.icl.q.val();
-        self.ic.d.next = self.ic.q.val();
         self.icbase.d.next = self.icbase.q.val();
         self.widx.d.next = self.widx.q.val();
         self.wbase.d.next = self.wbase.q.val();
@@ -702,7 +697,6 @@ impl Logic for Dce {
         self.ox.d.next = self.ox.q.val();
         self.bing.d.next = self.bing.q.val();
         self.blk.d.next = self.blk.q.val();
-        self.half.d.next = self.half.q.val();
         self.bpix.d.next = self.bpix.q.val();
         self.busy0.d.next = self.busy0.q.val();
         self.busy1.d.next = self.busy1.q.val();
@@ -841,6 +835,10 @@ impl Logic for Dce {
         self.wmem.waddr.next = self.idx.val();
         self.wmem.wdata.next = self.cfg_data.val().get_bits::<MAX_LANES>(0);
         self.wmem.we.next = self.cfg_we.val() & (self.region.val() == self.rg_weight.val());
+        // Derived state.
+        self.pass_d1.next = self.state.q.val().get_bit(1);
+        self.half.next = self.blk.q.val().get_bit(0);
+        self.ic.next = self.icbase.q.val() + self.icl.q.val();
         // Ports.
         self.phase.next = self.state.q.val();
         self.len_err.next = self.len_err_r.q.val();
@@ -882,10 +880,8 @@ impl Logic for Dce {
                 self.d_half.d.next = false;
                 if self.r_d2.q.val() {
                     self.state.d.next = self.st_d2.val();
-                    self.pass_d1.d.next = false;
                 } else {
                     self.state.d.next = self.st_d1.val();
-                    self.pass_d1.d.next = true;
                 }
             }
         }
@@ -894,21 +890,21 @@ impl Logic for Dce {
         self.lim_icl.next = self.r_icg2_m1.q.val();
         self.icg.next = self.r_icg2.q.val();
         self.ws.next = self.r_ws2.q.val();
-        if self.pass_d1.q.val() {
+        if self.pass_d1.val() {
             self.lim_tap.next = self.r_ntap_m1.q.val();
             self.lim_icl.next = self.r_icg1_m1.q.val();
             self.icg.next = self.r_icg1.q.val();
             self.ws.next = self.r_ws1.q.val();
         }
         self.busy_h.next = self.busy0.q.val();
-        if self.half.q.val() {
+        if self.half.val() {
             self.busy_h.next = self.busy1.q.val();
         }
         self.bstart.next = (self.pix.q.val() == self.zero16.val())
             & (self.icl.q.val() == self.zero16.val())
             & (self.tap.q.val() == self.zero16.val());
         self.go.next =
-            self.run.q.val() & !(self.pass_d1.q.val() & self.bstart.val() & self.busy_h.val());
+            self.run.q.val() & !(self.pass_d1.val() & self.bstart.val() & self.busy_h.val());
         self.tap_last.next = self.tap.q.val() == self.lim_tap.val();
         self.icl_last.next = self.icl.q.val() == self.lim_icl.val();
         self.pix_last.next = self.pix.q.val() == self.r_hw_m1.q.val();
@@ -917,13 +913,13 @@ impl Logic for Dce {
         self.tapyx.ren.next = true;
         self.tapoff.raddr.next = self.tap.q.val();
         self.tapoff.ren.next = true;
-        self.chan.raddr.next = self.ic.q.val() + self.chan_d2.val();
-        if self.pass_d1.q.val() {
-            self.chan.raddr.next = self.ic.q.val();
+        self.chan.raddr.next = self.ic.val() + self.chan_d2.val();
+        if self.pass_d1.val() {
+            self.chan.raddr.next = self.ic.val();
         }
         self.chan.ren.next = true;
         self.wmem.raddr.next = self.wbase.q.val() + self.widx.q.val();
-        if self.pass_d1.q.val() {
+        if self.pass_d1.val() {
             self.wmem.raddr.next = self.wbase.q.val() + self.widx.q.val() + self.w1_base.val();
         }
         self.wmem.ren.next = self.go.val();
@@ -933,14 +929,14 @@ impl Logic for Dce {
             (self.icl.q.val() == self.zero16.val()) & (self.tap.q.val() == self.zero16.val());
         self.last1.d.next = self.tap_last.val() & self.icl_last.val();
         self.bend1.d.next = self.tap_last.val() & self.icl_last.val() & self.pix_last.val();
-        self.half1.d.next = self.half.q.val();
+        self.half1.d.next = self.half.val();
         self.oy1.d.next = self.oy.q.val();
         self.ox1.d.next = self.ox.q.val();
         self.pix1.d.next = self.pix.q.val();
         self.bpix1.d.next = self.bpix.q.val();
         if self.go.val() {
-            if self.pass_d1.q.val() & self.bstart.val() {
-                if self.half.q.val() {
+            if self.pass_d1.val() & self.bstart.val() {
+                if self.half.val() {
                     self.busy1.d.next = true;
                 } else {
                     self.busy0.d.next = true;
@@ -953,11 +949,9 @@ impl Logic for Dce {
                 self.tap.d.next = self.zero16.val();
                 if !self.icl_last.val() {
                     self.icl.d.next = self.icl.q.val() + 1;
-                    self.ic.d.next = self.ic.q.val() + 1;
                     self.widx.d.next = self.widx.q.val() + 1;
                 } else {
                     self.icl.d.next = self.zero16.val();
-                    self.ic.d.next = self.icbase.q.val();
                     self.widx.d.next = self.zero16.val();
                     self.bpix.d.next = self.bpix.q.val() + 1;
                     if !self.pix_last.val() {
@@ -973,12 +967,10 @@ impl Logic for Dce {
                         self.ox.d.next = self.zero16.val();
                         self.oy.d.next = self.zero16.val();
                         self.blk.d.next = self.blk.q.val() + 1;
-                        self.half.d.next = !self.half.q.val();
                         self.wbase.d.next = self.wbase.q.val() + self.ws.val();
                         if self.bing.q.val() == self.r_bpg_m1.q.val() {
                             self.bing.d.next = self.zero16.val();
                             self.icbase.d.next = self.icbase.q.val() + self.icg.val();
-                            self.ic.d.next = self.icbase.q.val() + self.icg.val();
                         } else {
                             self.bing.d.next = self.bing.q.val() + 1;
                         }
@@ -993,7 +985,7 @@ impl Logic for Dce {
         self.sdy.next = self.zero16.val();
         self.sdx.next = self.zero16.val();
         self.soff.next = self.zero16.val();
-        if self.pass_d1.q.val() {
+        if self.pass_d1.val() {
             self.sdy.next = self.tapyx.rdata.val().get_bits::<ADDR_BITS>(0);
             self.sdx.next = self.tapyx.rdata.val().get_bits::<ADDR_BITS>(16);
             self.soff.next = self.tapoff.rdata.val();
@@ -1003,7 +995,7 @@ impl Logic for Dce {
         self.inb.next = (self.ty.val() < self.r_h.q.val()) & (self.tx.val() < self.r_w.q.val());
         self.addr.next =
             self.chan.rdata.val().get_bits::<ADDR_BITS>(0) + self.pix1.q.val() + self.soff.val();
-        self.src_m.next = self.pass_d1.q.val() & self.r_d2.q.val();
+        self.src_m.next = self.pass_d1.val() & self.r_d2.q.val();
         self.ren_src.next = self.v1.q.val() & self.inb.val();
         self.rd_err.next = self.ren_src.val();
         self.ebuf.raddr.next = self.addr.val();
@@ -1042,7 +1034,7 @@ impl Logic for Dce {
             self.lanes[l].en.next = self.v2.q.val();
             self.lanes[l].close.next = self.v2.q.val() & self.last2.q.val();
             self.lanes[l].shift.next = self.r_sh2.q.val();
-            if self.pass_d1.q.val() {
+            if self.pass_d1.val() {
                 self.lanes[l].shift.next = self.r_sh1.q.val();
             }
         }
@@ -1059,14 +1051,14 @@ impl Logic for Dce {
         for l in 0..self._mbanks {
             self.mbuf[l].waddr.next = self.bpix3.q.val();
             self.mbuf[l].wdata.next = self.lanes[l].y.val();
-            self.mbuf[l].we.next = self.v3.q.val() & !self.pass_d1.q.val();
+            self.mbuf[l].we.next = self.v3.q.val() & !self.pass_d1.val();
         }
         for l in 0..self._lanes {
             self.obuf[l].waddr.next = self.oaddr.val();
             self.obuf[l].wdata.next = self.lanes[l].y.val();
-            self.obuf[l].we.next = self.v3.q.val() & self.pass_d1.q.val();
+            self.obuf[l].we.next = self.v3.q.val() & self.pass_d1.val();
         }
-        if self.v3.q.val() & self.pass_d1.q.val() & self.bend3.q.val() {
+        if self.v3.q.val() & self.pass_d1.val() & self.bend3.q.val() {
             if self.half3.q.val() {
                 self.full1.d.next = true;
             } else {
@@ -1077,7 +1069,6 @@ impl Logic for Dce {
         self.pipe_empty.next = !self.v1.q.val() & !self.v2.q.val() & !self.v3.q.val();
         if (self.state.q.val() == self.st_d2.val()) & !self.run.q.val() & self.pipe_empty.val() {
             self.state.d.next = self.st_d1.val();
-            self.pass_d1.d.next = true;
             self.seq_reset.next = true;
         }
         if (self.state.q.val() == self.st_d1.val()) & !self.run.q.val() & self.pipe_empty.val() {
@@ -1087,7 +1078,6 @@ impl Logic for Dce {
             self.run.d.next = true;
             self.tap.d.next = self.zero16.val();
             self.icl.d.next = self.zero16.val();
-            self.ic.d.next = self.zero16.val();
             self.icbase.d.next = self.zero16.val();
             self.widx.d.next = self.zero16.val();
             self.wbase.d.next = self.zero16.val();
@@ -1096,7 +1086,6 @@ impl Logic for Dce {
             self.ox.d.next = self.zero16.val();
             self.bing.d.next = self.zero16.val();
             self.blk.d.next = self.zero16.val();
-            self.half.d.next = false;
             self.bpix.d.next = self.zero16.val();
         }
         // DRAIN: fetch (memories, 1 cycle) -> mask -> output register.
@@ -1151,12 +1140,6 @@ impl Logic for Dce {
                     }
                 } else {
                     self.dp.d.next = self.dp.q.val() + 1;
-                }
-                if self.o.q.val() == self.r_out_m1.q.val() {
-                    self.o.d.next = self.zero16.val();
-                    self.dp.d.next = self.zero16.val();
-                    self.dl.d.next = self.first_sel.val();
-                    self.d_half.d.next = false;
                 }
             }
         }
