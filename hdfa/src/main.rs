@@ -3,15 +3,16 @@
 mod plot;
 mod train;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use golden::dce::{DceLayer, DceSizes};
+use golden::dce::DceLayer;
 use golden::params::{check_sparsity, BsbuParams};
 use sim::stream::Stall;
-use testbench::dce::{self as dce_tb, DceCase};
-use testbench::{BsbuScenario, SimKind, UnitReport};
+use testbench::dce::{self as dce_tb, DceCase, DceUnit};
+use testbench::mutation::{self, Mutated};
+use testbench::{run_case, verdict, BsbuScenario, BsbuUnit, SimKind, Unit};
 
 /// HDFA hardware generator: emit Verilog, co-simulate it bit-exactly against the
 /// fixed-point golden model on Verilator and Icarus, and synthesize it for iCE40.
@@ -33,6 +34,8 @@ enum Cmd {
         out: PathBuf,
     },
     /// Co-simulate a unit against the golden model; the summary ends in `mismatches: N`.
+    /// Exits non-zero on any failed check and, with `--sim both`, on any difference
+    /// between the simulators' cycle, phase or traffic counts.
     Cosim {
         #[command(flatten)]
         unit: UnitArgs,
@@ -42,8 +45,25 @@ enum Cmd {
         /// Simulator.
         #[arg(long, value_enum, default_value_t = SimArg::Verilator)]
         sim: SimArg,
+        /// Simulate a deliberately faulty design instead (a mutant's name, see
+        /// `hdfa mutants`), to see how a fault is reported.
+        #[arg(long)]
+        mutant: Option<String>,
         /// Directory for testbench files and waveforms.
         #[arg(long, default_value = "target/hdfa-out/cosim")]
+        out: PathBuf,
+    },
+    /// Mutation testing: simulate each deliberate design fault against the unit's
+    /// standard vector sets on Verilator and print which set kills which mutant;
+    /// exits non-zero if one survives every set.
+    Mutants {
+        #[command(flatten)]
+        unit: UnitArgs,
+        /// Random vectors (the corner-case vectors come on top).
+        #[arg(long, default_value_t = 200)]
+        vectors: usize,
+        /// Directory for runs and waveforms.
+        #[arg(long, default_value = "target/hdfa-out/mutants")]
         out: PathBuf,
     },
     /// Synthesize a unit (yosys generic + synth_ice40, nextpnr-ice40 on HX8K).
@@ -226,8 +246,8 @@ impl DceArgs {
         )?)
     }
 
-    /// The cases to run and an engine that fits them.
-    fn cases(&self, lanes: usize, vectors: usize, seed: u64) -> Result<(Vec<DceCase>, DceSizes)> {
+    /// The cases to run: captured from a config, or one random layer.
+    fn cases(&self, vectors: usize, seed: u64) -> Result<Vec<DceCase>> {
         let cases = match &self.from_config {
             Some(file) => {
                 let caps = dce_tb::capture(file, self.train_limit, None, 1)?;
@@ -248,9 +268,7 @@ impl DceArgs {
                 vec![DceCase::random(name, l, vectors, seed)?]
             }
         };
-        let layers: Vec<DceLayer> = cases.iter().map(|c| c.layer).collect();
-        let sizes = DceSizes::fitting(lanes, &layers)?;
-        Ok((cases, sizes))
+        Ok(cases)
     }
 }
 
@@ -278,79 +296,62 @@ fn sims(s: SimArg) -> Vec<SimKind> {
     }
 }
 
-fn emit(u: &UnitArgs, out: &PathBuf) -> Result<PathBuf> {
-    if let UnitKind::Dce = u.unit {
-        let (cases, sizes) = u.dce.cases(u.lanes, 0, u.seed)?;
-        let design = rtl::dce::generate(&sizes)?;
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        let path = out.join(format!("dce_p{}.v", sizes.lanes));
-        std::fs::write(&path, &design.verilog)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!(
-            "emitted dce (P={}, buffers for {}) -> {}",
-            sizes.lanes,
-            cases[0].config(sizes.lanes),
-            path.display()
-        );
-        return Ok(path);
-    }
-    let sc = u.scenario(0)?;
-    let s = sc.matrix()?;
-    let design = rtl::bsbu::generate(&sc.params, &s)?;
+/// The one dispatch on the unit kind: its scenario or cases, generated once (a
+/// config's training vectors are captured once for emit, cosim and synth).
+fn build_unit(u: &UnitArgs, vectors: usize) -> Result<Box<dyn Unit>> {
+    Ok(match u.unit {
+        UnitKind::Bsbu => Box::new(BsbuUnit::new(u.scenario(vectors)?)?),
+        UnitKind::Dce => Box::new(DceUnit::new(u.lanes, u.dce.cases(vectors, u.seed)?)?),
+    })
+}
+
+fn emit(unit: &dyn Unit, out: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let path = out.join(format!("bsbu_p{}.v", sc.params.lanes));
-    std::fs::write(&path, &design.verilog)
+    let path = out.join(format!("{}.v", unit.stem()));
+    std::fs::write(&path, &unit.design().verilog)
         .with_context(|| format!("writing {}", path.display()))?;
-    println!("emitted bsbu ({}) -> {}", sc.config(), path.display());
+    println!("emitted {} ({}) -> {}", unit.name(), unit.config(), path.display());
     Ok(path)
 }
 
-fn cosim(u: &UnitArgs, vectors: usize, which: SimArg, out: &PathBuf) -> Result<bool> {
+/// Run every case on the chosen simulators; the problems found (failed checks, and
+/// any disagreement between the simulators on cycles, phases or traffic; traffic
+/// that differs from golden).
+fn cosim(unit: &dyn Unit, which: SimArg, out: &Path) -> Result<Vec<String>> {
     let cache = sim::verilator::default_cache_dir();
-    if let UnitKind::Dce = u.unit {
-        let (cases, sizes) = u.dce.cases(u.lanes, vectors, u.seed)?;
-        let design = rtl::dce::generate(&sizes)?;
-        let mut clean = true;
-        for c in &cases {
-            for k in sims(which) {
-                let r = dce_tb::run_case(&design, &sizes, c, k, Stall::SOME, &cache, out)?;
-                println!("{}\n  {}", r.summary(), r.traffic_line());
-                if let Some(m) = &r.stats.first {
-                    println!("{m}");
-                    clean = false;
-                }
+    let mut problems = Vec::new();
+    for i in 0..unit.cases() {
+        let mut runs = Vec::new();
+        for k in sims(which) {
+            let r = run_case(unit, i, k, Stall::SOME, &cache, out)?;
+            println!("{}", r.summary());
+            if let Some(line) = r.traffic_line() {
+                println!("  {line}");
             }
+            if let Some(m) = &r.stats.first {
+                println!("{m}");
+            }
+            if let Some(t) = r.traffic.filter(|t| !t.exact()) {
+                problems.push(format!("{}: traffic differs from golden: {t:?}", r.config));
+            }
+            runs.push(r);
         }
-        return Ok(clean);
+        let stats: Vec<&sim::stream::RunStats> = runs.iter().map(|r| &r.stats).collect();
+        problems.extend(
+            verdict(&stats)
+                .into_iter()
+                .map(|p| format!("{} {}: {p}", unit.name(), unit.case_name(i))),
+        );
     }
-    let sc = u.scenario(vectors)?;
-    let mut clean = true;
-    for k in sims(which) {
-        let r = sc.run(k, &cache, out)?;
-        println!("{}", r.summary());
-        if let Some(m) = &r.stats.first {
-            println!("{m}");
-            clean = false;
-        }
+    for p in &problems {
+        println!("PROBLEM {p}");
     }
-    Ok(clean)
+    Ok(problems)
 }
 
-fn synth(u: &UnitArgs, out: &PathBuf) -> Result<synth::SynthReport> {
-    if let UnitKind::Dce = u.unit {
-        let (cases, sizes) = u.dce.cases(u.lanes, 0, u.seed)?;
-        let design = rtl::dce::generate(&sizes)?;
-        let dir = out.join(format!("dce_p{}", sizes.lanes));
-        let r = synth::synthesize(&design, &cases[0].config(sizes.lanes), &dir)?;
-        println!("{}\n{}", synth::SynthReport::MD_HEADER, r.md_row());
-        println!("reports: {}/synth_report.{{json,md}}", dir.display());
-        return Ok(r);
-    }
-    let sc = u.scenario(0)?;
-    let s = sc.matrix()?;
-    let design = rtl::bsbu::generate(&sc.params, &s)?;
-    let dir = out.join(format!("bsbu_p{}", sc.params.lanes));
-    let r = synth::synthesize(&design, &sc.config(), &dir)?;
+fn synth(unit: &dyn Unit, out: &Path) -> Result<synth::SynthReport> {
+    let dir = out.join(unit.stem());
+    let r = synth::synthesize(unit.design(), &unit.config(), &dir)?;
     println!("{}\n{}", synth::SynthReport::MD_HEADER, r.md_row());
     println!("reports: {}/synth_report.{{json,md}}", dir.display());
     Ok(r)
@@ -382,7 +383,7 @@ fn bench(
             r.compute_per_vector(),
             100.0 * r.utilization(),
             r.cycles_per_vector(),
-            100.0 * r.ideal_per_vector as f64 / r.cycles_per_vector()
+            100.0 * r.ideal_per_vector / r.cycles_per_vector()
         );
     }
     println!("\n## Simulator throughput (same vectors, P = 4, with stalls)");
@@ -430,43 +431,39 @@ fn dce_bench(
             )?);
         }
     }
-    let sizes = DceSizes::fitting(lanes, &layers)?;
-    let design = rtl::dce::generate(&sizes)?;
+    let cases = layers
+        .iter()
+        .map(|&l| {
+            let c = DceCase::random(format!("bench_d{}_g{}", l.dil, l.groups), l, vectors, seed)?;
+            Ok(DceCase {
+                vectors: c.vectors[testbench::dce::CORNERS.len()..].to_vec(),
+                ..c
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let unit = DceUnit::new(lanes, cases)?;
     println!("## DCE utilization (P = {lanes}, C_s = C_t = {channels}, {map}x{map}, k = 3, no stalls, {vectors} vectors per row)");
-    println!("| d | G | ideal cycles/pass | compute cycles/pass | utilization | total cycles/pass | total utilization | buffer reads (x P = golden) | weight bits (golden) |");
+    println!("| d | G | ideal cycles/pass | compute cycles/pass | utilization | total cycles/pass | total utilization | buffer reads over the run (x P = golden) | weight bits over the run (golden) |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    for l in layers {
-        let c = DceCase::random(format!("bench_d{}_g{}", l.dil, l.groups), l, vectors, seed)?;
-        let c = DceCase {
-            vectors: c.vectors[testbench::dce::CORNERS.len()..].to_vec(),
-            ..c
-        };
-        let r = dce_tb::run_case(
-            &design,
-            &sizes,
-            &c,
-            SimKind::Verilator,
-            Stall::NONE,
-            &cache,
-            out,
-        )?;
-        if r.stats.mismatches != 0 {
-            bail!("bench run had mismatches: {}", r.summary());
+    for (i, c) in unit.cases.iter().enumerate() {
+        let r = run_case(&unit, i, SimKind::Verilator, Stall::NONE, &cache, out)?;
+        let t = r.traffic.context("the engine counts traffic")?;
+        if r.stats.mismatches != 0 || !t.exact() {
+            bail!("bench run failed its checks: {}", r.summary());
         }
-        let t = r.rtl_traffic();
         println!(
             "| {} | {} | {:.0} | {:.1} | {:.2}% | {:.1} | {:.1}% | {} ({}) | {} ({}) |",
-            l.dil,
-            l.groups,
+            c.layer.dil,
+            c.layer.groups,
             r.ideal_per_vector,
             r.compute_per_vector(),
             100.0 * r.utilization(),
             r.cycles_per_vector(),
             100.0 * r.ideal_per_vector / r.cycles_per_vector(),
-            t.error_reads,
-            r.golden.error_reads,
-            t.weight_bits,
-            r.golden.weight_bits
+            t.rtl.error_reads,
+            t.golden.error_reads,
+            t.rtl.weight_bits,
+            t.golden.weight_bits
         );
     }
     Ok(())
@@ -479,16 +476,40 @@ fn main() -> Result<()> {
         Cmd::Sweep(a) => train::sweep(&a)?,
         Cmd::TrainBench(a) => train::train_bench(&a)?,
         Cmd::Emit { unit, out } => {
-            emit(&unit, &out)?;
+            emit(build_unit(&unit, 0)?.as_ref(), &out)?;
         }
         Cmd::Cosim {
             unit,
             vectors,
             sim,
+            mutant,
             out,
         } => {
-            if !cosim(&unit, vectors, sim, &out)? {
-                bail!("co-simulation found mismatches (see the report and waveform above)");
+            let u = build_unit(&unit, vectors)?;
+            let problems = match &mutant {
+                Some(name) => cosim(&Mutated::new(u.as_ref(), name)?, sim, &out)?,
+                None => cosim(u.as_ref(), sim, &out)?,
+            };
+            if !problems.is_empty() {
+                bail!(
+                    "co-simulation found {} problem(s) (see the report and waveform above)",
+                    problems.len()
+                );
+            }
+        }
+        Cmd::Mutants { unit, vectors, out } => {
+            let u = build_unit(&unit, vectors)?;
+            let sets = u.vector_sets()?;
+            let cache = sim::verilator::default_cache_dir();
+            let reports = mutation::run(u.design(), u.mutants(), &sets, &cache, &out)?;
+            println!("{}", mutation::table(&reports));
+            let survivors: Vec<&str> = reports
+                .iter()
+                .filter(|r| !r.killed())
+                .map(|r| r.mutant.name)
+                .collect();
+            if !survivors.is_empty() {
+                bail!("mutants survived every vector set: {}", survivors.join(", "));
             }
         }
         Cmd::Synth {
@@ -496,7 +517,7 @@ fn main() -> Result<()> {
             target: Target::Ice40,
             out,
         } => {
-            synth(&unit, &out)?;
+            synth(build_unit(&unit, 0)?.as_ref(), &out)?;
         }
         Cmd::Bench {
             unit: UnitKind::Dce,
@@ -519,24 +540,22 @@ fn main() -> Result<()> {
             ..
         } => bench(sparsity, rows, cols, vectors.unwrap_or(1000), seed, &out)?,
         Cmd::Flow { unit, vectors, out } => {
-            emit(&unit, &out.join("emit"))?;
-            let clean = cosim(&unit, vectors, SimArg::Both, &out.join("cosim"))?;
-            let r = synth(&unit, &out.join("synth"))?;
+            let u = build_unit(&unit, vectors)?;
+            emit(u.as_ref(), &out.join("emit"))?;
+            let problems = cosim(u.as_ref(), SimArg::Both, &out.join("cosim"))?;
+            let r = synth(u.as_ref(), &out.join("synth"))?;
             println!(
                 "flow summary: {} P={} co-simulation {} on verilator and icarus; iCE40 HX8K {} LUT4, {} FF, {} BRAM, Fmax {:.1} MHz",
-                match unit.unit {
-                    UnitKind::Bsbu => "bsbu",
-                    UnitKind::Dce => "dce",
-                },
+                u.name(),
                 unit.lanes,
-                if clean { "bit-exact" } else { "MISMATCHED" },
+                if problems.is_empty() { "bit-exact" } else { "FAILED" },
                 r.luts,
                 r.ffs,
                 r.brams,
                 r.fmax_mhz
             );
-            if !clean {
-                bail!("co-simulation found mismatches");
+            if !problems.is_empty() {
+                bail!("co-simulation found {} problem(s)", problems.len());
             }
         }
     }

@@ -1,17 +1,27 @@
 //! The stream harness shared by both simulators.
 //!
 //! A unit under test has the ports `clock`, `in_data`/`in_valid`/`in_ready`,
-//! `out_data`/`out_valid`/`out_ready` and `phase`. Optional ports: `cfg_we`/
-//! `cfg_addr`/`cfg_data` (the [`StreamVectors::setup`] writes, one per cycle, before
-//! the stream starts; these cycles are not counted), `in_last` (driven from
-//! [`StreamVectors::in_last`]), `rd_err`/`rd_w` (counted as memory traffic) and
-//! `len_err` (reported when it ever goes high). Each cycle the harness
-//! 1. steps a 16-bit Galois LFSR (taps 0xB400) and from it decides `in_valid`
-//!    (while input words remain) and `out_ready`, so both streams see stalls and
-//!    backpressure;
-//! 2. settles the design, samples both handshakes and compares a fired output word
-//!    with the expected one;
+//! `out_data`/`out_valid`/`out_ready`/`out_last` and `phase`, plus the extra ports its
+//! [`StreamVectors::ports`] lists (a listed port that is missing is an error, never
+//! silently skipped): `cfg_we`/`cfg_addr`/`cfg_data` (each [`Pass::setup`]'s writes,
+//! one per clock edge, uncounted), `in_last` (driven from [`Pass::in_last`]),
+//! `rd_err`/`rd_w` (counted as memory traffic) and `len_err` (checked after every pass
+//! that has a [`Pass::len_err`]).
+//!
+//! The run is a list of [`Pass`]es, one per vector, all on one model instance. A
+//! pass's configuration writes go in once every earlier output word has left (the
+//! unit is idle); passes without writes stream back to back. Each counted cycle the
+//! harness
+//! 1. steps a 16-bit Galois LFSR (taps 0xB400) and from it decides `in_valid` (while
+//!    input words remain) and `out_ready`, so both streams see stalls and backpressure;
+//! 2. settles the design, samples both handshakes and checks a fired output word: its
+//!    data (unless the pass is not compared), its `out_last` (high exactly on a pass's
+//!    last word) and, on a pass's last word, `len_err`;
 //! 3. gives one rising clock edge.
+//!
+//! After the last expected word the harness keeps clocking for the idle limit with no
+//! input and fails on any further `out_valid`; then the input handshakes must equal
+//! the input words. These tail cycles are not counted.
 //!
 //! The Icarus testbench ([`crate::icarus`]) runs exactly the same protocol, so both
 //! simulators must agree with the golden model word for word *and* on the cycle count.
@@ -70,6 +80,31 @@ impl Stall {
     }
 }
 
+/// One vector's pass through the unit.
+#[derive(Clone, Debug, Default)]
+pub struct Pass {
+    /// Where the vector came from (a corner's name, `random 17`, `step 42 sample 1`).
+    pub tag: String,
+    /// Configuration writes (address, data) applied before the pass's first input
+    /// word, once every earlier output word has left.
+    pub setup: Vec<(u32, u32)>,
+    /// Input words (raw, `in_bits` wide).
+    pub input: Vec<u64>,
+    /// `in_last` per input word (empty: held low).
+    pub in_last: Vec<bool>,
+    /// Expected output words (raw signed values in `out_format`). Their number is
+    /// always checked (through `out_last`); their values only when `compare` is set.
+    pub expected: Vec<i64>,
+    /// Compare the words (off for a deliberately malformed input stream, whose
+    /// output is undefined).
+    pub compare: bool,
+    /// `len_err` expected when the pass's last word leaves (None: not checked).
+    pub len_err: Option<bool>,
+    /// Consecutive output rows computed by one lane (1 for the backward-weight unit,
+    /// H·W for the conv engine, whose lanes own whole channels), to name a row's lane.
+    pub lane_stride: usize,
+}
+
 /// Stimulus and expected response of a stream unit.
 #[derive(Clone, Debug)]
 pub struct StreamVectors {
@@ -77,30 +112,64 @@ pub struct StreamVectors {
     pub unit: &'static str,
     /// Configuration text for reports (lanes, sizes, sparsity, seed, ...).
     pub config: String,
-    /// Input words, all vectors back to back (raw, `in_bits` wide).
-    pub input: Vec<u64>,
+    /// The passes, in order, on one model instance.
+    pub passes: Vec<Pass>,
     /// Width of an input word.
     pub in_bits: u32,
-    /// Expected output words (raw signed values in `out_format`).
-    pub expected: Vec<i64>,
-    /// Output words per vector (rows).
-    pub out_per_vector: usize,
     /// Lanes, to name the lane of a row: (row / lane_stride) mod lanes.
     pub lanes: usize,
-    /// Consecutive rows computed by one lane (1 for the backward-weight unit, H·W for
-    /// the conv engine, whose lanes own whole channels).
-    pub lane_stride: usize,
     /// Format of an output word.
     pub out_format: Format,
-    /// Cycles without any handshake after which the run counts as hung.
+    /// Cycles without any handshake after which the run counts as hung; also the
+    /// length of the silent tail checked after the last word.
     pub idle_limit: u64,
-    /// Configuration writes (address, data) before the stream (empty: none).
-    pub setup: Vec<(u32, u32)>,
-    /// `in_last` per input word (empty: the unit has no `in_last`).
-    pub in_last: Vec<bool>,
+    /// Ports the unit must have beyond the stream ports (`cfg_we`, `cfg_addr`,
+    /// `cfg_data`, `in_last`, `len_err`, `rd_err`, `rd_w`).
+    pub ports: &'static [&'static str],
 }
 
-/// The first wrong output word, located.
+/// Which check a wrong word failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// `out_data` differs from the golden word.
+    Data,
+    /// `out_last` is not high exactly on a pass's last word.
+    Last,
+    /// `len_err` after a pass differs from the expectation.
+    LenErr,
+    /// `out_valid` rose after the last expected word.
+    Trailing,
+    /// The input handshakes differ from the input words.
+    Inputs,
+}
+
+impl Check {
+    /// Short name (the Icarus testbench prints it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Data => "data",
+            Check::Last => "last",
+            Check::LenErr => "len_err",
+            Check::Trailing => "trailing",
+            Check::Inputs => "inputs",
+        }
+    }
+
+    /// Parse [`Check::name`].
+    pub fn from_name(s: &str) -> Option<Self> {
+        [
+            Check::Data,
+            Check::Last,
+            Check::LenErr,
+            Check::Trailing,
+            Check::Inputs,
+        ]
+        .into_iter()
+        .find(|c| c.name() == s)
+    }
+}
+
+/// The first wrong output, located.
 #[derive(Clone, Debug)]
 pub struct Mismatch {
     /// Simulator.
@@ -109,17 +178,22 @@ pub struct Mismatch {
     pub unit: &'static str,
     /// Configuration.
     pub config: String,
+    /// Which check failed.
+    pub check: Check,
     /// Output word index over the whole run.
     pub index: usize,
-    /// Vector index.
+    /// Vector (pass) index.
     pub vector: usize,
+    /// Where the vector came from.
+    pub tag: String,
     /// Row within the vector.
     pub row: usize,
     /// Lane that computed the row.
     pub lane: usize,
     /// Cycle of the handshake.
     pub cycle: u64,
-    /// Expected raw value.
+    /// Expected raw value (data; 0/1 for `out_last`, `len_err`, `out_valid`; the
+    /// word count for inputs).
     pub expected: i64,
     /// Actual raw value.
     pub actual: i64,
@@ -133,17 +207,40 @@ impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "MISMATCH [{}] unit {} ({}): vector {}, row {}, lane {}, cycle {}: expected {}, actual {}",
-            self.sim,
-            self.unit,
-            self.config,
-            self.vector,
-            self.row,
-            self.lane,
-            self.cycle,
-            self.format.show(self.expected),
-            self.format.show(self.actual)
+            "MISMATCH [{}] unit {} ({}): ",
+            self.sim, self.unit, self.config
         )?;
+        let at = format!("vector {} ({}), row {}", self.vector, self.tag, self.row);
+        match self.check {
+            Check::Data => write!(
+                f,
+                "{at}, lane {}, cycle {}: expected {}, actual {}",
+                self.lane,
+                self.cycle,
+                self.format.show(self.expected),
+                self.format.show(self.actual)
+            )?,
+            Check::Last => write!(
+                f,
+                "out_last on {at}, cycle {}: expected {}, actual {}",
+                self.cycle, self.expected, self.actual
+            )?,
+            Check::LenErr => write!(
+                f,
+                "len_err when {at} (the pass's last word) left, cycle {}: expected {}, actual {}",
+                self.cycle, self.expected, self.actual
+            )?,
+            Check::Trailing => write!(
+                f,
+                "out_valid at cycle {}, after the last expected word ({} words)",
+                self.cycle, self.index
+            )?,
+            Check::Inputs => write!(
+                f,
+                "input handshakes: expected {} (every input word once), actual {}",
+                self.expected, self.actual
+            )?,
+        }
         if let Some(w) = &self.waveform {
             write!(f, "; waveform: {}", w.display())?;
         }
@@ -156,24 +253,25 @@ impl fmt::Display for Mismatch {
 pub struct RunStats {
     /// Simulator.
     pub sim: &'static str,
-    /// Clock cycles simulated.
+    /// Clock cycles simulated up to the last expected word (without configuration
+    /// writes and the silent tail).
     pub cycles: u64,
     /// Cycles spent in each phase (LOAD, START, COMPUTE, DRAIN).
     pub phase_cycles: [u64; 4],
-    /// Output words compared.
+    /// Output words received.
     pub outputs: usize,
-    /// Wrong output words.
+    /// Failed checks (data, `out_last`, `len_err`, trailing words, input count).
     pub mismatches: usize,
-    /// The first wrong word.
+    /// The first failed check.
     pub first: Option<Mismatch>,
     /// Wall time of the simulation itself (without builds).
     pub sim_seconds: f64,
     /// Wall time of the build (0 when cached).
     pub build_seconds: f64,
     /// Cycles with `rd_err` high (buffer error words read) and with `rd_w` high
-    /// (weight words read); zero for units without these ports.
+    /// (weight words read), totals over the run; zero for units without these ports.
     pub traffic: [u64; 2],
-    /// `len_err` was high at some cycle.
+    /// `len_err` was high at some counted cycle.
     pub len_err: bool,
     /// Input words taken (handshakes on the input stream).
     pub inputs: u64,
@@ -184,22 +282,153 @@ impl RunStats {
     pub fn cycles_per_second(&self) -> f64 {
         self.cycles as f64 / self.sim_seconds.max(1e-9)
     }
+
+    /// Differences between two runs of the same vectors that must agree (cycles,
+    /// phases, traffic, outputs, inputs, mismatches), as text; empty when they agree.
+    pub fn disagreements(&self, other: &RunStats) -> Vec<String> {
+        let mut d = Vec::new();
+        let mut cmp = |what: &str, a: String, b: String| {
+            if a != b {
+                d.push(format!("{what}: {} {a}, {} {b}", self.sim, other.sim));
+            }
+        };
+        cmp("cycles", self.cycles.to_string(), other.cycles.to_string());
+        cmp(
+            "phase cycles",
+            format!("{:?}", self.phase_cycles),
+            format!("{:?}", other.phase_cycles),
+        );
+        cmp(
+            "traffic",
+            format!("{:?}", self.traffic),
+            format!("{:?}", other.traffic),
+        );
+        cmp("outputs", self.outputs.to_string(), other.outputs.to_string());
+        cmp("inputs", self.inputs.to_string(), other.inputs.to_string());
+        cmp(
+            "mismatches",
+            self.mismatches.to_string(),
+            other.mismatches.to_string(),
+        );
+        d
+    }
+}
+
+/// The passes flattened into the arrays both harnesses walk.
+#[derive(Clone, Debug, Default)]
+pub struct Flat {
+    /// All input words.
+    pub input: Vec<u64>,
+    /// `in_last` per input word.
+    pub in_last: Vec<bool>,
+    /// All expected words.
+    pub expected: Vec<i64>,
+    /// All configuration writes.
+    pub setup: Vec<(u32, u32)>,
+    /// Per pass: end of its input words (exclusive).
+    pub in_end: Vec<usize>,
+    /// Per pass: first expected word.
+    pub out_start: Vec<usize>,
+    /// Per pass: end of its expected words (exclusive).
+    pub out_end: Vec<usize>,
+    /// Per pass: its configuration writes, `setup[cfg_start..cfg_end]`.
+    pub cfg_start: Vec<usize>,
+    /// Per pass: end of its configuration writes.
+    pub cfg_end: Vec<usize>,
 }
 
 impl StreamVectors {
-    /// Locate output word `index`.
-    pub fn mismatch(&self, sim: &'static str, index: usize, cycle: u64, actual: i64) -> Mismatch {
-        let row = index % self.out_per_vector;
+    /// Check the passes against the listed ports and flatten them.
+    pub fn flatten(&self) -> Result<Flat, SimError> {
+        let has = |p: &str| self.ports.contains(&p);
+        let mut f = Flat::default();
+        for (i, p) in self.passes.iter().enumerate() {
+            let bad = |msg: String| SimError::Protocol {
+                sim: "harness",
+                msg: format!("{} pass {i} ({}): {msg}", self.unit, p.tag),
+            };
+            if p.input.is_empty() || p.expected.is_empty() {
+                return Err(bad("a pass needs input and output words".into()));
+            }
+            if !p.in_last.is_empty() && p.in_last.len() != p.input.len() {
+                return Err(bad(format!(
+                    "{} in_last flags for {} input words",
+                    p.in_last.len(),
+                    p.input.len()
+                )));
+            }
+            for (needs, port) in [
+                (!p.setup.is_empty(), "cfg_we"),
+                (!p.in_last.is_empty(), "in_last"),
+                (p.len_err.is_some(), "len_err"),
+            ] {
+                if needs && !has(port) {
+                    return Err(SimError::NoPort {
+                        unit: self.unit,
+                        port,
+                    });
+                }
+            }
+            f.cfg_start.push(f.setup.len());
+            f.setup.extend_from_slice(&p.setup);
+            f.cfg_end.push(f.setup.len());
+            f.input.extend_from_slice(&p.input);
+            if p.in_last.is_empty() {
+                f.in_last.extend(std::iter::repeat_n(false, p.input.len()));
+            } else {
+                f.in_last.extend_from_slice(&p.in_last);
+            }
+            f.in_end.push(f.input.len());
+            f.out_start.push(f.expected.len());
+            f.expected.extend_from_slice(&p.expected);
+            f.out_end.push(f.expected.len());
+        }
+        Ok(f)
+    }
+
+    /// Total expected output words.
+    pub fn out_words(&self) -> usize {
+        self.passes.iter().map(|p| p.expected.len()).sum()
+    }
+
+    /// Locate output word `index` (an index past the end names the tail).
+    pub fn mismatch(
+        &self,
+        sim: &'static str,
+        check: Check,
+        index: usize,
+        cycle: u64,
+        expected: i64,
+        actual: i64,
+    ) -> Mismatch {
+        let (mut vector, mut start) = (self.passes.len(), self.out_words());
+        let mut acc = 0;
+        for (i, p) in self.passes.iter().enumerate() {
+            if index < acc + p.expected.len() {
+                (vector, start) = (i, acc);
+                break;
+            }
+            acc += p.expected.len();
+        }
+        let row = index - start;
+        let (tag, stride) = self
+            .passes
+            .get(vector)
+            .map_or(("after the last vector".to_string(), 1), |p| {
+                (p.tag.clone(), p.lane_stride)
+            });
         Mismatch {
             sim,
             unit: self.unit,
             config: self.config.clone(),
+            check,
             index,
-            vector: index / self.out_per_vector,
+            vector,
+            tag,
             row,
-            lane: (row / self.lane_stride.max(1)) % self.lanes.max(1),
+            lane: (row / stride.max(1)) % self.lanes.max(1),
             cycle,
-            expected: self.expected[index],
+            expected,
             actual,
             format: self.out_format,
             waveform: None,
@@ -215,16 +444,41 @@ struct Ports {
     out_data: u32,
     out_valid: u32,
     out_ready: u32,
+    out_last: u32,
     phase: u32,
+    in_last: Option<u32>,
+    len_err: Option<u32>,
+    rd_err: Option<u32>,
+    rd_w: Option<u32>,
+}
+
+/// Why a run stopped early.
+enum Stop {
+    /// All words in and the tail checked.
+    Done,
+    /// No handshake for longer than the idle limit.
+    Hung,
 }
 
 fn run_model(
     m: &mut VerilatorModel,
     v: &StreamVectors,
+    f: &Flat,
     stall: Stall,
     stop_after: Option<u64>,
-) -> Result<RunStats, SimError> {
+) -> Result<(RunStats, Stop), SimError> {
     let unit = v.unit;
+    // Every listed port must exist; unlisted optional ports are left alone.
+    for &name in v.ports {
+        m.port(name, unit)?;
+    }
+    let listed = |name: &'static str| -> Result<Option<u32>, SimError> {
+        if v.ports.contains(&name) {
+            m.port(name, unit).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
     let p = Ports {
         clock: m.port("clock", unit)?,
         in_data: m.port("in_data", unit)?,
@@ -233,33 +487,19 @@ fn run_model(
         out_data: m.port("out_data", unit)?,
         out_valid: m.port("out_valid", unit)?,
         out_ready: m.port("out_ready", unit)?,
+        out_last: m.port("out_last", unit)?,
         phase: m.port("phase", unit)?,
+        in_last: listed("in_last")?,
+        len_err: listed("len_err")?,
+        rd_err: listed("rd_err")?,
+        rd_w: listed("rd_w")?,
     };
-    let opt = |name| m.port(name, unit).ok();
-    let cfg_we = opt("cfg_we");
-    let (in_last, rd_err, rd_w, len_err) =
-        (opt("in_last"), opt("rd_err"), opt("rd_w"), opt("len_err"));
-    if !v.setup.is_empty() && cfg_we.is_none() {
-        return Err(SimError::NoPort {
-            unit,
-            port: "cfg_we",
-        });
-    }
-    if !v.in_last.is_empty() && in_last.is_none() {
-        return Err(SimError::NoPort {
-            unit,
-            port: "in_last",
-        });
-    }
     let t0 = Instant::now();
     // Evaluate once with clock = 0 before the first rising edge.
     m.set(p.clock, 0);
     m.set(p.in_valid, 0);
     m.set(p.out_ready, 0);
     m.eval();
-    if cfg_we.is_some() {
-        configure(m, &v.setup, unit)?;
-    }
     let mut stats = RunStats {
         sim: "verilator",
         cycles: 0,
@@ -273,41 +513,85 @@ fn run_model(
         len_err: false,
         inputs: 0,
     };
+    let fail = |stats: &mut RunStats, c: Check, i: usize, cy: u64, e: i64, a: i64| {
+        stats.mismatches += 1;
+        if stats.first.is_none() {
+            stats.first = Some(v.mismatch("verilator", c, i, cy, e, a));
+        }
+    };
+    let (np, ns, ne) = (v.passes.len(), f.input.len(), f.expected.len());
     let (mut si, mut oi, mut lfsr, mut idle) = (0usize, 0usize, LFSR_SEED, 0u64);
+    // pin: pass of the next input word; pout: pass of the next output word;
+    // applied: passes whose configuration writes are done.
+    let (mut pin, mut pout, mut applied) = (0usize, 0usize, 0usize);
+    let mut tail: Option<u64> = None;
     let mut cycle = 0u64;
-    while oi < v.expected.len() {
+    let stop = loop {
+        if oi == ne && tail.is_none() {
+            stats.cycles = cycle;
+            tail = Some(v.idle_limit);
+        }
+        if tail == Some(0) {
+            break Stop::Done;
+        }
+        if let Some(t) = tail.as_mut() {
+            *t -= 1;
+        }
+        while applied <= pin && pin < np && (f.cfg_start[applied] == f.cfg_end[applied] || oi == f.out_start[applied]) {
+            configure(m, &f.setup[f.cfg_start[applied]..f.cfg_end[applied]], unit)?;
+            applied += 1;
+        }
         lfsr = lfsr_step(lfsr);
-        let in_valid = si < v.input.len() && stall.in_on(lfsr);
+        let in_valid = tail.is_none() && pin < np && applied > pin && stall.in_on(lfsr);
         let out_ready = stall.out_on(lfsr);
         m.set(p.in_valid, in_valid as u64);
-        m.set(p.in_data, if si < v.input.len() { v.input[si] } else { 0 });
+        m.set(p.in_data, f.input.get(si).copied().unwrap_or(0));
         m.set(p.out_ready, out_ready as u64);
-        if let Some(l) = in_last {
-            m.set(l, v.in_last.get(si).copied().unwrap_or(false) as u64);
+        if let Some(l) = p.in_last {
+            m.set(l, f.in_last.get(si).copied().unwrap_or(false) as u64);
         }
         m.eval();
-        if let Some(r) = rd_err {
-            stats.traffic[0] += m.get(r) & 1;
-        }
-        if let Some(r) = rd_w {
-            stats.traffic[1] += m.get(r) & 1;
-        }
-        if let Some(r) = len_err {
-            stats.len_err |= m.get(r) & 1 != 0;
-        }
         m.dump(2 * cycle);
         let in_fire = in_valid && m.get(p.in_ready) != 0;
         let out_fire = out_ready && m.get(p.out_valid) != 0;
-        stats.phase_cycles[(m.get(p.phase) & 3) as usize] += 1;
-        if out_fire {
-            let actual = v.out_format.sign_extend(m.get(p.out_data));
-            if actual != v.expected[oi] {
-                stats.mismatches += 1;
-                if stats.first.is_none() {
-                    stats.first = Some(v.mismatch("verilator", oi, cycle, actual));
+        if tail.is_none() {
+            if let Some(r) = p.rd_err {
+                stats.traffic[0] += m.get(r) & 1;
+            }
+            if let Some(r) = p.rd_w {
+                stats.traffic[1] += m.get(r) & 1;
+            }
+            let le = p.len_err.map_or(0, |r| m.get(r) & 1);
+            stats.len_err |= le != 0;
+            stats.phase_cycles[(m.get(p.phase) & 3) as usize] += 1;
+            if out_fire {
+                let pass = &v.passes[pout];
+                let actual = v.out_format.sign_extend(m.get(p.out_data));
+                if pass.compare && actual != f.expected[oi] {
+                    fail(&mut stats, Check::Data, oi, cycle, f.expected[oi], actual);
+                }
+                let last = oi + 1 == f.out_end[pout];
+                let got_last = m.get(p.out_last) & 1;
+                if got_last != last as u64 {
+                    fail(&mut stats, Check::Last, oi, cycle, last as i64, got_last as i64);
+                }
+                if let (true, Some(want)) = (last, pass.len_err) {
+                    if le != want as u64 {
+                        fail(&mut stats, Check::LenErr, oi, cycle, want as i64, le as i64);
+                    }
+                }
+                oi += 1;
+                if last {
+                    pout += 1;
                 }
             }
-            oi += 1;
+        } else if m.get(p.out_valid) != 0 {
+            fail(&mut stats, Check::Trailing, oi, cycle, 0, 1);
+            m.set(p.clock, 1);
+            m.eval();
+            m.dump(2 * cycle + 1);
+            m.set(p.clock, 0);
+            break Stop::Done;
         }
         m.set(p.clock, 1);
         m.eval();
@@ -315,30 +599,31 @@ fn run_model(
         m.set(p.clock, 0);
         if in_fire {
             si += 1;
+            if si == f.in_end[pin] {
+                pin += 1;
+            }
         }
         idle = if in_fire || out_fire { 0 } else { idle + 1 };
         cycle += 1;
         if stop_after.is_some_and(|s| cycle > s) {
-            break;
+            break Stop::Done;
         }
-        if idle > v.idle_limit {
+        if tail.is_none() && idle > v.idle_limit {
             stats.cycles = cycle;
-            stats.outputs = oi;
-            return Err(SimError::Timeout {
-                sim: "verilator",
-                unit,
-                cycles: cycle,
-                got: oi,
-                want: v.expected.len(),
-                wave: "(rerun with a waveform: hdfa cosim --wave)".into(),
-            });
+            break Stop::Hung;
         }
+    };
+    if tail.is_none() {
+        stats.cycles = cycle;
     }
-    stats.cycles = cycle;
     stats.outputs = oi;
     stats.inputs = si as u64;
+    if matches!(stop, Stop::Done) && stop_after.is_none() && si != ns {
+        let at = stats.cycles;
+        fail(&mut stats, Check::Inputs, oi, at, ns as i64, si as i64);
+    }
     stats.sim_seconds = t0.elapsed().as_secs_f64();
-    Ok(stats)
+    Ok((stats, stop))
 }
 
 /// Apply configuration writes (address, data) to `m`'s `cfg_we`/`cfg_addr`/`cfg_data`,
@@ -348,12 +633,16 @@ pub fn configure(
     setup: &[(u32, u32)],
     unit: &'static str,
 ) -> Result<(), SimError> {
+    if setup.is_empty() {
+        return Ok(());
+    }
     let (clock, we, a, d) = (
         m.port("clock", unit)?,
         m.port("cfg_we", unit)?,
         m.port("cfg_addr", unit)?,
         m.port("cfg_data", unit)?,
     );
+    m.set(m.port("in_valid", unit)?, 0);
     for &(addr, data) in setup {
         m.set(we, 1);
         m.set(a, addr as u64);
@@ -368,8 +657,9 @@ pub fn configure(
     Ok(())
 }
 
-/// Run `v` through Verilator. On a mismatch the run is repeated with an FST
-/// waveform up to 16 cycles past the first wrong word, written into `wave_dir`.
+/// Run `v` through Verilator. On a failed check the run is repeated with an FST
+/// waveform up to 16 cycles past it, and on a hang up to the hang, written into
+/// `wave_dir`.
 pub fn run_verilator(
     design: &Emitted,
     v: &StreamVectors,
@@ -377,18 +667,34 @@ pub fn run_verilator(
     cache: &Path,
     wave_dir: &Path,
 ) -> Result<RunStats, SimError> {
+    let f = v.flatten()?;
     let build = verilator::build(design, cache)?;
     let mut m = VerilatorModel::load(&build, &design.ports)?;
-    let mut stats = run_model(&mut m, v, stall, None)?;
+    let (mut stats, stop) = run_model(&mut m, v, &f, stall, None)?;
     stats.build_seconds = build.seconds;
-    if let Some(first) = stats.first.as_mut() {
+    let hung = matches!(stop, Stop::Hung);
+    if stats.first.is_some() || hung {
         std::fs::create_dir_all(wave_dir).map_err(crate::io_err("creating", wave_dir))?;
         let wave = wave_dir.join(format!("{}_verilator_mismatch.fst", v.unit));
+        let _ = std::fs::remove_file(&wave);
+        let until = stats.first.as_ref().map_or(stats.cycles, |m| m.cycle + 16);
         let mut m2 = VerilatorModel::load(&build, &design.ports)?;
         m2.trace_to(&wave)?;
-        run_model(&mut m2, v, stall, Some(first.cycle + 16))?;
+        run_model(&mut m2, v, &f, stall, Some(until))?;
         m2.trace_close();
-        first.waveform = Some(wave);
+        if hung {
+            return Err(SimError::Timeout {
+                sim: "verilator",
+                unit: v.unit,
+                cycles: stats.cycles,
+                got: stats.outputs,
+                want: f.expected.len(),
+                wave: wave.display().to_string(),
+            });
+        }
+        if let Some(first) = stats.first.as_mut() {
+            first.waveform = Some(wave);
+        }
     }
     Ok(stats)
 }

@@ -3,22 +3,25 @@
 //! A [`DceCase`] is one layer (a backward path: channels, map, k, d, G, shifts and
 //! binary weights) with its vectors (source errors, ReLU mask, expected e_i). Cases
 //! come from random draws with planted corners ([`DceCase::random`]) or from real
-//! training steps ([`DceCase::from_captures`]). [`run_case`] configures an engine
-//! through its register port and streams every vector through Verilator or Icarus;
-//! [`DceReport`] holds the cycle counts, the utilization against the ideal and the
-//! memory traffic next to the golden model's count.
+//! training steps ([`DceCase::from_captures`]). [`DceUnit`] is the engine as a
+//! [`Unit`]: one generated engine that fits every case. [`sequence`] turns steps
+//! (program a layer, run its vectors, send a malformed stream) into the passes of one
+//! engine instance, which is how reprogramming and `len_err` are checked;
+//! [`vector_sets`] and [`standard_cases`] are the standard stimulus.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use golden::dce::{self, golden_traffic, DceLayer, DceSizes, DceTraffic, DceWeights};
 use golden::experiment::PathCapture;
 use golden::format::ERROR;
 use golden::rng::Rng;
 use rtl::Emitted;
-use sim::stream::{run_verilator, RunStats, Stall, StreamVectors};
+use sim::stream::{Pass, RunStats, StreamVectors};
 
-use crate::{SimKind, TbError};
+use crate::mutation::{Mutant, VectorSet, DCE_MUTANTS};
+use crate::unit::{TrafficCheck, Unit};
+use crate::TbError;
 
 /// One input vector and its expected output.
 #[derive(Clone, Debug)]
@@ -179,206 +182,320 @@ impl DceCase {
         )
     }
 
-    /// Stimulus (register writes, streams) and expected words for an engine of `sizes`.
+    /// Stimulus (register writes, streams) and expected words for an engine of
+    /// `sizes`: the case's programming, then every vector.
     pub fn stream(&self, sizes: &DceSizes) -> Result<StreamVectors, TbError> {
-        let setup = rtl::dce::regs::program(sizes, &self.layer, &self.weights)?;
-        let (mut input, mut in_last, mut expected) = (Vec::new(), Vec::new(), Vec::new());
-        for v in &self.vectors {
-            let s = dce::pack_stream(&self.layer, &v.e_src, &v.mask)?;
-            let n = s.len();
-            input.extend(s.iter().map(|&w| w as u64));
-            in_last.extend((0..n).map(|i| i + 1 == n));
-            expected.extend(v.expected.iter().map(|&e| e as i64));
-        }
-        // The longest silence: the first block of D1 after D2, plus a drain.
+        sequence(sizes, &[Step::Program(self), Step::Vectors(self)])
+    }
+
+    /// The cycles an engine of `lanes` may stay silent in a pass of this layer: the
+    /// first block of D1 after D2, plus a drain.
+    fn idle_limit(&self, lanes: usize) -> u64 {
         let l = &self.layer;
-        let idle = (l.work() / sizes.lanes + 4 * l.out_words() + 1024) as u64;
-        Ok(StreamVectors {
-            unit: "dce",
-            config: self.config(sizes.lanes),
-            input,
-            in_bits: ERROR.bits,
-            expected,
-            out_per_vector: l.out_words(),
-            lanes: sizes.lanes,
-            lane_stride: l.hw(),
-            out_format: ERROR,
-            idle_limit: idle,
-            setup,
-            in_last,
+        (l.work() / lanes + 4 * l.out_words() + 1024) as u64
+    }
+}
+
+/// The extra ports the engine's harness requires (a missing one is an error).
+pub const DCE_PORTS: &[&str] = &[
+    "cfg_we", "cfg_addr", "cfg_data", "in_last", "len_err", "rd_err", "rd_w",
+];
+
+/// One step of a run on one engine instance.
+#[derive(Clone, Copy, Debug)]
+pub enum Step<'a> {
+    /// Write the case's layer and weights (before the next pass).
+    Program(&'a DceCase),
+    /// Every vector of the case, each compared word for word, `len_err` low after each.
+    Vectors(&'a DceCase),
+    /// A malformed pass of the case's first vector: its stream cut to `words` words
+    /// (at most the configured length), with `in_last` on word `last_at` (or on
+    /// none). The engine still emits a whole pass; its words are counted and
+    /// `out_last` checked, not compared, and `len_err` must be high after it.
+    Malformed {
+        /// The case whose layer the engine holds.
+        case: &'a DceCase,
+        /// Input words sent.
+        words: usize,
+        /// The word that carries `in_last`.
+        last_at: Option<usize>,
+    },
+}
+
+/// The passes of `steps` on one engine of `sizes`.
+pub fn sequence(sizes: &DceSizes, steps: &[Step]) -> Result<StreamVectors, TbError> {
+    let mut passes: Vec<Pass> = Vec::new();
+    let mut setup = Vec::new();
+    let (mut names, mut idle) = (Vec::new(), 0u64);
+    for step in steps {
+        match *step {
+            Step::Program(c) => {
+                setup.extend(rtl::dce::regs::program(sizes, &c.layer, &c.weights)?);
+                names.push(c.config(sizes.lanes));
+                idle = idle.max(c.idle_limit(sizes.lanes));
+            }
+            Step::Vectors(c) => {
+                for v in &c.vectors {
+                    let s = dce::pack_stream(&c.layer, &v.e_src, &v.mask)?;
+                    let n = s.len();
+                    passes.push(Pass {
+                        tag: format!("{}: {}", c.name, v.tag),
+                        setup: std::mem::take(&mut setup),
+                        input: s.iter().map(|&w| w as u64).collect(),
+                        in_last: (0..n).map(|i| i + 1 == n).collect(),
+                        expected: v.expected.iter().map(|&e| e as i64).collect(),
+                        compare: true,
+                        len_err: Some(false),
+                        lane_stride: c.layer.hw(),
+                    });
+                }
+            }
+            Step::Malformed {
+                case,
+                words,
+                last_at,
+            } => {
+                let v = case
+                    .vectors
+                    .first()
+                    .ok_or_else(|| golden::GoldenError::LengthMismatch {
+                        what: "vectors",
+                        expected: 1,
+                        actual: 0,
+                    })?;
+                let s = dce::pack_stream(&case.layer, &v.e_src, &v.mask)?;
+                if words == 0 || words > s.len() {
+                    return Err(golden::GoldenError::out_of_range(
+                        "malformed pass words",
+                        words,
+                        format!("1..={} (the configured stream)", s.len()),
+                    )
+                    .into());
+                }
+                passes.push(Pass {
+                    tag: format!(
+                        "{}: malformed, {words} of {} words, in_last at {last_at:?}",
+                        case.name,
+                        s.len()
+                    ),
+                    setup: std::mem::take(&mut setup),
+                    input: s[..words].iter().map(|&w| w as u64).collect(),
+                    in_last: (0..words).map(|i| Some(i) == last_at).collect(),
+                    expected: vec![0; case.layer.out_words()],
+                    compare: false,
+                    len_err: Some(true),
+                    lane_stride: case.layer.hw(),
+                });
+            }
+        }
+    }
+    if !setup.is_empty() {
+        return Err(golden::GoldenError::BadMatrix(
+            "a Program step must be followed by a pass".into(),
+        )
+        .into());
+    }
+    Ok(StreamVectors {
+        unit: "dce",
+        config: names.join(" | "),
+        passes,
+        in_bits: ERROR.bits,
+        lanes: sizes.lanes,
+        out_format: ERROR,
+        idle_limit: idle,
+        ports: DCE_PORTS,
+    })
+}
+
+/// Odd map (H, W) per dilation of the standard matrix.
+fn standard_map(d: usize) -> (usize, usize) {
+    [(5, 7), (7, 5), (3, 9), (5, 5)][d - 1]
+}
+
+/// The standard case matrix for `lanes`, each case with the [`CORNERS`] and
+/// `random` random vectors: d ∈ {1..4} × G ∈ {1, 2, 4, 8} with k = 3 (named
+/// `d{d}_g{G}`), k = 1 and k = 5 cases, and the shift range's ends 0 and 16. C_t =
+/// lanes·G·(1 or 2) so P divides the channels per group, C_s ≠ C_t; D2 unscaled and
+/// D1 at its plain fan-in shift, so full-scale corners saturate.
+pub fn standard_cases(lanes: usize, random: usize) -> Result<Vec<DceCase>, TbError> {
+    type Shape = (&'static str, usize, usize, (usize, usize), usize, usize, usize, Option<(u32, u32)>);
+    let p = lanes;
+    let mut shapes: Vec<(String, Shape)> = Vec::new();
+    for d in 1..=4 {
+        for g in [1, 2, 4, 8] {
+            let ct = if p == 1 { 2 * g } else { p * g };
+            shapes.push((format!("d{d}_g{g}"), ("", g * 2, ct, standard_map(d), 3, d, g, None)));
+        }
+    }
+    let fixed: [Shape; 5] = [
+        ("k1_g4", 8, 4 * p, (5, 3), 1, 1, 4, None),
+        ("k5_d2_g2", 4, 2 * p, (7, 7), 5, 2, 2, None),
+        // The shift range's ends: 0 (everything saturates) and 16 (MAX_SHIFT).
+        ("shift0", 4, 2 * p, (3, 3), 3, 1, 2, Some((0, 0))),
+        ("shift16_d2", 4, 2 * p, (3, 3), 3, 1, 2, Some((16, 0))),
+        ("shift16_d1", 4, 2 * p, (3, 3), 3, 1, 2, Some((0, 16))),
+    ];
+    shapes.extend(fixed.into_iter().map(|s| (s.0.to_string(), s)));
+    shapes
+        .into_iter()
+        .map(|(name, (_, cs, ct, (h, w), k, d, g, shifts))| {
+            let l = DceLayer::with_default_shifts(cs, ct, h, w, k, d, g)?;
+            let (shift2, shift1) = shifts.unwrap_or((0, l.shift1));
+            let l = DceLayer { shift2, shift1, ..l };
+            DceCase::random(name, l, random, (1000 * lanes + 10 * d + g) as u64)
+        })
+        .collect()
+}
+
+/// The engine's standard vector sets for mutation testing, on an engine of `sizes`:
+/// `corners` (the cases' [`CORNERS`] vectors), `random` (their random vectors),
+/// `captured` (vectors from training steps) and `len_err` (good, short and
+/// unterminated streams on the first case, which shows `len_err` rising and
+/// clearing). Each set programs every case it runs on one instance; empty sets are
+/// left out.
+pub fn vector_sets(sizes: &DceSizes, cases: &[DceCase]) -> Result<Vec<VectorSet>, TbError> {
+    let kind = |tag: &str| {
+        if CORNERS.contains(&tag) {
+            0
+        } else if tag.starts_with("random") {
+            1
+        } else {
+            2
+        }
+    };
+    let pick = |k: usize| -> Vec<DceCase> {
+        cases
+            .iter()
+            .map(|c| DceCase {
+                vectors: c.vectors.iter().filter(|v| kind(&v.tag) == k).cloned().collect(),
+                ..c.clone()
+            })
+            .filter(|c| !c.vectors.is_empty())
+            .collect()
+    };
+    let all = |cs: &[DceCase]| -> Result<StreamVectors, TbError> {
+        let steps: Vec<Step> = cs
+            .iter()
+            .flat_map(|c| [Step::Program(c), Step::Vectors(c)])
+            .collect();
+        sequence(sizes, &steps)
+    };
+    let mut sets = Vec::new();
+    for (k, name) in ["corners", "random", "captured"].into_iter().enumerate() {
+        let cs = pick(k);
+        if !cs.is_empty() {
+            sets.push((name, all(&cs)?));
+        }
+    }
+    if let Some(c) = cases.first() {
+        let n = c.layer.stream_words();
+        // The good passes run the case's last vector (random or captured, with
+        // nonzero words).
+        let one = DceCase {
+            vectors: c.vectors.last().into_iter().cloned().collect(),
+            ..c.clone()
+        };
+        sets.push((
+            "len_err",
+            sequence(
+                sizes,
+                &[
+                    Step::Program(c),
+                    Step::Vectors(&one),
+                    Step::Malformed { case: c, words: n - 1, last_at: Some(n - 2) },
+                    Step::Vectors(&one),
+                    Step::Malformed { case: c, words: n, last_at: None },
+                    Step::Vectors(&one),
+                ],
+            )?,
+        ));
+    }
+    Ok(sets
+        .into_iter()
+        .map(|(name, vectors)| VectorSet {
+            name: name.into(),
+            vectors,
+        })
+        .collect())
+}
+
+/// The engine as a [`Unit`]: one generated engine that fits every case's layer, and
+/// the cases (each reprograms the engine at run time).
+#[derive(Clone, Debug)]
+pub struct DceUnit {
+    /// Generation-time sizes.
+    pub sizes: DceSizes,
+    /// The cases.
+    pub cases: Vec<DceCase>,
+    /// The emitted engine.
+    pub design: Emitted,
+}
+
+impl DceUnit {
+    /// Size an engine of `lanes` for `cases` and generate it.
+    pub fn new(lanes: usize, cases: Vec<DceCase>) -> Result<Self, TbError> {
+        let layers: Vec<DceLayer> = cases.iter().map(|c| c.layer).collect();
+        let sizes = DceSizes::fitting(lanes, &layers)?;
+        let design = rtl::dce::generate(&sizes)?;
+        Ok(DceUnit {
+            sizes,
+            cases,
+            design,
         })
     }
 }
 
-/// Outcome of one case on one simulator.
-#[derive(Clone, Debug)]
-pub struct DceReport {
-    /// Configuration text.
-    pub config: String,
-    /// Lanes.
-    pub lanes: usize,
-    /// Vectors run.
-    pub vectors: usize,
-    /// Ideal cycles per pass: (nonzero taps × outputs) / P.
-    pub ideal_per_vector: f64,
-    /// The golden model's traffic per pass.
-    pub golden: DceTraffic,
-    /// Mask words per pass (the input stream's other words).
-    pub mask_words: usize,
-    /// Simulator statistics.
-    pub stats: RunStats,
-    /// Work directory (testbench files, waveforms).
-    pub work: PathBuf,
-}
-
-impl crate::UnitReport for DceReport {
-    fn unit(&self) -> &'static str {
+impl Unit for DceUnit {
+    fn name(&self) -> &'static str {
         "dce"
     }
-    fn config(&self) -> &str {
-        &self.config
+    fn design(&self) -> &Emitted {
+        &self.design
     }
-    fn vectors(&self) -> usize {
-        self.vectors
+    fn stem(&self) -> String {
+        format!("dce_p{}", self.sizes.lanes)
     }
-    fn stats(&self) -> &RunStats {
-        &self.stats
+    fn config(&self) -> String {
+        self.cases
+            .first()
+            .map_or_else(|| format!("P={}", self.sizes.lanes), |c| c.config(self.sizes.lanes))
     }
-    fn ideal_per_vector(&self) -> f64 {
-        self.ideal_per_vector
+    fn cases(&self) -> usize {
+        self.cases.len()
     }
-}
-
-impl DceReport {
-    /// Traffic measured in the simulation, per vector: buffer error words read and
-    /// weight bits read (P per weight word).
-    pub fn rtl_traffic(&self) -> DceTraffic {
-        let n = self.vectors.max(1) as u64;
-        DceTraffic {
-            stream_words: (self.stats.inputs / n).saturating_sub(self.mask_words as u64),
-            error_reads: self.stats.traffic[0] / n,
-            weight_bits: self.stats.traffic[1] * self.lanes as u64 / n,
-        }
+    fn case_name(&self, i: usize) -> String {
+        format!("p{}_{}", self.sizes.lanes, self.cases[i].name)
     }
-    /// The traffic line: RTL against golden.
-    pub fn traffic_line(&self) -> String {
-        let r = self.rtl_traffic();
-        format!(
-            "traffic per pass: input stream {} error words (golden {}); buffer error words read {} x {} lanes = {} (golden {}); weight bits read {} (golden {}; the engine also reads the signs of padding taps)",
-            r.stream_words,
-            self.golden.stream_words,
-            r.error_reads,
-            self.lanes,
-            r.error_reads * self.lanes as u64,
-            self.golden.error_reads,
-            r.weight_bits,
-            self.golden.weight_bits
-        )
+    fn stream(&self, i: usize) -> Result<StreamVectors, TbError> {
+        self.cases[i].stream(&self.sizes)
     }
-}
-
-/// Run `case` on the engine `design` (generated with `sizes`) under `sim`.
-pub fn run_case(
-    design: &Emitted,
-    sizes: &DceSizes,
-    case: &DceCase,
-    sim: SimKind,
-    stall: Stall,
-    cache: &Path,
-    work: &Path,
-) -> Result<DceReport, TbError> {
-    let v = case.stream(sizes)?;
-    let dir = work.join(format!("dce_p{}_{}_{}", sizes.lanes, case.name, sim.name()));
-    let stats = match sim {
-        SimKind::Verilator => run_verilator(design, &v, stall, cache, &dir)?,
-        SimKind::Icarus => sim::icarus::run_icarus(design, &v, stall, &dir)?,
-    };
-    let golden = golden_traffic(&case.layer);
-    Ok(DceReport {
-        config: case.config(sizes.lanes),
-        lanes: sizes.lanes,
-        vectors: case.vectors.len(),
-        ideal_per_vector: case.layer.work() as f64 / sizes.lanes as f64,
-        golden,
-        mask_words: case.layer.mask_words(),
-        stats,
-        work: dir,
-    })
-}
-
-/// Drive one pass whose input stream is cut or padded: the first `words` words of
-/// `case`'s first vector's stream (extra words are zeros), with `in_last` on word
-/// `last_at` (or on none), then let the engine finish the pass. Returns the engine's
-/// `len_err` after the pass, so a test sees the hardware flag a stream that is
-/// shorter or longer than the configured map. Runs on Verilator.
-pub fn probe_len_err(
-    design: &Emitted,
-    sizes: &DceSizes,
-    case: &DceCase,
-    words: usize,
-    last_at: Option<usize>,
-    cache: &Path,
-) -> Result<bool, TbError> {
-    let v = case
-        .vectors
-        .first()
-        .ok_or_else(|| golden::GoldenError::LengthMismatch {
-            what: "vectors",
-            expected: 1,
-            actual: 0,
-        })?;
-    let full = dce::pack_stream(&case.layer, &v.e_src, &v.mask)?;
-    let setup = rtl::dce::regs::program(sizes, &case.layer, &case.weights)?;
-    let build = sim::verilator::build(design, cache)?;
-    let mut m = sim::verilator::VerilatorModel::load(&build, &design.ports)?;
-    let port = |m: &sim::verilator::VerilatorModel, n| m.port(n, "dce");
-    let clk = port(&m, "clock")?;
-    let (ind, inv, inl, inr) = (
-        port(&m, "in_data")?,
-        port(&m, "in_valid")?,
-        port(&m, "in_last")?,
-        port(&m, "in_ready")?,
-    );
-    let (ordy, phase, lerr) = (
-        port(&m, "out_ready")?,
-        port(&m, "phase")?,
-        port(&m, "len_err")?,
-    );
-    let tick = |m: &mut sim::verilator::VerilatorModel| {
-        m.eval();
-        m.set(clk, 1);
-        m.eval();
-        m.set(clk, 0);
-    };
-    m.set(clk, 0);
-    m.eval();
-    sim::stream::configure(&mut m, &setup, "dce")?;
-    m.set(ordy, 1);
-    let mut i = 0;
-    let mut left_load = false;
-    let limit = 16 * (case.layer.work() + full.len() + 1024);
-    for _ in 0..limit {
-        let feeding = i < words && !left_load;
-        m.set(inv, feeding as u64);
-        m.set(ind, full.get(i).copied().unwrap_or(0) as u64);
-        m.set(inl, (feeding && Some(i) == last_at) as u64);
-        m.eval();
-        let fire = feeding && m.get(inr) != 0;
-        tick(&mut m);
-        if fire {
-            i += 1;
-        }
-        if m.get(phase) != 0 {
-            left_load = true;
-        }
-        if left_load && m.get(phase) == 0 {
-            return Ok(m.get(lerr) != 0);
-        }
+    fn ideal_per_vector(&self, i: usize) -> f64 {
+        self.cases[i].layer.work() as f64 / self.sizes.lanes as f64
     }
-    Err(TbError::Sim(sim::SimError::Protocol {
-        sim: "verilator",
-        msg: format!("the pass did not finish within {limit} cycles"),
-    }))
+    fn traffic(&self, i: usize, stats: &RunStats) -> Option<TrafficCheck> {
+        let l = &self.cases[i].layer;
+        let n = self.cases[i].vectors.len() as u64;
+        let g = golden_traffic(l);
+        Some(TrafficCheck {
+            rtl: DceTraffic {
+                stream_words: stats.inputs.saturating_sub(n * l.mask_words() as u64),
+                error_reads: stats.traffic[0],
+                weight_bits: stats.traffic[1] * self.sizes.lanes as u64,
+            },
+            golden: DceTraffic {
+                stream_words: g.stream_words * n,
+                error_reads: g.error_reads * n,
+                weight_bits: g.weight_bits * n,
+            },
+            lanes: self.sizes.lanes,
+        })
+    }
+    fn vector_sets(&self) -> Result<Vec<VectorSet>, TbError> {
+        vector_sets(&self.sizes, &self.cases)
+    }
+    fn mutants(&self) -> &'static [Mutant] {
+        DCE_MUTANTS
+    }
 }
 
 /// Load the training config `file` (relative data paths resolve against the current

@@ -5,12 +5,20 @@
 use std::path::PathBuf;
 
 use sim::stream::{run_verilator, Stall};
-use testbench::{BsbuScenario, SimKind, UnitReport};
+use testbench::{BsbuScenario, SimKind};
 
 fn work(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/hdfa-test")
         .join(name)
+}
+
+fn fresh(name: &str) -> PathBuf {
+    testbench::fresh_test_dir(name)
+}
+
+fn written_since(wave: &std::path::Path, t0: std::time::SystemTime) {
+    testbench::check_waveform(wave, t0).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -19,39 +27,33 @@ fn bsbu_corrupted_expectation_is_reported_with_location_and_waveform_on_both_sim
     let s = sc.matrix().unwrap();
     let design = rtl::bsbu::generate(&sc.params, &s).unwrap();
     let mut v = sc.stream(&s).unwrap();
-    let bad = 8 * 10 + 5; // vector 10, row 5 -> lane 1
-    v.expected[bad] ^= 0x10;
+    // vector 10 (random 2), row 5 -> lane 1
+    v.passes[10].expected[5] ^= 0x10;
     let cache = sim::verilator::default_cache_dir();
-    let r = run_verilator(&design, &v, Stall::SOME, &cache, &work("corrupt_verilator")).unwrap();
+    let t0 = std::time::SystemTime::now();
+    let r = run_verilator(&design, &v, Stall::SOME, &cache, &fresh("corrupt_verilator")).unwrap();
     let m = r
         .first
         .as_ref()
         .expect("the corrupted word must be reported");
     assert_eq!((r.mismatches, m.vector, m.row, m.lane), (1, 10, 5, 1));
     assert_eq!(m.actual ^ 0x10, m.expected);
-    let wave = m.waveform.clone().expect("waveform path");
-    assert!(
-        std::fs::metadata(&wave)
-            .map(|md| md.len() > 0)
-            .unwrap_or(false),
-        "no waveform at {}",
-        wave.display()
-    );
+    written_since(m.waveform.as_ref().expect("waveform path"), t0);
     let text = m.to_string();
     assert!(
-        text.contains("vector 10, row 5, lane 1")
+        text.contains("vector 10 (random 2), row 5, lane 1")
             && text.contains("expected 0x")
             && text.contains("waveform"),
         "{text}"
     );
 
-    let ri = sim::icarus::run_icarus(&design, &v, Stall::SOME, &work("corrupt_icarus")).unwrap();
+    let ri = sim::icarus::run_icarus(&design, &v, Stall::SOME, &fresh("corrupt_icarus")).unwrap();
     let mi = ri.first.as_ref().expect("icarus must report the mismatch");
     assert_eq!(
         (ri.mismatches, mi.vector, mi.row, mi.cycle, mi.actual),
         (1, 10, 5, m.cycle, m.actual)
     );
-    assert!(mi.waveform.as_ref().is_some_and(|w| w.exists()));
+    written_since(mi.waveform.as_ref().expect("VCD path"), t0);
 }
 
 #[test]
@@ -195,4 +197,36 @@ fn bsbu_largest_shift_matches_golden_on_verilator() {
         r.stats.first.as_ref().unwrap()
     );
     assert_eq!(r.stats.outputs, 8 * sc.total_vectors());
+}
+
+#[test]
+fn bsbu_at_its_advertised_limits_256x256_p16_dense_and_p13_match_golden() {
+    // 256 x 256 (MAX_ROWS x MAX_COLS). P = 16 (MAX_LANES) with a dense S fills each
+    // lane's entry memory to exactly MAX_LANE_ENTRIES (16 rows x 256 nonzeros); P = 13
+    // is the odd lane count (rows do not split evenly). Verilator runs both, Icarus
+    // the P = 13 design.
+    use golden::params::{MAX_COLS, MAX_LANES, MAX_LANE_ENTRIES, MAX_ROWS};
+    let cache = sim::verilator::default_cache_dir();
+    for (lanes, sparsity, icarus) in [(MAX_LANES, 0.0, false), (13, 0.5, true)] {
+        let sc = BsbuScenario::new(lanes, MAX_ROWS, MAX_COLS, sparsity, 3, 17).unwrap();
+        let s = sc.matrix().unwrap();
+        let longest = *s.lane_nnz(lanes).iter().max().unwrap();
+        if sparsity == 0.0 {
+            assert_eq!(longest, MAX_LANE_ENTRIES, "the dense P = 16 case fills a lane");
+        }
+        let v = sc
+            .run(SimKind::Verilator, &cache, &work("limits"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        println!("{}", v.summary());
+        assert!(v.stats.first.is_none(), "{}", v.stats.first.as_ref().unwrap());
+        assert_eq!(v.stats.outputs, MAX_ROWS * sc.total_vectors());
+        if icarus {
+            let i = sc
+                .run(SimKind::Icarus, &cache, &work("limits"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            println!("{}", i.summary());
+            let p = testbench::verdict(&[&v.stats, &i.stats]);
+            assert!(p.is_empty(), "{p:?}");
+        }
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use testbench::{BsbuScenario, SimKind, UnitReport};
+use testbench::{BsbuScenario, SimKind};
 
 const VECTORS: usize = 10_000;
 /// Small enough that Icarus runs 10,000 vectors in about a minute, large enough for

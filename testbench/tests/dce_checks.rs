@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 
 use golden::dce::{DceLayer, DceSizes};
-use sim::stream::{run_verilator, Stall};
-use testbench::dce::{probe_len_err, DceCase};
+use sim::stream::{run_verilator, Check, Stall};
+use testbench::dce::{sequence, DceCase, Step};
+use testbench::{run_stream, SimKind};
 
 fn work(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -21,87 +22,124 @@ fn small() -> (DceCase, DceSizes) {
     (DceCase::random("small", l, 4, 5).unwrap(), sizes)
 }
 
+fn fresh(name: &str) -> PathBuf {
+    testbench::fresh_test_dir(name)
+}
+
+fn written_since(wave: &std::path::Path, t0: std::time::SystemTime) {
+    testbench::check_waveform(wave, t0).unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[test]
 fn dce_corrupted_expectation_is_reported_with_location_and_waveform_on_both_simulators() {
     let (case, sizes) = small();
     let design = rtl::dce::generate(&sizes).unwrap();
     let mut v = case.stream(&sizes).unwrap();
-    // Vector 7, output word 5·15 + 4: channel 5 (lane 1), pixel 4.
+    // Vector 7 (random 1), output word 5·15 + 4: channel 5 (lane 1), pixel 4.
     let (vec, row) = (7, 5 * 15 + 4);
-    v.expected[vec * 120 + row] ^= 0x20;
+    v.passes[vec].expected[row] ^= 0x20;
     let cache = sim::verilator::default_cache_dir();
-    let r = run_verilator(
-        &design,
-        &v,
-        Stall::SOME,
-        &cache,
-        &work("dce_corrupt_verilator"),
-    )
-    .unwrap();
+    let t0 = std::time::SystemTime::now();
+    let r = run_verilator(&design, &v, Stall::SOME, &cache, &fresh("dce_corrupt_verilator")).unwrap();
     let m = r
         .first
         .as_ref()
         .expect("the corrupted word must be reported");
     assert_eq!((r.mismatches, m.vector, m.row, m.lane), (1, vec, row, 1));
+    assert_eq!(m.check, Check::Data);
     assert_eq!(m.actual ^ 0x20, m.expected);
-    let wave = m.waveform.clone().expect("waveform path");
-    assert!(
-        std::fs::metadata(&wave)
-            .map(|md| md.len() > 0)
-            .unwrap_or(false),
-        "no waveform at {}",
-        wave.display()
-    );
+    written_since(m.waveform.as_ref().expect("waveform path"), t0);
     let text = m.to_string();
     assert!(
         text.contains("unit dce")
-            && text.contains(&format!("vector {vec}, row {row}, lane 1"))
+            && text.contains(&format!("vector {vec} (small: random 1), row {row}, lane 1"))
             && text.contains("cycle"),
         "{text}"
     );
 
-    let ri =
-        sim::icarus::run_icarus(&design, &v, Stall::SOME, &work("dce_corrupt_icarus")).unwrap();
+    let ri = sim::icarus::run_icarus(&design, &v, Stall::SOME, &fresh("dce_corrupt_icarus")).unwrap();
     let mi = ri.first.as_ref().expect("icarus must report the mismatch");
     assert_eq!(
-        (
-            ri.mismatches,
-            mi.vector,
-            mi.row,
-            mi.lane,
-            mi.cycle,
-            mi.actual
-        ),
-        (1, vec, row, 1, m.cycle, m.actual)
+        (ri.mismatches, mi.vector, mi.row, mi.lane, mi.cycle, mi.actual, mi.check),
+        (1, vec, row, 1, m.cycle, m.actual, Check::Data)
     );
-    let wave = mi.waveform.clone().expect("VCD path");
-    assert!(std::fs::metadata(&wave)
-        .map(|md| md.len() > 0)
-        .unwrap_or(false));
+    assert_eq!(mi.tag, m.tag);
+    written_since(mi.waveform.as_ref().expect("VCD path"), t0);
 }
 
 #[test]
-fn dce_flags_input_streams_shorter_or_longer_than_the_configured_map() {
+fn dce_len_err_rises_on_short_and_unterminated_streams_and_clears_on_one_instance_on_both_simulators() {
     let (case, sizes) = small();
     let design = rtl::dce::generate(&sizes).unwrap();
     let cache = sim::verilator::default_cache_dir();
     let n = case.layer.stream_words();
-    assert!(
-        !probe_len_err(&design, &sizes, &case, n, Some(n - 1), &cache).unwrap(),
-        "a well-formed stream"
-    );
-    assert!(
-        probe_len_err(&design, &sizes, &case, n - 7, Some(n - 8), &cache).unwrap(),
-        "in_last 7 words early"
-    );
-    assert!(
-        probe_len_err(&design, &sizes, &case, n + 3, Some(n + 2), &cache).unwrap(),
-        "in_last missing at the end"
-    );
-    assert!(
-        !probe_len_err(&design, &sizes, &case, n, Some(n - 1), &cache).unwrap(),
-        "the flag clears on the next good pass"
-    );
+    let one = case.clone().truncated(1);
+    let other = DceCase {
+        vectors: case.vectors[5..7].to_vec(),
+        ..case.clone()
+    };
+    // good -> 7 words short -> good -> in_last missing -> good, on one instance: every
+    // good pass must be bit-exact with len_err low, every bad one must raise it.
+    let v = sequence(
+        &sizes,
+        &[
+            Step::Program(&case),
+            Step::Vectors(&one),
+            Step::Malformed { case: &case, words: n - 7, last_at: Some(n - 8) },
+            Step::Vectors(&other),
+            Step::Malformed { case: &case, words: n, last_at: None },
+            Step::Vectors(&one),
+        ],
+    )
+    .unwrap();
+    assert_eq!(v.passes.len(), 6);
+    for sim in [SimKind::Verilator, SimKind::Icarus] {
+        let r = run_stream(&design, &v, sim, Stall::SOME, &cache, &fresh(&format!("dce_len_err_{}", sim.name()))).unwrap();
+        assert!(r.first.is_none(), "{}", r.first.as_ref().unwrap());
+        assert_eq!(r.outputs, 6 * case.layer.out_words());
+        assert!(r.len_err);
+        assert_eq!(r.inputs as usize, 5 * n + (n - 7));
+    }
+    // The check can fail: expecting the flag low after a short stream is reported.
+    let mut wrong = v.clone();
+    wrong.passes[1].len_err = Some(false);
+    let r = run_verilator(&design, &wrong, Stall::SOME, &cache, &fresh("dce_len_err_wrong")).unwrap();
+    let m = r.first.expect("a raised len_err must be seen");
+    assert_eq!((m.check, m.vector, m.expected, m.actual), (Check::LenErr, 1, 0, 1));
+}
+
+#[test]
+fn dce_reprogrammed_between_layers_stays_bit_exact_on_both_simulators() {
+    // A: k 5, d 2, G 2, 7x6 map; B: k 3, d 3, G 4, 5x5, other shifts; then A again.
+    // B leaves tap-table entries 9..24 from A and different ping-pong and error state.
+    let a = DceLayer::new(4, 8, 7, 6, 5, 2, 2, 1, 3).unwrap();
+    let b = DceLayer::new(8, 16, 5, 5, 3, 3, 4, 2, 2).unwrap();
+    let ca = DceCase::random("A", a, 3, 21).unwrap();
+    let cb = DceCase::random("B", b, 3, 22).unwrap();
+    let sizes = DceSizes::fitting(4, &[a, b]).unwrap();
+    let design = rtl::dce::generate(&sizes).unwrap();
+    let cache = sim::verilator::default_cache_dir();
+    let v = sequence(
+        &sizes,
+        &[
+            Step::Program(&ca),
+            Step::Vectors(&ca),
+            Step::Program(&cb),
+            Step::Vectors(&cb),
+            Step::Program(&ca),
+            Step::Vectors(&ca),
+        ],
+    )
+    .unwrap();
+    let words = 2 * ca.vectors.len() * a.out_words() + cb.vectors.len() * b.out_words();
+    let mut runs = Vec::new();
+    for sim in [SimKind::Verilator, SimKind::Icarus] {
+        let r = run_stream(&design, &v, sim, Stall::SOME, &cache, &fresh(&format!("dce_reprogram_{}", sim.name()))).unwrap();
+        assert!(r.first.is_none(), "{}", r.first.as_ref().unwrap());
+        assert_eq!((r.mismatches, r.outputs), (0, words));
+        runs.push(r);
+    }
+    assert!(runs[0].disagreements(&runs[1]).is_empty(), "{:?}", runs[0].disagreements(&runs[1]));
 }
 
 #[test]

@@ -35,6 +35,34 @@ pub struct Hyper {
     pub log2_batch: u32,
 }
 
+/// Algorithm 1 on one parameter word: the step's velocity takes the gradient, the
+/// other velocity is kept, and θ moves by η·u (see the module docs). This is the
+/// per-word contract of a hardware update unit.
+#[inline]
+pub fn update_word<N: Num>(
+    kind: StepKind,
+    h: &Hyper,
+    theta: &mut N::M,
+    v_bp: &mut N::M,
+    v_dfa: &mut N::M,
+    g: N::M,
+) {
+    let u = match kind {
+        StepKind::Bp => {
+            *v_bp = N::add(N::scale(*v_bp, h.alpha), g);
+            *v_bp
+        }
+        StepKind::Dfa => {
+            *v_dfa = N::add(N::scale(*v_dfa, h.alpha), g);
+            N::add(
+                N::scale(*v_dfa, h.gamma),
+                N::scale(*v_bp, h.gamma.one_minus()),
+            )
+        }
+    };
+    *theta = N::sub(*theta, N::scale(u, h.eta));
+}
+
 /// Optimizer state: the two velocities per parameter tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptState<N: Num> {
@@ -428,20 +456,7 @@ impl<N: Loss> Trainer<N> {
             let vb = &mut self.opt.v_bp[k];
             let vd = &mut self.opt.v_dfa[k];
             for j in 0..g.len() {
-                let u = match kind {
-                    StepKind::Bp => {
-                        vb[j] = N::add(N::scale(vb[j], h.alpha), g[j]);
-                        vb[j]
-                    }
-                    StepKind::Dfa => {
-                        vd[j] = N::add(N::scale(vd[j], h.alpha), g[j]);
-                        N::add(
-                            N::scale(vd[j], h.gamma),
-                            N::scale(vb[j], h.gamma.one_minus()),
-                        )
-                    }
-                };
-                theta[j] = N::sub(theta[j], N::scale(u, h.eta));
+                update_word::<N>(kind, &h, &mut theta[j], &mut vb[j], &mut vd[j], g[j]);
             }
         }
         self.step += 1;

@@ -1,0 +1,337 @@
+//! The binary sparse backward-weight unit's scenarios: [`BsbuScenario`] (lanes,
+//! sizes, sparsity, vectors, seed; corner rows and corner vectors planted) and
+//! [`BsbuUnit`], its [`Unit`] (S drawn and the design generated once).
+
+use std::path::Path;
+
+use golden::bsbu::{apply, FPrime, Nonzero, SparseSign};
+use golden::format::{DerivFx, ErrorFx, DERIV, ERROR};
+use golden::params::{check_sparsity, BsbuParams};
+use golden::rng::Rng;
+use rtl::Emitted;
+use sim::stream::{Pass, RunStats, Stall, StreamVectors};
+
+use crate::mutation::{Mutant, VectorSet, BSBU_MUTANTS};
+use crate::unit::{run_case, CaseReport, TrafficCheck, Unit};
+use crate::{SimKind, TbError};
+
+/// One configuration of the backward-weight unit to co-simulate.
+#[derive(Clone, Debug)]
+pub struct BsbuScenario {
+    /// Validated unit parameters.
+    pub params: BsbuParams,
+    /// Sparsity of S, in [0, 1).
+    pub sparsity: f64,
+    /// Random vectors after the corner cases (total = corners + this).
+    pub vectors: usize,
+    /// Seed of S and of every vector.
+    pub seed: u64,
+    /// Stall pattern of the streams.
+    pub stall: Stall,
+    /// Plant the corner rows in S (empty row, full rows); off for benchmarks, whose
+    /// utilization should reflect a purely random S of the given sparsity.
+    pub corner_rows: bool,
+}
+
+/// The corner-case vectors that precede the random ones, by name.
+pub const BSBU_CORNERS: [&str; 8] = [
+    "all +max, f' all 1",
+    "all min, f' all 1",
+    "alternating max/min",
+    "all min, f' alternating extremes",
+    "random full scale, f' all 0",
+    "all-zero errors",
+    "random full scale, f' all 1",
+    "small errors, random full-range f'",
+];
+
+/// Number of corner-case vectors that precede the random ones.
+pub const CORNER_VECTORS: usize = BSBU_CORNERS.len();
+
+impl BsbuScenario {
+    /// A scenario with `lanes`, `rows` × `cols`, the default shift for the fan-in.
+    pub fn new(
+        lanes: usize,
+        rows: usize,
+        cols: usize,
+        sparsity: f64,
+        vectors: usize,
+        seed: u64,
+    ) -> Result<Self, TbError> {
+        check_sparsity(sparsity)?;
+        let params = BsbuParams::new(lanes, rows, cols, BsbuParams::default_shift(cols))?;
+        Ok(BsbuScenario {
+            params,
+            sparsity,
+            vectors,
+            seed,
+            stall: Stall::SOME,
+            corner_rows: true,
+        })
+    }
+
+    /// Short configuration text for reports.
+    pub fn config(&self) -> String {
+        let p = &self.params;
+        format!(
+            "P={} rows={} cols={} shift={} sparsity={} seed={}",
+            p.lanes, p.n_rows, p.n_cols, p.shift, self.sparsity, self.seed
+        )
+    }
+
+    /// S, with corner rows planted when `corner_rows` is set: row 0 all zero, row 1 every column nonzero
+    /// (alternating signs), row 2 every column +1 (so full-scale inputs saturate).
+    pub fn matrix(&self) -> Result<SparseSign, TbError> {
+        let p = &self.params;
+        let mut s = SparseSign::random(p.n_rows, p.n_cols, self.sparsity, self.seed)?;
+        if self.corner_rows && p.n_rows >= 3 {
+            let full = |alt: bool| {
+                (0..p.n_cols)
+                    .map(|c| Nonzero {
+                        col: c as u16,
+                        neg: alt && c % 2 == 1,
+                    })
+                    .collect()
+            };
+            s = s
+                .with_row(0, vec![])?
+                .with_row(1, full(true))?
+                .with_row(2, full(false))?;
+        }
+        s.check_fits(p.lanes)?;
+        Ok(s)
+    }
+
+    /// The input vectors: corner cases first (named by [`BSBU_CORNERS`]), then
+    /// random ones.
+    pub fn inputs(&self) -> Vec<(Vec<ErrorFx>, FPrime)> {
+        let p = &self.params;
+        let mut rng = Rng::new(self.seed ^ 0x5EED_0F_E1);
+        let (rows, cols) = (p.n_rows, p.n_cols);
+        let e = |raw: i64| ErrorFx::from_bits(raw as i16);
+        let d = |raw: i64| DerivFx::from_bits(raw as i16);
+        let mut v: Vec<(Vec<ErrorFx>, FPrime)> = vec![
+            (
+                vec![e(ERROR.max_raw()); cols],
+                FPrime::Relu(vec![true; rows]),
+            ),
+            (
+                vec![e(ERROR.min_raw()); cols],
+                FPrime::Relu(vec![true; rows]),
+            ),
+            (
+                (0..cols)
+                    .map(|c| {
+                        e(if c % 2 == 0 {
+                            ERROR.max_raw()
+                        } else {
+                            ERROR.min_raw()
+                        })
+                    })
+                    .collect(),
+                FPrime::Relu(vec![true; rows]),
+            ),
+            (
+                vec![e(ERROR.min_raw()); cols],
+                FPrime::Deriv(
+                    (0..rows)
+                        .map(|r| {
+                            d(if r % 2 == 0 {
+                                DERIV.max_raw()
+                            } else {
+                                DERIV.min_raw()
+                            })
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                (0..cols)
+                    .map(|_| e(rng.range_i64(ERROR.min_raw(), ERROR.max_raw())))
+                    .collect(),
+                FPrime::Relu(vec![false; rows]),
+            ),
+            (vec![ErrorFx::ZERO; cols], FPrime::Relu(vec![true; rows])),
+            (
+                (0..cols)
+                    .map(|_| e(rng.range_i64(ERROR.min_raw(), ERROR.max_raw())))
+                    .collect(),
+                FPrime::Relu(vec![true; rows]),
+            ),
+            (
+                (0..cols).map(|_| e(rng.range_i64(-64, 64))).collect(),
+                FPrime::Deriv(
+                    (0..rows)
+                        .map(|_| d(rng.range_i64(DERIV.min_raw(), DERIV.max_raw())))
+                        .collect(),
+                ),
+            ),
+        ];
+        debug_assert_eq!(v.len(), CORNER_VECTORS);
+        for _ in 0..self.vectors {
+            // Mix magnitudes: full scale (saturation), typical e_L (|e| <= 1) and tiny.
+            let span = match rng.below(4) {
+                0 => ERROR.max_raw(),
+                1 | 2 => 1 << ERROR.frac,
+                _ => 64,
+            };
+            let el: Vec<ErrorFx> = (0..cols)
+                .map(|_| e(rng.range_i64(-span - 1, span).max(ERROR.min_raw())))
+                .collect();
+            let fp = if rng.bit() {
+                FPrime::Relu((0..rows).map(|_| rng.bit()).collect())
+            } else {
+                // tanh' = 1 − tanh² lies in [0, 1]; sometimes the whole derivative range.
+                let full = rng.below(4) == 0;
+                FPrime::Deriv(
+                    (0..rows)
+                        .map(|_| {
+                            d(if full {
+                                rng.range_i64(DERIV.min_raw(), DERIV.max_raw())
+                            } else {
+                                rng.range_i64(0, 1 << DERIV.frac)
+                            })
+                        })
+                        .collect(),
+                )
+            };
+            v.push((el, fp));
+        }
+        v
+    }
+
+    /// Stimulus and golden expectations: one pass per vector, tagged with the
+    /// corner's name or `random N`.
+    pub fn stream(&self, s: &SparseSign) -> Result<StreamVectors, TbError> {
+        let p = &self.params;
+        let passes = self
+            .inputs()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (el, fp))| {
+                let mut input: Vec<u64> = el.iter().map(|x| x.to_bits() as u16 as u64).collect();
+                input.extend(fp.words().iter().map(|x| x.to_bits() as u16 as u64));
+                let expected = apply(s, &el, &fp, p.shift)?
+                    .iter()
+                    .map(|x| x.to_bits() as i64)
+                    .collect();
+                Ok(Pass {
+                    tag: BSBU_CORNERS
+                        .get(i)
+                        .map_or_else(|| format!("random {}", i - CORNER_VECTORS), |c| c.to_string()),
+                    input,
+                    expected,
+                    compare: true,
+                    lane_stride: 1,
+                    ..Pass::default()
+                })
+            })
+            .collect::<Result<Vec<_>, golden::GoldenError>>()?;
+        let longest = s
+            .lane_programs(p.lanes)
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0) as u64;
+        Ok(StreamVectors {
+            unit: "bsbu",
+            config: self.config(),
+            passes,
+            in_bits: ERROR.bits,
+            lanes: p.lanes,
+            out_format: ERROR,
+            idle_limit: 4 * longest + 256,
+            ports: &[],
+        })
+    }
+
+    /// The standard vector sets for mutation testing: `corners` and `random`.
+    pub fn vector_sets(&self, s: &SparseSign) -> Result<Vec<VectorSet>, TbError> {
+        let v = self.stream(s)?;
+        let (corners, random) = v.passes.split_at(CORNER_VECTORS.min(v.passes.len()));
+        Ok([("corners", corners), ("random", random)]
+            .into_iter()
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(name, passes)| VectorSet {
+                name: name.into(),
+                vectors: StreamVectors {
+                    passes: passes.to_vec(),
+                    ..v.clone()
+                },
+            })
+            .collect())
+    }
+
+    /// Total vectors (corners + random).
+    pub fn total_vectors(&self) -> usize {
+        CORNER_VECTORS + self.vectors
+    }
+
+    /// Emit, build and run on `sim` with the scenario's stall pattern; `work` holds
+    /// the runs by configuration and their waveforms.
+    pub fn run(&self, sim: SimKind, cache: &Path, work: &Path) -> Result<CaseReport, TbError> {
+        run_case(&BsbuUnit::new(self.clone())?, 0, sim, self.stall, cache, work)
+    }
+}
+
+/// The backward-weight unit as a [`Unit`]: one scenario, its S and its design.
+#[derive(Clone, Debug)]
+pub struct BsbuUnit {
+    /// The scenario.
+    pub scenario: BsbuScenario,
+    /// S, with the planted corner rows.
+    pub s: SparseSign,
+    /// The emitted design.
+    pub design: Emitted,
+}
+
+impl BsbuUnit {
+    /// Draw S and generate the design.
+    pub fn new(scenario: BsbuScenario) -> Result<Self, TbError> {
+        let s = scenario.matrix()?;
+        let design = rtl::bsbu::generate(&scenario.params, &s)?;
+        Ok(BsbuUnit {
+            scenario,
+            s,
+            design,
+        })
+    }
+}
+
+impl Unit for BsbuUnit {
+    fn name(&self) -> &'static str {
+        "bsbu"
+    }
+    fn design(&self) -> &Emitted {
+        &self.design
+    }
+    fn stem(&self) -> String {
+        format!("bsbu_p{}", self.scenario.params.lanes)
+    }
+    fn config(&self) -> String {
+        self.scenario.config()
+    }
+    fn cases(&self) -> usize {
+        1
+    }
+    fn case_name(&self, _: usize) -> String {
+        let sc = &self.scenario;
+        format!("p{}_s{}_seed{}", sc.params.lanes, sc.sparsity, sc.seed)
+    }
+    fn stream(&self, _: usize) -> Result<StreamVectors, TbError> {
+        self.scenario.stream(&self.s)
+    }
+    fn ideal_per_vector(&self, _: usize) -> f64 {
+        *self.s.lane_nnz(self.scenario.params.lanes).iter().max().unwrap_or(&0) as f64
+    }
+    fn traffic(&self, _: usize, _: &RunStats) -> Option<TrafficCheck> {
+        None
+    }
+    fn vector_sets(&self) -> Result<Vec<VectorSet>, TbError> {
+        self.scenario.vector_sets(&self.s)
+    }
+    fn mutants(&self) -> &'static [Mutant] {
+        BSBU_MUTANTS
+    }
+}
+

@@ -1,0 +1,415 @@
+//! Mutation testing: does the co-simulation catch real design faults?
+//!
+//! A [`Mutant`] is a deliberate fault edited into a unit's emitted Verilog (the
+//! generators stay fault-free). Each edit names the module and the exact text it
+//! changes and fails when that text is not there, so a mutant can never silently
+//! become the unmutated design. [`run`] simulates every mutant on Verilator against
+//! the unit's standard vector sets ([`VectorSet`]) and reports, per set, whether the
+//! set kills the mutant (some check fails or the design hangs) or lets it survive.
+//!
+//! Faults, for both units: one weight sign flipped, one tap (a nonzero of S) dropped,
+//! the narrowing shift off by one, the mask (f') ignored, two lanes' outputs swapped;
+//! and faults only the stream checks see: `out_last` stuck low, an extra word after
+//! each pass, and (dce) a `len_err` that never clears.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use golden::bsbu::{ENTRY_EMPTY_BIT, ENTRY_NEG_BIT};
+use rtl::Emitted;
+use sim::stream::{run_verilator, Check, RunStats, Stall, StreamVectors};
+
+use crate::unit::{TrafficCheck, Unit};
+use crate::TbError;
+
+/// An edit of emitted Verilog; `Err` names the text it could not find.
+type Edit = fn(&str) -> Result<String, String>;
+
+/// One deliberate fault.
+#[derive(Clone, Copy, Debug)]
+pub struct Mutant {
+    /// Unit (`bsbu`, `dce`).
+    pub unit: &'static str,
+    /// Short name.
+    pub name: &'static str,
+    /// What the fault does.
+    pub what: &'static str,
+    /// The edit.
+    edit: Edit,
+}
+
+impl Mutant {
+    /// The mutated design.
+    pub fn apply(&self, design: &Emitted) -> Result<Emitted, TbError> {
+        let verilog = (self.edit)(&design.verilog).map_err(|msg| {
+            TbError::Mutation(format!("mutant {}/{}: {msg}", self.unit, self.name))
+        })?;
+        if verilog == design.verilog {
+            return Err(TbError::Mutation(format!(
+                "mutant {}/{} left the design unchanged",
+                self.unit, self.name
+            )));
+        }
+        Ok(Emitted {
+            verilog,
+            ..design.clone()
+        })
+    }
+}
+
+/// The text of `module` (from `module NAME(` to `endmodule // NAME`) as a range.
+fn module_span(v: &str, module: &str) -> Result<(usize, usize), String> {
+    let head = format!("module {module}(");
+    let start = v
+        .find(&head)
+        .ok_or_else(|| format!("no module {module}"))?;
+    let tail = format!("endmodule // {module}\n");
+    let end = v[start..]
+        .find(&tail)
+        .map(|i| start + i + tail.len())
+        .ok_or_else(|| format!("module {module} has no end"))?;
+    Ok((start, end))
+}
+
+/// Replace every occurrence of `find` in `module` (at least `min` of them).
+fn replace_in(v: &str, module: &str, find: &str, with: &str, min: usize) -> Result<String, String> {
+    let (a, b) = module_span(v, module)?;
+    let n = v[a..b].matches(find).count();
+    if n < min.max(1) {
+        return Err(format!(
+            "`{find}` occurs {n} times in module {module} (need {})",
+            min.max(1)
+        ));
+    }
+    Ok(format!("{}{}{}", &v[..a], v[a..b].replace(find, with), &v[b..]))
+}
+
+/// Replace exactly one occurrence of `find` in `module`.
+fn replace_once(v: &str, module: &str, find: &str, with: &str) -> Result<String, String> {
+    let (a, b) = module_span(v, module)?;
+    let n = v[a..b].matches(find).count();
+    if n != 1 {
+        return Err(format!("`{find}` occurs {n} times in module {module} (need 1)"));
+    }
+    replace_in(v, module, find, with, 1)
+}
+
+/// Swap two texts in `module` (each must occur once).
+fn swap_in(v: &str, module: &str, x: &str, y: &str) -> Result<String, String> {
+    let mark = "\u{1}SWAP\u{1}";
+    let v = replace_once(v, module, x, mark)?;
+    let v = replace_once(&v, module, y, x)?;
+    replace_once(&v, module, mark, y)
+}
+
+/// Flip `bit` of the first entry of lane 1's entry ROM that is not an empty row.
+fn flip_entry_bit(v: &str, bit: usize) -> Result<String, String> {
+    let module = "top$lanes$1$entries";
+    let (a, b) = module_span(v, module)?;
+    let body = &v[a..b];
+    for line in body.lines() {
+        let Some((lhs, rhs)) = line.trim().split_once(" = ") else {
+            continue;
+        };
+        if !lhs.starts_with("mem[") {
+            continue;
+        }
+        let Some((width, bits)) = rhs.trim_end_matches(';').split_once("'b") else {
+            continue;
+        };
+        let word = u64::from_str_radix(bits, 2).map_err(|e| format!("{line}: {e}"))?;
+        if word >> ENTRY_EMPTY_BIT & 1 == 1 {
+            continue;
+        }
+        let new = format!("{lhs} = {width}'b{:b};", word ^ (1 << bit));
+        let body = body.replacen(line.trim(), &new, 1);
+        return Ok(format!("{}{body}{}", &v[..a], &v[b..]));
+    }
+    Err(format!("module {module} has no nonzero entry"))
+}
+
+/// The backward-weight unit's mutants (P ≥ 2).
+pub const BSBU_MUTANTS: &[Mutant] = &[
+    Mutant {
+        unit: "bsbu",
+        name: "sign-flip",
+        what: "the sign of lane 1's first nonzero of S is inverted in its entry ROM",
+        edit: |v| flip_entry_bit(v, ENTRY_NEG_BIT),
+    },
+    Mutant {
+        unit: "bsbu",
+        name: "tap-drop",
+        what: "lane 1's first nonzero of S is marked empty, so it adds nothing",
+        edit: |v| flip_entry_bit(v, ENTRY_EMPTY_BIT),
+    },
+    Mutant {
+        unit: "bsbu",
+        name: "shift+1",
+        what: "every lane narrows with the scaling shift plus one",
+        edit: |v| {
+            let mut v = v.to_string();
+            let mut l = 0;
+            while module_span(&v, &format!("top$lanes${l}")).is_ok() {
+                v = replace_once(&v, &format!("top$lanes${l}"), "narrow$shift = shift;", "narrow$shift = shift + 5'd1;")?;
+                l += 1;
+            }
+            Ok(v)
+        },
+    },
+    Mutant {
+        unit: "bsbu",
+        name: "mask-ignored",
+        what: "the drain multiplies by 1.0 instead of f'",
+        edit: |v| replace_once(v, "top", "prod = sel_data * fp$read_data;", "prod = sel_data * 16'sh4000;"),
+    },
+    Mutant {
+        unit: "bsbu",
+        name: "lane-swap",
+        what: "the drain takes lane 0's rows from lane 1 and lane 1's from lane 0",
+        edit: |v| swap_in(v, "top", "sel_data = lanes$0$res_data;", "sel_data = lanes$1$res_data;"),
+    },
+    Mutant {
+        unit: "bsbu",
+        name: "out_last-low",
+        what: "out_last is stuck low (the data is right)",
+        edit: |v| replace_once(v, "top", "out_last = o_last$q;", "out_last = 1'b0;"),
+    },
+    Mutant {
+        unit: "bsbu",
+        name: "extra-word",
+        what: "one more word (out_last low) follows each pass's last word",
+        edit: |v| replace_once(v, "top", "state$d = st_load;\n            o_valid$d = 1'b0;", "state$d = st_load;\n            o_valid$d = 1'b1;"),
+    },
+];
+
+/// The conv engine's mutants (P ≥ 2).
+pub const DCE_MUTANTS: &[Mutant] = &[
+    Mutant {
+        unit: "dce",
+        name: "sign-flip",
+        what: "lane 1 reads the sign of its first weight of each output (input 0, tap 0) inverted",
+        edit: |v| replace_once(v, "top", "lanes$1$neg = signs2$q[1];", "lanes$1$neg = signs2$q[1] ^ first2$q;"),
+    },
+    Mutant {
+        unit: "dce",
+        name: "tap-drop",
+        what: "D1's centre tap (offset 0) is treated as padding and adds nothing",
+        edit: |v| replace_once(v, "top", "inb = (ty < r_h$q) & (tx < r_w$q);", "inb = (ty < r_h$q) & (tx < r_w$q) & ~(pass_d1 & (soff == 16'h0));"),
+    },
+    Mutant {
+        unit: "dce",
+        name: "shift+1",
+        what: "every lane narrows D1's sums with SH1 plus one",
+        edit: |v| {
+            replace_in(v, "top", "$shift = r_sh1$q;", "$shift = r_sh1$q + 5'd1;", 1)
+        },
+    },
+    Mutant {
+        unit: "dce",
+        name: "mask-ignored",
+        what: "every output passes the ReLU mask",
+        edit: |v| replace_once(v, "top", "mbit = mshift[32'h0];", "mbit = 1'b1;"),
+    },
+    Mutant {
+        unit: "dce",
+        name: "lane-swap",
+        what: "the drain takes lane 0's channel from lane 1's bank and lane 1's from lane 0's",
+        edit: |v| swap_in(v, "top", "sel_data = obuf$0$rdata;", "sel_data = obuf$1$rdata;"),
+    },
+    Mutant {
+        unit: "dce",
+        name: "out_last-low",
+        what: "out_last is stuck low (the data is right)",
+        edit: |v| replace_once(v, "top", "out_last = o_last$q;", "out_last = 1'b0;"),
+    },
+    Mutant {
+        unit: "dce",
+        name: "extra-word",
+        what: "one more word (out_last low) follows each pass's last word",
+        edit: |v| replace_once(v, "top", "state$d = st_load;\n            o_valid$d = 1'b0;", "state$d = st_load;\n            o_valid$d = 1'b1;"),
+    },
+    Mutant {
+        unit: "dce",
+        name: "len_err-sticky",
+        what: "len_err never clears once raised",
+        edit: |v| replace_once(v, "top", "len_err_r$d = ~(in_last & in_final);", "len_err_r$d = len_err_r$q | ~(in_last & in_final);"),
+    },
+];
+
+/// A named stimulus for one design.
+#[derive(Clone, Debug)]
+pub struct VectorSet {
+    /// Name (`corners`, `random`, `captured`, `len_err`).
+    pub name: String,
+    /// The stimulus.
+    pub vectors: StreamVectors,
+}
+
+/// What one vector set did to one mutant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Checks failed: how many, and the first failed check.
+    Killed(usize, Check),
+    /// The design stopped making progress.
+    Hung,
+    /// Every check passed.
+    Survived,
+}
+
+impl Outcome {
+    /// Whether the set caught the fault.
+    pub fn killed(&self) -> bool {
+        !matches!(self, Outcome::Survived)
+    }
+}
+
+/// One mutant's outcomes, per set in order.
+#[derive(Clone, Debug)]
+pub struct MutantReport {
+    /// The mutant.
+    pub mutant: Mutant,
+    /// (set name, outcome).
+    pub outcomes: Vec<(String, Outcome)>,
+}
+
+impl MutantReport {
+    /// Killed by at least one set.
+    pub fn killed(&self) -> bool {
+        self.outcomes.iter().any(|(_, o)| o.killed())
+    }
+}
+
+/// Run `sets` on `design` (each must pass every check) and then on every mutant, on
+/// Verilator with the standard stall pattern.
+pub fn run(
+    design: &Emitted,
+    mutants: &[Mutant],
+    sets: &[VectorSet],
+    cache: &Path,
+    work: &Path,
+) -> Result<Vec<MutantReport>, TbError> {
+    for s in sets {
+        let r = run_verilator(design, &s.vectors, Stall::SOME, cache, &work.join("clean").join(&s.name))?;
+        if let Some(m) = r.first {
+            return Err(TbError::Mutation(format!(
+                "the unmutated {} fails set {}: {m}",
+                design.unit, s.name
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    for m in mutants {
+        let bad = m.apply(design)?;
+        let mut outcomes = Vec::new();
+        for s in sets {
+            let dir = work.join(m.name).join(&s.name);
+            let o = match run_verilator(&bad, &s.vectors, Stall::SOME, cache, &dir) {
+                Ok(r) => match r.first {
+                    Some(f) => Outcome::Killed(r.mismatches, f.check),
+                    None => Outcome::Survived,
+                },
+                Err(sim::SimError::Timeout { .. }) => Outcome::Hung,
+                Err(e) => return Err(e.into()),
+            };
+            outcomes.push((s.name.clone(), o));
+        }
+        out.push(MutantReport {
+            mutant: *m,
+            outcomes,
+        });
+    }
+    Ok(out)
+}
+
+/// The reports as a markdown table: a row per mutant, a column per set.
+pub fn table(reports: &[MutantReport]) -> String {
+    let mut t = String::new();
+    let Some(first) = reports.first() else {
+        return t;
+    };
+    let names: Vec<&str> = first.outcomes.iter().map(|(n, _)| n.as_str()).collect();
+    let _ = writeln!(t, "| unit | mutant | fault | {} |", names.join(" | "));
+    let _ = writeln!(t, "|---|---|---|{}", "---|".repeat(names.len()));
+    for r in reports {
+        let cells: Vec<String> = r
+            .outcomes
+            .iter()
+            .map(|(_, o)| match o {
+                Outcome::Killed(n, c) => format!("killed ({n} failed, first: {})", c.name()),
+                Outcome::Hung => "killed (hung)".into(),
+                Outcome::Survived => "survived".into(),
+            })
+            .collect();
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} |",
+            r.mutant.unit,
+            r.mutant.name,
+            r.mutant.what,
+            cells.join(" | ")
+        );
+    }
+    t
+}
+
+/// A unit whose design is replaced by a mutant's; everything else is the unit's.
+pub struct Mutated<'a> {
+    /// The unit.
+    pub inner: &'a dyn Unit,
+    /// The mutant's design.
+    pub design: Emitted,
+}
+
+impl<'a> Mutated<'a> {
+    /// `unit` with the mutant named `name` (one of `unit.mutants()`).
+    pub fn new(unit: &'a dyn Unit, name: &str) -> Result<Self, TbError> {
+        let m = unit.mutants().iter().find(|m| m.name == name).ok_or_else(|| {
+            let names: Vec<&str> = unit.mutants().iter().map(|m| m.name).collect();
+            TbError::Mutation(format!(
+                "mutant = {name} is not a mutant of {}; valid: {}",
+                unit.name(),
+                names.join(", ")
+            ))
+        })?;
+        Ok(Mutated {
+            inner: unit,
+            design: m.apply(unit.design())?,
+        })
+    }
+}
+
+impl Unit for Mutated<'_> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn design(&self) -> &Emitted {
+        &self.design
+    }
+    fn stem(&self) -> String {
+        format!("{}_mutant", self.inner.stem())
+    }
+    fn config(&self) -> String {
+        self.inner.config()
+    }
+    fn cases(&self) -> usize {
+        self.inner.cases()
+    }
+    fn case_name(&self, i: usize) -> String {
+        format!("{}_mutant", self.inner.case_name(i))
+    }
+    fn stream(&self, i: usize) -> Result<StreamVectors, TbError> {
+        self.inner.stream(i)
+    }
+    fn ideal_per_vector(&self, i: usize) -> f64 {
+        self.inner.ideal_per_vector(i)
+    }
+    fn traffic(&self, i: usize, stats: &RunStats) -> Option<TrafficCheck> {
+        self.inner.traffic(i, stats)
+    }
+    fn vector_sets(&self) -> Result<Vec<VectorSet>, TbError> {
+        self.inner.vector_sets()
+    }
+    fn mutants(&self) -> &'static [Mutant] {
+        self.inner.mutants()
+    }
+}

@@ -1,0 +1,86 @@
+//! Mutation testing: every deliberate design fault in `testbench::mutation` must be
+//! killed by the units' standard vector sets on Verilator (a failed check or a hang),
+//! while the unmutated designs pass every set. The table printed here (run with
+//! `--nocapture`) says which set kills which mutant.
+
+use std::path::PathBuf;
+
+use testbench::dce::{self, DceCase};
+use testbench::mutation::{self, MutantReport, Outcome, BSBU_MUTANTS, DCE_MUTANTS};
+use testbench::{BsbuScenario, BsbuUnit, Unit};
+
+fn work(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/hdfa-test/mutation")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn check(reports: &[MutantReport], design_sets: &[&str]) {
+    println!("{}", mutation::table(reports));
+    for r in reports {
+        assert!(r.killed(), "mutant {} survived every set: {:?}", r.mutant.name, r.outcomes);
+    }
+    // The five design faults must fall to the data vectors themselves.
+    for r in reports.iter().take(5) {
+        assert!(
+            r.outcomes
+                .iter()
+                .any(|(n, o)| design_sets.contains(&n.as_str()) && matches!(o, Outcome::Killed(..) | Outcome::Hung)),
+            "design fault {} not killed by {design_sets:?}: {:?}",
+            r.mutant.name,
+            r.outcomes
+        );
+    }
+}
+
+#[test]
+fn bsbu_mutants_are_killed_by_the_corner_and_random_vectors() {
+    let unit = BsbuUnit::new(BsbuScenario::new(4, 16, 12, 0.5, 200, 7).unwrap()).unwrap();
+    let design = unit.design().clone();
+    let sets = unit.vector_sets().unwrap();
+    let cache = sim::verilator::default_cache_dir();
+    let reports = mutation::run(&design, unit.mutants(), &sets, &cache, &work("bsbu")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reports.len(), BSBU_MUTANTS.len());
+    check(&reports, &["corners", "random"]);
+    // On a single vector the extra word can only be seen by the silent-tail check.
+    let extra = BSBU_MUTANTS.iter().find(|m| m.name == "extra-word").unwrap();
+    let mut one = sets[0].vectors.clone();
+    one.passes.truncate(1);
+    let r = sim::stream::run_verilator(&extra.apply(&design).unwrap(), &one, sim::stream::Stall::SOME, &cache, &work("bsbu_tail")).unwrap();
+    let m = r.first.expect("the extra word must be caught");
+    assert_eq!((r.mismatches, m.check), (1, sim::stream::Check::Trailing), "{m}");
+    assert!(m.to_string().contains("after the last expected word"), "{m}");
+}
+
+#[test]
+fn dce_mutants_are_killed_by_the_standard_captured_and_len_err_sets() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::set_current_dir(&root).unwrap();
+    let caps = dce::capture(&root.join("configs/digits-hdfa.toml"), None, Some(&[0, 83]), 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut cases = dce::standard_cases(4, 4).unwrap();
+    cases.extend(DceCase::from_captures("digits", &caps).unwrap());
+    let unit = dce::DceUnit::new(4, cases).unwrap();
+    let sets = unit.vector_sets().unwrap();
+    assert_eq!(
+        sets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["corners", "random", "captured", "len_err"]
+    );
+    let cache = sim::verilator::default_cache_dir();
+    let reports = mutation::run(unit.design(), unit.mutants(), &sets, &cache, &work("dce")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reports.len(), DCE_MUTANTS.len());
+    assert_eq!(unit.mutants().len(), DCE_MUTANTS.len());
+    check(&reports, &["corners", "random", "captured"]);
+}
+
+#[test]
+fn a_mutant_whose_text_is_missing_is_an_error_not_the_clean_design() {
+    let sc = BsbuScenario::new(1, 8, 8, 0.5, 0, 1).unwrap();
+    let design = rtl::bsbu::generate(&sc.params, &sc.matrix().unwrap()).unwrap();
+    // P = 1 has no lane 1: the lane-swap mutant cannot be made.
+    let swap = BSBU_MUTANTS.iter().find(|m| m.name == "lane-swap").unwrap();
+    let e = swap.apply(&design).unwrap_err().to_string();
+    assert!(e.contains("lane-swap") && e.contains("occurs 0 times"), "{e}");
+}
