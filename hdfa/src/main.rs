@@ -311,6 +311,11 @@ fn emit(unit: &dyn Unit, out: &Path) -> Result<PathBuf> {
     std::fs::write(&path, &unit.design().verilog)
         .with_context(|| format!("writing {}", path.display()))?;
     println!("emitted {} ({}) -> {}", unit.name(), unit.config(), path.display());
+    for (suffix, text) in &unit.design().sidecars {
+        let p = out.join(format!("{}{suffix}", unit.stem()));
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        println!("  {}", p.display());
+    }
     Ok(path)
 }
 

@@ -65,6 +65,9 @@ pub struct Emitted {
     pub verilog: String,
     /// The top module's ports, clock first.
     pub ports: Vec<Port>,
+    /// Files that belong beside the Verilog: (file-name suffix, text), e.g. the
+    /// register map as `_regs.json` and `_regs.h`.
+    pub sidecars: Vec<(&'static str, String)>,
 }
 
 impl Emitted {

@@ -42,13 +42,16 @@ pub fn testbench(v: &StreamVectors, f: &Flat, stall: Stall, ports: &[Port]) -> S
     }
     let conns: Vec<String> = ports.iter().map(|p| format!(".{0}({0})", p.name)).collect();
     let last = listed("in_last");
-    // With in_last, each stimulus word carries it one bit above the data.
-    let sb = if last { ib + 1 } else { ib };
+    // Each stimulus word carries, above the data, in_last (when the unit has it) and
+    // then a pass-end bit; each expected word carries its checks above the data
+    // (see `stim_word` and `expect_word`), so the loop reads one word per handshake.
+    let sb = ib + 1 + last as usize;
     let drive_last = if last {
         format!("      in_last = (si < {ns}) ? stim[si][{}] : 1'b0;\n", ib + 1)
     } else {
         String::new()
     };
+    let (xc, xl, xk, xv) = (ob + 1, ob + 2, ob + 3, ob + 4);
     let init_last = if last { "in_last = 0; " } else { "" };
     let cfg = listed("cfg_we");
     let (aw, dw) = (width("cfg_addr"), width("cfg_data"));
@@ -86,14 +89,16 @@ pub fn testbench(v: &StreamVectors, f: &Flat, stall: Stall, ports: &[Port]) -> S
 module tb;
 {decl}  top dut({conns});
   reg [{sb}:0] stim [0:{ns_1}];
-  reg [{ob}:0] expect_mem [0:{ne_1}];
-  // Per pass: in_end, out_start, out_end, cfg_start, cfg_end, flags
-  // (bit 0: compare, bit 1: check len_err, bit 2: expected len_err).
-  reg [191:0] pass_mem [0:{np_1}];
-{cfg_mem}  integer si, oi, pin, pout, applied, ci, cycle, idle, mism, stop_at, tail, total, trd_err, trd_w, tlen_err;
+  // Expected word: data, then compare, last, check len_err, expected len_err.
+  reg [{xv}:0] expect_mem [0:{ne_1}];
+  // Per pass: first output word, first and end configuration write.
+  reg [31:0] out_start [0:{np_1}];
+  reg [31:0] cfg_s [0:{np_1}];
+  reg [31:0] cfg_e [0:{np_1}];
+{cfg_mem}  integer si, oi, pin, applied, ci, cycle, idle, mism, stop_at, tail, total, trd_err, trd_w, tlen_err;
   integer p0, p1, p2, p3;
   reg [15:0] lfsr;
-  reg [191:0] pa;
+  reg [{xv}:0] ex;
   reg in_fire, out_fire, running, is_last, le, cfg_go;
   // kind: 0 data, 1 out_last, 2 len_err, 3 trailing out_valid, 4 input count.
   task fail(input integer kind, input integer idx, input [63:0] exp_v, input [63:0] act_v);
@@ -105,14 +110,16 @@ module tb;
   initial begin
     $readmemh("stim.hex", stim);
     $readmemh("expect.hex", expect_mem);
-    $readmemh("pass.hex", pass_mem);
+    $readmemh("out_start.hex", out_start);
+    $readmemh("cfg_s.hex", cfg_s);
+    $readmemh("cfg_e.hex", cfg_e);
 {cfg_load}    stop_at = -1;
     if ($value$plusargs("stop=%d", stop_at)) begin end
     if ($test$plusargs("wave")) begin
       $dumpfile("wave.vcd");
       $dumpvars(0, tb);
     end
-    si = 0; oi = 0; pin = 0; pout = 0; applied = 0; cycle = 0; idle = 0; mism = 0;
+    si = 0; oi = 0; pin = 0; applied = 0; cycle = 0; idle = 0; mism = 0;
     p0 = 0; p1 = 0; p2 = 0; p3 = 0; trd_err = 0; trd_w = 0; tlen_err = 0; tail = -1; total = 0;
     lfsr = 16'h{seed:04x};
     clock = 0; in_valid = 0; out_ready = 0; in_data = 0; {init_last}{init_cfg}
@@ -127,9 +134,8 @@ module tb;
       while (cfg_go) begin
         cfg_go = 0;
         if (applied <= pin && pin < {np}) begin
-          pa = pass_mem[applied];
-          if (pa[95:64] == pa[63:32] || oi == pa[159:128]) begin
-            for (ci = pa[95:64]; ci < pa[63:32]; ci = ci + 1) begin
+          if (cfg_s[applied] == cfg_e[applied] || oi == out_start[applied]) begin
+            for (ci = cfg_s[applied]; ci < cfg_e[applied]; ci = ci + 1) begin
 {cfg_write}            end
 {cfg_done}            applied = applied + 1;
             cfg_go = 1;
@@ -151,13 +157,12 @@ module tb;
           default: p3 = p3 + 1;
         endcase
         if (out_fire) begin
-          pa = pass_mem[pout];
-          if (pa[0] && out_data !== expect_mem[oi]) fail(0, oi, expect_mem[oi], out_data);
-          is_last = (oi + 1 == pa[127:96]);
+          ex = expect_mem[oi];
+          if (ex[{xc}] && out_data !== ex[{ob}:0]) fail(0, oi, ex[{ob}:0], out_data);
+          is_last = ex[{xl}];
           if (out_last !== is_last) fail(1, oi, is_last, out_last);
-          if (is_last && pa[1] && le !== pa[2]) fail(2, oi, pa[2], le);
+          if (is_last && ex[{xk}] && le !== ex[{xv}]) fail(2, oi, ex[{xv}], le);
           oi = oi + 1;
-          if (is_last) pout = pout + 1;
         end
       end else if (out_valid !== 1'b0) begin
         fail(3, oi, 0, 1);
@@ -166,9 +171,8 @@ module tb;
       clock = 1; #1;
       clock = 0; #1;
       if (in_fire) begin
+        if (stim[si][{sb}]) pin = pin + 1;
         si = si + 1;
-        pa = pass_mem[pin];
-        if (si == pa[191:160]) pin = pin + 1;
       end
       if (in_fire || out_fire) idle = 0; else idle = idle + 1;
       cycle = cycle + 1;
@@ -249,44 +253,38 @@ pub fn run_icarus(
     }
     let f = v.flatten()?;
     let has_last = v.ports.contains(&"in_last");
-    let stim = f.input.iter().zip(&f.in_last).map(|(&w, &l)| {
-        let l = if has_last { l as u64 } else { 0 };
-        (w & ((1u64 << ib) - 1)) | (l << ib)
-    });
-    let cfg_bits = port_width("cfg_data").unwrap_or(32);
-    let mask32 = |x: usize| x as u64 & 0xFFFF_FFFF;
-    let pass_words = v.passes.iter().enumerate().map(|(i, p)| {
-        let flags = p.compare as u64
-            | (p.len_err.is_some() as u64) << 1
-            | ((p.len_err == Some(true)) as u64) << 2;
-        [
-            mask32(f.in_end[i]),
-            mask32(f.out_start[i]),
-            mask32(f.out_end[i]),
-            mask32(f.cfg_start[i]),
-            mask32(f.cfg_end[i]),
-            flags,
-        ]
-    });
-    let mut pass_hex = String::new();
-    for w in pass_words {
-        for x in w {
-            let _ = write!(pass_hex, "{x:08x}");
+    let stim = f.input.iter().zip(&f.in_last).enumerate().map(|(i, (&w, &l))| {
+        let pass_end = f.in_end.binary_search(&(i + 1)).is_ok() as u64;
+        let mut x = w & ((1u64 << ib) - 1);
+        let mut at = ib;
+        if has_last {
+            x |= (l as u64) << at;
+            at += 1;
         }
-        pass_hex.push('\n');
+        x | pass_end << at
+    });
+    let stim_bits = ib + 1 + has_last as u32;
+    let mut expect = Vec::with_capacity(f.expected.len());
+    for (p, pass) in v.passes.iter().enumerate() {
+        for o in f.out_start[p]..f.out_end[p] {
+            let last = o + 1 == f.out_end[p];
+            let flags = pass.compare as u64
+                | (last as u64) << 1
+                | ((last && pass.len_err.is_some()) as u64) << 2
+                | ((pass.len_err == Some(true)) as u64) << 3;
+            expect.push((f.expected[o] as u64 & ((1u64 << ob) - 1)) | flags << ob);
+        }
     }
-    let files: [(&str, String); 6] = [
+    let cfg_bits = port_width("cfg_data").unwrap_or(32);
+    let words32 = |xs: &[usize]| hex_file(xs.iter().map(|&x| x as u64), 32);
+    let files: [(&str, String); 8] = [
         ("top.v", design.verilog.clone()),
         ("tb.v", testbench(v, &f, stall, &design.ports)),
-        (
-            "stim.hex",
-            hex_file(stim, if has_last { ib + 1 } else { ib }),
-        ),
-        (
-            "expect.hex",
-            hex_file(f.expected.iter().map(|&e| e as u64), ob),
-        ),
-        ("pass.hex", pass_hex),
+        ("stim.hex", hex_file(stim, stim_bits)),
+        ("expect.hex", hex_file(expect.into_iter(), ob + 4)),
+        ("out_start.hex", words32(&f.out_start)),
+        ("cfg_s.hex", words32(&f.cfg_start)),
+        ("cfg_e.hex", words32(&f.cfg_end)),
         (
             "cfg.hex",
             hex_file(

@@ -194,14 +194,14 @@ pub const DCE_MUTANTS: &[Mutant] = &[
         unit: "dce",
         name: "tap-drop",
         what: "D1's centre tap (offset 0) is treated as padding and adds nothing",
-        edit: |v| replace_once(v, "top", "inb = (ty < r_h$q) & (tx < r_w$q);", "inb = (ty < r_h$q) & (tx < r_w$q) & ~(pass_d1 & (soff == 16'h0));"),
+        edit: |v| replace_once(v, "top", "inb = (ty < r_h) & (tx < r_w);", "inb = (ty < r_h) & (tx < r_w) & ~(pass_d1 & (soff == 16'h0));"),
     },
     Mutant {
         unit: "dce",
         name: "shift+1",
         what: "every lane narrows D1's sums with SH1 plus one",
         edit: |v| {
-            replace_in(v, "top", "$shift = r_sh1$q;", "$shift = r_sh1$q + 5'd1;", 1)
+            replace_in(v, "top", "$shift = r_sh1;", "$shift = r_sh1 + 5'd1;", 1)
         },
     },
     Mutant {

@@ -72,5 +72,6 @@ pub fn generate(p: &BsbuParams, s: &SparseSign) -> Result<Emitted, RtlError> {
         unit: "bsbu",
         verilog,
         ports: ports(),
+        sidecars: Vec::new(),
     })
 }

@@ -1,7 +1,7 @@
 //! The dilated-conv error-propagation engine (paper eq. 7): [`Dce`] (top),
 //! [`DceLane`] (one output channel's accumulator), [`crate::narrow::Narrow`]
 //! (round/saturate), [`DceMem`] (a memory of generation-time depth), the register map
-//! [`regs`], and [`generate`].
+//! [`regs`] (emitted beside the Verilog as JSON and a C header), and [`generate`].
 //!
 //! Generation time fixes the lane count P and the buffer sizes ([`DceSizes`]); the
 //! layer (channels, map, k, d, G, shifts, weights) is configured at run time through
@@ -50,5 +50,9 @@ pub fn generate(sizes: &DceSizes) -> Result<Emitted, RtlError> {
         unit: "dce",
         verilog,
         ports: ports(),
+        sidecars: vec![
+            ("_regs.json", regs::regmap_json(sizes)),
+            ("_regs.h", regs::regmap_c_header(sizes)),
+        ],
     })
 }

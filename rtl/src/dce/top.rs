@@ -29,7 +29,7 @@ use rust_hdl::prelude::*;
 
 use super::lane::DceLane;
 use super::mem::DceMem;
-use super::regs::{self, CFG_ADDR_BITS, CFG_DATA_BITS};
+use super::regs::{self, Region, CFG_ADDR_BITS, CFG_DATA_BITS, REGION_BITS, REGS};
 use crate::narrow::SHIFT_BITS;
 
 /// The engine.
@@ -75,16 +75,24 @@ pub struct Dce {
     obuf: Vec<DceMem<Signed<ERROR_BITS>>>,
     /// ReLU mask words.
     maskm: DceMem<Bits<ERROR_BITS>>,
-    /// Tap table: dy (low 16 bits), dx (high 16 bits), two's complement.
-    tapyx: DceMem<Bits<CFG_DATA_BITS>>,
+    /// Tap table: row offset dy, two's complement.
+    tapdy: DceMem<Bits<ADDR_BITS>>,
+    /// Tap table: column offset dx, two's complement.
+    tapdx: DceMem<Bits<ADDR_BITS>>,
     /// Tap table: address offset dy·W + dx.
     tapoff: DceMem<Bits<ADDR_BITS>>,
-    /// Channel table: base address (low 16 bits) and one-hot bank (bits 16..24); D1 entries first, D2 entries from the channel capacity `DceSizes::chans`. The shuffle is this table.
-    chan: DceMem<Bits<CFG_DATA_BITS>>,
+    /// Channel table: base address of a channel's map; D1 entries first, D2 entries from the channel capacity `DceSizes::chans`. With the bank table, the shuffle.
+    chan_addr: DceMem<Bits<ADDR_BITS>>,
+    /// Channel table: one-hot D2 bank holding a D1 input channel.
+    chan_bank: DceMem<Bits<MAX_LANES>>,
     /// Weight signs, P bits per word: D2 words, then D1 words.
     wmem: DceMem<Bits<MAX_LANES>>,
     /// The P lanes; lane l computes output channel blk·P + l.
     lanes: Vec<DceLane>,
+    /// The scalar registers, in regs::REGS order (all ADDR_BITS wide; SH1/SH2 and HAS_D2 use their low bits).
+    regs: Vec<DFF<Bits<ADDR_BITS>>>,
+    /// One-hot select of the scalar register being written (bit = its index).
+    reg_sel: Signal<Local, Bits<32>>,
     /// Phase register.
     state: DFF<Bits<2>>,
     /// S0: taps remain to be issued in this pass.
@@ -202,53 +210,55 @@ pub struct Dce {
     /// Output register: last.
     o_last: DFF<Bit>,
     /// Register H: map height.
-    r_h: DFF<Bits<ADDR_BITS>>,
+    r_h: Signal<Local, Bits<ADDR_BITS>>,
     /// Register W: map width.
-    r_w: DFF<Bits<ADDR_BITS>>,
+    r_w: Signal<Local, Bits<ADDR_BITS>>,
     /// Register HW: H·W (offset of output-buffer half 1).
-    r_hw: DFF<Bits<ADDR_BITS>>,
+    r_hw: Signal<Local, Bits<ADDR_BITS>>,
     /// Register HW_M1: H·W − 1.
-    r_hw_m1: DFF<Bits<ADDR_BITS>>,
+    r_hw_m1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register W_M1: W − 1.
-    r_w_m1: DFF<Bits<ADDR_BITS>>,
+    r_w_m1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register EIN_M1: C_s·H·W − 1 (last source word).
-    r_ein_m1: DFF<Bits<ADDR_BITS>>,
+    r_ein_m1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register MASK_M1: mask words − 1.
-    r_mask_m1: DFF<Bits<ADDR_BITS>>,
+    r_mask_m1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register OUT_M1: C_t·H·W − 1 (last output).
-    r_out_m1: DFF<Bits<ADDR_BITS>>,
+    r_out_m1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register NTAP_M1: k² − 1.
-    r_ntap_m1: DFF<Bits<ADDR_BITS>>,
+    r_ntap_m1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register ICG1_M1: D1 input channels per group − 1.
-    r_icg1_m1: DFF<Bits<ADDR_BITS>>,
+    r_icg1_m1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register ICG2_M1: D2 input channels per group − 1.
-    r_icg2_m1: DFF<Bits<ADDR_BITS>>,
+    r_icg2_m1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register NBLK_M1: C_t / P − 1 (last block).
-    r_nblk_m1: DFF<Bits<ADDR_BITS>>,
+    r_nblk_m1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register BPG_M1: blocks per group − 1.
-    r_bpg_m1: DFF<Bits<ADDR_BITS>>,
+    r_bpg_m1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register ICG1: D1 input channels per group.
-    r_icg1: DFF<Bits<ADDR_BITS>>,
+    r_icg1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register ICG2: D2 input channels per group.
-    r_icg2: DFF<Bits<ADDR_BITS>>,
+    r_icg2: Signal<Local, Bits<ADDR_BITS>>,
     /// Register WS1: D1 weight words per block (channels per group · k²).
-    r_ws1: DFF<Bits<ADDR_BITS>>,
+    r_ws1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register WS2: D2 weight words per block.
-    r_ws2: DFF<Bits<ADDR_BITS>>,
+    r_ws2: Signal<Local, Bits<ADDR_BITS>>,
     /// Register SH1: scaling shift after D1.
-    r_sh1: DFF<Bits<SHIFT_BITS>>,
+    r_sh1: Signal<Local, Bits<SHIFT_BITS>>,
     /// Register SH2: scaling shift after D2.
-    r_sh2: DFF<Bits<SHIFT_BITS>>,
+    r_sh2: Signal<Local, Bits<SHIFT_BITS>>,
     /// Register HAS_D2: 1: run D2 and the shuffle (G > 1).
-    r_d2: DFF<Bit>,
+    r_has_d2: Signal<Local, Bit>,
     /// Current compute pass: 0 = D2, 1 = D1 (phase bit 1: D1 and TAIL).
     pass_d1: Signal<Local, Bit>,
     /// S0: output-buffer half of the current block: the block's parity.
     half: Signal<Local, Bit>,
     /// S0: input channel (channel-table index): the group's first channel + icl.
     ic: Signal<Local, Bits<ADDR_BITS>>,
+    /// Configuration address shifted down to its region.
+    addr_hi: Signal<Local, Bits<CFG_ADDR_BITS>>,
     /// Configuration address: region.
-    region: Signal<Local, Bits<4>>,
+    region: Signal<Local, Bits<REGION_BITS>>,
     /// Configuration address: index within the region.
     idx: Signal<Local, Bits<ADDR_BITS>>,
     /// A configuration write to a scalar register.
@@ -328,15 +338,23 @@ pub struct Dce {
     /// Phase TAIL: all taps issued, the last blocks drain.
     st_tail: Constant<Bits<2>>,
     /// Region of the scalar registers.
-    rg_regs: Constant<Bits<4>>,
-    /// Region of the tap table (dy, dx).
-    rg_tapyx: Constant<Bits<4>>,
-    /// Region of the tap table (address offset).
-    rg_tapoff: Constant<Bits<4>>,
-    /// Region of the channel table.
-    rg_chan: Constant<Bits<4>>,
+    rg_regs: Constant<Bits<REGION_BITS>>,
+    /// Region of the tap table's dy.
+    rg_tapdy: Constant<Bits<REGION_BITS>>,
+    /// Region of the tap table's dx.
+    rg_tapdx: Constant<Bits<REGION_BITS>>,
+    /// Region of the tap table's address offsets.
+    rg_tapoff: Constant<Bits<REGION_BITS>>,
+    /// Region of the channel table's addresses.
+    rg_chanaddr: Constant<Bits<REGION_BITS>>,
+    /// Region of the channel table's banks.
+    rg_chanbank: Constant<Bits<REGION_BITS>>,
     /// Region of the weight memory.
-    rg_weight: Constant<Bits<4>>,
+    rg_weight: Constant<Bits<REGION_BITS>>,
+    /// Where the region starts in the configuration address (regs::REGION_SHIFT).
+    region_shift: Constant<Bits<5>>,
+    /// 1, shifted to the written register's one-hot select.
+    one32: Constant<Bits<32>>,
     /// Zero counter.
     zero16: Constant<Bits<ADDR_BITS>>,
     /// Channel-table index of D2's first entry (the engine's channel capacity).
@@ -349,50 +367,12 @@ pub struct Dce {
     first_sel: Constant<Bits<MAX_LANES>>,
     /// Zero error word.
     zero_err: Constant<Signed<ERROR_BITS>>,
-    /// Register index of H.
-    ri_h: Constant<Bits<ADDR_BITS>>,
-    /// Register index of W.
-    ri_w: Constant<Bits<ADDR_BITS>>,
-    /// Register index of HW.
-    ri_hw: Constant<Bits<ADDR_BITS>>,
-    /// Register index of HW_M1.
-    ri_hw_m1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of W_M1.
-    ri_w_m1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of EIN_M1.
-    ri_ein_m1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of MASK_M1.
-    ri_mask_m1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of OUT_M1.
-    ri_out_m1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of NTAP_M1.
-    ri_ntap_m1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of ICG1_M1.
-    ri_icg1_m1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of ICG2_M1.
-    ri_icg2_m1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of NBLK_M1.
-    ri_nblk_m1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of BPG_M1.
-    ri_bpg_m1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of ICG1.
-    ri_icg1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of ICG2.
-    ri_icg2: Constant<Bits<ADDR_BITS>>,
-    /// Register index of WS1.
-    ri_ws1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of WS2.
-    ri_ws2: Constant<Bits<ADDR_BITS>>,
-    /// Register index of SH1.
-    ri_sh1: Constant<Bits<ADDR_BITS>>,
-    /// Register index of SH2.
-    ri_sh2: Constant<Bits<ADDR_BITS>>,
-    /// Register index of HAS_D2.
-    ri_d2: Constant<Bits<ADDR_BITS>>,
     /// Lanes (loop bound).
     _lanes: usize,
     /// D2 banks (loop bound): P, or 0 when the engine has no D2.
     _mbanks: usize,
+    /// Scalar registers (loop bound).
+    _nregs: usize,
 }
 
 impl Dce {
@@ -422,11 +402,15 @@ impl Dce {
                 .map(|_| DceMem::new(2 * sizes.map))
                 .collect(),
             maskm: DceMem::new(sizes.mask),
-            tapyx: DceMem::new(sizes.taps),
+            tapdy: DceMem::new(sizes.taps),
+            tapdx: DceMem::new(sizes.taps),
             tapoff: DceMem::new(sizes.taps),
-            chan: DceMem::new(2 * sizes.chans),
+            chan_addr: DceMem::new(2 * sizes.chans),
+            chan_bank: DceMem::new(sizes.chans),
             wmem: DceMem::new(sizes.w2 + sizes.w1),
             lanes: (0..sizes.lanes).map(|_| DceLane::default()).collect(),
+            regs: (0..REGS.len()).map(|_| Default::default()).collect(),
+            reg_sel: Default::default(),
             state: Default::default(),
             run: Default::default(),
             lmask: Default::default(),
@@ -504,10 +488,11 @@ impl Dce {
             r_ws2: Default::default(),
             r_sh1: Default::default(),
             r_sh2: Default::default(),
-            r_d2: Default::default(),
+            r_has_d2: Default::default(),
             pass_d1: Default::default(),
             half: Default::default(),
             ic: Default::default(),
+            addr_hi: Default::default(),
             region: Default::default(),
             idx: Default::default(),
             cfg_reg: Default::default(),
@@ -548,39 +533,24 @@ impl Dce {
             st_d2: Constant::new(1u64.to_bits()),
             st_d1: Constant::new(2u64.to_bits()),
             st_tail: Constant::new(3u64.to_bits()),
-            rg_regs: Constant::new((regs::REGION_REGS as u64).to_bits()),
-            rg_tapyx: Constant::new((regs::REGION_TAP_YX as u64).to_bits()),
-            rg_tapoff: Constant::new((regs::REGION_TAP_OFF as u64).to_bits()),
-            rg_chan: Constant::new((regs::REGION_CHAN as u64).to_bits()),
-            rg_weight: Constant::new((regs::REGION_WEIGHT as u64).to_bits()),
+            rg_regs: Constant::new((Region::Regs as u64).to_bits()),
+            rg_tapdy: Constant::new((Region::TapDy as u64).to_bits()),
+            rg_tapdx: Constant::new((Region::TapDx as u64).to_bits()),
+            rg_tapoff: Constant::new((Region::TapOff as u64).to_bits()),
+            rg_chanaddr: Constant::new((Region::ChanAddr as u64).to_bits()),
+            rg_chanbank: Constant::new((Region::ChanBank as u64).to_bits()),
+            rg_weight: Constant::new((Region::Weight as u64).to_bits()),
+            region_shift: Constant::new((regs::REGION_SHIFT as u64).to_bits()),
+            one32: Constant::new(1u64.to_bits()),
             zero16: Constant::new(0u64.to_bits()),
             chan_d2: Constant::new((sizes.chans as u64).to_bits()),
             w1_base: Constant::new((sizes.w2 as u64).to_bits()),
             top_sel: Constant::new((1u64 << (sizes.lanes - 1)).to_bits()),
             first_sel: Constant::new(1u64.to_bits()),
             zero_err: Constant::new(0i64.to_signed_bits()),
-            ri_h: Constant::new((regs::Reg::H as u64).to_bits()),
-            ri_w: Constant::new((regs::Reg::W as u64).to_bits()),
-            ri_hw: Constant::new((regs::Reg::Hw as u64).to_bits()),
-            ri_hw_m1: Constant::new((regs::Reg::HwM1 as u64).to_bits()),
-            ri_w_m1: Constant::new((regs::Reg::WM1 as u64).to_bits()),
-            ri_ein_m1: Constant::new((regs::Reg::EinM1 as u64).to_bits()),
-            ri_mask_m1: Constant::new((regs::Reg::MaskM1 as u64).to_bits()),
-            ri_out_m1: Constant::new((regs::Reg::OutM1 as u64).to_bits()),
-            ri_ntap_m1: Constant::new((regs::Reg::NtapM1 as u64).to_bits()),
-            ri_icg1_m1: Constant::new((regs::Reg::Icg1M1 as u64).to_bits()),
-            ri_icg2_m1: Constant::new((regs::Reg::Icg2M1 as u64).to_bits()),
-            ri_nblk_m1: Constant::new((regs::Reg::NblkM1 as u64).to_bits()),
-            ri_bpg_m1: Constant::new((regs::Reg::BpgM1 as u64).to_bits()),
-            ri_icg1: Constant::new((regs::Reg::Icg1 as u64).to_bits()),
-            ri_icg2: Constant::new((regs::Reg::Icg2 as u64).to_bits()),
-            ri_ws1: Constant::new((regs::Reg::Ws1 as u64).to_bits()),
-            ri_ws2: Constant::new((regs::Reg::Ws2 as u64).to_bits()),
-            ri_sh1: Constant::new((regs::Reg::Sh1 as u64).to_bits()),
-            ri_sh2: Constant::new((regs::Reg::Sh2 as u64).to_bits()),
-            ri_d2: Constant::new((regs::Reg::HasD2 as u64).to_bits()),
             _lanes: sizes.lanes,
             _mbanks: mbanks,
+            _nregs: REGS.len(),
         }
     }
 }
@@ -588,13 +558,8 @@ impl Dce {
 impl Logic for Dce {
     #[hdl_gen]
     fn update(&mut self) {
-        // Clocks.
-        self.ebuf.clock.next = self.clock.val();
-        self.maskm.clock.next = self.clock.val();
-        self.tapyx.clock.next = self.clock.val();
-        self.tapoff.clock.next = self.clock.val();
-        self.chan.clock.next = self.clock.val();
-        self.wmem.clock.next = self.clock.val();
+        // Clocks, and every register holds unless assigned below.
+        clock!(self, clock, ebuf, maskm, tapdy, tapdx, tapoff, chan_addr, chan_bank, wmem);
         for l in 0..self._mbanks {
             self.mbuf[l].clock.next = self.clock.val();
         }
@@ -602,236 +567,59 @@ impl Logic for Dce {
             self.obuf[l].clock.next = self.clock.val();
             self.lanes[l].clock.next = self.clock.val();
         }
-        self.state.clock.next = self.clock.val();
-        self.run.clock.next = self.clock.val();
-        self.lmask.clock.next = self.clock.val();
-        self.lcnt.clock.next = self.clock.val();
-        self.mcnt.clock.next = self.clock.val();
-        self.len_err_r.clock.next = self.clock.val();
-        self.tap.clock.next = self.clock.val();
-        self.icl.clock.next = self.clock.val();
-        self.icbase.clock.next = self.clock.val();
-        self.widx.clock.next = self.clock.val();
-        self.wbase.clock.next = self.clock.val();
-        self.pix.clock.next = self.clock.val();
-        self.oy.clock.next = self.clock.val();
-        self.ox.clock.next = self.clock.val();
-        self.bing.clock.next = self.clock.val();
-        self.blk.clock.next = self.clock.val();
-        self.bpix.clock.next = self.clock.val();
-        self.busy0.clock.next = self.clock.val();
-        self.busy1.clock.next = self.clock.val();
-        self.full0.clock.next = self.clock.val();
-        self.full1.clock.next = self.clock.val();
-        self.v1.clock.next = self.clock.val();
-        self.first1.clock.next = self.clock.val();
-        self.last1.clock.next = self.clock.val();
-        self.bend1.clock.next = self.clock.val();
-        self.half1.clock.next = self.clock.val();
-        self.oy1.clock.next = self.clock.val();
-        self.ox1.clock.next = self.clock.val();
-        self.pix1.clock.next = self.clock.val();
-        self.bpix1.clock.next = self.clock.val();
-        self.v2.clock.next = self.clock.val();
-        self.first2.clock.next = self.clock.val();
-        self.last2.clock.next = self.clock.val();
-        self.bend2.clock.next = self.clock.val();
-        self.half2.clock.next = self.clock.val();
-        self.inb2.clock.next = self.clock.val();
-        self.signs2.clock.next = self.clock.val();
-        self.bank2.clock.next = self.clock.val();
-        self.pix2.clock.next = self.clock.val();
-        self.bpix2.clock.next = self.clock.val();
-        self.v3.clock.next = self.clock.val();
-        self.bend3.clock.next = self.clock.val();
-        self.half3.clock.next = self.clock.val();
-        self.pix3.clock.next = self.clock.val();
-        self.bpix3.clock.next = self.clock.val();
-        self.d_half.clock.next = self.clock.val();
-        self.dl.clock.next = self.clock.val();
-        self.dp.clock.next = self.clock.val();
-        self.o.clock.next = self.clock.val();
-        self.pa_addr.clock.next = self.clock.val();
-        self.pa_maddr.clock.next = self.clock.val();
-        self.s1_valid.clock.next = self.clock.val();
-        self.s1_sel.clock.next = self.clock.val();
-        self.s1_bit.clock.next = self.clock.val();
-        self.s1_last.clock.next = self.clock.val();
-        self.o_valid.clock.next = self.clock.val();
-        self.o_data.clock.next = self.clock.val();
-        self.o_last.clock.next = self.clock.val();
-        self.r_h.clock.next = self.clock.val();
-        self.r_w.clock.next = self.clock.val();
-        self.r_hw.clock.next = self.clock.val();
-        self.r_hw_m1.clock.next = self.clock.val();
-        self.r_w_m1.clock.next = self.clock.val();
-        self.r_ein_m1.clock.next = self.clock.val();
-        self.r_mask_m1.clock.next = self.clock.val();
-        self.r_out_m1.clock.next = self.clock.val();
-        self.r_ntap_m1.clock.next = self.clock.val();
-        self.r_icg1_m1.clock.next = self.clock.val();
-        self.r_icg2_m1.clock.next = self.clock.val();
-        self.r_nblk_m1.clock.next = self.clock.val();
-        self.r_bpg_m1.clock.next = self.clock.val();
-        self.r_icg1.clock.next = self.clock.val();
-        self.r_icg2.clock.next = self.clock.val();
-        self.r_ws1.clock.next = self.clock.val();
-        self.r_ws2.clock.next = self.clock.val();
-        self.r_sh1.clock.next = self.clock.val();
-        self.r_sh2.clock.next = self.clock.val();
-        self.r_d2.clock.next = self.clock.val();
-        // Hold by default.
-        self.state.d.next = self.state.q.val();
-        self.run.d.next = self.run.q.val();
-        self.lmask.d.next = self.lmask.q.val();
-        self.lcnt.d.next = self.lcnt.q.val();
-        self.mcnt.d.next = self.mcnt.q.val();
-        self.len_err_r.d.next = self.len_err_r.q.val();
-        self.tap.d.next = self.tap.q.val();
-        self.icl.d.next = self.icl.q.val();
-        self.icbase.d.next = self.icbase.q.val();
-        self.widx.d.next = self.widx.q.val();
-        self.wbase.d.next = self.wbase.q.val();
-        self.pix.d.next = self.pix.q.val();
-        self.oy.d.next = self.oy.q.val();
-        self.ox.d.next = self.ox.q.val();
-        self.bing.d.next = self.bing.q.val();
-        self.blk.d.next = self.blk.q.val();
-        self.bpix.d.next = self.bpix.q.val();
-        self.busy0.d.next = self.busy0.q.val();
-        self.busy1.d.next = self.busy1.q.val();
-        self.full0.d.next = self.full0.q.val();
-        self.full1.d.next = self.full1.q.val();
-        self.v1.d.next = self.v1.q.val();
-        self.first1.d.next = self.first1.q.val();
-        self.last1.d.next = self.last1.q.val();
-        self.bend1.d.next = self.bend1.q.val();
-        self.half1.d.next = self.half1.q.val();
-        self.oy1.d.next = self.oy1.q.val();
-        self.ox1.d.next = self.ox1.q.val();
-        self.pix1.d.next = self.pix1.q.val();
-        self.bpix1.d.next = self.bpix1.q.val();
-        self.v2.d.next = self.v2.q.val();
-        self.first2.d.next = self.first2.q.val();
-        self.last2.d.next = self.last2.q.val();
-        self.bend2.d.next = self.bend2.q.val();
-        self.half2.d.next = self.half2.q.val();
-        self.inb2.d.next = self.inb2.q.val();
-        self.signs2.d.next = self.signs2.q.val();
-        self.bank2.d.next = self.bank2.q.val();
-        self.pix2.d.next = self.pix2.q.val();
-        self.bpix2.d.next = self.bpix2.q.val();
-        self.v3.d.next = self.v3.q.val();
-        self.bend3.d.next = self.bend3.q.val();
-        self.half3.d.next = self.half3.q.val();
-        self.pix3.d.next = self.pix3.q.val();
-        self.bpix3.d.next = self.bpix3.q.val();
-        self.d_half.d.next = self.d_half.q.val();
-        self.dl.d.next = self.dl.q.val();
-        self.dp.d.next = self.dp.q.val();
-        self.o.d.next = self.o.q.val();
-        self.pa_addr.d.next = self.pa_addr.q.val();
-        self.pa_maddr.d.next = self.pa_maddr.q.val();
-        self.s1_valid.d.next = self.s1_valid.q.val();
-        self.s1_sel.d.next = self.s1_sel.q.val();
-        self.s1_bit.d.next = self.s1_bit.q.val();
-        self.s1_last.d.next = self.s1_last.q.val();
-        self.o_valid.d.next = self.o_valid.q.val();
-        self.o_data.d.next = self.o_data.q.val();
-        self.o_last.d.next = self.o_last.q.val();
-        self.r_h.d.next = self.r_h.q.val();
-        self.r_w.d.next = self.r_w.q.val();
-        self.r_hw.d.next = self.r_hw.q.val();
-        self.r_hw_m1.d.next = self.r_hw_m1.q.val();
-        self.r_w_m1.d.next = self.r_w_m1.q.val();
-        self.r_ein_m1.d.next = self.r_ein_m1.q.val();
-        self.r_mask_m1.d.next = self.r_mask_m1.q.val();
-        self.r_out_m1.d.next = self.r_out_m1.q.val();
-        self.r_ntap_m1.d.next = self.r_ntap_m1.q.val();
-        self.r_icg1_m1.d.next = self.r_icg1_m1.q.val();
-        self.r_icg2_m1.d.next = self.r_icg2_m1.q.val();
-        self.r_nblk_m1.d.next = self.r_nblk_m1.q.val();
-        self.r_bpg_m1.d.next = self.r_bpg_m1.q.val();
-        self.r_icg1.d.next = self.r_icg1.q.val();
-        self.r_icg2.d.next = self.r_icg2.q.val();
-        self.r_ws1.d.next = self.r_ws1.q.val();
-        self.r_ws2.d.next = self.r_ws2.q.val();
-        self.r_sh1.d.next = self.r_sh1.q.val();
-        self.r_sh2.d.next = self.r_sh2.q.val();
-        self.r_d2.d.next = self.r_d2.q.val();
+        dff_setup!(
+            self, clock, state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase, pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1, bend1, half1, oy1, ox1, pix1, bpix1, v2, first2, last2, bend2, half2, inb2, signs2, bank2, pix2, bpix2, v3, bend3, half3, pix3, bpix3, d_half, dl, dp, o, pa_addr, pa_maddr, s1_valid, s1_sel, s1_bit, s1_last, o_valid, o_data, o_last
+        );
         // Configuration writes.
-        self.region.next = self.cfg_addr.val().get_bits::<4>(16);
+        self.addr_hi.next = self.cfg_addr.val() >> self.region_shift.val();
+        self.region.next = self.addr_hi.val().get_bits::<REGION_BITS>(0);
         self.idx.next = self.cfg_addr.val().get_bits::<ADDR_BITS>(0);
         self.cfg_reg.next = self.cfg_we.val() & (self.region.val() == self.rg_regs.val());
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_h.val()) {
-            self.r_h.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        // Scalar registers: one register file, decoded one-hot by index (REGS order).
+        self.reg_sel.next = self.one32.val() << self.idx.val();
+        for i in 0..self._nregs {
+            self.regs[i].clock.next = self.clock.val();
+            self.regs[i].d.next = self.regs[i].q.val();
+            if self.cfg_reg.val() & self.reg_sel.val().get_bit(i) {
+                self.regs[i].d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+            }
         }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_w.val()) {
-            self.r_w.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_hw.val()) {
-            self.r_hw.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_hw_m1.val()) {
-            self.r_hw_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_w_m1.val()) {
-            self.r_w_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_ein_m1.val()) {
-            self.r_ein_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_mask_m1.val()) {
-            self.r_mask_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_out_m1.val()) {
-            self.r_out_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_ntap_m1.val()) {
-            self.r_ntap_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_icg1_m1.val()) {
-            self.r_icg1_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_icg2_m1.val()) {
-            self.r_icg2_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_nblk_m1.val()) {
-            self.r_nblk_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_bpg_m1.val()) {
-            self.r_bpg_m1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_icg1.val()) {
-            self.r_icg1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_icg2.val()) {
-            self.r_icg2.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_ws1.val()) {
-            self.r_ws1.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_ws2.val()) {
-            self.r_ws2.d.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_sh1.val()) {
-            self.r_sh1.d.next = self.cfg_data.val().get_bits::<SHIFT_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_sh2.val()) {
-            self.r_sh2.d.next = self.cfg_data.val().get_bits::<SHIFT_BITS>(0);
-        }
-        if self.cfg_reg.val() & (self.idx.val() == self.ri_d2.val()) {
-            self.r_d2.d.next = self.cfg_data.val().get_bit(0);
-        }
-        self.tapyx.waddr.next = self.idx.val();
-        self.tapyx.wdata.next = self.cfg_data.val();
-        self.tapyx.we.next = self.cfg_we.val() & (self.region.val() == self.rg_tapyx.val());
+        // The registers by name (index = position in regs::REGS; a test checks this).
+        self.r_h.next = self.regs[0].q.val();
+        self.r_w.next = self.regs[1].q.val();
+        self.r_hw.next = self.regs[2].q.val();
+        self.r_hw_m1.next = self.regs[3].q.val();
+        self.r_w_m1.next = self.regs[4].q.val();
+        self.r_ein_m1.next = self.regs[5].q.val();
+        self.r_mask_m1.next = self.regs[6].q.val();
+        self.r_out_m1.next = self.regs[7].q.val();
+        self.r_ntap_m1.next = self.regs[8].q.val();
+        self.r_icg1_m1.next = self.regs[9].q.val();
+        self.r_icg2_m1.next = self.regs[10].q.val();
+        self.r_nblk_m1.next = self.regs[11].q.val();
+        self.r_bpg_m1.next = self.regs[12].q.val();
+        self.r_icg1.next = self.regs[13].q.val();
+        self.r_icg2.next = self.regs[14].q.val();
+        self.r_ws1.next = self.regs[15].q.val();
+        self.r_ws2.next = self.regs[16].q.val();
+        self.r_sh1.next = self.regs[17].q.val().get_bits::<SHIFT_BITS>(0);
+        self.r_sh2.next = self.regs[18].q.val().get_bits::<SHIFT_BITS>(0);
+        self.r_has_d2.next = self.regs[19].q.val().get_bit(0);
+        self.tapdy.waddr.next = self.idx.val();
+        self.tapdy.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        self.tapdy.we.next = self.cfg_we.val() & (self.region.val() == self.rg_tapdy.val());
+        self.tapdx.waddr.next = self.idx.val();
+        self.tapdx.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        self.tapdx.we.next = self.cfg_we.val() & (self.region.val() == self.rg_tapdx.val());
         self.tapoff.waddr.next = self.idx.val();
         self.tapoff.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
         self.tapoff.we.next = self.cfg_we.val() & (self.region.val() == self.rg_tapoff.val());
-        self.chan.waddr.next = self.idx.val();
-        self.chan.wdata.next = self.cfg_data.val();
-        self.chan.we.next = self.cfg_we.val() & (self.region.val() == self.rg_chan.val());
+        self.chan_addr.waddr.next = self.idx.val();
+        self.chan_addr.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        self.chan_addr.we.next = self.cfg_we.val() & (self.region.val() == self.rg_chanaddr.val());
+        self.chan_bank.waddr.next = self.idx.val();
+        self.chan_bank.wdata.next = self.cfg_data.val().get_bits::<MAX_LANES>(0);
+        self.chan_bank.we.next = self.cfg_we.val() & (self.region.val() == self.rg_chanbank.val());
         self.wmem.waddr.next = self.idx.val();
         self.wmem.wdata.next = self.cfg_data.val().get_bits::<MAX_LANES>(0);
         self.wmem.we.next = self.cfg_we.val() & (self.region.val() == self.rg_weight.val());
@@ -849,7 +637,7 @@ impl Logic for Dce {
         // LOAD: source errors, then mask words.
         self.seq_reset.next = false;
         self.in_fire.next = self.in_valid.val() & (self.state.q.val() == self.st_load.val());
-        self.in_final.next = self.lmask.q.val() & (self.mcnt.q.val() == self.r_mask_m1.q.val());
+        self.in_final.next = self.lmask.q.val() & (self.mcnt.q.val() == self.r_mask_m1.val());
         self.ebuf.waddr.next = self.lcnt.q.val();
         self.ebuf.wdata.next = self.in_data.val();
         self.ebuf.we.next = false;
@@ -863,7 +651,7 @@ impl Logic for Dce {
             } else {
                 self.ebuf.we.next = true;
                 self.lcnt.d.next = self.lcnt.q.val() + 1;
-                if self.lcnt.q.val() == self.r_ein_m1.q.val() {
+                if self.lcnt.q.val() == self.r_ein_m1.val() {
                     self.lmask.d.next = true;
                     self.lcnt.d.next = self.zero16.val();
                 }
@@ -878,7 +666,7 @@ impl Logic for Dce {
                 self.dp.d.next = self.zero16.val();
                 self.dl.d.next = self.first_sel.val();
                 self.d_half.d.next = false;
-                if self.r_d2.q.val() {
+                if self.r_has_d2.val() {
                     self.state.d.next = self.st_d2.val();
                 } else {
                     self.state.d.next = self.st_d1.val();
@@ -887,14 +675,14 @@ impl Logic for Dce {
         }
         // S0: issue one tap per cycle.
         self.lim_tap.next = self.zero16.val();
-        self.lim_icl.next = self.r_icg2_m1.q.val();
-        self.icg.next = self.r_icg2.q.val();
-        self.ws.next = self.r_ws2.q.val();
+        self.lim_icl.next = self.r_icg2_m1.val();
+        self.icg.next = self.r_icg2.val();
+        self.ws.next = self.r_ws2.val();
         if self.pass_d1.val() {
-            self.lim_tap.next = self.r_ntap_m1.q.val();
-            self.lim_icl.next = self.r_icg1_m1.q.val();
-            self.icg.next = self.r_icg1.q.val();
-            self.ws.next = self.r_ws1.q.val();
+            self.lim_tap.next = self.r_ntap_m1.val();
+            self.lim_icl.next = self.r_icg1_m1.val();
+            self.icg.next = self.r_icg1.val();
+            self.ws.next = self.r_ws1.val();
         }
         self.busy_h.next = self.busy0.q.val();
         if self.half.val() {
@@ -907,17 +695,21 @@ impl Logic for Dce {
             self.run.q.val() & !(self.pass_d1.val() & self.bstart.val() & self.busy_h.val());
         self.tap_last.next = self.tap.q.val() == self.lim_tap.val();
         self.icl_last.next = self.icl.q.val() == self.lim_icl.val();
-        self.pix_last.next = self.pix.q.val() == self.r_hw_m1.q.val();
-        self.blk_last.next = self.blk.q.val() == self.r_nblk_m1.q.val();
-        self.tapyx.raddr.next = self.tap.q.val();
-        self.tapyx.ren.next = true;
+        self.pix_last.next = self.pix.q.val() == self.r_hw_m1.val();
+        self.blk_last.next = self.blk.q.val() == self.r_nblk_m1.val();
+        self.tapdy.raddr.next = self.tap.q.val();
+        self.tapdy.ren.next = true;
+        self.tapdx.raddr.next = self.tap.q.val();
+        self.tapdx.ren.next = true;
         self.tapoff.raddr.next = self.tap.q.val();
         self.tapoff.ren.next = true;
-        self.chan.raddr.next = self.ic.val() + self.chan_d2.val();
+        self.chan_addr.raddr.next = self.ic.val() + self.chan_d2.val();
         if self.pass_d1.val() {
-            self.chan.raddr.next = self.ic.val();
+            self.chan_addr.raddr.next = self.ic.val();
         }
-        self.chan.ren.next = true;
+        self.chan_addr.ren.next = true;
+        self.chan_bank.raddr.next = self.ic.val();
+        self.chan_bank.ren.next = true;
         self.wmem.raddr.next = self.wbase.q.val() + self.widx.q.val();
         if self.pass_d1.val() {
             self.wmem.raddr.next = self.wbase.q.val() + self.widx.q.val() + self.w1_base.val();
@@ -956,7 +748,7 @@ impl Logic for Dce {
                     self.bpix.d.next = self.bpix.q.val() + 1;
                     if !self.pix_last.val() {
                         self.pix.d.next = self.pix.q.val() + 1;
-                        if self.ox.q.val() == self.r_w_m1.q.val() {
+                        if self.ox.q.val() == self.r_w_m1.val() {
                             self.ox.d.next = self.zero16.val();
                             self.oy.d.next = self.oy.q.val() + 1;
                         } else {
@@ -968,7 +760,7 @@ impl Logic for Dce {
                         self.oy.d.next = self.zero16.val();
                         self.blk.d.next = self.blk.q.val() + 1;
                         self.wbase.d.next = self.wbase.q.val() + self.ws.val();
-                        if self.bing.q.val() == self.r_bpg_m1.q.val() {
+                        if self.bing.q.val() == self.r_bpg_m1.val() {
                             self.bing.d.next = self.zero16.val();
                             self.icbase.d.next = self.icbase.q.val() + self.icg.val();
                         } else {
@@ -986,16 +778,16 @@ impl Logic for Dce {
         self.sdx.next = self.zero16.val();
         self.soff.next = self.zero16.val();
         if self.pass_d1.val() {
-            self.sdy.next = self.tapyx.rdata.val().get_bits::<ADDR_BITS>(0);
-            self.sdx.next = self.tapyx.rdata.val().get_bits::<ADDR_BITS>(16);
+            self.sdy.next = self.tapdy.rdata.val();
+            self.sdx.next = self.tapdx.rdata.val();
             self.soff.next = self.tapoff.rdata.val();
         }
         self.ty.next = self.oy1.q.val() + self.sdy.val();
         self.tx.next = self.ox1.q.val() + self.sdx.val();
-        self.inb.next = (self.ty.val() < self.r_h.q.val()) & (self.tx.val() < self.r_w.q.val());
+        self.inb.next = (self.ty.val() < self.r_h.val()) & (self.tx.val() < self.r_w.val());
         self.addr.next =
-            self.chan.rdata.val().get_bits::<ADDR_BITS>(0) + self.pix1.q.val() + self.soff.val();
-        self.src_m.next = self.pass_d1.val() & self.r_d2.q.val();
+            self.chan_addr.rdata.val() + self.pix1.q.val() + self.soff.val();
+        self.src_m.next = self.pass_d1.val() & self.r_has_d2.val();
         self.ren_src.next = self.v1.q.val() & self.inb.val();
         self.rd_err.next = self.ren_src.val();
         self.ebuf.raddr.next = self.addr.val();
@@ -1011,7 +803,7 @@ impl Logic for Dce {
         self.half2.d.next = self.half1.q.val();
         self.inb2.d.next = self.inb.val();
         self.signs2.d.next = self.wmem.rdata.val();
-        self.bank2.d.next = self.chan.rdata.val().get_bits::<MAX_LANES>(16);
+        self.bank2.d.next = self.chan_bank.rdata.val();
         self.pix2.d.next = self.pix1.q.val();
         self.bpix2.d.next = self.bpix1.q.val();
         // S2: the lanes add or subtract the word.
@@ -1033,9 +825,9 @@ impl Logic for Dce {
             self.lanes[l].first.next = self.first2.q.val();
             self.lanes[l].en.next = self.v2.q.val();
             self.lanes[l].close.next = self.v2.q.val() & self.last2.q.val();
-            self.lanes[l].shift.next = self.r_sh2.q.val();
+            self.lanes[l].shift.next = self.r_sh2.val();
             if self.pass_d1.val() {
-                self.lanes[l].shift.next = self.r_sh1.q.val();
+                self.lanes[l].shift.next = self.r_sh1.val();
             }
         }
         self.v3.d.next = self.v2.q.val() & self.last2.q.val();
@@ -1046,7 +838,7 @@ impl Logic for Dce {
         // S3: write the narrowed outputs.
         self.oaddr.next = self.pix3.q.val();
         if self.half3.q.val() {
-            self.oaddr.next = self.pix3.q.val() + self.r_hw.q.val();
+            self.oaddr.next = self.pix3.q.val() + self.r_hw.val();
         }
         for l in 0..self._mbanks {
             self.mbuf[l].waddr.next = self.bpix3.q.val();
@@ -1115,15 +907,15 @@ impl Logic for Dce {
             if self.full_h.val() {
                 self.a_addr.next = self.dp.q.val();
                 if self.d_half.q.val() {
-                    self.a_addr.next = self.dp.q.val() + self.r_hw.q.val();
+                    self.a_addr.next = self.dp.q.val() + self.r_hw.val();
                 }
                 self.a_maddr.next = self.o.q.val() >> 4;
                 self.s1_valid.d.next = true;
                 self.s1_sel.d.next = self.dl.q.val();
                 self.s1_bit.d.next = self.o.q.val().get_bits::<4>(0);
-                self.s1_last.d.next = self.o.q.val() == self.r_out_m1.q.val();
+                self.s1_last.d.next = self.o.q.val() == self.r_out_m1.val();
                 self.o.d.next = self.o.q.val() + 1;
-                if self.dp.q.val() == self.r_hw_m1.q.val() {
+                if self.dp.q.val() == self.r_hw_m1.val() {
                     self.dp.d.next = self.zero16.val();
                     if (self.dl.q.val() & self.top_sel.val()).any() {
                         self.dl.d.next = self.first_sel.val();
