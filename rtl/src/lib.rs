@@ -7,16 +7,27 @@
 //! - [`bsbu::Bsbu`]: the binary sparse backward-weight unit (P lanes, zero skipping,
 //!   valid/ready streams), built by [`bsbu::generate`] into an [`Emitted`] design.
 //! - [`bsbu::BsbuLane`]: its lane; [`narrow::Narrow`]: the round/saturate step every
-//!   unit shares.
+//!   unit shares; [`out_stage::OutStage`]: the output stage (fetch pipeline, output
+//!   register, valid/ready, `out_last`) every unit shares.
 //! - [`dce::Dce`]: the dilated-conv error-propagation engine (D2, shuffle, dilated D1,
 //!   ReLU mask; P lanes; run-time layer configuration), built by [`dce::generate`].
 //! - [`Emitted`]: Verilog text plus the top module's port list, which the co-simulation
 //!   uses to build its FFI shim.
 //! - [`LINT_WAIVERS`]: the documented Verilator lint waivers.
 
+/// `with_defaults!(Ty { field: value, .. } defaults: a, b, ..)`: a block whose
+/// listed signals, registers and locals start from `Default::default()` (most of a
+/// rust-hdl block's fields have no other initial value).
+macro_rules! with_defaults {
+    ($ty:ident { $($f:ident : $v:expr),* $(,)? } defaults: $($d:ident),* $(,)?) => {
+        $ty { $($f: $v,)* $($d: Default::default(),)* }
+    };
+}
+
 pub mod bsbu;
 pub mod dce;
 pub mod narrow;
+pub mod out_stage;
 
 use thiserror::Error;
 
@@ -101,6 +112,7 @@ pub const LINT_WAIVERS: &[(&str, &str)] = &[
     ("WIDTH", "rust-hdl writes integer literals as 32-bit constants (`32'h0`) and widens with `$signed(x)` inside wider sums; the co-simulation against the golden model on two simulators covers what this hides"),
     ("DECLFILENAME", "rust-hdl emits every module into one file whose name is not the module name"),
     ("UNUSEDSIGNAL", "rust-hdl declares the full width of shared ports and sliced words (e.g. a ROM word's unused bits and upper counter bits)"),
+    ("UNOPTFLAT", "rust-hdl emits a block's whole update as one always @(*) block, so a top level that drives the shared output stage's inputs and reads its outputs (advance, sel, done: functions of registers and out_ready only) forms a loop at block granularity, not at signal level; rust-hdl's check_all rejects real combinational loops before any Verilog is emitted, and Verilator and Icarus agree on every cycle"),
 ];
 
 /// Run rust-hdl's structural checks (instead of its panicking `generate_verilog`).

@@ -172,13 +172,13 @@ pub const BSBU_MUTANTS: &[Mutant] = &[
         unit: "bsbu",
         name: "out_last-low",
         what: "out_last is stuck low (the data is right)",
-        edit: |v| replace_once(v, "top", "out_last = o_last$q;", "out_last = 1'b0;"),
+        edit: |v| replace_once(v, "top$drain", "out_last = o_last$q;", "out_last = 1'b0;"),
     },
     Mutant {
         unit: "bsbu",
         name: "extra-word",
         what: "one more word (out_last low) follows each pass's last word",
-        edit: |v| replace_once(v, "top", "state$d = st_load;\n            o_valid$d = 1'b0;", "state$d = st_load;\n            o_valid$d = 1'b1;"),
+        edit: |v| replace_once(v, "top$drain", "if (done) begin\n            o_valid$d = 1'b0;", "if (done) begin\n            o_valid$d = 1'b1;"),
     },
 ];
 
@@ -220,13 +220,13 @@ pub const DCE_MUTANTS: &[Mutant] = &[
         unit: "dce",
         name: "out_last-low",
         what: "out_last is stuck low (the data is right)",
-        edit: |v| replace_once(v, "top", "out_last = o_last$q;", "out_last = 1'b0;"),
+        edit: |v| replace_once(v, "top$drain", "out_last = o_last$q;", "out_last = 1'b0;"),
     },
     Mutant {
         unit: "dce",
         name: "extra-word",
         what: "one more word (out_last low) follows each pass's last word",
-        edit: |v| replace_once(v, "top", "state$d = st_load;\n            o_valid$d = 1'b0;", "state$d = st_load;\n            o_valid$d = 1'b1;"),
+        edit: |v| replace_once(v, "top$drain", "if (done) begin\n            o_valid$d = 1'b0;", "if (done) begin\n            o_valid$d = 1'b1;"),
     },
     Mutant {
         unit: "dce",

@@ -17,6 +17,7 @@ use rust_hdl::prelude::*;
 
 use super::lane::BsbuLane;
 use crate::narrow::{Narrow, SHIFT_BITS};
+use crate::out_stage::OutStage;
 
 /// Width of the load and drain counters: they count up to MAX_ROWS or MAX_COLS
 /// (256) and need one bit more than an address.
@@ -53,6 +54,8 @@ pub struct Bsbu<const EA: usize> {
     fnarrow: Narrow,
     /// The derivative's fraction bits: the shift after e × f'.
     fshift: Constant<Bits<SHIFT_BITS>>,
+    /// The output stage (shared with the dce): fetch -> multiply/narrow -> output register.
+    drain: OutStage,
     /// Phase register.
     state: DFF<Bits<2>>,
     /// LOAD: the e_L words are done, f' words are arriving.
@@ -73,22 +76,8 @@ pub struct Bsbu<const EA: usize> {
     pa_local: DFF<Bits<ROW_ADDR_BITS>>,
     /// DRAIN: row address presented last cycle (held while stalled).
     pa_row: DFF<Bits<CNT_BITS>>,
-    /// DRAIN: the memories' read data is a valid fetched row.
-    s1_valid: DFF<Bit>,
-    /// DRAIN: one-hot lane of the fetched row.
-    s1_sel: DFF<Bits<SEL_BITS>>,
-    /// DRAIN: the fetched row is the last one.
-    s1_last: DFF<Bit>,
-    /// Output register: valid.
-    o_valid: DFF<Bit>,
-    /// Output register: data.
-    o_data: DFF<Signed<ERROR_BITS>>,
-    /// Output register: last.
-    o_last: DFF<Bit>,
     /// Some lane is still busy.
     any_busy: Signal<Local, Bit>,
-    /// The output register takes a new word this cycle.
-    advance: Signal<Local, Bit>,
     /// Local row address presented to the result memories this cycle.
     a_local: Signal<Local, Bits<ROW_ADDR_BITS>>,
     /// Row address presented to the f' memory this cycle.
@@ -125,42 +114,12 @@ impl<const EA: usize> Bsbu<EA> {
     pub fn new(programs: &[Vec<u32>], n_rows: usize, n_cols: usize, shift: u32) -> Self {
         let lanes = programs.len();
         assert!((1..=MAX_LANES).contains(&lanes));
-        Bsbu {
-            clock: Default::default(),
-            in_data: Default::default(),
-            in_valid: Default::default(),
-            in_ready: Default::default(),
-            out_data: Default::default(),
-            out_valid: Default::default(),
-            out_ready: Default::default(),
-            out_last: Default::default(),
-            phase: Default::default(),
+        with_defaults!(Bsbu {
             lanes: programs.iter().map(|p| BsbuLane::new(p, shift)).collect(),
             fp: RAM::default(),
             fnarrow: Narrow::default(),
             fshift: Constant::new((DERIV.frac as u64).to_bits()),
-            state: Default::default(),
-            loading_fp: Default::default(),
-            lcnt: Default::default(),
-            fcnt: Default::default(),
-            fetching: Default::default(),
-            rd_row: Default::default(),
-            rd_local: Default::default(),
-            rd_sel: Default::default(),
-            pa_local: Default::default(),
-            pa_row: Default::default(),
-            s1_valid: Default::default(),
-            s1_sel: Default::default(),
-            s1_last: Default::default(),
-            o_valid: Default::default(),
-            o_data: Default::default(),
-            o_last: Default::default(),
-            any_busy: Default::default(),
-            advance: Default::default(),
-            a_local: Default::default(),
-            a_row: Default::default(),
-            sel_data: Default::default(),
-            prod: Default::default(),
+            drain: OutStage::default(),
             st_load: Constant::new(0u64.to_bits()),
             st_start: Constant::new(1u64.to_bits()),
             st_compute: Constant::new(2u64.to_bits()),
@@ -173,53 +132,27 @@ impl<const EA: usize> Bsbu<EA> {
             zero_local: Constant::new(0u64.to_bits()),
             zero_err: Constant::new(0i64.to_signed_bits()),
             _lanes: lanes,
-        }
+        } defaults:
+            clock, in_data, in_valid, in_ready, out_data, out_valid, out_ready,
+            out_last, phase, state, loading_fp, lcnt, fcnt, fetching, rd_row, rd_local,
+            rd_sel, pa_local, pa_row, any_busy, a_local, a_row, sel_data, prod
+        )
     }
 }
 
 impl<const EA: usize> Logic for Bsbu<EA> {
     #[hdl_gen]
     fn update(&mut self) {
-        // Clocks.
+        // Clocks, and every register holds unless assigned below.
         self.fp.read_clock.next = self.clock.val();
         self.fp.write_clock.next = self.clock.val();
-        self.state.clock.next = self.clock.val();
-        self.loading_fp.clock.next = self.clock.val();
-        self.lcnt.clock.next = self.clock.val();
-        self.fcnt.clock.next = self.clock.val();
-        self.fetching.clock.next = self.clock.val();
-        self.rd_row.clock.next = self.clock.val();
-        self.rd_local.clock.next = self.clock.val();
-        self.rd_sel.clock.next = self.clock.val();
-        self.pa_local.clock.next = self.clock.val();
-        self.pa_row.clock.next = self.clock.val();
-        self.s1_valid.clock.next = self.clock.val();
-        self.s1_sel.clock.next = self.clock.val();
-        self.s1_last.clock.next = self.clock.val();
-        self.o_valid.clock.next = self.clock.val();
-        self.o_data.clock.next = self.clock.val();
-        self.o_last.clock.next = self.clock.val();
-        // Hold by default.
-        self.state.d.next = self.state.q.val();
-        self.loading_fp.d.next = self.loading_fp.q.val();
-        self.lcnt.d.next = self.lcnt.q.val();
-        self.fcnt.d.next = self.fcnt.q.val();
-        self.fetching.d.next = self.fetching.q.val();
-        self.rd_row.d.next = self.rd_row.q.val();
-        self.rd_local.d.next = self.rd_local.q.val();
-        self.rd_sel.d.next = self.rd_sel.q.val();
-        self.s1_valid.d.next = self.s1_valid.q.val();
-        self.s1_sel.d.next = self.s1_sel.q.val();
-        self.s1_last.d.next = self.s1_last.q.val();
-        self.o_valid.d.next = self.o_valid.q.val();
-        self.o_data.d.next = self.o_data.q.val();
-        self.o_last.d.next = self.o_last.q.val();
+        dff_setup!(self, clock, state, loading_fp, lcnt, fcnt, fetching, rd_row, rd_local, rd_sel, pa_local, pa_row);
         // Ports.
         self.phase.next = self.state.q.val();
         self.in_ready.next = self.state.q.val() == self.st_load.val();
-        self.out_valid.next = self.o_valid.q.val();
-        self.out_data.next = self.o_data.q.val();
-        self.out_last.next = self.o_last.q.val();
+        self.out_valid.next = self.drain.out_valid.val();
+        self.out_data.next = self.drain.out_data.val();
+        self.out_last.next = self.drain.out_last.val();
         // Lanes: shared e_L write port, start pulse, busy.
         self.any_busy.next = false;
         for l in 0..self._lanes {
@@ -267,53 +200,43 @@ impl<const EA: usize> Logic for Bsbu<EA> {
             self.rd_row.d.next = self.zero_cnt.val();
             self.rd_local.d.next = self.zero_local.val();
             self.rd_sel.d.next = self.first_sel.val();
-            self.s1_valid.d.next = false;
         }
-        // DRAIN: fetch (memories, 1 cycle) -> multiply/narrow -> output register.
-        self.advance.next = !self.o_valid.q.val() | self.out_ready.val();
+        // DRAIN: fetch (memories, 1 cycle) -> multiply/narrow -> output stage.
+        self.drain.clock.next = self.clock.val();
+        self.drain.enable.next = self.state.q.val() == self.st_drain.val();
+        self.drain.out_ready.next = self.out_ready.val();
+        self.drain.fetch.next = self.fetching.q.val();
+        self.drain.fetch_sel.next = self.rd_sel.q.val();
+        self.drain.fetch_last.next = self.rd_row.q.val() == self.last_row.val();
         self.a_local.next = self.pa_local.q.val();
         self.a_row.next = self.pa_row.q.val();
         self.sel_data.next = self.zero_err.val();
         for l in 0..self._lanes {
-            if self.s1_sel.q.val().get_bit(l) {
+            if self.drain.sel.val().get_bit(l) {
                 self.sel_data.next = self.lanes[l].res_data.val();
             }
         }
         self.prod.next = self.sel_data.val() * self.fp.read_data.val();
         self.fnarrow.x.next = self.prod.val();
         self.fnarrow.shift.next = self.fshift.val();
-        if (self.state.q.val() == self.st_drain.val()) & self.advance.val() {
-            self.o_valid.d.next = self.s1_valid.q.val();
-            self.o_data.d.next = self.fnarrow.y.val();
-            self.o_last.d.next = self.s1_last.q.val();
-            self.s1_valid.d.next = false;
-            if self.fetching.q.val() {
-                self.a_local.next = self.rd_local.q.val();
-                self.a_row.next = self.rd_row.q.val();
-                self.s1_valid.d.next = true;
-                self.s1_sel.d.next = self.rd_sel.q.val();
-                self.s1_last.d.next = self.rd_row.q.val() == self.last_row.val();
-                self.rd_row.d.next = self.rd_row.q.val() + 1;
-                if (self.rd_sel.q.val() & self.top_sel.val()).any() {
-                    self.rd_sel.d.next = self.first_sel.val();
-                    self.rd_local.d.next = self.rd_local.q.val() + 1;
-                } else {
-                    self.rd_sel.d.next = self.rd_sel.q.val() << 1;
-                }
-                if self.rd_row.q.val() == self.last_row.val() {
-                    self.fetching.d.next = false;
-                }
+        self.drain.word.next = self.fnarrow.y.val();
+        if self.drain.advance.val() & self.fetching.q.val() {
+            self.a_local.next = self.rd_local.q.val();
+            self.a_row.next = self.rd_row.q.val();
+            self.rd_row.d.next = self.rd_row.q.val() + 1;
+            if (self.rd_sel.q.val() & self.top_sel.val()).any() {
+                self.rd_sel.d.next = self.first_sel.val();
+                self.rd_local.d.next = self.rd_local.q.val() + 1;
+            } else {
+                self.rd_sel.d.next = self.rd_sel.q.val() << 1;
+            }
+            if self.rd_row.q.val() == self.last_row.val() {
+                self.fetching.d.next = false;
             }
         }
         // The last row leaves: back to LOAD.
-        if (self.state.q.val() == self.st_drain.val())
-            & self.o_valid.q.val()
-            & self.out_ready.val()
-            & self.o_last.q.val()
-        {
+        if self.drain.done.val() {
             self.state.d.next = self.st_load.val();
-            self.o_valid.d.next = false;
-            self.o_last.d.next = false;
         }
         self.fp.read_address.next = self.a_row.val().get_bits::<ROW_ADDR_BITS>(0);
         self.pa_local.d.next = self.a_local.val();

@@ -23,14 +23,20 @@
 //! - S2: the P lanes add or subtract the word by their sign bits.
 //! - S3: on an output's last tap, the narrowed sums are written (D2 bank or output half).
 
-use golden::dce::{DceSizes, ADDR_BITS, MAX_LANES};
+use golden::dce::{DceSizes, ADDR_BITS, MASK_BITS, MAX_LANES};
 use golden::format::ERROR_BITS;
 use rust_hdl::prelude::*;
 
 use super::lane::DceLane;
 use super::mem::DceMem;
+use crate::out_stage::OutStage;
 use super::regs::{self, Region, CFG_ADDR_BITS, CFG_DATA_BITS, REGION_BITS, REGS};
 use crate::narrow::SHIFT_BITS;
+
+/// Bits of a mask bit's index within its MASK_BITS-bit word.
+const MASK_INDEX_BITS: usize = MASK_BITS.trailing_zeros() as usize;
+/// Width of the drain's one-hot lane select: the output stage's, for the widest unit.
+const SEL_BITS: usize = golden::params::MAX_LANES;
 
 /// The engine.
 #[derive(LogicBlock)]
@@ -89,6 +95,8 @@ pub struct Dce {
     wmem: DceMem<Bits<MAX_LANES>>,
     /// The P lanes; lane l computes output channel blk·P + l.
     lanes: Vec<DceLane>,
+    /// The output stage (shared with the bsbu): fetch -> mask -> output register.
+    drain: OutStage,
     /// The scalar registers, in regs::REGS order (all ADDR_BITS wide; SH1/SH2 and HAS_D2 use their low bits).
     regs: Vec<DFF<Bits<ADDR_BITS>>>,
     /// One-hot select of the scalar register being written (bit = its index).
@@ -186,7 +194,7 @@ pub struct Dce {
     /// DRAIN: half being drained.
     d_half: DFF<Bit>,
     /// DRAIN: one-hot lane (channel within the block) of the next fetch.
-    dl: DFF<Bits<MAX_LANES>>,
+    dl: DFF<Bits<SEL_BITS>>,
     /// DRAIN: pixel of the next fetch.
     dp: DFF<Bits<ADDR_BITS>>,
     /// DRAIN: output index of the next fetch (mask bit).
@@ -195,20 +203,8 @@ pub struct Dce {
     pa_addr: DFF<Bits<ADDR_BITS>>,
     /// DRAIN: mask address presented last cycle (held while stalled).
     pa_maddr: DFF<Bits<ADDR_BITS>>,
-    /// DRAIN: the memories' read data is a fetched output.
-    s1_valid: DFF<Bit>,
-    /// DRAIN: one-hot lane of the fetched output.
-    s1_sel: DFF<Bits<MAX_LANES>>,
     /// DRAIN: mask bit of the fetched output within its mask word.
-    s1_bit: DFF<Bits<4>>,
-    /// DRAIN: the fetched output is the pass's last.
-    s1_last: DFF<Bit>,
-    /// Output register: valid.
-    o_valid: DFF<Bit>,
-    /// Output register: data.
-    o_data: DFF<Signed<ERROR_BITS>>,
-    /// Output register: last.
-    o_last: DFF<Bit>,
+    s1_bit: DFF<Bits<MASK_INDEX_BITS>>,
     /// Register H: map height.
     r_h: Signal<Local, Bits<ADDR_BITS>>,
     /// Register W: map width.
@@ -315,8 +311,6 @@ pub struct Dce {
     oaddr: Signal<Local, Bits<ADDR_BITS>>,
     /// No tap in S1..S3.
     pipe_empty: Signal<Local, Bit>,
-    /// DRAIN: the output register takes a new word.
-    advance: Signal<Local, Bit>,
     /// DRAIN: the half being drained is finished.
     full_h: Signal<Local, Bit>,
     /// DRAIN: output-buffer address presented this cycle.
@@ -357,14 +351,16 @@ pub struct Dce {
     one32: Constant<Bits<32>>,
     /// Zero counter.
     zero16: Constant<Bits<ADDR_BITS>>,
+    /// log2 MASK_BITS: output index -> mask word.
+    mask_shift: Constant<Bits<MASK_INDEX_BITS>>,
     /// Channel-table index of D2's first entry (the engine's channel capacity).
     chan_d2: Constant<Bits<ADDR_BITS>>,
     /// Weight-memory index of D1's first word.
     w1_base: Constant<Bits<ADDR_BITS>>,
     /// One-hot bit of lane P − 1.
-    top_sel: Constant<Bits<MAX_LANES>>,
+    top_sel: Constant<Bits<SEL_BITS>>,
     /// One-hot bit of lane 0.
-    first_sel: Constant<Bits<MAX_LANES>>,
+    first_sel: Constant<Bits<SEL_BITS>>,
     /// Zero error word.
     zero_err: Constant<Signed<ERROR_BITS>>,
     /// Lanes (loop bound).
@@ -379,23 +375,7 @@ impl Dce {
     /// An engine with the generation-time `sizes` (validated by the caller).
     pub fn new(sizes: &DceSizes) -> Self {
         let mbanks = if sizes.mbuf > 0 { sizes.lanes } else { 0 };
-        Dce {
-            clock: Default::default(),
-            in_data: Default::default(),
-            in_valid: Default::default(),
-            in_last: Default::default(),
-            in_ready: Default::default(),
-            out_data: Default::default(),
-            out_valid: Default::default(),
-            out_ready: Default::default(),
-            out_last: Default::default(),
-            phase: Default::default(),
-            len_err: Default::default(),
-            cfg_we: Default::default(),
-            cfg_addr: Default::default(),
-            cfg_data: Default::default(),
-            rd_err: Default::default(),
-            rd_w: Default::default(),
+        with_defaults!(Dce {
             ebuf: DceMem::new(sizes.ebuf),
             mbuf: (0..mbanks).map(|_| DceMem::new(sizes.mbuf)).collect(),
             obuf: (0..sizes.lanes)
@@ -409,126 +389,8 @@ impl Dce {
             chan_bank: DceMem::new(sizes.chans),
             wmem: DceMem::new(sizes.w2 + sizes.w1),
             lanes: (0..sizes.lanes).map(|_| DceLane::default()).collect(),
+            drain: OutStage::default(),
             regs: (0..REGS.len()).map(|_| Default::default()).collect(),
-            reg_sel: Default::default(),
-            state: Default::default(),
-            run: Default::default(),
-            lmask: Default::default(),
-            lcnt: Default::default(),
-            mcnt: Default::default(),
-            len_err_r: Default::default(),
-            tap: Default::default(),
-            icl: Default::default(),
-            icbase: Default::default(),
-            widx: Default::default(),
-            wbase: Default::default(),
-            pix: Default::default(),
-            oy: Default::default(),
-            ox: Default::default(),
-            bing: Default::default(),
-            blk: Default::default(),
-            bpix: Default::default(),
-            busy0: Default::default(),
-            busy1: Default::default(),
-            full0: Default::default(),
-            full1: Default::default(),
-            v1: Default::default(),
-            first1: Default::default(),
-            last1: Default::default(),
-            bend1: Default::default(),
-            half1: Default::default(),
-            oy1: Default::default(),
-            ox1: Default::default(),
-            pix1: Default::default(),
-            bpix1: Default::default(),
-            v2: Default::default(),
-            first2: Default::default(),
-            last2: Default::default(),
-            bend2: Default::default(),
-            half2: Default::default(),
-            inb2: Default::default(),
-            signs2: Default::default(),
-            bank2: Default::default(),
-            pix2: Default::default(),
-            bpix2: Default::default(),
-            v3: Default::default(),
-            bend3: Default::default(),
-            half3: Default::default(),
-            pix3: Default::default(),
-            bpix3: Default::default(),
-            d_half: Default::default(),
-            dl: Default::default(),
-            dp: Default::default(),
-            o: Default::default(),
-            pa_addr: Default::default(),
-            pa_maddr: Default::default(),
-            s1_valid: Default::default(),
-            s1_sel: Default::default(),
-            s1_bit: Default::default(),
-            s1_last: Default::default(),
-            o_valid: Default::default(),
-            o_data: Default::default(),
-            o_last: Default::default(),
-            r_h: Default::default(),
-            r_w: Default::default(),
-            r_hw: Default::default(),
-            r_hw_m1: Default::default(),
-            r_w_m1: Default::default(),
-            r_ein_m1: Default::default(),
-            r_mask_m1: Default::default(),
-            r_out_m1: Default::default(),
-            r_ntap_m1: Default::default(),
-            r_icg1_m1: Default::default(),
-            r_icg2_m1: Default::default(),
-            r_nblk_m1: Default::default(),
-            r_bpg_m1: Default::default(),
-            r_icg1: Default::default(),
-            r_icg2: Default::default(),
-            r_ws1: Default::default(),
-            r_ws2: Default::default(),
-            r_sh1: Default::default(),
-            r_sh2: Default::default(),
-            r_has_d2: Default::default(),
-            pass_d1: Default::default(),
-            half: Default::default(),
-            ic: Default::default(),
-            addr_hi: Default::default(),
-            region: Default::default(),
-            idx: Default::default(),
-            cfg_reg: Default::default(),
-            in_fire: Default::default(),
-            in_final: Default::default(),
-            seq_reset: Default::default(),
-            lim_tap: Default::default(),
-            lim_icl: Default::default(),
-            icg: Default::default(),
-            ws: Default::default(),
-            busy_h: Default::default(),
-            bstart: Default::default(),
-            go: Default::default(),
-            tap_last: Default::default(),
-            icl_last: Default::default(),
-            pix_last: Default::default(),
-            blk_last: Default::default(),
-            src_m: Default::default(),
-            sdy: Default::default(),
-            sdx: Default::default(),
-            soff: Default::default(),
-            ty: Default::default(),
-            tx: Default::default(),
-            inb: Default::default(),
-            addr: Default::default(),
-            ren_src: Default::default(),
-            word: Default::default(),
-            oaddr: Default::default(),
-            pipe_empty: Default::default(),
-            advance: Default::default(),
-            full_h: Default::default(),
-            a_addr: Default::default(),
-            a_maddr: Default::default(),
-            sel_data: Default::default(),
-            mshift: Default::default(),
-            mbit: Default::default(),
             st_load: Constant::new(0u64.to_bits()),
             st_d2: Constant::new(1u64.to_bits()),
             st_d1: Constant::new(2u64.to_bits()),
@@ -543,6 +405,7 @@ impl Dce {
             region_shift: Constant::new((regs::REGION_SHIFT as u64).to_bits()),
             one32: Constant::new(1u64.to_bits()),
             zero16: Constant::new(0u64.to_bits()),
+            mask_shift: Constant::new((MASK_INDEX_BITS as u64).to_bits()),
             chan_d2: Constant::new((sizes.chans as u64).to_bits()),
             w1_base: Constant::new((sizes.w2 as u64).to_bits()),
             top_sel: Constant::new((1u64 << (sizes.lanes - 1)).to_bits()),
@@ -551,7 +414,21 @@ impl Dce {
             _lanes: sizes.lanes,
             _mbanks: mbanks,
             _nregs: REGS.len(),
-        }
+        } defaults:
+            clock, in_data, in_valid, in_last, in_ready, out_data, out_valid, out_ready,
+            out_last, phase, len_err, cfg_we, cfg_addr, cfg_data, rd_err, rd_w, reg_sel,
+            state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase,
+            pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1,
+            bend1, half1, oy1, ox1, pix1, bpix1, v2, first2, last2, bend2, half2, inb2,
+            signs2, bank2, pix2, bpix2, v3, bend3, half3, pix3, bpix3, d_half, dl, dp,
+            o, pa_addr, pa_maddr, s1_bit, r_h, r_w, r_hw, r_hw_m1, r_w_m1, r_ein_m1,
+            r_mask_m1, r_out_m1, r_ntap_m1, r_icg1_m1, r_icg2_m1, r_nblk_m1, r_bpg_m1,
+            r_icg1, r_icg2, r_ws1, r_ws2, r_sh1, r_sh2, r_has_d2, pass_d1, half, ic,
+            addr_hi, region, idx, cfg_reg, in_fire, in_final, seq_reset, lim_tap,
+            lim_icl, icg, ws, busy_h, bstart, go, tap_last, icl_last, pix_last,
+            blk_last, src_m, sdy, sdx, soff, ty, tx, inb, addr, ren_src, word, oaddr,
+            pipe_empty, full_h, a_addr, a_maddr, sel_data, mshift, mbit
+        )
     }
 }
 
@@ -568,7 +445,7 @@ impl Logic for Dce {
             self.lanes[l].clock.next = self.clock.val();
         }
         dff_setup!(
-            self, clock, state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase, pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1, bend1, half1, oy1, ox1, pix1, bpix1, v2, first2, last2, bend2, half2, inb2, signs2, bank2, pix2, bpix2, v3, bend3, half3, pix3, bpix3, d_half, dl, dp, o, pa_addr, pa_maddr, s1_valid, s1_sel, s1_bit, s1_last, o_valid, o_data, o_last
+            self, clock, state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase, pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1, bend1, half1, oy1, ox1, pix1, bpix1, v2, first2, last2, bend2, half2, inb2, signs2, bank2, pix2, bpix2, v3, bend3, half3, pix3, bpix3, d_half, dl, dp, o, pa_addr, pa_maddr, s1_bit
         );
         // Configuration writes.
         self.addr_hi.next = self.cfg_addr.val() >> self.region_shift.val();
@@ -631,9 +508,9 @@ impl Logic for Dce {
         self.phase.next = self.state.q.val();
         self.len_err.next = self.len_err_r.q.val();
         self.in_ready.next = self.state.q.val() == self.st_load.val();
-        self.out_valid.next = self.o_valid.q.val();
-        self.out_data.next = self.o_data.q.val();
-        self.out_last.next = self.o_last.q.val();
+        self.out_valid.next = self.drain.out_valid.val();
+        self.out_data.next = self.drain.out_data.val();
+        self.out_last.next = self.drain.out_last.val();
         // LOAD: source errors, then mask words.
         self.seq_reset.next = false;
         self.in_fire.next = self.in_valid.val() & (self.state.q.val() == self.st_load.val());
@@ -880,66 +757,62 @@ impl Logic for Dce {
             self.blk.d.next = self.zero16.val();
             self.bpix.d.next = self.zero16.val();
         }
-        // DRAIN: fetch (memories, 1 cycle) -> mask -> output register.
-        self.advance.next = !self.o_valid.q.val() | self.out_ready.val();
+        // DRAIN: fetch (memories, 1 cycle) -> mask -> output stage.
         self.full_h.next = self.full0.q.val();
         if self.d_half.q.val() {
             self.full_h.next = self.full1.q.val();
         }
+        self.drain.clock.next = self.clock.val();
+        self.drain.enable.next = true;
+        self.drain.out_ready.next = self.out_ready.val();
+        self.drain.fetch.next = self.full_h.val();
+        self.drain.fetch_sel.next = self.dl.q.val();
+        self.drain.fetch_last.next = self.o.q.val() == self.r_out_m1.val();
         self.a_addr.next = self.pa_addr.q.val();
         self.a_maddr.next = self.pa_maddr.q.val();
         self.sel_data.next = self.zero_err.val();
         for l in 0..self._lanes {
-            if self.s1_sel.q.val().get_bit(l) {
+            if self.drain.sel.val().get_bit(l) {
                 self.sel_data.next = self.obuf[l].rdata.val();
             }
         }
         self.mshift.next = self.maskm.rdata.val() >> self.s1_bit.q.val();
         self.mbit.next = self.mshift.val().get_bit(0);
-        if self.advance.val() {
-            self.o_valid.d.next = self.s1_valid.q.val();
-            self.o_data.d.next = self.zero_err.val();
-            if self.mbit.val() {
-                self.o_data.d.next = self.sel_data.val();
+        self.drain.word.next = self.zero_err.val();
+        if self.mbit.val() {
+            self.drain.word.next = self.sel_data.val();
+        }
+        if self.drain.advance.val() & self.full_h.val() {
+            self.a_addr.next = self.dp.q.val();
+            if self.d_half.q.val() {
+                self.a_addr.next = self.dp.q.val() + self.r_hw.val();
             }
-            self.o_last.d.next = self.s1_last.q.val();
-            self.s1_valid.d.next = false;
-            if self.full_h.val() {
-                self.a_addr.next = self.dp.q.val();
-                if self.d_half.q.val() {
-                    self.a_addr.next = self.dp.q.val() + self.r_hw.val();
-                }
-                self.a_maddr.next = self.o.q.val() >> 4;
-                self.s1_valid.d.next = true;
-                self.s1_sel.d.next = self.dl.q.val();
-                self.s1_bit.d.next = self.o.q.val().get_bits::<4>(0);
-                self.s1_last.d.next = self.o.q.val() == self.r_out_m1.val();
-                self.o.d.next = self.o.q.val() + 1;
-                if self.dp.q.val() == self.r_hw_m1.val() {
-                    self.dp.d.next = self.zero16.val();
-                    if (self.dl.q.val() & self.top_sel.val()).any() {
-                        self.dl.d.next = self.first_sel.val();
-                        self.d_half.d.next = !self.d_half.q.val();
-                        if self.d_half.q.val() {
-                            self.full1.d.next = false;
-                            self.busy1.d.next = false;
-                        } else {
-                            self.full0.d.next = false;
-                            self.busy0.d.next = false;
-                        }
+            // Mask words hold MASK_BITS outputs: word o / MASK_BITS, bit o mod MASK_BITS.
+            self.a_maddr.next = self.o.q.val() >> self.mask_shift.val();
+            self.s1_bit.d.next = self.o.q.val().get_bits::<MASK_INDEX_BITS>(0);
+            self.o.d.next = self.o.q.val() + 1;
+            if self.dp.q.val() == self.r_hw_m1.val() {
+                self.dp.d.next = self.zero16.val();
+                if (self.dl.q.val() & self.top_sel.val()).any() {
+                    self.dl.d.next = self.first_sel.val();
+                    self.d_half.d.next = !self.d_half.q.val();
+                    if self.d_half.q.val() {
+                        self.full1.d.next = false;
+                        self.busy1.d.next = false;
                     } else {
-                        self.dl.d.next = self.dl.q.val() << 1;
+                        self.full0.d.next = false;
+                        self.busy0.d.next = false;
                     }
                 } else {
-                    self.dp.d.next = self.dp.q.val() + 1;
+                    self.dl.d.next = self.dl.q.val() << 1;
                 }
+            } else {
+                self.dp.d.next = self.dp.q.val() + 1;
             }
         }
         // The last output leaves: back to LOAD.
-        if self.o_valid.q.val() & self.out_ready.val() & self.o_last.q.val() {
+        if self.drain.done.val() {
             self.state.d.next = self.st_load.val();
-            self.o_valid.d.next = false;
-            self.o_last.d.next = false;
         }
         self.pa_addr.d.next = self.a_addr.val();
         self.pa_maddr.d.next = self.a_maddr.val();
