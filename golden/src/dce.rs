@@ -29,7 +29,7 @@ use crate::rng::Rng;
 use crate::GoldenError;
 
 /// Most parallel output channels P.
-pub const MAX_LANES: usize = 8;
+pub const DCE_MAX_LANES: usize = 8;
 /// Largest map side.
 pub const MAX_MAP: usize = 32;
 /// Kernel sizes of D1.
@@ -78,66 +78,49 @@ fn oor(name: &'static str, v: impl ToString, range: impl ToString) -> GoldenErro
 }
 
 impl DceLayer {
-    /// Validate every field.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        cs: usize,
-        ct: usize,
-        h: usize,
-        w: usize,
-        k: usize,
-        dil: usize,
-        groups: usize,
-        shift2: u32,
-        shift1: u32,
-    ) -> Result<Self, GoldenError> {
-        if !KERNELS.contains(&k) {
-            return Err(oor("k", k, "one of 1, 3, 5"));
+    /// The layer, if every field is in range (each error names the field, its value
+    /// and the valid range).
+    pub fn validate(self) -> Result<Self, GoldenError> {
+        if !KERNELS.contains(&self.k) {
+            return Err(oor("k", self.k, "one of 1, 3, 5"));
         }
-        if !(1..=MAX_DIL).contains(&dil) {
-            return Err(oor("d", dil, format!("1..={MAX_DIL}")));
+        if !(1..=MAX_DIL).contains(&self.dil) {
+            return Err(oor("d", self.dil, format!("1..={MAX_DIL}")));
         }
-        if !GROUPS.contains(&groups) {
-            return Err(oor("groups", groups, "one of 1, 2, 4, 8"));
+        if !GROUPS.contains(&self.groups) {
+            return Err(oor("groups", self.groups, "one of 1, 2, 4, 8"));
         }
-        if !(1..=MAX_MAP).contains(&h) {
-            return Err(oor("height", h, format!("1..={MAX_MAP}")));
+        if !(1..=MAX_MAP).contains(&self.h) {
+            return Err(oor("height", self.h, format!("1..={MAX_MAP}")));
         }
-        if !(1..=MAX_MAP).contains(&w) {
-            return Err(oor("width", w, format!("1..={MAX_MAP}")));
+        if !(1..=MAX_MAP).contains(&self.w) {
+            return Err(oor("width", self.w, format!("1..={MAX_MAP}")));
         }
-        for (name, c) in [("source channels", cs), ("target channels", ct)] {
+        for (name, c) in [("source channels", self.cs), ("target channels", self.ct)] {
             if !(1..=MAX_CHANNELS).contains(&c) {
                 return Err(oor(name, c, format!("1..={MAX_CHANNELS}")));
             }
-            if c % groups != 0 {
+            if c % self.groups != 0 {
                 return Err(oor(
                     "groups",
-                    groups,
+                    self.groups,
                     format!("a divisor of the {name} {c}"),
                 ));
             }
         }
-        for (name, s) in [("shift2", shift2), ("shift1", shift1)] {
+        for (name, s) in [("shift2", self.shift2), ("shift1", self.shift1)] {
             if s > MAX_SHIFT {
                 return Err(oor(name, s, format!("0..={MAX_SHIFT}")));
             }
         }
-        let l = DceLayer {
-            cs,
-            ct,
-            h,
-            w,
-            k,
-            dil,
-            groups,
-            shift2,
-            shift1,
-        };
-        if l.fan_in1() > MAX_FAN_IN {
-            return Err(oor("D1 fan-in", l.fan_in1(), format!("1..={MAX_FAN_IN}")));
+        if self.fan_in1() > MAX_FAN_IN {
+            return Err(oor(
+                "D1 fan-in",
+                self.fan_in1(),
+                format!("1..={MAX_FAN_IN}"),
+            ));
         }
-        Ok(l)
+        Ok(self)
     }
 
     /// The engine runs D2 and the shuffle (G > 1).
@@ -224,23 +207,18 @@ impl DceLayer {
         let d2 = if self.has_d2() { self.icg2() } else { 0 };
         self.out_words() * (d2 + self.fan_in1())
     }
-    /// A layer whose shifts are the trainer's defaults for binary weights:
-    /// ⌈log2 √fan_in⌉ after each stage (no extra shift).
-    #[allow(clippy::too_many_arguments)]
-    pub fn with_default_shifts(
-        cs: usize,
-        ct: usize,
-        h: usize,
-        w: usize,
-        k: usize,
-        dil: usize,
-        groups: usize,
-    ) -> Result<Self, GoldenError> {
-        use crate::params::BsbuParams;
-        let l = Self::new(cs, ct, h, w, k, dil, groups, 0, 0)?;
+    /// The layer with the default shifts for binary weights, ⌈log2 √fan_in⌉ after each
+    /// stage ([`crate::format::fan_in_shift`], no extra shift), validated.
+    pub fn with_default_shifts(self) -> Result<Self, GoldenError> {
+        let l = DceLayer {
+            shift2: 0,
+            shift1: 0,
+            ..self
+        }
+        .validate()?;
         Ok(DceLayer {
-            shift2: BsbuParams::default_shift(l.icg2()),
-            shift1: BsbuParams::default_shift(l.fan_in1()),
+            shift2: crate::format::fan_in_shift(l.icg2()),
+            shift1: crate::format::fan_in_shift(l.fan_in1()),
             ..l
         })
     }
@@ -348,8 +326,8 @@ impl DceSizes {
 
     /// The smallest engine with `lanes` lanes that runs every layer in `layers`.
     pub fn fitting(lanes: usize, layers: &[DceLayer]) -> Result<Self, GoldenError> {
-        if !(1..=MAX_LANES).contains(&lanes) {
-            return Err(oor("lanes", lanes, format!("1..={MAX_LANES}")));
+        if !(1..=DCE_MAX_LANES).contains(&lanes) {
+            return Err(oor("lanes", lanes, format!("1..={DCE_MAX_LANES}")));
         }
         let mut f = [0usize; 8];
         for l in layers {
@@ -364,8 +342,8 @@ impl DceSizes {
 
     /// Lanes and every memory within their limits.
     pub fn validate(&self) -> Result<(), GoldenError> {
-        if !(1..=MAX_LANES).contains(&self.lanes) {
-            return Err(oor("lanes", self.lanes, format!("1..={MAX_LANES}")));
+        if !(1..=DCE_MAX_LANES).contains(&self.lanes) {
+            return Err(oor("lanes", self.lanes, format!("1..={DCE_MAX_LANES}")));
         }
         for ((name, v), lim) in FIELD_NAMES.iter().zip(self.fields()).zip(FIELD_LIMITS) {
             if v > lim {
@@ -481,9 +459,18 @@ pub fn from_path(p: &BackPath<i16>) -> Option<Result<(DceLayer, DceWeights), Gol
         None => (g1.in_c, None, 0),
     };
     Some(
-        DceLayer::new(
-            cs, g1.out_c, g1.out_h, g1.out_w, g1.k, g1.dil, g1.groups, s2, *s1,
-        )
+        DceLayer {
+            cs,
+            ct: g1.out_c,
+            h: g1.out_h,
+            w: g1.out_w,
+            k: g1.k,
+            dil: g1.dil,
+            groups: g1.groups,
+            shift2: s2,
+            shift1: *s1,
+        }
+        .validate()
         .map(|l| (l, DceWeights { d2, d1: n1.clone() })),
     )
 }
@@ -568,49 +555,154 @@ mod tests {
 
     #[test]
     fn bad_layers_name_the_value_and_range() {
-        let e = DceLayer::new(8, 8, 7, 7, 3, 5, 2, 1, 1)
-            .unwrap_err()
-            .to_string();
+        let e = DceLayer {
+            cs: 8,
+            ct: 8,
+            h: 7,
+            w: 7,
+            k: 3,
+            dil: 5,
+            groups: 2,
+            shift2: 1,
+            shift1: 1,
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("d = 5") && e.contains("1..=4"), "{e}");
-        let e = DceLayer::new(8, 8, 7, 7, 4, 1, 2, 1, 1)
-            .unwrap_err()
-            .to_string();
+        let e = DceLayer {
+            cs: 8,
+            ct: 8,
+            h: 7,
+            w: 7,
+            k: 4,
+            dil: 1,
+            groups: 2,
+            shift2: 1,
+            shift1: 1,
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("k = 4"), "{e}");
-        let e = DceLayer::new(6, 8, 7, 7, 3, 1, 4, 1, 1)
-            .unwrap_err()
-            .to_string();
+        let e = DceLayer {
+            cs: 6,
+            ct: 8,
+            h: 7,
+            w: 7,
+            k: 3,
+            dil: 1,
+            groups: 4,
+            shift2: 1,
+            shift1: 1,
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("groups = 4") && e.contains("source channels 6"),
             "{e}"
         );
-        let e = DceLayer::new(8, 8, 33, 7, 3, 1, 1, 1, 1)
-            .unwrap_err()
-            .to_string();
+        let e = DceLayer {
+            cs: 8,
+            ct: 8,
+            h: 33,
+            w: 7,
+            k: 3,
+            dil: 1,
+            groups: 1,
+            shift2: 1,
+            shift1: 1,
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("height = 33"), "{e}");
-        let e = DceLayer::new(8, 8, 7, 7, 3, 1, 3, 1, 1)
-            .unwrap_err()
-            .to_string();
+        let e = DceLayer {
+            cs: 8,
+            ct: 8,
+            h: 7,
+            w: 7,
+            k: 3,
+            dil: 1,
+            groups: 3,
+            shift2: 1,
+            shift1: 1,
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("groups = 3"), "{e}");
-        let e = DceLayer::new(8, 8, 7, 7, 3, 1, 1, 17, 1)
-            .unwrap_err()
-            .to_string();
+        let e = DceLayer {
+            cs: 8,
+            ct: 8,
+            h: 7,
+            w: 7,
+            k: 3,
+            dil: 1,
+            groups: 1,
+            shift2: 17,
+            shift1: 1,
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("shift2 = 17"), "{e}");
     }
 
     #[test]
     fn sizes_reject_layers_that_do_not_fit() {
-        let small = DceLayer::new(8, 8, 5, 5, 3, 2, 2, 1, 3).unwrap();
+        let small = DceLayer {
+            cs: 8,
+            ct: 8,
+            h: 5,
+            w: 5,
+            k: 3,
+            dil: 2,
+            groups: 2,
+            shift2: 1,
+            shift1: 3,
+        }
+        .validate()
+        .unwrap();
         let s = DceSizes::fitting(4, &[small]).unwrap();
         s.check(&small).unwrap();
-        let big = DceLayer::new(8, 8, 7, 7, 3, 2, 2, 1, 3).unwrap();
+        let big = DceLayer {
+            cs: 8,
+            ct: 8,
+            h: 7,
+            w: 7,
+            k: 3,
+            dil: 2,
+            groups: 2,
+            shift2: 1,
+            shift1: 3,
+        }
+        .validate()
+        .unwrap();
         let e = s.check(&big).unwrap_err().to_string();
         assert!(
             e.contains("map (H*W words) = 49") && e.contains("at most 25"),
             "{e}"
         );
-        let e = DceSizes::fitting(4, &[DceLayer::new(8, 8, 5, 5, 3, 1, 8, 1, 3).unwrap()])
-            .unwrap_err()
-            .to_string();
+        let e = DceSizes::fitting(
+            4,
+            &[DceLayer {
+                cs: 8,
+                ct: 8,
+                h: 5,
+                w: 5,
+                k: 3,
+                dil: 1,
+                groups: 8,
+                shift2: 1,
+                shift1: 3,
+            }
+            .validate()
+            .unwrap()],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("lanes = 4") && e.contains("1 output channels per group"),
             "{e}"
@@ -623,7 +715,19 @@ mod tests {
 
     #[test]
     fn apply_checks_lengths_and_masks() {
-        let l = DceLayer::new(4, 4, 3, 3, 3, 1, 2, 1, 2).unwrap();
+        let l = DceLayer {
+            cs: 4,
+            ct: 4,
+            h: 3,
+            w: 3,
+            k: 3,
+            dil: 1,
+            groups: 2,
+            shift2: 1,
+            shift1: 2,
+        }
+        .validate()
+        .unwrap();
         let w = DceWeights::random(&l, &mut Rng::new(3));
         let e = vec![1000i16; l.in_words()];
         let all = apply(&l, &w, &e, &vec![true; l.out_words()]).unwrap();
@@ -652,7 +756,19 @@ mod tests {
             (2, 1, 5),
             (4, 2, 1),
         ] {
-            let l = DceLayer::new(8, 16, 5, 7, k, d, g, 2, 4).unwrap();
+            let l = DceLayer {
+                cs: 8,
+                ct: 16,
+                h: 5,
+                w: 7,
+                k,
+                dil: d,
+                groups: g,
+                shift2: 2,
+                shift1: 4,
+            }
+            .validate()
+            .unwrap();
             let mut rng = Rng::new(g as u64 * 10 + d as u64);
             let w = DceWeights::random(&l, &mut rng);
             let e: Vec<i16> = (0..l.in_words())
@@ -725,7 +841,19 @@ mod tests {
 
     #[test]
     fn stream_packs_the_mask_lsb_first() {
-        let l = DceLayer::new(1, 1, 3, 6, 1, 1, 1, 0, 0).unwrap();
+        let l = DceLayer {
+            cs: 1,
+            ct: 1,
+            h: 3,
+            w: 6,
+            k: 1,
+            dil: 1,
+            groups: 1,
+            shift2: 0,
+            shift1: 0,
+        }
+        .validate()
+        .unwrap();
         let mut mask = vec![false; 18];
         mask[0] = true;
         mask[17] = true;

@@ -147,8 +147,6 @@ pub const ERROR_BITS: usize = ERROR.bits as usize;
 pub const DERIV_BITS: usize = DERIV.bits as usize;
 /// Accumulator width in bits.
 pub const ACC_BITS: usize = ACC.bits as usize;
-/// Width of an error × derivative product (exact, before narrowing).
-pub const PRODUCT_BITS: usize = ERROR_BITS + DERIV_BITS;
 
 // The accumulator must keep the error LSB so S·e_L needs no alignment.
 const _: () = assert!(ACC.frac == ERROR.frac);
@@ -205,10 +203,12 @@ pub fn error_from_raw(raw: i64) -> ErrorFx {
     ErrorFx::from_bits(raw as i16)
 }
 
-/// A derivative word from raw bits (must fit).
-pub fn deriv_from_raw(raw: i64) -> DerivFx {
-    debug_assert!(DERIV.contains(raw));
-    DerivFx::from_bits(raw as i16)
+/// The scaling shift after a sum of `fan_in` binary (±1) weights: ⌈log2 √fan_in⌉,
+/// which keeps a sum of n random-sign terms in range. The bsbu, the dce and the
+/// trainer's binary backward weights all take their default shift from here.
+pub fn fan_in_shift(fan_in: usize) -> u32 {
+    let n = fan_in.max(1) as f64;
+    (n.sqrt().log2().ceil().max(0.0)) as u32
 }
 
 #[cfg(test)]

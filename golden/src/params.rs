@@ -5,7 +5,7 @@ use crate::format::{ACC, ERROR};
 use crate::GoldenError;
 
 /// Most parallel lanes of the backward-weight unit.
-pub const MAX_LANES: usize = 16;
+pub const BSBU_MAX_LANES: usize = 16;
 /// Bits of a column index (e_L word address); the unit takes at most 2^8 columns.
 pub const COL_ADDR_BITS: usize = 8;
 /// Bits of a row index (e_i word address); at most 2^8 output rows.
@@ -62,22 +62,15 @@ impl BsbuParams {
             shift,
         })
     }
-
-    /// The default scaling shift for a fan-in of `n_cols` binary weights:
-    /// ⌈log2(√n_cols)⌉, which keeps a sum of n random-sign terms in range.
-    pub fn default_shift(n_cols: usize) -> u32 {
-        let n = n_cols.max(1) as f64;
-        (n.sqrt().log2().ceil().max(0.0)) as u32
-    }
 }
 
 /// Check a lane count on its own (CLI flags are checked before anything is built).
 pub fn check_lanes(lanes: usize) -> Result<(), GoldenError> {
-    if !(1..=MAX_LANES).contains(&lanes) {
+    if !(1..=BSBU_MAX_LANES).contains(&lanes) {
         return Err(GoldenError::out_of_range(
             "lanes",
             lanes,
-            format!("1..={MAX_LANES}"),
+            format!("1..={BSBU_MAX_LANES}"),
         ));
     }
     Ok(())
@@ -140,7 +133,7 @@ mod tests {
             .contains("[0, 1)"));
         assert!(check_sparsity(-0.1).is_err());
         assert!(check_sparsity(0.98).is_ok());
-        assert_eq!(BsbuParams::default_shift(64), 3);
-        assert_eq!(BsbuParams::default_shift(1), 0);
+        assert_eq!(crate::format::fan_in_shift(64), 3);
+        assert_eq!(crate::format::fan_in_shift(1), 0);
     }
 }

@@ -224,26 +224,24 @@ struct DceArgs {
 
 impl DceArgs {
     fn layer(&self) -> Result<DceLayer> {
-        let l = DceLayer::with_default_shifts(
-            self.cs,
-            self.ct,
-            self.height,
-            self.width,
-            self.k,
-            self.dil,
-            self.groups,
-        )?;
-        Ok(DceLayer::new(
-            l.cs,
-            l.ct,
-            l.h,
-            l.w,
-            l.k,
-            l.dil,
-            l.groups,
-            self.shift2.unwrap_or(l.shift2),
-            self.shift1.unwrap_or(l.shift1),
-        )?)
+        let l = DceLayer {
+            cs: self.cs,
+            ct: self.ct,
+            h: self.height,
+            w: self.width,
+            k: self.k,
+            dil: self.dil,
+            groups: self.groups,
+            shift2: 0,
+            shift1: 0,
+        }
+        .with_default_shifts()?;
+        Ok(DceLayer {
+            shift2: self.shift2.unwrap_or(l.shift2),
+            shift1: self.shift1.unwrap_or(l.shift1),
+            ..l
+        }
+        .validate()?)
     }
 
     /// The cases to run: captured from a config, or one random layer.
@@ -275,7 +273,9 @@ impl DceArgs {
 impl UnitArgs {
     fn scenario(&self, vectors: usize) -> Result<BsbuScenario> {
         check_sparsity(self.sparsity)?;
-        let shift = self.shift.unwrap_or(BsbuParams::default_shift(self.cols));
+        let shift = self
+            .shift
+            .unwrap_or(golden::format::fan_in_shift(self.cols));
         let params = BsbuParams::new(self.lanes, self.rows, self.cols, shift)?;
         Ok(BsbuScenario {
             params,
@@ -310,7 +310,12 @@ fn emit(unit: &dyn Unit, out: &Path) -> Result<PathBuf> {
     let path = out.join(format!("{}.v", unit.stem()));
     std::fs::write(&path, &unit.design().verilog)
         .with_context(|| format!("writing {}", path.display()))?;
-    println!("emitted {} ({}) -> {}", unit.name(), unit.config(), path.display());
+    println!(
+        "emitted {} ({}) -> {}",
+        unit.name(),
+        unit.config(),
+        path.display()
+    );
     for (suffix, text) in &unit.design().sidecars {
         let p = out.join(format!("{}{suffix}", unit.stem()));
         std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
@@ -431,9 +436,20 @@ fn dce_bench(
     let mut layers = Vec::new();
     for g in [1usize, 2, 4, 8] {
         for d in 1..=4 {
-            layers.push(DceLayer::with_default_shifts(
-                channels, channels, map, map, 3, d, g,
-            )?);
+            layers.push(
+                DceLayer {
+                    cs: channels,
+                    ct: channels,
+                    h: map,
+                    w: map,
+                    k: 3,
+                    dil: d,
+                    groups: g,
+                    shift2: 0,
+                    shift1: 0,
+                }
+                .with_default_shifts()?,
+            );
         }
     }
     let cases = layers
@@ -514,7 +530,10 @@ fn main() -> Result<()> {
                 .map(|r| r.mutant.name)
                 .collect();
             if !survivors.is_empty() {
-                bail!("mutants survived every vector set: {}", survivors.join(", "));
+                bail!(
+                    "mutants survived every vector set: {}",
+                    survivors.join(", ")
+                );
             }
         }
         Cmd::Synth {

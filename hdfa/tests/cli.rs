@@ -52,22 +52,53 @@ fn cli_cosim_summary_ends_with_zero_mismatches_on_both_simulators() {
 
 #[test]
 fn cli_cosim_exits_nonzero_on_a_faulty_design_naming_the_vector_and_the_problem() {
-    for (mutant, check) in [("sign-flip", "expected"), ("out_last-low", "out_last on vector")] {
+    for (mutant, check) in [
+        ("sign-flip", "expected"),
+        ("out_last-low", "out_last on vector"),
+    ] {
         let (ok, out, err) = hdfa(&[
-            "cosim", "--unit", "bsbu", "--lanes", "4", "--rows", "16", "--cols", "12",
-            "--sparsity", "0.5", "--vectors", "20", "--sim", "both", "--mutant", mutant,
-            "--out", "target/hdfa-test/cli_mutant",
+            "cosim",
+            "--unit",
+            "bsbu",
+            "--lanes",
+            "4",
+            "--rows",
+            "16",
+            "--cols",
+            "12",
+            "--sparsity",
+            "0.5",
+            "--vectors",
+            "20",
+            "--sim",
+            "both",
+            "--mutant",
+            mutant,
+            "--out",
+            "target/hdfa-test/cli_mutant",
         ]);
         assert!(!ok, "{mutant}: a faulty design must fail\n{out}\n{err}");
         let summaries: Vec<&str> = out.lines().filter(|l| l.starts_with("bsbu ")).collect();
         assert_eq!(summaries.len(), 2, "{out}");
-        assert!(summaries.iter().all(|l| !l.ends_with("mismatches: 0")), "{out}");
-        assert!(out.contains("MISMATCH [verilator]") && out.contains("MISMATCH [icarus]"), "{out}");
-        assert!(out.contains(check) && out.contains("PROBLEM") && out.contains("waveform"), "{out}");
+        assert!(
+            summaries.iter().all(|l| !l.ends_with("mismatches: 0")),
+            "{out}"
+        );
+        assert!(
+            out.contains("MISMATCH [verilator]") && out.contains("MISMATCH [icarus]"),
+            "{out}"
+        );
+        assert!(
+            out.contains(check) && out.contains("PROBLEM") && out.contains("waveform"),
+            "{out}"
+        );
         assert!(err.contains("problem(s)"), "{err}");
     }
     let (ok, _, err) = hdfa(&["cosim", "--unit", "bsbu", "--mutant", "no-such-fault"]);
-    assert!(!ok && err.contains("mutant = no-such-fault") && err.contains("sign-flip"), "{err}");
+    assert!(
+        !ok && err.contains("mutant = no-such-fault") && err.contains("sign-flip"),
+        "{err}"
+    );
 }
 
 #[test]

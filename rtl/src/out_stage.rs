@@ -9,7 +9,7 @@
 //! `done` pulses when a pass's last word leaves.
 
 use golden::format::ERROR_BITS;
-use golden::params::MAX_LANES;
+use golden::params::BSBU_MAX_LANES;
 use rust_hdl::prelude::*;
 
 /// The output stage.
@@ -24,7 +24,7 @@ pub struct OutStage {
     /// The unit has a word to fetch this cycle (taken when `advance` is high).
     pub fetch: Signal<In, Bit>,
     /// One-hot lane of the word being fetched.
-    pub fetch_sel: Signal<In, Bits<MAX_LANES>>,
+    pub fetch_sel: Signal<In, Bits<BSBU_MAX_LANES>>,
     /// The word being fetched is its pass's last.
     pub fetch_last: Signal<In, Bit>,
     /// The fetched word, formed by the unit from the lane `sel` (masked or scaled).
@@ -32,7 +32,7 @@ pub struct OutStage {
     /// The stage takes a fetch and moves its register this cycle.
     pub advance: Signal<Out, Bit>,
     /// One-hot lane of the word fetched last cycle (its read data is valid now).
-    pub sel: Signal<Out, Bits<MAX_LANES>>,
+    pub sel: Signal<Out, Bits<BSBU_MAX_LANES>>,
     /// A pass's last word leaves this cycle.
     pub done: Signal<Out, Bit>,
     /// Output stream data.
@@ -44,7 +44,7 @@ pub struct OutStage {
     /// The memories' read data is a fetched word.
     s1_valid: DFF<Bit>,
     /// One-hot lane of the fetched word.
-    s1_sel: DFF<Bits<MAX_LANES>>,
+    s1_sel: DFF<Bits<BSBU_MAX_LANES>>,
     /// The fetched word is its pass's last.
     s1_last: DFF<Bit>,
     /// Output register: valid.

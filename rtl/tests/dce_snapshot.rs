@@ -6,7 +6,19 @@ use golden::dce::{DceLayer, DceSizes};
 
 #[test]
 fn dce_p2_c2to4_map3x3_verilog() {
-    let l = DceLayer::new(2, 4, 3, 3, 3, 1, 2, 0, 2).unwrap();
+    let l = DceLayer {
+        cs: 2,
+        ct: 4,
+        h: 3,
+        w: 3,
+        k: 3,
+        dil: 1,
+        groups: 2,
+        shift2: 0,
+        shift1: 2,
+    }
+    .validate()
+    .unwrap();
     let sizes = DceSizes::fitting(2, &[l]).unwrap();
     let e = rtl::dce::generate(&sizes).unwrap();
     insta::assert_snapshot!("dce_p2_c2to4_map3x3", e.verilog);

@@ -303,7 +303,11 @@ impl RunStats {
             format!("{:?}", self.traffic),
             format!("{:?}", other.traffic),
         );
-        cmp("outputs", self.outputs.to_string(), other.outputs.to_string());
+        cmp(
+            "outputs",
+            self.outputs.to_string(),
+            other.outputs.to_string(),
+        );
         cmp("inputs", self.inputs.to_string(), other.inputs.to_string());
         cmp(
             "mismatches",
@@ -537,7 +541,10 @@ fn run_model(
         if let Some(t) = tail.as_mut() {
             *t -= 1;
         }
-        while applied <= pin && pin < np && (f.cfg_start[applied] == f.cfg_end[applied] || oi == f.out_start[applied]) {
+        while applied <= pin
+            && pin < np
+            && (f.cfg_start[applied] == f.cfg_end[applied] || oi == f.out_start[applied])
+        {
             configure(m, &f.setup[f.cfg_start[applied]..f.cfg_end[applied]], unit)?;
             applied += 1;
         }
@@ -573,7 +580,14 @@ fn run_model(
                 let last = oi + 1 == f.out_end[pout];
                 let got_last = m.get(p.out_last) & 1;
                 if got_last != last as u64 {
-                    fail(&mut stats, Check::Last, oi, cycle, last as i64, got_last as i64);
+                    fail(
+                        &mut stats,
+                        Check::Last,
+                        oi,
+                        cycle,
+                        last as i64,
+                        got_last as i64,
+                    );
                 }
                 if let (true, Some(want)) = (last, pass.len_err) {
                     if le != want as u64 {

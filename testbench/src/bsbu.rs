@@ -59,7 +59,7 @@ impl BsbuScenario {
         seed: u64,
     ) -> Result<Self, TbError> {
         check_sparsity(sparsity)?;
-        let params = BsbuParams::new(lanes, rows, cols, BsbuParams::default_shift(cols))?;
+        let params = BsbuParams::new(lanes, rows, cols, golden::format::fan_in_shift(cols))?;
         Ok(BsbuScenario {
             params,
             sparsity,
@@ -216,9 +216,10 @@ impl BsbuScenario {
                     .map(|x| x.to_bits() as i64)
                     .collect();
                 Ok(Pass {
-                    tag: BSBU_CORNERS
-                        .get(i)
-                        .map_or_else(|| format!("random {}", i - CORNER_VECTORS), |c| c.to_string()),
+                    tag: BSBU_CORNERS.get(i).map_or_else(
+                        || format!("random {}", i - CORNER_VECTORS),
+                        |c| c.to_string(),
+                    ),
                     input,
                     expected,
                     compare: true,
@@ -270,7 +271,14 @@ impl BsbuScenario {
     /// Emit, build and run on `sim` with the scenario's stall pattern; `work` holds
     /// the runs by configuration and their waveforms.
     pub fn run(&self, sim: SimKind, cache: &Path, work: &Path) -> Result<CaseReport, TbError> {
-        run_case(&BsbuUnit::new(self.clone())?, 0, sim, self.stall, cache, work)
+        run_case(
+            &BsbuUnit::new(self.clone())?,
+            0,
+            sim,
+            self.stall,
+            cache,
+            work,
+        )
     }
 }
 
@@ -322,7 +330,12 @@ impl Unit for BsbuUnit {
         self.scenario.stream(&self.s)
     }
     fn ideal_per_vector(&self, _: usize) -> f64 {
-        *self.s.lane_nnz(self.scenario.params.lanes).iter().max().unwrap_or(&0) as f64
+        *self
+            .s
+            .lane_nnz(self.scenario.params.lanes)
+            .iter()
+            .max()
+            .unwrap_or(&0) as f64
     }
     fn traffic(&self, _: usize, _: &RunStats) -> Option<TrafficCheck> {
         None
@@ -334,4 +347,3 @@ impl Unit for BsbuUnit {
         BSBU_MUTANTS
     }
 }
-

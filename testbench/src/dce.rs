@@ -255,14 +255,14 @@ pub fn sequence(sizes: &DceSizes, steps: &[Step]) -> Result<StreamVectors, TbErr
                 words,
                 last_at,
             } => {
-                let v = case
-                    .vectors
-                    .first()
-                    .ok_or_else(|| golden::GoldenError::LengthMismatch {
-                        what: "vectors",
-                        expected: 1,
-                        actual: 0,
-                    })?;
+                let v =
+                    case.vectors
+                        .first()
+                        .ok_or_else(|| golden::GoldenError::LengthMismatch {
+                            what: "vectors",
+                            expected: 1,
+                            actual: 0,
+                        })?;
                 let s = dce::pack_stream(&case.layer, &v.e_src, &v.mask)?;
                 if words == 0 || words > s.len() {
                     return Err(golden::GoldenError::out_of_range(
@@ -318,13 +318,25 @@ fn standard_map(d: usize) -> (usize, usize) {
 /// lanes·G·(1 or 2) so P divides the channels per group, C_s ≠ C_t; D2 unscaled and
 /// D1 at its plain fan-in shift, so full-scale corners saturate.
 pub fn standard_cases(lanes: usize, random: usize) -> Result<Vec<DceCase>, TbError> {
-    type Shape = (&'static str, usize, usize, (usize, usize), usize, usize, usize, Option<(u32, u32)>);
+    type Shape = (
+        &'static str,
+        usize,
+        usize,
+        (usize, usize),
+        usize,
+        usize,
+        usize,
+        Option<(u32, u32)>,
+    );
     let p = lanes;
     let mut shapes: Vec<(String, Shape)> = Vec::new();
     for d in 1..=4 {
         for g in [1, 2, 4, 8] {
             let ct = if p == 1 { 2 * g } else { p * g };
-            shapes.push((format!("d{d}_g{g}"), ("", g * 2, ct, standard_map(d), 3, d, g, None)));
+            shapes.push((
+                format!("d{d}_g{g}"),
+                ("", g * 2, ct, standard_map(d), 3, d, g, None),
+            ));
         }
     }
     let fixed: [Shape; 5] = [
@@ -339,9 +351,24 @@ pub fn standard_cases(lanes: usize, random: usize) -> Result<Vec<DceCase>, TbErr
     shapes
         .into_iter()
         .map(|(name, (_, cs, ct, (h, w), k, d, g, shifts))| {
-            let l = DceLayer::with_default_shifts(cs, ct, h, w, k, d, g)?;
+            let l = DceLayer {
+                cs,
+                ct,
+                h,
+                w,
+                k,
+                dil: d,
+                groups: g,
+                shift2: 0,
+                shift1: 0,
+            }
+            .with_default_shifts()?;
             let (shift2, shift1) = shifts.unwrap_or((0, l.shift1));
-            let l = DceLayer { shift2, shift1, ..l };
+            let l = DceLayer {
+                shift2,
+                shift1,
+                ..l
+            };
             DceCase::random(name, l, random, (1000 * lanes + 10 * d + g) as u64)
         })
         .collect()
@@ -367,7 +394,12 @@ pub fn vector_sets(sizes: &DceSizes, cases: &[DceCase]) -> Result<Vec<VectorSet>
         cases
             .iter()
             .map(|c| DceCase {
-                vectors: c.vectors.iter().filter(|v| kind(&v.tag) == k).cloned().collect(),
+                vectors: c
+                    .vectors
+                    .iter()
+                    .filter(|v| kind(&v.tag) == k)
+                    .cloned()
+                    .collect(),
                 ..c.clone()
             })
             .filter(|c| !c.vectors.is_empty())
@@ -402,9 +434,17 @@ pub fn vector_sets(sizes: &DceSizes, cases: &[DceCase]) -> Result<Vec<VectorSet>
                 &[
                     Step::Program(c),
                     Step::Vectors(&one),
-                    Step::Malformed { case: c, words: n - 1, last_at: Some(n - 2) },
+                    Step::Malformed {
+                        case: c,
+                        words: n - 1,
+                        last_at: Some(n - 2),
+                    },
                     Step::Vectors(&one),
-                    Step::Malformed { case: c, words: n, last_at: None },
+                    Step::Malformed {
+                        case: c,
+                        words: n,
+                        last_at: None,
+                    },
                     Step::Vectors(&one),
                 ],
             )?,
@@ -456,9 +496,10 @@ impl Unit for DceUnit {
         format!("dce_p{}", self.sizes.lanes)
     }
     fn config(&self) -> String {
-        self.cases
-            .first()
-            .map_or_else(|| format!("P={}", self.sizes.lanes), |c| c.config(self.sizes.lanes))
+        self.cases.first().map_or_else(
+            || format!("P={}", self.sizes.lanes),
+            |c| c.config(self.sizes.lanes),
+        )
     }
     fn cases(&self) -> usize {
         self.cases.len()

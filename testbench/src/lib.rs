@@ -82,11 +82,14 @@ pub fn fresh_test_dir(name: &str) -> PathBuf {
 /// Check that the waveform `wave` exists, is not empty and was written at or after
 /// `since` (by this run, not an earlier one).
 pub fn check_waveform(wave: &Path, since: std::time::SystemTime) -> Result<(), String> {
-    let md = std::fs::metadata(wave).map_err(|e| format!("no waveform at {}: {e}", wave.display()))?;
+    let md =
+        std::fs::metadata(wave).map_err(|e| format!("no waveform at {}: {e}", wave.display()))?;
     if md.len() == 0 {
         return Err(format!("empty waveform {}", wave.display()));
     }
-    let t = md.modified().map_err(|e| format!("{}: {e}", wave.display()))?;
+    let t = md
+        .modified()
+        .map_err(|e| format!("{}: {e}", wave.display()))?;
     if t < since {
         return Err(format!("{} is older than this run", wave.display()));
     }
@@ -151,7 +154,11 @@ mod tests {
         let (v, i) = (stats("verilator", 100, 0), stats("icarus", 100, 0));
         assert!(verdict(&[&v, &i]).is_empty());
         let p = verdict(&[&v, &stats("icarus", 101, 0)]);
-        assert!(p.iter().any(|p| p.starts_with("cycles: verilator 100, icarus 101")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("cycles: verilator 100, icarus 101")),
+            "{p:?}"
+        );
         assert!(p.iter().any(|p| p.starts_with("phase cycles")), "{p:?}");
         let mut t = i.clone();
         t.traffic[1] += 1;

@@ -60,9 +60,7 @@ impl Mutant {
 /// The text of `module` (from `module NAME(` to `endmodule // NAME`) as a range.
 fn module_span(v: &str, module: &str) -> Result<(usize, usize), String> {
     let head = format!("module {module}(");
-    let start = v
-        .find(&head)
-        .ok_or_else(|| format!("no module {module}"))?;
+    let start = v.find(&head).ok_or_else(|| format!("no module {module}"))?;
     let tail = format!("endmodule // {module}\n");
     let end = v[start..]
         .find(&tail)
@@ -81,7 +79,12 @@ fn replace_in(v: &str, module: &str, find: &str, with: &str, min: usize) -> Resu
             min.max(1)
         ));
     }
-    Ok(format!("{}{}{}", &v[..a], v[a..b].replace(find, with), &v[b..]))
+    Ok(format!(
+        "{}{}{}",
+        &v[..a],
+        v[a..b].replace(find, with),
+        &v[b..]
+    ))
 }
 
 /// Replace exactly one occurrence of `find` in `module`.
@@ -89,7 +92,9 @@ fn replace_once(v: &str, module: &str, find: &str, with: &str) -> Result<String,
     let (a, b) = module_span(v, module)?;
     let n = v[a..b].matches(find).count();
     if n != 1 {
-        return Err(format!("`{find}` occurs {n} times in module {module} (need 1)"));
+        return Err(format!(
+            "`{find}` occurs {n} times in module {module} (need 1)"
+        ));
     }
     replace_in(v, module, find, with, 1)
 }
@@ -150,7 +155,12 @@ pub const BSBU_MUTANTS: &[Mutant] = &[
             let mut v = v.to_string();
             let mut l = 0;
             while module_span(&v, &format!("top$lanes${l}")).is_ok() {
-                v = replace_once(&v, &format!("top$lanes${l}"), "narrow$shift = shift;", "narrow$shift = shift + 5'd1;")?;
+                v = replace_once(
+                    &v,
+                    &format!("top$lanes${l}"),
+                    "narrow$shift = shift;",
+                    "narrow$shift = shift + 5'd1;",
+                )?;
                 l += 1;
             }
             Ok(v)
@@ -160,13 +170,27 @@ pub const BSBU_MUTANTS: &[Mutant] = &[
         unit: "bsbu",
         name: "mask-ignored",
         what: "the drain multiplies by 1.0 instead of f'",
-        edit: |v| replace_once(v, "top", "prod = sel_data * fp$read_data;", "prod = sel_data * 16'sh4000;"),
+        edit: |v| {
+            replace_once(
+                v,
+                "top",
+                "prod = sel_data * fp$read_data;",
+                "prod = sel_data * 16'sh4000;",
+            )
+        },
     },
     Mutant {
         unit: "bsbu",
         name: "lane-swap",
         what: "the drain takes lane 0's rows from lane 1 and lane 1's from lane 0",
-        edit: |v| swap_in(v, "top", "sel_data = lanes$0$res_data;", "sel_data = lanes$1$res_data;"),
+        edit: |v| {
+            swap_in(
+                v,
+                "top",
+                "sel_data = lanes$0$res_data;",
+                "sel_data = lanes$1$res_data;",
+            )
+        },
     },
     Mutant {
         unit: "bsbu",
@@ -178,7 +202,14 @@ pub const BSBU_MUTANTS: &[Mutant] = &[
         unit: "bsbu",
         name: "extra-word",
         what: "one more word (out_last low) follows each pass's last word",
-        edit: |v| replace_once(v, "top$drain", "if (done) begin\n            o_valid$d = 1'b0;", "if (done) begin\n            o_valid$d = 1'b1;"),
+        edit: |v| {
+            replace_once(
+                v,
+                "top$drain",
+                "if (done) begin\n            o_valid$d = 1'b0;",
+                "if (done) begin\n            o_valid$d = 1'b1;",
+            )
+        },
     },
 ];
 
@@ -188,21 +219,33 @@ pub const DCE_MUTANTS: &[Mutant] = &[
         unit: "dce",
         name: "sign-flip",
         what: "lane 1 reads the sign of its first weight of each output (input 0, tap 0) inverted",
-        edit: |v| replace_once(v, "top", "lanes$1$neg = signs2$q[1];", "lanes$1$neg = signs2$q[1] ^ first2$q;"),
+        edit: |v| {
+            replace_once(
+                v,
+                "top",
+                "lanes$1$neg = signs2$q[1];",
+                "lanes$1$neg = signs2$q[1] ^ first2$q;",
+            )
+        },
     },
     Mutant {
         unit: "dce",
         name: "tap-drop",
         what: "D1's centre tap (offset 0) is treated as padding and adds nothing",
-        edit: |v| replace_once(v, "top", "inb = (ty < r_h) & (tx < r_w);", "inb = (ty < r_h) & (tx < r_w) & ~(pass_d1 & (soff == 16'h0));"),
+        edit: |v| {
+            replace_once(
+                v,
+                "top",
+                "inb = (ty < r_h) & (tx < r_w);",
+                "inb = (ty < r_h) & (tx < r_w) & ~(pass_d1 & (soff == 16'h0));",
+            )
+        },
     },
     Mutant {
         unit: "dce",
         name: "shift+1",
         what: "every lane narrows D1's sums with SH1 plus one",
-        edit: |v| {
-            replace_in(v, "top", "$shift = r_sh1;", "$shift = r_sh1 + 5'd1;", 1)
-        },
+        edit: |v| replace_in(v, "top", "$shift = r_sh1;", "$shift = r_sh1 + 5'd1;", 1),
     },
     Mutant {
         unit: "dce",
@@ -214,7 +257,14 @@ pub const DCE_MUTANTS: &[Mutant] = &[
         unit: "dce",
         name: "lane-swap",
         what: "the drain takes lane 0's channel from lane 1's bank and lane 1's from lane 0's",
-        edit: |v| swap_in(v, "top", "sel_data = obuf$0$rdata;", "sel_data = obuf$1$rdata;"),
+        edit: |v| {
+            swap_in(
+                v,
+                "top",
+                "sel_data = obuf$0$rdata;",
+                "sel_data = obuf$1$rdata;",
+            )
+        },
     },
     Mutant {
         unit: "dce",
@@ -226,13 +276,27 @@ pub const DCE_MUTANTS: &[Mutant] = &[
         unit: "dce",
         name: "extra-word",
         what: "one more word (out_last low) follows each pass's last word",
-        edit: |v| replace_once(v, "top$drain", "if (done) begin\n            o_valid$d = 1'b0;", "if (done) begin\n            o_valid$d = 1'b1;"),
+        edit: |v| {
+            replace_once(
+                v,
+                "top$drain",
+                "if (done) begin\n            o_valid$d = 1'b0;",
+                "if (done) begin\n            o_valid$d = 1'b1;",
+            )
+        },
     },
     Mutant {
         unit: "dce",
         name: "len_err-sticky",
         what: "len_err never clears once raised",
-        edit: |v| replace_once(v, "top", "len_err_r$d = ~(in_last & in_final);", "len_err_r$d = len_err_r$q | ~(in_last & in_final);"),
+        edit: |v| {
+            replace_once(
+                v,
+                "top",
+                "len_err_r$d = ~(in_last & in_final);",
+                "len_err_r$d = len_err_r$q | ~(in_last & in_final);",
+            )
+        },
     },
 ];
 
@@ -289,7 +353,13 @@ pub fn run(
     work: &Path,
 ) -> Result<Vec<MutantReport>, TbError> {
     for s in sets {
-        let r = run_verilator(design, &s.vectors, Stall::SOME, cache, &work.join("clean").join(&s.name))?;
+        let r = run_verilator(
+            design,
+            &s.vectors,
+            Stall::SOME,
+            cache,
+            &work.join("clean").join(&s.name),
+        )?;
         if let Some(m) = r.first {
             return Err(TbError::Mutation(format!(
                 "the unmutated {} fails set {}: {m}",
@@ -363,14 +433,18 @@ pub struct Mutated<'a> {
 impl<'a> Mutated<'a> {
     /// `unit` with the mutant named `name` (one of `unit.mutants()`).
     pub fn new(unit: &'a dyn Unit, name: &str) -> Result<Self, TbError> {
-        let m = unit.mutants().iter().find(|m| m.name == name).ok_or_else(|| {
-            let names: Vec<&str> = unit.mutants().iter().map(|m| m.name).collect();
-            TbError::Mutation(format!(
-                "mutant = {name} is not a mutant of {}; valid: {}",
-                unit.name(),
-                names.join(", ")
-            ))
-        })?;
+        let m = unit
+            .mutants()
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = unit.mutants().iter().map(|m| m.name).collect();
+                TbError::Mutation(format!(
+                    "mutant = {name} is not a mutant of {}; valid: {}",
+                    unit.name(),
+                    names.join(", ")
+                ))
+            })?;
         Ok(Mutated {
             inner: unit,
             design: m.apply(unit.design())?,

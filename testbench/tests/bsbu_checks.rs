@@ -31,7 +31,14 @@ fn bsbu_corrupted_expectation_is_reported_with_location_and_waveform_on_both_sim
     v.passes[10].expected[5] ^= 0x10;
     let cache = sim::verilator::default_cache_dir();
     let t0 = std::time::SystemTime::now();
-    let r = run_verilator(&design, &v, Stall::SOME, &cache, &fresh("corrupt_verilator")).unwrap();
+    let r = run_verilator(
+        &design,
+        &v,
+        Stall::SOME,
+        &cache,
+        &fresh("corrupt_verilator"),
+    )
+    .unwrap();
     let m = r
         .first
         .as_ref()
@@ -201,24 +208,31 @@ fn bsbu_largest_shift_matches_golden_on_verilator() {
 
 #[test]
 fn bsbu_at_its_advertised_limits_256x256_p16_dense_and_p13_match_golden() {
-    // 256 x 256 (MAX_ROWS x MAX_COLS). P = 16 (MAX_LANES) with a dense S fills each
+    // 256 x 256 (MAX_ROWS x MAX_COLS). P = 16 (BSBU_MAX_LANES) with a dense S fills each
     // lane's entry memory to exactly MAX_LANE_ENTRIES (16 rows x 256 nonzeros); P = 13
     // is the odd lane count (rows do not split evenly). Verilator runs both, Icarus
     // the P = 13 design.
-    use golden::params::{MAX_COLS, MAX_LANES, MAX_LANE_ENTRIES, MAX_ROWS};
+    use golden::params::{BSBU_MAX_LANES, MAX_COLS, MAX_LANE_ENTRIES, MAX_ROWS};
     let cache = sim::verilator::default_cache_dir();
-    for (lanes, sparsity, icarus) in [(MAX_LANES, 0.0, false), (13, 0.5, true)] {
+    for (lanes, sparsity, icarus) in [(BSBU_MAX_LANES, 0.0, false), (13, 0.5, true)] {
         let sc = BsbuScenario::new(lanes, MAX_ROWS, MAX_COLS, sparsity, 3, 17).unwrap();
         let s = sc.matrix().unwrap();
         let longest = *s.lane_nnz(lanes).iter().max().unwrap();
         if sparsity == 0.0 {
-            assert_eq!(longest, MAX_LANE_ENTRIES, "the dense P = 16 case fills a lane");
+            assert_eq!(
+                longest, MAX_LANE_ENTRIES,
+                "the dense P = 16 case fills a lane"
+            );
         }
         let v = sc
             .run(SimKind::Verilator, &cache, &work("limits"))
             .unwrap_or_else(|e| panic!("{e}"));
         println!("{}", v.summary());
-        assert!(v.stats.first.is_none(), "{}", v.stats.first.as_ref().unwrap());
+        assert!(
+            v.stats.first.is_none(),
+            "{}",
+            v.stats.first.as_ref().unwrap()
+        );
         assert_eq!(v.stats.outputs, MAX_ROWS * sc.total_vectors());
         if icarus {
             let i = sc

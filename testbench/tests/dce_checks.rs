@@ -17,7 +17,19 @@ fn work(name: &str) -> PathBuf {
 }
 
 fn small() -> (DceCase, DceSizes) {
-    let l = DceLayer::new(4, 8, 3, 5, 3, 2, 2, 1, 3).unwrap();
+    let l = DceLayer {
+        cs: 4,
+        ct: 8,
+        h: 3,
+        w: 5,
+        k: 3,
+        dil: 2,
+        groups: 2,
+        shift2: 1,
+        shift1: 3,
+    }
+    .validate()
+    .unwrap();
     let sizes = DceSizes::fitting(4, &[l]).unwrap();
     (DceCase::random("small", l, 4, 5).unwrap(), sizes)
 }
@@ -40,7 +52,14 @@ fn dce_corrupted_expectation_is_reported_with_location_and_waveform_on_both_simu
     v.passes[vec].expected[row] ^= 0x20;
     let cache = sim::verilator::default_cache_dir();
     let t0 = std::time::SystemTime::now();
-    let r = run_verilator(&design, &v, Stall::SOME, &cache, &fresh("dce_corrupt_verilator")).unwrap();
+    let r = run_verilator(
+        &design,
+        &v,
+        Stall::SOME,
+        &cache,
+        &fresh("dce_corrupt_verilator"),
+    )
+    .unwrap();
     let m = r
         .first
         .as_ref()
@@ -52,15 +71,26 @@ fn dce_corrupted_expectation_is_reported_with_location_and_waveform_on_both_simu
     let text = m.to_string();
     assert!(
         text.contains("unit dce")
-            && text.contains(&format!("vector {vec} (small: random 1), row {row}, lane 1"))
+            && text.contains(&format!(
+                "vector {vec} (small: random 1), row {row}, lane 1"
+            ))
             && text.contains("cycle"),
         "{text}"
     );
 
-    let ri = sim::icarus::run_icarus(&design, &v, Stall::SOME, &fresh("dce_corrupt_icarus")).unwrap();
+    let ri =
+        sim::icarus::run_icarus(&design, &v, Stall::SOME, &fresh("dce_corrupt_icarus")).unwrap();
     let mi = ri.first.as_ref().expect("icarus must report the mismatch");
     assert_eq!(
-        (ri.mismatches, mi.vector, mi.row, mi.lane, mi.cycle, mi.actual, mi.check),
+        (
+            ri.mismatches,
+            mi.vector,
+            mi.row,
+            mi.lane,
+            mi.cycle,
+            mi.actual,
+            mi.check
+        ),
         (1, vec, row, 1, m.cycle, m.actual, Check::Data)
     );
     assert_eq!(mi.tag, m.tag);
@@ -68,7 +98,8 @@ fn dce_corrupted_expectation_is_reported_with_location_and_waveform_on_both_simu
 }
 
 #[test]
-fn dce_len_err_rises_on_short_and_unterminated_streams_and_clears_on_one_instance_on_both_simulators() {
+fn dce_len_err_rises_on_short_and_unterminated_streams_and_clears_on_one_instance_on_both_simulators(
+) {
     let (case, sizes) = small();
     let design = rtl::dce::generate(&sizes).unwrap();
     let cache = sim::verilator::default_cache_dir();
@@ -85,16 +116,32 @@ fn dce_len_err_rises_on_short_and_unterminated_streams_and_clears_on_one_instanc
         &[
             Step::Program(&case),
             Step::Vectors(&one),
-            Step::Malformed { case: &case, words: n - 7, last_at: Some(n - 8) },
+            Step::Malformed {
+                case: &case,
+                words: n - 7,
+                last_at: Some(n - 8),
+            },
             Step::Vectors(&other),
-            Step::Malformed { case: &case, words: n, last_at: None },
+            Step::Malformed {
+                case: &case,
+                words: n,
+                last_at: None,
+            },
             Step::Vectors(&one),
         ],
     )
     .unwrap();
     assert_eq!(v.passes.len(), 6);
     for sim in [SimKind::Verilator, SimKind::Icarus] {
-        let r = run_stream(&design, &v, sim, Stall::SOME, &cache, &fresh(&format!("dce_len_err_{}", sim.name()))).unwrap();
+        let r = run_stream(
+            &design,
+            &v,
+            sim,
+            Stall::SOME,
+            &cache,
+            &fresh(&format!("dce_len_err_{}", sim.name())),
+        )
+        .unwrap();
         assert!(r.first.is_none(), "{}", r.first.as_ref().unwrap());
         assert_eq!(r.outputs, 6 * case.layer.out_words());
         assert!(r.len_err);
@@ -103,17 +150,51 @@ fn dce_len_err_rises_on_short_and_unterminated_streams_and_clears_on_one_instanc
     // The check can fail: expecting the flag low after a short stream is reported.
     let mut wrong = v.clone();
     wrong.passes[1].len_err = Some(false);
-    let r = run_verilator(&design, &wrong, Stall::SOME, &cache, &fresh("dce_len_err_wrong")).unwrap();
+    let r = run_verilator(
+        &design,
+        &wrong,
+        Stall::SOME,
+        &cache,
+        &fresh("dce_len_err_wrong"),
+    )
+    .unwrap();
     let m = r.first.expect("a raised len_err must be seen");
-    assert_eq!((m.check, m.vector, m.expected, m.actual), (Check::LenErr, 1, 0, 1));
+    assert_eq!(
+        (m.check, m.vector, m.expected, m.actual),
+        (Check::LenErr, 1, 0, 1)
+    );
 }
 
 #[test]
 fn dce_reprogrammed_between_layers_stays_bit_exact_on_both_simulators() {
     // A: k 5, d 2, G 2, 7x6 map; B: k 3, d 3, G 4, 5x5, other shifts; then A again.
     // B leaves tap-table entries 9..24 from A and different ping-pong and error state.
-    let a = DceLayer::new(4, 8, 7, 6, 5, 2, 2, 1, 3).unwrap();
-    let b = DceLayer::new(8, 16, 5, 5, 3, 3, 4, 2, 2).unwrap();
+    let a = DceLayer {
+        cs: 4,
+        ct: 8,
+        h: 7,
+        w: 6,
+        k: 5,
+        dil: 2,
+        groups: 2,
+        shift2: 1,
+        shift1: 3,
+    }
+    .validate()
+    .unwrap();
+    let b = DceLayer {
+        cs: 8,
+        ct: 16,
+        h: 5,
+        w: 5,
+        k: 3,
+        dil: 3,
+        groups: 4,
+        shift2: 2,
+        shift1: 2,
+    }
+    .validate()
+    .unwrap();
     let ca = DceCase::random("A", a, 3, 21).unwrap();
     let cb = DceCase::random("B", b, 3, 22).unwrap();
     let sizes = DceSizes::fitting(4, &[a, b]).unwrap();
@@ -134,12 +215,24 @@ fn dce_reprogrammed_between_layers_stays_bit_exact_on_both_simulators() {
     let words = 2 * ca.vectors.len() * a.out_words() + cb.vectors.len() * b.out_words();
     let mut runs = Vec::new();
     for sim in [SimKind::Verilator, SimKind::Icarus] {
-        let r = run_stream(&design, &v, sim, Stall::SOME, &cache, &fresh(&format!("dce_reprogram_{}", sim.name()))).unwrap();
+        let r = run_stream(
+            &design,
+            &v,
+            sim,
+            Stall::SOME,
+            &cache,
+            &fresh(&format!("dce_reprogram_{}", sim.name())),
+        )
+        .unwrap();
         assert!(r.first.is_none(), "{}", r.first.as_ref().unwrap());
         assert_eq!((r.mismatches, r.outputs), (0, words));
         runs.push(r);
     }
-    assert!(runs[0].disagreements(&runs[1]).is_empty(), "{:?}", runs[0].disagreements(&runs[1]));
+    assert!(
+        runs[0].disagreements(&runs[1]).is_empty(),
+        "{:?}",
+        runs[0].disagreements(&runs[1])
+    );
 }
 
 #[test]
@@ -157,24 +250,69 @@ fn dce_lint_is_clean_up_to_the_documented_waivers() {
 
 #[test]
 fn dce_bad_input_gets_named_errors() {
-    let e = DceLayer::new(6, 8, 5, 5, 3, 1, 4, 0, 3)
-        .unwrap_err()
-        .to_string();
+    let e = DceLayer {
+        cs: 6,
+        ct: 8,
+        h: 5,
+        w: 5,
+        k: 3,
+        dil: 1,
+        groups: 4,
+        shift2: 0,
+        shift1: 3,
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("groups = 4") && e.contains("source channels 6"),
         "{e}"
     );
-    let e = DceLayer::new(8, 8, 5, 5, 3, 0, 2, 0, 3)
-        .unwrap_err()
-        .to_string();
+    let e = DceLayer {
+        cs: 8,
+        ct: 8,
+        h: 5,
+        w: 5,
+        k: 3,
+        dil: 0,
+        groups: 2,
+        shift2: 0,
+        shift1: 3,
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("d = 0") && e.contains("1..=4"), "{e}");
-    let e = DceLayer::new(8, 8, 5, 5, 7, 1, 2, 0, 3)
-        .unwrap_err()
-        .to_string();
+    let e = DceLayer {
+        cs: 8,
+        ct: 8,
+        h: 5,
+        w: 5,
+        k: 7,
+        dil: 1,
+        groups: 2,
+        shift2: 0,
+        shift1: 3,
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("k = 7") && e.contains("1, 3, 5"), "{e}");
     // A map larger than the buffers the engine was generated with.
     let (case, sizes) = small();
-    let big = DceLayer::new(4, 8, 7, 7, 3, 2, 2, 1, 3).unwrap();
+    let big = DceLayer {
+        cs: 4,
+        ct: 8,
+        h: 7,
+        w: 7,
+        k: 3,
+        dil: 2,
+        groups: 2,
+        shift2: 1,
+        shift1: 3,
+    }
+    .validate()
+    .unwrap();
     let big_case = DceCase::random("big", big, 1, 1).unwrap();
     let e = big_case.stream(&sizes).unwrap_err().to_string();
     assert!(

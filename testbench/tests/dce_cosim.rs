@@ -32,7 +32,10 @@ fn matrix_matches_golden(lanes: usize) {
         cases: unit
             .cases
             .iter()
-            .map(|c| c.clone().truncated(testbench::dce::CORNERS.len() + ICARUS_RANDOM))
+            .map(|c| {
+                c.clone()
+                    .truncated(testbench::dce::CORNERS.len() + ICARUS_RANDOM)
+            })
             .collect(),
         ..unit.clone()
     };
@@ -75,7 +78,10 @@ fn matrix_matches_golden(lanes: usize) {
         println!("{}", ic.summary());
         let problems = verdict(&[&v.stats, &ic.stats]);
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(ic.stats.outputs, c.layer.out_words() * small.cases[i].vectors.len());
+        assert_eq!(
+            ic.stats.outputs,
+            c.layer.out_words() * small.cases[i].vectors.len()
+        );
     }
     assert!(
         saturated > 100,

@@ -20,14 +20,20 @@ fn work(name: &str) -> PathBuf {
 fn check(reports: &[MutantReport], design_sets: &[&str]) {
     println!("{}", mutation::table(reports));
     for r in reports {
-        assert!(r.killed(), "mutant {} survived every set: {:?}", r.mutant.name, r.outcomes);
+        assert!(
+            r.killed(),
+            "mutant {} survived every set: {:?}",
+            r.mutant.name,
+            r.outcomes
+        );
     }
     // The five design faults must fall to the data vectors themselves.
     for r in reports.iter().take(5) {
         assert!(
             r.outcomes
                 .iter()
-                .any(|(n, o)| design_sets.contains(&n.as_str()) && matches!(o, Outcome::Killed(..) | Outcome::Hung)),
+                .any(|(n, o)| design_sets.contains(&n.as_str())
+                    && matches!(o, Outcome::Killed(..) | Outcome::Hung)),
             "design fault {} not killed by {design_sets:?}: {:?}",
             r.mutant.name,
             r.outcomes
@@ -41,25 +47,48 @@ fn bsbu_mutants_are_killed_by_the_corner_and_random_vectors() {
     let design = unit.design().clone();
     let sets = unit.vector_sets().unwrap();
     let cache = sim::verilator::default_cache_dir();
-    let reports = mutation::run(&design, unit.mutants(), &sets, &cache, &work("bsbu")).unwrap_or_else(|e| panic!("{e}"));
+    let reports = mutation::run(&design, unit.mutants(), &sets, &cache, &work("bsbu"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(reports.len(), BSBU_MUTANTS.len());
     check(&reports, &["corners", "random"]);
     // On a single vector the extra word can only be seen by the silent-tail check.
-    let extra = BSBU_MUTANTS.iter().find(|m| m.name == "extra-word").unwrap();
+    let extra = BSBU_MUTANTS
+        .iter()
+        .find(|m| m.name == "extra-word")
+        .unwrap();
     let mut one = sets[0].vectors.clone();
     one.passes.truncate(1);
-    let r = sim::stream::run_verilator(&extra.apply(&design).unwrap(), &one, sim::stream::Stall::SOME, &cache, &work("bsbu_tail")).unwrap();
+    let r = sim::stream::run_verilator(
+        &extra.apply(&design).unwrap(),
+        &one,
+        sim::stream::Stall::SOME,
+        &cache,
+        &work("bsbu_tail"),
+    )
+    .unwrap();
     let m = r.first.expect("the extra word must be caught");
-    assert_eq!((r.mismatches, m.check), (1, sim::stream::Check::Trailing), "{m}");
-    assert!(m.to_string().contains("after the last expected word"), "{m}");
+    assert_eq!(
+        (r.mismatches, m.check),
+        (1, sim::stream::Check::Trailing),
+        "{m}"
+    );
+    assert!(
+        m.to_string().contains("after the last expected word"),
+        "{m}"
+    );
 }
 
 #[test]
 fn dce_mutants_are_killed_by_the_standard_captured_and_len_err_sets() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     std::env::set_current_dir(&root).unwrap();
-    let caps = dce::capture(&root.join("configs/digits-hdfa.toml"), None, Some(&[0, 83]), 1)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let caps = dce::capture(
+        &root.join("configs/digits-hdfa.toml"),
+        None,
+        Some(&[0, 83]),
+        1,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let mut cases = dce::standard_cases(4, 4).unwrap();
     cases.extend(DceCase::from_captures("digits", &caps).unwrap());
     let unit = dce::DceUnit::new(4, cases).unwrap();
@@ -69,7 +98,8 @@ fn dce_mutants_are_killed_by_the_standard_captured_and_len_err_sets() {
         ["corners", "random", "captured", "len_err"]
     );
     let cache = sim::verilator::default_cache_dir();
-    let reports = mutation::run(unit.design(), unit.mutants(), &sets, &cache, &work("dce")).unwrap_or_else(|e| panic!("{e}"));
+    let reports = mutation::run(unit.design(), unit.mutants(), &sets, &cache, &work("dce"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(reports.len(), DCE_MUTANTS.len());
     assert_eq!(unit.mutants().len(), DCE_MUTANTS.len());
     check(&reports, &["corners", "random", "captured"]);
@@ -82,5 +112,8 @@ fn a_mutant_whose_text_is_missing_is_an_error_not_the_clean_design() {
     // P = 1 has no lane 1: the lane-swap mutant cannot be made.
     let swap = BSBU_MUTANTS.iter().find(|m| m.name == "lane-swap").unwrap();
     let e = swap.apply(&design).unwrap_err().to_string();
-    assert!(e.contains("lane-swap") && e.contains("occurs 0 times"), "{e}");
+    assert!(
+        e.contains("lane-swap") && e.contains("occurs 0 times"),
+        "{e}"
+    );
 }

@@ -121,7 +121,7 @@ impl<V: Copy> BackWeight<V> {
         rng: &mut Rng,
     ) -> Self {
         if binary {
-            let shift = crate::params::BsbuParams::default_shift(fan_in) + extra_shift;
+            let shift = crate::format::fan_in_shift(fan_in) + extra_shift;
             let neg: Vec<bool> = (0..n).map(|_| rng.bit()).collect();
             let unit = neg.iter().map(|&b| N::unit(b)).collect();
             BackWeight::Binary(neg, shift, unit)

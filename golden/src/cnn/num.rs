@@ -59,10 +59,6 @@ pub trait Num:
     fn master_from_f64(x: f64) -> Self::M;
     /// A value from a real number (inputs, tests).
     fn act_from_f64(x: f64) -> Self::V;
-    /// A real number from a value of the given kind (reports).
-    fn to_f64(v: Self::V, kind: Kind) -> f64;
-    /// A real number from a master value.
-    fn master_to_f64(m: Self::M) -> f64;
     /// c·m (c a coefficient such as α, γ or η).
     fn scale(m: Self::M, c: Coef) -> Self::M;
     /// a + b.
@@ -105,17 +101,6 @@ pub trait Num:
         super::gemm::im2col(g, x, grp, col);
         Self::gemm_abt(e_grp, col, m, g.out_h * g.out_w, g.fan_in(), gw);
     }
-}
-
-/// What a value means (it selects the fixed-point format).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// Activation / pre-activation.
-    Act,
-    /// Forward weight copy.
-    Weight,
-    /// Error.
-    Error,
 }
 
 /// An optimizer coefficient in both systems: exact Q15.16 raw and its f32 value.
@@ -215,17 +200,6 @@ impl Num for Fx {
     }
     fn act_from_f64(x: f64) -> i16 {
         format::saturate((x * (1u64 << ACT.frac) as f64 + 0.5).floor() as i64, ACT) as i16
-    }
-    fn to_f64(v: i16, kind: Kind) -> f64 {
-        let f = match kind {
-            Kind::Act => ACT,
-            Kind::Weight => WEIGHT,
-            Kind::Error => ERROR,
-        };
-        f.to_real(v as i64)
-    }
-    fn master_to_f64(m: i32) -> f64 {
-        MASTER.to_real(m as i64)
     }
     fn scale(m: i32, c: Coef) -> i32 {
         format::mul_narrow(m as i64, c.raw, COEF.frac, MASTER) as i32
@@ -331,12 +305,6 @@ impl Num for F32 {
     }
     fn act_from_f64(x: f64) -> f32 {
         x as f32
-    }
-    fn to_f64(v: f32, _kind: Kind) -> f64 {
-        v as f64
-    }
-    fn master_to_f64(m: f32) -> f64 {
-        m as f64
     }
     fn scale(m: f32, c: Coef) -> f32 {
         m * c.real

@@ -12,7 +12,7 @@
 //!    derivative's fraction bits. `out_last` marks row n_rows − 1.
 
 use golden::format::{ACC_BITS, DERIV, ERROR_BITS};
-use golden::params::{COL_ADDR_BITS, MAX_LANES, ROW_ADDR_BITS};
+use golden::params::{BSBU_MAX_LANES, COL_ADDR_BITS, ROW_ADDR_BITS};
 use rust_hdl::prelude::*;
 
 use super::lane::BsbuLane;
@@ -23,7 +23,7 @@ use crate::out_stage::OutStage;
 /// (256) and need one bit more than an address.
 const CNT_BITS: usize = 16;
 /// Width of the one-hot lane select of the drain (one bit per possible lane).
-const SEL_BITS: usize = MAX_LANES;
+const SEL_BITS: usize = BSBU_MAX_LANES;
 
 /// The unit, with 2^EA-word entry memories in each lane.
 #[derive(LogicBlock)]
@@ -113,7 +113,7 @@ impl<const EA: usize> Bsbu<EA> {
     /// A unit with one lane per program (`programs[l]` = packed entries of lane l).
     pub fn new(programs: &[Vec<u32>], n_rows: usize, n_cols: usize, shift: u32) -> Self {
         let lanes = programs.len();
-        assert!((1..=MAX_LANES).contains(&lanes));
+        assert!((1..=BSBU_MAX_LANES).contains(&lanes));
         with_defaults!(Bsbu {
             lanes: programs.iter().map(|p| BsbuLane::new(p, shift)).collect(),
             fp: RAM::default(),
@@ -146,7 +146,10 @@ impl<const EA: usize> Logic for Bsbu<EA> {
         // Clocks, and every register holds unless assigned below.
         self.fp.read_clock.next = self.clock.val();
         self.fp.write_clock.next = self.clock.val();
-        dff_setup!(self, clock, state, loading_fp, lcnt, fcnt, fetching, rd_row, rd_local, rd_sel, pa_local, pa_row);
+        dff_setup!(
+            self, clock, state, loading_fp, lcnt, fcnt, fetching, rd_row, rd_local, rd_sel,
+            pa_local, pa_row
+        );
         // Ports.
         self.phase.next = self.state.q.val();
         self.in_ready.next = self.state.q.val() == self.st_load.val();

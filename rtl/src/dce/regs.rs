@@ -12,7 +12,7 @@
 //! the low bits of `cfg_data`, so no entry packs two values.
 
 use golden::cnn::ops::shuffle_perm;
-use golden::dce::{DceLayer, DceSizes, DceWeights, ADDR_BITS, MAX_LANES};
+use golden::dce::{DceLayer, DceSizes, DceWeights, ADDR_BITS, DCE_MAX_LANES};
 use golden::GoldenError;
 use serde_json::json;
 
@@ -58,24 +58,72 @@ const fn reg(
 pub const REGS: &[RegDef] = &[
     reg("H", ADDR_BITS, "map height", |l, _| l.h),
     reg("W", ADDR_BITS, "map width", |l, _| l.w),
-    reg("HW", ADDR_BITS, "H*W (offset of output-buffer half 1)", |l, _| l.hw()),
+    reg(
+        "HW",
+        ADDR_BITS,
+        "H*W (offset of output-buffer half 1)",
+        |l, _| l.hw(),
+    ),
     reg("HW_M1", ADDR_BITS, "H*W - 1", |l, _| l.hw() - 1),
     reg("W_M1", ADDR_BITS, "W - 1", |l, _| l.w - 1),
-    reg("EIN_M1", ADDR_BITS, "C_s*H*W - 1 (last source word)", |l, _| l.in_words() - 1),
-    reg("MASK_M1", ADDR_BITS, "mask words - 1", |l, _| l.mask_words() - 1),
-    reg("OUT_M1", ADDR_BITS, "C_t*H*W - 1 (last output)", |l, _| l.out_words() - 1),
+    reg(
+        "EIN_M1",
+        ADDR_BITS,
+        "C_s*H*W - 1 (last source word)",
+        |l, _| l.in_words() - 1,
+    ),
+    reg("MASK_M1", ADDR_BITS, "mask words - 1", |l, _| {
+        l.mask_words() - 1
+    }),
+    reg("OUT_M1", ADDR_BITS, "C_t*H*W - 1 (last output)", |l, _| {
+        l.out_words() - 1
+    }),
     reg("NTAP_M1", ADDR_BITS, "k*k - 1", |l, _| l.taps() - 1),
-    reg("ICG1_M1", ADDR_BITS, "D1 input channels per group - 1", |l, _| l.icg1() - 1),
-    reg("ICG2_M1", ADDR_BITS, "D2 input channels per group - 1", |l, _| l.icg2() - 1),
-    reg("NBLK_M1", ADDR_BITS, "C_t/P - 1 (last block of P channels)", |l, p| l.ct / p - 1),
-    reg("BPG_M1", ADDR_BITS, "blocks per group - 1", |l, p| l.ocg() / p - 1),
-    reg("ICG1", ADDR_BITS, "D1 input channels per group", |l, _| l.icg1()),
-    reg("ICG2", ADDR_BITS, "D2 input channels per group", |l, _| l.icg2()),
-    reg("WS1", ADDR_BITS, "D1 weight words per block (channels per group * k*k)", |l, _| l.icg1() * l.taps()),
-    reg("WS2", ADDR_BITS, "D2 weight words per block", |l, _| l.icg2()),
-    reg("SH1", SHIFT_BITS, "scaling shift after D1", |l, _| l.shift1 as usize),
-    reg("SH2", SHIFT_BITS, "scaling shift after D2", |l, _| l.shift2 as usize),
-    reg("HAS_D2", 1, "1: run D2 and the shuffle (G > 1)", |l, _| l.has_d2() as usize),
+    reg(
+        "ICG1_M1",
+        ADDR_BITS,
+        "D1 input channels per group - 1",
+        |l, _| l.icg1() - 1,
+    ),
+    reg(
+        "ICG2_M1",
+        ADDR_BITS,
+        "D2 input channels per group - 1",
+        |l, _| l.icg2() - 1,
+    ),
+    reg(
+        "NBLK_M1",
+        ADDR_BITS,
+        "C_t/P - 1 (last block of P channels)",
+        |l, p| l.ct / p - 1,
+    ),
+    reg("BPG_M1", ADDR_BITS, "blocks per group - 1", |l, p| {
+        l.ocg() / p - 1
+    }),
+    reg("ICG1", ADDR_BITS, "D1 input channels per group", |l, _| {
+        l.icg1()
+    }),
+    reg("ICG2", ADDR_BITS, "D2 input channels per group", |l, _| {
+        l.icg2()
+    }),
+    reg(
+        "WS1",
+        ADDR_BITS,
+        "D1 weight words per block (channels per group * k*k)",
+        |l, _| l.icg1() * l.taps(),
+    ),
+    reg("WS2", ADDR_BITS, "D2 weight words per block", |l, _| {
+        l.icg2()
+    }),
+    reg("SH1", SHIFT_BITS, "scaling shift after D1", |l, _| {
+        l.shift1 as usize
+    }),
+    reg("SH2", SHIFT_BITS, "scaling shift after D2", |l, _| {
+        l.shift2 as usize
+    }),
+    reg("HAS_D2", 1, "1: run D2 and the shuffle (G > 1)", |l, _| {
+        l.has_d2() as usize
+    }),
 ];
 
 /// Index of the scalar register `name` in [`REGS`].
@@ -124,8 +172,8 @@ pub const REGIONS: &[RegionDef] = &[
     RegionDef { region: Region::TapDx, name: "TAP_DX", width: ADDR_BITS, doc: "tap t: column offset kx*d - pad, two's complement" },
     RegionDef { region: Region::TapOff, name: "TAP_OFF", width: ADDR_BITS, doc: "tap t: address offset dy*W + dx, two's complement" },
     RegionDef { region: Region::ChanAddr, name: "CHAN_ADDR", width: ADDR_BITS, doc: "D1 input channel c: base address of its map (G > 1: in D2 bank s mod P at (s / P)*H*W, s = shuffle(c)); entries from CHAN_D2_BASE: D2 input channel c at c*H*W" },
-    RegionDef { region: Region::ChanBank, name: "CHAN_BANK", width: MAX_LANES, doc: "D1 input channel c: one-hot D2 bank (G > 1)" },
-    RegionDef { region: Region::Weight, name: "WEIGHT", width: MAX_LANES, doc: "P sign bits, bit l: lane l subtracts. D2 word (block b, input i of the group) at b*(C_s/G) + i; D1 word at W1_BASE + b*(C_1/G)*k*k + i*k*k + t" },
+    RegionDef { region: Region::ChanBank, name: "CHAN_BANK", width: DCE_MAX_LANES, doc: "D1 input channel c: one-hot D2 bank (G > 1)" },
+    RegionDef { region: Region::Weight, name: "WEIGHT", width: DCE_MAX_LANES, doc: "P sign bits, bit l: lane l subtracts. D2 word (block b, input i of the group) at b*(C_s/G) + i; D1 word at W1_BASE + b*(C_1/G)*k*k + i*k*k + t" },
 ];
 
 /// A configuration address.
@@ -208,7 +256,11 @@ pub fn program(
 fn sizes_consts(sizes: &DceSizes) -> [(&'static str, usize, &'static str); 4] {
     [
         ("LANES", sizes.lanes, "parallel output channels P"),
-        ("CHAN_D2_BASE", sizes.chans, "first CHAN_ADDR entry of D2's input channels"),
+        (
+            "CHAN_D2_BASE",
+            sizes.chans,
+            "first CHAN_ADDR entry of D2's input channels",
+        ),
         ("W1_BASE", sizes.w2, "first WEIGHT word of D1"),
         ("MAX_MAP", sizes.map, "largest map H*W the buffers hold"),
     ]
@@ -248,11 +300,19 @@ pub fn regmap_c_header(sizes: &DceSizes) -> String {
     let _ = writeln!(h, "#define HDFA_DCE_REGION_SHIFT {REGION_SHIFT}");
     let _ = writeln!(h, "#define HDFA_DCE_ADDR(region, index) (((unsigned long)(region) << HDFA_DCE_REGION_SHIFT) | (unsigned long)(index))\n");
     for r in REGIONS {
-        let _ = writeln!(h, "/* {} ({} bits) */\n#define HDFA_DCE_REGION_{} {}", r.doc, r.width, r.name, r.region as u32);
+        let _ = writeln!(
+            h,
+            "/* {} ({} bits) */\n#define HDFA_DCE_REGION_{} {}",
+            r.doc, r.width, r.name, r.region as u32
+        );
     }
     h.push('\n');
     for (i, r) in REGS.iter().enumerate() {
-        let _ = writeln!(h, "#define HDFA_DCE_REG_{} {i} /* {} ({} bits) */", r.name, r.doc, r.width);
+        let _ = writeln!(
+            h,
+            "#define HDFA_DCE_REG_{} {i} /* {} ({} bits) */",
+            r.name, r.doc, r.width
+        );
     }
     h.push_str("\n/* This engine's generation-time sizes. */\n");
     for (n, v, doc) in sizes_consts(sizes) {

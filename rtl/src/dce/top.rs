@@ -23,20 +23,20 @@
 //! - S2: the P lanes add or subtract the word by their sign bits.
 //! - S3: on an output's last tap, the narrowed sums are written (D2 bank or output half).
 
-use golden::dce::{DceSizes, ADDR_BITS, MASK_BITS, MAX_LANES};
+use golden::dce::{DceSizes, ADDR_BITS, DCE_MAX_LANES, MASK_BITS};
 use golden::format::ERROR_BITS;
 use rust_hdl::prelude::*;
 
 use super::lane::DceLane;
 use super::mem::DceMem;
-use crate::out_stage::OutStage;
 use super::regs::{self, Region, CFG_ADDR_BITS, CFG_DATA_BITS, REGION_BITS, REGS};
 use crate::narrow::SHIFT_BITS;
+use crate::out_stage::OutStage;
 
 /// Bits of a mask bit's index within its MASK_BITS-bit word.
 const MASK_INDEX_BITS: usize = MASK_BITS.trailing_zeros() as usize;
 /// Width of the drain's one-hot lane select: the output stage's, for the widest unit.
-const SEL_BITS: usize = golden::params::MAX_LANES;
+const SEL_BITS: usize = golden::params::BSBU_MAX_LANES;
 
 /// The engine.
 #[derive(LogicBlock)]
@@ -90,9 +90,9 @@ pub struct Dce {
     /// Channel table: base address of a channel's map; D1 entries first, D2 entries from the channel capacity `DceSizes::chans`. With the bank table, the shuffle.
     chan_addr: DceMem<Bits<ADDR_BITS>>,
     /// Channel table: one-hot D2 bank holding a D1 input channel.
-    chan_bank: DceMem<Bits<MAX_LANES>>,
+    chan_bank: DceMem<Bits<DCE_MAX_LANES>>,
     /// Weight signs, P bits per word: D2 words, then D1 words.
-    wmem: DceMem<Bits<MAX_LANES>>,
+    wmem: DceMem<Bits<DCE_MAX_LANES>>,
     /// The P lanes; lane l computes output channel blk·P + l.
     lanes: Vec<DceLane>,
     /// The output stage (shared with the bsbu): fetch -> mask -> output register.
@@ -174,9 +174,9 @@ pub struct Dce {
     /// S2: the tap lies inside the map (else it adds zero).
     inb2: DFF<Bit>,
     /// S2: the P weight signs of the tap (bit l: lane l subtracts).
-    signs2: DFF<Bits<MAX_LANES>>,
+    signs2: DFF<Bits<DCE_MAX_LANES>>,
     /// S2: one-hot D2-result bank holding the tap's channel.
-    bank2: DFF<Bits<MAX_LANES>>,
+    bank2: DFF<Bits<DCE_MAX_LANES>>,
     /// S2: output pixel.
     pix2: DFF<Bits<ADDR_BITS>>,
     /// S2: running output index.
@@ -445,7 +445,11 @@ impl Logic for Dce {
             self.lanes[l].clock.next = self.clock.val();
         }
         dff_setup!(
-            self, clock, state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase, pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1, bend1, half1, oy1, ox1, pix1, bpix1, v2, first2, last2, bend2, half2, inb2, signs2, bank2, pix2, bpix2, v3, bend3, half3, pix3, bpix3, d_half, dl, dp, o, pa_addr, pa_maddr, s1_bit
+            self, clock, state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase,
+            pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1, bend1,
+            half1, oy1, ox1, pix1, bpix1, v2, first2, last2, bend2, half2, inb2, signs2, bank2,
+            pix2, bpix2, v3, bend3, half3, pix3, bpix3, d_half, dl, dp, o, pa_addr, pa_maddr,
+            s1_bit
         );
         // Configuration writes.
         self.addr_hi.next = self.cfg_addr.val() >> self.region_shift.val();
@@ -495,10 +499,10 @@ impl Logic for Dce {
         self.chan_addr.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
         self.chan_addr.we.next = self.cfg_we.val() & (self.region.val() == self.rg_chanaddr.val());
         self.chan_bank.waddr.next = self.idx.val();
-        self.chan_bank.wdata.next = self.cfg_data.val().get_bits::<MAX_LANES>(0);
+        self.chan_bank.wdata.next = self.cfg_data.val().get_bits::<DCE_MAX_LANES>(0);
         self.chan_bank.we.next = self.cfg_we.val() & (self.region.val() == self.rg_chanbank.val());
         self.wmem.waddr.next = self.idx.val();
-        self.wmem.wdata.next = self.cfg_data.val().get_bits::<MAX_LANES>(0);
+        self.wmem.wdata.next = self.cfg_data.val().get_bits::<DCE_MAX_LANES>(0);
         self.wmem.we.next = self.cfg_we.val() & (self.region.val() == self.rg_weight.val());
         // Derived state.
         self.pass_d1.next = self.state.q.val().get_bit(1);
@@ -662,8 +666,7 @@ impl Logic for Dce {
         self.ty.next = self.oy1.q.val() + self.sdy.val();
         self.tx.next = self.ox1.q.val() + self.sdx.val();
         self.inb.next = (self.ty.val() < self.r_h.val()) & (self.tx.val() < self.r_w.val());
-        self.addr.next =
-            self.chan_addr.rdata.val() + self.pix1.q.val() + self.soff.val();
+        self.addr.next = self.chan_addr.rdata.val() + self.pix1.q.val() + self.soff.val();
         self.src_m.next = self.pass_d1.val() & self.r_has_d2.val();
         self.ren_src.next = self.v1.q.val() & self.inb.val();
         self.rd_err.next = self.ren_src.val();
