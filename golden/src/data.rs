@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use ndarray::{s, Array1, Array3, ArrayView2, Axis};
 use thiserror::Error;
 
 /// Errors of the dataset loaders.
@@ -35,21 +36,17 @@ fn bad(path: &Path, reason: impl Into<String>) -> DataError {
     }
 }
 
-/// A labelled image set, pixels as stored (0..=`max_pixel`), row-major.
+/// A labelled image set, pixels as stored (0..=`max_pixel`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dataset {
-    /// Image height.
-    pub height: usize,
-    /// Image width.
-    pub width: usize,
     /// Largest pixel value of the encoding (255 for MNIST, 16 for the digits).
     pub max_pixel: u8,
     /// Number of classes; every label is below it.
     pub classes: usize,
-    /// Pixels, image after image.
-    pub pixels: Vec<u8>,
+    /// The images, (n, height, width).
+    pub images: Array3<u8>,
     /// One label per image.
-    pub labels: Vec<u8>,
+    pub labels: Array1<u8>,
 }
 
 impl Dataset {
@@ -63,19 +60,55 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// Pixels of image `i`.
-    pub fn image(&self, i: usize) -> &[u8] {
-        let n = self.height * self.width;
-        &self.pixels[i * n..(i + 1) * n]
+    /// Image height.
+    pub fn height(&self) -> usize {
+        self.images.dim().1
     }
 
-    /// The images `range` as a new dataset (e.g. a train/test split).
-    pub fn slice(&self, range: std::ops::Range<usize>) -> Dataset {
-        let n = self.height * self.width;
+    /// Image width.
+    pub fn width(&self) -> usize {
+        self.images.dim().2
+    }
+
+    /// Image `i`, (height, width).
+    pub fn image(&self, i: usize) -> ArrayView2<'_, u8> {
+        self.images.index_axis(Axis(0), i)
+    }
+
+    /// The images `ids`, in that order, as a new dataset (e.g. a train/test split).
+    pub fn select(&self, ids: &[usize]) -> Dataset {
         Dataset {
-            pixels: self.pixels[range.start * n..range.end * n].to_vec(),
-            labels: self.labels[range].to_vec(),
-            ..self.clone()
+            images: self.images.select(Axis(0), ids),
+            labels: self.labels.select(Axis(0), ids),
+            ..*self
+        }
+    }
+
+    /// The first `n` images as a new dataset.
+    pub fn first(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        Dataset {
+            images: self.images.slice(s![..n, .., ..]).to_owned(),
+            labels: self.labels.slice(s![..n]).to_owned(),
+            ..*self
+        }
+    }
+
+    fn new(
+        h: usize,
+        w: usize,
+        max_pixel: u8,
+        classes: usize,
+        pixels: Vec<u8>,
+        labels: Vec<u8>,
+    ) -> Dataset {
+        let n = labels.len();
+        Dataset {
+            max_pixel,
+            classes,
+            images: Array3::from_shape_vec((n, h, w), pixels)
+                .expect("n·h·w pixels, checked by the loader"),
+            labels: Array1::from(labels),
         }
     }
 }
@@ -178,14 +211,7 @@ pub fn load_idx(images: &Path, labels: &Path, classes: usize) -> Result<Dataset,
     } else {
         255
     };
-    Ok(Dataset {
-        height: h,
-        width: w,
-        max_pixel,
-        classes,
-        pixels,
-        labels: labels_v,
-    })
+    Ok(Dataset::new(h, w, max_pixel, classes, pixels, labels_v))
 }
 
 fn check_labels(path: &Path, labels: &[u8], classes: usize) -> Result<(), DataError> {
@@ -266,14 +292,7 @@ pub fn load_digits_csv(path: &Path, side: usize, classes: usize) -> Result<Datas
     if labels.is_empty() {
         return Err(bad(path, "no images"));
     }
-    Ok(Dataset {
-        height: side,
-        width: side,
-        max_pixel: 16,
-        classes,
-        pixels,
-        labels,
-    })
+    Ok(Dataset::new(side, side, 16, classes, pixels, labels))
 }
 
 #[cfg(test)]
@@ -302,7 +321,8 @@ mod tests {
         .unwrap();
         let csv = load_digits_csv(&repo("data/digits-8x8/digits.csv.gz"), 8, 10).unwrap();
         assert_eq!(idx.len(), 1797);
-        assert_eq!((idx.height, idx.width, idx.max_pixel), (8, 8, 16));
+        assert_eq!(idx.images.dim(), (1797, 8, 8));
+        assert_eq!(idx.max_pixel, 16);
         assert_eq!(idx, csv);
         let mut counts = [0usize; 10];
         idx.labels.iter().for_each(|&l| counts[l as usize] += 1);

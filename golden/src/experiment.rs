@@ -3,21 +3,22 @@
 //! `.npy` dumps of one step.
 //!
 //! Data order: epoch e visits the training set in a permutation drawn from
-//! `Rng::new(seed ⊕ h(e))`, in whole batches (a last partial batch is dropped, since
+//! `Rng::seed_from_u64(seed ⊕ h(e))`, in whole batches (a last partial batch is dropped, since
 //! the batch mean is a shift). So a checkpoint at an epoch boundary needs only the
 //! trainer state and the epoch number.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 use crate::cnn::net::{build_blocks, Net};
-use crate::cnn::num::{Fx, Num};
+use crate::cnn::num::Num;
 use crate::cnn::train::{Loss, StepKind, StepStats, Trace, Trainer};
 use crate::config::{Config, DataToml};
 use crate::data::{self, DataError, Dataset};
+use crate::hash::Fnv1a;
 use crate::rng::Rng;
+use crate::rng::SeedableRng;
 use crate::GoldenError;
 
 /// Errors of an experiment.
@@ -55,7 +56,7 @@ pub enum ExpError {
     },
 }
 
-fn file_err(path: &Path, e: impl std::fmt::Display) -> ExpError {
+pub(crate) fn file_err(path: &Path, e: impl std::fmt::Display) -> ExpError {
     ExpError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -121,20 +122,9 @@ pub fn load_data(c: &Config) -> Result<(Dataset, Dataset), ExpError> {
         DataToml::Digits { csv, test_fraction } => {
             let all = data::load_digits_csv(csv, c.raw.input[1], classes)?;
             let mut idx: Vec<usize> = (0..all.len()).collect();
-            let mut rng = Rng::new(c.raw.seed ^ 0xDA7A);
-            for i in (1..idx.len()).rev() {
-                idx.swap(i, rng.below(i as u64 + 1) as usize);
-            }
+            Rng::seed_from_u64(c.raw.seed ^ 0xDA7A).shuffle(&mut idx);
             let n_test = ((all.len() as f64) * test_fraction).round() as usize;
-            let pick = |ids: &[usize]| {
-                let mut d = all.slice(0..0);
-                for &i in ids {
-                    d.pixels.extend_from_slice(all.image(i));
-                    d.labels.push(all.labels[i]);
-                }
-                d
-            };
-            (pick(&idx[n_test..]), pick(&idx[..n_test]))
+            (all.select(&idx[n_test..]), all.select(&idx[..n_test]))
         }
         DataToml::Idx {
             train_images,
@@ -147,22 +137,23 @@ pub fn load_data(c: &Config) -> Result<(Dataset, Dataset), ExpError> {
             let mut tr = data::load_idx(train_images, train_labels, classes)?;
             let mut te = data::load_idx(test_images, test_labels, classes)?;
             if *train_limit > 0 && *train_limit < tr.len() {
-                tr = tr.slice(0..*train_limit);
+                tr = tr.first(*train_limit);
             }
             if *test_limit > 0 && *test_limit < te.len() {
-                te = te.slice(0..*test_limit);
+                te = te.first(*test_limit);
             }
             (tr, te)
         }
     };
     let [c_in, h, w] = c.raw.input;
     for d in [&train, &test] {
-        if c_in != 1 || d.height != h || d.width != w {
+        if c_in != 1 || d.height() != h || d.width() != w {
             return Err(ExpError::Shape {
                 file: c.file.clone(),
                 reason: format!(
                     "the config says {c_in}x{h}x{w} but the images are 1x{}x{}",
-                    d.height, d.width
+                    d.height(),
+                    d.width()
                 ),
             });
         }
@@ -236,11 +227,8 @@ impl<N: Loss> Experiment<N> {
     /// The visiting order of epoch `e` (from 1).
     pub fn order(&self, e: usize) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..self.train_x.len()).collect();
-        let mut rng =
-            Rng::new(self.config.raw.seed ^ (e as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        for i in (1..idx.len()).rev() {
-            idx.swap(i, rng.below(i as u64 + 1) as usize);
-        }
+        Rng::seed_from_u64(self.config.raw.seed ^ (e as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .shuffle(&mut idx);
         idx
     }
 
@@ -323,12 +311,9 @@ impl<N: Loss> Experiment<N> {
                         let mut t = Trace::<N>::default();
                         let (mut l, mut c) = (0.0, 0usize);
                         for (x, &y) in xc.iter().zip(yc) {
-                            net.forward(f, x, &mut t);
-                            let z = t.p.last().expect("blocks");
-                            let best = (0..z.len()).fold(0, |b, k| if z[k] > z[b] { k } else { b });
-                            c += (best == y) as usize;
-                            let mut e = vec![N::zero(); z.len()];
-                            l += N::softmax_xent(z, y, &mut e).1;
+                            let s = net.sample(f, x, y, None, &mut t);
+                            c += (s.predicted == y) as usize;
+                            l += s.loss_real;
                         }
                         (l, c)
                     })
@@ -345,7 +330,7 @@ impl<N: Loss> Experiment<N> {
 
     /// Checksum of all master weights and biases (FNV-1a over their raw bits).
     pub fn weight_checksum(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut h = Fnv1a::new();
         for v in self
             .trainer
             .net
@@ -354,227 +339,13 @@ impl<N: Loss> Experiment<N> {
             .chain(self.trainer.net.b.iter())
             .flatten()
         {
-            for b in N::master_bits(*v).to_le_bytes() {
-                h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-            }
+            h.write(&N::master_bits(*v).to_le_bytes());
         }
-        h
-    }
-
-    // ---------------------------------------------------------------- checkpoints
-
-    /// Write a checkpoint atomically (temporary file in the same directory, fsync,
-    /// rename), so a crash leaves either the old or the new checkpoint, never half.
-    pub fn save_checkpoint(&self, path: &Path) -> Result<(), ExpError> {
-        let mut buf: Vec<u8> = Vec::new();
-        buf.extend_from_slice(CKPT_MAGIC);
-        let put = |buf: &mut Vec<u8>, x: u64| buf.extend_from_slice(&x.to_le_bytes());
-        put(&mut buf, config_hash(&self.config));
-        put(&mut buf, self.epoch as u64);
-        put(&mut buf, self.trainer.step);
-        for s in self.trainer.step_rng.state() {
-            put(&mut buf, s);
-        }
-        let t = &self.trainer;
-        for tensor in t
-            .net
-            .w
-            .iter()
-            .chain(t.net.b.iter())
-            .chain(t.opt.v_bp.iter())
-            .chain(t.opt.v_dfa.iter())
-        {
-            put(&mut buf, tensor.len() as u64);
-            for v in tensor {
-                put(&mut buf, N::master_bits(*v) as u64);
-            }
-        }
-        put(&mut buf, self.history.len() as u64);
-        for m in &self.history {
-            for x in [
-                m.epoch as f64,
-                m.train_loss,
-                m.train_acc,
-                m.test_loss,
-                m.test_acc,
-                m.bp_steps as f64,
-                m.dfa_steps as f64,
-            ] {
-                put(&mut buf, x.to_bits());
-            }
-        }
-        write_atomic(path, &buf)
-    }
-
-    /// Restore a checkpoint written by [`Experiment::save_checkpoint`] for the same config.
-    pub fn load_checkpoint(&mut self, path: &Path) -> Result<(), ExpError> {
-        let buf = std::fs::read(path).map_err(|e| file_err(path, e))?;
-        let bad = |r: &str| file_err(path, format!("not a valid checkpoint: {r}"));
-        if !buf.starts_with(CKPT_MAGIC) {
-            return Err(bad("wrong magic"));
-        }
-        let mut pos = CKPT_MAGIC.len();
-        let mut get = || -> Result<u64, ExpError> {
-            let b = buf.get(pos..pos + 8).ok_or_else(|| bad("truncated"))?;
-            pos += 8;
-            Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
-        };
-        if get()? != config_hash(&self.config) {
-            return Err(bad("it was written for a different configuration"));
-        }
-        let epoch = get()? as usize;
-        let step = get()?;
-        let rng = [get()?, get()?, get()?, get()?];
-        let t = &self.trainer;
-        let shapes: Vec<usize> = t
-            .net
-            .w
-            .iter()
-            .chain(t.net.b.iter())
-            .chain(t.opt.v_bp.iter())
-            .chain(t.opt.v_dfa.iter())
-            .map(Vec::len)
-            .collect();
-        let mut tensors = Vec::new();
-        for &len in &shapes {
-            if get()? as usize != len {
-                return Err(bad("tensor shapes differ from the network"));
-            }
-            let mut v = Vec::with_capacity(len);
-            for _ in 0..len {
-                v.push(N::master_from_bits(get()? as i64));
-            }
-            tensors.push(v);
-        }
-        let n_hist = get()? as usize;
-        let mut history = Vec::new();
-        for _ in 0..n_hist {
-            let mut f = [0f64; 7];
-            for x in f.iter_mut() {
-                *x = f64::from_bits(get()?);
-            }
-            history.push(EpochMetrics {
-                epoch: f[0] as usize,
-                train_loss: f[1],
-                train_acc: f[2],
-                test_loss: f[3],
-                test_acc: f[4],
-                bp_steps: f[5] as usize,
-                dfa_steps: f[6] as usize,
-            });
-        }
-        let nw = self.trainer.net.w.len();
-        let nb = self.trainer.net.b.len();
-        let mut it = tensors.into_iter();
-        let t = &mut self.trainer;
-        for k in 0..nw {
-            t.net.w[k] = it.next().expect("shape checked");
-        }
-        for k in 0..nb {
-            t.net.b[k] = it.next().expect("shape checked");
-        }
-        for k in 0..nw + nb {
-            t.opt.v_bp[k] = it.next().expect("shape checked");
-        }
-        for k in 0..nw + nb {
-            t.opt.v_dfa[k] = it.next().expect("shape checked");
-        }
-        t.step = step;
-        t.step_rng = Rng::from_state(rng);
-        self.epoch = epoch;
-        self.history = history;
-        Ok(())
-    }
-
-    // ---------------------------------------------------------------- dumps
-
-    /// Write global step `step`'s inputs, forward weights, errors and gradients as
-    /// `.npy` files into `dir` (raw fixed-point integers, or f32), plus `formats.txt`.
-    /// The step itself is not taken: call this before training that step.
-    pub fn dump_step(
-        &self,
-        order: &[usize],
-        b: usize,
-        dir: &Path,
-    ) -> Result<Vec<PathBuf>, ExpError> {
-        std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-        let batch = self.batch(order, b);
-        let t = &self.trainer;
-        let f = t.net.forward_copy();
-        let kind = t.next_kind();
-        let nb = t.net.blocks.len();
-        let mut written = Vec::new();
-        let [c, h, w] = self.config.raw.input;
-        let mut inputs = Vec::new();
-        let mut errors: Vec<Vec<N::V>> = vec![Vec::new(); nb];
-        let mut tr = Trace::<N>::default();
-        for (x, y) in &batch {
-            inputs.extend_from_slice(x);
-            t.net.forward(&f, x, &mut tr);
-            let z = tr.p[nb - 1].clone();
-            let mut e_l = vec![N::zero(); z.len()];
-            N::softmax_xent(&z, *y, &mut e_l);
-            t.net.propagate(&f, kind, &mut tr, e_l);
-            for (i, e) in tr.e.iter().enumerate() {
-                errors[i].extend_from_slice(e);
-            }
-        }
-        let bs = batch.len();
-        written.push(write_npy::<N>(
-            dir,
-            "inputs",
-            &[bs, c, h, w],
-            Vals::V(&inputs),
-        )?);
-        let labels: Vec<i64> = batch.iter().map(|b| b.1 as i64).collect();
-        written.push(write_npy::<N>(dir, "labels", &[bs], Vals::I64(&labels))?);
-        let (grads, _) = t.gradients(kind, &batch, self.config.raw.threads);
-        for (i, blk) in t.net.blocks.iter().enumerate() {
-            let g = &blk.geom;
-            let wshape = [g.out_c, g.icg(), g.k, g.k];
-            written.push(write_npy::<N>(
-                dir,
-                &format!("layer{i}_weight"),
-                &wshape,
-                Vals::V(&f.w[i]),
-            )?);
-            written.push(write_npy::<N>(
-                dir,
-                &format!("layer{i}_bias"),
-                &[g.out_c],
-                Vals::V(&f.b[i]),
-            )?);
-            written.push(write_npy::<N>(
-                dir,
-                &format!("layer{i}_error"),
-                &[bs, g.out_c, g.out_h, g.out_w],
-                Vals::V(&errors[i]),
-            )?);
-            written.push(write_npy::<N>(
-                dir,
-                &format!("layer{i}_grad_weight"),
-                &wshape,
-                Vals::M(&grads[i]),
-            )?);
-            written.push(write_npy::<N>(
-                dir,
-                &format!("layer{i}_grad_bias"),
-                &[g.out_c],
-                Vals::M(&grads[nb + i]),
-            )?);
-        }
-        let note = dir.join("formats.txt");
-        let text = format!(
-            "step {} ({:?} propagation)\nfixed point: inputs/bias Q8.8 (raw int16, divide by 256), weights Q4.12 (divide by 4096), errors Q3.13 (divide by 8192), gradients Q8.24 (raw int32, divide by 2^24)\nf32 runs store plain float32\nweight layout [out_c, in_c/groups, k, k]; error = dL/dp at each layer's pre-activation, per sample\n",
-            t.step, kind
-        );
-        std::fs::write(&note, text).map_err(|e| file_err(&note, e))?;
-        written.push(note);
-        Ok(written)
+        h.finish()
     }
 }
 
-fn make_batch<'a, N: Num>(
+pub(crate) fn make_batch<'a, N: Num>(
     xs: &'a [Vec<N::V>],
     ys: &[usize],
     order: &[usize],
@@ -585,201 +356,4 @@ fn make_batch<'a, N: Num>(
         .iter()
         .map(|&i| (xs[i].as_slice(), ys[i]))
         .collect()
-}
-
-const CKPT_MAGIC: &[u8; 8] = b"HDFACK01";
-
-/// Hash of everything that shapes the training trajectory: the epoch count and the
-/// thread count are left out, so a run can be extended or resumed on another machine.
-fn config_hash(c: &Config) -> u64 {
-    let mut raw = c.raw.clone();
-    raw.epochs = 0;
-    raw.threads = 0;
-    let text = format!("{raw:?}");
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// Write `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExpError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| file_err(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| file_err(&tmp, e))?;
-    f.sync_all().map_err(|e| file_err(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
-}
-
-enum Vals<'a, N: Num> {
-    V(&'a [N::V]),
-    M(&'a [N::M]),
-    I64(&'a [i64]),
-}
-
-fn write_npy<N: Num>(
-    dir: &Path,
-    name: &str,
-    shape: &[usize],
-    vals: Vals<N>,
-) -> Result<PathBuf, ExpError> {
-    // Fixed point: V = int16, M = int32. f32: both float32 (detected from the type size).
-    let (descr, body): (&str, Vec<u8>) = match vals {
-        Vals::V(v) => {
-            if std::mem::size_of::<N::V>() == 2 {
-                (
-                    "<i2",
-                    v.iter()
-                        .flat_map(|x| (N::bits(*x) as i16).to_le_bytes())
-                        .collect(),
-                )
-            } else {
-                (
-                    "<f4",
-                    v.iter()
-                        .flat_map(|x| (N::bits(*x) as u32).to_le_bytes())
-                        .collect(),
-                )
-            }
-        }
-        Vals::M(v) => {
-            if std::mem::size_of::<N::V>() == 2 {
-                (
-                    "<i4",
-                    v.iter()
-                        .flat_map(|x| (N::master_bits(*x) as i32).to_le_bytes())
-                        .collect(),
-                )
-            } else {
-                (
-                    "<f4",
-                    v.iter()
-                        .flat_map(|x| (N::master_bits(*x) as u32).to_le_bytes())
-                        .collect(),
-                )
-            }
-        }
-        Vals::I64(v) => ("<i8", v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-    };
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_txt = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header =
-        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    let total = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - total % 64) % 64));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + body.len());
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(&body);
-    let path = dir.join(format!("{name}.npy"));
-    write_atomic(&path, &out)?;
-    Ok(path)
-}
-
-/// One conv backward path's input and output at one sample of a real training step.
-#[derive(Clone, Debug)]
-pub struct PathCapture {
-    /// Global training step (0 = before the first update).
-    pub step: usize,
-    /// Sample within the step's batch.
-    pub sample: usize,
-    /// Target block.
-    pub target: usize,
-    /// Source block.
-    pub source: usize,
-    /// The path as engine parameters.
-    pub layer: crate::dce::DceLayer,
-    /// Its binary weights.
-    pub weights: crate::dce::DceWeights,
-    /// e at the source block's pre-activation.
-    pub e_src: Vec<i16>,
-    /// ReLU mask of the target (p > 0; all true without ReLU).
-    pub mask: Vec<bool>,
-    /// The trainer's e at the target's pre-activation.
-    pub expected: Vec<i16>,
-}
-
-impl Experiment<Fx> {
-    /// Train from the current state up to the largest of `steps` (global step
-    /// indices, epochs in order) and, before each listed step's update, record every
-    /// conv path the engine can run (binary, equal map sizes) for the first `samples`
-    /// samples of that step's batch, with DFA propagation at that step's weights.
-    pub fn capture_paths(
-        &mut self,
-        steps: &[usize],
-        samples: usize,
-    ) -> Result<Vec<PathCapture>, ExpError> {
-        let Some(&last) = steps.iter().max() else {
-            return Ok(Vec::new());
-        };
-        let nb = self.batches();
-        let threads = self.config.raw.threads;
-        let mut out = Vec::new();
-        let mut order = Vec::new();
-        for s in 0..=last {
-            if s % nb == 0 {
-                order = self.order(s / nb + 1);
-            }
-            let batch = make_batch::<Fx>(
-                &self.train_x,
-                &self.train_y,
-                &order,
-                s % nb,
-                self.config.raw.batch,
-            );
-            if steps.contains(&s) {
-                let t = &self.trainer;
-                let f = t.net.forward_copy();
-                let nblk = t.net.blocks.len();
-                let mut tr = Trace::default();
-                for (i, (x, y)) in batch.iter().take(samples).enumerate() {
-                    t.net.forward(&f, x, &mut tr);
-                    let z = tr.p[nblk - 1].clone();
-                    let mut e_l = vec![0i16; z.len()];
-                    <Fx as Loss>::softmax_xent(&z, *y, &mut e_l);
-                    t.net.propagate(&f, StepKind::Dfa, &mut tr, e_l);
-                    for p in &t.net.paths {
-                        let Some(r) = crate::dce::from_path(p) else {
-                            continue;
-                        };
-                        let (layer, weights) = r.map_err(|err| ExpError::Net {
-                            file: self.config.file.clone(),
-                            err,
-                        })?;
-                        let relu = t.net.blocks[p.target].relu;
-                        out.push(PathCapture {
-                            step: s,
-                            sample: i,
-                            target: p.target,
-                            source: p.source,
-                            layer,
-                            weights,
-                            e_src: tr.e[p.source].clone(),
-                            mask: tr.p[p.target].iter().map(|&v| !relu || v > 0).collect(),
-                            expected: tr.e[p.target].clone(),
-                        });
-                    }
-                }
-            }
-            self.trainer.train_step(&batch, threads);
-        }
-        Ok(out)
-    }
 }

@@ -1,35 +1,26 @@
 //! # golden: the fixed-point reference model of HDFA training
 //!
-//! This crate is the single source of truth for number formats, rounding and
-//! saturation. The RTL generators (`rtl`) read their bit widths from here and
-//! implement exactly the rounding steps defined here; the co-simulation (`sim`)
-//! compares every hardware output word against the functions of this crate.
+//! The trainer: CNN layers, error propagation (BP, DFA, conv-DFA) and the HDFA
+//! optimizer in bit-exact fixed point and in f32, configs, data sets and experiments.
+//! Number formats, rounding, limits and the unit models come from the hardware
+//! contract (crate `contract`), re-exported here under the same paths
+//! (`golden::format`, `golden::dce`, ...); the contract never depends on the trainer.
 //!
 //! Main types:
-//! - [`format::Format`] and the `fixed` aliases [`format::ErrorFx`], [`format::ActFx`],
-//!   [`format::WeightFx`], [`format::DerivFx`], [`format::AccFx`]; the rounding and
-//!   saturation steps [`format::round_shift`], [`format::saturate`], [`format::narrow`],
-//!   [`format::mul_narrow`].
-//! - [`bsbu::SparseSign`]: the fixed random binary sparse backward weight S = sign(D ⊙ R)
-//!   (paper eq. 10) and its compressed hardware layout [`bsbu::Entry`].
-//! - [`bsbu::apply`]: e_i = sat(round((S·e_L) >> shift)) ⊙ f'(p), with [`bsbu::FPrime`].
-//! - [`params::BsbuParams`]: validated parameters of the backward-weight unit.
-//! - [`dce::DceLayer`], [`dce::DceSizes`], [`dce::apply`]: the dilated-conv
-//!   error-propagation engine's parameters and expected output (paper eq. 7).
-//! - [`rng::Rng`]: the seeded generator behind every random choice.
+//! - [`cnn::train::Trainer`], [`cnn::net::Net`]: one network and its training step;
+//!   [`cnn::train::update_word`]: Algorithm 1 on one weight word.
+//! - [`config::Config`]: a validated TOML config.
 //! - [`data::Dataset`], [`data::load_idx`], [`data::load_digits_csv`]: image datasets.
-//!
-//! This crate depends on no hardware crate.
+//! - [`experiment::Experiment`]: a run with metrics; [`checkpoint`] (atomic,
+//!   bit-identical resume), [`npy`] (step dumps) and [`capture`] (error maps of conv
+//!   paths for the engine) work on it.
 
-pub mod bsbu;
+pub use contract::{bsbu, dce, error, format, geom, hash, params, rng, GoldenError};
+
+pub mod capture;
+pub mod checkpoint;
 pub mod cnn;
 pub mod config;
 pub mod data;
-pub mod dce;
-pub mod error;
 pub mod experiment;
-pub mod format;
-pub mod params;
-pub mod rng;
-
-pub use error::GoldenError;
+pub mod npy;

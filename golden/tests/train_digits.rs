@@ -185,6 +185,15 @@ fn train_digits_dump_step_writes_numpy_files() {
     );
     assert_eq!((10 + hlen) % 64, 0);
     assert_eq!(x.len(), 10 + hlen + 16 * 64 * 2);
+    // Read back through ndarray-npy: the batch's inputs, word for word.
+    let back: ndarray::ArrayD<i16> = ndarray_npy::read_npy(dir.join("inputs.npy")).unwrap();
+    assert_eq!(back.shape(), &[16, 1, 8, 8]);
+    let want: Vec<i16> = exp
+        .batch(&exp.order(1), 0)
+        .iter()
+        .flat_map(|(x, _)| x.iter().copied())
+        .collect();
+    assert_eq!(back.iter().copied().collect::<Vec<_>>(), want);
     let g = std::fs::read(dir.join("layer0_grad_weight.npy")).unwrap();
     let gh = std::str::from_utf8(&g[10..10 + u16::from_le_bytes([g[8], g[9]]) as usize]).unwrap();
     assert!(gh.contains("'<i4'") && gh.contains("(8, 1, 3, 3)"), "{gh}");

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use golden::checkpoint::write_atomic;
 use golden::cnn::num::{Fx, F32};
 use golden::cnn::train::Loss;
 use golden::config::{Config, Mode};
-use golden::experiment::{write_atomic, EpochMetrics, Experiment};
+use golden::experiment::{EpochMetrics, Experiment};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::plot::{two_panel_svg, Series};

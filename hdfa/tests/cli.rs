@@ -344,7 +344,7 @@ fn cli_dce_cosim_summary_ends_with_zero_mismatches_on_both_simulators() {
             "{l}"
         );
     }
-    assert!(out.contains("traffic per pass"), "{out}");
+    assert!(out.contains("traffic over 9 passes"), "{out}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! # rtl: Verilog generators for the HDFA training hardware (rust-hdl)
 //!
-//! This is the only crate that uses rust-hdl. Bit widths come from `golden`'s formats
+//! This is the only crate that uses rust-hdl. Bit widths come from the hardware contract's formats
 //! and limits, by construction; there is no second definition here.
 //!
 //! Main types:
@@ -36,7 +36,7 @@ use thiserror::Error;
 pub enum RtlError {
     /// Invalid parameters or matrix (from the golden model's checks).
     #[error(transparent)]
-    Golden(#[from] golden::GoldenError),
+    Golden(#[from] contract::GoldenError),
     /// rust-hdl's structural checks failed (undriven input, logic loop, ...).
     #[error("rust-hdl check failed for {unit}: {msg}")]
     Check {
@@ -91,7 +91,7 @@ impl Emitted {
 /// The ports every stream unit has, clock first: the valid/ready input and output
 /// streams (16-bit words in the error format), `out_last` and the 2-bit `phase`.
 pub(crate) fn stream_ports() -> Vec<Port> {
-    use golden::format::ERROR_BITS;
+    use contract::format::ERROR_BITS;
     let p = |name, width, dir| Port { name, width, dir };
     vec![
         p("clock", 1, Dir::In),

@@ -1,4 +1,4 @@
-//! Narrow: `golden::format::narrow(x, shift, ERROR)` in hardware, the one
+//! Narrow: `contract::format::narrow(x, shift, ERROR)` in hardware, the one
 //! round-half-up and saturate step of every unit. The shift is an input: a
 //! configuration register (the conv engine) or a constant (the backward-weight unit;
 //! yosys folds the shifter away).
@@ -7,8 +7,8 @@
 //! shifted left by the run-time shift. They are formed in [`WIDE`] bits: with the
 //! largest shift (16), (max + 1) << 16 = 2^31 does not fit the 32-bit accumulator.
 
-use golden::format::{ACC_BITS, ERROR, ERROR_BITS};
-use golden::params::MAX_SHIFT;
+use contract::format::{ACC_BITS, ERROR, ERROR_BITS};
+use contract::params::MAX_SHIFT;
 use rust_hdl::prelude::*;
 
 /// Width of the shift input (MAX_SHIFT = 16 needs 5 bits).

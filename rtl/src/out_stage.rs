@@ -8,8 +8,8 @@
 //! the same cycle and must hold its last address while the stage does not advance.
 //! `done` pulses when a pass's last word leaves.
 
-use golden::format::ERROR_BITS;
-use golden::params::BSBU_MAX_LANES;
+use contract::format::ERROR_BITS;
+use contract::params::BSBU_MAX_LANES;
 use rust_hdl::prelude::*;
 
 /// The output stage.

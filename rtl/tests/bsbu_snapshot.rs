@@ -1,8 +1,8 @@
 //! Snapshot of the emitted Verilog for one small configuration, so any change in
 //! the generated hardware shows up in review.
 
-use golden::bsbu::{Nonzero, SparseSign};
-use golden::params::BsbuParams;
+use contract::bsbu::{Nonzero, SparseSign};
+use contract::params::BsbuParams;
 
 #[test]
 fn bsbu_p2_rows4_cols3_verilog() {

@@ -1,11 +1,13 @@
 //! The register map is one table: the engine's decoder, the configuration writes,
 //! the JSON and the C header must all agree with `rtl::dce::regs::{REGS, REGIONS}`.
 
-use golden::dce::{DceLayer, DceSizes, DceWeights};
-use golden::rng::Rng;
+use contract::dce::{DceLayer, DceSizes, DceWeights};
+use contract::rng::Rng;
+use contract::rng::SeedableRng;
 use rtl::dce::regs::{self, Region, REGIONS, REGS};
 
-fn design() -> (DceSizes, rtl::Emitted) {
+/// The layer, an engine of two lanes that fits it, and the engine.
+fn design() -> (DceLayer, DceSizes, rtl::Emitted) {
     let l = DceLayer {
         cs: 4,
         ct: 8,
@@ -20,12 +22,12 @@ fn design() -> (DceSizes, rtl::Emitted) {
     .validate()
     .unwrap();
     let sizes = DceSizes::fitting(2, &[l]).unwrap();
-    (sizes, rtl::dce::generate(&sizes).unwrap())
+    (l, sizes, rtl::dce::generate(&sizes).unwrap())
 }
 
 #[test]
 fn dce_top_reads_each_scalar_register_at_its_table_index() {
-    let (_, e) = design();
+    let (_, _, e) = design();
     for (i, r) in REGS.iter().enumerate() {
         let want = format!("r_{} = regs${i}$q", r.name.to_lowercase());
         assert!(
@@ -51,21 +53,8 @@ fn dce_top_reads_each_scalar_register_at_its_table_index() {
 
 #[test]
 fn dce_program_writes_every_scalar_register_in_table_order_and_checks_widths() {
-    let l = DceLayer {
-        cs: 4,
-        ct: 8,
-        h: 5,
-        w: 5,
-        k: 3,
-        dil: 2,
-        groups: 2,
-        shift2: 1,
-        shift1: 3,
-    }
-    .validate()
-    .unwrap();
-    let sizes = DceSizes::fitting(2, &[l]).unwrap();
-    let w = DceWeights::random(&l, &mut Rng::new(1));
+    let (l, sizes, _) = design();
+    let w = DceWeights::random(&l, &mut Rng::seed_from_u64(1));
     let writes = regs::program(&sizes, &l, &w).unwrap();
     for (i, r) in REGS.iter().enumerate() {
         assert_eq!(
@@ -84,7 +73,7 @@ fn dce_program_writes_every_scalar_register_in_table_order_and_checks_widths() {
 
 #[test]
 fn dce_regmap_json_and_c_header_match_the_table() {
-    let (sizes, e) = design();
+    let (_, sizes, e) = design();
     let json = &e
         .sidecars
         .iter()

@@ -2,7 +2,7 @@
 //! 2 → 4 channel 3×3 map with G = 2, so D2 banks are present), so any change in the
 //! generated hardware shows up in review.
 
-use golden::dce::{DceLayer, DceSizes};
+use contract::dce::{DceLayer, DceSizes};
 
 #[test]
 fn dce_p2_c2to4_map3x3_verilog() {

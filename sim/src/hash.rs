@@ -1,19 +1,20 @@
-//! A stable content hash (two FNV-1a 64-bit lanes) for build-cache keys. Not
+//! A stable content hash for build-cache keys: the project's one hash
+//! (`contract::hash::Fnv1a`) in two lanes with different bases, 128 bits in all. Not
 //! cryptographic; it only has to change whenever an input changes.
 
-/// Hash of all `parts`, as 32 hex digits.
+use contract::hash::Fnv1a;
+
+/// Hash of all `parts` (each followed by its length, so boundaries count), as 32 hex
+/// digits.
 pub fn content_hash(parts: &[&[u8]]) -> String {
-    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut b: u64 = 0x8422_2325_cbf2_9ce4;
+    let (mut a, mut b) = (Fnv1a::new(), Fnv1a::with_basis(0x8422_2325_cbf2_9ce4));
     for part in parts {
-        for &byte in part.iter().chain((part.len() as u64).to_le_bytes().iter()) {
-            a = (a ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
-            b = (b ^ byte as u64)
-                .wrapping_mul(0x0000_0100_0000_01b3)
-                .rotate_left(5);
+        for h in [&mut a, &mut b] {
+            h.write(part);
+            h.write(&(part.len() as u64).to_le_bytes());
         }
     }
-    format!("{a:016x}{b:016x}")
+    format!("{:016x}{:016x}", a.finish(), b.finish())
 }
 
 #[cfg(test)]

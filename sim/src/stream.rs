@@ -30,7 +30,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use golden::format::Format;
+use contract::format::Format;
 use rtl::Emitted;
 
 use crate::verilator::{self, VerilatorModel};

@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use golden::capture::PathCapture;
 use golden::dce::{self, golden_traffic, DceLayer, DceSizes, DceTraffic, DceWeights};
-use golden::experiment::PathCapture;
 use golden::format::ERROR;
 use golden::rng::Rng;
 use rtl::Emitted;
@@ -22,6 +22,7 @@ use sim::stream::{Pass, RunStats, StreamVectors};
 use crate::mutation::{Mutant, VectorSet, DCE_MUTANTS};
 use crate::unit::{TrafficCheck, Unit};
 use crate::TbError;
+use golden::rng::SeedableRng;
 
 /// One input vector and its expected output.
 #[derive(Clone, Debug)]
@@ -75,7 +76,7 @@ impl DceCase {
         n_random: usize,
         seed: u64,
     ) -> Result<Self, TbError> {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::seed_from_u64(seed);
         let weights = DceWeights::random(&layer, &mut rng);
         let (ni, no) = (layer.in_words(), layer.out_words());
         let mut inputs: Vec<(String, Vec<i16>, Vec<bool>)> = vec![
@@ -142,8 +143,13 @@ impl DceCase {
     pub fn from_captures(prefix: &str, caps: &[PathCapture]) -> Result<Vec<Self>, TbError> {
         let mut by_path: BTreeMap<(usize, usize), DceCase> = BTreeMap::new();
         for c in caps {
-            let again = dce::apply(&c.layer, &c.weights, &c.e_src, &c.mask)?;
-            if again != c.expected {
+            let (e_src, mask, expected) = (
+                c.e_src.iter().copied().collect::<Vec<i16>>(),
+                c.mask.iter().copied().collect::<Vec<bool>>(),
+                c.expected.iter().copied().collect::<Vec<i16>>(),
+            );
+            let again = dce::apply(&c.layer, &c.weights, &e_src, &mask)?;
+            if again != expected {
                 return Err(TbError::Golden(golden::GoldenError::BadMatrix(format!(
                     "{prefix}: the engine model disagrees with the trainer on path {} <- {} at step {}",
                     c.target, c.source, c.step
@@ -159,9 +165,9 @@ impl DceCase {
                 });
             case.vectors.push(DceVector {
                 tag: format!("step {} sample {}", c.step, c.sample),
-                e_src: c.e_src.clone(),
-                mask: c.mask.clone(),
-                expected: c.expected.clone(),
+                e_src,
+                mask,
+                expected,
             });
         }
         Ok(by_path.into_values().collect())

@@ -133,6 +133,33 @@ fn flip_entry_bit(v: &str, bit: usize) -> Result<String, String> {
     Err(format!("module {module} has no nonzero entry"))
 }
 
+/// `out_last` stuck low in the shared output stage (the data is right).
+const fn out_last_low(unit: &'static str) -> Mutant {
+    Mutant {
+        unit,
+        name: "out_last-low",
+        what: "out_last is stuck low (the data is right)",
+        edit: |v| replace_once(v, "top$drain", "out_last = o_last$q;", "out_last = 1'b0;"),
+    }
+}
+
+/// The shared output stage sends one more word after each pass's last.
+const fn extra_word(unit: &'static str) -> Mutant {
+    Mutant {
+        unit,
+        name: "extra-word",
+        what: "one more word (out_last low) follows each pass's last word",
+        edit: |v| {
+            replace_once(
+                v,
+                "top$drain",
+                "if (done) begin\n            o_valid$d = 1'b0;",
+                "if (done) begin\n            o_valid$d = 1'b1;",
+            )
+        },
+    }
+}
+
 /// The backward-weight unit's mutants (P ≥ 2).
 pub const BSBU_MUTANTS: &[Mutant] = &[
     Mutant {
@@ -192,25 +219,8 @@ pub const BSBU_MUTANTS: &[Mutant] = &[
             )
         },
     },
-    Mutant {
-        unit: "bsbu",
-        name: "out_last-low",
-        what: "out_last is stuck low (the data is right)",
-        edit: |v| replace_once(v, "top$drain", "out_last = o_last$q;", "out_last = 1'b0;"),
-    },
-    Mutant {
-        unit: "bsbu",
-        name: "extra-word",
-        what: "one more word (out_last low) follows each pass's last word",
-        edit: |v| {
-            replace_once(
-                v,
-                "top$drain",
-                "if (done) begin\n            o_valid$d = 1'b0;",
-                "if (done) begin\n            o_valid$d = 1'b1;",
-            )
-        },
-    },
+    out_last_low("bsbu"),
+    extra_word("bsbu"),
 ];
 
 /// The conv engine's mutants (P ≥ 2).
@@ -266,25 +276,8 @@ pub const DCE_MUTANTS: &[Mutant] = &[
             )
         },
     },
-    Mutant {
-        unit: "dce",
-        name: "out_last-low",
-        what: "out_last is stuck low (the data is right)",
-        edit: |v| replace_once(v, "top$drain", "out_last = o_last$q;", "out_last = 1'b0;"),
-    },
-    Mutant {
-        unit: "dce",
-        name: "extra-word",
-        what: "one more word (out_last low) follows each pass's last word",
-        edit: |v| {
-            replace_once(
-                v,
-                "top$drain",
-                "if (done) begin\n            o_valid$d = 1'b0;",
-                "if (done) begin\n            o_valid$d = 1'b1;",
-            )
-        },
-    },
+    out_last_low("dce"),
+    extra_word("dce"),
     Mutant {
         unit: "dce",
         name: "len_err-sticky",

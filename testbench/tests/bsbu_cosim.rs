@@ -1,13 +1,16 @@
 //! Co-simulation of the binary sparse backward-weight unit against the golden model:
-//! P ∈ {1, 4, 8} × sparsity ∈ {0, 0.8, 0.98}, each with 10,000 random vectors plus
-//! the corner cases, on Verilator and on Icarus. Both must give 0 mismatches and the
-//! same cycle count.
+//! P ∈ {1, 4, 8} × sparsity ∈ {0, 0.8, 0.98}, each with the corner cases and 10,000
+//! random vectors on Verilator; Icarus runs the corners and the first 2,000 of those
+//! random vectors (the same stream), and both simulators must pass every check and
+//! agree on cycles, phases and traffic for them.
 
 use std::path::PathBuf;
 
 use testbench::{BsbuScenario, SimKind};
 
 const VECTORS: usize = 10_000;
+/// The prefix of the random vectors Icarus runs (about 15 s per configuration).
+const ICARUS_VECTORS: usize = 2_000;
 /// Small enough that Icarus runs 10,000 vectors in about a minute, large enough for
 /// every lane to own several rows and for full rows to saturate.
 const ROWS: usize = 16;
@@ -31,22 +34,18 @@ fn both_simulators_match_golden(lanes: usize, sparsity: f64) {
         v.stats.first.as_ref().unwrap()
     );
     assert_eq!(v.stats.mismatches, 0);
-    let i = sc
+    let mut short = sc.clone();
+    short.vectors = ICARUS_VECTORS;
+    let vs = short
+        .run(SimKind::Verilator, &cache, &work())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let i = short
         .run(SimKind::Icarus, &cache, &work())
         .unwrap_or_else(|e| panic!("{e}"));
     println!("{}", i.summary());
-    assert!(
-        i.stats.first.is_none(),
-        "{}",
-        i.stats.first.as_ref().unwrap()
-    );
-    assert_eq!(i.stats.mismatches, 0);
-    assert_eq!(i.stats.outputs, v.stats.outputs);
-    assert_eq!(
-        i.stats.cycles, v.stats.cycles,
-        "simulators disagree on cycles"
-    );
-    assert_eq!(i.stats.phase_cycles, v.stats.phase_cycles);
+    assert_eq!(i.stats.outputs, ROWS * short.total_vectors());
+    let problems = testbench::verdict(&[&vs.stats, &i.stats]);
+    assert!(problems.is_empty(), "{problems:?}");
 }
 
 #[test]

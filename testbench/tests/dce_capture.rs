@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use golden::experiment::PathCapture;
+use golden::capture::PathCapture;
 use sim::stream::Stall;
 use testbench::dce::{DceCase, DceUnit};
 use testbench::{run_case, verdict, CaseReport, SimKind};

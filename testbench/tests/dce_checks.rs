@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use golden::dce::{DceLayer, DceSizes};
-use sim::stream::{run_verilator, Check, Stall};
+use sim::stream::{run_verilator, Check, RunStats, Stall, StreamVectors};
 use testbench::dce::{sequence, DceCase, Step};
 use testbench::{run_stream, SimKind};
 
@@ -36,6 +36,18 @@ fn small() -> (DceCase, DceSizes) {
 
 fn fresh(name: &str) -> PathBuf {
     testbench::fresh_test_dir(name)
+}
+
+/// Run `v` on `design` on Verilator, then Icarus, each in a fresh `{name}_{sim}`.
+fn on_both(design: &rtl::Emitted, v: &StreamVectors, name: &str) -> Vec<RunStats> {
+    let cache = sim::verilator::default_cache_dir();
+    [SimKind::Verilator, SimKind::Icarus]
+        .into_iter()
+        .map(|sim| {
+            let dir = fresh(&format!("{name}_{}", sim.name()));
+            run_stream(design, v, sim, Stall::SOME, &cache, &dir).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect()
 }
 
 fn written_since(wave: &std::path::Path, t0: std::time::SystemTime) {
@@ -132,16 +144,7 @@ fn dce_len_err_rises_on_short_and_unterminated_streams_and_clears_on_one_instanc
     )
     .unwrap();
     assert_eq!(v.passes.len(), 6);
-    for sim in [SimKind::Verilator, SimKind::Icarus] {
-        let r = run_stream(
-            &design,
-            &v,
-            sim,
-            Stall::SOME,
-            &cache,
-            &fresh(&format!("dce_len_err_{}", sim.name())),
-        )
-        .unwrap();
+    for r in on_both(&design, &v, "dce_len_err") {
         assert!(r.first.is_none(), "{}", r.first.as_ref().unwrap());
         assert_eq!(r.outputs, 6 * case.layer.out_words());
         assert!(r.len_err);
@@ -199,7 +202,6 @@ fn dce_reprogrammed_between_layers_stays_bit_exact_on_both_simulators() {
     let cb = DceCase::random("B", b, 3, 22).unwrap();
     let sizes = DceSizes::fitting(4, &[a, b]).unwrap();
     let design = rtl::dce::generate(&sizes).unwrap();
-    let cache = sim::verilator::default_cache_dir();
     let v = sequence(
         &sizes,
         &[
@@ -213,20 +215,10 @@ fn dce_reprogrammed_between_layers_stays_bit_exact_on_both_simulators() {
     )
     .unwrap();
     let words = 2 * ca.vectors.len() * a.out_words() + cb.vectors.len() * b.out_words();
-    let mut runs = Vec::new();
-    for sim in [SimKind::Verilator, SimKind::Icarus] {
-        let r = run_stream(
-            &design,
-            &v,
-            sim,
-            Stall::SOME,
-            &cache,
-            &fresh(&format!("dce_reprogram_{}", sim.name())),
-        )
-        .unwrap();
+    let runs = on_both(&design, &v, "dce_reprogram");
+    for r in &runs {
         assert!(r.first.is_none(), "{}", r.first.as_ref().unwrap());
         assert_eq!((r.mismatches, r.outputs), (0, words));
-        runs.push(r);
     }
     assert!(
         runs[0].disagreements(&runs[1]).is_empty(),
@@ -250,16 +242,12 @@ fn dce_lint_is_clean_up_to_the_documented_waivers() {
 
 #[test]
 fn dce_bad_input_gets_named_errors() {
+    let (case, sizes) = small();
+    let base = case.layer;
     let e = DceLayer {
         cs: 6,
-        ct: 8,
-        h: 5,
-        w: 5,
-        k: 3,
-        dil: 1,
         groups: 4,
-        shift2: 0,
-        shift1: 3,
+        ..base
     }
     .validate()
     .unwrap_err()
@@ -268,51 +256,18 @@ fn dce_bad_input_gets_named_errors() {
         e.contains("groups = 4") && e.contains("source channels 6"),
         "{e}"
     );
-    let e = DceLayer {
-        cs: 8,
-        ct: 8,
-        h: 5,
-        w: 5,
-        k: 3,
-        dil: 0,
-        groups: 2,
-        shift2: 0,
-        shift1: 3,
-    }
-    .validate()
-    .unwrap_err()
-    .to_string();
+    let e = DceLayer { dil: 0, ..base }
+        .validate()
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("d = 0") && e.contains("1..=4"), "{e}");
-    let e = DceLayer {
-        cs: 8,
-        ct: 8,
-        h: 5,
-        w: 5,
-        k: 7,
-        dil: 1,
-        groups: 2,
-        shift2: 0,
-        shift1: 3,
-    }
-    .validate()
-    .unwrap_err()
-    .to_string();
+    let e = DceLayer { k: 7, ..base }
+        .validate()
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("k = 7") && e.contains("1, 3, 5"), "{e}");
     // A map larger than the buffers the engine was generated with.
-    let (case, sizes) = small();
-    let big = DceLayer {
-        cs: 4,
-        ct: 8,
-        h: 7,
-        w: 7,
-        k: 3,
-        dil: 2,
-        groups: 2,
-        shift2: 1,
-        shift1: 3,
-    }
-    .validate()
-    .unwrap();
+    let big = DceLayer { h: 7, w: 7, ..base }.validate().unwrap();
     let big_case = DceCase::random("big", big, 1, 1).unwrap();
     let e = big_case.stream(&sizes).unwrap_err().to_string();
     assert!(

@@ -32,6 +32,7 @@
 use super::num::Num;
 use super::ops::{self, ConvGeom};
 use crate::rng::Rng;
+use crate::rng::SeedableRng;
 use crate::GoldenError;
 
 /// A weighted layer's kind.
@@ -363,7 +364,7 @@ impl<N: Num> Net<N> {
         dfa: DfaOptions,
         seed: u64,
     ) -> Result<Self, GoldenError> {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::seed_from_u64(seed);
         let mut wrng = rng.fork(1);
         let w = blocks
             .iter()

@@ -120,10 +120,11 @@ pub fn softmax_xent_f32(z: &[f32], label: usize, err: &mut [f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::SeedableRng;
 
     #[test]
     fn fixed_softmax_tracks_the_real_one() {
-        let mut rng = crate::rng::Rng::new(3);
+        let mut rng = crate::rng::Rng::seed_from_u64(3);
         for _ in 0..500 {
             let z: Vec<i16> = (0..10).map(|_| rng.range_i64(-2000, 2000) as i16).collect();
             let label = rng.below(10) as usize;

@@ -19,6 +19,7 @@ use super::net::{Net, Propagation};
 use super::num::{Coef, Num};
 use super::ops;
 use crate::rng::Rng;
+use crate::rng::SeedableRng;
 
 /// Hyper-parameters of the optimizer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -285,6 +286,49 @@ impl<A: Copy + std::ops::AddAssign> GradAcc<A> {
     }
 }
 
+/// Index of the largest value, the first on ties: the predicted class.
+pub fn argmax<T: PartialOrd>(z: &[T]) -> usize {
+    (0..z.len()).fold(0, |b, k| if z[k] > z[b] { k } else { b })
+}
+
+/// What one sample's pass gave.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// The predicted class.
+    pub predicted: usize,
+    /// The loss, raw (fixed point: exact integer; f32: its bits).
+    pub loss_raw: i64,
+    /// The loss as a real number.
+    pub loss_real: f64,
+}
+
+impl<N: Loss> Net<N> {
+    /// One sample: forward, e_L = softmax(z) − one-hot and, with `kind`, error
+    /// propagation; `t` then holds every block's activations and errors.
+    pub fn sample(
+        &self,
+        f: &Forward<N::V>,
+        x: &[N::V],
+        label: usize,
+        kind: Option<StepKind>,
+        t: &mut Trace<N>,
+    ) -> Sample {
+        self.forward(f, x, t);
+        let z = t.p.last().expect("a network has blocks");
+        let predicted = argmax(z);
+        let mut e_l = vec![N::zero(); z.len()];
+        let (loss_raw, loss_real) = N::softmax_xent(z, label, &mut e_l);
+        if let Some(kind) = kind {
+            self.propagate(f, kind, t, e_l);
+        }
+        Sample {
+            predicted,
+            loss_raw,
+            loss_real,
+        }
+    }
+}
+
 /// Per-sample forward + propagation + gradient accumulation for `samples`.
 fn run_samples<N: Loss>(
     net: &Net<N>,
@@ -300,20 +344,10 @@ fn run_samples<N: Loss>(
     let mut correct = 0;
     let nb = net.blocks.len();
     for &(x, label) in samples {
-        net.forward(f, x, &mut t);
-        let z = &t.p[nb - 1];
-        let mut best = 0;
-        for k in 1..z.len() {
-            if z[k] > z[best] {
-                best = k;
-            }
-        }
-        correct += (best == label) as usize;
-        let mut e_l = vec![N::zero(); z.len()];
-        let (raw, real) = N::softmax_xent(z, label, &mut e_l);
-        losses.push(raw);
-        loss_real += real;
-        net.propagate(f, kind, &mut t, e_l);
+        let s = net.sample(f, x, label, Some(kind), &mut t);
+        correct += (s.predicted == label) as usize;
+        losses.push(s.loss_raw);
+        loss_real += s.loss_real;
         for i in 0..nb {
             ops::conv_bwd_weight::<N>(
                 &net.blocks[i].geom,
@@ -361,7 +395,7 @@ impl<N: Loss> Trainer<N> {
             net,
             opt,
             hyper,
-            step_rng: Rng::new(seed ^ 0x57E9_0000),
+            step_rng: Rng::seed_from_u64(seed ^ 0x57E9_0000),
             step: 0,
         }
     }
@@ -478,8 +512,7 @@ impl<N: Loss> Trainer<N> {
                         c.iter()
                             .map(|x| {
                                 self.net.forward(f, x, &mut t);
-                                let z = t.p.last().expect("blocks");
-                                (0..z.len()).fold(0, |b, k| if z[k] > z[b] { k } else { b })
+                                argmax(t.p.last().expect("a network has blocks"))
                             })
                             .collect::<Vec<_>>()
                     })

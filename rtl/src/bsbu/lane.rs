@@ -8,9 +8,9 @@
 //! - C: ±e_L[col] is added to the accumulator; on the row's last entry the sum is
 //!   narrowed and written to the result memory at the lane's local row.
 
-use golden::bsbu::{ENTRY_BITS, ENTRY_EMPTY_BIT, ENTRY_LAST_BIT, ENTRY_NEG_BIT};
-use golden::format::{ACC_BITS, ERROR_BITS};
-use golden::params::{COL_ADDR_BITS, ROW_ADDR_BITS};
+use contract::bsbu::{ENTRY_BITS, ENTRY_EMPTY_BIT, ENTRY_LAST_BIT, ENTRY_NEG_BIT};
+use contract::format::{ACC_BITS, ERROR_BITS};
+use contract::params::{COL_ADDR_BITS, ROW_ADDR_BITS};
 use rust_hdl::prelude::*;
 use std::collections::BTreeMap;
 
@@ -35,7 +35,7 @@ pub struct BsbuLane<const EA: usize> {
     pub res_addr: Signal<In, Bits<ROW_ADDR_BITS>>,
     /// Result read data, one cycle after the address.
     pub res_data: Signal<Out, Signed<ERROR_BITS>>,
-    /// Compressed entries of this lane's rows (layout: `golden::bsbu::Entry`).
+    /// Compressed entries of this lane's rows (layout: `contract::bsbu::Entry`).
     entries: SyncROM<Bits<ENTRY_BITS>, EA>,
     /// This lane's private copy of e_L, so every lane reads one word per cycle.
     el: RAM<Signed<ERROR_BITS>, COL_ADDR_BITS>,

@@ -7,8 +7,8 @@ mod top;
 pub use lane::BsbuLane;
 pub use top::Bsbu;
 
-use golden::bsbu::{check_matches, SparseSign};
-use golden::params::{BsbuParams, MAX_ENTRY_ADDR_BITS};
+use contract::bsbu::{check_matches, SparseSign};
+use contract::params::{BsbuParams, MAX_ENTRY_ADDR_BITS};
 use rust_hdl::prelude::*;
 
 use crate::{checked_verilog, Emitted, Port, RtlError};

@@ -11,8 +11,8 @@
 //!    multiplied by f'(p_r) (the unit's only multiplier) and narrowed by the
 //!    derivative's fraction bits. `out_last` marks row n_rows − 1.
 
-use golden::format::{ACC_BITS, DERIV, ERROR_BITS};
-use golden::params::{BSBU_MAX_LANES, COL_ADDR_BITS, ROW_ADDR_BITS};
+use contract::format::{ACC_BITS, DERIV, ERROR_BITS};
+use contract::params::{BSBU_MAX_LANES, COL_ADDR_BITS, ROW_ADDR_BITS};
 use rust_hdl::prelude::*;
 
 use super::lane::BsbuLane;

@@ -3,7 +3,7 @@
 //! weights: no multiplier), and on an output's last tap it keeps the sum; the
 //! narrowed sum is on `y` in the following cycle.
 
-use golden::format::{ACC_BITS, ERROR_BITS};
+use contract::format::{ACC_BITS, ERROR_BITS};
 use rust_hdl::prelude::*;
 
 use crate::narrow::{Narrow, SHIFT_BITS};

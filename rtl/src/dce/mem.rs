@@ -5,7 +5,7 @@
 //! designs. The body is emitted as custom Verilog with `(* ram_style = "block" *)`,
 //! so yosys maps it to block RAM on iCE40 even when it is small.
 
-use golden::dce::ADDR_BITS;
+use contract::dce::ADDR_BITS;
 use rust_hdl::prelude::*;
 use std::collections::BTreeMap;
 

@@ -16,7 +16,7 @@ pub use lane::DceLane;
 pub use mem::DceMem;
 pub use top::Dce;
 
-use golden::dce::{DceSizes, ADDR_BITS};
+use contract::dce::{DceSizes, ADDR_BITS};
 use rust_hdl::prelude::*;
 
 use crate::{checked_verilog, Dir, Emitted, Port, RtlError};

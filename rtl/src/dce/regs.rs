@@ -11,9 +11,9 @@
 //! [`REGION_SHIFT`] up, index below), `cfg_data`. Every table entry is one field in
 //! the low bits of `cfg_data`, so no entry packs two values.
 
-use golden::cnn::ops::shuffle_perm;
-use golden::dce::{DceLayer, DceSizes, DceWeights, ADDR_BITS, DCE_MAX_LANES};
-use golden::GoldenError;
+use contract::dce::{DceLayer, DceSizes, DceWeights, ADDR_BITS, DCE_MAX_LANES};
+use contract::geom::shuffle_perm;
+use contract::GoldenError;
 use serde_json::json;
 
 use crate::narrow::SHIFT_BITS;

@@ -23,8 +23,8 @@
 //! - S2: the P lanes add or subtract the word by their sign bits.
 //! - S3: on an output's last tap, the narrowed sums are written (D2 bank or output half).
 
-use golden::dce::{DceSizes, ADDR_BITS, DCE_MAX_LANES, MASK_BITS};
-use golden::format::ERROR_BITS;
+use contract::dce::{DceSizes, ADDR_BITS, DCE_MAX_LANES, MASK_BITS};
+use contract::format::ERROR_BITS;
 use rust_hdl::prelude::*;
 
 use super::lane::DceLane;
@@ -36,7 +36,7 @@ use crate::out_stage::OutStage;
 /// Bits of a mask bit's index within its MASK_BITS-bit word.
 const MASK_INDEX_BITS: usize = MASK_BITS.trailing_zeros() as usize;
 /// Width of the drain's one-hot lane select: the output stage's, for the widest unit.
-const SEL_BITS: usize = golden::params::BSBU_MAX_LANES;
+const SEL_BITS: usize = contract::params::BSBU_MAX_LANES;
 
 /// The engine.
 #[derive(LogicBlock)]

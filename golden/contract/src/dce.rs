@@ -8,11 +8,11 @@
 //! - [`DceSizes`]: the generation-time buffer sizes and lane count P of an engine;
 //!   [`DceSizes::check`] says whether a layer fits.
 //! - [`DceWeights`]: the binary backward weights D2 and D1 as sign bits in the
-//!   golden layout `[out_c][in_c / G][k][k]` ([`crate::cnn::ops::ConvGeom`]).
-//! - [`apply`]: the expected e_i. It builds a [`BackPath`] and runs the cdfa code of
-//!   the trainer, so the engine is checked against exactly what training computes
-//!   (the kernel layout, [`crate::cnn::ops::shuffle_perm`] and
-//!   [`crate::format::narrow`] are defined once, there).
+//!   layout `[out_c][in_c / G][k][k]` ([`crate::geom::ConvGeom`]).
+//! - [`apply`]: the expected e_i, from the taps of [`crate::geom::ConvGeom`],
+//!   [`crate::geom::shuffle_perm`] and [`crate::format::narrow`], the same definitions
+//!   the trainer's cdfa path uses (the trainer checks that its paths equal this model,
+//!   and every captured training vector is checked against it).
 //! - [`DceTraffic`]: the golden model's memory traffic for a layer.
 //!
 //! ## Stream layout of one pass
@@ -21,9 +21,8 @@
 //! bit o mod 16 of word o / 16 (1 = p > 0, the error passes). The output stream
 //! carries the C_t·H·W words of e_i in (c, y, x) order.
 
-use crate::cnn::net::{BackPath, BackWeight};
-use crate::cnn::num::Fx;
-use crate::cnn::ops::{self, ConvGeom};
+use crate::format::{narrow, ERROR};
+use crate::geom::{permute_channels, shuffle_perm, ConvGeom};
 use crate::params::MAX_SHIFT;
 use crate::rng::Rng;
 use crate::GoldenError;
@@ -418,63 +417,6 @@ impl DceWeights {
     }
 }
 
-fn binary(neg: &[bool], shift: u32) -> BackWeight<i16> {
-    BackWeight::Binary(
-        neg.to_vec(),
-        shift,
-        neg.iter().map(|&b| if b { -1 } else { 1 }).collect(),
-    )
-}
-
-/// The trainer's backward path for `l` and `w`.
-pub fn path(l: &DceLayer, w: &DceWeights) -> BackPath<i16> {
-    BackPath {
-        target: 0,
-        source: 1,
-        d2: l
-            .d2_geom()
-            .zip(w.d2.as_ref())
-            .map(|(g, n)| (g, binary(n, l.shift2))),
-        shuffle: l.has_d2().then(|| ops::shuffle_perm(l.ct, l.groups)),
-        up: 1,
-        d1: (l.d1_geom(), binary(&w.d1, l.shift1)),
-    }
-}
-
-/// A trainer path the engine can run, as a layer and its weights: binary weights and
-/// equal source and target map sizes (no up-sampling). `None` otherwise.
-pub fn from_path(p: &BackPath<i16>) -> Option<Result<(DceLayer, DceWeights), GoldenError>> {
-    let (g1, w1) = &p.d1;
-    let BackWeight::Binary(n1, s1, _) = w1 else {
-        return None;
-    };
-    // A dense path (from the classifier) is not a conv path.
-    let dense = g1.in_h == 1 && g1.in_w == 1 && g1.out_h == 1 && g1.out_w == 1;
-    if p.up != 1 || dense {
-        return None;
-    }
-    let (cs, d2, s2) = match &p.d2 {
-        Some((g2, BackWeight::Binary(n2, s2, _))) => (g2.in_c, Some(n2.clone()), *s2),
-        Some(_) => return None,
-        None => (g1.in_c, None, 0),
-    };
-    Some(
-        DceLayer {
-            cs,
-            ct: g1.out_c,
-            h: g1.out_h,
-            w: g1.out_w,
-            k: g1.k,
-            dil: g1.dil,
-            groups: g1.groups,
-            shift2: s2,
-            shift1: *s1,
-        }
-        .validate()
-        .map(|l| (l, DceWeights { d2, d1: n1.clone() })),
-    )
-}
-
 fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), GoldenError> {
     if expected != actual {
         return Err(GoldenError::LengthMismatch {
@@ -486,7 +428,20 @@ fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), G
     Ok(())
 }
 
-/// e_i = (D1 ⊗ shuffle(D2 ⊗ e_src)) ⊙ mask, by the trainer's own cdfa code.
+/// A grouped binary conv: each output sums its taps' inputs with sign (true = −1),
+/// exactly, then narrows once by `shift` into the error format.
+fn binary_conv(g: &ConvGeom, neg: &[bool], x: &[i16], shift: u32) -> Vec<i16> {
+    let mut acc = vec![0i64; g.out_len()];
+    g.for_each_tap(|o, i, wi| {
+        let v = x[i] as i64;
+        acc[o] += if neg[wi] { -v } else { v };
+    });
+    acc.into_iter()
+        .map(|a| narrow(a, shift, ERROR) as i16)
+        .collect()
+}
+
+/// e_i = (D1 ⊗ shuffle(D2 ⊗ e_src)) ⊙ mask.
 pub fn apply(
     l: &DceLayer,
     w: &DceWeights,
@@ -496,9 +451,16 @@ pub fn apply(
     w.check(l)?;
     check_len("source errors", l.in_words(), e_src.len())?;
     check_len("ReLU mask", l.out_words(), mask.len())?;
-    let mut out = vec![0i16; l.out_words()];
-    let mut s = ops::Scratch::<Fx>::default();
-    path(l, w).apply::<Fx>(e_src, &mut out, &mut s);
+    let mid = match (l.d2_geom(), &w.d2) {
+        (Some(g2), Some(n2)) => {
+            let y = binary_conv(&g2, n2, e_src, l.shift2);
+            let mut z = vec![0i16; y.len()];
+            permute_channels(&shuffle_perm(l.ct, l.groups), l.hw(), &y, &mut z);
+            z
+        }
+        _ => e_src.to_vec(),
+    };
+    let mut out = binary_conv(&l.d1_geom(), &w.d1, &mid, l.shift1);
     for (y, &m) in out.iter_mut().zip(mask) {
         if !m {
             *y = 0;
@@ -552,34 +514,34 @@ pub fn golden_traffic(l: &DceLayer) -> DceTraffic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::SeedableRng;
 
     #[test]
     fn bad_layers_name_the_value_and_range() {
-        let e = DceLayer {
+        let ok = DceLayer {
             cs: 8,
             ct: 8,
             h: 7,
             w: 7,
             k: 3,
-            dil: 5,
-            groups: 2,
+            dil: 1,
+            groups: 1,
             shift2: 1,
             shift1: 1,
+        };
+        let e = DceLayer {
+            dil: 5,
+            groups: 2,
+            ..ok
         }
         .validate()
         .unwrap_err()
         .to_string();
         assert!(e.contains("d = 5") && e.contains("1..=4"), "{e}");
         let e = DceLayer {
-            cs: 8,
-            ct: 8,
-            h: 7,
-            w: 7,
             k: 4,
-            dil: 1,
             groups: 2,
-            shift2: 1,
-            shift1: 1,
+            ..ok
         }
         .validate()
         .unwrap_err()
@@ -587,14 +549,8 @@ mod tests {
         assert!(e.contains("k = 4"), "{e}");
         let e = DceLayer {
             cs: 6,
-            ct: 8,
-            h: 7,
-            w: 7,
-            k: 3,
-            dil: 1,
             groups: 4,
-            shift2: 1,
-            shift1: 1,
+            ..ok
         }
         .validate()
         .unwrap_err()
@@ -603,50 +559,17 @@ mod tests {
             e.contains("groups = 4") && e.contains("source channels 6"),
             "{e}"
         );
-        let e = DceLayer {
-            cs: 8,
-            ct: 8,
-            h: 33,
-            w: 7,
-            k: 3,
-            dil: 1,
-            groups: 1,
-            shift2: 1,
-            shift1: 1,
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
+        let e = DceLayer { h: 33, ..ok }.validate().unwrap_err().to_string();
         assert!(e.contains("height = 33"), "{e}");
-        let e = DceLayer {
-            cs: 8,
-            ct: 8,
-            h: 7,
-            w: 7,
-            k: 3,
-            dil: 1,
-            groups: 3,
-            shift2: 1,
-            shift1: 1,
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
+        let e = DceLayer { groups: 3, ..ok }
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("groups = 3"), "{e}");
-        let e = DceLayer {
-            cs: 8,
-            ct: 8,
-            h: 7,
-            w: 7,
-            k: 3,
-            dil: 1,
-            groups: 1,
-            shift2: 17,
-            shift1: 1,
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
+        let e = DceLayer { shift2: 17, ..ok }
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("shift2 = 17"), "{e}");
     }
 
@@ -728,7 +651,7 @@ mod tests {
         }
         .validate()
         .unwrap();
-        let w = DceWeights::random(&l, &mut Rng::new(3));
+        let w = DceWeights::random(&l, &mut Rng::seed_from_u64(3));
         let e = vec![1000i16; l.in_words()];
         let all = apply(&l, &w, &e, &vec![true; l.out_words()]).unwrap();
         assert!(all.iter().any(|&v| v != 0));
@@ -769,7 +692,7 @@ mod tests {
             }
             .validate()
             .unwrap();
-            let mut rng = Rng::new(g as u64 * 10 + d as u64);
+            let mut rng = Rng::seed_from_u64(g as u64 * 10 + d as u64);
             let w = DceWeights::random(&l, &mut rng);
             let e: Vec<i16> = (0..l.in_words())
                 .map(|_| rng.range_i64(-30000, 30000) as i16)

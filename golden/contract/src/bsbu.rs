@@ -27,6 +27,7 @@ use crate::format::{self, DerivFx, ErrorFx, DERIV, ERROR};
 use crate::params::{check_dims, check_sparsity, BsbuParams, COL_ADDR_BITS, MAX_LANE_ENTRIES};
 use crate::rng::Rng;
 use crate::GoldenError;
+use rand_core::SeedableRng;
 
 /// Bit position of the sign flag in a packed entry.
 pub const ENTRY_NEG_BIT: usize = COL_ADDR_BITS;
@@ -87,7 +88,7 @@ impl SparseSign {
     ) -> Result<Self, GoldenError> {
         check_sparsity(sparsity)?;
         check_dims(n_rows, n_cols)?;
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::seed_from_u64(seed);
         let mut rows = Vec::with_capacity(n_rows);
         for _ in 0..n_rows {
             let mut row = Vec::new();
@@ -366,7 +367,7 @@ mod tests {
     #[test]
     fn apply_equals_dense_f64_reference_with_relu() {
         let s = SparseSign::random(16, 24, 0.5, 9).unwrap();
-        let mut rng = Rng::new(5);
+        let mut rng = Rng::seed_from_u64(5);
         let e: Vec<ErrorFx> = (0..24)
             .map(|_| ErrorFx::from_bits(rng.range_i64(-4000, 4000) as i16))
             .collect();

@@ -1,0 +1,226 @@
+//! Capture of real training vectors for the conv engine: [`PathCapture`] (one conv
+//! backward path's source error, ReLU mask and the trainer's target error at one
+//! sample of one step, as ndarray maps) and [`Experiment::capture_paths`]; [`path`] and [`from_path`]
+//! translate between the trainer's backward paths and the engine's layers.
+
+use ndarray::Array3;
+
+use crate::cnn::net::{BackPath, BackWeight};
+use crate::cnn::num::Fx;
+use crate::cnn::train::{StepKind, Trace};
+use crate::dce::{DceLayer, DceWeights};
+use crate::experiment::{make_batch, ExpError, Experiment};
+use crate::geom::shuffle_perm;
+use crate::GoldenError;
+
+/// One conv backward path's input and output at one sample of a real training step.
+#[derive(Clone, Debug)]
+pub struct PathCapture {
+    /// Global training step (0 = before the first update).
+    pub step: usize,
+    /// Sample within the step's batch.
+    pub sample: usize,
+    /// Target block.
+    pub target: usize,
+    /// Source block.
+    pub source: usize,
+    /// The path as engine parameters.
+    pub layer: DceLayer,
+    /// Its binary weights.
+    pub weights: DceWeights,
+    /// e at the source block's pre-activation, raw Q3.13, (C_s, H, W).
+    pub e_src: Array3<i16>,
+    /// ReLU mask of the target (p > 0; all true without ReLU), (C_t, H, W).
+    pub mask: Array3<bool>,
+    /// The trainer's e at the target's pre-activation, raw Q3.13, (C_t, H, W).
+    pub expected: Array3<i16>,
+}
+
+impl Experiment<Fx> {
+    /// Train from the current state up to the largest of `steps` (global step
+    /// indices, epochs in order) and, before each listed step's update, record every
+    /// conv path the engine can run (binary, equal map sizes) for the first `samples`
+    /// samples of that step's batch, with DFA propagation at that step's weights.
+    pub fn capture_paths(
+        &mut self,
+        steps: &[usize],
+        samples: usize,
+    ) -> Result<Vec<PathCapture>, ExpError> {
+        let Some(&last) = steps.iter().max() else {
+            return Ok(Vec::new());
+        };
+        let nb = self.batches();
+        let threads = self.config.raw.threads;
+        let mut out = Vec::new();
+        let mut order = Vec::new();
+        for s in 0..=last {
+            if s % nb == 0 {
+                order = self.order(s / nb + 1);
+            }
+            let batch = make_batch::<Fx>(
+                &self.train_x,
+                &self.train_y,
+                &order,
+                s % nb,
+                self.config.raw.batch,
+            );
+            if steps.contains(&s) {
+                let t = &self.trainer;
+                let f = t.net.forward_copy();
+                let mut tr = Trace::default();
+                for (i, (x, y)) in batch.iter().take(samples).enumerate() {
+                    t.net.sample(&f, x, *y, Some(StepKind::Dfa), &mut tr);
+                    for p in &t.net.paths {
+                        let Some(r) = from_path(p) else {
+                            continue;
+                        };
+                        let (layer, weights) = r.map_err(|err| ExpError::Net {
+                            file: self.config.file.clone(),
+                            err,
+                        })?;
+                        let relu = t.net.blocks[p.target].relu;
+                        out.push(PathCapture {
+                            step: s,
+                            sample: i,
+                            target: p.target,
+                            source: p.source,
+                            layer,
+                            weights,
+                            e_src: map3(layer.cs, &layer, tr.e[p.source].clone()),
+                            mask: map3(
+                                layer.ct,
+                                &layer,
+                                tr.p[p.target].iter().map(|&v| !relu || v > 0).collect(),
+                            ),
+                            expected: map3(layer.ct, &layer, tr.e[p.target].clone()),
+                        });
+                    }
+                }
+            }
+            self.trainer.train_step(&batch, threads);
+        }
+        Ok(out)
+    }
+}
+
+/// `c` maps of the layer's size, (c, H, W).
+fn map3<T>(c: usize, l: &DceLayer, v: Vec<T>) -> Array3<T> {
+    Array3::from_shape_vec((c, l.h, l.w), v).expect("the path's maps have the layer's size")
+}
+
+fn binary(neg: &[bool], shift: u32) -> BackWeight<i16> {
+    BackWeight::Binary(
+        neg.to_vec(),
+        shift,
+        neg.iter().map(|&b| if b { -1 } else { 1 }).collect(),
+    )
+}
+
+/// The trainer's backward path for the engine layer `l` with weights `w`.
+pub fn path(l: &DceLayer, w: &DceWeights) -> BackPath<i16> {
+    BackPath {
+        target: 0,
+        source: 1,
+        d2: l
+            .d2_geom()
+            .zip(w.d2.as_ref())
+            .map(|(g, n)| (g, binary(n, l.shift2))),
+        shuffle: l.has_d2().then(|| shuffle_perm(l.ct, l.groups)),
+        up: 1,
+        d1: (l.d1_geom(), binary(&w.d1, l.shift1)),
+    }
+}
+
+/// A trainer path the engine can run, as a layer and its weights: binary weights and
+/// equal source and target map sizes (no up-sampling). `None` otherwise.
+pub fn from_path(p: &BackPath<i16>) -> Option<Result<(DceLayer, DceWeights), GoldenError>> {
+    let (g1, w1) = &p.d1;
+    let BackWeight::Binary(n1, s1, _) = w1 else {
+        return None;
+    };
+    // A dense path (from the classifier) is not a conv path.
+    let dense = g1.in_h == 1 && g1.in_w == 1 && g1.out_h == 1 && g1.out_w == 1;
+    if p.up != 1 || dense {
+        return None;
+    }
+    let (cs, d2, s2) = match &p.d2 {
+        Some((g2, BackWeight::Binary(n2, s2, _))) => (g2.in_c, Some(n2.clone()), *s2),
+        Some(_) => return None,
+        None => (g1.in_c, None, 0),
+    };
+    Some(
+        DceLayer {
+            cs,
+            ct: g1.out_c,
+            h: g1.out_h,
+            w: g1.out_w,
+            k: g1.k,
+            dil: g1.dil,
+            groups: g1.groups,
+            shift2: s2,
+            shift1: *s1,
+        }
+        .validate()
+        .map(|l| (l, DceWeights { d2, d1: n1.clone() })),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cnn::num::Fx;
+    use crate::cnn::ops::Scratch;
+    use crate::rng::Rng;
+    use crate::rng::SeedableRng;
+
+    #[test]
+    fn the_trainers_cdfa_path_equals_the_contracts_engine_model() {
+        // The engine's expected words come from contract::dce::apply; training runs
+        // its own cdfa code. They must be the same computation, bit for bit.
+        let base = DceLayer {
+            cs: 8,
+            ct: 16,
+            h: 6,
+            w: 5,
+            k: 3,
+            dil: 1,
+            groups: 1,
+            shift2: 1,
+            shift1: 3,
+        };
+        let mut rng = Rng::seed_from_u64(100);
+        let sweep = [1, 2, 4, 8]
+            .into_iter()
+            .flat_map(|g| (1..=3).flat_map(move |d| [1, 3, 5].map(|k| (g, d, k))));
+        for (g, d, k) in sweep {
+            let l = DceLayer {
+                groups: g,
+                dil: d,
+                k,
+                ..base
+            }
+            .validate()
+            .unwrap();
+            let w = DceWeights::random(&l, &mut rng);
+            let e: Vec<i16> = (0..l.in_words())
+                .map(|_| rng.range_i64(-32768, 32768) as i16)
+                .collect();
+            let mut trainer = vec![0i16; l.out_words()];
+            path(&l, &w).apply::<Fx>(&e, &mut trainer, &mut Scratch::<Fx>::default());
+            let all = vec![true; l.out_words()];
+            assert_eq!(
+                crate::dce::apply(&l, &w, &e, &all).unwrap(),
+                trainer,
+                "G={g} d={d} k={k}"
+            );
+            let (back, wb) = from_path(&path(&l, &w)).unwrap().unwrap();
+            // Without D2 (G = 1) the path has no second shift: it comes back as 0.
+            let want = if l.has_d2() {
+                l
+            } else {
+                DceLayer { shift2: 0, ..l }
+            };
+            assert_eq!((back, wb), (want, w));
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Checkpoints: the whole training state (master weights, both velocities, the step
+//! RNG, the metrics history) written atomically (temporary file, fsync, rename), so a
+//! crash leaves the old or the new checkpoint, never half of one, and restored
+//! bit-identically. A checkpoint names the configuration it belongs to by a hash that
+//! leaves out the epoch and thread counts.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::cnn::train::Loss;
+use crate::config::Config;
+use crate::experiment::{file_err, EpochMetrics, ExpError, Experiment};
+use crate::hash::Fnv1a;
+use crate::rng::Rng;
+
+impl<N: Loss> Experiment<N> {
+    /// Write a checkpoint atomically (temporary file in the same directory, fsync,
+    /// rename), so a crash leaves either the old or the new checkpoint, never half.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), ExpError> {
+        let mut buf: Vec<u8> = Vec::new();
+        buf.extend_from_slice(CKPT_MAGIC);
+        let put = |buf: &mut Vec<u8>, x: u64| buf.extend_from_slice(&x.to_le_bytes());
+        put(&mut buf, config_hash(&self.config));
+        put(&mut buf, self.epoch as u64);
+        put(&mut buf, self.trainer.step);
+        for s in self.trainer.step_rng.state() {
+            put(&mut buf, s);
+        }
+        let t = &self.trainer;
+        for tensor in t
+            .net
+            .w
+            .iter()
+            .chain(t.net.b.iter())
+            .chain(t.opt.v_bp.iter())
+            .chain(t.opt.v_dfa.iter())
+        {
+            put(&mut buf, tensor.len() as u64);
+            for v in tensor {
+                put(&mut buf, N::master_bits(*v) as u64);
+            }
+        }
+        put(&mut buf, self.history.len() as u64);
+        for m in &self.history {
+            for x in [
+                m.epoch as f64,
+                m.train_loss,
+                m.train_acc,
+                m.test_loss,
+                m.test_acc,
+                m.bp_steps as f64,
+                m.dfa_steps as f64,
+            ] {
+                put(&mut buf, x.to_bits());
+            }
+        }
+        write_atomic(path, &buf)
+    }
+
+    /// Restore a checkpoint written by [`Experiment::save_checkpoint`] for the same config.
+    pub fn load_checkpoint(&mut self, path: &Path) -> Result<(), ExpError> {
+        let buf = std::fs::read(path).map_err(|e| file_err(path, e))?;
+        let bad = |r: &str| file_err(path, format!("not a valid checkpoint: {r}"));
+        if !buf.starts_with(CKPT_MAGIC) {
+            return Err(bad("wrong magic"));
+        }
+        let mut pos = CKPT_MAGIC.len();
+        let mut get = || -> Result<u64, ExpError> {
+            let b = buf.get(pos..pos + 8).ok_or_else(|| bad("truncated"))?;
+            pos += 8;
+            Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
+        if get()? != config_hash(&self.config) {
+            return Err(bad("it was written for a different configuration"));
+        }
+        let epoch = get()? as usize;
+        let step = get()?;
+        let rng = [get()?, get()?, get()?, get()?];
+        let t = &self.trainer;
+        let shapes: Vec<usize> = t
+            .net
+            .w
+            .iter()
+            .chain(t.net.b.iter())
+            .chain(t.opt.v_bp.iter())
+            .chain(t.opt.v_dfa.iter())
+            .map(Vec::len)
+            .collect();
+        let mut tensors = Vec::new();
+        for &len in &shapes {
+            if get()? as usize != len {
+                return Err(bad("tensor shapes differ from the network"));
+            }
+            let mut v = Vec::with_capacity(len);
+            for _ in 0..len {
+                v.push(N::master_from_bits(get()? as i64));
+            }
+            tensors.push(v);
+        }
+        let n_hist = get()? as usize;
+        let mut history = Vec::new();
+        for _ in 0..n_hist {
+            let mut f = [0f64; 7];
+            for x in f.iter_mut() {
+                *x = f64::from_bits(get()?);
+            }
+            history.push(EpochMetrics {
+                epoch: f[0] as usize,
+                train_loss: f[1],
+                train_acc: f[2],
+                test_loss: f[3],
+                test_acc: f[4],
+                bp_steps: f[5] as usize,
+                dfa_steps: f[6] as usize,
+            });
+        }
+        let nw = self.trainer.net.w.len();
+        let nb = self.trainer.net.b.len();
+        let mut it = tensors.into_iter();
+        let t = &mut self.trainer;
+        for k in 0..nw {
+            t.net.w[k] = it.next().expect("shape checked");
+        }
+        for k in 0..nb {
+            t.net.b[k] = it.next().expect("shape checked");
+        }
+        for k in 0..nw + nb {
+            t.opt.v_bp[k] = it.next().expect("shape checked");
+        }
+        for k in 0..nw + nb {
+            t.opt.v_dfa[k] = it.next().expect("shape checked");
+        }
+        t.step = step;
+        t.step_rng = Rng::from_state(rng);
+        self.epoch = epoch;
+        self.history = history;
+        Ok(())
+    }
+}
+
+const CKPT_MAGIC: &[u8; 8] = b"HDFACK01";
+
+/// Hash of everything that shapes the training trajectory: the epoch count and the
+/// thread count are left out, so a run can be extended or resumed on another machine.
+fn config_hash(c: &Config) -> u64 {
+    let mut raw = c.raw.clone();
+    raw.epochs = 0;
+    raw.threads = 0;
+    let mut h = Fnv1a::new();
+    h.write(format!("{raw:?}").as_bytes());
+    h.finish()
+}
+
+/// Write `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExpError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| file_err(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| file_err(&tmp, e))?;
+    f.sync_all().map_err(|e| file_err(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
+}
