@@ -248,14 +248,31 @@ impl<N: Loss> Experiment<N> {
         )
     }
 
-    /// Run the next epoch.
+    /// Train one epoch (see [`Experiment::run_epoch_dumping`]).
     pub fn run_epoch(&mut self, progress: &mut dyn FnMut(StepReport)) -> EpochMetrics {
+        self.run_epoch_dumping(None, progress)
+            .expect("an epoch without a dump writes no file")
+            .0
+    }
+
+    /// Train one epoch; with `dump = Some((b, dir))`, first dump batch `b`'s step
+    /// ([`Experiment::dump_step`]) at the weights it is trained with, right before
+    /// that step. Returns the epoch's metrics and the files written.
+    pub fn run_epoch_dumping(
+        &mut self,
+        dump: Option<(usize, &Path)>,
+        progress: &mut dyn FnMut(StepReport),
+    ) -> Result<(EpochMetrics, Vec<PathBuf>), ExpError> {
         let e = self.epoch + 1;
         let order = self.order(e);
         let nb = self.batches();
         let threads = self.config.raw.threads;
         let (mut loss, mut correct, mut bp, mut dfa) = (0.0, 0usize, 0usize, 0usize);
+        let mut written = Vec::new();
         for b in 0..nb {
+            if let Some((_, dir)) = dump.filter(|d| d.0 == b) {
+                written = self.dump_step(&order, b, dir)?;
+            }
             let batch = make_batch::<N>(
                 &self.train_x,
                 &self.train_y,
@@ -289,7 +306,7 @@ impl<N: Loss> Experiment<N> {
         };
         self.epoch = e;
         self.history.push(m);
-        m
+        Ok((m, written))
     }
 
     /// Mean loss and accuracy on a set.

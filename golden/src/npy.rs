@@ -11,11 +11,14 @@ use crate::checkpoint::write_atomic;
 use crate::cnn::num::Num;
 use crate::cnn::train::{Loss, Trace};
 use crate::experiment::{file_err, ExpError, Experiment};
+use crate::format::{Format, ACT, ERROR, MASTER, WEIGHT};
+use serde_json::json;
 
 impl<N: Loss> Experiment<N> {
-    /// Write global step `step`'s inputs, forward weights, errors and gradients as
-    /// `.npy` files into `dir` (raw fixed-point integers, or f32), plus `formats.txt`.
-    /// The step itself is not taken: call this before training that step.
+    /// Write the next step's inputs, forward weights, errors and gradients (batch `b`
+    /// of `order`, at the trainer's current weights) as `.npy` files into `dir` (raw
+    /// fixed-point integers, or f32), plus `formats.json`: the step, and per file its
+    /// shape and scale (real = raw × scale). The step itself is not taken.
     pub fn dump_step(
         &self,
         order: &[usize],
@@ -41,56 +44,79 @@ impl<N: Loss> Experiment<N> {
             }
         }
         let bs = batch.len();
-        written.push(write_npy::<N>(
-            dir,
-            "inputs",
-            &[bs, c, h, w],
-            Vals::V(&inputs),
-        )?);
-        let labels: Vec<i64> = batch.iter().map(|b| b.1 as i64).collect();
-        written.push(write_npy::<N>(dir, "labels", &[bs], Vals::I64(&labels))?);
         let (grads, _) = t.gradients(kind, &batch, self.config.raw.threads);
+        let labels: Vec<i64> = batch.iter().map(|b| b.1 as i64).collect();
+        // (file stem, shape, values, raw format: real = raw × 2^-frac; f32 runs: 1).
+        let mut files: Vec<(String, Vec<usize>, Vals<N>, Option<Format>)> = vec![
+            (
+                "inputs".into(),
+                vec![bs, c, h, w],
+                Vals::V(&inputs),
+                Some(ACT),
+            ),
+            ("labels".into(), vec![bs], Vals::I64(&labels), None),
+        ];
         for (i, blk) in t.net.blocks.iter().enumerate() {
             let g = &blk.geom;
-            let wshape = [g.out_c, g.icg(), g.k, g.k];
-            written.push(write_npy::<N>(
-                dir,
-                &format!("layer{i}_weight"),
-                &wshape,
-                Vals::V(&f.w[i]),
-            )?);
-            written.push(write_npy::<N>(
-                dir,
-                &format!("layer{i}_bias"),
-                &[g.out_c],
-                Vals::V(&f.b[i]),
-            )?);
-            written.push(write_npy::<N>(
-                dir,
-                &format!("layer{i}_error"),
-                &[bs, g.out_c, g.out_h, g.out_w],
-                Vals::V(&errors[i]),
-            )?);
-            written.push(write_npy::<N>(
-                dir,
-                &format!("layer{i}_grad_weight"),
-                &wshape,
-                Vals::M(&grads[i]),
-            )?);
-            written.push(write_npy::<N>(
-                dir,
-                &format!("layer{i}_grad_bias"),
-                &[g.out_c],
-                Vals::M(&grads[nb + i]),
-            )?);
+            let wshape = vec![g.out_c, g.icg(), g.k, g.k];
+            files.extend([
+                (
+                    format!("layer{i}_weight"),
+                    wshape.clone(),
+                    Vals::V(&f.w[i]),
+                    Some(WEIGHT),
+                ),
+                (
+                    format!("layer{i}_bias"),
+                    vec![g.out_c],
+                    Vals::V(&f.b[i]),
+                    Some(ACT),
+                ),
+                (
+                    format!("layer{i}_error"),
+                    vec![bs, g.out_c, g.out_h, g.out_w],
+                    Vals::V(&errors[i]),
+                    Some(ERROR),
+                ),
+                (
+                    format!("layer{i}_grad_weight"),
+                    wshape,
+                    Vals::M(&grads[i]),
+                    Some(MASTER),
+                ),
+                (
+                    format!("layer{i}_grad_bias"),
+                    vec![g.out_c],
+                    Vals::M(&grads[nb + i]),
+                    Some(MASTER),
+                ),
+            ]);
         }
-        let note = dir.join("formats.txt");
-        let text = format!(
-            "step {} ({:?} propagation)\nfixed point: inputs/bias Q8.8 (raw int16, divide by 256), weights Q4.12 (divide by 4096), errors Q3.13 (divide by 8192), gradients Q8.24 (raw int32, divide by 2^24)\nf32 runs store plain float32\nweight layout [out_c, in_c/groups, k, k]; error = dL/dp at each layer's pre-activation, per sample\n",
-            t.step, kind
-        );
-        std::fs::write(&note, text).map_err(|e| file_err(&note, e))?;
-        written.push(note);
+        let fixed = std::mem::size_of::<N::V>() == 2;
+        let mut meta = serde_json::Map::new();
+        for (name, shape, vals, fmt) in files {
+            let scale = match fmt {
+                Some(f) if fixed => 1.0 / (1u64 << f.frac) as f64,
+                _ => 1.0,
+            };
+            let path = write_npy::<N>(dir, &name, &shape, vals)?;
+            meta.insert(
+                format!("{name}.npy"),
+                json!({"scale": scale, "shape": shape, "format": fmt.filter(|_| fixed).map(|f| f.name)}),
+            );
+            written.push(path);
+        }
+        let doc = json!({
+            "step": t.step,
+            "propagation": format!("{kind:?}"),
+            "batch": b,
+            "note": "real = raw * scale; weights [out_c, in_c/groups, k, k]; errors are dL/dp at each layer's pre-activation, per sample",
+            "files": meta,
+        });
+        let path = dir.join("formats.json");
+        let text = serde_json::to_string_pretty(&doc).expect("a JSON value serializes") + "\n";
+        write_atomic(&path, text.as_bytes())?;
+        written.push(path);
         Ok(written)
     }
 }

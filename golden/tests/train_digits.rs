@@ -200,6 +200,67 @@ fn train_digits_dump_step_writes_numpy_files() {
 }
 
 #[test]
+fn train_digits_dump_inside_an_epoch_is_taken_at_the_named_step_with_formats_json() {
+    // The epoch's dump of batch 5 must be step 5 at step 5's weights: the same bytes
+    // as a dump taken by hand after training five steps.
+    let root_dir = root().join("target/hdfa-test/dump5");
+    let _ = std::fs::remove_dir_all(&root_dir);
+    let (by_epoch, by_hand) = (root_dir.join("epoch"), root_dir.join("hand"));
+    let mut a = exp_for("hdfa_p0_5", &[]);
+    let mut b = exp_for("hdfa_p0_5", &[]);
+    let (_, files) = a
+        .run_epoch_dumping(Some((5, by_epoch.as_path())), &mut |_| {})
+        .unwrap();
+    assert!(!files.is_empty());
+    let order = b.order(1);
+    for s in 0..5 {
+        let owned: Vec<(Vec<i16>, usize)> = b
+            .batch(&order, s)
+            .iter()
+            .map(|(x, y)| (x.to_vec(), *y))
+            .collect();
+        let batch: Vec<(&[i16], usize)> = owned.iter().map(|(x, y)| (x.as_slice(), *y)).collect();
+        b.trainer.train_step(&batch, 1);
+    }
+    b.dump_step(&order, 5, &by_hand).unwrap();
+    for f in [
+        "inputs.npy",
+        "layer0_weight.npy",
+        "layer2_grad_weight.npy",
+        "formats.json",
+    ] {
+        assert_eq!(
+            std::fs::read(by_epoch.join(f)).unwrap(),
+            std::fs::read(by_hand.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(by_epoch.join("formats.json")).unwrap()).unwrap();
+    assert_eq!(meta["step"], 5);
+    assert_eq!(meta["files"]["inputs.npy"]["scale"], 1.0 / 256.0);
+    assert_eq!(meta["files"]["layer0_weight.npy"]["scale"], 1.0 / 4096.0);
+    assert_eq!(meta["files"]["layer0_error.npy"]["scale"], 1.0 / 8192.0);
+    assert_eq!(
+        meta["files"]["layer0_grad_weight.npy"]["scale"],
+        1.0 / (1u64 << 24) as f64
+    );
+    assert_eq!(meta["files"]["labels.npy"]["scale"], 1.0);
+    assert_eq!(
+        meta["files"]["layer0_weight.npy"]["shape"],
+        serde_json::json!([8, 1, 3, 3])
+    );
+    // Every written .npy is described.
+    for p in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+    {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(meta["files"][name]["scale"].is_number(), "{name}");
+    }
+}
+
+#[test]
 fn train_digits_reaches_the_accuracy_targets() {
     // Fixed-point BP >= 95%; f32 BP within 1.5 points; HDFA p = 0.5 within 2 points of BP.
     let mut bp = exp_for("bp", &[]);

@@ -131,30 +131,21 @@ fn go<N: Loss>(cfg: Config, a: &TrainArgs, out: &Path) -> Result<()> {
     let t0 = std::time::Instant::now();
     let mut samples = 0usize;
     while exp.epoch < epochs {
-        if let Some(ds) = a.dump_step {
-            let first = exp.epoch as u64 * nb;
-            if ds >= first && ds < first + nb {
-                let order = exp.order(exp.epoch + 1);
-                let files = exp.dump_step(
-                    &order,
+        // A dump is taken inside the epoch, right before its step is trained.
+        let first = exp.epoch as u64 * nb;
+        let dump_dir = a.dump_step.map(|ds| out.join(format!("dump-step{ds}")));
+        let dump = a
+            .dump_step
+            .filter(|&ds| ds >= first && ds < first + nb)
+            .map(|ds| {
+                (
                     (ds - first) as usize,
-                    &out.join(format!("dump-step{ds}")),
-                )?;
-                let msg = format!(
-                    "dumped step {ds}: {} files in {}",
-                    files.len(),
-                    out.join(format!("dump-step{ds}")).display()
-                );
-                if a.quiet {
-                    println!("{msg}")
-                } else {
-                    bar.println(msg)
-                }
-            }
-        }
+                    dump_dir.as_deref().expect("set with the step"),
+                )
+            });
         let (mut run_loss, mut run_n, mut run_c) = (0.0, 0usize, 0usize);
         let bs = exp.config.raw.batch;
-        let m = exp.run_epoch(&mut |r| {
+        let (m, dumped) = exp.run_epoch_dumping(dump, &mut |r| {
             run_loss += r.stats.loss;
             run_n += 1;
             run_c += r.stats.correct;
@@ -165,7 +156,19 @@ fn go<N: Loss>(cfg: Config, a: &TrainArgs, out: &Path) -> Result<()> {
                 run_loss / run_n as f64,
                 100.0 * run_c as f64 / (run_n * bs) as f64
             ));
-        });
+        })?;
+        if let (Some(ds), false) = (a.dump_step, dumped.is_empty()) {
+            let msg = format!(
+                "dumped step {ds}: {} files in {}",
+                dumped.len(),
+                out.join(format!("dump-step{ds}")).display()
+            );
+            if a.quiet {
+                println!("{msg}")
+            } else {
+                bar.println(msg)
+            }
+        }
         samples += exp.batches() * bs;
         if a.quiet {
             println!("{}", epoch_line(&m))

@@ -201,9 +201,15 @@ fn cli_train_writes_metrics_curves_checkpoint_and_resumes() {
         "checkpoint.bin",
         "dump-step3/inputs.npy",
         "dump-step3/layer2_grad_weight.npy",
+        "dump-step3/formats.json",
     ] {
         assert!(dir.join(f).exists(), "{f} missing");
     }
+    let meta = std::fs::read_to_string(dir.join("dump-step3/formats.json")).unwrap();
+    assert!(
+        meta.contains("\"step\": 3"),
+        "the dump names the step it took: {meta}"
+    );
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2, "{csv}");
     let (ok, stdout, err) = hdfa(&[
