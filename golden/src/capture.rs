@@ -181,12 +181,9 @@ mod tests {
             cs: 8,
             ct: 16,
             h: 6,
-            w: 5,
-            k: 3,
             dil: 1,
             groups: 1,
-            shift2: 1,
-            shift1: 3,
+            ..DceLayer::EXAMPLE
         };
         let mut rng = Rng::seed_from_u64(100);
         let sweep = [1, 2, 4, 8]

@@ -9,15 +9,8 @@ use rtl::dce::regs::{self, Region, REGIONS, REGS};
 /// The layer, an engine of two lanes that fits it, and the engine.
 fn design() -> (DceLayer, DceSizes, rtl::Emitted) {
     let l = DceLayer {
-        cs: 4,
-        ct: 8,
         h: 5,
-        w: 5,
-        k: 3,
-        dil: 2,
-        groups: 2,
-        shift2: 1,
-        shift1: 3,
+        ..DceLayer::EXAMPLE
     }
     .validate()
     .unwrap();

@@ -9,13 +9,11 @@ fn dce_p2_c2to4_map3x3_verilog() {
     let l = DceLayer {
         cs: 2,
         ct: 4,
-        h: 3,
         w: 3,
-        k: 3,
         dil: 1,
-        groups: 2,
         shift2: 0,
         shift1: 2,
+        ..DceLayer::EXAMPLE
     }
     .validate()
     .unwrap();

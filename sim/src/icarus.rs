@@ -115,7 +115,7 @@ module tb;
   reg [15:0] lfsr;
   reg [{xv}:0] ex;
   reg in_fire, out_fire, running, is_last, le, cfg_go;
-  // kind: 0 data, 1 out_last, 2 len_err, 3 trailing out_valid, 4 input count.
+  // kind: the failed check's code (sim::stream::Check::code).
   task fail(input integer kind, input integer idx, input [63:0] exp_v, input [63:0] act_v);
     begin
       if (mism == 0) $display("MISMATCH kind=%0d index=%0d cycle=%0d expected=%h actual=%h", kind, idx, cycle, exp_v, act_v);
@@ -173,14 +173,14 @@ module tb;
         endcase
         if (out_fire) begin
           ex = expect_mem[oi];
-          if (ex[{xc}] && out_data !== ex[{ob}:0]) fail(0, oi, ex[{ob}:0], out_data);
+          if (ex[{xc}] && out_data !== ex[{ob}:0]) fail({k_data}, oi, ex[{ob}:0], out_data);
           is_last = ex[{xl}];
-          if (out_last !== is_last) fail(1, oi, is_last, out_last);
-          if (is_last && ex[{xk}] && le !== ex[{xv}]) fail(2, oi, ex[{xv}], le);
+          if (out_last !== is_last) fail({k_last}, oi, is_last, out_last);
+          if (is_last && ex[{xk}] && le !== ex[{xv}]) fail({k_lenerr}, oi, ex[{xv}], le);
           oi = oi + 1;
         end
       end else if (out_valid !== 1'b0) begin
-        fail(3, oi, 0, 1);
+        fail({k_trailing}, oi, 0, 1);
         running = 0;
       end
       clock = 1; #1;
@@ -202,7 +202,7 @@ module tb;
     if (tail < 0) total = cycle;
     if (stop_at < 0 && oi == {ne} && si != {ns}) begin
       cycle = total;
-      fail(4, oi, {ns}, si);
+      fail({k_inputs}, oi, {ns}, si);
     end
     $display("RESULT cycles=%0d outputs=%0d mismatches=%0d p0=%0d p1=%0d p2=%0d p3=%0d rd_err=%0d rd_w=%0d len_err=%0d inputs=%0d", total, oi, mism, p0, p1, p2, p3, trd_err, trd_w, tlen_err, si);
     $finish;
@@ -218,6 +218,11 @@ endmodule
         in_mask = stall.in_mask,
         out_mask = stall.out_mask,
         idle_limit = v.idle_limit,
+        k_data = Check::Data.code(),
+        k_last = Check::Last.code(),
+        k_lenerr = Check::LenErr.code(),
+        k_trailing = Check::Trailing.code(),
+        k_inputs = Check::Inputs.code(),
     )
 }
 
@@ -378,16 +383,10 @@ pub fn run_icarus(
             sim: "icarus",
             msg: format!("cannot read `{line}`"),
         };
-        let check = [
-            Check::Data,
-            Check::Last,
-            Check::LenErr,
-            Check::Trailing,
-            Check::Inputs,
-        ]
-        .get(field(line, "kind").ok_or_else(bad)? as usize)
-        .copied()
-        .ok_or_else(bad)?;
+        let check = Check::ALL
+            .get(field(line, "kind").ok_or_else(bad)? as usize)
+            .copied()
+            .ok_or_else(bad)?;
         let index = field(line, "index").ok_or_else(bad)? as usize;
         let cycle = field(line, "cycle").ok_or_else(bad)?;
         let hex = |key: &str| {

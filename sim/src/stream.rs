@@ -155,17 +155,22 @@ impl Check {
         }
     }
 
-    /// Parse [`Check::name`].
-    pub fn from_name(s: &str) -> Option<Self> {
-        [
-            Check::Data,
-            Check::Last,
-            Check::LenErr,
-            Check::Trailing,
-            Check::Inputs,
-        ]
-        .into_iter()
-        .find(|c| c.name() == s)
+    /// Every check, in code order: the Icarus testbench reports a failed check as
+    /// its index here.
+    pub const ALL: [Check; 5] = [
+        Check::Data,
+        Check::Last,
+        Check::LenErr,
+        Check::Trailing,
+        Check::Inputs,
+    ];
+
+    /// The check's code in the Icarus testbench (its index in [`Check::ALL`]).
+    pub fn code(self) -> usize {
+        Check::ALL
+            .iter()
+            .position(|&c| c == self)
+            .expect("every check is listed")
     }
 }
 

@@ -112,6 +112,65 @@ pub fn run_stream(
     })
 }
 
+/// Run `v` on `design` on Verilator, then on Icarus, each in a fresh test directory
+/// `{name}_{simulator}` (see [`fresh_test_dir`]).
+pub fn run_both_fresh(
+    design: &Emitted,
+    v: &StreamVectors,
+    stall: Stall,
+    name: &str,
+) -> Result<[RunStats; 2], TbError> {
+    let cache = sim::verilator::default_cache_dir();
+    let run = |sim: SimKind| {
+        let dir = fresh_test_dir(&format!("{name}_{}", sim.name()));
+        run_stream(design, v, sim, stall, &cache, &dir)
+    };
+    Ok([run(SimKind::Verilator)?, run(SimKind::Icarus)?])
+}
+
+/// The comparator check every harness must pass: flip the bits `flip` of expected
+/// word `row` of pass `vector`, run `v` on both simulators (fresh directories
+/// `{name}_*`), and require each to report exactly that one word (check, vector,
+/// tag, row, lane, cycle and actual value equal on both) with a waveform written by
+/// this run. Returns the Verilator and the Icarus report.
+pub fn locate_corrupted_word(
+    design: &Emitted,
+    v: &StreamVectors,
+    (vector, row, flip): (usize, usize, i64),
+    name: &str,
+) -> Result<[sim::stream::Mismatch; 2], String> {
+    let mut v = v.clone();
+    v.passes[vector].expected[row] ^= flip;
+    let t0 = std::time::SystemTime::now();
+    let runs = run_both_fresh(design, &v, Stall::SOME, name).map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    for r in runs {
+        let m = r
+            .first
+            .ok_or_else(|| format!("{}: the corrupted word was not reported", r.sim))?;
+        let want = (1, sim::stream::Check::Data, vector, row, m.expected);
+        let got = (r.mismatches, m.check, m.vector, m.row, m.actual ^ flip);
+        if got != want {
+            return Err(format!("{}: reported {got:?}, want {want:?}: {m}", r.sim));
+        }
+        let wave = m
+            .waveform
+            .as_ref()
+            .ok_or_else(|| format!("{m}: no waveform"))?;
+        check_waveform(wave, t0)?;
+        found.push(m);
+    }
+    let key = |m: &sim::stream::Mismatch| (m.tag.clone(), m.lane, m.cycle, m.actual);
+    if key(&found[0]) != key(&found[1]) {
+        return Err(format!(
+            "the simulators disagree: {} / {}",
+            found[0], found[1]
+        ));
+    }
+    let icarus = found.pop().expect("two runs");
+    Ok([found.pop().expect("two runs"), icarus])
+}
+
 /// Problems with a set of runs of the same vectors: failed checks in any run, and
 /// any difference between runs (two simulators must agree on cycles, phases,
 /// traffic, outputs and inputs). Empty when all is well.

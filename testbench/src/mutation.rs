@@ -69,14 +69,21 @@ fn module_span(v: &str, module: &str) -> Result<(usize, usize), String> {
     Ok((start, end))
 }
 
-/// Replace every occurrence of `find` in `module` (at least `min` of them).
-fn replace_in(v: &str, module: &str, find: &str, with: &str, min: usize) -> Result<String, String> {
+/// Replace every occurrence of `find` in `module`; their number must be `count`
+/// (None: at least one).
+fn replace_in(
+    v: &str,
+    module: &str,
+    find: &str,
+    with: &str,
+    count: Option<usize>,
+) -> Result<String, String> {
     let (a, b) = module_span(v, module)?;
     let n = v[a..b].matches(find).count();
-    if n < min.max(1) {
+    if count.map_or(n == 0, |c| n != c) {
+        let need = count.map_or("at least 1".to_string(), |c| c.to_string());
         return Err(format!(
-            "`{find}` occurs {n} times in module {module} (need {})",
-            min.max(1)
+            "`{find}` occurs {n} times in module {module} (need {need})"
         ));
     }
     Ok(format!(
@@ -89,14 +96,7 @@ fn replace_in(v: &str, module: &str, find: &str, with: &str, min: usize) -> Resu
 
 /// Replace exactly one occurrence of `find` in `module`.
 fn replace_once(v: &str, module: &str, find: &str, with: &str) -> Result<String, String> {
-    let (a, b) = module_span(v, module)?;
-    let n = v[a..b].matches(find).count();
-    if n != 1 {
-        return Err(format!(
-            "`{find}` occurs {n} times in module {module} (need 1)"
-        ));
-    }
-    replace_in(v, module, find, with, 1)
+    replace_in(v, module, find, with, Some(1))
 }
 
 /// Swap two texts in `module` (each must occur once).
@@ -255,7 +255,7 @@ pub const DCE_MUTANTS: &[Mutant] = &[
         unit: "dce",
         name: "shift+1",
         what: "every lane narrows D1's sums with SH1 plus one",
-        edit: |v| replace_in(v, "top", "$shift = r_sh1;", "$shift = r_sh1 + 5'd1;", 1),
+        edit: |v| replace_in(v, "top", "$shift = r_sh1;", "$shift = r_sh1 + 5'd1;", None),
     },
     Mutant {
         unit: "dce",

@@ -6,7 +6,8 @@
 
 use std::path::PathBuf;
 
-use testbench::{BsbuScenario, SimKind};
+use sim::stream::Stall;
+use testbench::{run_case, BsbuScenario, BsbuUnit, SimKind};
 
 const VECTORS: usize = 10_000;
 /// The prefix of the random vectors Icarus runs (about 15 s per configuration).
@@ -21,29 +22,30 @@ fn work() -> PathBuf {
 }
 
 fn both_simulators_match_golden(lanes: usize, sparsity: f64) {
-    let sc = BsbuScenario::new(lanes, ROWS, COLS, sparsity, VECTORS, 7).unwrap();
+    // One S and one design; the Icarus run takes a prefix of the same vectors.
+    let unit =
+        BsbuUnit::new(BsbuScenario::new(lanes, ROWS, COLS, sparsity, VECTORS, 7).unwrap()).unwrap();
+    let mut short = unit.clone();
+    short.scenario.vectors = ICARUS_VECTORS;
     let cache = sim::verilator::default_cache_dir();
-    let v = sc
-        .run(SimKind::Verilator, &cache, &work())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let run = |u: &BsbuUnit, sim| {
+        run_case(u, 0, sim, Stall::SOME, &cache, &work()).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let v = run(&unit, SimKind::Verilator);
     println!("{}", v.summary());
-    assert_eq!(v.stats.outputs, ROWS * sc.total_vectors());
+    assert_eq!(v.stats.outputs, ROWS * unit.scenario.total_vectors());
     assert!(
         v.stats.first.is_none(),
         "{}",
         v.stats.first.as_ref().unwrap()
     );
     assert_eq!(v.stats.mismatches, 0);
-    let mut short = sc.clone();
-    short.vectors = ICARUS_VECTORS;
-    let vs = short
-        .run(SimKind::Verilator, &cache, &work())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let i = short
-        .run(SimKind::Icarus, &cache, &work())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (vs, i) = (
+        run(&short, SimKind::Verilator),
+        run(&short, SimKind::Icarus),
+    );
     println!("{}", i.summary());
-    assert_eq!(i.stats.outputs, ROWS * short.total_vectors());
+    assert_eq!(i.stats.outputs, ROWS * short.scenario.total_vectors());
     let problems = testbench::verdict(&[&vs.stats, &i.stats]);
     assert!(problems.is_empty(), "{problems:?}");
 }

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use golden::dce::{DceLayer, DceSizes};
-use sim::stream::{run_verilator, Check, RunStats, Stall, StreamVectors};
+use sim::stream::{run_verilator, Check, Stall};
 use testbench::dce::{sequence, DceCase, Step};
-use testbench::{run_stream, SimKind};
+use testbench::run_both_fresh;
 
 fn work(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -17,19 +17,7 @@ fn work(name: &str) -> PathBuf {
 }
 
 fn small() -> (DceCase, DceSizes) {
-    let l = DceLayer {
-        cs: 4,
-        ct: 8,
-        h: 3,
-        w: 5,
-        k: 3,
-        dil: 2,
-        groups: 2,
-        shift2: 1,
-        shift1: 3,
-    }
-    .validate()
-    .unwrap();
+    let l = DceLayer::EXAMPLE.validate().unwrap();
     let sizes = DceSizes::fitting(4, &[l]).unwrap();
     (DceCase::random("small", l, 4, 5).unwrap(), sizes)
 }
@@ -38,48 +26,16 @@ fn fresh(name: &str) -> PathBuf {
     testbench::fresh_test_dir(name)
 }
 
-/// Run `v` on `design` on Verilator, then Icarus, each in a fresh `{name}_{sim}`.
-fn on_both(design: &rtl::Emitted, v: &StreamVectors, name: &str) -> Vec<RunStats> {
-    let cache = sim::verilator::default_cache_dir();
-    [SimKind::Verilator, SimKind::Icarus]
-        .into_iter()
-        .map(|sim| {
-            let dir = fresh(&format!("{name}_{}", sim.name()));
-            run_stream(design, v, sim, Stall::SOME, &cache, &dir).unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect()
-}
-
-fn written_since(wave: &std::path::Path, t0: std::time::SystemTime) {
-    testbench::check_waveform(wave, t0).unwrap_or_else(|e| panic!("{e}"));
-}
-
 #[test]
 fn dce_corrupted_expectation_is_reported_with_location_and_waveform_on_both_simulators() {
     let (case, sizes) = small();
     let design = rtl::dce::generate(&sizes).unwrap();
-    let mut v = case.stream(&sizes).unwrap();
+    let v = case.stream(&sizes).unwrap();
     // Vector 7 (random 1), output word 5·15 + 4: channel 5 (lane 1), pixel 4.
     let (vec, row) = (7, 5 * 15 + 4);
-    v.passes[vec].expected[row] ^= 0x20;
-    let cache = sim::verilator::default_cache_dir();
-    let t0 = std::time::SystemTime::now();
-    let r = run_verilator(
-        &design,
-        &v,
-        Stall::SOME,
-        &cache,
-        &fresh("dce_corrupt_verilator"),
-    )
-    .unwrap();
-    let m = r
-        .first
-        .as_ref()
-        .expect("the corrupted word must be reported");
-    assert_eq!((r.mismatches, m.vector, m.row, m.lane), (1, vec, row, 1));
-    assert_eq!(m.check, Check::Data);
-    assert_eq!(m.actual ^ 0x20, m.expected);
-    written_since(m.waveform.as_ref().expect("waveform path"), t0);
+    let [m, _] = testbench::locate_corrupted_word(&design, &v, (vec, row, 0x20), "dce_corrupt")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.lane, 1);
     let text = m.to_string();
     assert!(
         text.contains("unit dce")
@@ -89,24 +45,6 @@ fn dce_corrupted_expectation_is_reported_with_location_and_waveform_on_both_simu
             && text.contains("cycle"),
         "{text}"
     );
-
-    let ri =
-        sim::icarus::run_icarus(&design, &v, Stall::SOME, &fresh("dce_corrupt_icarus")).unwrap();
-    let mi = ri.first.as_ref().expect("icarus must report the mismatch");
-    assert_eq!(
-        (
-            ri.mismatches,
-            mi.vector,
-            mi.row,
-            mi.lane,
-            mi.cycle,
-            mi.actual,
-            mi.check
-        ),
-        (1, vec, row, 1, m.cycle, m.actual, Check::Data)
-    );
-    assert_eq!(mi.tag, m.tag);
-    written_since(mi.waveform.as_ref().expect("VCD path"), t0);
 }
 
 #[test]
@@ -144,7 +82,7 @@ fn dce_len_err_rises_on_short_and_unterminated_streams_and_clears_on_one_instanc
     )
     .unwrap();
     assert_eq!(v.passes.len(), 6);
-    for r in on_both(&design, &v, "dce_len_err") {
+    for r in run_both_fresh(&design, &v, Stall::SOME, "dce_len_err").unwrap() {
         assert!(r.first.is_none(), "{}", r.first.as_ref().unwrap());
         assert_eq!(r.outputs, 6 * case.layer.out_words());
         assert!(r.len_err);
@@ -173,15 +111,10 @@ fn dce_reprogrammed_between_layers_stays_bit_exact_on_both_simulators() {
     // A: k 5, d 2, G 2, 7x6 map; B: k 3, d 3, G 4, 5x5, other shifts; then A again.
     // B leaves tap-table entries 9..24 from A and different ping-pong and error state.
     let a = DceLayer {
-        cs: 4,
-        ct: 8,
         h: 7,
         w: 6,
         k: 5,
-        dil: 2,
-        groups: 2,
-        shift2: 1,
-        shift1: 3,
+        ..DceLayer::EXAMPLE
     }
     .validate()
     .unwrap();
@@ -189,12 +122,11 @@ fn dce_reprogrammed_between_layers_stays_bit_exact_on_both_simulators() {
         cs: 8,
         ct: 16,
         h: 5,
-        w: 5,
-        k: 3,
         dil: 3,
         groups: 4,
         shift2: 2,
         shift1: 2,
+        ..DceLayer::EXAMPLE
     }
     .validate()
     .unwrap();
@@ -215,7 +147,7 @@ fn dce_reprogrammed_between_layers_stays_bit_exact_on_both_simulators() {
     )
     .unwrap();
     let words = 2 * ca.vectors.len() * a.out_words() + cb.vectors.len() * b.out_words();
-    let runs = on_both(&design, &v, "dce_reprogram");
+    let runs = run_both_fresh(&design, &v, Stall::SOME, "dce_reprogram").unwrap();
     for r in &runs {
         assert!(r.first.is_none(), "{}", r.first.as_ref().unwrap());
         assert_eq!((r.mismatches, r.outputs), (0, words));
@@ -243,29 +175,9 @@ fn dce_lint_is_clean_up_to_the_documented_waivers() {
 #[test]
 fn dce_bad_input_gets_named_errors() {
     let (case, sizes) = small();
+    // Layer fields out of range are the contract's test (contract::dce); here:
+    // what only an engine of given sizes can reject.
     let base = case.layer;
-    let e = DceLayer {
-        cs: 6,
-        groups: 4,
-        ..base
-    }
-    .validate()
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("groups = 4") && e.contains("source channels 6"),
-        "{e}"
-    );
-    let e = DceLayer { dil: 0, ..base }
-        .validate()
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("d = 0") && e.contains("1..=4"), "{e}");
-    let e = DceLayer { k: 7, ..base }
-        .validate()
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("k = 7") && e.contains("1, 3, 5"), "{e}");
     // A map larger than the buffers the engine was generated with.
     let big = DceLayer { h: 7, w: 7, ..base }.validate().unwrap();
     let big_case = DceCase::random("big", big, 1, 1).unwrap();

@@ -77,6 +77,20 @@ fn oor(name: &'static str, v: impl ToString, range: impl ToString) -> GoldenErro
 }
 
 impl DceLayer {
+    /// A small valid layer to start from (`DceLayer { h: 7, ..DceLayer::EXAMPLE }`):
+    /// 4 → 8 channels, a 3×5 map, k 3, d 2, G 2, shifts 1 and 3.
+    pub const EXAMPLE: DceLayer = DceLayer {
+        cs: 4,
+        ct: 8,
+        h: 3,
+        w: 5,
+        k: 3,
+        dil: 2,
+        groups: 2,
+        shift2: 1,
+        shift1: 3,
+    };
+
     /// The layer, if every field is in range (each error names the field, its value
     /// and the valid range).
     pub fn validate(self) -> Result<Self, GoldenError> {
@@ -520,14 +534,12 @@ mod tests {
     fn bad_layers_name_the_value_and_range() {
         let ok = DceLayer {
             cs: 8,
-            ct: 8,
             h: 7,
             w: 7,
-            k: 3,
             dil: 1,
             groups: 1,
-            shift2: 1,
             shift1: 1,
+            ..DceLayer::EXAMPLE
         };
         let e = DceLayer {
             dil: 5,
@@ -538,6 +550,13 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("d = 5") && e.contains("1..=4"), "{e}");
+        for (bad, name) in [
+            (DceLayer { dil: 0, ..ok }, "d = 0"),
+            (DceLayer { k: 7, ..ok }, "k = 7"),
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
         let e = DceLayer {
             k: 4,
             groups: 2,
@@ -577,14 +596,8 @@ mod tests {
     fn sizes_reject_layers_that_do_not_fit() {
         let small = DceLayer {
             cs: 8,
-            ct: 8,
             h: 5,
-            w: 5,
-            k: 3,
-            dil: 2,
-            groups: 2,
-            shift2: 1,
-            shift1: 3,
+            ..DceLayer::EXAMPLE
         }
         .validate()
         .unwrap();
@@ -592,14 +605,9 @@ mod tests {
         s.check(&small).unwrap();
         let big = DceLayer {
             cs: 8,
-            ct: 8,
             h: 7,
             w: 7,
-            k: 3,
-            dil: 2,
-            groups: 2,
-            shift2: 1,
-            shift1: 3,
+            ..DceLayer::EXAMPLE
         }
         .validate()
         .unwrap();
@@ -612,14 +620,10 @@ mod tests {
             4,
             &[DceLayer {
                 cs: 8,
-                ct: 8,
                 h: 5,
-                w: 5,
-                k: 3,
                 dil: 1,
                 groups: 8,
-                shift2: 1,
-                shift1: 3,
+                ..DceLayer::EXAMPLE
             }
             .validate()
             .unwrap()],
@@ -639,15 +643,11 @@ mod tests {
     #[test]
     fn apply_checks_lengths_and_masks() {
         let l = DceLayer {
-            cs: 4,
             ct: 4,
-            h: 3,
             w: 3,
-            k: 3,
             dil: 1,
-            groups: 2,
-            shift2: 1,
             shift1: 2,
+            ..DceLayer::EXAMPLE
         }
         .validate()
         .unwrap();
@@ -767,13 +767,13 @@ mod tests {
         let l = DceLayer {
             cs: 1,
             ct: 1,
-            h: 3,
             w: 6,
             k: 1,
             dil: 1,
             groups: 1,
             shift2: 0,
             shift1: 0,
+            ..DceLayer::EXAMPLE
         }
         .validate()
         .unwrap();
