@@ -28,11 +28,13 @@ pub struct PathCapture {
     pub layer: DceLayer,
     /// Its binary weights.
     pub weights: DceWeights,
-    /// e at the source block's pre-activation, raw Q3.13, (C_s, H, W).
+    /// e at the source block's pre-activation, raw Q3.13 words as normalized by the
+    /// trainer (the engine's input), (C_s, H, W).
     pub e_src: Array3<i16>,
     /// ReLU mask of the target (p > 0; all true without ReLU), (C_t, H, W).
     pub mask: Array3<bool>,
-    /// The trainer's e at the target's pre-activation, raw Q3.13, (C_t, H, W).
+    /// The trainer's e at the target's pre-activation, raw Q3.13, as computed (before
+    /// its normalization: the engine's output), (C_t, H, W).
     pub expected: Array3<i16>,
 }
 
@@ -67,7 +69,10 @@ impl Experiment<Fx> {
             if steps.contains(&s) {
                 let t = &self.trainer;
                 let f = t.net.forward_copy();
-                let mut tr = Trace::default();
+                let mut tr = Trace {
+                    keep_pre: true,
+                    ..Trace::default()
+                };
                 for (i, (x, y)) in batch.iter().take(samples).enumerate() {
                     t.net.sample(&f, x, *y, Some(StepKind::Dfa), &mut tr);
                     for p in &t.net.paths {
@@ -92,7 +97,7 @@ impl Experiment<Fx> {
                                 &layer,
                                 tr.p[p.target].iter().map(|&v| !relu || v > 0).collect(),
                             ),
-                            expected: map3(layer.ct, &layer, tr.e[p.target].clone()),
+                            expected: map3(layer.ct, &layer, tr.pre[p.target].clone()),
                         });
                     }
                 }
@@ -128,6 +133,7 @@ pub fn path(l: &DceLayer, w: &DceWeights) -> BackPath<i16> {
         shuffle: l.has_d2().then(|| shuffle_perm(l.ct, l.groups)),
         up: 1,
         d1: (l.d1_geom(), binary(&w.d1, l.shift1)),
+        gain: 0,
     }
 }
 

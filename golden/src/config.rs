@@ -64,6 +64,18 @@ pub enum FormatPreset {
     Default,
 }
 
+/// How error tensors are scaled ([`crate::scale`]).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorScaling {
+    /// Block floating point: every error tensor is normalized, with an exponent.
+    #[default]
+    Block,
+    /// No normalization: errors stay at the scale they are computed at (the earlier
+    /// scheme, kept for comparison; `hdfa gradcheck` shows what it costs).
+    Fixed,
+}
+
 /// One layer entry of `[[layers]]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -131,7 +143,7 @@ pub struct BackwardToml {
     /// Dilate D1 to the forward receptive field.
     #[serde(default = "yes")]
     pub dilate: bool,
-    /// Extra power-of-two down-scaling of each backward path (0..=15).
+    /// Gain 2^−extra_shift of the DFA paths from e_L, applied once (0..=15).
     #[serde(default)]
     pub extra_shift: u32,
 }
@@ -210,6 +222,9 @@ pub struct ConfigToml {
     /// Weighted layers per module (classifier excluded); empty: one module.
     #[serde(default)]
     pub modules: Vec<usize>,
+    /// Error scaling: "block" (default) or "fixed".
+    #[serde(default)]
+    pub error_scaling: ErrorScaling,
     /// DFA backward weights.
     #[serde(default)]
     pub backward: BackwardToml,

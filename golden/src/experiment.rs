@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::cnn::net::{build_blocks, Net};
 use crate::cnn::num::Num;
 use crate::cnn::train::{Loss, StepKind, StepStats, Trace, Trainer};
+use crate::config::ErrorScaling;
 use crate::config::{Config, DataToml};
 use crate::data::{self, DataError, Dataset};
 use crate::hash::Fnv1a;
@@ -191,7 +192,7 @@ impl<N: Loss> Experiment<N> {
         let [c, h, w] = config.raw.input;
         let blocks =
             build_blocks((c, h, w), &config.layers, &config.raw.modules).map_err(net_err)?;
-        let net = Net::<N>::new(
+        let mut net = Net::<N>::new(
             (c, h, w),
             blocks,
             config.propagation,
@@ -199,6 +200,7 @@ impl<N: Loss> Experiment<N> {
             config.raw.seed,
         )
         .map_err(net_err)?;
+        net.normalize = config.raw.error_scaling == ErrorScaling::Block;
         let trainer = Trainer::new(net, config.hyper, config.raw.seed);
         let (train_x, train_y) = to_inputs::<N>(train);
         let (test_x, test_y) = to_inputs::<N>(test);

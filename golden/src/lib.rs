@@ -13,9 +13,10 @@
 //! - [`data::Dataset`], [`data::load_idx`], [`data::load_digits_csv`]: image datasets.
 //! - [`experiment::Experiment`]: a run with metrics; [`checkpoint`] (atomic,
 //!   bit-identical resume), [`npy`] (step dumps) and [`capture`] (error maps of conv
-//!   paths for the engine) work on it.
+//!   paths for the engine) work on it; [`gradcheck`] compares a step's gradients
+//!   with its own plain f64 reference.
 
-pub use contract::{bsbu, dce, error, format, geom, hash, params, rng, GoldenError};
+pub use contract::{bsbu, dce, error, format, geom, hash, params, rng, scale, GoldenError};
 
 pub mod capture;
 pub mod checkpoint;
@@ -23,4 +24,5 @@ pub mod cnn;
 pub mod config;
 pub mod data;
 pub mod experiment;
+pub mod gradcheck;
 pub mod npy;

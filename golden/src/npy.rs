@@ -18,7 +18,8 @@ impl<N: Loss> Experiment<N> {
     /// Write the next step's inputs, forward weights, errors and gradients (batch `b`
     /// of `order`, at the trainer's current weights) as `.npy` files into `dir` (raw
     /// fixed-point integers, or f32), plus `formats.json`: the step, and per file its
-    /// shape and scale (real = raw × scale). The step itself is not taken.
+    /// shape and scale (real = raw × scale; error files also list each sample's
+    /// exponent: real = raw × scale × 2^−exponent[n]). The step itself is not taken.
     pub fn dump_step(
         &self,
         order: &[usize],
@@ -35,12 +36,14 @@ impl<N: Loss> Experiment<N> {
         let [c, h, w] = self.config.raw.input;
         let mut inputs = Vec::new();
         let mut errors: Vec<Vec<N::V>> = vec![Vec::new(); nb];
+        let mut exps: Vec<Vec<i32>> = vec![Vec::new(); nb];
         let mut tr = Trace::<N>::default();
         for (x, y) in &batch {
             inputs.extend_from_slice(x);
             t.net.sample(&f, x, *y, Some(kind), &mut tr);
             for (i, e) in tr.e.iter().enumerate() {
                 errors[i].extend_from_slice(e);
+                exps[i].push(tr.exp[i]);
             }
         }
         let bs = batch.len();
@@ -100,17 +103,23 @@ impl<N: Loss> Experiment<N> {
                 _ => 1.0,
             };
             let path = write_npy::<N>(dir, &name, &shape, vals)?;
-            meta.insert(
-                format!("{name}.npy"),
-                json!({"scale": scale, "shape": shape, "format": fmt.filter(|_| fixed).map(|f| f.name)}),
-            );
+            let mut entry = json!({"scale": scale, "shape": shape, "format": fmt.filter(|_| fixed).map(|f| f.name)});
+            // Error tensors carry one exponent per sample (crate::scale).
+            if let Some(i) = name
+                .strip_prefix("layer")
+                .and_then(|r| r.strip_suffix("_error"))
+                .and_then(|i| i.parse::<usize>().ok())
+            {
+                entry["exponent"] = json!(exps[i]);
+            }
+            meta.insert(format!("{name}.npy"), entry);
             written.push(path);
         }
         let doc = json!({
             "step": t.step,
             "propagation": format!("{kind:?}"),
             "batch": b,
-            "note": "real = raw * scale; weights [out_c, in_c/groups, k, k]; errors are dL/dp at each layer's pre-activation, per sample",
+            "note": "real = raw * scale, and for errors also * 2^-exponent[n] for sample n (one exponent per sample and layer); weights [out_c, in_c/groups, k, k]; errors are dL/dp at each layer's pre-activation, per sample",
             "files": meta,
         });
         let path = dir.join("formats.json");

@@ -1,7 +1,8 @@
 //! Exactness of BP on a tiny network:
 //! - fixed point: the trainer's gradients equal, bit for bit, those of an independent
 //!   plain-loop reference (dense matrices built from the convolution's definition,
-//!   inverse index mapping, own ReLU/pool code);
+//!   inverse index mapping, own ReLU/pool code, own block-exponent normalization by
+//!   plain max search, per-sample gradients aligned by their exponents);
 //! - f32: the gradients match central finite differences.
 
 use golden::cnn::net::{build_blocks, DfaOptions, LayerSpec, Net, Propagation};
@@ -88,6 +89,18 @@ fn dense_matrix(g: &ConvGeom, w: &[i16]) -> (Vec<Vec<i64>>, Vec<Vec<Option<usize
     (m, widx)
 }
 
+/// The block-exponent shift by plain search: the largest |w| (one's complement for
+/// negatives), its bit length, 13 minus that if positive, the exponent kept <= 31.
+fn normalize_shift(e: &[i16], exp: i32) -> i32 {
+    let m = e
+        .iter()
+        .map(|&w| if w < 0 { -(w as i64) - 1 } else { w as i64 })
+        .max()
+        .unwrap_or(0);
+    let len = (0..64).find(|b| m >> b == 0).unwrap() as i32;
+    (13 - len).max(0).min(31 - exp)
+}
+
 #[test]
 fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
     let blocks = build_blocks((1, 8, 8), &layers(), &[]).unwrap();
@@ -121,8 +134,9 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
         .map(|(i, b)| dense_matrix(&b.geom, &f.w[i]))
         .collect();
     let nb = blocks.len();
-    let mut gw: Vec<Vec<i64>> = blocks.iter().map(|b| vec![0; b.geom.w_len()]).collect();
-    let mut gb: Vec<Vec<i64>> = blocks.iter().map(|b| vec![0; b.geom.out_c]).collect();
+    let mut gw: Vec<Vec<i128>> = blocks.iter().map(|b| vec![0; b.geom.w_len()]).collect();
+    let mut gb: Vec<Vec<i128>> = blocks.iter().map(|b| vec![0; b.geom.out_c]).collect();
+    let mut shifted = 0;
     for (x, &label) in xs.iter().zip(&labels) {
         let mut ins: Vec<Vec<i16>> = Vec::new();
         let mut ps: Vec<Vec<i16>> = Vec::new();
@@ -163,8 +177,9 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
             cur = o;
         }
         let mut e = vec![vec![]; nb];
+        let mut exps = vec![0i32; nb];
         let mut el = vec![0i16; 10];
-        softmax_xent_fx(&ps[nb - 1], label, &mut el);
+        exps[nb - 1] = softmax_xent_fx(&ps[nb - 1], label, &mut el, true).1;
         e[nb - 1] = el;
         for i in (0..nb - 1).rev() {
             let nx = &blocks[i + 1].geom;
@@ -206,18 +221,31 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
                     *v = 0;
                 }
             }
-            e[i] = ep;
+            let s = normalize_shift(&ep, exps[i + 1]);
+            shifted += (s != 0) as usize;
+            exps[i] = exps[i + 1] + s;
+            e[i] = ep.iter().map(|&v| v * (1 << s)).collect();
         }
         for i in 0..nb {
             let g = &blocks[i].geom;
             let per = g.out_h * g.out_w;
+            let mut sw = vec![0i64; g.w_len()];
+            let mut sb = vec![0i64; g.out_c];
             for o in 0..g.out_len() {
-                gb[i][o / per] += e[i][o] as i64;
+                sb[o / per] += e[i][o] as i64;
                 for k in 0..g.in_len() {
                     if let Some(wi) = mats[i].1[o][k] {
-                        gw[i][wi] += e[i][o] as i64 * ins[i][k] as i64;
+                        sw[wi] += e[i][o] as i64 * ins[i][k] as i64;
                     }
                 }
+            }
+            // Align to exponent 31 (the batch LSB): multiply by 2^(31 - exp).
+            let up = 1i128 << (31 - exps[i]);
+            for (a, v) in gw[i].iter_mut().zip(&sw) {
+                *a += *v as i128 * up;
+            }
+            for (a, v) in gb[i].iter_mut().zip(&sb) {
+                *a += *v as i128 * up;
             }
         }
     }
@@ -236,6 +264,10 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
         assert_eq!(g, w, "gradient tensor {k} differs");
         nonzero += g.iter().filter(|&&v| v != 0).count();
     }
+    assert!(
+        shifted >= 2,
+        "the errors must be renormalized ({shifted} shifts)"
+    );
     assert!(
         nonzero > 50,
         "the test must exercise real gradients ({nonzero} nonzero)"

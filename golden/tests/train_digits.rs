@@ -241,6 +241,13 @@ fn train_digits_dump_inside_an_epoch_is_taken_at_the_named_step_with_formats_jso
     assert_eq!(meta["files"]["inputs.npy"]["scale"], 1.0 / 256.0);
     assert_eq!(meta["files"]["layer0_weight.npy"]["scale"], 1.0 / 4096.0);
     assert_eq!(meta["files"]["layer0_error.npy"]["scale"], 1.0 / 8192.0);
+    // One exponent per sample for every error file (real = raw x scale x 2^-exp).
+    let exps = meta["files"]["layer0_error.npy"]["exponent"]
+        .as_array()
+        .unwrap();
+    assert_eq!(exps.len(), a.config.raw.batch);
+    assert!(exps.iter().all(|e| (0..=31).contains(&e.as_i64().unwrap())));
+    assert!(meta["files"]["layer0_weight.npy"].get("exponent").is_none());
     assert_eq!(
         meta["files"]["layer0_grad_weight.npy"]["scale"],
         1.0 / (1u64 << 24) as f64

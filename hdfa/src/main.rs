@@ -1,5 +1,6 @@
 //! `hdfa`: emit, co-simulate, synthesize and benchmark HDFA training hardware.
 
+mod gradcheck;
 mod plot;
 mod train;
 
@@ -119,6 +120,10 @@ enum Cmd {
     Sweep(train::SweepArgs),
     /// Training throughput (samples/s) of the fixed-point and f32 paths on a config.
     TrainBench(train::TrainBenchArgs),
+    /// Compare one fixed-point training step's weight and bias gradients, per layer,
+    /// with an independent f64 computation of the same step (cosine, relative L2
+    /// error; for DFA steps also the error words lost to zero).
+    Gradcheck(gradcheck::GradcheckArgs),
     /// The main job: emit, co-simulate on both simulators and synthesize, with a summary.
     Flow {
         #[command(flatten)]
@@ -496,6 +501,7 @@ fn main() -> Result<()> {
         Cmd::Train(a) => train::run(&a)?,
         Cmd::Sweep(a) => train::sweep(&a)?,
         Cmd::TrainBench(a) => train::train_bench(&a)?,
+        Cmd::Gradcheck(a) => gradcheck::run(&a)?,
         Cmd::Emit { unit, out } => {
             emit(build_unit(&unit, 0)?.as_ref(), &out)?;
         }

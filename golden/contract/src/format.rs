@@ -192,6 +192,21 @@ pub fn rescale(x: i64, from_frac: u32, div_log2: u32, to: Format) -> i64 {
     }
 }
 
+/// [`rescale`] of a 128-bit value (the batch gradient sums, [`crate::scale::align`]):
+/// drop `from_frac + div_log2 − to.frac` bits rounding half up, then saturate; the
+/// same steps as [`narrow`], wider.
+pub fn rescale_wide(x: i128, from_frac: u32, div_log2: u32, to: Format) -> i64 {
+    let drop = from_frac as i64 + div_log2 as i64 - to.frac as i64;
+    let y = if drop > 0 {
+        (x + (1i128 << (drop - 1))) >> drop
+    } else {
+        let up = (-drop) as u32;
+        let lim = i128::MAX >> up;
+        x.clamp(-lim, lim) << up
+    };
+    y.clamp(to.min_raw() as i128, to.max_raw() as i128) as i64
+}
+
 /// The raw bits of an error word.
 pub fn error_raw(e: ErrorFx) -> i64 {
     e.to_bits() as i64
@@ -285,6 +300,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rescale_wide_equals_rescale_where_both_apply_and_keeps_bits_beyond_i64() {
+        let to = Format {
+            frac: 3,
+            ..Format::int(8)
+        };
+        for x in -3000i64..3000 {
+            for from in 0..6u32 {
+                for div in 0..4u32 {
+                    assert_eq!(
+                        rescale_wide(x as i128, from, div, to),
+                        rescale(x, from, div, to)
+                    );
+                }
+            }
+        }
+        // 2^70 + 2^69 at 70 fraction bits is 1.5: 12 at 3 fraction bits.
+        assert_eq!(rescale_wide((1i128 << 70) + (1i128 << 69), 70, 0, to), 12);
+        assert_eq!(rescale_wide(-(1i128 << 100), 0, 0, to), -128);
     }
 
     #[test]

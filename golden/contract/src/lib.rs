@@ -20,6 +20,8 @@
 //!   dilated-conv error-propagation engine's parameters and expected output (eq. 7).
 //! - [`rng::Rng`]: the seeded generator behind every random choice (and the one
 //!   shuffle, [`rng::Rng::shuffle`]); [`hash::Fnv1a`]: the one hash.
+//! - [`scale`]: block floating point for errors: the per-tensor exponent, its
+//!   normalization [`scale::normalize`] and the gradient alignment [`scale::align`].
 //! - [`GoldenError`]: a bad value, named with its valid range.
 
 pub mod bsbu;
@@ -30,5 +32,6 @@ pub mod geom;
 pub mod hash;
 pub mod params;
 pub mod rng;
+pub mod scale;
 
 pub use error::GoldenError;

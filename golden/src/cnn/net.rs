@@ -23,11 +23,17 @@
 //! a chain of m stride-1 3×3 convs gives r = 2m + 1 and d = m.
 //!
 //! Backward weights are fixed random values drawn from the seed: binary ±1 with a
-//! power-of-two scaling shift ⌈log2 √fan_in⌉ + `extra_shift` (adds and subtracts
-//! only), or real values U(−1, 1)/√fan_in/2^extra_shift in the weight format. The
-//! extra shift (config `backward.extra_shift`) applies to each path's last stage; it
-//! brings DFA errors to about the size of BP errors, so one learning rate serves both
-//! kinds of step in HDFA.
+//! power-of-two scaling shift ⌈log2 √fan_in⌉ (adds and subtracts only), or real
+//! values U(−1, 1)/√fan_in in the weight format. Either way a path has about unit
+//! gain, so a chain of module paths keeps the scale of e_L.
+//!
+//! ## Path gain (config `backward.extra_shift`)
+//! DFA errors would otherwise be much larger than BP errors (which shrink layer by
+//! layer), so one learning rate could not serve both kinds of step in HDFA. Every
+//! path whose source is e_L (the classifier module's, and all of original DFA's)
+//! therefore has the gain 2^−extra_shift. It is applied once, as an addition to the
+//! error's exponent ([`crate::scale`]): it costs no bits, and it does not compound
+//! along the chain of module paths, since paths between modules have gain 1.
 
 use super::num::Num;
 use super::ops::{self, ConvGeom};
@@ -99,8 +105,8 @@ pub struct DfaOptions {
     pub k: usize,
     /// Dilate D1 to match the receptive field (else dilation 1).
     pub dilate: bool,
-    /// Extra power-of-two down-scaling of every backward path's output, on top of the
-    /// fan-in shift, so DFA errors have about the size of BP errors.
+    /// Gain 2^−extra_shift of the paths from e_L (see the module docs), so DFA errors
+    /// have about the size of BP errors.
     pub extra_shift: u32,
 }
 
@@ -114,20 +120,14 @@ pub enum BackWeight<V> {
 }
 
 impl<V: Copy> BackWeight<V> {
-    fn draw<N: Num<V = V>>(
-        n: usize,
-        fan_in: usize,
-        binary: bool,
-        extra_shift: u32,
-        rng: &mut Rng,
-    ) -> Self {
+    fn draw<N: Num<V = V>>(n: usize, fan_in: usize, binary: bool, rng: &mut Rng) -> Self {
         if binary {
-            let shift = crate::format::fan_in_shift(fan_in) + extra_shift;
+            let shift = crate::format::fan_in_shift(fan_in);
             let neg: Vec<bool> = (0..n).map(|_| rng.bit()).collect();
             let unit = neg.iter().map(|&b| N::unit(b)).collect();
             BackWeight::Binary(neg, shift, unit)
         } else {
-            let scale = 1.0 / (fan_in as f64).sqrt() / (1u64 << extra_shift) as f64;
+            let scale = 1.0 / (fan_in as f64).sqrt();
             BackWeight::Real(
                 (0..n)
                     .map(|_| N::weight_of(N::master_from_f64((rng.uniform() * 2.0 - 1.0) * scale)))
@@ -171,6 +171,8 @@ pub struct BackPath<V> {
     pub up: usize,
     /// D1 (k×k dilated grouped conv, or a dense matrix for `dfa` and for the classifier).
     pub d1: (ConvGeom, BackWeight<V>),
+    /// The path's gain 2^−gain, added to the output's exponent (see the module docs).
+    pub gain: u32,
 }
 
 /// Network: blocks, parameters and backward paths.
@@ -188,6 +190,10 @@ pub struct Net<N: Num> {
     pub propagation: Propagation,
     /// Backward paths (empty for BP).
     pub paths: Vec<BackPath<N::V>>,
+    /// Normalize every error tensor (block floating point, [`crate::scale`]); off,
+    /// errors keep the exponent they are computed at (the old fixed scaling, kept
+    /// for comparison).
+    pub normalize: bool,
 }
 
 /// Layer description before shapes are known (from the config).
@@ -392,6 +398,7 @@ impl<N: Num> Net<N> {
             b,
             propagation,
             paths,
+            normalize: true,
         })
     }
 
@@ -414,10 +421,8 @@ fn dense_paths<N: Num>(blocks: &[Block], o: DfaOptions, rng: &mut Rng) -> Vec<Ba
                 d2: None,
                 shuffle: None,
                 up: 1,
-                d1: (
-                    g,
-                    BackWeight::draw::<N>(g.w_len(), classes, o.binary, o.extra_shift, rng),
-                ),
+                d1: (g, BackWeight::draw::<N>(g.w_len(), classes, o.binary, rng)),
+                gain: o.extra_shift,
             }
         })
         .collect()
@@ -477,10 +482,8 @@ fn conv_paths<N: Num>(
                 d2: None,
                 shuffle: None,
                 up: 1,
-                d1: (
-                    g,
-                    BackWeight::draw::<N>(g.w_len(), classes, o.binary, o.extra_shift, rng),
-                ),
+                d1: (g, BackWeight::draw::<N>(g.w_len(), classes, o.binary, rng)),
+                gain: o.extra_shift,
             });
             continue;
         }
@@ -495,7 +498,7 @@ fn conv_paths<N: Num>(
         let (d2, shuffle, c1) = if gcount > 1 {
             let g2 = ConvGeom::new(cs, hs, ws, ct, 1, 1, 0, 1, gcount)
                 .map_err(|e| GoldenError::BadMatrix(format!("D2 of layer {t}: {e}")))?;
-            let w2 = BackWeight::draw::<N>(g2.w_len(), g2.fan_in(), o.binary, 0, rng);
+            let w2 = BackWeight::draw::<N>(g2.w_len(), g2.fan_in(), o.binary, rng);
             (Some((g2, w2)), Some(ops::shuffle_perm(ct, gcount)), ct)
         } else {
             (None, None, cs)
@@ -510,7 +513,7 @@ fn conv_paths<N: Num>(
         let pad = d * (o.k - 1) / 2;
         let g1 = ConvGeom::new(c1, ht, wt, ct, o.k, 1, pad, d, gcount)
             .map_err(|e| GoldenError::BadMatrix(format!("D1 of layer {t} (dilation {d}): {e}")))?;
-        let w1 = BackWeight::draw::<N>(g1.w_len(), g1.fan_in(), o.binary, o.extra_shift, rng);
+        let w1 = BackWeight::draw::<N>(g1.w_len(), g1.fan_in(), o.binary, rng);
         paths.push(BackPath {
             target: t,
             source,
@@ -518,6 +521,7 @@ fn conv_paths<N: Num>(
             shuffle,
             up,
             d1: (g1, w1),
+            gain: 0,
         });
     }
     Ok(paths)

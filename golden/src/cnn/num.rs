@@ -6,11 +6,29 @@
 //! - activation × weight (Q8.8 × Q4.12) accumulates exactly in i64 with 20 fraction
 //!   bits, plus the bias, then narrows once into Q8.8;
 //! - error × weight (Q3.13 × Q4.12) accumulates with 25 fraction bits, narrows into Q3.13;
-//! - error × activation (Q3.13 × Q8.8) accumulates over the whole batch with 21
-//!   fraction bits, then narrows once into the Q8.24 gradient, dividing by the
-//!   (power-of-two) batch size in the same step.
+//! - error × activation (Q3.13 × Q8.8) accumulates exactly per sample with 21 + E
+//!   fraction bits (E the error tensor's exponent, [`crate::scale`]), is aligned to
+//!   21 + EXP_MAX fraction bits ([`Num::fold`], i128), summed over the batch and
+//!   narrowed once into the Q8.24 gradient, dividing by the (power-of-two) batch size
+//!   in the same step.
+//!
+//! The f32 path carries the same exponents as plain factors 2^−E; it never
+//! normalizes (its values do not underflow), so its exponents only hold the fixed
+//! path gains.
 
 use crate::format::{self, ACT, COEF, ERROR, MASTER, WEIGHT};
+use crate::scale;
+
+/// A sum type: exact per-sample accumulators and batch sums.
+pub trait Sum:
+    Copy + Clone + Send + Sync + Default + std::fmt::Debug + std::ops::AddAssign + PartialEq
+{
+}
+
+impl<T> Sum for T where
+    T: Copy + Clone + Send + Sync + Default + std::fmt::Debug + std::ops::AddAssign + PartialEq
+{
+}
 
 /// Arithmetic of one number system.
 pub trait Num:
@@ -19,14 +37,9 @@ pub trait Num:
     /// Activation, weight (forward copy) and error values.
     type V: Copy + Clone + Send + Sync + PartialEq + PartialOrd + std::fmt::Debug + Default;
     /// Exact accumulator.
-    type Acc: Copy
-        + Clone
-        + Send
-        + Sync
-        + Default
-        + std::fmt::Debug
-        + std::ops::AddAssign
-        + PartialEq;
+    type Acc: Sum;
+    /// Batch gradient accumulator (fixed point: i128 at the aligned LSB).
+    type Wide: Sum;
     /// Master weight, velocity, gradient.
     type M: Copy + Clone + Send + Sync + PartialEq + std::fmt::Debug + Default;
 
@@ -47,10 +60,16 @@ pub trait Num:
     fn bwd_out(acc: Self::Acc) -> Self::V;
     /// Sum of ±errors (binary backward weights) scaled by 2^−shift → error.
     fn bin_out(acc: Self::Acc, shift: u32) -> Self::V;
+    /// Add one sample's exact gradient sums `part`, whose error had exponent `exp`,
+    /// to the batch sums `total`, aligned to the batch LSB.
+    fn fold(total: &mut [Self::Wide], part: &[Self::Acc], exp: i32);
+    /// Normalize an error tensor at exponent `exp` ([`crate::scale::normalize`]);
+    /// returns the shift s (new exponent: exp + s). The f32 path returns 0.
+    fn normalize(e: &mut [Self::V], exp: i32) -> i32;
     /// Error × activation sum over the batch → gradient, divided by 2^log2_batch.
-    fn grad_out(acc: Self::Acc, log2_batch: u32) -> Self::M;
+    fn grad_out(acc: Self::Wide, log2_batch: u32) -> Self::M;
     /// Error sum over the batch (bias gradient) → gradient, divided by 2^log2_batch.
-    fn bias_grad_out(acc: Self::Acc, log2_batch: u32) -> Self::M;
+    fn bias_grad_out(acc: Self::Wide, log2_batch: u32) -> Self::M;
     /// Forward copy of a master weight.
     fn weight_of(m: Self::M) -> Self::V;
     /// Forward copy of a master bias (activation format).
@@ -143,6 +162,7 @@ pub struct F32;
 impl Num for Fx {
     type V = i16;
     type Acc = i64;
+    type Wide = i128;
     type M = i32;
 
     fn zero() -> i16 {
@@ -180,11 +200,22 @@ impl Num for Fx {
     fn bin_out(acc: i64, shift: u32) -> i16 {
         format::narrow(acc, shift, ERROR) as i16
     }
-    fn grad_out(acc: i64, log2_batch: u32) -> i32 {
-        format::rescale(acc, ERROR.frac + ACT.frac, log2_batch, MASTER) as i32
+    fn fold(total: &mut [i128], part: &[i64], exp: i32) {
+        let sh = scale::align_shift(exp);
+        for (t, &p) in total.iter_mut().zip(part) {
+            *t += (p as i128) << sh;
+        }
     }
-    fn bias_grad_out(acc: i64, log2_batch: u32) -> i32 {
-        format::rescale(acc, ERROR.frac, log2_batch, MASTER) as i32
+    fn normalize(e: &mut [i16], exp: i32) -> i32 {
+        scale::normalize(e, exp)
+    }
+    fn grad_out(acc: i128, log2_batch: u32) -> i32 {
+        let frac = ERROR.frac + ACT.frac + scale::EXP_MAX as u32;
+        format::rescale_wide(acc, frac, log2_batch, MASTER) as i32
+    }
+    fn bias_grad_out(acc: i128, log2_batch: u32) -> i32 {
+        let frac = ERROR.frac + scale::EXP_MAX as u32;
+        format::rescale_wide(acc, frac, log2_batch, MASTER) as i32
     }
     fn weight_of(m: i32) -> i16 {
         format::rescale(m as i64, MASTER.frac, 0, WEIGHT) as i16
@@ -252,6 +283,7 @@ impl Num for Fx {
 impl Num for F32 {
     type V = f32;
     type Acc = f32;
+    type Wide = f32;
     type M = f32;
 
     fn zero() -> f32 {
@@ -287,6 +319,15 @@ impl Num for F32 {
     }
     fn bin_out(acc: f32, shift: u32) -> f32 {
         acc / (1u64 << shift) as f32
+    }
+    fn fold(total: &mut [f32], part: &[f32], exp: i32) {
+        let f = scale::exp_factor(exp) as f32;
+        for (t, &p) in total.iter_mut().zip(part) {
+            *t += p * f;
+        }
+    }
+    fn normalize(_e: &mut [f32], _exp: i32) -> i32 {
+        0
     }
     fn grad_out(acc: f32, log2_batch: u32) -> f32 {
         acc / (1u64 << log2_batch) as f32

@@ -8,8 +8,10 @@
 //!    ([`exp2_lut`], Q1.15, indexed by the top 8 bits of f), then a rounding right
 //!    shift by −n. So exp_k is a Q.15 integer and the largest term is 1.0 = 2^15.
 //! 3. s = Σ exp_k; one reciprocal per sample, r = ⌊2^40 / s⌋.
-//! 4. p_k = narrow(exp_k · r, 27) in the error format Q3.13, and
-//!    e_L,k = p_k − (k == y ? 1.0 : 0), kept at the error format's full precision.
+//! 4. e_L,k = exp_k · r for k ≠ y and e_L,y = −Σ_{k≠y} e_L,k (that is p_y − 1,
+//!    computed so it keeps its relative precision when p_y is near 1), all with 40
+//!    fraction bits; then the exponent E from their largest magnitude
+//!    ([`crate::scale`]) and one narrowing by 27 − E bits into Q3.13.
 //! 5. Loss = ln 2 · (log2 s − 15 − t_y), with log2 s from the position of s's
 //!    leading one and a 256-entry LUT of log2(1 + i/256) ([`log2_lut`]); reported as
 //!    Q15.16 ([`LOSS_FRAC`]).
@@ -19,6 +21,7 @@
 use std::sync::OnceLock;
 
 use crate::format::{self, ACT, ERROR};
+use crate::scale;
 
 /// log2(e) in 16 fraction bits.
 pub const LOG2E_Q16: i64 = 94_548;
@@ -53,8 +56,10 @@ pub fn log2_lut() -> &'static [i64; 256] {
     })
 }
 
-/// Fixed-point softmax − one-hot into `err` (Q3.13 raw); returns the loss (Q15.16 raw).
-pub fn softmax_xent_fx(z: &[i16], label: usize, err: &mut [i16]) -> i64 {
+/// Fixed-point softmax − one-hot into `err` (Q3.13 raw words at the returned
+/// exponent E: real = raw × 2^−(13 + E)); returns the loss (Q15.16 raw) and E.
+/// With `block` false, E is 0 (no error scaling).
+pub fn softmax_xent_fx(z: &[i16], label: usize, err: &mut [i16], block: bool) -> (i64, i32) {
     let m = z.iter().copied().max().unwrap_or(0) as i64;
     let lut = exp2_lut();
     let mut t16 = [0i64; 64];
@@ -87,10 +92,29 @@ pub fn softmax_xent_fx(z: &[i16], label: usize, err: &mut [i16]) -> i64 {
         s += ex[k];
     }
     let r = (1i64 << 40) / s.max(1);
+    // e_L with 40 fraction bits; the label's term as −Σ of the others (exactly
+    // p_y − 1 up to the reciprocal's rounding), which keeps its relative precision
+    // when the net is confident and p_y is close to 1.
+    let mut wide = [0i64; 64];
+    let mut others = 0i64;
     for k in 0..n {
-        let p = format::narrow(ex[k] * r, 40 - ERROR.frac, ERROR);
-        let one = if k == label { 1i64 << ERROR.frac } else { 0 };
-        err[k] = format::saturate(p - one, ERROR) as i16;
+        if k != label {
+            wide[k] = ex[k] * r;
+            others += wide[k];
+        }
+    }
+    wide[label] = -others;
+    // The exponent from the largest magnitude (block floating point, crate::scale):
+    // narrow by 27 − E bits so the largest word has NORM_BITS significant bits.
+    let len = scale::bit_len(scale::or_magnitude(wide[..n].iter().copied())) as i32;
+    let max_exp = (40 - ERROR.frac) as i32;
+    let exp = if block {
+        (40 - len).clamp(0, max_exp.min(scale::EXP_MAX))
+    } else {
+        0
+    };
+    for k in 0..n {
+        err[k] = format::narrow(wide[k], (max_exp - exp) as u32, ERROR) as i16;
     }
     // log2(s) - EXP_FRAC - t_y, in 16 fraction bits.
     let msb = 63 - s.leading_zeros() as i64;
@@ -100,7 +124,7 @@ pub fn softmax_xent_fx(z: &[i16], label: usize, err: &mut [i16]) -> i64 {
         (s << (8 - msb)) & 0xff
     };
     let log2s = (msb - EXP_FRAC as i64) * 65536 + log2_lut()[mant_idx as usize];
-    format::round_shift((log2s - t16[label]) * LN2_Q16, 16)
+    (format::round_shift((log2s - t16[label]) * LN2_Q16, 16), exp)
 }
 
 /// f32 softmax − one-hot; returns the loss.
@@ -129,14 +153,14 @@ mod tests {
             let z: Vec<i16> = (0..10).map(|_| rng.range_i64(-2000, 2000) as i16).collect();
             let label = rng.below(10) as usize;
             let mut e = [0i16; 10];
-            let loss = softmax_xent_fx(&z, label, &mut e);
+            let (loss, exp) = softmax_xent_fx(&z, label, &mut e, true);
             let zf: Vec<f32> = z.iter().map(|&v| ACT.to_real(v as i64) as f32).collect();
             let mut ef = [0f32; 10];
             let lf = softmax_xent_f32(&zf, label, &mut ef);
             for k in 0..10 {
-                let got = ERROR.to_real(e[k] as i64);
+                let got = ERROR.to_real(e[k] as i64) * scale::exp_factor(exp);
                 assert!(
-                    (got - ef[k] as f64).abs() < 0.006,
+                    (got - ef[k] as f64).abs() < 0.006 * scale::exp_factor(exp),
                     "k={k} {got} vs {}",
                     ef[k]
                 );
@@ -149,6 +173,12 @@ mod tests {
             // The error sums to about zero (probabilities sum to one).
             let sum: i64 = e.iter().map(|&v| v as i64).sum();
             assert!(sum.abs() <= 12, "{sum}");
+            // The largest word has 13 significant bits unless the exponent is at its bound.
+            let big = e.iter().map(|&v| (v as i64).abs()).max().unwrap();
+            assert!(
+                exp == 0 || exp == 27 || (4095..=8192).contains(&big),
+                "{big} at {exp}"
+            );
         }
     }
 
@@ -156,9 +186,10 @@ mod tests {
     fn fixed_softmax_of_equal_logits_is_uniform() {
         let z = [100i16; 10];
         let mut e = [0i16; 10];
-        let loss = softmax_xent_fx(&z, 3, &mut e);
+        let (loss, exp) = softmax_xent_fx(&z, 3, &mut e, true);
+        assert_eq!(exp, 0, "e_y = -0.9 needs no shift");
         assert_eq!(e[0], 819); // 0.1 in Q3.13 = 819.2
-        assert_eq!(e[3], 819 - 8192);
+        assert_eq!(e[3], -7373); // -9 x 0.1 = -0.9 = -7372.8
         assert!(((loss as f64 / 65536.0) - 10f64.ln()).abs() < 0.005);
     }
 }

@@ -84,8 +84,18 @@ pub struct Trace<N: Num> {
     pub p: Vec<Vec<N::V>>,
     /// Max-pool winners per block.
     pub arg: Vec<Vec<u32>>,
-    /// Error at each block's pre-activation.
+    /// Error at each block's pre-activation (normalized words, see [`crate::scale`]).
     pub e: Vec<Vec<N::V>>,
+    /// Exponent of each block's error: real = raw × 2^−(13 + exp) (f32: v × 2^−exp).
+    pub exp: Vec<i32>,
+    /// The normalization shift applied to each block's error after it was computed
+    /// (its exponent before normalization is `exp − norm`).
+    pub norm: Vec<i32>,
+    /// Keep each block's error as computed, before normalization, in `pre` (for
+    /// capturing what a unit outputs).
+    pub keep_pre: bool,
+    /// Errors before normalization (only with `keep_pre`).
+    pub pre: Vec<Vec<N::V>>,
     /// Spare buffer.
     pub tmp: Vec<N::V>,
 }
@@ -114,16 +124,27 @@ pub struct StepStats {
 
 /// Loss of one sample: raw and real.
 pub trait Loss: Num {
-    /// e_L = softmax(z) − one-hot, returns (raw loss, real loss).
-    fn softmax_xent(z: &[Self::V], label: usize, err: &mut [Self::V]) -> (i64, f64);
+    /// e_L = softmax(z) − one-hot at the returned exponent; returns (raw loss, real
+    /// loss, exponent).
+    /// With `block` false the exponent is 0.
+    fn softmax_xent(
+        z: &[Self::V],
+        label: usize,
+        err: &mut [Self::V],
+        block: bool,
+    ) -> (i64, f64, i32);
     /// Sum of raw losses (fixed: exact integers; f32: the f32 sum's bits).
     fn loss_sum(raw: &[i64]) -> i64;
 }
 
 impl Loss for super::num::Fx {
-    fn softmax_xent(z: &[i16], label: usize, err: &mut [i16]) -> (i64, f64) {
-        let l = super::softmax::softmax_xent_fx(z, label, err);
-        (l, l as f64 / (1u64 << super::softmax::LOSS_FRAC) as f64)
+    fn softmax_xent(z: &[i16], label: usize, err: &mut [i16], block: bool) -> (i64, f64, i32) {
+        let (l, exp) = super::softmax::softmax_xent_fx(z, label, err, block);
+        (
+            l,
+            l as f64 / (1u64 << super::softmax::LOSS_FRAC) as f64,
+            exp,
+        )
     }
     fn loss_sum(raw: &[i64]) -> i64 {
         raw.iter().sum()
@@ -131,9 +152,9 @@ impl Loss for super::num::Fx {
 }
 
 impl Loss for super::num::F32 {
-    fn softmax_xent(z: &[f32], label: usize, err: &mut [f32]) -> (i64, f64) {
+    fn softmax_xent(z: &[f32], label: usize, err: &mut [f32], _block: bool) -> (i64, f64, i32) {
         let l = super::softmax::softmax_xent_f32(z, label, err);
-        (l.to_bits() as i64, l as f64)
+        (l.to_bits() as i64, l as f64, 0)
     }
     fn loss_sum(raw: &[i64]) -> i64 {
         raw.iter()
@@ -214,11 +235,27 @@ impl<N: Num> Net<N> {
         }
     }
 
-    /// Errors at every block's pre-activation, given e_L at the last one.
-    pub fn propagate(&self, f: &Forward<N::V>, kind: StepKind, t: &mut Trace<N>, e_l: Vec<N::V>) {
+    /// Errors at every block's pre-activation, given e_L (at exponent `exp_l`) at the
+    /// last one. Each error is normalized once it is complete ([`crate::scale`]).
+    pub fn propagate(
+        &self,
+        f: &Forward<N::V>,
+        kind: StepKind,
+        t: &mut Trace<N>,
+        e_l: Vec<N::V>,
+        exp_l: i32,
+    ) {
         let nb = self.blocks.len();
         t.e.resize(nb, Vec::new());
+        t.exp.resize(nb, 0);
+        t.norm.resize(nb, 0);
+        if t.keep_pre {
+            t.pre.resize(nb, Vec::new());
+            t.pre[nb - 1] = e_l.clone();
+        }
         t.e[nb - 1] = e_l;
+        t.exp[nb - 1] = exp_l;
+        t.norm[nb - 1] = 0;
         let use_bp = kind == StepKind::Bp || self.propagation == Propagation::Bp;
         for i in (0..nb - 1).rev() {
             let b = &self.blocks[i];
@@ -244,6 +281,7 @@ impl<N: Num> Net<N> {
                 } else {
                     t.tmp = std::mem::replace(&mut e, ex);
                 }
+                t.exp[i] = t.exp[i + 1];
             } else {
                 let path = self
                     .paths
@@ -251,16 +289,27 @@ impl<N: Num> Net<N> {
                     .find(|p| p.target == i)
                     .expect("a backward path for every hidden block");
                 path.apply::<N>(&t.e[path.source], &mut e, &mut t.scratch);
+                t.exp[i] = (t.exp[path.source] + path.gain as i32).min(crate::scale::EXP_MAX);
             }
             if b.relu {
                 ops::relu_mask::<N>(&t.p[i], &mut e);
             }
+            if t.keep_pre {
+                t.pre[i].clone_from(&e);
+            }
+            t.norm[i] = if self.normalize {
+                N::normalize(&mut e, t.exp[i])
+            } else {
+                0
+            };
+            t.exp[i] += t.norm[i];
             t.e[i] = e;
         }
     }
 }
 
-/// Summed weight and bias gradient accumulators of a batch.
+/// Weight and bias gradient sums (per sample: exact accumulators; per batch:
+/// aligned wide sums, [`Num::fold`]).
 #[derive(Clone, Debug)]
 pub struct GradAcc<A> {
     /// Per block weights.
@@ -269,20 +318,42 @@ pub struct GradAcc<A> {
     pub b: Vec<Vec<A>>,
 }
 
-impl<A: Copy + std::ops::AddAssign> GradAcc<A> {
-    fn zeros<N: Num<Acc = A>>(net: &Net<N>) -> Self {
+impl<A: Copy + Default> GradAcc<A> {
+    fn zeros<N: Num>(net: &Net<N>) -> Self {
         GradAcc {
-            w: net.w.iter().map(|w| vec![N::zero_acc(); w.len()]).collect(),
-            b: net.b.iter().map(|b| vec![N::zero_acc(); b.len()]).collect(),
+            w: net.w.iter().map(|w| vec![A::default(); w.len()]).collect(),
+            b: net.b.iter().map(|b| vec![A::default(); b.len()]).collect(),
         }
     }
-    fn add(&mut self, o: &Self) {
-        for (a, b) in self.w.iter_mut().flatten().zip(o.w.iter().flatten()) {
-            *a += *b;
+}
+
+impl<N: Num> Net<N> {
+    /// Add one sample's weight and bias gradients (errors and inputs in `t`) to the
+    /// batch sums `g`, through the per-sample scratch `part`.
+    fn accumulate(&self, t: &mut Trace<N>, part: &mut GradAcc<N::Acc>, g: &mut GradAcc<N::Wide>) {
+        for i in 0..self.blocks.len() {
+            part.w[i].fill(N::zero_acc());
+            part.b[i].fill(N::zero_acc());
+            ops::conv_bwd_weight::<N>(
+                &self.blocks[i].geom,
+                &t.e[i],
+                &t.x[i],
+                &mut part.w[i],
+                &mut part.b[i],
+                &mut t.scratch,
+            );
+            N::fold(&mut g.w[i], &part.w[i], t.exp[i]);
+            N::fold(&mut g.b[i], &part.b[i], t.exp[i]);
         }
-        for (a, b) in self.b.iter_mut().flatten().zip(o.b.iter().flatten()) {
-            *a += *b;
-        }
+    }
+}
+
+fn add_wide<W: Copy + std::ops::AddAssign>(a: &mut GradAcc<W>, o: &GradAcc<W>) {
+    for (x, y) in a.w.iter_mut().flatten().zip(o.w.iter().flatten()) {
+        *x += *y;
+    }
+    for (x, y) in a.b.iter_mut().flatten().zip(o.b.iter().flatten()) {
+        *x += *y;
     }
 }
 
@@ -317,9 +388,9 @@ impl<N: Loss> Net<N> {
         let z = t.p.last().expect("a network has blocks");
         let predicted = argmax(z);
         let mut e_l = vec![N::zero(); z.len()];
-        let (loss_raw, loss_real) = N::softmax_xent(z, label, &mut e_l);
+        let (loss_raw, loss_real, exp_l) = N::softmax_xent(z, label, &mut e_l, self.normalize);
         if let Some(kind) = kind {
-            self.propagate(f, kind, t, e_l);
+            self.propagate(f, kind, t, e_l, exp_l);
         }
         Sample {
             predicted,
@@ -335,29 +406,20 @@ fn run_samples<N: Loss>(
     f: &Forward<N::V>,
     kind: StepKind,
     samples: &[(&[N::V], usize)],
-) -> (GradAcc<N::Acc>, Vec<i64>, f64, usize) {
+) -> (GradAcc<N::Wide>, Vec<i64>, f64, usize) {
     let mut g = GradAcc::zeros(net);
+    let mut part = GradAcc::zeros(net);
 
     let mut t = Trace::<N>::default();
     let mut losses = Vec::with_capacity(samples.len());
     let mut loss_real = 0.0;
     let mut correct = 0;
-    let nb = net.blocks.len();
     for &(x, label) in samples {
         let s = net.sample(f, x, label, Some(kind), &mut t);
         correct += (s.predicted == label) as usize;
         losses.push(s.loss_raw);
         loss_real += s.loss_real;
-        for i in 0..nb {
-            ops::conv_bwd_weight::<N>(
-                &net.blocks[i].geom,
-                &t.e[i],
-                &t.x[i],
-                &mut g.w[i],
-                &mut g.b[i],
-                &mut t.scratch,
-            );
-        }
+        net.accumulate(&mut t, &mut part, &mut g);
     }
     (g, losses, loss_real, correct)
 }
@@ -449,7 +511,7 @@ impl<N: Loss> Trainer<N> {
         let mut loss_real = 0.0;
         let mut correct = 0;
         for (g, l, r, c) in &parts {
-            total.add(g);
+            add_wide(&mut total, g);
             losses.extend_from_slice(l);
             loss_real += r;
             correct += c;
