@@ -496,6 +496,7 @@ pub fn compare(
         }
     }
     let real = |v: &[i32]| -> Vec<f64> { v.iter().map(|&g| MASTER.to_real(g as i64)).collect() };
+
     let layers = (0..nbk)
         .map(|i| {
             let (gw, gb) = (real(&grads[i]), real(&grads[nbk + i]));

@@ -36,6 +36,13 @@ pub struct TrainArgs {
     /// Override the config's epoch count.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Override the config's seed (weights, backward weights, data order, BP/DFA draws).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override the config's mode: bp, dfa, cdfa or hdfa (hdfa keeps the config's
+    /// bp_ratio, or needs one).
+    #[arg(long)]
+    pub mode: Option<String>,
     /// No progress bar (logs one line per epoch).
     #[arg(long)]
     pub quiet: bool,
@@ -77,9 +84,33 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         anyhow::ensure!(e >= 1, "--epochs {e} is out of range: valid range is >= 1");
         cfg.raw.epochs = e;
     }
+    let mut suffix = String::new();
+    if a.seed.is_some() || a.mode.is_some() {
+        let mut raw = cfg.raw.clone();
+        if let Some(s) = a.seed {
+            raw.seed = s;
+            suffix += &format!("-seed{s}");
+        }
+        if let Some(m) = &a.mode {
+            raw.mode = match m.as_str() {
+                "bp" => Mode::Bp,
+                "dfa" => Mode::Dfa,
+                "cdfa" => Mode::Cdfa,
+                "hdfa" => Mode::Hdfa,
+                other => anyhow::bail!(
+                    "--mode {other} is out of range: valid values are bp, dfa, cdfa, hdfa"
+                ),
+            };
+            if raw.mode != Mode::Hdfa {
+                raw.bp_ratio = None;
+            }
+            suffix += &format!("-{m}");
+        }
+        cfg = Config::from_raw(&a.config, raw)?;
+    }
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("target/hdfa-out/train").join(format!(
-            "{}{}",
+            "{}{suffix}{}",
             cfg.raw.name,
             if a.f32 { "-f32" } else { "" }
         ))
@@ -280,6 +311,10 @@ pub struct SweepArgs {
     /// Where to write the table (markdown).
     #[arg(long, default_value = "target/hdfa-out/sweep")]
     pub out: PathBuf,
+    /// Also run every rung on the f32 path (a column each), to show what fixed point
+    /// costs per rung.
+    #[arg(long)]
+    pub f32: bool,
 }
 
 /// Run the ladder and print a markdown table.
@@ -337,26 +372,30 @@ pub fn sweep(a: &SweepArgs) -> Result<()> {
     rows.push(variant("BP", &|r| {
         r.mode = Mode::Bp;
     })?);
-    let mut table = String::from(
-        "| variant | test acc | train acc | test loss | samples/s |\n|---|---|---|---|---|\n",
-    );
+    let mut table = if a.f32 {
+        String::from(
+            "| variant | test acc | train acc | test loss | samples/s | f32 test acc | f32 test loss |\n|---|---|---|---|---|---|---|\n",
+        )
+    } else {
+        String::from(
+            "| variant | test acc | train acc | test loss | samples/s |\n|---|---|---|---|---|\n",
+        )
+    };
     println!("{}", table.trim_end());
     for (name, cfg) in rows {
         let t0 = std::time::Instant::now();
-        let mut exp = Experiment::<Fx>::new(cfg)?;
-        let epochs = exp.config.raw.epochs;
-        while exp.epoch < epochs {
-            exp.run_epoch(&mut |_| {});
-        }
-        let m = *exp.history.last().expect("at least one epoch");
-        let sps =
-            (epochs * exp.batches() * exp.config.raw.batch) as f64 / t0.elapsed().as_secs_f64();
-        let row = format!(
+        let m = run_to_end::<Fx>(&cfg)?;
+        let sps = (m.1 * cfg.raw.batch) as f64 / t0.elapsed().as_secs_f64();
+        let mut row = format!(
             "| {name} | {:.2}% | {:.2}% | {:.4} | {sps:.0} |",
-            100.0 * m.test_acc,
-            100.0 * m.train_acc,
-            m.test_loss
+            100.0 * m.0.test_acc,
+            100.0 * m.0.train_acc,
+            m.0.test_loss
         );
+        if a.f32 {
+            let f = run_to_end::<F32>(&cfg)?;
+            row += &format!(" {:.2}% | {:.4} |", 100.0 * f.0.test_acc, f.0.test_loss);
+        }
         println!("{row}");
         table.push_str(&row);
         table.push('\n');
@@ -368,6 +407,17 @@ pub fn sweep(a: &SweepArgs) -> Result<()> {
     Ok(())
 }
 
+/// Train `cfg` to its last epoch; its final metrics and the steps taken.
+fn run_to_end<N: Loss>(cfg: &Config) -> Result<(EpochMetrics, usize)> {
+    let mut exp = Experiment::<N>::new(cfg.clone())?;
+    let epochs = exp.config.raw.epochs;
+    while exp.epoch < epochs {
+        exp.run_epoch(&mut |_| {});
+    }
+    let m = *exp.history.last().expect("at least one epoch");
+    Ok((m, epochs * exp.batches()))
+}
+
 /// Options of `hdfa train-bench`.
 #[derive(Args, Clone)]
 pub struct TrainBenchArgs {
@@ -377,12 +427,16 @@ pub struct TrainBenchArgs {
     /// Training steps to time per path (after one warm-up step).
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
-    /// Override the thread count.
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Thread counts to measure (default: each config's own).
+    #[arg(long, num_args = 1..)]
+    pub threads: Vec<usize>,
     /// Measure only the fixed-point path.
     #[arg(long)]
     pub fixed_only: bool,
+    /// Also time PyTorch (CPU) on the same network, batch and thread count, in the
+    /// same run (`scripts/torch_bench.py`; needs python3-torch), and print the ratio.
+    #[arg(long)]
+    pub torch: bool,
 }
 
 fn bench_path<N: Loss>(cfg: &Config, steps: usize) -> Result<f64> {
@@ -404,25 +458,89 @@ fn bench_path<N: Loss>(cfg: &Config, steps: usize) -> Result<f64> {
     Ok((steps * cfg.raw.batch) as f64 / t0.elapsed().as_secs_f64())
 }
 
+/// PyTorch's samples/s on the same config, from `scripts/torch_bench.py`.
+fn torch_samples_per_s(config: &Path, threads: usize, steps: usize) -> Result<f64> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/torch_bench.py");
+    // The system interpreter, where apt-get puts python3-torch (a pyenv or venv
+    // python3 earlier in PATH would not see it).
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .arg("--config")
+        .arg(config)
+        .arg("--threads")
+        .arg(threads.to_string())
+        .arg("--steps")
+        .arg(steps.to_string())
+        .output()
+        .context("running python3 (install: sudo apt-get install python3 python3-torch)")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{} failed ({}); install PyTorch with: sudo apt-get install python3-torch\nstdout:\n{}\nstderr:\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.trim())
+        .with_context(|| format!("torch_bench.py printed no JSON: {text}"))?;
+    v["samples_per_s"]
+        .as_f64()
+        .with_context(|| format!("no samples_per_s in {text}"))
+}
+
 /// Measure and print samples/s.
 pub fn train_bench(a: &TrainBenchArgs) -> Result<()> {
-    println!("| config | threads | batch | fixed point samples/s | f32 samples/s |");
-    println!("|---|---|---|---|---|");
+    let isa = golden::cnn::gemm::isa_name();
+    println!("GEMM instruction set: {isa}");
+    println!(
+        "| config | threads | batch | fixed point samples/s | f32 samples/s | PyTorch samples/s | fixed / PyTorch | GEMM rows: 1 pass / chunked / i64 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let thread_list: Vec<Option<usize>> = if a.threads.is_empty() {
+        vec![None]
+    } else {
+        a.threads.iter().map(|&t| Some(t)).collect()
+    };
     for path in &a.config {
-        let mut cfg = Config::load(path)?;
-        if let Some(t) = a.threads {
-            cfg.raw.threads = t;
+        for t in &thread_list {
+            let mut cfg = Config::load(path)?;
+            if let Some(t) = t {
+                cfg.raw.threads = *t;
+            }
+            let before = golden::cnn::gemm::row_stats();
+            let fx = bench_path::<Fx>(&cfg, a.steps)?;
+            let after = golden::cnn::gemm::row_stats();
+            let (one, chunked, wide) = (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+            let total = (one + chunked + wide).max(1) as f64;
+            let rows = format!(
+                "{:.2}% / {:.2}% / {:.3}%",
+                100.0 * one as f64 / total,
+                100.0 * chunked as f64 / total,
+                100.0 * wide as f64 / total
+            );
+            let f = if a.fixed_only {
+                "-".to_string()
+            } else {
+                format!("{:.0}", bench_path::<F32>(&cfg, a.steps)?)
+            };
+            let (torch, ratio) = if a.torch {
+                let p = torch_samples_per_s(path, cfg.raw.threads, a.steps)?;
+                (format!("{p:.0}"), format!("{:.2}x", fx / p))
+            } else {
+                ("-".to_string(), "-".to_string())
+            };
+            println!(
+                "| {} | {} | {} | {fx:.0} | {f} | {torch} | {ratio} | {rows} |",
+                cfg.raw.name, cfg.raw.threads, cfg.raw.batch
+            );
         }
-        let fx = bench_path::<Fx>(&cfg, a.steps)?;
-        let f = if a.fixed_only {
-            "-".to_string()
-        } else {
-            format!("{:.0}", bench_path::<F32>(&cfg, a.steps)?)
-        };
-        println!(
-            "| {} | {} | {} | {fx:.0} | {f} |",
-            cfg.raw.name, cfg.raw.threads, cfg.raw.batch
-        );
     }
     Ok(())
 }

@@ -3,10 +3,11 @@
 //!
 //! Exactness: every product below returns the exact i64 sums. The SIMD path adds
 //! pairs of i16 products into i32 lanes (`vpmaddwd`), which is exact as long as no
-//! partial sum leaves the i32 range. For each output row we check the bound
-//! Σ_k |a_k| · max|b| < 2^31 before taking the SIMD path; a row that fails it is
-//! computed with i64 scalar arithmetic. So results are identical on every machine,
-//! with or without AVX2.
+//! partial sum leaves the i32 range. For each output row the contraction is cut into
+//! chunks whose bound Σ_k |a_k| · max|b| is below 2^31 (one chunk almost always);
+//! each chunk runs in SIMD and is added into the i64 sums. Only a row with a single
+//! pair that could overflow (−32768 operands) is computed with i64 scalar
+//! arithmetic. So results are identical on every machine, with or without AVX2.
 
 use super::ops::ConvGeom;
 
@@ -70,6 +71,8 @@ pub fn col2im_add<A: Copy + std::ops::AddAssign>(
 }
 
 const I32_LIMIT: i64 = 1 << 31;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 thread_local! {
     /// Per-thread packing buffer and i32 row buffer, reused across calls so large
@@ -300,9 +303,72 @@ pub fn gemm_abt_i16(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut 
     });
 }
 
+/// Rows of products by path, counted over the process: one SIMD pass, SIMD in
+/// several chunks of the contraction, and exact i64 scalar fallback.
+static ROWS_SIMD: AtomicU64 = AtomicU64::new(0);
+static ROWS_CHUNKED: AtomicU64 = AtomicU64::new(0);
+static ROWS_I64: AtomicU64 = AtomicU64::new(0);
+
+/// Row counts so far: (one SIMD pass, SIMD in chunks, i64 scalar fallback).
+pub fn row_stats() -> (u64, u64, u64) {
+    (
+        ROWS_SIMD.load(Ordering::Relaxed),
+        ROWS_CHUNKED.load(Ordering::Relaxed),
+        ROWS_I64.load(Ordering::Relaxed),
+    )
+}
+
+/// The instruction set this thread's products use: "avx512bw", "avx2" or "scalar".
+pub fn isa_name() -> &'static str {
+    match isa() {
+        Isa::Scalar => "scalar",
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => "avx2",
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => "avx512bw",
+    }
+}
+
+/// Split the contraction of `rows` (each of length kk) into chunks of whole pairs
+/// [j0, j1) (pair j = elements 2j, 2j + 1) such that, in every chunk and row,
+/// Σ |a| · bmax < 2^31: each chunk's i32 lane sums are then exact. None when one
+/// pair alone could reach 2^31 (only with −32768 operands), which needs i64.
+fn pair_chunks(rows: &[&[i16]], kk: usize, bmax: i64, out: &mut Vec<(usize, usize)>) -> bool {
+    out.clear();
+    let kp = kk.div_ceil(2);
+    let mut start = 0;
+    let mut acc = 0i64;
+    for j in 0..kp {
+        let w = rows
+            .iter()
+            .map(|r| {
+                let x = (r[2 * j] as i32).abs() as i64;
+                let y = r.get(2 * j + 1).map_or(0, |&v| (v as i32).abs() as i64);
+                x + y
+            })
+            .max()
+            .unwrap_or(0)
+            * bmax;
+        if w >= I32_LIMIT {
+            return false;
+        }
+        if acc + w >= I32_LIMIT {
+            out.push((start, j));
+            start = j;
+            acc = 0;
+        }
+        acc += w;
+    }
+    out.push((start, kp));
+    true
+}
+
 /// Shared driver: for each row of A (m×kk) add A·B into C (m×nn), where B is given
-/// pair-packed with a bound `bmax` ≥ max |B|. Rows whose bound proves the i32 lanes
-/// safe use SIMD; the others are summed exactly in i64 from the packed values.
+/// pair-packed with a bound `bmax` ≥ max |B|. SIMD sums pairs of products in i32
+/// lanes; the contraction is cut into chunks whose bound Σ|a|·bmax proves those
+/// lanes cannot overflow ([`pair_chunks`]; almost always one chunk), and each
+/// chunk's sums are added into the i64 outputs. Only a row with a pair that could
+/// overflow on its own is summed in i64 scalar arithmetic.
 #[allow(clippy::too_many_arguments)]
 fn packed_product(
     a: &[i16],
@@ -317,13 +383,13 @@ fn packed_product(
 ) {
     // B[t][col] is half t % 2 of pair word (t / 2, col).
     let bat = |t: usize, col: usize| packed[((t / 2) * nn + col) * 2 + t % 2];
-    let fits = |i: usize| {
-        a[i * kk..(i + 1) * kk]
-            .iter()
-            .map(|&v| (v as i32).abs() as i64)
-            .sum::<i64>()
-            * bmax
-            < I32_LIMIT
+    let mut chunks = Vec::new();
+    let count = |n: usize, chunks: usize| {
+        if chunks == 1 {
+            ROWS_SIMD.fetch_add(n as u64, Ordering::Relaxed);
+        } else {
+            ROWS_CHUNKED.fetch_add(n as u64, Ordering::Relaxed);
+        }
     };
     // Blocks of four rows share every load of B (AVX-512 only).
     let mut first = 0;
@@ -331,15 +397,30 @@ fn packed_product(
     if isa == Isa::Avx512 {
         row32.clear();
         row32.resize(4 * nn, 0);
-        while first + 4 <= m && (first..first + 4).all(fits) {
-            // SAFETY: AVX-512BW detected; rows and packing sized as required.
-            unsafe { rows4_avx512(&a[first * kk..(first + 4) * kk], packed, kk, nn, row32) };
-            for r in 0..4 {
-                let crow = &mut c[(first + r) * nn..(first + r + 1) * nn];
-                for (cv, &v) in crow.iter_mut().zip(&row32[r * nn..(r + 1) * nn]) {
-                    *cv += v as i64;
+        while first + 4 <= m {
+            let rows: Vec<&[i16]> = (first..first + 4)
+                .map(|i| &a[i * kk..(i + 1) * kk])
+                .collect();
+            if !pair_chunks(&rows, kk, bmax, &mut chunks) {
+                break;
+            }
+            for &(j0, j1) in &chunks {
+                let (k0, k1) = (2 * j0, (2 * j1).min(kk));
+                let a4: Vec<i16> = rows
+                    .iter()
+                    .flat_map(|r| r[k0..k1].iter().copied())
+                    .collect();
+                // SAFETY: AVX-512BW detected; the chunk starts on a pair, so the packed
+                // slice from pair j0 has the kernel's layout for k1 − k0 rows.
+                unsafe { rows4_avx512(&a4, &packed[j0 * nn * 2..], k1 - k0, nn, row32) };
+                for r in 0..4 {
+                    let crow = &mut c[(first + r) * nn..(first + r + 1) * nn];
+                    for (cv, &v) in crow.iter_mut().zip(&row32[r * nn..(r + 1) * nn]) {
+                        *cv += v as i64;
+                    }
                 }
             }
+            count(4, chunks.len());
             first += 4;
         }
     }
@@ -347,25 +428,31 @@ fn packed_product(
     row32.resize(nn, 0);
     for i in first..m {
         let arow = &a[i * kk..(i + 1) * kk];
-        let bound = arow.iter().map(|&v| (v as i32).abs() as i64).sum::<i64>() * bmax;
-        if bound == 0 {
+        if arow.iter().all(|&v| v == 0) || bmax == 0 {
             continue;
         }
         let crow = &mut c[i * nn..(i + 1) * nn];
-        if isa != Isa::Scalar && bound < I32_LIMIT {
-            match isa {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: the feature was detected at run time; slices are sized by the packing.
-                Isa::Avx512 => unsafe { row_avx512(arow, packed, kk, nn, row32) },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above.
-                Isa::Avx2 => unsafe { row_avx2(arow, packed, kk, nn, row32) },
-                Isa::Scalar => unreachable!(),
+        if isa != Isa::Scalar && pair_chunks(&[arow], kk, bmax, &mut chunks) {
+            for &(j0, j1) in &chunks {
+                let (k0, k1) = (2 * j0, (2 * j1).min(kk));
+                let (ar, pk) = (&arow[k0..k1], &packed[j0 * nn * 2..]);
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: the feature was detected at run time; the chunk starts on a
+                    // pair, so the packed slice has the kernel's layout.
+                    Isa::Avx512 => unsafe { row_avx512(ar, pk, k1 - k0, nn, row32) },
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: as above.
+                    Isa::Avx2 => unsafe { row_avx2(ar, pk, k1 - k0, nn, row32) },
+                    Isa::Scalar => unreachable!(),
+                }
+                for (cv, &v) in crow.iter_mut().zip(row32.iter()) {
+                    *cv += v as i64;
+                }
             }
-            for (cv, &v) in crow.iter_mut().zip(row32.iter()) {
-                *cv += v as i64;
-            }
+            count(1, chunks.len());
         } else {
+            ROWS_I64.fetch_add(1, Ordering::Relaxed);
             for (t, &av) in arow.iter().enumerate() {
                 if av == 0 {
                     continue;

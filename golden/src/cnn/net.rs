@@ -27,13 +27,19 @@
 //! values U(−1, 1)/√fan_in in the weight format. Either way a path has about unit
 //! gain, so a chain of module paths keeps the scale of e_L.
 //!
-//! ## Path gain (config `backward.extra_shift`)
-//! DFA errors would otherwise be much larger than BP errors (which shrink layer by
-//! layer), so one learning rate could not serve both kinds of step in HDFA. Every
-//! path whose source is e_L (the classifier module's, and all of original DFA's)
-//! therefore has the gain 2^−extra_shift. It is applied once, as an addition to the
-//! error's exponent ([`crate::scale`]): it costs no bits, and it does not compound
-//! along the chain of module paths, since paths between modules have gain 1.
+//! ## Path gain
+//! A path's gain 2^−gain is applied as an addition to its output's exponent
+//! ([`crate::scale`]), so it costs no bits. It has two parts:
+//! - the size gain ⌊½·log2(n_target / n_source) + ½⌋ (n: the element count of the
+//!   target and source error maps), which keeps the error's L2 norm about that of
+//!   its source. The fan-in shift keeps each *element* at the source's size, so
+//!   without it a path into a map with many more elements (original DFA: 10 classes
+//!   into 16×28×28) would multiply the norm, and the layer's gradient, by up to √n;
+//! - `backward.extra_shift` on the paths whose source is e_L (the classifier
+//!   module's, and all of original DFA's), so DFA errors have about the size of BP
+//!   errors and one learning rate serves both kinds of step in HDFA. It is applied
+//!   once: paths between modules have only their size gain, so it does not compound
+//!   along the chain of module paths.
 
 use super::num::Num;
 use super::ops::{self, ConvGeom};
@@ -422,10 +428,17 @@ fn dense_paths<N: Num>(blocks: &[Block], o: DfaOptions, rng: &mut Rng) -> Vec<Ba
                 shuffle: None,
                 up: 1,
                 d1: (g, BackWeight::draw::<N>(g.w_len(), classes, o.binary, rng)),
-                gain: o.extra_shift,
+                gain: size_gain(c * h * w, classes) + o.extra_shift,
             }
         })
         .collect()
+}
+
+/// The size gain of a path from `n_source` to `n_target` error elements:
+/// ⌊½·log2(n_target / n_source) + ½⌋, at least 0 (see the module docs).
+pub fn size_gain(n_target: usize, n_source: usize) -> u32 {
+    let x = 0.5 * (n_target as f64 / n_source.max(1) as f64).log2();
+    (x + 0.5).floor().max(0.0) as u32
 }
 
 /// Receptive field, in target pixels, of one pixel of `source`'s pre-activation.
@@ -483,7 +496,7 @@ fn conv_paths<N: Num>(
                 shuffle: None,
                 up: 1,
                 d1: (g, BackWeight::draw::<N>(g.w_len(), classes, o.binary, rng)),
-                gain: o.extra_shift,
+                gain: size_gain(ct * ht * wt, classes) + o.extra_shift,
             });
             continue;
         }
@@ -521,7 +534,7 @@ fn conv_paths<N: Num>(
             shuffle,
             up,
             d1: (g1, w1),
-            gain: 0,
+            gain: size_gain(ct * ht * wt, cs * hs * ws),
         });
     }
     Ok(paths)
@@ -624,6 +637,11 @@ mod tests {
         assert_eq!(by_t(3).source, 4);
         assert_eq!(by_t(4).source, 5); // classifier: dense from e_L
         assert_eq!(by_t(4).d1.0.in_c, 10);
+        // Size gains: 10 -> 16x4x4 = 256 elements: sqrt(25.6) = 5.1 ~ 2^2; 16x4x4 ->
+        // 8x8x8 = 512: sqrt(2) = 1.41 ~ 2^1 (half up); equal sizes: 1.
+        assert_eq!(by_t(4).gain, 2);
+        assert_eq!(by_t(2).gain, 1);
+        assert_eq!(by_t(0).gain, 0);
     }
 
     #[test]
