@@ -753,10 +753,43 @@ mod tests {
     #[test]
     fn gemm_i16_is_exact_on_every_instruction_set_including_extremes() {
         for level in [0u8, 1, 2] {
+            let before = row_stats();
             limit_isa(level);
             gemm_cases();
+            if level > 0 && isa() != Isa::Scalar {
+                // Rows of 32767-sized values exceed the one-pass i32 bound: they must
+                // have run in chunks (and still be exact, checked above).
+                assert!(row_stats().1 > before.1, "no row ran in chunks");
+            }
         }
         limit_isa(2);
+    }
+
+    #[test]
+    fn pair_chunks_keep_every_chunk_under_the_i32_bound_and_cover_the_row() {
+        let mut rng = Rng::seed_from_u64(8);
+        let mut out = Vec::new();
+        for _ in 0..300 {
+            let k = 1 + rng.below(300) as usize;
+            let span = [10i64, 3000, 32767][rng.below(3) as usize];
+            let row: Vec<i16> = (0..k).map(|_| rng.range_i64(-span, span) as i16).collect();
+            let bmax = rng.range_i64(1, 32768);
+            assert!(pair_chunks(&[&row], k, bmax, &mut out));
+            let mut next = 0;
+            for &(j0, j1) in &out {
+                assert_eq!(j0, next);
+                assert!(j1 > j0);
+                let s: i64 = row[2 * j0..(2 * j1).min(k)]
+                    .iter()
+                    .map(|&v| (v as i64).abs())
+                    .sum();
+                assert!(s * bmax < 1 << 31, "chunk {j0}..{j1} bound {}", s * bmax);
+                next = j1;
+            }
+            assert_eq!(next, k.div_ceil(2));
+        }
+        // A pair that alone reaches 2^31 needs i64.
+        assert!(!pair_chunks(&[&[-32768, -32768]], 2, 32768, &mut out));
     }
 
     fn gemm_cases() {
