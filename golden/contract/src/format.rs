@@ -154,6 +154,7 @@ const _: () = assert!(ACC.frac == ERROR.frac);
 /// Shift right by `shift` bits, rounding half up (ties toward +∞).
 ///
 /// `shift = 0` returns `x` unchanged. This is the only rounding mode of the error path.
+#[inline]
 pub fn round_shift(x: i64, shift: u32) -> i64 {
     if shift == 0 {
         x
@@ -163,16 +164,19 @@ pub fn round_shift(x: i64, shift: u32) -> i64 {
 }
 
 /// Clamp a raw value to the range of `to` (saturation, never wrap-around).
+#[inline]
 pub fn saturate(x: i64, to: Format) -> i64 {
     x.clamp(to.min_raw(), to.max_raw())
 }
 
 /// Round-shift then saturate: the one narrowing step at the end of every accumulation.
+#[inline]
 pub fn narrow(x: i64, shift: u32, to: Format) -> i64 {
     saturate(round_shift(x, shift), to)
 }
 
 /// Exact product of two raw words, then [`narrow`] by `shift` into `to`.
+#[inline]
 pub fn mul_narrow(a: i64, b: i64, shift: u32, to: Format) -> i64 {
     narrow(a * b, shift, to)
 }
@@ -180,6 +184,7 @@ pub fn mul_narrow(a: i64, b: i64, shift: u32, to: Format) -> i64 {
 /// Move a raw value with `from_frac` fraction bits into format `to`, also dividing
 /// by 2^`div_log2`: one [`narrow`] when bits are dropped (round half up, saturate),
 /// an exact left shift and [`saturate`] when bits are added.
+#[inline]
 pub fn rescale(x: i64, from_frac: u32, div_log2: u32, to: Format) -> i64 {
     let drop = from_frac as i64 + div_log2 as i64 - to.frac as i64;
     if drop >= 0 {
@@ -195,6 +200,7 @@ pub fn rescale(x: i64, from_frac: u32, div_log2: u32, to: Format) -> i64 {
 /// [`rescale`] of a 128-bit value (the batch gradient sums, [`crate::scale::align`]):
 /// drop `from_frac + div_log2 − to.frac` bits rounding half up, then saturate; the
 /// same steps as [`narrow`], wider.
+#[inline]
 pub fn rescale_wide(x: i128, from_frac: u32, div_log2: u32, to: Format) -> i64 {
     let drop = from_frac as i64 + div_log2 as i64 - to.frac as i64;
     let y = if drop > 0 {

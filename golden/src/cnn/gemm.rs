@@ -329,6 +329,16 @@ pub fn isa_name() -> &'static str {
     }
 }
 
+/// Σ |a| · bmax of a row: below 2^31, its i32 lane sums cannot overflow.
+fn row_bound(row: &[i16], bmax: i64) -> i64 {
+    // i32 sums vectorize; Σ|a| of up to 2^16 values of at most 2^15 fits in i32.
+    let s: i64 = row
+        .chunks(1 << 15)
+        .map(|c| c.iter().map(|&v| (v as i32).abs()).sum::<i32>() as i64)
+        .sum();
+    s * bmax
+}
+
 /// Split the contraction of `rows` (each of length kk) into chunks of whole pairs
 /// [j0, j1) (pair j = elements 2j, 2j + 1) such that, in every chunk and row,
 /// Σ |a| · bmax < 2^31: each chunk's i32 lane sums are then exact. None when one
@@ -393,26 +403,37 @@ fn packed_product(
     };
     // Blocks of four rows share every load of B (AVX-512 only).
     let mut first = 0;
+    let mut a4 = Vec::new();
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 {
         row32.clear();
         row32.resize(4 * nn, 0);
         while first + 4 <= m {
-            let rows: Vec<&[i16]> = (first..first + 4)
-                .map(|i| &a[i * kk..(i + 1) * kk])
-                .collect();
-            if !pair_chunks(&rows, kk, bmax, &mut chunks) {
-                break;
+            let block = &a[first * kk..(first + 4) * kk];
+            let one_pass = (0..4).all(|r| row_bound(&block[r * kk..(r + 1) * kk], bmax) < I32_LIMIT);
+            if one_pass {
+                chunks.clear();
+                chunks.push((0, kk.div_ceil(2)));
+            } else {
+                let rows = [0, 1, 2, 3].map(|r| &block[r * kk..(r + 1) * kk]);
+                if !pair_chunks(&rows, kk, bmax, &mut chunks) {
+                    break;
+                }
             }
             for &(j0, j1) in &chunks {
                 let (k0, k1) = (2 * j0, (2 * j1).min(kk));
-                let a4: Vec<i16> = rows
-                    .iter()
-                    .flat_map(|r| r[k0..k1].iter().copied())
-                    .collect();
+                let rows4: &[i16] = if one_pass {
+                    block
+                } else {
+                    a4.clear();
+                    for r in 0..4 {
+                        a4.extend_from_slice(&block[r * kk + k0..r * kk + k1]);
+                    }
+                    &a4
+                };
                 // SAFETY: AVX-512BW detected; the chunk starts on a pair, so the packed
                 // slice from pair j0 has the kernel's layout for k1 − k0 rows.
-                unsafe { rows4_avx512(&a4, &packed[j0 * nn * 2..], k1 - k0, nn, row32) };
+                unsafe { rows4_avx512(rows4, &packed[j0 * nn * 2..], k1 - k0, nn, row32) };
                 for r in 0..4 {
                     let crow = &mut c[(first + r) * nn..(first + r + 1) * nn];
                     for (cv, &v) in crow.iter_mut().zip(&row32[r * nn..(r + 1) * nn]) {
@@ -432,7 +453,15 @@ fn packed_product(
             continue;
         }
         let crow = &mut c[i * nn..(i + 1) * nn];
-        if isa != Isa::Scalar && pair_chunks(&[arow], kk, bmax, &mut chunks) {
+        let simd = isa != Isa::Scalar
+            && if row_bound(arow, bmax) < I32_LIMIT {
+                chunks.clear();
+                chunks.push((0, kk.div_ceil(2)));
+                true
+            } else {
+                pair_chunks(&[arow], kk, bmax, &mut chunks)
+            };
+        if simd {
             for &(j0, j1) in &chunks {
                 let (k0, k1) = (2 * j0, (2 * j1).min(kk));
                 let (ar, pk) = (&arow[k0..k1], &packed[j0 * nn * 2..]);
