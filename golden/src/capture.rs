@@ -9,7 +9,7 @@ use crate::cnn::net::{BackPath, BackWeight};
 use crate::cnn::num::Fx;
 use crate::cnn::train::{StepKind, Trace};
 use crate::dce::{DceLayer, DceWeights};
-use crate::experiment::{make_batch, ExpError, Experiment};
+use crate::experiment::{ExpError, Experiment};
 use crate::geom::shuffle_perm;
 use crate::GoldenError;
 
@@ -51,59 +51,47 @@ impl Experiment<Fx> {
         let Some(&last) = steps.iter().max() else {
             return Ok(Vec::new());
         };
-        let nb = self.batches();
-        let threads = self.config.raw.threads;
+        let file = self.config.file.clone();
         let mut out = Vec::new();
-        let mut order = Vec::new();
-        for s in 0..=last {
-            if s % nb == 0 {
-                order = self.order(s / nb + 1);
+        self.walk_steps(last, true, |t, s, batch| {
+            if !steps.contains(&s) {
+                return Ok(());
             }
-            let batch = make_batch::<Fx>(
-                &self.train_x,
-                &self.train_y,
-                &order,
-                s % nb,
-                self.config.raw.batch,
-            );
-            if steps.contains(&s) {
-                let t = &self.trainer;
-                let f = t.net.forward_copy();
-                let mut tr = Trace {
-                    keep_pre: true,
-                    ..Trace::default()
-                };
-                for (i, (x, y)) in batch.iter().take(samples).enumerate() {
-                    t.net.sample(&f, x, *y, Some(StepKind::Dfa), &mut tr);
-                    for p in &t.net.paths {
-                        let Some(r) = from_path(p) else {
-                            continue;
-                        };
-                        let (layer, weights) = r.map_err(|err| ExpError::Net {
-                            file: self.config.file.clone(),
-                            err,
-                        })?;
-                        let relu = t.net.blocks[p.target].relu;
-                        out.push(PathCapture {
-                            step: s,
-                            sample: i,
-                            target: p.target,
-                            source: p.source,
-                            layer,
-                            weights,
-                            e_src: map3(layer.cs, &layer, tr.e[p.source].clone()),
-                            mask: map3(
-                                layer.ct,
-                                &layer,
-                                tr.p[p.target].iter().map(|&v| !relu || v > 0).collect(),
-                            ),
-                            expected: map3(layer.ct, &layer, tr.pre[p.target].clone()),
-                        });
-                    }
+            let f = t.net.forward_copy();
+            let mut tr = Trace {
+                keep_pre: true,
+                ..Trace::default()
+            };
+            for (i, (x, y)) in batch.iter().take(samples).enumerate() {
+                t.net.sample(&f, x, *y, Some(StepKind::Dfa), &mut tr);
+                for p in &t.net.paths {
+                    let Some(r) = from_path(p) else {
+                        continue;
+                    };
+                    let (layer, weights) = r.map_err(|err| ExpError::Net {
+                        file: file.clone(),
+                        err,
+                    })?;
+                    let relu = t.net.blocks[p.target].relu;
+                    out.push(PathCapture {
+                        step: s,
+                        sample: i,
+                        target: p.target,
+                        source: p.source,
+                        layer,
+                        weights,
+                        e_src: map3(layer.cs, &layer, tr.e[p.source].clone()),
+                        mask: map3(
+                            layer.ct,
+                            &layer,
+                            tr.p[p.target].iter().map(|&v| !relu || v > 0).collect(),
+                        ),
+                        expected: map3(layer.ct, &layer, tr.pre[p.target].clone()),
+                    });
                 }
             }
-            self.trainer.train_step(&batch, threads);
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 }

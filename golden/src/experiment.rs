@@ -234,6 +234,38 @@ impl<N: Loss> Experiment<N> {
         idx
     }
 
+    /// Walk global steps 0..=`last` in training order (epochs in order, from the
+    /// current state): before each step, `visit(trainer, step, batch)` sees the
+    /// weights that step is trained with; then the step is trained, except `last`
+    /// when `train_last` is false.
+    pub fn walk_steps(
+        &mut self,
+        last: usize,
+        train_last: bool,
+        mut visit: impl FnMut(&Trainer<N>, usize, &[(&[N::V], usize)]) -> Result<(), ExpError>,
+    ) -> Result<(), ExpError> {
+        let nb = self.batches();
+        let threads = self.config.raw.threads;
+        let mut order = Vec::new();
+        for s in 0..=last {
+            if s % nb == 0 {
+                order = self.order(s / nb + 1);
+            }
+            let batch = make_batch::<N>(
+                &self.train_x,
+                &self.train_y,
+                &order,
+                s % nb,
+                self.config.raw.batch,
+            );
+            visit(&self.trainer, s, &batch)?;
+            if s < last || train_last {
+                self.trainer.train_step(&batch, threads);
+            }
+        }
+        Ok(())
+    }
+
     /// Batches per epoch.
     pub fn batches(&self) -> usize {
         self.train_x.len() / self.config.raw.batch

@@ -17,7 +17,7 @@
 use crate::cnn::net::{BackPath, BackWeight, Block, Net};
 use crate::cnn::num::Fx;
 use crate::cnn::train::{StepKind, Trace};
-use crate::experiment::{make_batch, ExpError, Experiment};
+use crate::experiment::{ExpError, Experiment};
 use crate::format::{ACT, MASTER, WEIGHT};
 use crate::geom::ConvGeom;
 use crate::scale;
@@ -427,36 +427,17 @@ impl Experiment<Fx> {
         kind: Option<StepKind>,
         round_p: Option<u32>,
     ) -> Result<GradReport, ExpError> {
-        let nb = self.batches();
         let threads = self.config.raw.threads;
-        let mut order = self.order(1);
-        for s in 0..step {
-            if s % nb == 0 {
-                order = self.order(s / nb + 1);
+        let mut report = None;
+        self.walk_steps(step, false, |t, s, batch| {
+            if s == step {
+                let kind = kind.unwrap_or_else(|| t.next_kind());
+                let (grads, _) = t.gradients(kind, batch, threads);
+                report = Some(compare(&t.net, batch, kind, &grads, round_p, step));
             }
-            let batch = make_batch::<Fx>(
-                &self.train_x,
-                &self.train_y,
-                &order,
-                s % nb,
-                self.config.raw.batch,
-            );
-            self.trainer.train_step(&batch, threads);
-        }
-        if step % nb == 0 {
-            order = self.order(step / nb + 1);
-        }
-        let batch = make_batch::<Fx>(
-            &self.train_x,
-            &self.train_y,
-            &order,
-            step % nb,
-            self.config.raw.batch,
-        );
-        let t = &self.trainer;
-        let kind = kind.unwrap_or_else(|| t.next_kind());
-        let (grads, _) = t.gradients(kind, &batch, threads);
-        Ok(compare(&t.net, &batch, kind, &grads, round_p, step))
+            Ok(())
+        })?;
+        Ok(report.expect("the walk visits the checked step"))
     }
 }
 

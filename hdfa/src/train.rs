@@ -92,15 +92,9 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             suffix += &format!("-seed{s}");
         }
         if let Some(m) = &a.mode {
-            raw.mode = match m.as_str() {
-                "bp" => Mode::Bp,
-                "dfa" => Mode::Dfa,
-                "cdfa" => Mode::Cdfa,
-                "hdfa" => Mode::Hdfa,
-                other => anyhow::bail!(
-                    "--mode {other} is out of range: valid values are bp, dfa, cdfa, hdfa"
-                ),
-            };
+            // The config's own names and parser, so both accept the same values.
+            raw.mode = serde_json::from_value(serde_json::Value::String(m.clone()))
+                .map_err(|e| anyhow::anyhow!("--mode {m} is out of range: {e}"))?;
             if raw.mode != Mode::Hdfa {
                 raw.bp_ratio = None;
             }

@@ -410,7 +410,8 @@ fn packed_product(
         row32.resize(4 * nn, 0);
         while first + 4 <= m {
             let block = &a[first * kk..(first + 4) * kk];
-            let one_pass = (0..4).all(|r| row_bound(&block[r * kk..(r + 1) * kk], bmax) < I32_LIMIT);
+            let one_pass =
+                (0..4).all(|r| row_bound(&block[r * kk..(r + 1) * kk], bmax) < I32_LIMIT);
             if one_pass {
                 chunks.clear();
                 chunks.push((0, kk.div_ceil(2)));

@@ -88,9 +88,6 @@ pub struct Trace<N: Num> {
     pub e: Vec<Vec<N::V>>,
     /// Exponent of each block's error: real = raw × 2^−(13 + exp) (f32: v × 2^−exp).
     pub exp: Vec<i32>,
-    /// The normalization shift applied to each block's error after it was computed
-    /// (its exponent before normalization is `exp − norm`).
-    pub norm: Vec<i32>,
     /// Keep each block's error as computed, before normalization, in `pre` (for
     /// capturing what a unit outputs).
     pub keep_pre: bool,
@@ -248,14 +245,12 @@ impl<N: Num> Net<N> {
         let nb = self.blocks.len();
         t.e.resize(nb, Vec::new());
         t.exp.resize(nb, 0);
-        t.norm.resize(nb, 0);
         if t.keep_pre {
             t.pre.resize(nb, Vec::new());
             t.pre[nb - 1] = e_l.clone();
         }
         t.e[nb - 1] = e_l;
         t.exp[nb - 1] = exp_l;
-        t.norm[nb - 1] = 0;
         let use_bp = kind == StepKind::Bp || self.propagation == Propagation::Bp;
         for i in (0..nb - 1).rev() {
             let b = &self.blocks[i];
@@ -297,12 +292,9 @@ impl<N: Num> Net<N> {
             if t.keep_pre {
                 t.pre[i].clone_from(&e);
             }
-            t.norm[i] = if self.normalize {
-                N::normalize(&mut e, t.exp[i])
-            } else {
-                0
-            };
-            t.exp[i] += t.norm[i];
+            if self.normalize {
+                t.exp[i] += N::normalize(&mut e, t.exp[i]);
+            }
             t.e[i] = e;
         }
     }
