@@ -84,7 +84,9 @@ impl Experiment<Fx> {
                         mask: map3(
                             layer.ct,
                             &layer,
-                            tr.p[p.target].iter().map(|&v| !relu || v > 0).collect(),
+                            (0..tr.p[p.target].len())
+                                .map(|j| !relu || t.net.active(&tr, p.target, j))
+                                .collect(),
                         ),
                         expected: map3(layer.ct, &layer, tr.pre[p.target].clone()),
                     });

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::cnn::net::{DfaOptions, LayerSpec, Propagation};
@@ -56,12 +56,18 @@ pub enum Mode {
     Hdfa,
 }
 
-/// Number-format preset. Only one exists; the key documents the choice in each file.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+/// Number-format preset: the activation format differs, the rest is shared.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub enum FormatPreset {
     /// Activations Q8.8, weights Q4.12, errors Q3.13, master/velocity Q8.24.
     #[serde(rename = "q8.8-q4.12-q3.13")]
     Default,
+    /// Wide activations: Q8.24 held as a Q8.8 word and a 16-bit residual word
+    /// ([`crate::format::split_wide`]), so ReLU and max-pool decide on 24 fraction
+    /// bits and the forward pass tracks f64 through deep nets; the forward product
+    /// runs twice (both words). Weights, errors, master/velocity as in the default.
+    #[serde(rename = "q8.24-q4.12-q3.13")]
+    Wide,
 }
 
 /// How error tensors are scaled ([`crate::scale`]).
@@ -74,6 +80,20 @@ pub enum ErrorScaling {
     /// No normalization: errors stay at the scale they are computed at (the earlier
     /// scheme, kept for comparison; `hdfa gradcheck` shows what it costs).
     Fixed,
+}
+
+/// How the learning rate moves over the epochs ([`Config::eta_at`]).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EtaSchedule {
+    /// η in every epoch.
+    #[default]
+    Constant,
+    /// Epoch e of E (from 1) trains with η · (E − e + 1) / E: a linear decay that
+    /// ends at η / E. Computed with one IEEE division and product and rounded once to
+    /// the Q15.16 coefficient, so every machine gets the same bits (a cosine would
+    /// depend on the platform's libm).
+    Linear,
 }
 
 /// One layer entry of `[[layers]]`.
@@ -210,6 +230,9 @@ pub struct ConfigToml {
     pub alpha: f64,
     /// Learning rate η.
     pub eta: f64,
+    /// Learning-rate schedule over the epochs: "constant" (default) or "linear".
+    #[serde(default)]
+    pub eta_schedule: EtaSchedule,
     /// Batch size (a power of two).
     pub batch: usize,
     /// Epochs.
@@ -267,6 +290,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// The learning rate of epoch `epoch` (from 1; epochs past the config's count
+    /// take the last one's), as the optimizer's Q15.16 coefficient.
+    pub fn eta_at(&self, epoch: usize) -> Coef {
+        match self.raw.eta_schedule {
+            EtaSchedule::Constant => self.hyper.eta,
+            EtaSchedule::Linear => {
+                let n = self.raw.epochs.max(1);
+                let left = n + 1 - epoch.clamp(1, n);
+                Coef::new(self.raw.eta * left as f64 / n as f64)
+            }
+        }
+    }
+
     /// Read and validate a config file. Relative data paths are taken relative to the
     /// current directory.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
@@ -520,6 +556,22 @@ out = 10
             }
         );
         assert_eq!(c.propagation, Propagation::Cdfa);
+        assert_eq!(c.raw.format, FormatPreset::Default);
+        assert_eq!((c.eta_at(1), c.eta_at(2)), (c.hyper.eta, c.hyper.eta));
+    }
+
+    #[test]
+    fn linear_schedule_steps_down_by_eta_over_epochs_and_wide_preset_parses() {
+        let text = OK
+            .replace("epochs = 2", "epochs = 4\neta_schedule = \"linear\"")
+            .replace("q8.8-q4.12-q3.13", "q8.24-q4.12-q3.13");
+        let c = Config::parse(Path::new("exp.toml"), &text).unwrap();
+        assert_eq!(c.raw.format, FormatPreset::Wide);
+        // 0.05 · (4, 3, 2, 1)/4 in Q15.16, rounded half up: raw ⌊x · 65536 + 0.5⌋.
+        let raws: Vec<i64> = (1..=5).map(|e| c.eta_at(e).raw).collect();
+        assert_eq!(raws, vec![3277, 2458, 1638, 819, 819]);
+        let e = err(&OK.replace("epochs = 2", "epochs = 2\neta_schedule = \"cosine\""));
+        assert!(e.contains("eta_schedule") || e.contains("cosine"), "{e}");
     }
 
     #[test]

@@ -14,8 +14,8 @@ use thiserror::Error;
 use crate::cnn::net::{build_blocks, Net};
 use crate::cnn::num::Num;
 use crate::cnn::train::{Loss, StepKind, StepStats, Trace, Trainer};
-use crate::config::ErrorScaling;
 use crate::config::{Config, DataToml};
+use crate::config::{ErrorScaling, FormatPreset};
 use crate::data::{self, DataError, Dataset};
 use crate::hash::Fnv1a;
 use crate::rng::Rng;
@@ -201,6 +201,7 @@ impl<N: Loss> Experiment<N> {
         )
         .map_err(net_err)?;
         net.normalize = config.raw.error_scaling == ErrorScaling::Block;
+        net.wide = config.raw.format == FormatPreset::Wide;
         let trainer = Trainer::new(net, config.hyper, config.raw.seed);
         let (train_x, train_y) = to_inputs::<N>(train);
         let (test_x, test_y) = to_inputs::<N>(test);
@@ -250,6 +251,7 @@ impl<N: Loss> Experiment<N> {
         for s in 0..=last {
             if s % nb == 0 {
                 order = self.order(s / nb + 1);
+                self.trainer.hyper.eta = self.config.eta_at(s / nb + 1);
             }
             let batch = make_batch::<N>(
                 &self.train_x,
@@ -299,6 +301,7 @@ impl<N: Loss> Experiment<N> {
     ) -> Result<(EpochMetrics, Vec<PathBuf>), ExpError> {
         let e = self.epoch + 1;
         let order = self.order(e);
+        self.trainer.hyper.eta = self.config.eta_at(e);
         let nb = self.batches();
         let threads = self.config.raw.threads;
         let (mut loss, mut correct, mut bp, mut dfa) = (0.0, 0usize, 0usize, 0usize);

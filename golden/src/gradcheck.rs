@@ -227,7 +227,7 @@ pub struct Reference<'a> {
     pub blocks: &'a [Block],
     /// Forward weights (real values of the Q4.12 copies).
     pub w: Vec<Vec<f64>>,
-    /// Biases (real values of the Q8.8 copies).
+    /// Biases (real values of the forward pass's biases).
     pub b: Vec<Vec<f64>>,
     /// The DFA paths.
     pub paths: &'a [BackPath<i16>],
@@ -247,10 +247,18 @@ impl<'a> Reference<'a> {
                 .iter()
                 .map(|w| w.iter().map(|&v| WEIGHT.to_real(v as i64)).collect())
                 .collect(),
-            b: f.b
-                .iter()
-                .map(|b| b.iter().map(|&v| ACT.to_real(v as i64)).collect())
-                .collect(),
+            // The biases the forward pass adds: Q8.8 copies, or the Q8.24 masters
+            // with wide activations.
+            b: if net.is_wide() {
+                net.b
+                    .iter()
+                    .map(|b| b.iter().map(|&m| MASTER.to_real(m as i64)).collect())
+                    .collect()
+            } else {
+                f.b.iter()
+                    .map(|b| b.iter().map(|&v| ACT.to_real(v as i64)).collect())
+                    .collect()
+            },
             paths: &net.paths,
             round_p: None,
         }

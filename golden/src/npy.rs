@@ -69,12 +69,22 @@ impl<N: Loss> Experiment<N> {
                     Vals::V(&f.w[i]),
                     Some(WEIGHT),
                 ),
-                (
-                    format!("layer{i}_bias"),
-                    vec![g.out_c],
-                    Vals::V(&f.b[i]),
-                    Some(ACT),
-                ),
+                // The biases the forward pass added (wide activations: the masters).
+                if t.net.is_wide() {
+                    (
+                        format!("layer{i}_bias"),
+                        vec![g.out_c],
+                        Vals::M(&t.net.b[i]),
+                        Some(MASTER),
+                    )
+                } else {
+                    (
+                        format!("layer{i}_bias"),
+                        vec![g.out_c],
+                        Vals::V(&f.b[i]),
+                        Some(ACT),
+                    )
+                },
                 (
                     format!("layer{i}_error"),
                     vec![bs, g.out_c, g.out_h, g.out_w],

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use golden::cnn::num::Fx;
 use golden::cnn::train::StepKind;
-use golden::config::{Config, ErrorScaling};
+use golden::config::{Config, ErrorScaling, FormatPreset};
 use golden::experiment::Experiment;
 use golden::format::ACT;
 use golden::gradcheck::{compare, GradReport, Reference};
@@ -23,6 +23,8 @@ fn experiment(name: &str, scaling: ErrorScaling) -> Experiment<Fx> {
     );
     let mut cfg = Config::parse(&path, &text).unwrap();
     cfg.raw.error_scaling = scaling;
+    // The Q8.8 preset: the tests that round the reference to 8 fraction bits model it.
+    cfg.raw.format = FormatPreset::Default;
     Experiment::<Fx>::new(cfg).unwrap()
 }
 
@@ -149,7 +151,39 @@ fn gradcheck_block_scaling_is_what_keeps_the_deep_backward_pass_faithful() {
     );
 }
 
+#[test]
+fn gradcheck_wide_activations_track_plain_f64_where_q8_8_does_not() {
+    // Against plain f64 (no rounding in the reference at all), BP on the
+    // fashion-deep network at step 0 and after 20 HDFA steps: with Q8.24 activations
+    // every layer is within 1% (weights) and 1% (biases); the Q8.8 preset, whose
+    // rounding flips ReLU and max-pool decisions, is off by more than 5% somewhere.
+    for step in [0, 20] {
+        let run = |f: FormatPreset| {
+            let mut e = experiment_fashion_as(ErrorScaling::Block, f);
+            let r = e.gradcheck(step, Some(StepKind::Bp), None).unwrap();
+            println!("{}", r.table());
+            worst(&r)
+        };
+        let (wide, narrow) = (run(FormatPreset::Wide), run(FormatPreset::Default));
+        println!("step {step}: wide {wide:?}, q8.8 {narrow:?}");
+        assert!(wide.0 >= 0.9999, "step {step}: wide cosine {wide:?}");
+        assert!(
+            wide.1 <= 0.01 && wide.2 <= 0.01,
+            "step {step}: wide {wide:?}"
+        );
+        assert!(narrow.2 > 0.05, "step {step}: q8.8 {narrow:?}");
+    }
+}
+
+/// The Q8.8 preset: the tests below that round the reference's pre-activations to
+/// 8 fraction bits model its forward pass.
 fn experiment_fashion(scaling: ErrorScaling) -> Experiment<Fx> {
+    experiment_fashion_as(scaling, FormatPreset::Default)
+}
+
+/// The fashion-deep config on 256 training images, with its number-format preset
+/// set to `format`.
+fn experiment_fashion_as(scaling: ErrorScaling, format: FormatPreset) -> Experiment<Fx> {
     let path = root().join("configs/fashion-deep.toml");
     let text = std::fs::read_to_string(&path).unwrap().replace(
         "test_labels = \"/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\"",
@@ -159,6 +193,7 @@ fn experiment_fashion(scaling: ErrorScaling) -> Experiment<Fx> {
         panic!("{e}\nFashion-MNIST is needed: sudo apt-get install dataset-fashion-mnist")
     });
     cfg.raw.error_scaling = scaling;
+    cfg.raw.format = format;
     Experiment::<Fx>::new(cfg).unwrap_or_else(|e| {
         panic!("{e}\nFashion-MNIST is needed: sudo apt-get install dataset-fashion-mnist")
     })

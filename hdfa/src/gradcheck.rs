@@ -44,9 +44,9 @@ pub struct GradcheckArgs {
     /// Override the config's error scaling.
     #[arg(long, value_enum)]
     pub error_scaling: Option<ScalingArg>,
-    /// Let the reference round every pre-activation to BITS fraction bits (8: as the
-    /// fixed-point forward pass does), to separate the backward pass's error from
-    /// the forward pass's rounding.
+    /// Let the reference round every pre-activation to BITS fraction bits, as the
+    /// fixed-point forward pass does (8 for the q8.8 preset, 24 for q8.24), to
+    /// separate the backward pass's error from the forward pass's rounding.
     #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u32).range(0..=40))]
     pub round_p: Option<u32>,
     /// Print JSON instead of a table.

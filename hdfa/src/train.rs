@@ -9,7 +9,7 @@ use clap::Args;
 use golden::checkpoint::write_atomic;
 use golden::cnn::num::{Fx, F32};
 use golden::cnn::train::Loss;
-use golden::config::{Config, Mode};
+use golden::config::{Config, FormatPreset, Mode};
 use golden::experiment::{EpochMetrics, Experiment};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -431,6 +431,10 @@ pub struct TrainBenchArgs {
     /// same run (`scripts/torch_bench.py`; needs python3-torch), and print the ratio.
     #[arg(long)]
     pub torch: bool,
+    /// Number-format presets to measure, by the config's names
+    /// (q8.8-q4.12-q3.13, q8.24-q4.12-q3.13; default: each config's own).
+    #[arg(long, num_args = 1..)]
+    pub format: Vec<String>,
 }
 
 fn bench_path<N: Loss>(cfg: &Config, steps: usize) -> Result<f64> {
@@ -494,20 +498,42 @@ pub fn train_bench(a: &TrainBenchArgs) -> Result<()> {
     let isa = golden::cnn::gemm::isa_name();
     println!("GEMM instruction set: {isa}");
     println!(
-        "| config | threads | batch | fixed point samples/s | f32 samples/s | PyTorch samples/s | fixed / PyTorch | GEMM rows: 1 pass / chunked / i64 |"
+        "| config | format | threads | batch | fixed point samples/s | f32 samples/s | PyTorch samples/s | fixed / PyTorch | GEMM rows: 1 pass / chunked / i64 |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    // The config's own names and parser, so both accept the same values.
+    let formats = a
+        .format
+        .iter()
+        .map(|f| {
+            serde_json::from_value::<FormatPreset>(serde_json::Value::String(f.clone()))
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("--format {f} is out of range: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let formats = if formats.is_empty() {
+        vec![None]
+    } else {
+        formats
+    };
     let thread_list: Vec<Option<usize>> = if a.threads.is_empty() {
         vec![None]
     } else {
         a.threads.iter().map(|&t| Some(t)).collect()
     };
     for path in &a.config {
-        for t in &thread_list {
+        for (t, fmt) in thread_list
+            .iter()
+            .flat_map(|t| formats.iter().map(move |f| (t, f)))
+        {
             let mut cfg = Config::load(path)?;
             if let Some(t) = t {
                 cfg.raw.threads = *t;
             }
+            if let Some(f) = fmt {
+                cfg.raw.format = *f;
+            }
+            let fmt_name = serde_json::to_value(cfg.raw.format)?;
             let before = golden::cnn::gemm::row_stats();
             let fx = bench_path::<Fx>(&cfg, a.steps)?;
             let after = golden::cnn::gemm::row_stats();
@@ -531,8 +557,11 @@ pub fn train_bench(a: &TrainBenchArgs) -> Result<()> {
                 ("-".to_string(), "-".to_string())
             };
             println!(
-                "| {} | {} | {} | {fx:.0} | {f} | {torch} | {ratio} | {rows} |",
-                cfg.raw.name, cfg.raw.threads, cfg.raw.batch
+                "| {} | {} | {} | {} | {fx:.0} | {f} | {torch} | {ratio} | {rows} |",
+                cfg.raw.name,
+                fmt_name.as_str().unwrap_or("?"),
+                cfg.raw.threads,
+                cfg.raw.batch
             );
         }
     }

@@ -10,6 +10,7 @@
 //! |---|---|---|---|
 //! | error e | [`ErrorFx`] | Q3.13, 16 bit | [-4, 4) |
 //! | activation o, p | [`ActFx`] | Q8.8, 16 bit | [-128, 128) |
+//! | wide activation (preset `q8.24-…`) | [`ActWideFx`] | Q8.24 as two 16-bit words | Q8.8's range |
 //! | weight W | [`WeightFx`] | Q4.12, 16 bit | [-8, 8) |
 //! | derivative f'(p) | [`DerivFx`] | Q2.14, 16 bit | [-2, 2), 1.0 exact |
 //! | error accumulator | [`AccFx`] | Q19.13, 32 bit | error sums, same LSB as e |
@@ -30,6 +31,18 @@
 //!
 //! [`narrow`] is the two in sequence; [`mul_narrow`] multiplies two raw values and
 //! narrows the product.
+//!
+//! ## Wide activations
+//! With 8 fraction bits, the forward pass rounds every pre-activation to 2^−9, and in
+//! a deep net those roundings flip ReLU and max-pool decisions wherever a
+//! pre-activation lies near zero or near a tie; `hdfa gradcheck` measured that this,
+//! not the backward pass, is what keeps fixed-point gradients off the f64 ones. The
+//! wide preset keeps activations in Q8.24, stored as two 16-bit words so every
+//! product stays a 16 × 16 multiply: `hi`, the Q8.8 word rounded half up (exactly the
+//! narrow preset's word), and `lo`, the signed residual in [−2^15, 2^15), real =
+//! (hi · 2^16 + lo) · 2^−24 ([`split_wide`], [`join_wide`]). Comparisons of (hi, lo)
+//! in lexicographic order are comparisons of the values, so ReLU and max-pool decide
+//! on all 24 fraction bits.
 
 use fixed::traits::Fixed;
 use fixed::types::extra::{U12, U13, U14, U16, U24, U8};
@@ -51,6 +64,10 @@ pub type AccFx = FixedI32<U13>;
 pub type MasterFx = FixedI32<U24>;
 /// Optimizer coefficient format (η, α, γ, 1 − γ): Q15.16.
 pub type CoefFx = FixedI32<U16>;
+
+/// Wide activation format (preset `q8.24-q4.12-q3.13`): Q8.24, held as a Q8.8 word
+/// and a 16-bit residual ([`split_wide`]); its range is Q8.8's.
+pub type ActWideFx = FixedI32<U24>;
 
 /// The facts of one fixed-point format as plain numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +146,8 @@ impl Format {
 pub const ERROR: Format = Format::of::<ErrorFx>("error");
 /// Activation format facts.
 pub const ACT: Format = Format::of::<ActFx>("activation");
+/// Wide activation format facts (fraction bits of hi · 2^16 + lo).
+pub const ACT_WIDE: Format = Format::of::<ActWideFx>("wide activation");
 /// Weight format facts.
 pub const WEIGHT: Format = Format::of::<WeightFx>("weight");
 /// Derivative format facts.
@@ -211,6 +230,29 @@ pub fn rescale_wide(x: i128, from_frac: u32, div_log2: u32, to: Format) -> i64 {
         x.clamp(-lim, lim) << up
     };
     y.clamp(to.min_raw() as i128, to.max_raw() as i128) as i64
+}
+
+/// Bits the residual word of a wide activation carries below the Q8.8 word.
+pub const WIDE_LO_BITS: u32 = ACT_WIDE.frac - ACT.frac;
+const _: () = assert!(WIDE_LO_BITS == 16);
+
+/// Narrow `x` (with `from_frac` fraction bits) into a wide activation: round half up
+/// to Q8.24, saturate to Q8.8's range, and split into (hi, lo) with
+/// hi = the Q8.8 word rounded half up and lo = the residual, in [−2^15, 2^15).
+#[inline]
+pub fn split_wide(x: i64, from_frac: u32) -> (i16, i16) {
+    debug_assert!(from_frac >= ACT_WIDE.frac);
+    let v = round_shift(x, from_frac - ACT_WIDE.frac)
+        .clamp(ACT.min_raw() << WIDE_LO_BITS, ACT.max_raw() << WIDE_LO_BITS);
+    let hi = round_shift(v, WIDE_LO_BITS);
+    let lo = v - (hi << WIDE_LO_BITS);
+    (hi as i16, lo as i16)
+}
+
+/// The Q8.24 raw value of a wide activation's two words.
+#[inline]
+pub fn join_wide(hi: i16, lo: i16) -> i64 {
+    ((hi as i64) << WIDE_LO_BITS) + lo as i64
 }
 
 /// The raw bits of an error word.
@@ -327,6 +369,35 @@ mod tests {
         // 2^70 + 2^69 at 70 fraction bits is 1.5: 12 at 3 fraction bits.
         assert_eq!(rescale_wide((1i128 << 70) + (1i128 << 69), 70, 0, to), 12);
         assert_eq!(rescale_wide(-(1i128 << 100), 0, 0, to), -128);
+    }
+
+    #[test]
+    fn split_wide_rounds_saturates_and_orders_like_the_value() {
+        let lo_bound = -(1i64 << 15)..(1i64 << 15);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut prev: Option<(i64, (i16, i16))> = None;
+        for i in 0..200_000u64 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            // Accumulators with 36 fraction bits (Q8.24 × Q4.12), ±2^44 covers saturation.
+            let x = (rng as i64) >> 19;
+            let (hi, lo) = split_wide(x, 36);
+            // Independent reference: exact rational rounding, then clamp.
+            let exact = ((x as f64) / 4096.0 + 0.5).floor() as i64;
+            let want = exact.clamp(-32768 << 16, 32767 << 16);
+            assert_eq!(join_wide(hi, lo), want, "x = {x} (case {i})");
+            assert!(
+                lo_bound.contains(&(lo as i64)),
+                "lo {lo} out of [-2^15, 2^15)"
+            );
+            // hi is the narrow Q8.8 word of the same sum.
+            assert_eq!(hi as i64, narrow(x, 28, ACT), "hi of x = {x}");
+            if let Some((pv, pw)) = prev {
+                assert_eq!(pv.cmp(&want), pw.cmp(&(hi, lo)), "order of {pv} and {want}");
+            }
+            prev = Some((want, (hi, lo)));
+        }
     }
 
     #[test]

@@ -200,6 +200,9 @@ pub struct Net<N: Num> {
     /// errors keep the exponent they are computed at (the old fixed scaling, kept
     /// for comparison).
     pub normalize: bool,
+    /// Wide activations in the forward pass (preset `q8.24-q4.12-q3.13`,
+    /// [`crate::format::split_wide`]); the f32 path ignores it.
+    pub wide: bool,
 }
 
 /// Layer description before shapes are known (from the config).
@@ -405,6 +408,7 @@ impl<N: Num> Net<N> {
             propagation,
             paths,
             normalize: true,
+            wide: false,
         })
     }
 

@@ -4,7 +4,10 @@
 //!
 //! Fixed point (formats from [`crate::format`]):
 //! - activation × weight (Q8.8 × Q4.12) accumulates exactly in i64 with 20 fraction
-//!   bits, plus the bias, then narrows once into Q8.8;
+//!   bits, plus the bias, then narrows once into Q8.8; with wide activations
+//!   (Q8.24 as a Q8.8 word and a residual word, [`crate::format::split_wide`]) the
+//!   residual words go through the same product as a second operand, and both sums
+//!   plus the Q8.24 master bias narrow once, at 36 fraction bits;
 //! - error × weight (Q3.13 × Q4.12) accumulates with 25 fraction bits, narrows into Q3.13;
 //! - error × activation (Q3.13 × Q8.8) accumulates exactly per sample with 21 + E
 //!   fraction bits (E the error tensor's exponent, [`crate::scale`]), is aligned to
@@ -16,7 +19,7 @@
 //! normalizes (its values do not underflow), so its exponents only hold the fixed
 //! path gains.
 
-use crate::format::{self, ACT, COEF, ERROR, MASTER, WEIGHT};
+use crate::format::{self, ACT, ACT_WIDE, COEF, ERROR, MASTER, WEIGHT};
 use crate::scale;
 
 /// A sum type: exact per-sample accumulators and batch sums.
@@ -54,8 +57,14 @@ pub trait Num:
     /// The multiplier ±1 of a binary weight (raw ±1 in fixed point: e · w is then ±e
     /// on the raw error, exactly what [`Num::signed`] adds).
     fn unit(neg: bool) -> Self::V;
+    /// Whether activations can be wide: a Q8.8 word plus a residual word
+    /// ([`crate::format::split_wide`]). The f32 path has nothing to split.
+    const SPLIT: bool;
     /// Activation × weight sum plus bias → activation.
     fn fwd_out(acc: Self::Acc, bias: Self::V) -> Self::V;
+    /// Wide forward output: `hi` = Σ w·x_hi, `lo` = Σ w·x_lo, plus the master bias,
+    /// narrowed once into a wide activation (hi, lo).
+    fn fwd_out_wide(hi: Self::Acc, lo: Self::Acc, bias: Self::M) -> (Self::V, Self::V);
     /// Error × weight sum → error.
     fn bwd_out(acc: Self::Acc) -> Self::V;
     /// Sum of ±errors (binary backward weights) scaled by 2^−shift → error.
@@ -190,9 +199,20 @@ impl Num for Fx {
             1
         }
     }
+    const SPLIT: bool = true;
     fn fwd_out(acc: i64, bias: i16) -> i16 {
         let f = ACT.frac + WEIGHT.frac;
         format::rescale(acc + ((bias as i64) << WEIGHT.frac), f, 0, ACT) as i16
+    }
+    #[inline]
+    fn fwd_out_wide(hi: i64, lo: i64, bias: i32) -> (i16, i16) {
+        // Everything at 36 fraction bits (Q8.24 × Q4.12). A hi sum beyond ±2^40 (real
+        // ±2^20) saturates whatever lo adds, so clamping it first keeps the i64 exact.
+        let lim = 1i64 << 40;
+        let sum = (hi.clamp(-lim, lim) << format::WIDE_LO_BITS)
+            + lo
+            + ((bias as i64) << (ACT_WIDE.frac + WEIGHT.frac - MASTER.frac));
+        format::split_wide(sum, ACT_WIDE.frac + WEIGHT.frac)
     }
     fn bwd_out(acc: i64) -> i16 {
         format::rescale(acc, ERROR.frac + WEIGHT.frac, 0, ERROR) as i16
@@ -311,8 +331,12 @@ impl Num for F32 {
             1.0
         }
     }
+    const SPLIT: bool = false;
     fn fwd_out(acc: f32, bias: f32) -> f32 {
         acc + bias
+    }
+    fn fwd_out_wide(hi: f32, lo: f32, bias: f32) -> (f32, f32) {
+        (hi + lo + bias, 0.0)
     }
     fn bwd_out(acc: f32) -> f32 {
         acc

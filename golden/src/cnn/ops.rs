@@ -80,6 +80,33 @@ pub fn conv_fwd<N: Num>(
     }
 }
 
+/// Forward with wide activations ([`crate::format::split_wide`]): the residual words
+/// `xl` go through the same product as the Q8.8 words `xh`, and both sums plus the
+/// master bias `b` narrow once per output into (yh, yl).
+#[allow(clippy::too_many_arguments)]
+pub fn conv_fwd_wide<N: Num>(
+    g: &ConvGeom,
+    xh: &[N::V],
+    xl: &[N::V],
+    w: &[N::V],
+    b: &[N::M],
+    yh: &mut [N::V],
+    yl: &mut [N::V],
+    s: &mut Scratch<N>,
+) {
+    let n = g.out_h * g.out_w;
+    conv_sums(g, xl, w, s);
+    std::mem::swap(&mut s.acc, &mut s.acc2);
+    conv_sums(g, xh, w, s);
+    let outs = yh.chunks_mut(n).zip(yl.chunks_mut(n));
+    let sums = s.acc.chunks(n).zip(s.acc2.chunks(n));
+    for (((hch, lch), (ah, al)), &bias) in outs.zip(sums).zip(b) {
+        for (((h, l), a), c) in hch.iter_mut().zip(lch.iter_mut()).zip(ah).zip(al) {
+            (*h, *l) = N::fwd_out_wide(*a, *c, bias);
+        }
+    }
+}
+
 /// For a stride-1 convolution, the geometry of its backward-data pass as a forward
 /// convolution of e_out with the flipped, transposed kernel (None when the padding
 /// is wider than the kernel span, or the stride is not 1).
@@ -313,6 +340,33 @@ pub fn relu_mask<N: Num>(p: &[N::V], e: &mut [N::V]) {
     }
 }
 
+/// Wide ReLU: (oh, ol) = (ph, pl) where the wide value is > 0, else (0, 0).
+pub fn relu_wide<N: Num>(ph: &[N::V], pl: &[N::V], oh: &mut [N::V], ol: &mut [N::V]) {
+    for (((yh, yl), h), l) in oh.iter_mut().zip(ol.iter_mut()).zip(ph).zip(pl) {
+        (*yh, *yl) = if positive::<N>(*h, *l) {
+            (*h, *l)
+        } else {
+            (N::zero(), N::zero())
+        };
+    }
+}
+
+/// Wide ReLU derivative as a mask: e ← e where the wide p is > 0, else 0.
+pub fn relu_mask_wide<N: Num>(ph: &[N::V], pl: &[N::V], e: &mut [N::V]) {
+    for ((y, h), l) in e.iter_mut().zip(ph).zip(pl) {
+        if !positive::<N>(*h, *l) {
+            *y = N::zero();
+        }
+    }
+}
+
+/// Whether the wide value (hi, lo) is > 0: the pair in lexicographic order is the
+/// value's order ([`crate::format::split_wide`]).
+#[inline]
+pub fn positive<N: Num>(hi: N::V, lo: N::V) -> bool {
+    (hi, lo) > (N::zero(), N::zero())
+}
+
 /// 2×2 max-pool with stride 2 over (c, h, w), output ⌊h/2⌋ × ⌊w/2⌋ (an odd last
 /// row or column is dropped, as in PyTorch); records the winning input index (first
 /// maximum in row-major order on ties).
@@ -324,6 +378,32 @@ pub fn maxpool2_fwd<N: Num>(
     y: &mut [N::V],
     arg: &mut [u32],
 ) {
+    maxpool2_arg(c, h, w, |i, j| x[i] > x[j], arg);
+    for (yo, &a) in y.iter_mut().zip(arg.iter()) {
+        *yo = x[a as usize];
+    }
+}
+
+/// [`maxpool2_fwd`] of wide values: the winner is the largest (hi, lo) pair.
+#[allow(clippy::too_many_arguments)]
+pub fn maxpool2_fwd_wide<N: Num>(
+    c: usize,
+    h: usize,
+    w: usize,
+    xh: &[N::V],
+    xl: &[N::V],
+    yh: &mut [N::V],
+    yl: &mut [N::V],
+    arg: &mut [u32],
+) {
+    maxpool2_arg(c, h, w, |i, j| (xh[i], xl[i]) > (xh[j], xl[j]), arg);
+    for ((a, b), &i) in yh.iter_mut().zip(yl.iter_mut()).zip(arg.iter()) {
+        (*a, *b) = (xh[i as usize], xl[i as usize]);
+    }
+}
+
+/// The winners of a 2×2 max-pool: `gt(i, j)` says input i beats input j.
+fn maxpool2_arg(c: usize, h: usize, w: usize, gt: impl Fn(usize, usize) -> bool, arg: &mut [u32]) {
     let (oh, ow) = (h / 2, w / 2);
     for ch in 0..c {
         for oy in 0..oh {
@@ -331,13 +411,11 @@ pub fn maxpool2_fwd<N: Num>(
                 let mut best = (ch * h + 2 * oy) * w + 2 * ox;
                 for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
                     let i = (ch * h + 2 * oy + dy) * w + 2 * ox + dx;
-                    if x[i] > x[best] {
+                    if gt(i, best) {
                         best = i;
                     }
                 }
-                let o = (ch * oh + oy) * ow + ox;
-                y[o] = x[best];
-                arg[o] = best as u32;
+                arg[(ch * oh + oy) * ow + ox] = best as u32;
             }
         }
     }
@@ -418,7 +496,52 @@ mod tests {
             conv_binary::<Fx>(&g, &x, &unit, 3, &mut b1, &mut Scratch::new());
             conv_binary_direct::<Fx>(&g, &x, &neg, 3, &mut b2, &mut Vec::new());
             assert_eq!(b1, b2, "{g:?}");
+            // Wide forward: residual words over their whole range (the GEMM's i32
+            // chunking must hold), master biases at 24 fraction bits.
+            let xl: Vec<i16> = (0..g.in_len())
+                .map(|_| rng.range_i64(-32768, 32767) as i16)
+                .collect();
+            let bm: Vec<i32> = (0..g.out_c)
+                .map(|_| rng.range_i64(-(1 << 26), 1 << 26) as i32)
+                .collect();
+            let mut wide1 = (vec![0; g.out_len()], vec![0; g.out_len()]);
+            let s = &mut Scratch::new();
+            conv_fwd_wide::<Fx>(&g, &x, &xl, &w, &bm, &mut wide1.0, &mut wide1.1, s);
+            // Independent reference: the exact rational sum (i128, tap by tap) rounded
+            // half up to 24 fraction bits and clamped to Q8.8's range.
+            let mut exact = vec![0i128; g.out_len()];
+            g.for_each_tap(|o, i, wi| {
+                exact[o] += crate::format::join_wide(x[i], xl[i]) as i128 * w[wi] as i128
+            });
+            let per = g.out_h * g.out_w;
+            for (o, v) in exact.iter().enumerate() {
+                let num = v + ((bm[o / per] as i128) << 12);
+                let want = (num + 2048)
+                    .div_euclid(4096)
+                    .clamp(-32768 << 16, 32767 << 16);
+                let got = crate::format::join_wide(wide1.0[o], wide1.1[o]) as i128;
+                assert_eq!(got, want, "output {o} of {g:?}");
+            }
         }
+    }
+
+    #[test]
+    fn wide_relu_and_pool_decide_on_all_24_fraction_bits() {
+        // Values that tie or are zero in their Q8.8 word and differ only in the residual.
+        let ph: Vec<i16> = vec![0, 0, 0, 0, 5, 5, 5, -1];
+        let pl: Vec<i16> = vec![3, -3, 0, 2, 100, 99, -32768, 32767];
+        let (mut oh, mut ol) = (vec![7; 8], vec![7; 8]);
+        relu_wide::<Fx>(&ph, &pl, &mut oh, &mut ol);
+        assert_eq!(oh, vec![0, 0, 0, 0, 5, 5, 5, 0]);
+        assert_eq!(ol, vec![3, 0, 0, 2, 100, 99, -32768, 0]);
+        let mut e = vec![1i16; 8];
+        relu_mask_wide::<Fx>(&ph, &pl, &mut e);
+        assert_eq!(e, vec![1, 0, 0, 1, 1, 1, 1, 0]);
+        // One 2x2 window per channel: (c=2, h=2, w=2).
+        let (mut yh, mut yl, mut arg) = (vec![0; 2], vec![0; 2], vec![0u32; 2]);
+        maxpool2_fwd_wide::<Fx>(2, 2, 2, &ph, &pl, &mut yh, &mut yl, &mut arg);
+        assert_eq!(arg, vec![0, 4]);
+        assert_eq!((yh, yl), (vec![0, 5], vec![3, 100]));
     }
 
     #[test]

@@ -80,8 +80,13 @@ pub struct Trace<N: Num> {
     pub scratch: ops::Scratch<N>,
     /// Input of each block.
     pub x: Vec<Vec<N::V>>,
-    /// Pre-activation p of each block.
+    /// Pre-activation p of each block (wide activations: the Q8.8 words).
     pub p: Vec<Vec<N::V>>,
+    /// Wide activations only: residual words of each block's input
+    /// ([`crate::format::split_wide`]; empty otherwise).
+    pub xl: Vec<Vec<N::V>>,
+    /// Wide activations only: residual words of each block's pre-activation.
+    pub pl: Vec<Vec<N::V>>,
     /// Max-pool winners per block.
     pub arg: Vec<Vec<u32>>,
     /// Error at each block's pre-activation (normalized words, see [`crate::scale`]).
@@ -186,6 +191,20 @@ impl<N: Num> Net<N> {
         }
     }
 
+    /// Whether this net's forward pass runs on wide activations.
+    pub fn is_wide(&self) -> bool {
+        self.wide && N::SPLIT
+    }
+
+    /// Whether block `i`'s pre-activation word `j` is > 0 (the ReLU decision), on
+    /// all the bits the forward pass kept.
+    pub fn active(&self, t: &Trace<N>, i: usize, j: usize) -> bool {
+        match t.pl.get(i).filter(|_| self.is_wide()) {
+            Some(pl) => ops::positive::<N>(t.p[i][j], pl[j]),
+            None => t.p[i][j] > N::zero(),
+        }
+    }
+
     /// Forward pass of one sample; returns the logits (last pre-activation).
     pub fn forward(&self, f: &Forward<N::V>, input: &[N::V], t: &mut Trace<N>) {
         let nb = self.blocks.len();
@@ -194,6 +213,9 @@ impl<N: Num> Net<N> {
         t.arg.resize(nb, Vec::new());
         t.x[0].clear();
         t.x[0].extend_from_slice(input);
+        if self.is_wide() {
+            return self.forward_wide(f, t);
+        }
         // Buffers are taken out of the trace and put back, so a trace reused across
         // samples allocates nothing after the first one.
         for (i, b) in self.blocks.iter().enumerate() {
@@ -229,6 +251,63 @@ impl<N: Num> Net<N> {
                 t.tmp = std::mem::replace(&mut t.x[i + 1], o);
             }
             t.p[i] = p;
+        }
+    }
+
+    /// [`Net::forward`] on wide activations (input in `t.x[0]`, its residuals zero):
+    /// the same steps on (Q8.8 word, residual word) pairs.
+    fn forward_wide(&self, f: &Forward<N::V>, t: &mut Trace<N>) {
+        let nb = self.blocks.len();
+        t.xl.resize(nb, Vec::new());
+        t.pl.resize(nb, Vec::new());
+        t.xl[0].clear();
+        t.xl[0].resize(t.x[0].len(), N::zero());
+        for (i, b) in self.blocks.iter().enumerate() {
+            let g = &b.geom;
+            let mut p = std::mem::take(&mut t.p[i]);
+            let mut pl = std::mem::take(&mut t.pl[i]);
+            p.resize(g.out_len(), N::zero());
+            pl.resize(g.out_len(), N::zero());
+            let (x, xl) = (&t.x[i], &t.xl[i]);
+            ops::conv_fwd_wide::<N>(
+                g,
+                x,
+                xl,
+                &f.w[i],
+                &self.b[i],
+                &mut p,
+                &mut pl,
+                &mut t.scratch,
+            );
+            if i + 1 < nb {
+                let (mut o, mut ol) = (p.clone(), pl.clone());
+                if b.relu {
+                    ops::relu_wide::<N>(&p, &pl, &mut o, &mut ol);
+                }
+                if b.pool {
+                    let len = g.out_c * (g.out_h / 2) * (g.out_w / 2);
+                    let (mut y, mut yl) = (vec![N::zero(); len], vec![N::zero(); len]);
+                    let mut arg = std::mem::take(&mut t.arg[i]);
+                    arg.clear();
+                    arg.resize(len, 0);
+                    let (c, h, w) = (g.out_c, g.out_h, g.out_w);
+                    ops::maxpool2_fwd_wide::<N>(c, h, w, &o, &ol, &mut y, &mut yl, &mut arg);
+                    t.arg[i] = arg;
+                    (o, ol) = (y, yl);
+                }
+                if let Some(sg) = b.shuffle {
+                    let (c, h, w) = b.out_shape();
+                    let perm = ops::shuffle_perm(c, sg);
+                    let (mut y, mut yl) = (vec![N::zero(); o.len()], vec![N::zero(); o.len()]);
+                    ops::permute_channels(&perm, h * w, &o, &mut y);
+                    ops::permute_channels(&perm, h * w, &ol, &mut yl);
+                    (o, ol) = (y, yl);
+                }
+                t.x[i + 1] = o;
+                t.xl[i + 1] = ol;
+            }
+            t.p[i] = p;
+            t.pl[i] = pl;
         }
     }
 
@@ -286,7 +365,9 @@ impl<N: Num> Net<N> {
                 path.apply::<N>(&t.e[path.source], &mut e, &mut t.scratch);
                 t.exp[i] = (t.exp[path.source] + path.gain as i32).min(crate::scale::EXP_MAX);
             }
-            if b.relu {
+            if b.relu && self.is_wide() {
+                ops::relu_mask_wide::<N>(&t.p[i], &t.pl[i], &mut e);
+            } else if b.relu {
                 ops::relu_mask::<N>(&t.p[i], &mut e);
             }
             if t.keep_pre {
