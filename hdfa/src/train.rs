@@ -309,6 +309,33 @@ pub struct SweepArgs {
     /// costs per rung.
     #[arg(long)]
     pub f32: bool,
+    /// Run every rung with this many seeds (the config's seed, seed + 1, ...) and
+    /// report mean ± standard deviation: neighbouring rungs often differ by less
+    /// than one seed's noise.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub seeds: u64,
+}
+
+/// Mean and sample standard deviation (0 for one value).
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
+/// "m%" for one seed, "m% ± s" for several.
+fn pct(v: &[f64]) -> String {
+    let (m, s) = mean_std(v);
+    if v.len() > 1 {
+        format!("{:.2}% ± {:.2}", 100.0 * m, 100.0 * s)
+    } else {
+        format!("{:.2}%", 100.0 * m)
+    }
 }
 
 /// Run the ladder and print a markdown table.
@@ -377,18 +404,35 @@ pub fn sweep(a: &SweepArgs) -> Result<()> {
     };
     println!("{}", table.trim_end());
     for (name, cfg) in rows {
-        let t0 = std::time::Instant::now();
-        let m = run_to_end::<Fx>(&cfg)?;
-        let sps = (m.1 * cfg.raw.batch) as f64 / t0.elapsed().as_secs_f64();
+        let (mut acc, mut train, mut loss, mut facc, mut floss) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut steps, mut secs) = (0, 0.0);
+        for k in 0..a.seeds {
+            let mut c = cfg.clone();
+            c.raw.seed = cfg.raw.seed + k;
+            let t0 = std::time::Instant::now();
+            let m = run_to_end::<Fx>(&c)?;
+            secs += t0.elapsed().as_secs_f64();
+            steps += m.1;
+            acc.push(m.0.test_acc);
+            train.push(m.0.train_acc);
+            loss.push(m.0.test_loss);
+            if a.f32 {
+                let f = run_to_end::<F32>(&c)?;
+                facc.push(f.0.test_acc);
+                floss.push(f.0.test_loss);
+            }
+        }
+        // Throughput of the fixed-point runs.
+        let sps = (steps * cfg.raw.batch) as f64 / secs;
         let mut row = format!(
-            "| {name} | {:.2}% | {:.2}% | {:.4} | {sps:.0} |",
-            100.0 * m.0.test_acc,
-            100.0 * m.0.train_acc,
-            m.0.test_loss
+            "| {name} | {} | {} | {:.4} | {sps:.0} |",
+            pct(&acc),
+            pct(&train),
+            mean_std(&loss).0
         );
         if a.f32 {
-            let f = run_to_end::<F32>(&cfg)?;
-            row += &format!(" {:.2}% | {:.4} |", 100.0 * f.0.test_acc, f.0.test_loss);
+            row += &format!(" {} | {:.4} |", pct(&facc), mean_std(&floss).0);
         }
         println!("{row}");
         table.push_str(&row);

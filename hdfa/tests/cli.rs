@@ -411,3 +411,63 @@ fn cli_dce_bad_parameters_name_the_value_and_the_range() {
         );
     }
 }
+
+#[test]
+fn cli_sweep_with_seeds_reports_mean_and_std_per_rung() {
+    let out = "target/hdfa-test/cli-sweep";
+    let (ok, stdout, err) = hdfa(&[
+        "sweep",
+        "--config",
+        "configs/digits-small.toml",
+        "--epochs",
+        "1",
+        "--seeds",
+        "2",
+        "--out",
+        out,
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.contains("% ± ")).collect();
+    assert_eq!(rows.len(), 10, "one row per rung:\n{stdout}");
+    // Two seeds differ somewhere (the std is not always 0).
+    assert!(
+        rows.iter().any(|r| !r.contains("± 0.00 |")),
+        "two seeds gave identical accuracies on every rung:\n{stdout}"
+    );
+    let (ok1, one, err1) = hdfa(&[
+        "sweep",
+        "--config",
+        "configs/digits-small.toml",
+        "--epochs",
+        "1",
+        "--out",
+        out,
+    ]);
+    assert!(ok1, "{err1}");
+    // The BP rung of seed 1 alone, and the mean of seeds 1 and 2, bracket each other:
+    // mean = (a1 + a2) / 2, so a1 and a2 lie at mean ± |a1 − a2| / 2 = mean ± std / √2.
+    let num = |row: &str, i: usize| -> f64 {
+        row.split('|')
+            .nth(2)
+            .unwrap()
+            .trim()
+            .split(['%', ' '])
+            .nth(i)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let bp2 = rows.iter().find(|r| r.contains("| BP |")).unwrap();
+    let bp1 = one.lines().find(|r| r.contains("| BP |")).unwrap();
+    let (mean, std, a1) = (num(bp2, 0), num(bp2, 3), num(bp1, 0));
+    let half_gap = std / 2f64.sqrt();
+    assert!(
+        (a1 - (mean - half_gap)).abs() < 0.015 || (a1 - (mean + half_gap)).abs() < 0.015,
+        "seed 1 alone: {a1}; two seeds: {mean} ± {std}"
+    );
+    assert!(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/hdfa-test/cli-sweep/digits-small.md"
+    ))
+    .exists());
+}
