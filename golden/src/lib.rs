@@ -10,7 +10,8 @@
 //! - [`cnn::train::Trainer`], [`cnn::net::Net`]: one network and its training step;
 //!   [`cnn::train::update_word`]: Algorithm 1 on one weight word.
 //! - [`config::Config`]: a validated TOML config.
-//! - [`data::Dataset`], [`data::load_idx`], [`data::load_digits_csv`]: image datasets.
+//! - [`data::Dataset`], [`data::load_idx`], [`data::load_digits_csv`]: image datasets;
+//!   [`text::Corpus`]: the Austen text at word or character level.
 //! - [`experiment::Experiment`]: a run with metrics; [`checkpoint`] (atomic,
 //!   bit-identical resume), [`npy`] (step dumps) and [`capture`] (error maps of conv
 //!   paths for the engine) work on it; [`gradcheck`] compares a step's gradients
@@ -26,3 +27,4 @@ pub mod data;
 pub mod experiment;
 pub mod gradcheck;
 pub mod npy;
+pub mod text;
