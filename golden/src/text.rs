@@ -187,59 +187,61 @@ impl Corpus {
         level: Level,
         min_count: usize,
     ) -> Corpus {
-        match level {
-            Level::Word => {
-                let tr = word_tokens(train);
-                let mut counts: HashMap<&str, usize> = HashMap::new();
-                for t in &tr {
-                    *counts.entry(t.as_str()).or_default() += 1;
-                }
-                let mut kept: Vec<(&str, usize)> = counts
-                    .into_iter()
-                    .filter(|&(t, n)| n >= min_count.max(1) && t != EOS && t != UNK)
-                    .collect();
-                kept.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-                let mut tokens = vec![UNK.to_string(), EOS.to_string()];
-                tokens.extend(kept.into_iter().map(|(t, _)| t.to_string()));
-                let vocab = Vocab::new(tokens);
-                let ids = |ts: Vec<String>| ts.iter().map(|t| vocab.id(t)).collect::<Vec<u32>>();
-                let (train, valid, test) =
-                    (ids(tr), ids(word_tokens(valid)), ids(word_tokens(test)));
-                Corpus {
-                    level,
-                    vocab,
-                    train,
-                    valid,
-                    test,
-                }
-            }
-            Level::Char => {
-                let chars = |t: &str| -> Vec<String> {
-                    t.lines()
-                        .flat_map(|l| l.chars().chain(std::iter::once('\n')))
-                        .map(|c| c.to_string())
-                        .collect()
-                };
-                let tr = chars(train);
-                let mut set: Vec<char> = train.chars().filter(|&c| c != '\r').collect();
-                set.push('\n');
-                set.sort_unstable();
-                set.dedup();
-                let mut tokens = vec![UNK.to_string()];
-                tokens.extend(set.into_iter().map(|c| c.to_string()));
-                let vocab = Vocab::new(tokens);
-                let ids = |ts: Vec<String>| ts.iter().map(|t| vocab.id(t)).collect::<Vec<u32>>();
-                let (train, valid, test) = (ids(tr), ids(chars(valid)), ids(chars(test)));
-                Corpus {
-                    level,
-                    vocab,
-                    train,
-                    valid,
-                    test,
-                }
-            }
+        let tokenize: fn(&str) -> Vec<String> = match level {
+            Level::Word => word_tokens,
+            Level::Char => char_tokens,
+        };
+        let tr = tokenize(train);
+        let vocab = match level {
+            Level::Word => word_vocab(&tr, min_count),
+            Level::Char => char_vocab(train),
+        };
+        let ids = |ts: Vec<String>| ts.iter().map(|t| vocab.id(t)).collect::<Vec<u32>>();
+        let (train, valid, test) = (ids(tr), ids(tokenize(valid)), ids(tokenize(test)));
+        Corpus {
+            level,
+            vocab,
+            train,
+            valid,
+            test,
         }
     }
+}
+
+/// `<unk>`, `<eos>`, then the training words seen at least `min_count` times, by
+/// decreasing count, then alphabetically.
+fn word_vocab(train: &[String], min_count: usize) -> Vocab {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for t in train {
+        *counts.entry(t.as_str()).or_default() += 1;
+    }
+    let mut kept: Vec<(&str, usize)> = counts
+        .into_iter()
+        .filter(|&(t, n)| n >= min_count.max(1) && t != EOS && t != UNK)
+        .collect();
+    kept.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut tokens = vec![UNK.to_string(), EOS.to_string()];
+    tokens.extend(kept.into_iter().map(|(t, _)| t.to_string()));
+    Vocab::new(tokens)
+}
+
+/// The characters of a text, each line ended by `\n`.
+fn char_tokens(text: &str) -> Vec<String> {
+    text.lines()
+        .flat_map(|l| l.chars().chain(std::iter::once('\n')))
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// `<unk>`, then every character of the training text (and `\n`) in code-point order.
+fn char_vocab(train: &str) -> Vocab {
+    let mut set: Vec<char> = train.chars().filter(|&c| c != '\r').collect();
+    set.push('\n');
+    set.sort_unstable();
+    set.dedup();
+    let mut tokens = vec![UNK.to_string()];
+    tokens.extend(set.into_iter().map(|c| c.to_string()));
+    Vocab::new(tokens)
 }
 
 #[cfg(test)]

@@ -54,7 +54,10 @@ fn austen_char_level_has_one_token_per_character_and_line_end() {
     // a last line without it).
     let expect = text.lines().map(|l| l.chars().count() + 1).sum::<usize>();
     assert_eq!(c.train.len(), expect);
-    assert!(!c.train.contains(&0), "every training character is in the vocabulary");
+    assert!(
+        !c.train.contains(&0),
+        "every training character is in the vocabulary"
+    );
     println!(
         "char level: vocabulary {}, tokens train {} valid {} test {}",
         c.vocab.len(),
