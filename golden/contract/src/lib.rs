@@ -22,8 +22,11 @@
 //!   shuffle, [`rng::Rng::shuffle`]); [`hash::Fnv1a`]: the one hash.
 //! - [`scale`]: block floating point for errors: the per-tensor exponent, its
 //!   normalization [`scale::normalize`] and the gradient alignment [`scale::align`].
+//! - [`act`]: the recurrent cells' tanh and sigmoid (one interpolated table) and their
+//!   derivatives, in fixed point.
 //! - [`GoldenError`]: a bad value, named with its valid range.
 
+pub mod act;
 pub mod bsbu;
 pub mod dce;
 pub mod error;
