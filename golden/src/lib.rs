@@ -9,6 +9,8 @@
 //! Main types:
 //! - [`cnn::train::Trainer`], [`cnn::net::Net`]: one network and its training step;
 //!   [`cnn::train::update_word`]: Algorithm 1 on one weight word.
+//! - [`adam::adam_word`]: fixed-point Adam on one weight word (the recurrent models'
+//!   optimizer).
 //! - [`config::Config`]: a validated TOML config.
 //! - [`data::Dataset`], [`data::load_idx`], [`data::load_digits_csv`]: image datasets;
 //!   [`text::Corpus`]: the Austen text at word or character level.
@@ -19,6 +21,7 @@
 
 pub use contract::{bsbu, dce, error, format, geom, hash, params, rng, scale, GoldenError};
 
+pub mod adam;
 pub mod capture;
 pub mod checkpoint;
 pub mod cnn;
