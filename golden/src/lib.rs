@@ -14,6 +14,8 @@
 //! - [`config::Config`]: a validated TOML config.
 //! - [`data::Dataset`], [`data::load_idx`], [`data::load_digits_csv`]: image datasets;
 //!   [`text::Corpus`]: the Austen text at word or character level.
+//! - [`rnn::feedback::TriFeedback`]: the recurrent cell's upper-triangular binary
+//!   sparse DFA feedback (eq. 9–11).
 //! - [`experiment::Experiment`]: a run with metrics; [`checkpoint`] (atomic,
 //!   bit-identical resume), [`npy`] (step dumps) and [`capture`] (error maps of conv
 //!   paths for the engine) work on it; [`gradcheck`] compares a step's gradients
@@ -30,4 +32,5 @@ pub mod data;
 pub mod experiment;
 pub mod gradcheck;
 pub mod npy;
+pub mod rnn;
 pub mod text;

@@ -1,0 +1,318 @@
+//! The recurrent cell's DFA feedback (paper section 3.3, eq. 9–11): an upper-triangular
+//! block matrix S (HT × HT, T blocks of H × H) that takes the cell outputs' errors
+//! e^rnn = [e_0; …; e_{T−1}] to the errors at the cell's inputs,
+//! e_i = Σ_{j ≥ i} S_{i,j} e_j (blocks with i > j are zero: an output never depends
+//! on a later input). Main type: [`TriFeedback`].
+//!
+//! Block (i, j) is sign(power(D, n) ⊙ R_j): a matrix power of one H × H matrix D
+//! (drawn uniform in (−1, 1), or the cell's recurrent weight, appendix B.2), then a
+//! binary mask R_j per column block j that keeps each entry with probability
+//! 1 − sparsity (eq. 11), then the sign (0 where masked).
+//!
+//! **The exponent n.** The paper prints n = T − j ([`Exponent::Printed`]): block
+//! (i, j) then depends on the column j only, and every row block above the diagonal
+//! repeats it. BPTT carries the error of output j back to input i through j − i
+//! recurrent steps, i.e. through the (j − i)-th power of the recurrent Jacobian;
+//! [`Exponent::TimeDistance`] uses n = j − i, which mimics that: the diagonal block is
+//! then sign(I ⊙ R_j), the mask itself, and blocks further from the diagonal
+//! take higher powers. Both are fixed at the start of training.
+//!
+//! The powers are computed in f64 with a fixed summation order (IEEE basic
+//! operations only, so every machine gets the same signs), rescaled by a power of two
+//! after each product (exact, so the signs are those of the plain power; D^35 of a
+//! 200 × 200 random matrix would overflow without it).
+
+use crate::format::{narrow, ERROR};
+use crate::rng::{Rng, SeedableRng};
+use crate::GoldenError;
+
+/// Which power a block takes (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exponent {
+    /// n = T − j, as printed in eq. 9 and 11.
+    Printed,
+    /// n = j − i, the time distance.
+    TimeDistance,
+}
+
+/// The fixed triangular feedback of one recurrent cell.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TriFeedback {
+    /// Cell outputs per step H.
+    pub h: usize,
+    /// Time steps T.
+    pub t: usize,
+    /// Which power each block takes.
+    pub exponent: Exponent,
+    /// sign(power(D, n)) for n = 0..=T, row-major H × H, as −1 / 0 / +1.
+    signs: Vec<Vec<i8>>,
+    /// R_j for each column block j, row-major H × H (true: kept).
+    masks: Vec<Vec<bool>>,
+    /// Scaling shift after the sum (the fan-in shift of the expected nonzeros per
+    /// output, as for every binary backward weight).
+    pub shift: u32,
+}
+
+/// D · A with a fixed summation order, scaled by a power of two so the largest
+/// |entry| lies in [1, 2). A power-of-two scale is exact, so the signs (zeros
+/// included) are those of the unscaled product.
+fn mul_normalized(d: &[f64], a: &[f64], h: usize) -> Vec<f64> {
+    let mut out = vec![0.0; h * h];
+    for r in 0..h {
+        for k in 0..h {
+            let x = d[r * h + k];
+            for c in 0..h {
+                out[r * h + c] += x * a[k * h + c];
+            }
+        }
+    }
+    let m = out.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if m.is_normal() {
+        // 2^−e for m = 1.x · 2^e, from the exponent bits (no libm).
+        let e = ((m.to_bits() >> 52) & 0x7ff) as i64 - 1023;
+        let scale = f64::from_bits(((1023 - e) as u64) << 52);
+        out.iter_mut().for_each(|v| *v *= scale);
+    }
+    out
+}
+
+fn sign(x: f64) -> i8 {
+    if x > 0.0 {
+        1
+    } else if x < 0.0 {
+        -1
+    } else {
+        0
+    }
+}
+
+impl TriFeedback {
+    /// The feedback of a cell with H outputs over T steps from the H × H matrix `d`
+    /// (row-major; random or from the forward weights), masks drawn with `seed`.
+    pub fn new(
+        h: usize,
+        t: usize,
+        d: &[f64],
+        sparsity: f64,
+        exponent: Exponent,
+        seed: u64,
+    ) -> Result<TriFeedback, GoldenError> {
+        if h == 0 || t == 0 {
+            return Err(GoldenError::out_of_range(
+                "H and T",
+                format!("{h}, {t}"),
+                ">= 1",
+            ));
+        }
+        if d.len() != h * h {
+            return Err(GoldenError::out_of_range(
+                "D entries",
+                d.len(),
+                format!("H·H = {}", h * h),
+            ));
+        }
+        crate::params::check_sparsity(sparsity)?;
+        // power(D, 0) = I, then one product per power.
+        let mut p: Vec<f64> = (0..h * h).map(|i| (i / h == i % h) as u8 as f64).collect();
+        let mut signs = vec![p.iter().map(|&v| sign(v)).collect::<Vec<i8>>()];
+        for _ in 0..t {
+            p = mul_normalized(d, &p, h);
+            signs.push(p.iter().map(|&v| sign(v)).collect());
+        }
+        let mut rng = Rng::seed_from_u64(seed);
+        let masks = (0..t)
+            .map(|_| (0..h * h).map(|_| rng.uniform() >= sparsity).collect())
+            .collect();
+        // Expected nonzeros per output row: the kept share of H · (T − i) terms; the
+        // shift uses the mean over rows.
+        let terms = (h * (t + 1) / 2) as f64 * (1.0 - sparsity);
+        let shift = crate::format::fan_in_shift(terms.round().max(1.0) as usize);
+        Ok(TriFeedback {
+            h,
+            t,
+            exponent,
+            signs,
+            masks,
+            shift,
+        })
+    }
+
+    /// A feedback from a random D, uniform in (−1, 1), drawn with `seed`.
+    pub fn random(
+        h: usize,
+        t: usize,
+        sparsity: f64,
+        exponent: Exponent,
+        seed: u64,
+    ) -> Result<TriFeedback, GoldenError> {
+        let mut rng = Rng::seed_from_u64(seed ^ 0x5eed_d);
+        let d: Vec<f64> = (0..h * h).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+        TriFeedback::new(h, t, &d, sparsity, exponent, seed)
+    }
+
+    /// Entry (r, c) of block (i, j) as −1, 0 or +1.
+    pub fn entry(&self, i: usize, j: usize, r: usize, c: usize) -> i8 {
+        if i > j {
+            return 0;
+        }
+        let n = match self.exponent {
+            Exponent::Printed => self.t - j,
+            Exponent::TimeDistance => j - i,
+        };
+        let k = r * self.h + c;
+        if self.masks[j][k] {
+            self.signs[n][k]
+        } else {
+            0
+        }
+    }
+
+    /// Nonzero entries of the whole HT × HT matrix.
+    pub fn nnz(&self) -> usize {
+        let mut n = 0;
+        for j in 0..self.t {
+            for i in 0..=j {
+                for r in 0..self.h {
+                    for c in 0..self.h {
+                        n += (self.entry(i, j, r, c) != 0) as usize;
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    /// The exact sums S·e of raw error words e (HT, step-major), before narrowing.
+    pub fn sums(&self, e: &[i64]) -> Vec<i64> {
+        let h = self.h;
+        let mut out = vec![0i64; h * self.t];
+        for j in 0..self.t {
+            for i in 0..=j {
+                for r in 0..h {
+                    let mut s = 0i64;
+                    for c in 0..h {
+                        s += self.entry(i, j, r, c) as i64 * e[j * h + c];
+                    }
+                    out[i * h + r] += s;
+                }
+            }
+        }
+        out
+    }
+
+    /// e_in = sat(round(S·e >> shift)) on raw error words, as every binary path narrows.
+    pub fn apply(&self, e: &[i64]) -> Vec<i64> {
+        self.sums(e)
+            .into_iter()
+            .map(|s| narrow(s, self.shift, ERROR))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Independent reference: the dense HT × HT matrix built from the definition with
+    /// plain powers (no rescaling), then a plain matrix-vector product.
+    fn dense(f: &TriFeedback, d: &[f64], masks_from: &TriFeedback) -> Vec<Vec<i8>> {
+        let (h, t) = (f.h, f.t);
+        let mut pw: Vec<Vec<f64>> =
+            vec![(0..h * h).map(|i| (i / h == i % h) as u8 as f64).collect()];
+        for n in 1..=t {
+            let prev = &pw[n - 1];
+            let mut next = vec![0.0; h * h];
+            for r in 0..h {
+                for c in 0..h {
+                    next[r * h + c] = (0..h).map(|k| d[r * h + k] * prev[k * h + c]).sum();
+                }
+            }
+            pw.push(next);
+        }
+        let mut m = vec![vec![0i8; h * t]; h * t];
+        for i in 0..t {
+            for j in i..t {
+                let n = match f.exponent {
+                    Exponent::Printed => t - j,
+                    Exponent::TimeDistance => j - i,
+                };
+                for r in 0..h {
+                    for c in 0..h {
+                        let keep = masks_from.masks[j][r * h + c];
+                        m[i * h + r][j * h + c] = if keep { sign(pw[n][r * h + c]) } else { 0 };
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn feedback_equals_the_dense_definition_and_is_upper_triangular() {
+        let (h, t) = (5, 6);
+        let mut rng = Rng::seed_from_u64(2);
+        // Small integers keep the reference's plain powers exact in f64.
+        let d: Vec<f64> = (0..h * h).map(|_| rng.range_i64(-3, 3) as f64).collect();
+        for exponent in [Exponent::Printed, Exponent::TimeDistance] {
+            for sparsity in [0.0, 0.8] {
+                let f = TriFeedback::new(h, t, &d, sparsity, exponent, 7).unwrap();
+                let m = dense(&f, &d, &f);
+                let e: Vec<i64> = (0..h * t).map(|_| rng.range_i64(-8192, 8191)).collect();
+                let want: Vec<i64> = m
+                    .iter()
+                    .map(|row| row.iter().zip(&e).map(|(&s, &v)| s as i64 * v).sum())
+                    .collect();
+                assert_eq!(f.sums(&e), want, "{exponent:?} {sparsity}");
+                // e_j never reaches e_i for j < i: changing e_0 moves row block 0 only.
+                let mut e2 = e.clone();
+                e2[..h].iter_mut().for_each(|v| *v += 100);
+                let (a, b) = (f.sums(&e), f.sums(&e2));
+                assert_eq!(
+                    a[h..],
+                    b[h..],
+                    "{exponent:?}: a later input saw an earlier output"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exponent_variants_and_masks_have_their_documented_structure() {
+        let (h, t) = (8, 5);
+        let f = TriFeedback::random(h, t, 0.0, Exponent::Printed, 3).unwrap();
+        // Printed: block (i, j) depends on j only.
+        for j in 0..t {
+            for i in 0..j {
+                for k in 0..h * h {
+                    assert_eq!(f.entry(i, j, k / h, k % h), f.entry(j, j, k / h, k % h));
+                }
+            }
+        }
+        // Time distance with no masking: the diagonal blocks are the identity.
+        let g = TriFeedback::random(h, t, 0.0, Exponent::TimeDistance, 3).unwrap();
+        for j in 0..t {
+            for k in 0..h * h {
+                let want = (k / h == k % h) as i8;
+                assert_eq!(g.entry(j, j, k / h, k % h), want);
+            }
+        }
+        // Sparsity: the share of zeros in the kept triangle follows it.
+        let s = TriFeedback::random(16, 6, 0.9, Exponent::Printed, 4).unwrap();
+        let total = 16 * 16 * 6 * 7 / 2;
+        let density = s.nnz() as f64 / total as f64;
+        assert!((density - 0.1).abs() < 0.02, "{density}");
+        assert!(TriFeedback::random(4, 4, 1.0, Exponent::Printed, 1).is_err());
+        assert!(TriFeedback::new(3, 2, &[0.0; 8], 0.5, Exponent::Printed, 1).is_err());
+    }
+
+    #[test]
+    fn apply_narrows_with_the_fan_in_shift_and_saturates() {
+        let f = TriFeedback::random(4, 3, 0.0, Exponent::TimeDistance, 5).unwrap();
+        let e = vec![ERROR.max_raw(); 12];
+        let out = f.apply(&e);
+        for (o, s) in out.iter().zip(f.sums(&e)) {
+            assert_eq!(*o, narrow(s, f.shift, ERROR));
+            assert!(ERROR.contains(*o));
+        }
+    }
+}
