@@ -130,39 +130,46 @@ fn transposed_geom(g: &ConvGeom) -> Option<ConvGeom> {
     .filter(|t| t.out_h == g.in_h && t.out_w == g.in_w)
 }
 
-/// Backward data (BP): e_in = convᵀ(e_out, w), narrowed once per input element.
-/// Stride-1 layers run it as a forward convolution with the flipped kernel (the same
-/// exact sums, so the same bits); others use GEMM + col2im.
-pub fn conv_bwd_data<N: Num>(
-    g: &ConvGeom,
-    e_out: &[N::V],
-    w: &[N::V],
-    e_in: &mut [N::V],
-    s: &mut Scratch<N>,
-) {
-    let n = g.out_h * g.out_w;
-    if let Some(t) = transposed_geom(g) {
-        // w'[ic][oc_l][ky][kx] = w[oc][ic_l][k-1-ky][k-1-kx] within each group.
-        let (icg, ocg, k) = (g.icg(), g.out_c / g.groups, g.k);
-        let mut wt = std::mem::take(&mut s.t);
-        wt.clear();
-        wt.resize(g.w_len(), N::zero());
-        for grp in 0..g.groups {
-            for ocl in 0..ocg {
-                let oc = grp * ocg + ocl;
-                for icl in 0..icg {
-                    let ic = grp * icg + icl;
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            wt[((ic * ocg + ocl) * k + (k - 1 - ky)) * k + (k - 1 - kx)] =
-                                w[((oc * icg + icl) * k + ky) * k + kx];
-                        }
+/// The flipped, transposed kernel of a stride-1 conv's backward-data pass
+/// (see [`conv_bwd_data`]), or None when that pass does not run as a forward conv.
+/// Computed once per step by the trainer ([`super::train::Forward`]).
+pub fn transposed_weight<V: Copy + Default>(g: &ConvGeom, w: &[V]) -> Option<Vec<V>> {
+    transposed_geom(g)?;
+    // w'[ic][oc_l][ky][kx] = w[oc][ic_l][k-1-ky][k-1-kx] within each group.
+    let (icg, ocg, k) = (g.icg(), g.out_c / g.groups, g.k);
+    let mut wt = vec![V::default(); g.w_len()];
+    for grp in 0..g.groups {
+        for ocl in 0..ocg {
+            let oc = grp * ocg + ocl;
+            for icl in 0..icg {
+                let ic = grp * icg + icl;
+                for ky in 0..k {
+                    for kx in 0..k {
+                        wt[((ic * ocg + ocl) * k + (k - 1 - ky)) * k + (k - 1 - kx)] =
+                            w[((oc * icg + icl) * k + ky) * k + kx];
                     }
                 }
             }
         }
-        conv_sums(&t, e_out, &wt, s);
-        s.t = wt;
+    }
+    Some(wt)
+}
+
+/// Backward data (BP): e_in = convᵀ(e_out, w), narrowed once per input element.
+/// Stride-1 layers run it as a forward convolution with the flipped kernel `wt`
+/// ([`transposed_weight`]; the same exact sums, so the same bits); others use
+/// GEMM + col2im.
+pub fn conv_bwd_data<N: Num>(
+    g: &ConvGeom,
+    e_out: &[N::V],
+    w: &[N::V],
+    wt: Option<&[N::V]>,
+    e_in: &mut [N::V],
+    s: &mut Scratch<N>,
+) {
+    let n = g.out_h * g.out_w;
+    if let (Some(t), Some(wt)) = (transposed_geom(g), wt) {
+        conv_sums(&t, e_out, wt, s);
         for (e, a) in e_in.iter_mut().zip(s.acc.iter()) {
             *e = N::bwd_out(*a);
         }
@@ -482,7 +489,12 @@ mod tests {
             conv_fwd_direct::<Fx>(&g, &x, &w, &b, &mut y2, &mut Vec::new());
             assert_eq!(y1, y2, "{g:?}");
             let (mut d1, mut d2) = (vec![0; g.in_len()], vec![0; g.in_len()]);
-            conv_bwd_data::<Fx>(&g, &e, &w, &mut d1, &mut Scratch::new());
+            let wt = transposed_weight(&g, &w);
+            conv_bwd_data::<Fx>(&g, &e, &w, wt.as_deref(), &mut d1, &mut Scratch::new());
+            // Without the transposed kernel: the GEMM + col2im path, same bits.
+            let mut d3 = vec![0; g.in_len()];
+            conv_bwd_data::<Fx>(&g, &e, &w, None, &mut d3, &mut Scratch::new());
+            assert_eq!(d1, d3, "{g:?}");
             conv_bwd_data_direct::<Fx>(&g, &e, &w, &mut d2, &mut Vec::new());
             assert_eq!(d1, d2, "{g:?}");
             let (mut gw1, mut gw2) = (vec![5i64; g.w_len()], vec![5i64; g.w_len()]);

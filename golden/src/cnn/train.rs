@@ -172,22 +172,33 @@ pub struct Forward<V> {
     pub w: Vec<Vec<V>>,
     /// Biases per block.
     pub b: Vec<Vec<V>>,
+    /// The flipped, transposed kernels of the BP backward-data pass, where it runs
+    /// as a forward conv ([`ops::transposed_weight`]): once per step, not per sample.
+    pub wt: Vec<Option<Vec<V>>>,
 }
 
 impl<N: Num> Net<N> {
     /// Round the master parameters to their forward copies.
     pub fn forward_copy(&self) -> Forward<N::V> {
+        let w: Vec<Vec<N::V>> = self
+            .w
+            .iter()
+            .map(|w| w.iter().map(|&m| N::weight_of(m)).collect())
+            .collect();
+        let wt = self
+            .blocks
+            .iter()
+            .zip(&w)
+            .map(|(b, w)| ops::transposed_weight(&b.geom, w))
+            .collect();
         Forward {
-            w: self
-                .w
-                .iter()
-                .map(|w| w.iter().map(|&m| N::weight_of(m)).collect())
-                .collect(),
             b: self
                 .b
                 .iter()
                 .map(|b| b.iter().map(|&m| N::bias_of(m)).collect())
                 .collect(),
+            w,
+            wt,
         }
     }
 
@@ -342,7 +353,8 @@ impl<N: Num> Net<N> {
                 let mut ex = std::mem::take(&mut t.tmp);
                 ex.clear();
                 ex.resize(nx.in_len(), N::zero());
-                ops::conv_bwd_data::<N>(nx, &t.e[i + 1], &f.w[i + 1], &mut ex, &mut t.scratch);
+                let (w, wt) = (&f.w[i + 1], f.wt[i + 1].as_deref());
+                ops::conv_bwd_data::<N>(nx, &t.e[i + 1], w, wt, &mut ex, &mut t.scratch);
                 if let Some(sg) = b.shuffle {
                     let (c, h, w) = b.out_shape();
                     let mut y = vec![N::zero(); ex.len()];
