@@ -1,6 +1,6 @@
 //! Adam in fixed point, one parameter word at a time: the recurrent models' optimizer
 //! (the paper trains its RNNs with Adam; in HDFA the BP and the DFA steps feed one
-//! Adam state). Main types: [`AdamHyper`], [`AdamStep`], [`adam_word`], [`isqrt`].
+//! Adam state). Main types: [`AdamHyper`], [`AdamSteps`], [`AdamStep`], [`adam_word`], [`isqrt`].
 //!
 //! ## Formats and steps (what a hardware update unit does per word)
 //! - θ, g and the first moment m: Q8.24 ([`crate::format::MASTER`]), 32 bit.
@@ -10,7 +10,12 @@
 //! - β1, β2 and the step size: unsigned coefficients with 32 fraction bits
 //!   ([`Frac32`], [0, 1)); Q15.16 would put 1 − β2 = 0.001 off by 0.7%.
 //! - m ← β1·m + (1 − β1)·g and v ← β2·v + (1 − β2)·g²: each product exact, then one
-//!   narrowing (round half up, saturate) per moment.
+//!   narrowing per moment that rounds **toward zero** (and saturates). This is the one
+//!   narrowing of the project that does not round half up, on purpose: round to
+//!   nearest has fixed points (0.9 · 4 LSB rounds back to 4), so a word whose gradient
+//!   becomes 0 would keep a nonzero m and v forever and keep moving (by about
+//!   η · 0.17 per step); truncation lets both moments decay to 0 as they do in real
+//!   arithmetic. Its bias is below one LSB per step.
 //! - √v: the floor integer square root of the 64-bit word ([`isqrt`]), which has
 //!   24 fraction bits: a digit-by-digit square root (32 shift-and-subtract steps,
 //!   no multiplier).
@@ -18,7 +23,7 @@
 //!   division, rounded half up like every other narrowing (⌊(2·m·2^24 + d) / (2·d)⌋),
 //!   saturated to Q8.24.
 //! - Bias correction is folded into the step size, η_t = η·√(1 − β2^t) / (1 − β1^t)
-//!   ([`AdamStep::new`]), computed once per step (not per word) from IEEE-754 basic
+//!   ([`AdamSteps`]), computed once per step (not per word) from IEEE-754 basic
 //!   operations and `sqrt` (correctly rounded, so identical on every machine) and
 //!   rounded once to [`Frac32`].
 //! - θ ← θ − η_t·u: the product exact, one narrowing, saturating subtraction.
@@ -80,19 +85,39 @@ pub struct AdamStep {
     pub eta_t: Frac32,
 }
 
-impl AdamStep {
-    /// The constant of step `t` (from 1). β^t is the product of t factors (IEEE
-    /// multiplications), so every machine computes the same bits.
-    pub fn new(h: &AdamHyper, t: u64) -> AdamStep {
-        let (mut p1, mut p2) = (1.0f64, 1.0f64);
-        let (b1, b2) = (h.beta1.real(), h.beta2.real());
-        for _ in 0..t.max(1) {
-            p1 *= b1;
-            p2 *= b2;
-        }
+/// The step constants in order: β1^t and β2^t as running products (IEEE
+/// multiplications, so every machine computes the same bits, at one product per step).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamSteps {
+    /// β1^t of the last step.
+    p1: f64,
+    /// β2^t of the last step.
+    p2: f64,
+}
+
+impl Default for AdamSteps {
+    fn default() -> Self {
+        AdamSteps { p1: 1.0, p2: 1.0 }
+    }
+}
+
+impl AdamSteps {
+    /// The constant of the next step (the first call gives step 1).
+    pub fn next(&mut self, h: &AdamHyper) -> AdamStep {
+        self.p1 *= h.beta1.real();
+        self.p2 *= h.beta2.real();
         AdamStep {
-            eta_t: Frac32::new(h.eta * (1.0 - p2).sqrt() / (1.0 - p1)),
+            eta_t: Frac32::new(h.eta * (1.0 - self.p2).sqrt() / (1.0 - self.p1)),
         }
+    }
+}
+
+/// `x` with `drop` fraction bits removed, rounded toward zero.
+fn truncate(x: i128, drop: u32) -> i128 {
+    if x >= 0 {
+        x >> drop
+    } else {
+        -((-x) >> drop)
     }
 }
 
@@ -124,12 +149,12 @@ pub fn adam_word(h: &AdamHyper, s: &AdamStep, theta: &mut i32, m: &mut i32, v: &
     let g = g as i64;
     let (b1, b2) = (h.beta1.0 as i128, h.beta2.0 as i128);
     // m: both products at 24 + 32 fraction bits (i128: 2^32 · 2^31 overflows i64),
-    // one narrowing.
+    // one narrowing toward zero.
     let sum = b1 * *m as i128 + h.beta1.one_minus() as i128 * g as i128;
-    *m = format::rescale_wide(sum, MASTER.frac + 32, 0, MASTER) as i32;
-    // v: at 48 + 32 fraction bits (i128), one narrowing, saturated to i64 ≥ 0.
+    *m = truncate(sum, 32).clamp(MASTER.min_raw() as i128, MASTER.max_raw() as i128) as i32;
+    // v: at 48 + 32 fraction bits (i128), one narrowing toward zero, saturated.
     let sum = b2 * *v as i128 + h.beta2.one_minus() as i128 * (g * g) as i128;
-    *v = ((sum + (1i128 << 31)) >> 32).clamp(0, i64::MAX as i128) as i64;
+    *v = truncate(sum, 32).clamp(0, i64::MAX as i128) as i64;
     // √v has 24 fraction bits, like m: the quotient m / d is a plain ratio.
     let d = isqrt(*v as u64) as i64 + h.eps_raw.max(1);
     let num = (*m as i64) << MASTER.frac;
@@ -194,12 +219,13 @@ mod tests {
             let mut rng = Rng::seed_from_u64(9);
             let (b1, b2, eps) = (h.beta1.real(), h.beta2.real(), h.eps_raw as f64 / one);
             let mut worst = 0f64;
+            let mut steps = AdamSteps::default();
             for t in 1..=2000u64 {
                 let n = (rng.uniform() * 2.0 - 1.0) * noise;
                 // The same gradient for both: the fixed one's, read as a real number.
                 let g = (((th as f64 / one - target) + n) * one).round() as i32;
                 let gr = g as f64 / one;
-                adam_word(&h, &AdamStep::new(&h, t), &mut th, &mut m, &mut v, g);
+                adam_word(&h, &steps.next(&h), &mut th, &mut m, &mut v, g);
                 r.m = b1 * r.m + (1.0 - b1) * gr;
                 r.v = b2 * r.v + (1.0 - b2) * gr * gr;
                 // Adam with the bias correction folded into the step size (the same
@@ -226,17 +252,53 @@ mod tests {
     }
 
     #[test]
+    fn a_word_whose_gradient_stops_comes_to_rest_as_in_f64() {
+        // 200 steps of g = 10^−3, then 20,000 of g = 0 (an embedding row whose word
+        // leaves the batches): m and v decay to 0 and θ stops, as in f64 Adam.
+        let h = AdamHyper::new(1e-3);
+        let one = (1u64 << 24) as f64;
+        let g0 = (1e-3 * one).round() as i32;
+        let (mut th, mut m, mut v) = (0i32, 0i32, 0i64);
+        let (mut rm, mut rv, mut rth) = (0f64, 0f64, 0f64);
+        let (b1, b2, eps) = (h.beta1.real(), h.beta2.real(), 1.0 / one);
+        let mut steps = AdamSteps::default();
+        let mut moved_after = 0i64;
+        for t in 1..=20_200u64 {
+            let g = if t <= 200 { g0 } else { 0 };
+            let before = th;
+            adam_word(&h, &steps.next(&h), &mut th, &mut m, &mut v, g);
+            if t > 200 {
+                moved_after += (th - before) as i64;
+            }
+            let gr = g as f64 / one;
+            rm = b1 * rm + (1.0 - b1) * gr;
+            rv = b2 * rv + (1.0 - b2) * gr * gr;
+            let eta_t = 1e-3 * (1.0 - b2.powi(t as i32)).sqrt() / (1.0 - b1.powi(t as i32));
+            rth -= eta_t * rm / (rv.sqrt() + eps);
+        }
+        assert_eq!(m, 0, "m decays to 0");
+        let (fx, f) = (th as f64 / one, rth);
+        println!(
+            "after the gradient stops: fixed moved {:.3e}, f64 ends at {f:.5}, fixed at {fx:.5}",
+            moved_after as f64 / one
+        );
+        assert!((fx - f).abs() < 5e-4, "fixed {fx} vs f64 {f}");
+    }
+
+    #[test]
     fn zero_gradients_move_nothing_and_extremes_saturate() {
         let h = AdamHyper::new(0.01);
         let (mut th, mut m, mut v) = (12345, 0, 0i64);
-        for t in 1..=10 {
-            adam_word(&h, &AdamStep::new(&h, t), &mut th, &mut m, &mut v, 0);
+        let mut steps = AdamSteps::default();
+        for _ in 1..=10 {
+            adam_word(&h, &steps.next(&h), &mut th, &mut m, &mut v, 0);
         }
         assert_eq!((th, m, v), (12345, 0, 0));
         // The largest gradients: v saturates at its format's top, θ at Q8.24's bottom.
         let (mut th, mut m, mut v) = (i32::MIN + 5, 0, 0i64);
-        for t in 1..=3 {
-            adam_word(&h, &AdamStep::new(&h, t), &mut th, &mut m, &mut v, i32::MAX);
+        let mut steps = AdamSteps::default();
+        for _ in 1..=3 {
+            adam_word(&h, &steps.next(&h), &mut th, &mut m, &mut v, i32::MAX);
         }
         assert!(m > 0 && v > 0);
         assert_eq!(th, i32::MIN, "θ saturates instead of wrapping");

@@ -140,11 +140,15 @@ impl<N: Loss> Experiment<N> {
 
 const CKPT_MAGIC: &[u8; 8] = b"HDFACK01";
 
-/// Hash of everything that shapes the training trajectory: the epoch count and the
-/// thread count are left out, so a run can be extended or resumed on another machine.
+/// Hash of everything that shapes the training trajectory: the thread count is left
+/// out, and so is the epoch count under a constant learning rate, so a run can be
+/// extended or resumed on another machine. A learning-rate schedule depends on the
+/// epoch count, so there it is kept: a resume with another count is refused.
 fn config_hash(c: &Config) -> u64 {
     let mut raw = c.raw.clone();
-    raw.epochs = 0;
+    if raw.eta_schedule == crate::config::EtaSchedule::Constant {
+        raw.epochs = 0;
+    }
     raw.threads = 0;
     let mut h = Fnv1a::new();
     h.write(format!("{raw:?}").as_bytes());

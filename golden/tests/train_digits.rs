@@ -323,3 +323,43 @@ fn train_digits_image_size_that_does_not_match_the_config_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn train_digits_resume_with_a_linear_schedule_and_wide_activations_is_bit_identical() {
+    let edits = [(
+        "format = \"q8.8-q4.12-q3.13\"",
+        "format = \"q8.24-q4.12-q3.13\"\neta_schedule = \"linear\"",
+    )];
+    let dir = root().join("target/hdfa-test/resume-linear");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ck = dir.join("checkpoint.bin");
+    let mut straight = exp_for("hdfa_p0_5", &edits);
+    assert!(straight.config.raw.epochs >= 2);
+    assert!(straight.config.eta_at(2).raw < straight.config.eta_at(1).raw);
+    straight.run_epoch(&mut |_| {});
+    straight.run_epoch(&mut |_| {});
+    let mut first = exp_for("hdfa_p0_5", &edits);
+    first.run_epoch(&mut |_| {});
+    first.save_checkpoint(&ck).unwrap();
+    let mut resumed = exp_for("hdfa_p0_5", &edits);
+    resumed.load_checkpoint(&ck).unwrap();
+    resumed.run_epoch(&mut |_| {});
+    assert_eq!(straight.weight_checksum(), resumed.weight_checksum());
+    assert_eq!(straight.trainer.opt, resumed.trainer.opt);
+    // The schedule acts: the same run at a constant rate ends elsewhere.
+    let mut constant = exp_for(
+        "hdfa_p0_5",
+        &[(
+            "format = \"q8.8-q4.12-q3.13\"",
+            "format = \"q8.24-q4.12-q3.13\"",
+        )],
+    );
+    constant.run_epoch(&mut |_| {});
+    constant.run_epoch(&mut |_| {});
+    assert_ne!(straight.weight_checksum(), constant.weight_checksum());
+    // Under a schedule the epoch count shapes the rates: another count is refused.
+    let mut longer = exp_for("hdfa_p0_5", &edits);
+    longer.config.raw.epochs += 1;
+    let e = longer.load_checkpoint(&ck).unwrap_err().to_string();
+    assert!(e.contains("different configuration"), "{e}");
+}

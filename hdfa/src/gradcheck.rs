@@ -64,6 +64,13 @@ pub fn run(a: &GradcheckArgs) -> Result<()> {
         };
     }
     let mut exp = Experiment::<Fx>::new(cfg)?;
+    // The forward pass rounds pre-activations to this many fraction bits.
+    let fwd_bits = if exp.trainer.net.is_wide() { 24 } else { 8 };
+    if let Some(b) = a.round_p.filter(|&b| b != fwd_bits) {
+        eprintln!(
+            "note: --round-p {b} does not model this config's forward pass, which rounds to {fwd_bits} fraction bits"
+        );
+    }
     let kind = match a.kind {
         KindArg::Bp => Some(StepKind::Bp),
         KindArg::Dfa => Some(StepKind::Dfa),

@@ -409,7 +409,7 @@ pub fn sweep(a: &SweepArgs) -> Result<()> {
         let (mut steps, mut secs) = (0, 0.0);
         for k in 0..a.seeds {
             let mut c = cfg.clone();
-            c.raw.seed = cfg.raw.seed + k;
+            c.raw.seed = cfg.raw.seed.wrapping_add(k);
             let t0 = std::time::Instant::now();
             let m = run_to_end::<Fx>(&c)?;
             secs += t0.elapsed().as_secs_f64();

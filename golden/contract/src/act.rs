@@ -3,8 +3,8 @@
 //!
 //! **tanh** is one table and one interpolation. The table holds tanh(i · 2^−7) for
 //! i = 0..=1024 (the domain [0, 8], 1025 words of 25 bits) at [`OUT_FRAC`] = 24
-//! fraction bits. An input is first rounded half up to 24 fraction bits; its
-//! magnitude m selects entry i = m >> 17 and the remaining 17 bits t interpolate
+//! fraction bits. An input's magnitude is first rounded half up to 24 fraction bits;
+//! that magnitude m selects entry i = m >> 17 and the remaining 17 bits t interpolate
 //! linearly, y = T[i] + round((T[i+1] − T[i]) · t / 2^17) (one multiply, one add); the
 //! sign is applied last, so tanh is exactly odd. |x| ≥ 8 returns ±T[1024]
 //! (tanh(8) = 1 − 2.3·10^−7).
@@ -81,8 +81,8 @@ fn to_out_frac(x: i64, frac: u32) -> i64 {
 /// tanh of `x` (raw, `frac` fraction bits), at 24 fraction bits.
 pub fn tanh_fx(x: i64, frac: u32) -> i32 {
     let t = table();
-    let a = to_out_frac(x, frac);
-    let m = a.unsigned_abs();
+    // The magnitude is rounded, the sign applied last: tanh is exactly odd.
+    let m = to_out_frac(x.unsigned_abs().min(i64::MAX as u64) as i64, frac) as u64;
     let sub = OUT_FRAC - STEP_BITS;
     let i = (m >> sub) as usize;
     let y = if i >= TABLE_LEN - 1 {
@@ -92,7 +92,7 @@ pub fn tanh_fx(x: i64, frac: u32) -> i32 {
         let d = (t[i + 1] - t[i]) as i64;
         t[i] as i64 + round_shift(d * frac_bits, sub)
     };
-    (if a < 0 { -y } else { y }) as i32
+    (if x < 0 { -y } else { y }) as i32
 }
 
 /// The logistic sigmoid of `x` (raw, `frac` fraction bits), at 24 fraction bits:
@@ -163,6 +163,11 @@ mod tests {
         assert_eq!(tanh_fx(-(i64::MAX >> 2), 12), -end);
         assert_eq!(tanh_fx(0, 12), 0);
         assert_eq!(sigmoid_fx(0, 12), 1 << (OUT_FRAC - 1));
+        // Odd also for inputs finer than the table's 24 fraction bits (sigmoid reads
+        // its input with one more).
+        for raw in [1i64, 2, 3, 12345, -7, 1 << 40] {
+            assert_eq!(tanh_fx(-raw, 30), -tanh_fx(raw, 30), "odd at {raw} / 2^30");
+        }
     }
 
     #[test]

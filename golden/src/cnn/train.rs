@@ -216,6 +216,20 @@ impl<N: Num> Net<N> {
         }
     }
 
+    /// The predicted class after [`Net::forward`]: the largest logit, on all the bits
+    /// the forward pass kept ((hi, lo) pairs with wide activations; the softmax reads
+    /// the Q8.8 words).
+    pub fn predicted(&self, t: &Trace<N>) -> usize {
+        let z = t.p.last().expect("a network has blocks");
+        match t.pl.last().filter(|_| self.is_wide()) {
+            Some(zl) => {
+                let pairs: Vec<(N::V, N::V)> = z.iter().copied().zip(zl.iter().copied()).collect();
+                argmax(&pairs)
+            }
+            None => argmax(z),
+        }
+    }
+
     /// Forward pass of one sample; returns the logits (last pre-activation).
     pub fn forward(&self, f: &Forward<N::V>, input: &[N::V], t: &mut Trace<N>) {
         let nb = self.blocks.len();
@@ -471,7 +485,7 @@ impl<N: Loss> Net<N> {
     ) -> Sample {
         self.forward(f, x, t);
         let z = t.p.last().expect("a network has blocks");
-        let predicted = argmax(z);
+        let predicted = self.predicted(t);
         let mut e_l = vec![N::zero(); z.len()];
         let (loss_raw, loss_real, exp_l) = N::softmax_xent(z, label, &mut e_l, self.normalize);
         if let Some(kind) = kind {
@@ -659,7 +673,7 @@ impl<N: Loss> Trainer<N> {
                         c.iter()
                             .map(|x| {
                                 self.net.forward(f, x, &mut t);
-                                argmax(t.p.last().expect("a network has blocks"))
+                                self.net.predicted(&t)
                             })
                             .collect::<Vec<_>>()
                     })

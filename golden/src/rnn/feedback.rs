@@ -14,8 +14,8 @@
 //! repeats it. BPTT carries the error of output j back to input i through j − i
 //! recurrent steps, i.e. through the (j − i)-th power of the recurrent Jacobian;
 //! [`Exponent::TimeDistance`] uses n = j − i, which mimics that: the diagonal block is
-//! then sign(I ⊙ R_j), the mask itself, and blocks further from the diagonal
-//! take higher powers. Both are fixed at the start of training.
+//! then sign(I ⊙ R_j), the identity's diagonal where the mask keeps it, and blocks
+//! further from the diagonal take higher powers. Both are fixed at the start of training.
 //!
 //! The powers are computed in f64 with a fixed summation order (IEEE basic
 //! operations only, so every machine gets the same signs), rescaled by a power of two
@@ -123,9 +123,15 @@ impl TriFeedback {
         let masks = (0..t)
             .map(|_| (0..h * h).map(|_| rng.uniform() >= sparsity).collect())
             .collect();
-        // Expected nonzeros per output row: the kept share of H · (T − i) terms; the
-        // shift uses the mean over rows.
-        let terms = (h * (t + 1) / 2) as f64 * (1.0 - sparsity);
+        // Expected nonzeros per output row, averaged over the row blocks i: the kept
+        // share of H per block j ≥ i, except that a time-distance diagonal block (the
+        // identity) has at most one per row.
+        let blocks = (t + 1) as f64 / 2.0;
+        let per_row = match exponent {
+            Exponent::Printed => h as f64 * blocks,
+            Exponent::TimeDistance => h as f64 * (blocks - 1.0) + 1.0,
+        };
+        let terms = per_row * (1.0 - sparsity);
         let shift = crate::format::fan_in_shift(terms.round().max(1.0) as usize);
         Ok(TriFeedback {
             h,
