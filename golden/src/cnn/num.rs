@@ -69,9 +69,15 @@ pub trait Num:
     fn bwd_out(acc: Self::Acc) -> Self::V;
     /// Sum of ±errors (binary backward weights) scaled by 2^−shift → error.
     fn bin_out(acc: Self::Acc, shift: u32) -> Self::V;
-    /// Add one sample's exact gradient sums `part`, whose error had exponent `exp`,
-    /// to the batch sums `total`, aligned to the batch LSB.
+    /// Add exact gradient sums `part`, whose errors had exponent `exp`, to the batch
+    /// sums `total`, aligned to the batch LSB.
     fn fold(total: &mut [Self::Wide], part: &[Self::Acc], exp: i32);
+    /// How many samples' gradient sums over a contraction of `len` terms one
+    /// accumulator may take before it must be folded ([`Num::fold`]): samples of the
+    /// same exponent add up exactly in `Acc` while the bound holds, and one fold of
+    /// their sum gives the bits of folding each (fixed point). The f32 path folds every
+    /// sample (1), since a sum scaled once rounds differently from scaled terms.
+    fn fold_every(len: usize) -> usize;
     /// Normalize an error tensor at exponent `exp` ([`crate::scale::normalize`]);
     /// returns the shift s (new exponent: exp + s). The f32 path returns 0.
     fn normalize(e: &mut [Self::V], exp: i32) -> i32;
@@ -229,6 +235,11 @@ impl Num for Fx {
     fn normalize(e: &mut [i16], exp: i32) -> i32 {
         scale::normalize(e, exp)
     }
+    fn fold_every(len: usize) -> usize {
+        // |e·x| < 2^30 (two i16 words), so one sample's sum of `len` terms is below
+        // 2^30·len, and 2^32 / len samples stay below 2^62.
+        ((1usize << 32) / len.max(1)).max(1)
+    }
     fn grad_out(acc: i128, log2_batch: u32) -> i32 {
         let frac = ERROR.frac + ACT.frac + scale::EXP_MAX as u32;
         format::rescale_wide(acc, frac, log2_batch, MASTER) as i32
@@ -353,6 +364,9 @@ impl Num for F32 {
     fn normalize(_e: &mut [f32], _exp: i32) -> i32 {
         0
     }
+    fn fold_every(_len: usize) -> usize {
+        1
+    }
     fn grad_out(acc: f32, log2_batch: u32) -> f32 {
         acc / (1u64 << log2_batch) as f32
     }
@@ -394,5 +408,21 @@ impl Num for F32 {
     }
     fn gemm_abt(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32]) {
         super::gemm::gemm_abt_f32(a, b, m, n, k, c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fold_every_keeps_the_pending_sums_inside_i64() {
+        for len in [1usize, 9, 784, 50_000, 1 << 20, 1 << 32, 1 << 40] {
+            let k = Fx::fold_every(len) as u128;
+            // k samples of `len` products of two i16 words, each below 2^30.
+            assert!(k * len as u128 * (1u128 << 30) <= 1u128 << 62 || k == 1, "len {len}");
+            assert!(k >= 1);
+        }
+        assert_eq!(F32::fold_every(9), 1);
     }
 }

@@ -426,23 +426,50 @@ impl<A: Copy + Default> GradAcc<A> {
     }
 }
 
+/// Per-thread gradient sums of the current samples, per block: exact accumulators
+/// that take samples of one exponent until they must be folded ([`Num::fold_every`]).
+#[derive(Clone, Debug)]
+struct Pending<A> {
+    /// The sums.
+    acc: GradAcc<A>,
+    /// Exponent of the samples in each block's sums.
+    exp: Vec<i32>,
+    /// Samples in each block's sums (0: empty).
+    count: Vec<usize>,
+}
+
 impl<N: Num> Net<N> {
     /// Add one sample's weight and bias gradients (errors and inputs in `t`) to the
-    /// batch sums `g`, through the per-sample scratch `part`.
-    fn accumulate(&self, t: &mut Trace<N>, part: &mut GradAcc<N::Acc>, g: &mut GradAcc<N::Wide>) {
+    /// pending sums `p`, folding them into the batch sums `g` first when the sample's
+    /// exponent differs or the accumulator's bound is reached.
+    fn accumulate(&self, t: &mut Trace<N>, p: &mut Pending<N::Acc>, g: &mut GradAcc<N::Wide>) {
         for i in 0..self.blocks.len() {
-            part.w[i].fill(N::zero_acc());
-            part.b[i].fill(N::zero_acc());
+            let geom = &self.blocks[i].geom;
+            let every = N::fold_every(geom.out_h * geom.out_w);
+            if p.count[i] > 0 && (p.exp[i] != t.exp[i] || p.count[i] >= every) {
+                self.fold_pending(i, p, g);
+            }
+            p.exp[i] = t.exp[i];
+            p.count[i] += 1;
             ops::conv_bwd_weight::<N>(
-                &self.blocks[i].geom,
+                geom,
                 &t.e[i],
                 &t.x[i],
-                &mut part.w[i],
-                &mut part.b[i],
+                &mut p.acc.w[i],
+                &mut p.acc.b[i],
                 &mut t.scratch,
             );
-            N::fold(&mut g.w[i], &part.w[i], t.exp[i]);
-            N::fold(&mut g.b[i], &part.b[i], t.exp[i]);
+        }
+    }
+
+    /// Fold block `i`'s pending sums into `g` and empty them.
+    fn fold_pending(&self, i: usize, p: &mut Pending<N::Acc>, g: &mut GradAcc<N::Wide>) {
+        if p.count[i] > 0 {
+            N::fold(&mut g.w[i], &p.acc.w[i], p.exp[i]);
+            N::fold(&mut g.b[i], &p.acc.b[i], p.exp[i]);
+            p.acc.w[i].fill(N::zero_acc());
+            p.acc.b[i].fill(N::zero_acc());
+            p.count[i] = 0;
         }
     }
 }
@@ -507,7 +534,12 @@ fn run_samples<N: Loss>(
     samples: &[(&[N::V], usize)],
 ) -> (GradAcc<N::Wide>, Vec<i64>, f64, usize) {
     let mut g = GradAcc::zeros(net);
-    let mut part = GradAcc::zeros(net);
+    let nb = net.blocks.len();
+    let mut pending = Pending {
+        acc: GradAcc::zeros(net),
+        exp: vec![0; nb],
+        count: vec![0; nb],
+    };
 
     let mut t = Trace::<N>::default();
     let mut losses = Vec::with_capacity(samples.len());
@@ -518,7 +550,10 @@ fn run_samples<N: Loss>(
         correct += (s.predicted == label) as usize;
         losses.push(s.loss_raw);
         loss_real += s.loss_real;
-        net.accumulate(&mut t, &mut part, &mut g);
+        net.accumulate(&mut t, &mut pending, &mut g);
+    }
+    for i in 0..nb {
+        net.fold_pending(i, &mut pending, &mut g);
     }
     (g, losses, loss_real, correct)
 }
