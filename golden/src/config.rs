@@ -166,6 +166,10 @@ pub struct BackwardToml {
     /// Gain 2^−extra_shift of the DFA paths from e_L, applied once (0..=15).
     #[serde(default)]
     pub extra_shift: u32,
+    /// Sparsity of the binary dense (matrix) paths, S = sign(D ⊙ R): the share of
+    /// zero entries, [0, 1); needs `binary`.
+    #[serde(default)]
+    pub sparsity: f64,
 }
 
 impl Default for BackwardToml {
@@ -176,6 +180,7 @@ impl Default for BackwardToml {
             k: 3,
             dilate: true,
             extra_shift: 0,
+            sparsity: 0.0,
         }
     }
 }
@@ -407,6 +412,21 @@ impl Config {
                 format!("{} is out of range: valid range is 0..=15", b.extra_shift),
             ));
         }
+        if !(0.0..1.0).contains(&b.sparsity) {
+            return Err(bad(
+                "backward.sparsity",
+                format!("{} is out of range: valid range is [0, 1)", b.sparsity),
+            ));
+        }
+        if b.sparsity > 0.0 && !b.binary {
+            return Err(bad(
+                "backward.sparsity",
+                format!(
+                    "{} needs binary = true (the sparse weights are S = sign(D ⊙ R))",
+                    b.sparsity
+                ),
+            ));
+        }
         if b.k == 0 || b.k % 2 == 0 {
             return Err(bad(
                 "backward.k",
@@ -492,6 +512,7 @@ impl Config {
             k: b.k,
             dilate: b.dilate,
             extra_shift: b.extra_shift,
+            sparsity: b.sparsity,
         };
         Ok(Config {
             file: file.to_path_buf(),
@@ -607,5 +628,20 @@ out = 10
             e.contains("key `bp_ratio`") && e.contains("required"),
             "{e}"
         );
+        let back = |extra: &str| OK.replace("[data]", &format!("[backward]\n{extra}\n[data]"));
+        let e = err(&back("sparsity = 1.0"));
+        assert!(
+            e.contains("backward.sparsity") && e.contains("[0, 1)"),
+            "{e}"
+        );
+        let e = err(&back("sparsity = -0.1"));
+        assert!(e.contains("backward.sparsity") && e.contains("-0.1"), "{e}");
+        let e = err(&back("sparsity = 0.5\nbinary = false"));
+        assert!(
+            e.contains("backward.sparsity") && e.contains("binary"),
+            "{e}"
+        );
+        let c = Config::parse(Path::new("exp.toml"), &back("sparsity = 0.9")).unwrap();
+        assert_eq!(c.dfa.sparsity, 0.9);
     }
 }

@@ -110,6 +110,7 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
         k: 3,
         dilate: true,
         extra_shift: 0,
+        sparsity: 0.0,
     };
     let mut net = Net::<Fx>::new((1, 8, 8), blocks.clone(), Propagation::Bp, opts, 5).unwrap();
     let mut rng = Rng::seed_from_u64(9);
@@ -283,6 +284,7 @@ fn f32_bp_gradients_match_finite_differences() {
         k: 3,
         dilate: true,
         extra_shift: 0,
+        sparsity: 0.0,
     };
     let net = Net::<F32>::new((1, 8, 8), blocks, Propagation::Bp, opts, 5).unwrap();
     let mut trainer = Trainer::new(net, hyper(), 1);

@@ -1,8 +1,11 @@
 //! The binary sparse backward weight (paper eq. 10) and its error propagation.
 //!
 //! S = sign(D ⊙ R): D is a dense random matrix, R a random 0/1 mask that keeps each
-//! entry with probability 1 − s, both drawn from one seed. S has entries in
-//! {−1, 0, +1} and is fixed for the whole training run.
+//! entry with probability 1 − s, both drawn from one generator. S has entries in
+//! {−1, 0, +1} and is fixed for the whole training run. Only D's sign reaches S, so D
+//! is drawn as its sign, one fair bit per entry ([`SparseSign::draw`], row-major:
+//! the sign bit, then, when s > 0, R's uniform draw). The trainer's dense DFA paths
+//! and the unit's test matrices come from this one function.
 //!
 //! The operation is e_i = sat(round((S · e_L) >> shift)) ⊙ f'(p):
 //! the sum is exact (accumulator format), narrowed once by [`narrow`] into the error
@@ -78,28 +81,43 @@ pub struct SparseSign {
 }
 
 impl SparseSign {
-    /// S = sign(D ⊙ R) with D uniform in (−1, 1) and R keeping each entry with
-    /// probability 1 − sparsity; `seed` fixes both.
+    /// S = sign(D ⊙ R) from `seed`, within the unit's limits ([`check_dims`]); see
+    /// [`SparseSign::draw`].
     pub fn random(
         n_rows: usize,
         n_cols: usize,
         sparsity: f64,
         seed: u64,
     ) -> Result<Self, GoldenError> {
-        check_sparsity(sparsity)?;
         check_dims(n_rows, n_cols)?;
-        let mut rng = Rng::seed_from_u64(seed);
+        SparseSign::draw(n_rows, n_cols, sparsity, &mut Rng::seed_from_u64(seed))
+    }
+
+    /// S = sign(D ⊙ R) of any size (columns up to 2^16), drawn from `rng` row by row:
+    /// per entry the sign of D (one fair bit), then, when `sparsity` > 0, R keeps the
+    /// entry with probability 1 − sparsity. With sparsity 0 this is one bit per entry.
+    pub fn draw(
+        n_rows: usize,
+        n_cols: usize,
+        sparsity: f64,
+        rng: &mut Rng,
+    ) -> Result<Self, GoldenError> {
+        check_sparsity(sparsity)?;
+        if n_cols == 0 || n_cols > 1 << 16 || n_rows == 0 {
+            return Err(GoldenError::out_of_range(
+                "rows x cols",
+                format!("{n_rows} x {n_cols}"),
+                "rows >= 1, cols 1..=65536",
+            ));
+        }
         let mut rows = Vec::with_capacity(n_rows);
         for _ in 0..n_rows {
             let mut row = Vec::new();
             for c in 0..n_cols {
-                let d = rng.uniform() * 2.0 - 1.0; // D
-                let keep = rng.uniform() >= sparsity; // R
-                if keep && d != 0.0 {
-                    row.push(Nonzero {
-                        col: c as u16,
-                        neg: d < 0.0,
-                    });
+                let neg = rng.bit(); // sign(D)
+                let keep = sparsity == 0.0 || rng.uniform() >= sparsity; // R
+                if keep {
+                    row.push(Nonzero { col: c as u16, neg });
                 }
             }
             rows.push(row);

@@ -43,6 +43,7 @@
 
 use super::num::Num;
 use super::ops::{self, ConvGeom};
+use crate::bsbu::SparseSign;
 use crate::rng::Rng;
 use crate::rng::SeedableRng;
 use crate::GoldenError;
@@ -101,7 +102,7 @@ pub enum Propagation {
 }
 
 /// Options of the DFA backward paths.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DfaOptions {
     /// Binary ±1 weights with a scaling shift (else real values).
     pub binary: bool,
@@ -114,6 +115,9 @@ pub struct DfaOptions {
     /// Gain 2^−extra_shift of the paths from e_L (see the module docs), so DFA errors
     /// have about the size of BP errors.
     pub extra_shift: u32,
+    /// Sparsity s of the dense (matrix) paths' binary weights, S = sign(D ⊙ R)
+    /// (eq. 10; 0: every entry ±1).
+    pub sparsity: f64,
 }
 
 /// A fixed backward weight: binary signs with a shift, or real values.
@@ -140,6 +144,38 @@ impl<V: Copy> BackWeight<V> {
                     .collect(),
             )
         }
+    }
+
+    /// The matrix of a dense path (`g` = ConvGeom::dense(source, target): one row per
+    /// target element, one column per source element). Binary: S = sign(D ⊙ R) from
+    /// the contract's generator ([`SparseSign::draw`], the one the backward-weight
+    /// unit's matrices come from), masked entries 0, narrowed by the fan-in shift of
+    /// the kept entries per row; at sparsity 0 the same bits as [`BackWeight::draw`].
+    /// Real: as [`BackWeight::draw`] (sparsity applies to binary weights only).
+    fn dense<N: Num<V = V>>(
+        g: &ConvGeom,
+        o: DfaOptions,
+        rng: &mut Rng,
+    ) -> Result<Self, GoldenError> {
+        if !o.binary {
+            return Ok(Self::draw::<N>(g.w_len(), g.in_c, false, rng));
+        }
+        let s = SparseSign::draw(g.out_c, g.in_c, o.sparsity, rng)?;
+        let kept = (g.in_c as f64 * (1.0 - o.sparsity)).round().max(1.0) as usize;
+        let mut neg = vec![false; g.w_len()];
+        let mut unit = vec![N::zero(); g.w_len()];
+        for r in 0..g.out_c {
+            for nz in s.row(r) {
+                let k = r * g.in_c + nz.col as usize;
+                neg[k] = nz.neg;
+                unit[k] = N::unit(nz.neg);
+            }
+        }
+        Ok(BackWeight::Binary(
+            neg,
+            crate::format::fan_in_shift(kept),
+            unit,
+        ))
     }
 
     /// Apply as a convolution with geometry `g`.
@@ -397,7 +433,7 @@ impl<N: Num> Net<N> {
         let mut prng = rng.fork(2);
         let paths = match propagation {
             Propagation::Bp => Vec::new(),
-            Propagation::Dfa => dense_paths::<N>(&blocks, dfa, &mut prng),
+            Propagation::Dfa => dense_paths::<N>(&blocks, dfa, &mut prng)?,
             Propagation::Cdfa => conv_paths::<N>(&blocks, dfa, &mut prng)?,
         };
         Ok(Net {
@@ -418,22 +454,26 @@ impl<N: Num> Net<N> {
     }
 }
 
-fn dense_paths<N: Num>(blocks: &[Block], o: DfaOptions, rng: &mut Rng) -> Vec<BackPath<N::V>> {
+fn dense_paths<N: Num>(
+    blocks: &[Block],
+    o: DfaOptions,
+    rng: &mut Rng,
+) -> Result<Vec<BackPath<N::V>>, GoldenError> {
     let last = blocks.len() - 1;
     let classes = blocks[last].geom.out_c;
     (0..last)
         .map(|t| {
             let (c, h, w) = blocks[t].p_shape();
             let g = ConvGeom::dense(classes, c * h * w);
-            BackPath {
+            Ok(BackPath {
                 target: t,
                 source: last,
                 d2: None,
                 shuffle: None,
                 up: 1,
-                d1: (g, BackWeight::draw::<N>(g.w_len(), classes, o.binary, rng)),
+                d1: (g, BackWeight::dense::<N>(&g, o, rng)?),
                 gain: size_gain(c * h * w, classes) + o.extra_shift,
-            }
+            })
         })
         .collect()
 }
@@ -499,7 +539,7 @@ fn conv_paths<N: Num>(
                 d2: None,
                 shuffle: None,
                 up: 1,
-                d1: (g, BackWeight::draw::<N>(g.w_len(), classes, o.binary, rng)),
+                d1: (g, BackWeight::dense::<N>(&g, o, rng)?),
                 gain: size_gain(ct * ht * wt, classes) + o.extra_shift,
             });
             continue;
@@ -604,6 +644,45 @@ mod tests {
     }
 
     #[test]
+    fn dense_paths_come_from_the_contract_generator_and_follow_the_sparsity() {
+        let g = ConvGeom::dense(10, 300);
+        let opts = |sparsity: f64| DfaOptions {
+            binary: true,
+            groups: 1,
+            k: 3,
+            dilate: true,
+            extra_shift: 0,
+            sparsity,
+        };
+        // Sparsity 0: the same bits as the plain ±1 draw (one fair bit per entry).
+        let (mut r1, mut r2) = (Rng::seed_from_u64(4), Rng::seed_from_u64(4));
+        let a = BackWeight::<i16>::dense::<Fx>(&g, opts(0.0), &mut r1).unwrap();
+        let b = BackWeight::<i16>::draw::<Fx>(g.w_len(), 10, true, &mut r2);
+        assert_eq!(a, b);
+        // Sparsity 0.9: the contract's S from the same generator state, masked
+        // entries 0, and the fan-in shift of the kept entries per row (1 of 10).
+        let (mut r1, mut r2) = (Rng::seed_from_u64(5), Rng::seed_from_u64(5));
+        let BackWeight::Binary(neg, shift, unit) =
+            BackWeight::<i16>::dense::<Fx>(&g, opts(0.9), &mut r1).unwrap()
+        else {
+            panic!("binary")
+        };
+        let s = SparseSign::draw(300, 10, 0.9, &mut r2).unwrap();
+        for r in 0..300 {
+            for c in 0..10 {
+                let want = s.dense(r, c) as i16;
+                assert_eq!(unit[r * 10 + c], want, "({r}, {c})");
+                if want != 0 {
+                    assert_eq!(neg[r * 10 + c], want < 0);
+                }
+            }
+        }
+        let density = unit.iter().filter(|&&u| u != 0).count() as f64 / 3000.0;
+        assert!((density - 0.1).abs() < 0.02, "{density}");
+        assert_eq!(shift, crate::format::fan_in_shift(1));
+    }
+
+    #[test]
     fn modules_and_dilations_follow_the_receptive_field() {
         use LayerSpec::*;
         let layers = vec![
@@ -631,6 +710,7 @@ mod tests {
             k: 3,
             dilate: true,
             extra_shift: 0,
+            sparsity: 0.0,
         };
         let net = Net::<Fx>::new((1, 8, 8), blocks, Propagation::Cdfa, o, 1).unwrap();
         let by_t = |t: usize| net.paths.iter().find(|p| p.target == t).unwrap();

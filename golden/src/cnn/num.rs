@@ -420,7 +420,10 @@ mod tests {
         for len in [1usize, 9, 784, 50_000, 1 << 20, 1 << 32, 1 << 40] {
             let k = Fx::fold_every(len) as u128;
             // k samples of `len` products of two i16 words, each below 2^30.
-            assert!(k * len as u128 * (1u128 << 30) <= 1u128 << 62 || k == 1, "len {len}");
+            assert!(
+                k * len as u128 * (1u128 << 30) <= 1u128 << 62 || k == 1,
+                "len {len}"
+            );
             assert!(k >= 1);
         }
         assert_eq!(F32::fold_every(9), 1);
