@@ -1,15 +1,20 @@
-//! Capture of real training vectors for the conv engine: [`PathCapture`] (one conv
+//! Capture of real training vectors for the units: [`PathCapture`] (one conv
 //! backward path's source error, ReLU mask and the trainer's target error at one
-//! sample of one step, as ndarray maps) and [`Experiment::capture_paths`]; [`path`] and [`from_path`]
-//! translate between the trainer's backward paths and the engine's layers.
+//! sample of one step, as ndarray maps) and [`Experiment::capture_paths`] for the conv
+//! engine; [`path`] and [`from_path`] translate between the trainer's backward paths
+//! and the engine's layers. [`DenseCapture`] and [`Experiment::capture_dense`] do the
+//! same for the dense (matrix) paths and the backward-weight unit, whose S is the
+//! trainer's own matrix, cut into tiles of the unit's row limit.
 
 use ndarray::Array3;
 
+use crate::bsbu::{FPrime, Nonzero, SparseSign};
 use crate::cnn::net::{BackPath, BackWeight};
 use crate::cnn::num::Fx;
 use crate::cnn::train::{StepKind, Trace};
 use crate::dce::{DceLayer, DceWeights};
 use crate::experiment::{ExpError, Experiment};
+use crate::format::ErrorFx;
 use crate::geom::shuffle_perm;
 use crate::GoldenError;
 
@@ -90,6 +95,108 @@ impl Experiment<Fx> {
                         ),
                         expected: map3(layer.ct, &layer, tr.pre[p.target].clone()),
                     });
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// One tile of a dense backward path (rows `rows` of its matrix) at one sample of a
+/// real training step: what the backward-weight unit takes and must give.
+#[derive(Clone, Debug)]
+pub struct DenseCapture {
+    /// Global training step (0 = before the first update).
+    pub step: usize,
+    /// Sample within the step's batch.
+    pub sample: usize,
+    /// Target block.
+    pub target: usize,
+    /// The rows of the path's matrix (target elements) in this tile.
+    pub rows: std::ops::Range<usize>,
+    /// The trainer's S for these rows (its own matrix, not a second draw).
+    pub s: SparseSign,
+    /// The path's narrowing shift.
+    pub shift: u32,
+    /// e_L, as normalized by the trainer (the unit's input).
+    pub e_l: Vec<ErrorFx>,
+    /// ReLU mask of the target rows (p > 0; all true without ReLU).
+    pub fprime: FPrime,
+    /// The trainer's target error for these rows, before its normalization.
+    pub expected: Vec<ErrorFx>,
+}
+
+impl Experiment<Fx> {
+    /// Train up to the largest of `steps` and, before each listed step's update,
+    /// record every binary dense path (from e_L) for the first `samples` samples,
+    /// with DFA propagation at that step's weights, in tiles of at most
+    /// [`crate::params::MAX_ROWS`] rows.
+    pub fn capture_dense(
+        &mut self,
+        steps: &[usize],
+        samples: usize,
+    ) -> Result<Vec<DenseCapture>, ExpError> {
+        let Some(&last) = steps.iter().max() else {
+            return Ok(Vec::new());
+        };
+        let file = self.config.file.clone();
+        let mut out = Vec::new();
+        self.walk_steps(last, true, |t, s, batch| {
+            if !steps.contains(&s) {
+                return Ok(());
+            }
+            let f = t.net.forward_copy();
+            let mut tr = Trace {
+                keep_pre: true,
+                ..Trace::default()
+            };
+            for (i, (x, y)) in batch.iter().take(samples).enumerate() {
+                t.net.sample(&f, x, *y, Some(StepKind::Dfa), &mut tr);
+                for p in &t.net.paths {
+                    let (g, BackWeight::Binary(_, shift, unit)) = &p.d1 else {
+                        continue;
+                    };
+                    if p.d2.is_some() || g.in_h != 1 || g.in_w != 1 || g.k != 1 {
+                        continue;
+                    }
+                    let relu = t.net.blocks[p.target].relu;
+                    let word = |v: i16| ErrorFx::from_bits(v);
+                    for r0 in (0..g.out_c).step_by(crate::params::MAX_ROWS) {
+                        let rows = r0..(r0 + crate::params::MAX_ROWS).min(g.out_c);
+                        let s_rows = rows
+                            .clone()
+                            .map(|r| {
+                                (0..g.in_c)
+                                    .filter(|&c| unit[r * g.in_c + c] != 0)
+                                    .map(|c| Nonzero {
+                                        col: c as u16,
+                                        neg: unit[r * g.in_c + c] < 0,
+                                    })
+                                    .collect()
+                            })
+                            .collect();
+                        let sm =
+                            SparseSign::from_rows(g.in_c, s_rows).map_err(|err| ExpError::Net {
+                                file: file.clone(),
+                                err,
+                            })?;
+                        out.push(DenseCapture {
+                            step: s,
+                            sample: i,
+                            target: p.target,
+                            rows: rows.clone(),
+                            s: sm,
+                            shift: *shift,
+                            e_l: tr.e[p.source].iter().map(|&v| word(v)).collect(),
+                            fprime: FPrime::Relu(
+                                rows.clone()
+                                    .map(|j| !relu || t.net.active(&tr, p.target, j))
+                                    .collect(),
+                            ),
+                            expected: tr.pre[p.target][rows].iter().map(|&v| word(v)).collect(),
+                        });
+                    }
                 }
             }
             Ok(())
