@@ -11,7 +11,7 @@ use ndarray::Array3;
 use crate::bsbu::{FPrime, Nonzero, SparseSign};
 use crate::cnn::net::{BackPath, BackWeight};
 use crate::cnn::num::Fx;
-use crate::cnn::train::{StepKind, Trace};
+use crate::cnn::train::{StepKind, Trace, Trainer};
 use crate::dce::{DceLayer, DceWeights};
 use crate::experiment::{ExpError, Experiment};
 use crate::format::ErrorFx;
@@ -53,11 +53,54 @@ impl Experiment<Fx> {
         steps: &[usize],
         samples: usize,
     ) -> Result<Vec<PathCapture>, ExpError> {
-        let Some(&last) = steps.iter().max() else {
-            return Ok(Vec::new());
-        };
         let file = self.config.file.clone();
         let mut out = Vec::new();
+        self.walk_dfa_samples(steps, samples, |t, s, i, tr| {
+            for p in &t.net.paths {
+                let Some(r) = from_path(p) else {
+                    continue;
+                };
+                let (layer, weights) = r.map_err(|err| ExpError::Net {
+                    file: file.clone(),
+                    err,
+                })?;
+                let relu = t.net.blocks[p.target].relu;
+                out.push(PathCapture {
+                    step: s,
+                    sample: i,
+                    target: p.target,
+                    source: p.source,
+                    layer,
+                    weights,
+                    e_src: map3(layer.cs, &layer, tr.e[p.source].clone()),
+                    mask: map3(
+                        layer.ct,
+                        &layer,
+                        (0..tr.p[p.target].len())
+                            .map(|j| !relu || t.net.active(tr, p.target, j))
+                            .collect(),
+                    ),
+                    expected: map3(layer.ct, &layer, tr.pre[p.target].clone()),
+                });
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Walk the steps up to the largest of `steps`; at each listed step, run the
+    /// first `samples` samples of its batch with DFA propagation at that step's
+    /// weights (errors kept before normalization) and hand each to `visit(trainer,
+    /// step, sample, trace)`.
+    fn walk_dfa_samples(
+        &mut self,
+        steps: &[usize],
+        samples: usize,
+        mut visit: impl FnMut(&Trainer<Fx>, usize, usize, &Trace<Fx>) -> Result<(), ExpError>,
+    ) -> Result<(), ExpError> {
+        let Some(&last) = steps.iter().max() else {
+            return Ok(());
+        };
         self.walk_steps(last, true, |t, s, batch| {
             if !steps.contains(&s) {
                 return Ok(());
@@ -69,37 +112,10 @@ impl Experiment<Fx> {
             };
             for (i, (x, y)) in batch.iter().take(samples).enumerate() {
                 t.net.sample(&f, x, *y, Some(StepKind::Dfa), &mut tr);
-                for p in &t.net.paths {
-                    let Some(r) = from_path(p) else {
-                        continue;
-                    };
-                    let (layer, weights) = r.map_err(|err| ExpError::Net {
-                        file: file.clone(),
-                        err,
-                    })?;
-                    let relu = t.net.blocks[p.target].relu;
-                    out.push(PathCapture {
-                        step: s,
-                        sample: i,
-                        target: p.target,
-                        source: p.source,
-                        layer,
-                        weights,
-                        e_src: map3(layer.cs, &layer, tr.e[p.source].clone()),
-                        mask: map3(
-                            layer.ct,
-                            &layer,
-                            (0..tr.p[p.target].len())
-                                .map(|j| !relu || t.net.active(&tr, p.target, j))
-                                .collect(),
-                        ),
-                        expected: map3(layer.ct, &layer, tr.pre[p.target].clone()),
-                    });
-                }
+                visit(t, s, i, &tr)?;
             }
             Ok(())
-        })?;
-        Ok(out)
+        })
     }
 }
 
@@ -137,66 +153,52 @@ impl Experiment<Fx> {
         steps: &[usize],
         samples: usize,
     ) -> Result<Vec<DenseCapture>, ExpError> {
-        let Some(&last) = steps.iter().max() else {
-            return Ok(Vec::new());
-        };
         let file = self.config.file.clone();
         let mut out = Vec::new();
-        self.walk_steps(last, true, |t, s, batch| {
-            if !steps.contains(&s) {
-                return Ok(());
-            }
-            let f = t.net.forward_copy();
-            let mut tr = Trace {
-                keep_pre: true,
-                ..Trace::default()
-            };
-            for (i, (x, y)) in batch.iter().take(samples).enumerate() {
-                t.net.sample(&f, x, *y, Some(StepKind::Dfa), &mut tr);
-                for p in &t.net.paths {
-                    let (g, BackWeight::Binary(_, shift, unit)) = &p.d1 else {
-                        continue;
-                    };
-                    if p.d2.is_some() || g.in_h != 1 || g.in_w != 1 || g.k != 1 {
-                        continue;
-                    }
-                    let relu = t.net.blocks[p.target].relu;
-                    let word = |v: i16| ErrorFx::from_bits(v);
-                    for r0 in (0..g.out_c).step_by(crate::params::MAX_ROWS) {
-                        let rows = r0..(r0 + crate::params::MAX_ROWS).min(g.out_c);
-                        let s_rows = rows
-                            .clone()
-                            .map(|r| {
-                                (0..g.in_c)
-                                    .filter(|&c| unit[r * g.in_c + c] != 0)
-                                    .map(|c| Nonzero {
-                                        col: c as u16,
-                                        neg: unit[r * g.in_c + c] < 0,
-                                    })
-                                    .collect()
-                            })
-                            .collect();
-                        let sm =
-                            SparseSign::from_rows(g.in_c, s_rows).map_err(|err| ExpError::Net {
-                                file: file.clone(),
-                                err,
-                            })?;
-                        out.push(DenseCapture {
-                            step: s,
-                            sample: i,
-                            target: p.target,
-                            rows: rows.clone(),
-                            s: sm,
-                            shift: *shift,
-                            e_l: tr.e[p.source].iter().map(|&v| word(v)).collect(),
-                            fprime: FPrime::Relu(
-                                rows.clone()
-                                    .map(|j| !relu || t.net.active(&tr, p.target, j))
-                                    .collect(),
-                            ),
-                            expected: tr.pre[p.target][rows].iter().map(|&v| word(v)).collect(),
-                        });
-                    }
+        self.walk_dfa_samples(steps, samples, |t, s, i, tr| {
+            for p in &t.net.paths {
+                let (g, BackWeight::Binary(_, shift, unit)) = &p.d1 else {
+                    continue;
+                };
+                if p.d2.is_some() || g.in_h != 1 || g.in_w != 1 || g.k != 1 {
+                    continue;
+                }
+                let relu = t.net.blocks[p.target].relu;
+                let word = |v: i16| ErrorFx::from_bits(v);
+                for r0 in (0..g.out_c).step_by(crate::params::MAX_ROWS) {
+                    let rows = r0..(r0 + crate::params::MAX_ROWS).min(g.out_c);
+                    let s_rows = rows
+                        .clone()
+                        .map(|r| {
+                            (0..g.in_c)
+                                .filter(|&c| unit[r * g.in_c + c] != 0)
+                                .map(|c| Nonzero {
+                                    col: c as u16,
+                                    neg: unit[r * g.in_c + c] < 0,
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    let sm =
+                        SparseSign::from_rows(g.in_c, s_rows).map_err(|err| ExpError::Net {
+                            file: file.clone(),
+                            err,
+                        })?;
+                    out.push(DenseCapture {
+                        step: s,
+                        sample: i,
+                        target: p.target,
+                        rows: rows.clone(),
+                        s: sm,
+                        shift: *shift,
+                        e_l: tr.e[p.source].iter().map(|&v| word(v)).collect(),
+                        fprime: FPrime::Relu(
+                            rows.clone()
+                                .map(|j| !relu || t.net.active(tr, p.target, j))
+                                .collect(),
+                        ),
+                        expected: tr.pre[p.target][rows].iter().map(|&v| word(v)).collect(),
+                    });
                 }
             }
             Ok(())
