@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use golden::bsbu::{apply, FPrime, Nonzero, SparseSign};
+use golden::capture::DenseCapture;
 use golden::format::{DerivFx, ErrorFx, DERIV, ERROR};
 use golden::params::{check_sparsity, BsbuParams};
 use golden::rng::Rng;
@@ -205,37 +206,50 @@ impl BsbuScenario {
     /// corner's name or `random N`.
     pub fn stream(&self, s: &SparseSign) -> Result<StreamVectors, TbError> {
         let p = &self.params;
-        let passes = self
+        let vectors = self
             .inputs()
             .into_iter()
             .enumerate()
-            .map(|(i, (el, fp))| {
-                let mut input: Vec<u64> = el.iter().map(|x| x.to_bits() as u16 as u64).collect();
-                input.extend(fp.words().iter().map(|x| x.to_bits() as u16 as u64));
-                let expected = apply(s, &el, &fp, p.shift)?
-                    .iter()
-                    .map(|x| x.to_bits() as i64)
-                    .collect();
-                Ok(Pass {
+            .map(|(i, (e_l, fprime))| {
+                Ok(Captured {
                     tag: BSBU_CORNERS.get(i).map_or_else(
                         || format!("random {}", i - CORNER_VECTORS),
                         |c| c.to_string(),
                     ),
-                    input,
-                    expected,
-                    compare: true,
-                    lane_stride: 1,
-                    ..Pass::default()
+                    expected: apply(s, &e_l, &fprime, p.shift)?,
+                    e_l,
+                    fprime,
                 })
             })
             .collect::<Result<Vec<_>, golden::GoldenError>>()?;
+        Ok(self.stream_of(s, &vectors))
+    }
+
+    /// The stream of given vectors with their expected words.
+    fn stream_of(&self, s: &SparseSign, vectors: &[Captured]) -> StreamVectors {
+        let p = &self.params;
+        let passes = vectors
+            .iter()
+            .map(|v| {
+                let mut input: Vec<u64> = v.e_l.iter().map(|x| x.to_bits() as u16 as u64).collect();
+                input.extend(v.fprime.words().iter().map(|x| x.to_bits() as u16 as u64));
+                Pass {
+                    tag: v.tag.clone(),
+                    input,
+                    expected: v.expected.iter().map(|x| x.to_bits() as i64).collect(),
+                    compare: true,
+                    lane_stride: 1,
+                    ..Pass::default()
+                }
+            })
+            .collect();
         let longest = s
             .lane_programs(p.lanes)
             .iter()
             .map(Vec::len)
             .max()
             .unwrap_or(0) as u64;
-        Ok(StreamVectors {
+        StreamVectors {
             unit: "bsbu",
             config: self.config(),
             passes,
@@ -244,7 +258,7 @@ impl BsbuScenario {
             out_format: ERROR,
             idle_limit: 4 * longest + 256,
             ports: &[],
-        })
+        }
     }
 
     /// The standard vector sets for mutation testing: `corners` and `random`.
@@ -283,6 +297,19 @@ impl BsbuScenario {
     }
 }
 
+/// One vector with its expected output words.
+#[derive(Clone, Debug)]
+pub struct Captured {
+    /// Name in reports (a corner's, `random N`, or the training step and sample).
+    pub tag: String,
+    /// e_L.
+    pub e_l: Vec<ErrorFx>,
+    /// f'(p) of the output rows.
+    pub fprime: FPrime,
+    /// The expected e_i.
+    pub expected: Vec<ErrorFx>,
+}
+
 /// The backward-weight unit as a [`Unit`]: one scenario, its S and its design.
 #[derive(Clone, Debug)]
 pub struct BsbuUnit {
@@ -292,6 +319,9 @@ pub struct BsbuUnit {
     pub s: SparseSign,
     /// The emitted design.
     pub design: Emitted,
+    /// Vectors captured from training, which replace the scenario's own vectors
+    /// (their expected words are the trainer's errors), and the tile's name.
+    pub captured: Option<(String, Vec<Captured>)>,
 }
 
 impl BsbuUnit {
@@ -303,7 +333,60 @@ impl BsbuUnit {
             scenario,
             s,
             design,
+            captured: None,
         })
+    }
+
+    /// One unit per tile of the trainer's dense paths in `caps` (one matrix each),
+    /// with `lanes` lanes, running every captured vector of that tile; the expected
+    /// words are the trainer's own errors.
+    pub fn from_captures(lanes: usize, caps: &[DenseCapture]) -> Result<Vec<BsbuUnit>, TbError> {
+        let mut units: Vec<BsbuUnit> = Vec::new();
+        for c in caps {
+            let found = units
+                .iter()
+                .position(|u| u.s == c.s && u.scenario.params.shift == c.shift);
+            let i = match found {
+                Some(i) => i,
+                None => {
+                    let params = BsbuParams::new(lanes, c.s.n_rows(), c.s.n_cols(), c.shift)?;
+                    c.s.check_fits(lanes)?;
+                    let zeros = c.s.n_rows() * c.s.n_cols() - c.s.nnz();
+                    let scenario = BsbuScenario {
+                        params,
+                        sparsity: zeros as f64 / (c.s.n_rows() * c.s.n_cols()) as f64,
+                        vectors: 0,
+                        seed: 0,
+                        stall: Stall::SOME,
+                        corner_rows: false,
+                    };
+                    units.push(BsbuUnit {
+                        design: rtl::bsbu::generate(&params, &c.s)?,
+                        s: c.s.clone(),
+                        scenario,
+                        captured: Some((
+                            format!(
+                                "p{lanes}_layer{}_rows{}_{}",
+                                c.target, c.rows.start, c.rows.end
+                            ),
+                            Vec::new(),
+                        )),
+                    });
+                    units.len() - 1
+                }
+            };
+            let list = &mut units[i].captured.as_mut().expect("a captured unit").1;
+            list.push(Captured {
+                tag: format!(
+                    "step {} sample {} layer {} rows {}..{}",
+                    c.step, c.sample, c.target, c.rows.start, c.rows.end
+                ),
+                e_l: c.e_l.clone(),
+                fprime: c.fprime.clone(),
+                expected: c.expected.clone(),
+            });
+        }
+        Ok(units)
     }
 }
 
@@ -324,11 +407,17 @@ impl Unit for BsbuUnit {
         1
     }
     fn case_name(&self, _: usize) -> String {
+        if let Some((name, _)) = &self.captured {
+            return name.clone();
+        }
         let sc = &self.scenario;
         format!("p{}_s{}_seed{}", sc.params.lanes, sc.sparsity, sc.seed)
     }
     fn stream(&self, _: usize) -> Result<StreamVectors, TbError> {
-        self.scenario.stream(&self.s)
+        match &self.captured {
+            Some((_, v)) => Ok(self.scenario.stream_of(&self.s, v)),
+            None => self.scenario.stream(&self.s),
+        }
     }
     fn ideal_per_vector(&self, _: usize) -> f64 {
         *self
@@ -342,7 +431,13 @@ impl Unit for BsbuUnit {
         None
     }
     fn vector_sets(&self) -> Result<Vec<VectorSet>, TbError> {
-        self.scenario.vector_sets(&self.s)
+        match &self.captured {
+            Some(_) => Ok(vec![VectorSet {
+                name: "captured".into(),
+                vectors: self.stream(0)?,
+            }]),
+            None => self.scenario.vector_sets(&self.s),
+        }
     }
     fn mutants(&self) -> &'static [Mutant] {
         BSBU_MUTANTS

@@ -1,0 +1,64 @@
+//! The backward-weight unit on the trainer's own dense DFA paths: digits-hdfa with
+//! 90%-sparse binary feedback, the path from e_L into conv 2 (1,024 rows, cut into
+//! four 256-row tiles), captured at the first, a middle and the last step of a run.
+//! S is the trainer's matrix and the expected words are the trainer's errors; every
+//! vector runs on Verilator and on Icarus.
+
+use std::path::{Path, PathBuf};
+
+use golden::cnn::num::Fx;
+use golden::config::Config;
+use golden::experiment::Experiment;
+use sim::stream::Stall;
+use testbench::bsbu::BsbuUnit;
+use testbench::{run_case, verdict, SimKind, Unit};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn bsbu_matches_digits_training_dense_paths_on_verilator_and_icarus() {
+    let path = root().join("configs/digits-hdfa.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "csv = \"data/",
+            &format!("csv = \"{}/data/", root().display()),
+        )
+        .replace("[backward]", "[backward]\nsparsity = 0.9");
+    let mut exp = Experiment::<Fx>::new(Config::parse(&path, &text).unwrap()).unwrap();
+    let caps = exp.capture_dense(&[0, 42, 83], 2).unwrap();
+    let units = BsbuUnit::from_captures(4, &caps).unwrap();
+    assert_eq!(units.len(), 4, "four tiles of the one dense path");
+    let cache = sim::verilator::default_cache_dir();
+    let work = root().join("target/hdfa-test/bsbu_capture");
+    let mut nonzero = 0;
+    for u in &units {
+        let v = u.stream(0).unwrap();
+        assert_eq!(v.passes.len(), 6, "3 steps x 2 samples");
+        nonzero += v
+            .passes
+            .iter()
+            .flat_map(|p| &p.expected)
+            .filter(|&&e| e != 0)
+            .count();
+        let mut stats = Vec::new();
+        for simk in [SimKind::Verilator, SimKind::Icarus] {
+            let r =
+                run_case(u, 0, simk, Stall::SOME, &cache, &work).unwrap_or_else(|e| panic!("{e}"));
+            println!("{}", r.summary());
+            assert!(
+                r.stats.first.is_none(),
+                "{}",
+                r.stats.first.as_ref().unwrap()
+            );
+            assert_eq!(r.stats.mismatches, 0);
+            assert_eq!(r.stats.outputs, 6 * 256);
+            stats.push(r.stats);
+        }
+        let problems = verdict(&[&stats[0], &stats[1]]);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+    assert!(nonzero > 0, "the captured errors are not all zero");
+}
