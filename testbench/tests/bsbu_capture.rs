@@ -19,15 +19,12 @@ fn root() -> PathBuf {
 
 #[test]
 fn bsbu_matches_digits_training_dense_paths_on_verilator_and_icarus() {
-    let path = root().join("configs/digits-hdfa.toml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(
-            "csv = \"data/",
-            &format!("csv = \"{}/data/", root().display()),
-        )
-        .replace("[backward]", "[backward]\nsparsity = 0.9");
-    let mut exp = Experiment::<Fx>::new(Config::parse(&path, &text).unwrap()).unwrap();
+    // The config's data path is relative to the repository root.
+    std::env::set_current_dir(root()).unwrap();
+    let c = Config::load(Path::new("configs/digits-hdfa.toml")).unwrap();
+    let mut raw = c.raw.clone();
+    raw.backward.sparsity = 0.9;
+    let mut exp = Experiment::<Fx>::new(Config::from_raw(&c.file, raw).unwrap()).unwrap();
     let caps = exp.capture_dense(&[0, 42, 83], 2).unwrap();
     let units = BsbuUnit::from_captures(4, &caps).unwrap();
     assert_eq!(units.len(), 4, "four tiles of the one dense path");
