@@ -218,11 +218,13 @@ struct DceArgs {
     /// dce: shift after D1 (default ceil(log2 sqrt(fan-in))).
     #[arg(long)]
     shift1: Option<u32>,
-    /// dce cosim: instead of random vectors, capture the error maps of a training
-    /// config's conv paths at its first, middle and last step and run those.
+    /// Instead of random vectors, capture a training config's paths at its first,
+    /// middle and last step and run those: dce: its conv paths; bsbu: its binary
+    /// dense paths from e_L (the trainer's own S, in tiles of at most 256 rows, one
+    /// design per tile).
     #[arg(long)]
     from_config: Option<PathBuf>,
-    /// dce cosim --from-config: keep only the first N training images (IDX data).
+    /// --from-config: keep only the first N training images (IDX data).
     #[arg(long)]
     train_limit: Option<usize>,
 }
@@ -302,11 +304,26 @@ fn sims(s: SimArg) -> Vec<SimKind> {
 }
 
 /// The one dispatch on the unit kind: its scenario or cases, generated once (a
-/// config's training vectors are captured once for emit, cosim and synth).
-fn build_unit(u: &UnitArgs, vectors: usize) -> Result<Box<dyn Unit>> {
-    Ok(match u.unit {
-        UnitKind::Bsbu => Box::new(BsbuUnit::new(u.scenario(vectors)?)?),
-        UnitKind::Dce => Box::new(DceUnit::new(u.lanes, u.dce.cases(vectors, u.seed)?)?),
+/// config's training vectors are captured once for emit, cosim and synth). One
+/// design, except for the bsbu from a config: one per tile of S.
+fn build_units(u: &UnitArgs, vectors: usize) -> Result<Vec<Box<dyn Unit>>> {
+    Ok(match (u.unit, &u.dce.from_config) {
+        (UnitKind::Bsbu, Some(file)) => {
+            let caps = testbench::bsbu::capture(file, u.dce.train_limit, None, 1)?;
+            let units = BsbuUnit::from_captures(u.lanes, &caps)?;
+            if units.is_empty() {
+                bail!("{}: the config has no binary dense backward path (from e_L) for the bsbu (mode dfa, cdfa or hdfa, binary = true)", file.display());
+            }
+            units
+                .into_iter()
+                .map(|x| Box::new(x) as Box<dyn Unit>)
+                .collect()
+        }
+        (UnitKind::Bsbu, None) => vec![Box::new(BsbuUnit::new(u.scenario(vectors)?)?)],
+        (UnitKind::Dce, _) => vec![Box::new(DceUnit::new(
+            u.lanes,
+            u.dce.cases(vectors, u.seed)?,
+        )?)],
     })
 }
 
@@ -503,7 +520,9 @@ fn main() -> Result<()> {
         Cmd::TrainBench(a) => train::train_bench(&a)?,
         Cmd::Gradcheck(a) => gradcheck::run(&a)?,
         Cmd::Emit { unit, out } => {
-            emit(build_unit(&unit, 0)?.as_ref(), &out)?;
+            for u in build_units(&unit, 0)? {
+                emit(u.as_ref(), &out)?;
+            }
         }
         Cmd::Cosim {
             unit,
@@ -512,11 +531,13 @@ fn main() -> Result<()> {
             mutant,
             out,
         } => {
-            let u = build_unit(&unit, vectors)?;
-            let problems = match &mutant {
-                Some(name) => cosim(&Mutated::new(u.as_ref(), name)?, sim, &out)?,
-                None => cosim(u.as_ref(), sim, &out)?,
-            };
+            let mut problems = Vec::new();
+            for u in build_units(&unit, vectors)? {
+                problems.extend(match &mutant {
+                    Some(name) => cosim(&Mutated::new(u.as_ref(), name)?, sim, &out)?,
+                    None => cosim(u.as_ref(), sim, &out)?,
+                });
+            }
             if !problems.is_empty() {
                 bail!(
                     "co-simulation found {} problem(s) (see the report and waveform above)",
@@ -525,16 +546,19 @@ fn main() -> Result<()> {
             }
         }
         Cmd::Mutants { unit, vectors, out } => {
-            let u = build_unit(&unit, vectors)?;
-            let sets = u.vector_sets()?;
-            let cache = sim::verilator::default_cache_dir();
-            let reports = mutation::run(u.design(), u.mutants(), &sets, &cache, &out)?;
-            println!("{}", mutation::table(&reports));
-            let survivors: Vec<&str> = reports
-                .iter()
-                .filter(|r| !r.killed())
-                .map(|r| r.mutant.name)
-                .collect();
+            let mut survivors: Vec<&str> = Vec::new();
+            for u in build_units(&unit, vectors)? {
+                let sets = u.vector_sets()?;
+                let cache = sim::verilator::default_cache_dir();
+                let reports = mutation::run(u.design(), u.mutants(), &sets, &cache, &out)?;
+                println!("{}", mutation::table(&reports));
+                survivors.extend(
+                    reports
+                        .iter()
+                        .filter(|r| !r.killed())
+                        .map(|r| r.mutant.name),
+                );
+            }
             if !survivors.is_empty() {
                 bail!(
                     "mutants survived every vector set: {}",
@@ -547,7 +571,9 @@ fn main() -> Result<()> {
             target: Target::Ice40,
             out,
         } => {
-            synth(build_unit(&unit, 0)?.as_ref(), &out)?;
+            for u in build_units(&unit, 0)? {
+                synth(u.as_ref(), &out)?;
+            }
         }
         Cmd::Bench {
             unit: UnitKind::Dce,
@@ -570,7 +596,13 @@ fn main() -> Result<()> {
             ..
         } => bench(sparsity, rows, cols, vectors.unwrap_or(1000), seed, &out)?,
         Cmd::Flow { unit, vectors, out } => {
-            let u = build_unit(&unit, vectors)?;
+            let units = build_units(&unit, vectors)?;
+            anyhow::ensure!(
+                units.len() == 1,
+                "flow runs one design; this bsbu config has {} tiles: run emit, cosim and synth instead",
+                units.len()
+            );
+            let u = &units[0];
             emit(u.as_ref(), &out.join("emit"))?;
             let problems = cosim(u.as_ref(), SimArg::Both, &out.join("cosim"))?;
             let r = synth(u.as_ref(), &out.join("synth"))?;

@@ -471,3 +471,38 @@ fn cli_sweep_with_seeds_reports_mean_and_std_per_rung() {
     ))
     .exists());
 }
+
+#[test]
+fn cli_bsbu_cosim_from_config_runs_the_trainers_dense_path_tiles_on_both_simulators() {
+    let (ok, stdout, err) = hdfa(&[
+        "cosim",
+        "--unit",
+        "bsbu",
+        "--from-config",
+        "configs/digits-sparse.toml",
+        "--sim",
+        "both",
+        "--out",
+        "target/hdfa-test/cli-bsbu-from-config",
+    ]);
+    assert!(ok, "{stdout}\n{err}");
+    let runs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("bsbu ")).collect();
+    // 1,024 rows of the path into conv 2 in four 256-row tiles, on two simulators.
+    assert_eq!(runs.len(), 8, "{stdout}");
+    assert!(
+        runs.iter().all(|l| l.ends_with("mismatches: 0")),
+        "{stdout}"
+    );
+    // A config without a binary dense path is an error that says so.
+    let (ok, _, err) = hdfa(&[
+        "cosim",
+        "--unit",
+        "bsbu",
+        "--from-config",
+        "configs/digits-small.toml",
+    ]);
+    assert!(
+        !ok && err.contains("no binary dense backward path"),
+        "{err}"
+    );
+}

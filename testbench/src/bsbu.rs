@@ -310,6 +310,20 @@ pub struct Captured {
     pub expected: Vec<ErrorFx>,
 }
 
+/// Capture a training config's dense paths (tiles) at `steps` (default: the first,
+/// middle and last step of its run) for the first `samples` samples, keeping only
+/// the first `train_limit` training images (IDX data) when given.
+pub fn capture(
+    file: &Path,
+    train_limit: Option<usize>,
+    steps: Option<&[usize]>,
+    samples: usize,
+) -> Result<Vec<DenseCapture>, TbError> {
+    let mut exp = crate::dce::experiment(file, train_limit)?;
+    let steps = crate::dce::run_steps(&exp, steps)?;
+    Ok(exp.capture_dense(&steps, samples)?)
+}
+
 /// The backward-weight unit as a [`Unit`]: one scenario, its S and its design.
 #[derive(Clone, Debug)]
 pub struct BsbuUnit {
@@ -398,7 +412,10 @@ impl Unit for BsbuUnit {
         &self.design
     }
     fn stem(&self) -> String {
-        format!("bsbu_p{}", self.scenario.params.lanes)
+        match &self.captured {
+            Some((name, _)) => format!("bsbu_{name}"),
+            None => format!("bsbu_p{}", self.scenario.params.lanes),
+        }
     }
     fn config(&self) -> String {
         self.scenario.config()

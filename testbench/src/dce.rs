@@ -558,6 +558,17 @@ pub fn capture(
     steps: Option<&[usize]>,
     samples: usize,
 ) -> Result<Vec<PathCapture>, TbError> {
+    let mut exp = experiment(file, train_limit)?;
+    let steps = run_steps(&exp, steps)?;
+    Ok(exp.capture_paths(&steps, samples)?)
+}
+
+/// The experiment of config `file`, keeping only the first `train_limit` training
+/// images (IDX data; the test set is then cut to 256) when given.
+pub(crate) fn experiment(
+    file: &Path,
+    train_limit: Option<usize>,
+) -> Result<golden::experiment::Experiment<golden::cnn::num::Fx>, TbError> {
     use golden::experiment::{ExpError, Experiment};
     let mut c = golden::config::Config::load(file).map_err(ExpError::from)?;
     if let Some(n) = train_limit {
@@ -573,7 +584,15 @@ pub fn capture(
         }
         c = golden::config::Config::from_raw(file, raw).map_err(ExpError::from)?;
     }
-    let mut exp = Experiment::<golden::cnn::num::Fx>::new(c)?;
+    Ok(Experiment::new(c)?)
+}
+
+/// `steps`, or the run's first, middle and last step; a step past the run is an
+/// error naming the range.
+pub(crate) fn run_steps(
+    exp: &golden::experiment::Experiment<golden::cnn::num::Fx>,
+    steps: Option<&[usize]>,
+) -> Result<Vec<usize>, TbError> {
     let last = exp.batches() * exp.config.raw.epochs - 1;
     let steps = steps.map_or_else(|| vec![0, last / 2, last], <[usize]>::to_vec);
     if let Some(&s) = steps.iter().find(|&&s| s > last) {
@@ -584,5 +603,5 @@ pub fn capture(
         )
         .into());
     }
-    Ok(exp.capture_paths(&steps, samples)?)
+    Ok(steps)
 }

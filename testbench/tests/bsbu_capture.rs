@@ -1,6 +1,7 @@
-//! The backward-weight unit on the trainer's own dense DFA paths: digits-hdfa with
-//! 90%-sparse binary feedback, the path from e_L into conv 2 (1,024 rows, cut into
-//! four 256-row tiles), captured at the first, a middle and the last step of a run.
+//! The backward-weight unit on the trainer's own dense DFA paths: digits-sparse
+//! (digits-hdfa with 90%-sparse binary feedback), the path from e_L into conv 2
+//! (1,024 rows, cut into four 256-row tiles), captured at the first, a middle and the
+//! last step of a run.
 //! S is the trainer's matrix and the expected words are the trainer's errors; every
 //! vector runs on Verilator and on Icarus.
 
@@ -21,10 +22,9 @@ fn root() -> PathBuf {
 fn bsbu_matches_digits_training_dense_paths_on_verilator_and_icarus() {
     // The config's data path is relative to the repository root.
     std::env::set_current_dir(root()).unwrap();
-    let c = Config::load(Path::new("configs/digits-hdfa.toml")).unwrap();
-    let mut raw = c.raw.clone();
-    raw.backward.sparsity = 0.9;
-    let mut exp = Experiment::<Fx>::new(Config::from_raw(&c.file, raw).unwrap()).unwrap();
+    let c = Config::load(Path::new("configs/digits-sparse.toml")).unwrap();
+    assert_eq!(c.raw.backward.sparsity, 0.9);
+    let mut exp = Experiment::<Fx>::new(c).unwrap();
     let caps = exp.capture_dense(&[0, 42, 83], 2).unwrap();
     let units = BsbuUnit::from_captures(4, &caps).unwrap();
     assert_eq!(units.len(), 4, "four tiles of the one dense path");
