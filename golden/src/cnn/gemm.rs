@@ -70,7 +70,7 @@ pub fn col2im_add<A: Copy + std::ops::AddAssign>(
     }
 }
 
-const I32_LIMIT: i64 = 1 << 31;
+pub(super) const I32_LIMIT: i64 = 1 << 31;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -80,7 +80,8 @@ thread_local! {
     static BUFS: std::cell::RefCell<(Vec<u32>, Vec<i32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-fn max_abs(b: &[i16]) -> i64 {
+#[inline]
+pub(super) fn max_abs(b: &[i16]) -> i64 {
     // i32 arithmetic vectorizes; |−32768| fits.
     b.iter().map(|&v| (v as i32).abs()).max().unwrap_or(0) as i64
 }
@@ -157,6 +158,9 @@ thread_local! {
 /// c (m×n, overwritten) = W_grp (m×K) · im2col_grp(x): one group of a forward conv,
 /// with im2col fused into the packing.
 pub fn conv_group_i16(g: &ConvGeom, x: &[i16], w_grp: &[i16], grp: usize, m: usize, c: &mut [i64]) {
+    if super::direct::conv_group(g, x, w_grp, grp, m, c) {
+        return;
+    }
     let n = g.out_h * g.out_w;
     let k = g.fan_in();
     c[..m * n].iter_mut().for_each(|v| *v = 0);
@@ -175,6 +179,9 @@ pub fn conv_wgrad_group_i16(
     m: usize,
     gw: &mut [i64],
 ) {
+    if super::direct::wgrad_group(g, e_grp, x, grp, m, gw) {
+        return;
+    }
     let n = g.out_h * g.out_w;
     let k = g.fan_in();
     PACK.with_borrow_mut(|(words, rows)| {
@@ -318,6 +325,23 @@ pub fn row_stats() -> (u64, u64, u64) {
     )
 }
 
+/// Count `n` rows computed in one SIMD pass (the direct kernels' rows).
+pub(super) fn count_rows(n: u64) {
+    ROWS_SIMD.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Whether this thread's products run on AVX-512BW.
+pub(super) fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        isa() == Isa::Avx512
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The instruction set this thread's products use: "avx512bw", "avx2" or "scalar".
 pub fn isa_name() -> &'static str {
     match isa() {
@@ -330,7 +354,8 @@ pub fn isa_name() -> &'static str {
 }
 
 /// Σ |a| · bmax of a row: below 2^31, its i32 lane sums cannot overflow.
-fn row_bound(row: &[i16], bmax: i64) -> i64 {
+#[inline]
+pub(super) fn row_bound(row: &[i16], bmax: i64) -> i64 {
     // i32 sums vectorize; Σ|a| of up to 2^16 values of at most 2^15 fits in i32.
     let s: i64 = row
         .chunks(1 << 15)
@@ -404,6 +429,12 @@ fn packed_product(
     // Blocks of four rows share every load of B (AVX-512 only).
     let mut first = 0;
     let mut a4 = Vec::new();
+    let mut ap = Vec::new();
+    let mut off = Vec::new();
+    // The packed B as pair words (it was allocated as u32, so the cast is aligned).
+    let packed32: &[i32] =
+        // SAFETY: same bytes, u32-aligned (see [`as_i16`]), every bit pattern valid.
+        unsafe { std::slice::from_raw_parts(packed.as_ptr() as *const i32, packed.len() / 2) };
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 {
         row32.clear();
@@ -434,7 +465,12 @@ fn packed_product(
                 };
                 // SAFETY: AVX-512BW detected; the chunk starts on a pair, so the packed
                 // slice from pair j0 has the kernel's layout for k1 − k0 rows.
-                unsafe { rows4_avx512(rows4, &packed[j0 * nn * 2..], k1 - k0, nn, row32) };
+                pair_words(rows4, 4, k1 - k0, &mut ap);
+                off.clear();
+                off.extend((j0..j1).map(|j| j * nn));
+                // SAFETY: AVX-512BW detected; pair row j of the packed B is the nn words
+                // from j·nn, inside the slice.
+                unsafe { rows_avx512::<4>(&ap, &off, packed32, nn, row32) };
                 for r in 0..4 {
                     let crow = &mut c[(first + r) * nn..(first + r + 1) * nn];
                     for (cv, &v) in crow.iter_mut().zip(&row32[r * nn..(r + 1) * nn]) {
@@ -470,7 +506,12 @@ fn packed_product(
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: the feature was detected at run time; the chunk starts on a
                     // pair, so the packed slice has the kernel's layout.
-                    Isa::Avx512 => unsafe { row_avx512(ar, pk, k1 - k0, nn, row32) },
+                    Isa::Avx512 => {
+                        pair_words(ar, 1, k1 - k0, &mut ap);
+                        off.clear();
+                        off.extend((j0..j1).map(|j| j * nn));
+                        unsafe { rows_avx512::<1>(&ap, &off, packed32, nn, row32) }
+                    }
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: as above.
                     Isa::Avx2 => unsafe { row_avx2(ar, pk, k1 - k0, nn, row32) },
@@ -522,115 +563,103 @@ fn packed_dot(row: &[i16], packed: &[i16], k: usize, n: usize, c: usize) -> i32 
     s
 }
 
-/// Four rows of A (4×k, row-major) against the packed B: out is 4×n.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512bw")]
-unsafe fn rows4_avx512(a4: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [i32]) {
-    use std::arch::x86_64::*;
+/// Pair words of the `r` rows of `a` (each of length k), row-major:
+/// `ap[row·kp + j] = pair_word(row, k, j)`, the broadcast operands of the kernels.
+pub(super) fn pair_words(a: &[i16], r: usize, k: usize, ap: &mut Vec<i32>) {
     let kp = k.div_ceil(2);
-    let pair = |r: usize, j: usize| pair_word(&a4[r * k..(r + 1) * k], k, j);
-    let n16 = n / 16 * 16;
-    let mut col = 0;
-    while col + 64 <= n16 {
-        let mut s = [_mm512_setzero_si512(); 16];
-        for j in 0..kp {
-            let p = packed.as_ptr().add((j * n + col) * 2);
-            let b0 = _mm512_loadu_si512(p as *const _);
-            let b1 = _mm512_loadu_si512(p.add(32) as *const _);
-            let b2 = _mm512_loadu_si512(p.add(64) as *const _);
-            let b3 = _mm512_loadu_si512(p.add(96) as *const _);
-            for r in 0..4 {
-                let av = _mm512_set1_epi32(pair(r, j));
-                s[r * 4] = _mm512_add_epi32(s[r * 4], _mm512_madd_epi16(av, b0));
-                s[r * 4 + 1] = _mm512_add_epi32(s[r * 4 + 1], _mm512_madd_epi16(av, b1));
-                s[r * 4 + 2] = _mm512_add_epi32(s[r * 4 + 2], _mm512_madd_epi16(av, b2));
-                s[r * 4 + 3] = _mm512_add_epi32(s[r * 4 + 3], _mm512_madd_epi16(av, b3));
-            }
+    ap.clear();
+    ap.resize(kp * r, 0);
+    for (dst, arow) in ap.chunks_exact_mut(kp).zip(a.chunks_exact(k)) {
+        for (d, pr) in dst.iter_mut().zip(arow.chunks_exact(2)) {
+            *d = (pr[0] as u16 as u32 | (pr[1] as u16 as u32) << 16) as i32;
         }
-        for r in 0..4 {
-            let o = out.as_mut_ptr().add(r * n + col);
-            for q in 0..4 {
-                _mm512_storeu_si512(o.add(16 * q) as *mut _, s[r * 4 + q]);
-            }
-        }
-        col += 64;
-    }
-    while col < n16 {
-        let mut s = [_mm512_setzero_si512(); 4];
-        for j in 0..kp {
-            let b0 = _mm512_loadu_si512(packed.as_ptr().add((j * n + col) * 2) as *const _);
-            for (r, sr) in s.iter_mut().enumerate() {
-                *sr = _mm512_add_epi32(*sr, _mm512_madd_epi16(_mm512_set1_epi32(pair(r, j)), b0));
-            }
-        }
-        for (r, sr) in s.iter().enumerate() {
-            _mm512_storeu_si512(out.as_mut_ptr().add(r * n + col) as *mut _, *sr);
-        }
-        col += 16;
-    }
-    for c in n16..n {
-        for r in 0..4 {
-            out[r * n + c] = packed_dot(&a4[r * k..(r + 1) * k], packed, k, n, c);
+        if k % 2 == 1 {
+            dst[kp - 1] = arow[k - 1] as u16 as i32;
         }
     }
 }
 
+/// R rows of A, given as their pair words (row-major, [`pair_words`], one per entry
+/// of `off` in each row),
+/// against B: pair row j of B is the n words of `b` from `off[j]` (j·n for a packed
+/// B; a shifted window of the input for a direct conv). out is R×n. Columns go in
+/// blocks of up to 64 (four registers per row, one load of B shared by the R rows);
+/// the last register of a block is masked, so no column is left to scalar code.
+///
+/// # Safety
+/// AVX-512BW must be present, and `off[j] + n ≤ b.len()` for every j.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512bw")]
-unsafe fn row_avx512(arow: &[i16], packed: &[i16], k: usize, n: usize, out: &mut [i32]) {
-    use std::arch::x86_64::*;
-    let kp = k.div_ceil(2);
-    let n16 = n / 16 * 16;
-    let pair = |j: usize| pair_word(arow, k, j);
+pub(super) unsafe fn rows_avx512<const R: usize>(
+    ap: &[i32],
+    off: &[usize],
+    b: &[i32],
+    n: usize,
+    out: &mut [i32],
+) {
+    debug_assert!(ap.len() >= off.len() * R && out.len() >= R * n);
+    debug_assert!(off.iter().all(|&o| o + n <= b.len()));
     let mut col = 0;
-    while col + 64 <= n16 {
-        let (mut s0, mut s1, mut s2, mut s3) = (
-            _mm512_setzero_si512(),
-            _mm512_setzero_si512(),
-            _mm512_setzero_si512(),
-            _mm512_setzero_si512(),
-        );
-        for j in 0..kp {
-            let pv = pair(j);
-            if pv == 0 {
-                continue;
+    while col < n {
+        let width = (n - col).min(64);
+        match width.div_ceil(16) {
+            4 => block_avx512::<R, 4>(ap, off, b, n, col, width, out),
+            3 => block_avx512::<R, 3>(ap, off, b, n, col, width, out),
+            2 => block_avx512::<R, 2>(ap, off, b, n, col, width, out),
+            _ => block_avx512::<R, 1>(ap, off, b, n, col, width, out),
+        }
+        col += width;
+    }
+}
+
+/// Columns [col, col + width) of [`rows_avx512`] in Q registers of 16 lanes
+/// (16·(Q − 1) < width ≤ 16·Q).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_avx512<const R: usize, const Q: usize>(
+    ap: &[i32],
+    off: &[usize],
+    b: &[i32],
+    n: usize,
+    col: usize,
+    width: usize,
+    out: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    let mut mask = [0xFFFFu16; Q];
+    let tail = width - 16 * (Q - 1);
+    mask[Q - 1] = if tail == 16 {
+        0xFFFF
+    } else {
+        (1u16 << tail) - 1
+    };
+    let mut s = [[_mm512_setzero_si512(); Q]; R];
+    for (j, &o) in off.iter().enumerate() {
+        let p = b.as_ptr().add(o + col);
+        let mut bv = [_mm512_setzero_si512(); Q];
+        for q in 0..Q {
+            bv[q] = _mm512_maskz_loadu_epi32(mask[q], p.add(16 * q));
+        }
+        for (r, sr) in s.iter_mut().enumerate() {
+            let av = _mm512_set1_epi32(*ap.get_unchecked(r * off.len() + j));
+            for q in 0..Q {
+                sr[q] = _mm512_add_epi32(sr[q], _mm512_madd_epi16(av, bv[q]));
             }
-            let av = _mm512_set1_epi32(pv);
-            let p = packed.as_ptr().add((j * n + col) * 2);
-            s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(av, _mm512_loadu_si512(p as *const _)));
-            s1 = _mm512_add_epi32(
-                s1,
-                _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(32) as *const _)),
-            );
-            s2 = _mm512_add_epi32(
-                s2,
-                _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(64) as *const _)),
-            );
-            s3 = _mm512_add_epi32(
-                s3,
-                _mm512_madd_epi16(av, _mm512_loadu_si512(p.add(96) as *const _)),
-            );
         }
-        let o = out.as_mut_ptr().add(col);
-        _mm512_storeu_si512(o as *mut _, s0);
-        _mm512_storeu_si512(o.add(16) as *mut _, s1);
-        _mm512_storeu_si512(o.add(32) as *mut _, s2);
-        _mm512_storeu_si512(o.add(48) as *mut _, s3);
-        col += 64;
     }
-    while col < n16 {
-        let mut s = _mm512_setzero_si512();
-        for j in 0..kp {
-            let av = _mm512_set1_epi32(pair(j));
-            let p = packed.as_ptr().add((j * n + col) * 2);
-            s = _mm512_add_epi32(s, _mm512_madd_epi16(av, _mm512_loadu_si512(p as *const _)));
+    for (r, sr) in s.iter().enumerate() {
+        let o = out.as_mut_ptr().add(r * n + col);
+        for q in 0..Q {
+            _mm512_mask_storeu_epi32(o.add(16 * q), mask[q], sr[q]);
         }
-        _mm512_storeu_si512(out.as_mut_ptr().add(col) as *mut _, s);
-        col += 16;
     }
-    for c in n16..n {
-        out[c] = packed_dot(arow, packed, k, n, c);
-    }
+}
+
+/// The pair words as i32 (the layout the AVX-512 kernel reads).
+pub(super) fn as_i32(words: &[u32]) -> &[i32] {
+    // SAFETY: same size and alignment, every bit pattern valid.
+    unsafe { std::slice::from_raw_parts(words.as_ptr() as *const i32, words.len()) }
 }
 
 /// Interleave rows 2j and 2j+1 of B: packed[(j·n + col)·2 + r] = B[2j + r][col]

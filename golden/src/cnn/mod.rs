@@ -2,6 +2,7 @@
 //! ([`num::Fx`] bit-exact, [`num::F32`] reference), softmax + cross-entropy, and
 //! geometry ([`ops::ConvGeom`]).
 
+pub mod direct;
 pub mod gemm;
 pub mod net;
 pub mod num;

@@ -426,50 +426,95 @@ impl<A: Copy + Default> GradAcc<A> {
     }
 }
 
-/// Per-thread gradient sums of the current samples, per block: exact accumulators
-/// that take samples of one exponent until they must be folded ([`Num::fold_every`]).
+/// Per-thread gradient sums of the current samples, per block: exact accumulators,
+/// one per exponent seen lately ([`PENDING_SLOTS`]), that take samples of their
+/// exponent until they must be folded ([`Num::fold_every`]). The fold is exact and
+/// linear, so when a slot is folded does not change a bit of the batch sums.
 #[derive(Clone, Debug)]
 struct Pending<A> {
-    /// The sums.
-    acc: GradAcc<A>,
-    /// Exponent of the samples in each block's sums.
-    exp: Vec<i32>,
-    /// Samples in each block's sums (0: empty).
-    count: Vec<usize>,
+    /// Per block, its slots.
+    slots: Vec<Vec<Slot<A>>>,
 }
+
+/// Pending sums of samples at one exponent.
+#[derive(Clone, Debug)]
+struct Slot<A> {
+    /// Weight sums.
+    w: Vec<A>,
+    /// Bias sums.
+    b: Vec<A>,
+    /// Exponent of the samples in the sums.
+    exp: i32,
+    /// Samples in the sums (0: empty).
+    count: usize,
+}
+
+/// Exponents held at once per block before the oldest slot is folded: a batch's
+/// errors span a few exponents, and each fold costs a pass over the block's weights.
+const PENDING_SLOTS: usize = 4;
 
 impl<N: Num> Net<N> {
     /// Add one sample's weight and bias gradients (errors and inputs in `t`) to the
-    /// pending sums `p`, folding them into the batch sums `g` first when the sample's
-    /// exponent differs or the accumulator's bound is reached.
+    /// pending sums `p` of its exponent, folding a slot into the batch sums `g` first
+    /// when its bound is reached or a new exponent needs a slot.
     fn accumulate(&self, t: &mut Trace<N>, p: &mut Pending<N::Acc>, g: &mut GradAcc<N::Wide>) {
         for i in 0..self.blocks.len() {
             let geom = &self.blocks[i].geom;
             let every = N::fold_every(geom.out_h * geom.out_w);
-            if p.count[i] > 0 && (p.exp[i] != t.exp[i] || p.count[i] >= every) {
-                self.fold_pending(i, p, g);
+            let slots = &mut p.slots[i];
+            let k = match slots.iter().position(|s| s.count > 0 && s.exp == t.exp[i]) {
+                Some(k) => k,
+                None => match slots.iter().position(|s| s.count == 0) {
+                    Some(k) => k,
+                    None if slots.len() < PENDING_SLOTS => {
+                        slots.push(Slot {
+                            w: vec![N::zero_acc(); self.w[i].len()],
+                            b: vec![N::zero_acc(); self.b[i].len()],
+                            exp: 0,
+                            count: 0,
+                        });
+                        slots.len() - 1
+                    }
+                    None => {
+                        Self::fold_slot(&mut slots[0], &mut g.w[i], &mut g.b[i]);
+                        0
+                    }
+                },
+            };
+            let slot = &mut slots[k];
+            if slot.count >= every {
+                Self::fold_slot(slot, &mut g.w[i], &mut g.b[i]);
             }
-            p.exp[i] = t.exp[i];
-            p.count[i] += 1;
+            slot.exp = t.exp[i];
+            slot.count += 1;
             ops::conv_bwd_weight::<N>(
                 geom,
                 &t.e[i],
                 &t.x[i],
-                &mut p.acc.w[i],
-                &mut p.acc.b[i],
+                &mut slot.w,
+                &mut slot.b,
                 &mut t.scratch,
             );
         }
     }
 
-    /// Fold block `i`'s pending sums into `g` and empty them.
-    fn fold_pending(&self, i: usize, p: &mut Pending<N::Acc>, g: &mut GradAcc<N::Wide>) {
-        if p.count[i] > 0 {
-            N::fold(&mut g.w[i], &p.acc.w[i], p.exp[i]);
-            N::fold(&mut g.b[i], &p.acc.b[i], p.exp[i]);
-            p.acc.w[i].fill(N::zero_acc());
-            p.acc.b[i].fill(N::zero_acc());
-            p.count[i] = 0;
+    /// Fold one slot into block sums (gw, gb) and empty it.
+    fn fold_slot(s: &mut Slot<N::Acc>, gw: &mut [N::Wide], gb: &mut [N::Wide]) {
+        if s.count > 0 {
+            N::fold(gw, &s.w, s.exp);
+            N::fold(gb, &s.b, s.exp);
+            s.w.fill(N::zero_acc());
+            s.b.fill(N::zero_acc());
+            s.count = 0;
+        }
+    }
+
+    /// Fold every pending slot of every block into `g`.
+    fn fold_all(&self, p: &mut Pending<N::Acc>, g: &mut GradAcc<N::Wide>) {
+        for (i, slots) in p.slots.iter_mut().enumerate() {
+            for s in slots {
+                Self::fold_slot(s, &mut g.w[i], &mut g.b[i]);
+            }
         }
     }
 }
@@ -536,9 +581,7 @@ fn run_samples<N: Loss>(
     let mut g = GradAcc::zeros(net);
     let nb = net.blocks.len();
     let mut pending = Pending {
-        acc: GradAcc::zeros(net),
-        exp: vec![0; nb],
-        count: vec![0; nb],
+        slots: vec![Vec::new(); nb],
     };
 
     let mut t = Trace::<N>::default();
@@ -552,9 +595,7 @@ fn run_samples<N: Loss>(
         loss_real += s.loss_real;
         net.accumulate(&mut t, &mut pending, &mut g);
     }
-    for i in 0..nb {
-        net.fold_pending(i, &mut pending, &mut g);
-    }
+    net.fold_all(&mut pending, &mut g);
     (g, losses, loss_real, correct)
 }
 

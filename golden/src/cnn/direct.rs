@@ -1,0 +1,422 @@
+//! Direct convolution kernels (AVX-512BW, stride 1): the forward product and the
+//! weight gradient without an im2col matrix. Written by hand because they must give
+//! the exact integer sums of [`super::gemm`] (so the same bits), which no GEMM crate
+//! guarantees for 16-bit operands.
+//!
+//! Both work on the *padded grid*: the input planes padded by `pad` on every side
+//! (width `wp = in_w + 2·pad`), and outputs computed at q = oy·wp + ox for every
+//! ox < wp. For a stride-1 conv the input word under tap (ky, kx) of output q is then
+//! at q + ky·d·wp + kx·d, so each tap reads one contiguous window of a plane: the
+//! columns ox ≥ out_w are junk, computed and dropped (7% of the work at 28×28, 22%
+//! at 7×7), which is cheaper than packing im2col rows.
+//!
+//! Exactness is proved the same way as in [`super::gemm`]: a row whose bound
+//! Σ|a| · max|b| reaches 2^31 could overflow an i32 lane, and then the caller takes
+//! the packed path instead (the functions return false and write nothing).
+
+use super::gemm::{self, I32_LIMIT};
+use super::ops::ConvGeom;
+
+thread_local! {
+    /// Per-thread buffers: the padded input, the i32 sums, pair words, offsets, and
+    /// the errors on the padded grid.
+    static BUFS: std::cell::RefCell<Bufs> = std::cell::RefCell::new(Bufs::default());
+}
+
+#[derive(Default)]
+struct Bufs {
+    /// Padded input: channel-pair words (forward) or i16 planes (weight gradient).
+    xp: Vec<u32>,
+    /// The i32 sums of one block of rows on the padded grid.
+    row32: Vec<i32>,
+    /// Pair words of the weight rows.
+    ap: Vec<i32>,
+    /// Word offset of each tap pair's window.
+    off: Vec<usize>,
+    /// Errors on the padded grid (weight gradient).
+    ep: Vec<i16>,
+}
+
+/// Padded-grid geometry of a stride-1 conv.
+struct Grid {
+    /// Padded input width.
+    wp: usize,
+    /// Words per padded plane, with slack for the taps of the last output row.
+    plane: usize,
+    /// Outputs on the padded grid: out_h · wp.
+    nq: usize,
+}
+
+/// The padded grid of a conv the direct kernels take: stride 1, and this thread's
+/// products on AVX-512BW (None otherwise).
+fn grid(g: &ConvGeom) -> Option<Grid> {
+    if g.stride != 1 || !gemm::avx512() {
+        return None;
+    }
+    let wp = g.in_w + 2 * g.pad;
+    let hp = g.in_h + 2 * g.pad;
+    let span = g.dil * (g.k - 1);
+    // out_h = hp − span for stride 1, so the last window ends at hp·wp + span − 1.
+    debug_assert_eq!(g.out_h + span, hp);
+    // The weight gradient reads 32-word vectors past nq: 32 more words of slack.
+    Some(Grid {
+        wp,
+        plane: hp * wp + span + 32,
+        nq: g.out_h * wp,
+    })
+}
+
+/// c (m×n, overwritten, i64) = W_grp (m×K) · im2col_grp(x) for a stride-1 conv, on
+/// AVX-512: false (c untouched) when the direct path does not apply.
+pub fn conv_group(
+    g: &ConvGeom,
+    x: &[i16],
+    w_grp: &[i16],
+    grp: usize,
+    m: usize,
+    c: &mut [i64],
+) -> bool {
+    match grid(g) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `grid` is Some only with AVX-512BW.
+        Some(gr) => unsafe { conv_group_avx512(g, &gr, x, w_grp, grp, m, c) },
+        _ => false,
+    }
+}
+
+/// [`conv_group`]'s body, compiled for AVX-512 so its copies vectorize too.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+unsafe fn conv_group_avx512(
+    g: &ConvGeom,
+    gr: &Grid,
+    x: &[i16],
+    w_grp: &[i16],
+    grp: usize,
+    m: usize,
+    c: &mut [i64],
+) -> bool {
+    {
+        let (icg, k, d, pad) = (g.icg(), g.k, g.dil, g.pad);
+        let kk = g.fan_in();
+        let plane_len = g.in_h * g.in_w;
+        let xg = &x[grp * icg * plane_len..(grp + 1) * icg * plane_len];
+        let bmax = gemm::max_abs(xg);
+        if (0..m).any(|r| gemm::row_bound(&w_grp[r * kk..(r + 1) * kk], bmax) >= I32_LIMIT) {
+            return false;
+        }
+        let cpn = icg.div_ceil(2);
+        BUFS.with_borrow_mut(|b| {
+            // Channel pairs (2cp, 2cp + 1) interleaved into words, padded.
+            b.xp.clear();
+            b.xp.resize(cpn * gr.plane, 0);
+            for icl in 0..icg {
+                let (cp, sh) = (icl / 2, 16 * (icl % 2));
+                let src = &xg[icl * plane_len..(icl + 1) * plane_len];
+                for (iy, srow) in src.chunks_exact(g.in_w).enumerate() {
+                    let at = cp * gr.plane + (iy + pad) * gr.wp + pad;
+                    for (dw, &v) in b.xp[at..at + g.in_w].iter_mut().zip(srow) {
+                        *dw |= (v as u16 as u32) << sh;
+                    }
+                }
+            }
+            b.off.clear();
+            for cp in 0..cpn {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        b.off.push(cp * gr.plane + ky * d * gr.wp + kx * d);
+                    }
+                }
+            }
+            let xp = gemm::as_i32(&b.xp);
+            let (n, nq) = (g.out_h * g.out_w, gr.nq);
+            let mut first = 0;
+            while first < m {
+                let r = if m - first >= 4 { 4 } else { 1 };
+                weight_pairs(&w_grp[first * kk..(first + r) * kk], r, icg, k, &mut b.ap);
+                b.row32.clear();
+                b.row32.resize(r * nq, 0);
+                // SAFETY: AVX-512BW detected; every window off[j] + nq ends inside xp
+                // (the plane's slack covers the last row's taps, see `grid`).
+                unsafe {
+                    if r == 4 {
+                        gemm::rows_avx512::<4>(&b.ap, &b.off, xp, nq, &mut b.row32);
+                    } else {
+                        gemm::rows_avx512::<1>(&b.ap, &b.off, xp, nq, &mut b.row32);
+                    }
+                }
+                for rr in 0..r {
+                    let crow = &mut c[(first + rr) * n..(first + rr + 1) * n];
+                    let srow = &b.row32[rr * nq..(rr + 1) * nq];
+                    for (cr, sr) in crow.chunks_exact_mut(g.out_w).zip(srow.chunks_exact(gr.wp)) {
+                        for (cv, &v) in cr.iter_mut().zip(sr) {
+                            *cv = v as i64;
+                        }
+                    }
+                }
+                gemm::count_rows(r as u64);
+                first += r;
+            }
+        });
+        true
+    }
+}
+
+/// Pair words of `r` weight rows (each icg·k·k taps, (ic, ky, kx) order) over
+/// channel pairs, row-major: entry row·kp + (cp·k + ky)·k + kx holds the taps of
+/// channels 2cp and 2cp + 1 (0 past icg), the order of the window offsets.
+#[inline]
+fn weight_pairs(w: &[i16], r: usize, icg: usize, k: usize, ap: &mut Vec<i32>) {
+    let kk = icg * k * k;
+    let k2 = k * k;
+    let kp = icg.div_ceil(2) * k2;
+    ap.clear();
+    ap.resize(kp * r, 0);
+    for (dst, wr) in ap.chunks_exact_mut(kp).zip(w.chunks_exact(kk)) {
+        for (d2, pair) in dst.chunks_exact_mut(k2).zip(wr.chunks(2 * k2)) {
+            let (lo, hi) = pair.split_at(k2.min(pair.len()));
+            if hi.is_empty() {
+                for (d, &l) in d2.iter_mut().zip(lo) {
+                    *d = l as u16 as i32;
+                }
+            } else {
+                for ((d, &l), &h) in d2.iter_mut().zip(lo).zip(hi) {
+                    *d = (l as u16 as u32 | (h as u16 as u32) << 16) as i32;
+                }
+            }
+        }
+    }
+}
+
+/// gw_grp (m×K) += E_grp (m×n) · im2col_grp(x)ᵀ for a stride-1 conv, on AVX-512:
+/// false (gw untouched) when the direct path does not apply.
+pub fn wgrad_group(
+    g: &ConvGeom,
+    e_grp: &[i16],
+    x: &[i16],
+    grp: usize,
+    m: usize,
+    gw: &mut [i64],
+) -> bool {
+    match grid(g) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `grid` is Some only with AVX-512BW.
+        Some(gr) => unsafe { wgrad_group_avx512(g, &gr, e_grp, x, grp, m, gw) },
+        _ => false,
+    }
+}
+
+/// [`wgrad_group`]'s body, compiled for AVX-512 so its copies vectorize too.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+unsafe fn wgrad_group_avx512(
+    g: &ConvGeom,
+    gr: &Grid,
+    e_grp: &[i16],
+    x: &[i16],
+    grp: usize,
+    m: usize,
+    gw: &mut [i64],
+) -> bool {
+    {
+        let (icg, k, d, pad) = (g.icg(), g.k, g.dil, g.pad);
+        let kk = g.fan_in();
+        let n = g.out_h * g.out_w;
+        let plane_len = g.in_h * g.in_w;
+        let xg = &x[grp * icg * plane_len..(grp + 1) * icg * plane_len];
+        let bmax = gemm::max_abs(xg);
+        if (0..m).any(|r| gemm::row_bound(&e_grp[r * n..(r + 1) * n], bmax) >= I32_LIMIT) {
+            return false;
+        }
+        // Rows of 32 words: the grid rounded up, plus one zero row for padding blocks.
+        let nq32 = gr.nq.div_ceil(32) * 32;
+        BUFS.with_borrow_mut(|b| {
+            // The input as padded i16 planes (kept in the u32 buffer's bytes).
+            let words = (icg * gr.plane).div_ceil(2) + 16;
+            b.xp.clear();
+            b.xp.resize(words, 0);
+            // SAFETY: the u32 buffer viewed as twice as many i16 (any bits valid).
+            let xpad: &mut [i16] =
+                unsafe { std::slice::from_raw_parts_mut(b.xp.as_mut_ptr() as *mut i16, words * 2) };
+            for icl in 0..icg {
+                let src = &xg[icl * plane_len..(icl + 1) * plane_len];
+                for (iy, srow) in src.chunks_exact(g.in_w).enumerate() {
+                    let at = icl * gr.plane + (iy + pad) * gr.wp + pad;
+                    xpad[at..at + g.in_w].copy_from_slice(srow);
+                }
+            }
+            b.ep.clear();
+            b.ep.resize((m + 1) * nq32, 0);
+            for r in 0..m {
+                let src = &e_grp[r * n..(r + 1) * n];
+                let dst = &mut b.ep[r * nq32..(r + 1) * nq32];
+                for (dr, sr) in dst.chunks_mut(gr.wp).zip(src.chunks_exact(g.out_w)) {
+                    dr[..g.out_w].copy_from_slice(sr);
+                }
+            }
+            b.off.clear();
+            for icl in 0..icg {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        b.off.push(icl * gr.plane + ky * d * gr.wp + kx * d);
+                    }
+                }
+            }
+            let xpad: &[i16] = xpad;
+            debug_assert!(b.off.iter().all(|&o| o + nq32 <= xpad.len()));
+            let zero_row = m;
+            let mut sums = [[0i32; 4]; 4];
+            for r0 in (0..m).step_by(4) {
+                let rows = [0, 1, 2, 3].map(|i| if r0 + i < m { r0 + i } else { zero_row });
+                let e4 = rows.map(|r| &b.ep[r * nq32..(r + 1) * nq32]);
+                for t0 in (0..kk).step_by(4) {
+                    let taps = [0, 1, 2, 3].map(|i| b.off[(t0 + i).min(kk - 1)]);
+                    // SAFETY: AVX-512BW detected; every window taps[i] + nq32 is inside
+                    // xpad (checked above), and each e row has nq32 words.
+                    unsafe { wgrad_block(&e4, xpad, &taps, nq32, &mut sums) };
+                    for (i, srow) in sums.iter().enumerate().take(m - r0) {
+                        for (t, &v) in srow.iter().enumerate() {
+                            if t0 + t < kk {
+                                gw[(r0 + i) * kk + t0 + t] += v as i64;
+                            }
+                        }
+                    }
+                }
+                gemm::count_rows(rows.iter().filter(|&&r| r != zero_row).count() as u64);
+            }
+        });
+        true
+    }
+}
+
+/// Four error rows against four tap windows of the padded input: sums[r][t] =
+/// Σ_q e_r[q] · xpad[taps[t] + q] over q < len (a multiple of 32), in i32 (the
+/// caller proved Σ|e_r| · max|x| < 2^31).
+///
+/// # Safety
+/// AVX-512BW must be present; each e row has `len` words and every window
+/// `taps[t] .. taps[t] + len` is inside `xpad`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+unsafe fn wgrad_block(
+    e4: &[&[i16]; 4],
+    xpad: &[i16],
+    taps: &[usize; 4],
+    len: usize,
+    sums: &mut [[i32; 4]; 4],
+) {
+    use std::arch::x86_64::*;
+    let mut s = [[_mm512_setzero_si512(); 4]; 4];
+    let mut q = 0;
+    while q < len {
+        let xv = taps.map(|t| _mm512_loadu_si512(xpad.as_ptr().add(t + q) as *const _));
+        for r in 0..4 {
+            let ev = _mm512_loadu_si512(e4[r].as_ptr().add(q) as *const _);
+            for t in 0..4 {
+                s[r][t] = _mm512_add_epi32(s[r][t], _mm512_madd_epi16(ev, xv[t]));
+            }
+        }
+        q += 32;
+    }
+    for r in 0..4 {
+        for t in 0..4 {
+            sums[r][t] = _mm512_reduce_add_epi32(s[r][t]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{Rng, SeedableRng};
+
+    /// Random stride-1 geometries (odd and even channel counts per group, dilation,
+    /// padding 0..2, kernels 1..5, maps from 3×3 to 30×30, so the padded grid spans
+    /// partial and several 64-column blocks), values small enough for the direct
+    /// path: its sums must equal an independent tap-by-tap i64 sum, for every group.
+    #[test]
+    fn direct_forward_and_weight_gradient_equal_tap_by_tap_sums() {
+        let mut rng = Rng::seed_from_u64(21);
+        let mut ran = 0;
+        for case in 0..60 {
+            let groups = 1 + rng.below(3) as usize;
+            let icg = 1 + rng.below(5) as usize;
+            let ocg = 1 + rng.below(9) as usize;
+            let k = [1, 3, 3, 5][rng.below(4) as usize];
+            let dil = 1 + rng.below(2) as usize;
+            let pad = rng.below(3) as usize;
+            let h = 3 + rng.below(28) as usize;
+            let w = 3 + rng.below(28) as usize;
+            let Ok(g) = ConvGeom::new(groups * icg, h, w, groups * ocg, k, 1, pad, dil, groups)
+            else {
+                continue;
+            };
+            let x: Vec<i16> = (0..g.in_len())
+                .map(|_| rng.range_i64(-3000, 3000) as i16)
+                .collect();
+            let wt: Vec<i16> = (0..g.w_len())
+                .map(|_| rng.range_i64(-2000, 2000) as i16)
+                .collect();
+            let e: Vec<i16> = (0..g.out_len())
+                .map(|_| rng.range_i64(-60, 60) as i16)
+                .collect();
+            let (mut y, mut gw) = (vec![0i64; g.out_len()], vec![0i64; g.w_len()]);
+            g.for_each_tap(|o, i, wi| {
+                y[o] += x[i] as i64 * wt[wi] as i64;
+                gw[wi] += e[o] as i64 * x[i] as i64;
+            });
+            let (kk, n) = (g.fan_in(), g.out_h * g.out_w);
+            for grp in 0..groups {
+                let wg = &wt[grp * ocg * kk..(grp + 1) * ocg * kk];
+                let mut c = vec![-1i64; ocg * n];
+                let took = conv_group(&g, &x, wg, grp, ocg, &mut c);
+                assert_eq!(took, gemm::avx512(), "case {case} {g:?}");
+                if took {
+                    assert_eq!(
+                        c,
+                        y[grp * ocg * n..(grp + 1) * ocg * n],
+                        "case {case} {g:?}"
+                    );
+                }
+                let eg = &e[grp * ocg * n..(grp + 1) * ocg * n];
+                let mut acc = vec![7i64; ocg * kk];
+                if wgrad_group(&g, eg, &x, grp, ocg, &mut acc) {
+                    let want: Vec<i64> = gw[grp * ocg * kk..(grp + 1) * ocg * kk]
+                        .iter()
+                        .map(|v| v + 7)
+                        .collect();
+                    assert_eq!(acc, want, "case {case} {g:?}");
+                    ran += 1;
+                }
+            }
+        }
+        if gemm::avx512() {
+            assert!(ran > 40, "only {ran} direct weight gradients ran");
+        }
+    }
+
+    /// Rows whose bound reaches 2^31 are refused (the packed path, with its chunks,
+    /// takes them), and so are strided convs.
+    #[test]
+    fn direct_path_refuses_rows_that_could_overflow_and_strided_convs() {
+        let g = ConvGeom::new(2, 8, 8, 4, 3, 1, 1, 1, 1).unwrap();
+        let x = vec![32767i16; g.in_len()];
+        let w = vec![32767i16; g.w_len()];
+        let mut c = vec![0i64; g.out_len()];
+        assert!(!conv_group(&g, &x, &w, 0, 4, &mut c));
+        let mut gw = vec![0i64; g.w_len()];
+        assert!(!wgrad_group(
+            &g,
+            &vec![32767; g.out_len()],
+            &x,
+            0,
+            4,
+            &mut gw
+        ));
+        assert!(c.iter().chain(&gw).all(|&v| v == 0), "a refused call wrote");
+        let s = ConvGeom::new(2, 8, 8, 4, 3, 2, 1, 1, 1).unwrap();
+        let small = vec![1i16; s.w_len()];
+        let mut c = vec![0i64; s.out_len()];
+        assert!(!conv_group(&s, &vec![1; s.in_len()], &small, 0, 4, &mut c));
+    }
+}
