@@ -31,6 +31,10 @@ struct Bufs {
     row32: Vec<i32>,
     /// Pair words of the weight rows.
     ap: Vec<i32>,
+    /// Pair words of one chunk of the contraction.
+    ap2: Vec<i32>,
+    /// Chunks [j0, j1) of the contraction whose i32 sums cannot overflow.
+    chunks: Vec<(usize, usize)>,
     /// Word offset of each tap pair's window.
     off: Vec<usize>,
     /// Errors on the padded grid (weight gradient).
@@ -102,7 +106,9 @@ unsafe fn conv_group_avx512(
         let plane_len = g.in_h * g.in_w;
         let xg = &x[grp * icg * plane_len..(grp + 1) * icg * plane_len];
         let bmax = gemm::max_abs(xg);
-        if (0..m).any(|r| gemm::row_bound(&w_grp[r * kk..(r + 1) * kk], bmax) >= I32_LIMIT) {
+        // A pair of taps alone below 2^31 (|lo| + |hi| ≤ 2·max|w|): then the
+        // contraction can always be cut into chunks that cannot overflow.
+        if 2 * gemm::max_abs(&w_grp[..m * kk]) * bmax >= I32_LIMIT {
             return false;
         }
         let cpn = icg.div_ceil(2);
@@ -133,33 +139,84 @@ unsafe fn conv_group_avx512(
             let mut first = 0;
             while first < m {
                 let r = if m - first >= 4 { 4 } else { 1 };
-                weight_pairs(&w_grp[first * kk..(first + r) * kk], r, icg, k, &mut b.ap);
-                b.row32.clear();
-                b.row32.resize(r * nq, 0);
-                // SAFETY: AVX-512BW detected; every window off[j] + nq ends inside xp
-                // (the plane's slack covers the last row's taps, see `grid`).
-                unsafe {
-                    if r == 4 {
-                        gemm::rows_avx512::<4>(&b.ap, &b.off, xp, nq, &mut b.row32);
-                    } else {
-                        gemm::rows_avx512::<1>(&b.ap, &b.off, xp, nq, &mut b.row32);
-                    }
+                let wr = &w_grp[first * kk..(first + r) * kk];
+                weight_pairs(wr, r, icg, k, &mut b.ap);
+                let kp = b.off.len();
+                b.chunks.clear();
+                if wr
+                    .chunks_exact(kk)
+                    .all(|row| gemm::row_bound(row, bmax) < I32_LIMIT)
+                {
+                    b.chunks.push((0, kp));
+                } else {
+                    pair_word_chunks(&b.ap, r, kp, bmax, &mut b.chunks);
                 }
-                for rr in 0..r {
-                    let crow = &mut c[(first + rr) * n..(first + rr + 1) * n];
-                    let srow = &b.row32[rr * nq..(rr + 1) * nq];
-                    for (cr, sr) in crow.chunks_exact_mut(g.out_w).zip(srow.chunks_exact(gr.wp)) {
-                        for (cv, &v) in cr.iter_mut().zip(sr) {
-                            *cv = v as i64;
+                for (ci, &(j0, j1)) in b.chunks.iter().enumerate() {
+                    let ap: &[i32] = if b.chunks.len() == 1 {
+                        &b.ap
+                    } else {
+                        b.ap2.clear();
+                        for row in b.ap.chunks_exact(kp) {
+                            b.ap2.extend_from_slice(&row[j0..j1]);
+                        }
+                        &b.ap2
+                    };
+                    let off = &b.off[j0..j1];
+                    b.row32.clear();
+                    b.row32.resize(r * nq, 0);
+                    // SAFETY: AVX-512BW detected; every window off[j] + nq ends inside
+                    // xp (the plane's slack covers the last row's taps, see `grid`).
+                    unsafe {
+                        if r == 4 {
+                            gemm::rows_avx512::<4>(ap, off, xp, nq, &mut b.row32);
+                        } else {
+                            gemm::rows_avx512::<1>(ap, off, xp, nq, &mut b.row32);
+                        }
+                    }
+                    for rr in 0..r {
+                        let crow = &mut c[(first + rr) * n..(first + rr + 1) * n];
+                        let srow = &b.row32[rr * nq..(rr + 1) * nq];
+                        let rows = crow.chunks_exact_mut(g.out_w).zip(srow.chunks_exact(gr.wp));
+                        for (cr, sr) in rows {
+                            for (cv, &v) in cr.iter_mut().zip(sr) {
+                                *cv = if ci == 0 { v as i64 } else { *cv + v as i64 };
+                            }
                         }
                     }
                 }
-                gemm::count_rows(r as u64);
+                if b.chunks.len() == 1 {
+                    gemm::count_rows(r as u64);
+                } else {
+                    gemm::count_chunked(r as u64);
+                }
                 first += r;
             }
         });
         true
     }
+}
+
+/// Cut the kp pair words of `r` rows (row-major) into chunks [j0, j1) such that in
+/// every chunk and row Σ (|lo| + |hi|) · bmax < 2^31, so each chunk's i32 lane sums
+/// are exact. The caller checked that every pair alone is below 2^31.
+fn pair_word_chunks(ap: &[i32], r: usize, kp: usize, bmax: i64, out: &mut Vec<(usize, usize)>) {
+    let weight = |v: i32| (v as i16 as i64).abs() + ((v >> 16) as i16 as i64).abs();
+    let (mut start, mut acc) = (0, 0i64);
+    for j in 0..kp {
+        let w = (0..r)
+            .map(|row| weight(ap[row * kp + j]))
+            .max()
+            .unwrap_or(0)
+            * bmax;
+        debug_assert!(w < I32_LIMIT);
+        if acc + w >= I32_LIMIT {
+            out.push((start, j));
+            start = j;
+            acc = 0;
+        }
+        acc += w;
+    }
+    out.push((start, kp));
 }
 
 /// Pair words of `r` weight rows (each icg·k·k taps, (ic, ky, kx) order) over
@@ -338,6 +395,7 @@ mod tests {
     fn direct_forward_and_weight_gradient_equal_tap_by_tap_sums() {
         let mut rng = Rng::seed_from_u64(21);
         let mut ran = 0;
+        let mut chunked = 0;
         for case in 0..60 {
             let groups = 1 + rng.below(3) as usize;
             let icg = 1 + rng.below(5) as usize;
@@ -351,8 +409,11 @@ mod tests {
             else {
                 continue;
             };
+            // Odd cases: inputs over the whole i16 range (the wide residual words),
+            // so the forward contraction must run in chunks.
+            let span = if case % 2 == 1 { 32768 } else { 3000 };
             let x: Vec<i16> = (0..g.in_len())
-                .map(|_| rng.range_i64(-3000, 3000) as i16)
+                .map(|_| rng.range_i64(-span, span - 1) as i16)
                 .collect();
             let wt: Vec<i16> = (0..g.w_len())
                 .map(|_| rng.range_i64(-2000, 2000) as i16)
@@ -370,6 +431,10 @@ mod tests {
                 let wg = &wt[grp * ocg * kk..(grp + 1) * ocg * kk];
                 let mut c = vec![-1i64; ocg * n];
                 let took = conv_group(&g, &x, wg, grp, ocg, &mut c);
+                let xg = &x[grp * g.icg() * g.in_h * g.in_w..][..g.icg() * g.in_h * g.in_w];
+                let bmax = xg.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0);
+                let sum_abs = |r: &[i16]| r.iter().map(|&v| (v as i64).abs()).sum::<i64>();
+                chunked += wg.chunks(kk).any(|r| sum_abs(r) * bmax >= I32_LIMIT) as usize;
                 assert_eq!(took, gemm::avx512(), "case {case} {g:?}");
                 if took {
                     assert_eq!(
@@ -391,17 +456,20 @@ mod tests {
             }
         }
         if gemm::avx512() {
-            assert!(ran > 40, "only {ran} direct weight gradients ran");
+            assert!(ran > 30, "only {ran} direct weight gradients ran");
+            assert!(chunked > 5, "only {chunked} forward groups needed chunks");
         }
     }
 
-    /// Rows whose bound reaches 2^31 are refused (the packed path, with its chunks,
-    /// takes them), and so are strided convs.
+    /// A forward whose single tap pair could reach 2^31 (−32768 operands), and a
+    /// weight gradient whose row bound reaches 2^31, are refused (the packed path,
+    /// with its chunks and i64 rows, takes them), and so are strided convs; forward
+    /// rows whose sums pass 2^31 run in chunks, exactly.
     #[test]
-    fn direct_path_refuses_rows_that_could_overflow_and_strided_convs() {
+    fn direct_path_chunks_or_refuses_rows_that_could_overflow() {
         let g = ConvGeom::new(2, 8, 8, 4, 3, 1, 1, 1, 1).unwrap();
-        let x = vec![32767i16; g.in_len()];
-        let w = vec![32767i16; g.w_len()];
+        let x = vec![-32768i16; g.in_len()];
+        let w = vec![-32768i16; g.w_len()];
         let mut c = vec![0i64; g.out_len()];
         assert!(!conv_group(&g, &x, &w, 0, 4, &mut c));
         let mut gw = vec![0i64; g.w_len()];
@@ -414,6 +482,18 @@ mod tests {
             &mut gw
         ));
         assert!(c.iter().chain(&gw).all(|&v| v == 0), "a refused call wrote");
+        // Same-sign extremes: every product near 2^30, so only chunks of one pair are
+        // exact in i32; the sums must still equal the tap-by-tap i64 sums.
+        let h = ConvGeom::new(4, 10, 10, 5, 3, 1, 1, 1, 1).unwrap();
+        let x = vec![32767i16; h.in_len()];
+        let w: Vec<i16> = (0..h.w_len()).map(|i| 30000 - (i % 7) as i16).collect();
+        let mut want = vec![0i64; h.out_len()];
+        h.for_each_tap(|o, i, wi| want[o] += x[i] as i64 * w[wi] as i64);
+        let mut c = vec![0i64; h.out_len()];
+        if gemm::avx512() {
+            assert!(conv_group(&h, &x, &w, 0, 5, &mut c));
+            assert_eq!(c, want);
+        }
         let s = ConvGeom::new(2, 8, 8, 4, 3, 2, 1, 1, 1).unwrap();
         let small = vec![1i16; s.w_len()];
         let mut c = vec![0i64; s.out_len()];

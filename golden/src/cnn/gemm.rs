@@ -330,6 +330,11 @@ pub(super) fn count_rows(n: u64) {
     ROWS_SIMD.fetch_add(n, Ordering::Relaxed);
 }
 
+/// Count `n` rows computed in SIMD chunks of the contraction.
+pub(super) fn count_chunked(n: u64) {
+    ROWS_CHUNKED.fetch_add(n, Ordering::Relaxed);
+}
+
 /// Whether this thread's products run on AVX-512BW.
 pub(super) fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]

@@ -340,10 +340,9 @@ pub fn relu<N: Num>(p: &[N::V], o: &mut [N::V]) {
 
 /// ReLU derivative as a mask: e ← e where p > 0, else 0.
 pub fn relu_mask<N: Num>(p: &[N::V], e: &mut [N::V]) {
+    // An unconditional select (not a conditional store), so it vectorizes.
     for (y, x) in e.iter_mut().zip(p) {
-        if *x <= N::zero() {
-            *y = N::zero();
-        }
+        *y = if *x > N::zero() { *y } else { N::zero() };
     }
 }
 
@@ -361,9 +360,7 @@ pub fn relu_wide<N: Num>(ph: &[N::V], pl: &[N::V], oh: &mut [N::V], ol: &mut [N:
 /// Wide ReLU derivative as a mask: e ← e where the wide p is > 0, else 0.
 pub fn relu_mask_wide<N: Num>(ph: &[N::V], pl: &[N::V], e: &mut [N::V]) {
     for ((y, h), l) in e.iter_mut().zip(ph).zip(pl) {
-        if !positive::<N>(*h, *l) {
-            *y = N::zero();
-        }
+        *y = if positive::<N>(*h, *l) { *y } else { N::zero() };
     }
 }
 
