@@ -162,8 +162,10 @@ unsafe fn conv_group_avx512(
                         &b.ap2
                     };
                     let off = &b.off[j0..j1];
-                    b.row32.clear();
-                    b.row32.resize(r * nq, 0);
+                    // The kernel writes every word of its r × nq output.
+                    if b.row32.len() < r * nq {
+                        b.row32.resize(r * nq, 0);
+                    }
                     // SAFETY: AVX-512BW detected; every window off[j] + nq ends inside
                     // xp (the plane's slack covers the last row's taps, see `grid`).
                     unsafe {
@@ -178,8 +180,10 @@ unsafe fn conv_group_avx512(
                         let srow = &b.row32[rr * nq..(rr + 1) * nq];
                         let rows = crow.chunks_exact_mut(g.out_w).zip(srow.chunks_exact(gr.wp));
                         for (cr, sr) in rows {
-                            for (cv, &v) in cr.iter_mut().zip(sr) {
-                                *cv = if ci == 0 { v as i64 } else { *cv + v as i64 };
+                            if ci == 0 {
+                                cr.iter_mut().zip(sr).for_each(|(cv, &v)| *cv = v as i64);
+                            } else {
+                                cr.iter_mut().zip(sr).for_each(|(cv, &v)| *cv += v as i64);
                             }
                         }
                     }
@@ -245,6 +249,13 @@ fn weight_pairs(w: &[i16], r: usize, icg: usize, k: usize, ap: &mut Vec<i32>) {
     }
 }
 
+/// Smallest padded grid (outputs) on which the direct weight gradient runs. Its cost
+/// per weight is nq/32 multiply-adds plus a horizontal sum (about 3 vector operations);
+/// the packed path's is about n/32 plus packing im2colᵀ once per sample. So small
+/// maps (14×14: nq = 224; 7×7: 63) go to the packed path, and 28×28 (nq = 840) stays
+/// here. Measured on reference-cnn (`hdfa train-bench`).
+const WGRAD_MIN_GRID: usize = 512;
+
 /// gw_grp (m×K) += E_grp (m×n) · im2col_grp(x)ᵀ for a stride-1 conv, on AVX-512:
 /// false (gw untouched) when the direct path does not apply.
 pub fn wgrad_group(
@@ -255,7 +266,20 @@ pub fn wgrad_group(
     m: usize,
     gw: &mut [i64],
 ) -> bool {
-    match grid(g) {
+    wgrad_group_from(WGRAD_MIN_GRID, g, e_grp, x, grp, m, gw)
+}
+
+/// [`wgrad_group`] on grids of at least `min_grid` outputs (tests use 0).
+fn wgrad_group_from(
+    min_grid: usize,
+    g: &ConvGeom,
+    e_grp: &[i16],
+    x: &[i16],
+    grp: usize,
+    m: usize,
+    gw: &mut [i64],
+) -> bool {
+    match grid(g).filter(|gr| gr.nq >= min_grid) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `grid` is Some only with AVX-512BW.
         Some(gr) => unsafe { wgrad_group_avx512(g, &gr, e_grp, x, grp, m, gw) },
@@ -322,6 +346,7 @@ unsafe fn wgrad_group_avx512(
             let xpad: &[i16] = xpad;
             debug_assert!(b.off.iter().all(|&o| o + nq32 <= xpad.len()));
             let zero_row = m;
+            let vnni = gemm::vnni();
             let mut sums = [[0i32; 4]; 4];
             for r0 in (0..m).step_by(4) {
                 let rows = [0, 1, 2, 3].map(|i| if r0 + i < m { r0 + i } else { zero_row });
@@ -330,7 +355,13 @@ unsafe fn wgrad_group_avx512(
                     let taps = [0, 1, 2, 3].map(|i| b.off[(t0 + i).min(kk - 1)]);
                     // SAFETY: AVX-512BW detected; every window taps[i] + nq32 is inside
                     // xpad (checked above), and each e row has nq32 words.
-                    unsafe { wgrad_block(&e4, xpad, &taps, nq32, &mut sums) };
+                    unsafe {
+                        if vnni {
+                            wgrad_block_vnni(&e4, xpad, &taps, nq32, &mut sums)
+                        } else {
+                            wgrad_block_plain(&e4, xpad, &taps, nq32, &mut sums)
+                        }
+                    };
                     for (i, srow) in sums.iter().enumerate().take(m - r0) {
                         for (t, &v) in srow.iter().enumerate() {
                             if t0 + t < kk {
@@ -346,6 +377,32 @@ unsafe fn wgrad_group_avx512(
     }
 }
 
+/// [`wgrad_block`] without VNNI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+unsafe fn wgrad_block_plain(
+    e4: &[&[i16]; 4],
+    xpad: &[i16],
+    taps: &[usize; 4],
+    len: usize,
+    sums: &mut [[i32; 4]; 4],
+) {
+    wgrad_block::<false>(e4, xpad, taps, len, sums)
+}
+
+/// [`wgrad_block`] with VNNI (`vpdpwssd`, same sums: see [`gemm::vnni`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw,avx512vnni")]
+unsafe fn wgrad_block_vnni(
+    e4: &[&[i16]; 4],
+    xpad: &[i16],
+    taps: &[usize; 4],
+    len: usize,
+    sums: &mut [[i32; 4]; 4],
+) {
+    wgrad_block::<true>(e4, xpad, taps, len, sums)
+}
+
 /// Four error rows against four tap windows of the padded input: sums[r][t] =
 /// Σ_q e_r[q] · xpad[taps[t] + q] over q < len (a multiple of 32), in i32 (the
 /// caller proved Σ|e_r| · max|x| < 2^31).
@@ -354,8 +411,8 @@ unsafe fn wgrad_group_avx512(
 /// AVX-512BW must be present; each e row has `len` words and every window
 /// `taps[t] .. taps[t] + len` is inside `xpad`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512bw")]
-unsafe fn wgrad_block(
+#[inline(always)]
+unsafe fn wgrad_block<const V: bool>(
     e4: &[&[i16]; 4],
     xpad: &[i16],
     taps: &[usize; 4],
@@ -370,15 +427,23 @@ unsafe fn wgrad_block(
         for r in 0..4 {
             let ev = _mm512_loadu_si512(e4[r].as_ptr().add(q) as *const _);
             for t in 0..4 {
-                s[r][t] = _mm512_add_epi32(s[r][t], _mm512_madd_epi16(ev, xv[t]));
+                s[r][t] = gemm::dot_add::<V>(s[r][t], ev, xv[t]);
             }
         }
         q += 32;
     }
+    // Sixteen horizontal sums at once: unpacks fold each row's four accumulators
+    // into one register of per-128-bit-lane partial sums, then the four lanes add.
+    // (Every partial sum is a sum of some of the products, so below 2^31 too.)
     for r in 0..4 {
-        for t in 0..4 {
-            sums[r][t] = _mm512_reduce_add_epi32(s[r][t]);
-        }
+        let [a, b, c, d] = s[r];
+        let ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+        let cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+        // Per 128-bit lane: [Σa, Σb, Σc, Σd] over that lane's elements.
+        let z = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+        let h = _mm256_add_epi32(_mm512_castsi512_si256(z), _mm512_extracti64x4_epi64::<1>(z));
+        let q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+        _mm_storeu_si128(sums[r].as_mut_ptr() as *mut __m128i, q);
     }
 }
 
@@ -393,6 +458,14 @@ mod tests {
     /// path: its sums must equal an independent tap-by-tap i64 sum, for every group.
     #[test]
     fn direct_forward_and_weight_gradient_equal_tap_by_tap_sums() {
+        // AVX-512 without VNNI, then the best level (VNNI where present).
+        for level in [2, 3] {
+            gemm::limit_isa(level);
+            direct_cases();
+        }
+    }
+
+    fn direct_cases() {
         let mut rng = Rng::seed_from_u64(21);
         let mut ran = 0;
         let mut chunked = 0;
@@ -445,7 +518,7 @@ mod tests {
                 }
                 let eg = &e[grp * ocg * n..(grp + 1) * ocg * n];
                 let mut acc = vec![7i64; ocg * kk];
-                if wgrad_group(&g, eg, &x, grp, ocg, &mut acc) {
+                if wgrad_group_from(0, &g, eg, &x, grp, ocg, &mut acc) {
                     let want: Vec<i64> = gw[grp * ocg * kk..(grp + 1) * ocg * kk]
                         .iter()
                         .map(|v| v + 7)
@@ -473,7 +546,8 @@ mod tests {
         let mut c = vec![0i64; g.out_len()];
         assert!(!conv_group(&g, &x, &w, 0, 4, &mut c));
         let mut gw = vec![0i64; g.w_len()];
-        assert!(!wgrad_group(
+        assert!(!wgrad_group_from(
+            0,
             &g,
             &vec![32767; g.out_len()],
             &x,

@@ -97,12 +97,12 @@ enum Isa {
 
 thread_local! {
     /// Test hook: run this thread's products on a lower instruction set.
-    static CAP: std::cell::Cell<u8> = const { std::cell::Cell::new(2) };
+    static CAP: std::cell::Cell<u8> = const { std::cell::Cell::new(3) };
 }
 
-/// Limit this thread's products to an instruction set: 0 scalar, 1 AVX2, 2 the best
-/// available (default). Results are identical on every level; tests use this to
-/// check exactly that.
+/// Limit this thread's products to an instruction set: 0 scalar, 1 AVX2, 2 AVX-512BW
+/// without VNNI, 3 the best available (default). Results are identical on every
+/// level; tests use this to check exactly that.
 pub fn limit_isa(level: u8) {
     CAP.with(|c| c.set(level));
 }
@@ -354,6 +354,8 @@ pub fn isa_name() -> &'static str {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => "avx2",
         #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if vnni() => "avx512bw+vnni",
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => "avx512bw",
     }
 }
@@ -592,9 +594,9 @@ pub(super) fn pair_words(a: &[i16], r: usize, k: usize, ap: &mut Vec<i32>) {
 /// the last register of a block is masked, so no column is left to scalar code.
 ///
 /// # Safety
-/// AVX-512BW must be present, and `off[j] + n ≤ b.len()` for every j.
+/// AVX-512BW must be present, and `off[j] + n ≤ b.len()` for every j. Runs with
+/// `vpdpwssd` where AVX512-VNNI is present ([`vnni`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512bw")]
 pub(super) unsafe fn rows_avx512<const R: usize>(
     ap: &[i32],
     off: &[usize],
@@ -604,14 +606,81 @@ pub(super) unsafe fn rows_avx512<const R: usize>(
 ) {
     debug_assert!(ap.len() >= off.len() * R && out.len() >= R * n);
     debug_assert!(off.iter().all(|&o| o + n <= b.len()));
+    if vnni() {
+        rows_vnni::<R>(ap, off, b, n, out)
+    } else {
+        rows_plain::<R>(ap, off, b, n, out)
+    }
+}
+
+/// Whether this thread's AVX-512 kernels may fuse multiply and add (`vpdpwssd`,
+/// AVX512-VNNI). It wraps exactly like `vpmaddwd` + `vpaddd`, and the callers have
+/// proved no i32 sum can overflow, so the sums are the same.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn vnni() -> bool {
+    CAP.with(|c| c.get()) >= 3 && std::arch::is_x86_feature_detected!("avx512vnni")
+}
+
+/// s + a·b on pairs of i16 in i32 lanes: `vpdpwssd` with VNNI, else madd then add.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) unsafe fn dot_add<const V: bool>(
+    s: std::arch::x86_64::__m512i,
+    a: std::arch::x86_64::__m512i,
+    b: std::arch::x86_64::__m512i,
+) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    if V {
+        _mm512_dpwssd_epi32(s, a, b)
+    } else {
+        _mm512_add_epi32(s, _mm512_madd_epi16(a, b))
+    }
+}
+
+/// [`rows_avx512`] without VNNI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+unsafe fn rows_plain<const R: usize>(
+    ap: &[i32],
+    off: &[usize],
+    b: &[i32],
+    n: usize,
+    out: &mut [i32],
+) {
+    rows_body::<R, false>(ap, off, b, n, out)
+}
+
+/// [`rows_avx512`] with VNNI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw,avx512vnni")]
+unsafe fn rows_vnni<const R: usize>(
+    ap: &[i32],
+    off: &[usize],
+    b: &[i32],
+    n: usize,
+    out: &mut [i32],
+) {
+    rows_body::<R, true>(ap, off, b, n, out)
+}
+
+/// The column loop of [`rows_avx512`], inlined into each instruction-set variant.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn rows_body<const R: usize, const V: bool>(
+    ap: &[i32],
+    off: &[usize],
+    b: &[i32],
+    n: usize,
+    out: &mut [i32],
+) {
     let mut col = 0;
     while col < n {
         let width = (n - col).min(64);
         match width.div_ceil(16) {
-            4 => block_avx512::<R, 4>(ap, off, b, n, col, width, out),
-            3 => block_avx512::<R, 3>(ap, off, b, n, col, width, out),
-            2 => block_avx512::<R, 2>(ap, off, b, n, col, width, out),
-            _ => block_avx512::<R, 1>(ap, off, b, n, col, width, out),
+            4 => block_avx512::<R, 4, V>(ap, off, b, n, col, width, out),
+            3 => block_avx512::<R, 3, V>(ap, off, b, n, col, width, out),
+            2 => block_avx512::<R, 2, V>(ap, off, b, n, col, width, out),
+            _ => block_avx512::<R, 1, V>(ap, off, b, n, col, width, out),
         }
         col += width;
     }
@@ -620,9 +689,9 @@ pub(super) unsafe fn rows_avx512<const R: usize>(
 /// Columns [col, col + width) of [`rows_avx512`] in Q registers of 16 lanes
 /// (16·(Q − 1) < width ≤ 16·Q).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512bw")]
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn block_avx512<const R: usize, const Q: usize>(
+unsafe fn block_avx512<const R: usize, const Q: usize, const V: bool>(
     ap: &[i32],
     off: &[usize],
     b: &[i32],
@@ -649,7 +718,7 @@ unsafe fn block_avx512<const R: usize, const Q: usize>(
         for (r, sr) in s.iter_mut().enumerate() {
             let av = _mm512_set1_epi32(*ap.get_unchecked(r * off.len() + j));
             for q in 0..Q {
-                sr[q] = _mm512_add_epi32(sr[q], _mm512_madd_epi16(av, bv[q]));
+                sr[q] = dot_add::<V>(sr[q], av, bv[q]);
             }
         }
     }
@@ -816,7 +885,7 @@ mod tests {
 
     #[test]
     fn gemm_i16_is_exact_on_every_instruction_set_including_extremes() {
-        for level in [0u8, 1, 2] {
+        for level in [0u8, 1, 2, 3] {
             let before = row_stats();
             limit_isa(level);
             gemm_cases();
@@ -826,7 +895,7 @@ mod tests {
                 assert!(row_stats().1 > before.1, "no row ran in chunks");
             }
         }
-        limit_isa(2);
+        limit_isa(3);
     }
 
     #[test]
