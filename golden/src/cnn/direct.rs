@@ -33,6 +33,8 @@ struct Bufs {
     ap: Vec<i32>,
     /// Pair words of one chunk of the contraction.
     ap2: Vec<i32>,
+    /// Per pair of taps, its largest |lo| + |hi| over a block's rows.
+    pw: Vec<i32>,
     /// Chunks [j0, j1) of the contraction whose i32 sums cannot overflow.
     chunks: Vec<(usize, usize)>,
     /// Word offset of each tap pair's window.
@@ -149,7 +151,7 @@ unsafe fn conv_group_avx512(
                 {
                     b.chunks.push((0, kp));
                 } else {
-                    pair_word_chunks(&b.ap, r, kp, bmax, &mut b.chunks);
+                    pair_word_chunks(&b.ap, r, kp, bmax, &mut b.pw, &mut b.chunks);
                 }
                 for (ci, &(j0, j1)) in b.chunks.iter().enumerate() {
                     let ap: &[i32] = if b.chunks.len() == 1 {
@@ -178,14 +180,7 @@ unsafe fn conv_group_avx512(
                     for rr in 0..r {
                         let crow = &mut c[(first + rr) * n..(first + rr + 1) * n];
                         let srow = &b.row32[rr * nq..(rr + 1) * nq];
-                        let rows = crow.chunks_exact_mut(g.out_w).zip(srow.chunks_exact(gr.wp));
-                        for (cr, sr) in rows {
-                            if ci == 0 {
-                                cr.iter_mut().zip(sr).for_each(|(cv, &v)| *cv = v as i64);
-                            } else {
-                                cr.iter_mut().zip(sr).for_each(|(cv, &v)| *cv += v as i64);
-                            }
-                        }
+                        widen(crow, srow, g.out_w, gr.wp, ci > 0);
                     }
                 }
                 if b.chunks.len() == 1 {
@@ -200,18 +195,52 @@ unsafe fn conv_group_avx512(
     }
 }
 
+/// c (=, or += with `add`) the sums of one output channel on the padded grid `s`
+/// (rows of wp words), without the junk columns, widened to i64.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+unsafe fn widen(c: &mut [i64], s: &[i32], out_w: usize, wp: usize, add: bool) {
+    use std::arch::x86_64::*;
+    for (cr, sr) in c.chunks_exact_mut(out_w).zip(s.chunks(wp)) {
+        let mut x = 0;
+        while x < out_w {
+            let k = (out_w - x).min(8);
+            let m = ((1u32 << k) - 1) as u16;
+            // SAFETY: lanes ≥ k are masked off, so only cr[x..x + k], sr[x..x + k] move.
+            let v = _mm512_maskz_loadu_epi32(m, sr.as_ptr().add(x));
+            let mut w = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+            if add {
+                w = _mm512_add_epi64(w, _mm512_maskz_loadu_epi64(m as u8, cr.as_ptr().add(x)));
+            }
+            _mm512_mask_storeu_epi64(cr.as_mut_ptr().add(x), m as u8, w);
+            x += 8;
+        }
+    }
+}
+
 /// Cut the kp pair words of `r` rows (row-major) into chunks [j0, j1) such that in
 /// every chunk and row Σ (|lo| + |hi|) · bmax < 2^31, so each chunk's i32 lane sums
 /// are exact. The caller checked that every pair alone is below 2^31.
-fn pair_word_chunks(ap: &[i32], r: usize, kp: usize, bmax: i64, out: &mut Vec<(usize, usize)>) {
-    let weight = |v: i32| (v as i16 as i64).abs() + ((v >> 16) as i16 as i64).abs();
+fn pair_word_chunks(
+    ap: &[i32],
+    r: usize,
+    kp: usize,
+    bmax: i64,
+    pw: &mut Vec<i32>,
+    out: &mut Vec<(usize, usize)>,
+) {
+    // Per pair, the largest |lo| + |hi| over the rows (≤ 2^16, so i32; vectorizes).
+    pw.clear();
+    pw.resize(kp, 0);
+    for row in ap.chunks_exact(kp).take(r) {
+        for (p, &v) in pw.iter_mut().zip(row) {
+            let w = (v as i16 as i32).abs() + ((v >> 16) as i16 as i32).abs();
+            *p = (*p).max(w);
+        }
+    }
     let (mut start, mut acc) = (0, 0i64);
-    for j in 0..kp {
-        let w = (0..r)
-            .map(|row| weight(ap[row * kp + j]))
-            .max()
-            .unwrap_or(0)
-            * bmax;
+    for (j, &p) in pw.iter().enumerate() {
+        let w = p as i64 * bmax;
         debug_assert!(w < I32_LIMIT);
         if acc + w >= I32_LIMIT {
             out.push((start, j));
@@ -249,13 +278,6 @@ fn weight_pairs(w: &[i16], r: usize, icg: usize, k: usize, ap: &mut Vec<i32>) {
     }
 }
 
-/// Smallest padded grid (outputs) on which the direct weight gradient runs. Its cost
-/// per weight is nq/32 multiply-adds plus a horizontal sum (about 3 vector operations);
-/// the packed path's is about n/32 plus packing im2colᵀ once per sample. So small
-/// maps (14×14: nq = 224; 7×7: 63) go to the packed path, and 28×28 (nq = 840) stays
-/// here. Measured on reference-cnn (`hdfa train-bench`).
-const WGRAD_MIN_GRID: usize = 512;
-
 /// gw_grp (m×K) += E_grp (m×n) · im2col_grp(x)ᵀ for a stride-1 conv, on AVX-512:
 /// false (gw untouched) when the direct path does not apply.
 pub fn wgrad_group(
@@ -266,20 +288,7 @@ pub fn wgrad_group(
     m: usize,
     gw: &mut [i64],
 ) -> bool {
-    wgrad_group_from(WGRAD_MIN_GRID, g, e_grp, x, grp, m, gw)
-}
-
-/// [`wgrad_group`] on grids of at least `min_grid` outputs (tests use 0).
-fn wgrad_group_from(
-    min_grid: usize,
-    g: &ConvGeom,
-    e_grp: &[i16],
-    x: &[i16],
-    grp: usize,
-    m: usize,
-    gw: &mut [i64],
-) -> bool {
-    match grid(g).filter(|gr| gr.nq >= min_grid) {
+    match grid(g) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `grid` is Some only with AVX-512BW.
         Some(gr) => unsafe { wgrad_group_avx512(g, &gr, e_grp, x, grp, m, gw) },
@@ -518,7 +527,7 @@ mod tests {
                 }
                 let eg = &e[grp * ocg * n..(grp + 1) * ocg * n];
                 let mut acc = vec![7i64; ocg * kk];
-                if wgrad_group_from(0, &g, eg, &x, grp, ocg, &mut acc) {
+                if wgrad_group(&g, eg, &x, grp, ocg, &mut acc) {
                     let want: Vec<i64> = gw[grp * ocg * kk..(grp + 1) * ocg * kk]
                         .iter()
                         .map(|v| v + 7)
@@ -546,8 +555,7 @@ mod tests {
         let mut c = vec![0i64; g.out_len()];
         assert!(!conv_group(&g, &x, &w, 0, 4, &mut c));
         let mut gw = vec![0i64; g.w_len()];
-        assert!(!wgrad_group_from(
-            0,
+        assert!(!wgrad_group(
             &g,
             &vec![32767; g.out_len()],
             &x,
