@@ -354,6 +354,7 @@ impl<N: Loss> Experiment<N> {
         let f = self.trainer.net.forward_copy();
         let threads = self.config.raw.threads.clamp(1, xs.len());
         let chunk = xs.len().div_ceil(threads);
+        let cap = crate::cnn::gemm::isa_limit();
         let parts: Vec<(f64, usize)> = std::thread::scope(|s| {
             let hs: Vec<_> = xs
                 .chunks(chunk)
@@ -362,6 +363,7 @@ impl<N: Loss> Experiment<N> {
                     let f = &f;
                     let net = &self.trainer.net;
                     s.spawn(move || {
+                        crate::cnn::gemm::limit_isa(cap);
                         let mut t = Trace::<N>::default();
                         let (mut l, mut c) = (0.0, 0usize);
                         for (x, &y) in xc.iter().zip(yc) {

@@ -118,6 +118,31 @@ fn train_digits_is_identical_for_1_2_and_3_threads() {
     assert_eq!(logs[0], logs[2]);
 }
 
+/// Scalar, AVX2, AVX-512 and AVX-512 with VNNI (as far as the machine has them)
+/// train to the same bits, in both number-format presets (the wide one runs the
+/// direct kernels' chunked rows).
+#[test]
+fn train_digits_is_identical_on_every_instruction_set() {
+    for format in ["q8.8-q4.12-q3.13", "q8.24-q4.12-q3.13"] {
+        let line = format!("format = \"{format}\"");
+        let logs: Vec<String> = [0u8, 1, 2, 3]
+            .iter()
+            .map(|&level| {
+                golden::cnn::gemm::limit_isa(level);
+                let mut exp = exp_for(
+                    "hdfa_p0_5",
+                    &[("format = \"q8.8-q4.12-q3.13\"", line.as_str())],
+                );
+                first_steps(&mut exp, 10)
+            })
+            .collect();
+        golden::cnn::gemm::limit_isa(3);
+        for (level, log) in logs.iter().enumerate() {
+            assert_eq!(&logs[0], log, "{format}: level {level} differs from scalar");
+        }
+    }
+}
+
 #[test]
 fn train_digits_hdfa_with_p1_equals_plain_momentum_bp_bit_for_bit() {
     let mut a = exp_for("bp", &[]);

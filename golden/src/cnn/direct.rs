@@ -371,12 +371,10 @@ unsafe fn wgrad_group_avx512(
                             wgrad_block_plain(&e4, xpad, &taps, nq32, &mut sums)
                         }
                     };
+                    let nt = (kk - t0).min(4);
                     for (i, srow) in sums.iter().enumerate().take(m - r0) {
-                        for (t, &v) in srow.iter().enumerate() {
-                            if t0 + t < kk {
-                                gw[(r0 + i) * kk + t0 + t] += v as i64;
-                            }
-                        }
+                        let dst = &mut gw[(r0 + i) * kk + t0..][..nt];
+                        dst.iter_mut().zip(srow).for_each(|(d, &v)| *d += v as i64);
                     }
                 }
                 gemm::count_rows(rows.iter().filter(|&&r| r != zero_row).count() as u64);

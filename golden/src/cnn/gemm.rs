@@ -107,6 +107,12 @@ pub fn limit_isa(level: u8) {
     CAP.with(|c| c.set(level));
 }
 
+/// This thread's instruction-set limit ([`limit_isa`]): worker threads take their
+/// caller's, so a limit set by a test holds for a whole training step.
+pub fn isa_limit() -> u8 {
+    CAP.with(|c| c.get())
+}
+
 fn isa() -> Isa {
     let cap = CAP.with(|c| c.get());
     if cap == 0 {

@@ -17,7 +17,7 @@
 
 use super::net::{Net, Propagation};
 use super::num::{Coef, Num};
-use super::ops;
+use super::{gemm, ops};
 use crate::rng::Rng;
 use crate::rng::SeedableRng;
 
@@ -451,7 +451,7 @@ struct Slot<A> {
 
 /// Exponents held at once per block before the oldest slot is folded: a batch's
 /// errors span a few exponents, and each fold costs a pass over the block's weights.
-const PENDING_SLOTS: usize = 4;
+const PENDING_SLOTS: usize = 8;
 
 impl<N: Num> Net<N> {
     /// Add one sample's weight and bias gradients (errors and inputs in `t`) to the
@@ -670,12 +670,18 @@ impl<N: Loss> Trainer<N> {
         threads: usize,
     ) -> (Vec<Vec<N::M>>, StepStats) {
         let f = self.net.forward_copy();
+        let cap = gemm::isa_limit();
         let threads = threads.clamp(1, batch.len().max(1));
         let chunk = batch.len().div_ceil(threads);
         let parts: Vec<_> = std::thread::scope(|s| {
             let hs: Vec<_> = batch
                 .chunks(chunk)
-                .map(|c| s.spawn(|| run_samples(&self.net, &f, kind, c)))
+                .map(|c| {
+                    s.spawn(|| {
+                        gemm::limit_isa(cap);
+                        run_samples(&self.net, &f, kind, c)
+                    })
+                })
                 .collect();
             hs.into_iter()
                 .map(|h| h.join().expect("worker thread panicked"))
@@ -737,6 +743,7 @@ impl<N: Loss> Trainer<N> {
     /// Predicted classes of `inputs` (no training).
     pub fn predict(&self, inputs: &[&[N::V]], threads: usize) -> Vec<usize> {
         let f = self.net.forward_copy();
+        let cap = gemm::isa_limit();
         let threads = threads.clamp(1, inputs.len().max(1));
         let chunk = inputs.len().div_ceil(threads).max(1);
         std::thread::scope(|s| {
@@ -745,6 +752,7 @@ impl<N: Loss> Trainer<N> {
                 .map(|c| {
                     let f = &f;
                     s.spawn(move || {
+                        gemm::limit_isa(cap);
                         let mut t = Trace::<N>::default();
                         c.iter()
                             .map(|x| {
