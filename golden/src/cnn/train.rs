@@ -100,6 +100,8 @@ pub struct Trace<N: Num> {
     pub pre: Vec<Vec<N::V>>,
     /// Spare buffer.
     pub tmp: Vec<N::V>,
+    /// Spare buffer of residual words (wide activations).
+    pub tmpl: Vec<N::V>,
 }
 
 /// Which error propagation a step uses.
@@ -305,20 +307,31 @@ impl<N: Num> Net<N> {
                 &mut t.scratch,
             );
             if i + 1 < nb {
-                let (mut o, mut ol) = (p.clone(), pl.clone());
+                // Buffers recycled as in the Q8.8 pass: nothing is allocated after
+                // the first sample.
+                let mut o = std::mem::take(&mut t.tmp);
+                let mut ol = std::mem::take(&mut t.tmpl);
+                o.clone_from(&p);
+                ol.clone_from(&pl);
                 if b.relu {
                     ops::relu_wide::<N>(&p, &pl, &mut o, &mut ol);
                 }
                 if b.pool {
                     let len = g.out_c * (g.out_h / 2) * (g.out_w / 2);
-                    let (mut y, mut yl) = (vec![N::zero(); len], vec![N::zero(); len]);
+                    let mut y = std::mem::take(&mut t.x[i + 1]);
+                    let mut yl = std::mem::take(&mut t.xl[i + 1]);
+                    y.clear();
+                    y.resize(len, N::zero());
+                    yl.clear();
+                    yl.resize(len, N::zero());
                     let mut arg = std::mem::take(&mut t.arg[i]);
                     arg.clear();
                     arg.resize(len, 0);
                     let (c, h, w) = (g.out_c, g.out_h, g.out_w);
                     ops::maxpool2_fwd_wide::<N>(c, h, w, &o, &ol, &mut y, &mut yl, &mut arg);
                     t.arg[i] = arg;
-                    (o, ol) = (y, yl);
+                    t.x[i + 1] = std::mem::replace(&mut o, y);
+                    t.xl[i + 1] = std::mem::replace(&mut ol, yl);
                 }
                 if let Some(sg) = b.shuffle {
                     let (c, h, w) = b.out_shape();
@@ -328,8 +341,8 @@ impl<N: Num> Net<N> {
                     ops::permute_channels(&perm, h * w, &ol, &mut yl);
                     (o, ol) = (y, yl);
                 }
-                t.x[i + 1] = o;
-                t.xl[i + 1] = ol;
+                t.tmp = std::mem::replace(&mut t.x[i + 1], o);
+                t.tmpl = std::mem::replace(&mut t.xl[i + 1], ol);
             }
             t.p[i] = p;
             t.pl[i] = pl;
