@@ -165,13 +165,10 @@ pub fn load_data(c: &Config) -> Result<(Dataset, Dataset), ExpError> {
 /// Convert stored pixels to input values: pixel / max_pixel.
 pub fn to_inputs<N: Num>(d: &Dataset) -> (Vec<Vec<N::V>>, Vec<usize>) {
     let m = d.max_pixel as f64;
+    // One conversion per pixel value (a table of 256), not per pixel.
+    let table: Vec<N::V> = (0..=255u8).map(|p| N::act_from_f64(p as f64 / m)).collect();
     let xs = (0..d.len())
-        .map(|i| {
-            d.image(i)
-                .iter()
-                .map(|&p| N::act_from_f64(p as f64 / m))
-                .collect()
-        })
+        .map(|i| d.image(i).iter().map(|&p| table[p as usize]).collect())
         .collect();
     (xs, d.labels.iter().map(|&l| l as usize).collect())
 }

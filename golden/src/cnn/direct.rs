@@ -41,6 +41,11 @@ struct Bufs {
     off: Vec<usize>,
     /// Errors on the padded grid (weight gradient).
     ep: Vec<i16>,
+    /// The i64 sums of one block of rows, per input, when the contraction ran in
+    /// chunks.
+    row64: Vec<i64>,
+    /// One output row's sums as i64, per input.
+    seg: Vec<i64>,
 }
 
 /// Padded-grid geometry of a stride-1 conv.
@@ -82,77 +87,174 @@ pub fn conv_group(
     m: usize,
     c: &mut [i64],
 ) -> bool {
-    match grid(g) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `grid` is Some only with AVX-512BW.
-        Some(gr) => unsafe { conv_group_avx512(g, &gr, x, w_grp, grp, m, c) },
-        _ => false,
+    let Some(gr) = grid(g) else {
+        return false;
+    };
+    let plane_len = g.icg() * g.in_h * g.in_w;
+    let bmax = gemm::max_abs_fast(&x[grp * plane_len..(grp + 1) * plane_len]);
+    // A pair of taps alone below 2^31 (|lo| + |hi| ≤ 2·max|w|): then the contraction
+    // can always be cut into chunks that cannot overflow.
+    if 2 * gemm::max_abs_fast(&w_grp[..m * g.fan_in()]) * bmax >= I32_LIMIT {
+        return false;
     }
+    let (n, ow) = (g.out_h * g.out_w, g.out_w);
+    let mut emit = |r: usize, oy: usize, [s]: [&[i64]; 1]| {
+        c[r * n + oy * ow..][..ow].copy_from_slice(s);
+    };
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `grid` is Some only with AVX-512BW; the bound was checked above.
+    unsafe {
+        group_sums::<1>(g, &gr, [x], [bmax], w_grp, grp, m, &mut emit)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (&gr, &mut emit);
+    true
 }
 
-/// [`conv_group`]'s body, compiled for AVX-512 so its copies vectorize too.
+/// The forward sums of a whole stride-1 conv (every group) on `W` inputs that share
+/// the weights (W = 2: the wide activations' hi and lo words), handed to
+/// `emit(oc, oy, sums)` one output row at a time, `sums[i]` the `out_w` exact sums of
+/// input i. No i64 tensor is written: the caller narrows straight from them, and the
+/// inputs are padded and the weight pair words built once for all `W`. False (nothing
+/// emitted) when the direct path does not apply to every group and input.
+pub fn conv_fused<const W: usize>(
+    g: &ConvGeom,
+    xs: [&[i16]; W],
+    w: &[i16],
+    mut emit: impl FnMut(usize, usize, [&[i64]; W]),
+) -> bool {
+    let Some(gr) = grid(g) else {
+        return false;
+    };
+    let (kk, ocg) = (g.fan_in(), g.out_c / g.groups);
+    let plane_len = g.icg() * g.in_h * g.in_w;
+    // Every group and input is checked before anything is emitted.
+    let mut bmax = Vec::with_capacity(g.groups);
+    for grp in 0..g.groups {
+        let wmax = gemm::max_abs_fast(&w[grp * ocg * kk..(grp + 1) * ocg * kk]);
+        let b = xs.map(|x| gemm::max_abs_fast(&x[grp * plane_len..(grp + 1) * plane_len]));
+        if b.iter().any(|&b| 2 * wmax * b >= I32_LIMIT) {
+            return false;
+        }
+        bmax.push(b);
+    }
+    for (grp, &b) in bmax.iter().enumerate() {
+        let w_grp = &w[grp * ocg * kk..(grp + 1) * ocg * kk];
+        let mut e = |r: usize, oy: usize, s: [&[i64]; W]| emit(grp * ocg + r, oy, s);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `grid` is Some only with AVX-512BW; the bounds were checked above.
+        unsafe {
+            group_sums::<W>(g, &gr, xs, b, w_grp, grp, ocg, &mut e)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (&gr, b, w_grp, &mut e);
+    }
+    true
+}
+
+/// The sums of rows [0, m) of one group on `W` inputs ([`conv_fused`]), handed to
+/// `emit(row, oy, sums)`.
+///
+/// # Safety
+/// AVX-512BW must be present, `gr` must be `g`'s grid, and 2·max|w_grp|·bmax[i] <
+/// 2^31 for every input i (`bmax[i]`: max |x_i| over the group's channels).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512bw")]
-unsafe fn conv_group_avx512(
+#[allow(clippy::too_many_arguments)]
+unsafe fn group_sums<const W: usize>(
     g: &ConvGeom,
     gr: &Grid,
-    x: &[i16],
+    xs: [&[i16]; W],
+    bmax: [i64; W],
     w_grp: &[i16],
     grp: usize,
     m: usize,
-    c: &mut [i64],
-) -> bool {
-    {
-        let (icg, k, d, pad) = (g.icg(), g.k, g.dil, g.pad);
-        let kk = g.fan_in();
-        let plane_len = g.in_h * g.in_w;
-        let xg = &x[grp * icg * plane_len..(grp + 1) * icg * plane_len];
-        let bmax = gemm::max_abs(xg);
-        // A pair of taps alone below 2^31 (|lo| + |hi| ≤ 2·max|w|): then the
-        // contraction can always be cut into chunks that cannot overflow.
-        if 2 * gemm::max_abs(&w_grp[..m * kk]) * bmax >= I32_LIMIT {
-            return false;
-        }
-        let cpn = icg.div_ceil(2);
-        BUFS.with_borrow_mut(|b| {
-            // Channel pairs (2cp, 2cp + 1) interleaved into words, padded.
-            b.xp.clear();
-            b.xp.resize(cpn * gr.plane, 0);
-            for icl in 0..icg {
-                let (cp, sh) = (icl / 2, 16 * (icl % 2));
-                let src = &xg[icl * plane_len..(icl + 1) * plane_len];
-                for (iy, srow) in src.chunks_exact(g.in_w).enumerate() {
-                    let at = cp * gr.plane + (iy + pad) * gr.wp + pad;
-                    for (dw, &v) in b.xp[at..at + g.in_w].iter_mut().zip(srow) {
-                        *dw |= (v as u16 as u32) << sh;
-                    }
-                }
+    emit: &mut impl FnMut(usize, usize, [&[i64]; W]),
+) {
+    let (icg, k, d, pad) = (g.icg(), g.k, g.dil, g.pad);
+    let kk = g.fan_in();
+    let plane_len = g.in_h * g.in_w;
+    let cpn = icg.div_ceil(2);
+    let (n, nq, ow) = (g.out_h * g.out_w, gr.nq, g.out_w);
+    let span = cpn * gr.plane;
+    BUFS.with_borrow_mut(|b| {
+        // Per input, channel pairs (2cp, 2cp + 1) interleaved into words, padded.
+        b.xp.clear();
+        b.xp.resize(W * span, 0);
+        for (i, x) in xs.iter().enumerate() {
+            if bmax[i] == 0 {
+                continue;
             }
-            b.off.clear();
+            let xg = &x[grp * icg * plane_len..(grp + 1) * icg * plane_len];
+            let xp = &mut b.xp[i * span..(i + 1) * span];
             for cp in 0..cpn {
-                for ky in 0..k {
-                    for kx in 0..k {
-                        b.off.push(cp * gr.plane + ky * d * gr.wp + kx * d);
+                let lo = &xg[2 * cp * plane_len..(2 * cp + 1) * plane_len];
+                // Channel 2cp + 1, or zeros past an odd channel count.
+                let hi = xg.get((2 * cp + 1) * plane_len..(2 * cp + 2) * plane_len);
+                for iy in 0..g.in_h {
+                    let at = cp * gr.plane + (iy + pad) * gr.wp + pad;
+                    let dst = &mut xp[at..at + g.in_w];
+                    let l = &lo[iy * g.in_w..(iy + 1) * g.in_w];
+                    match hi {
+                        Some(hi) => {
+                            let h = &hi[iy * g.in_w..(iy + 1) * g.in_w];
+                            for ((dw, &a), &c) in dst.iter_mut().zip(l).zip(h) {
+                                *dw = a as u16 as u32 | (c as u16 as u32) << 16;
+                            }
+                        }
+                        None => {
+                            for (dw, &a) in dst.iter_mut().zip(l) {
+                                *dw = a as u16 as u32;
+                            }
+                        }
                     }
                 }
             }
-            let xp = gemm::as_i32(&b.xp);
-            let (n, nq) = (g.out_h * g.out_w, gr.nq);
-            let mut first = 0;
-            while first < m {
-                let r = if m - first >= 4 { 4 } else { 1 };
-                let wr = &w_grp[first * kk..(first + r) * kk];
-                weight_pairs(wr, r, icg, k, &mut b.ap);
-                let kp = b.off.len();
+        }
+        b.off.clear();
+        for cp in 0..cpn {
+            for ky in 0..k {
+                for kx in 0..k {
+                    b.off.push(cp * gr.plane + ky * d * gr.wp + kx * d);
+                }
+            }
+        }
+        let kp = b.off.len();
+        // The kernel writes every word of its r × nq output, per input.
+        if b.row32.len() < W * 4 * nq {
+            b.row32.resize(W * 4 * nq, 0);
+        }
+        b.row64.resize(W * 4 * n, 0);
+        b.seg.resize(W * ow, 0);
+        let xp_all = gemm::as_i32(&b.xp);
+        let mut first = 0;
+        while first < m {
+            let r = if m - first >= 4 { 4 } else { 1 };
+            let wr = &w_grp[first * kk..(first + r) * kk];
+            weight_pairs(wr, r, icg, k, &mut b.ap);
+            // Σ|w| of the block's largest row: its bound against every input.
+            let wsum = wr
+                .chunks_exact(kk)
+                .map(|row| gemm::row_bound(row, 1))
+                .max()
+                .unwrap_or(0);
+            let mut chunked = [false; W];
+            for i in 0..W {
+                let out32 = &mut b.row32[i * 4 * nq..][..r * nq];
+                if bmax[i] == 0 {
+                    // All-zero input (the first layer's residual words): zero sums.
+                    out32.fill(0);
+                    gemm::count_rows(r as u64);
+                    continue;
+                }
                 b.chunks.clear();
-                if wr
-                    .chunks_exact(kk)
-                    .all(|row| gemm::row_bound(row, bmax) < I32_LIMIT)
-                {
+                if wsum * bmax[i] < I32_LIMIT {
                     b.chunks.push((0, kp));
                 } else {
-                    pair_word_chunks(&b.ap, r, kp, bmax, &mut b.pw, &mut b.chunks);
+                    pair_word_chunks(&b.ap, r, kp, bmax[i], &mut b.pw, &mut b.chunks);
                 }
+                chunked[i] = b.chunks.len() > 1;
+                let xp = &xp_all[i * span..(i + 1) * span];
                 for (ci, &(j0, j1)) in b.chunks.iter().enumerate() {
                     let ap: &[i32] = if b.chunks.len() == 1 {
                         &b.ap
@@ -164,35 +266,52 @@ unsafe fn conv_group_avx512(
                         &b.ap2
                     };
                     let off = &b.off[j0..j1];
-                    // The kernel writes every word of its r × nq output.
-                    if b.row32.len() < r * nq {
-                        b.row32.resize(r * nq, 0);
-                    }
-                    // SAFETY: AVX-512BW detected; every window off[j] + nq ends inside
-                    // xp (the plane's slack covers the last row's taps, see `grid`).
+                    // SAFETY: AVX-512BW present (caller); every window off[j] + nq ends
+                    // inside xp (the plane's slack covers the last row's taps, see
+                    // `grid`).
                     unsafe {
                         if r == 4 {
-                            gemm::rows_avx512::<4>(ap, off, xp, nq, &mut b.row32);
+                            gemm::rows_avx512::<4>(ap, off, xp, nq, out32);
                         } else {
-                            gemm::rows_avx512::<1>(ap, off, xp, nq, &mut b.row32);
+                            gemm::rows_avx512::<1>(ap, off, xp, nq, out32);
                         }
                     }
-                    for rr in 0..r {
-                        let crow = &mut c[(first + rr) * n..(first + rr + 1) * n];
-                        let srow = &b.row32[rr * nq..(rr + 1) * nq];
-                        widen(crow, srow, g.out_w, gr.wp, ci > 0);
+                    if chunked[i] {
+                        for rr in 0..r {
+                            let c64 = &mut b.row64[i * 4 * n + rr * n..][..n];
+                            widen(c64, &out32[rr * nq..(rr + 1) * nq], ow, gr.wp, ci > 0);
+                        }
                     }
                 }
-                if b.chunks.len() == 1 {
-                    gemm::count_rows(r as u64);
-                } else {
+                if chunked[i] {
                     gemm::count_chunked(r as u64);
+                } else {
+                    gemm::count_rows(r as u64);
                 }
-                first += r;
             }
-        });
-        true
-    }
+            for rr in 0..r {
+                for oy in 0..g.out_h {
+                    for i in 0..W {
+                        if !chunked[i] {
+                            let s = &b.row32[i * 4 * nq + rr * nq + oy * gr.wp..][..ow];
+                            for (d, &v) in b.seg[i * ow..(i + 1) * ow].iter_mut().zip(s) {
+                                *d = v as i64;
+                            }
+                        }
+                    }
+                    let sums: [&[i64]; W] = std::array::from_fn(|i| {
+                        if chunked[i] {
+                            &b.row64[i * 4 * n + rr * n + oy * ow..][..ow]
+                        } else {
+                            &b.seg[i * ow..(i + 1) * ow]
+                        }
+                    });
+                    emit(first + rr, oy, sums);
+                }
+            }
+            first += r;
+        }
+    });
 }
 
 /// c (=, or += with `add`) the sums of one output channel on the padded grid `s`
@@ -221,6 +340,7 @@ unsafe fn widen(c: &mut [i64], s: &[i32], out_w: usize, wp: usize, add: bool) {
 /// Cut the kp pair words of `r` rows (row-major) into chunks [j0, j1) such that in
 /// every chunk and row Σ (|lo| + |hi|) · bmax < 2^31, so each chunk's i32 lane sums
 /// are exact. The caller checked that every pair alone is below 2^31.
+#[inline(always)]
 fn pair_word_chunks(
     ap: &[i32],
     r: usize,
@@ -255,7 +375,7 @@ fn pair_word_chunks(
 /// Pair words of `r` weight rows (each icg·k·k taps, (ic, ky, kx) order) over
 /// channel pairs, row-major: entry row·kp + (cp·k + ky)·k + kx holds the taps of
 /// channels 2cp and 2cp + 1 (0 past icg), the order of the window offsets.
-#[inline]
+#[inline(always)]
 fn weight_pairs(w: &[i16], r: usize, icg: usize, k: usize, ap: &mut Vec<i32>) {
     let kk = icg * k * k;
     let k2 = k * k;
@@ -507,6 +627,27 @@ mod tests {
                 gw[wi] += e[o] as i64 * x[i] as i64;
             });
             let (kk, n) = (g.fan_in(), g.out_h * g.out_w);
+            // The fused pass on two inputs sharing the weights: x and a second input
+            // (all zero every third case, as the first layer's residual words).
+            let x2: Vec<i16> = (0..g.in_len())
+                .map(|_| match case % 3 {
+                    0 => 0,
+                    _ => rng.range_i64(-span, span - 1) as i16,
+                })
+                .collect();
+            let mut y2 = vec![0i64; g.out_len()];
+            g.for_each_tap(|o, i, wi| y2[o] += x2[i] as i64 * wt[wi] as i64);
+            let (mut f1, mut f2) = (vec![-1i64; g.out_len()], vec![-1i64; g.out_len()]);
+            let took = conv_fused(&g, [&x, &x2], &wt, |oc, oy, [s1, s2]| {
+                let at = oc * n + oy * g.out_w;
+                f1[at..at + g.out_w].copy_from_slice(s1);
+                f2[at..at + g.out_w].copy_from_slice(s2);
+            });
+            assert_eq!(took, gemm::avx512(), "case {case} {g:?}");
+            if took {
+                assert_eq!(f1, y, "fused, first input: case {case} {g:?}");
+                assert_eq!(f2, y2, "fused, second input: case {case} {g:?}");
+            }
             for grp in 0..groups {
                 let wg = &wt[grp * ocg * kk..(grp + 1) * ocg * kk];
                 let mut c = vec![-1i64; ocg * n];

@@ -86,6 +86,22 @@ pub(super) fn max_abs(b: &[i16]) -> i64 {
     b.iter().map(|&v| (v as i32).abs()).max().unwrap_or(0) as i64
 }
 
+/// [`max_abs`], vectorized for AVX-512 where this thread's products run on it.
+pub(super) fn max_abs_fast(b: &[i16]) -> i64 {
+    /// [`max_abs`] compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512bw")]
+    unsafe fn on_avx512(b: &[i16]) -> i64 {
+        max_abs(b)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        // SAFETY: AVX-512BW detected.
+        return unsafe { on_avx512(b) };
+    }
+    max_abs(b)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Isa {
     Scalar,
@@ -134,6 +150,16 @@ fn isa() -> Isa {
 pub fn gemm_i16(a: &[i16], b: &[i16], m: usize, k: usize, n: usize, c: &mut [i64]) {
     debug_assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     c[..m * n].iter_mut().for_each(|v| *v = 0);
+    if m == 1 {
+        // One row (the dense layer's backward-data product): c = Σ_t a[t]·B[t], exact
+        // in i64. Packing B would cost more than these k·n products.
+        for (&at, brow) in a[..k].iter().zip(b.chunks_exact(n)) {
+            for (cj, &bv) in c[..n].iter_mut().zip(brow) {
+                *cj += at as i64 * bv as i64;
+            }
+        }
+        return;
+    }
     BUFS.with_borrow_mut(|(packed, row32)| {
         let bmax = pack_pairs(b, k, n, packed);
         packed_product(a, bmax, as_i16(packed), m, k, n, c, isa(), row32);
@@ -296,6 +322,18 @@ fn im2col_row<T: Copy + Default>(g: &ConvGeom, x: &[T], grp: usize, r: usize, ro
 
 /// C (m×k) += A (m×n) · Bᵀ where B is k×n: exact, i64 outputs.
 pub fn gemm_abt_i16(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut [i64]) {
+    if m == 1 {
+        // One row (the dense layer's forward): k dot products, exact in i64. Packing
+        // Bᵀ would cost more than these k·n products.
+        #[cfg(target_arch = "x86_64")]
+        if avx512() {
+            // SAFETY: AVX-512BW detected.
+            unsafe { dots_avx512(a, b, n, k, c) };
+            return;
+        }
+        dots(a, b, n, k, c);
+        return;
+    }
     let isa = isa();
     // The contraction runs over n: pack Bᵀ (n×k) in pairs of its rows, i.e. pairs of
     // adjacent columns of B.
@@ -314,6 +352,26 @@ pub fn gemm_abt_i16(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut 
         }
         packed_product(a, mx as i64, as_i16(packed), m, n, k, c, isa, row32);
     });
+}
+
+/// c[j] += a · B[j] for the k rows of B (length n), exact: each product fits an i32
+/// (|a·b| ≤ 2^30) and the sums are i64.
+#[inline(always)]
+fn dots(a: &[i16], b: &[i16], n: usize, k: usize, c: &mut [i64]) {
+    for (cj, brow) in c[..k].iter_mut().zip(b.chunks_exact(n)) {
+        *cj += a[..n]
+            .iter()
+            .zip(brow)
+            .map(|(&x, &y)| (x as i32 * y as i32) as i64)
+            .sum::<i64>();
+    }
+}
+
+/// [`dots`] compiled for AVX-512 (the same exact sums, vectorized).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+unsafe fn dots_avx512(a: &[i16], b: &[i16], n: usize, k: usize, c: &mut [i64]) {
+    dots(a, b, n, k, c)
 }
 
 /// Rows of products by path, counted over the process: one SIMD pass, SIMD in
@@ -940,6 +998,9 @@ mod tests {
             (4, 144, 50, 2000),
             (9, 20, 130, 1000),
             (8, 9, 70, 32768),
+            // One row (the dense layer's products): its own path.
+            (1, 10, 300, 32768),
+            (1, 301, 10, 32768),
         ] {
             let a: Vec<i16> = (0..m * k)
                 .map(|_| rng.range_i64(-span, span - 1) as i16)

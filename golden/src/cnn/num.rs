@@ -109,6 +109,31 @@ pub trait Num:
     fn gemm(a: &[Self::V], b: &[Self::V], m: usize, k: usize, n: usize, c: &mut [Self::Acc]);
     /// C (m×k) += A (m×n) · Bᵀ with B k×n.
     fn gemm_abt(a: &[Self::V], b: &[Self::V], m: usize, n: usize, k: usize, c: &mut [Self::Acc]);
+    /// y = conv(x, w) + b narrowed ([`Num::fwd_out`]) in one fused pass, where such a
+    /// kernel applies (fixed point on AVX-512, stride 1); false (y untouched): not
+    /// taken, and [`super::ops::conv_fwd`] runs its general path. Same bits.
+    fn conv_fwd_fused(
+        _g: &super::ops::ConvGeom,
+        _x: &[Self::V],
+        _w: &[Self::V],
+        _b: &[Self::V],
+        _y: &mut [Self::V],
+    ) -> bool {
+        false
+    }
+    /// [`Num::conv_fwd_fused`] for wide activations ([`Num::fwd_out_wide`]).
+    #[allow(clippy::too_many_arguments)]
+    fn conv_fwd_wide_fused(
+        _g: &super::ops::ConvGeom,
+        _xh: &[Self::V],
+        _xl: &[Self::V],
+        _w: &[Self::V],
+        _b: &[Self::M],
+        _yh: &mut [Self::V],
+        _yl: &mut [Self::V],
+    ) -> bool {
+        false
+    }
     /// c (m×n, overwritten) = W_grp · im2col_grp(x) for one group of a conv.
     fn conv_group(
         g: &super::ops::ConvGeom,
@@ -286,6 +311,40 @@ impl Num for Fx {
     }
     fn gemm_abt(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut [i64]) {
         super::gemm::gemm_abt_i16(a, b, m, n, k, c)
+    }
+    fn conv_fwd_fused(
+        g: &super::ops::ConvGeom,
+        x: &[i16],
+        w: &[i16],
+        b: &[i16],
+        y: &mut [i16],
+    ) -> bool {
+        let (n, ow) = (g.out_h * g.out_w, g.out_w);
+        super::direct::conv_fused(g, [x], w, |oc, oy, [s]| {
+            let bias = b[oc];
+            for (yo, &a) in y[oc * n + oy * ow..][..ow].iter_mut().zip(s) {
+                *yo = Self::fwd_out(a, bias);
+            }
+        })
+    }
+    fn conv_fwd_wide_fused(
+        g: &super::ops::ConvGeom,
+        xh: &[i16],
+        xl: &[i16],
+        w: &[i16],
+        b: &[i32],
+        yh: &mut [i16],
+        yl: &mut [i16],
+    ) -> bool {
+        let (n, ow) = (g.out_h * g.out_w, g.out_w);
+        super::direct::conv_fused(g, [xh, xl], w, |oc, oy, [sh, sl]| {
+            let bias = b[oc];
+            let at = oc * n + oy * ow;
+            let outs = yh[at..at + ow].iter_mut().zip(&mut yl[at..at + ow]);
+            for ((h, l), (&a, &c)) in outs.zip(sh.iter().zip(sl)) {
+                (*h, *l) = Self::fwd_out_wide(a, c, bias);
+            }
+        })
     }
     fn conv_group(
         g: &super::ops::ConvGeom,

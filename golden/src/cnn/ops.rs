@@ -71,6 +71,9 @@ pub fn conv_fwd<N: Num>(
     y: &mut [N::V],
     s: &mut Scratch<N>,
 ) {
+    if !is_dense(g) && N::conv_fwd_fused(g, x, w, b, y) {
+        return;
+    }
     let n = g.out_h * g.out_w;
     conv_sums(g, x, w, s);
     for ((ych, ach), &bias) in y.chunks_mut(n).zip(s.acc.chunks(n)).zip(b) {
@@ -94,6 +97,9 @@ pub fn conv_fwd_wide<N: Num>(
     yl: &mut [N::V],
     s: &mut Scratch<N>,
 ) {
+    if !is_dense(g) && N::conv_fwd_wide_fused(g, xh, xl, w, b, yh, yl) {
+        return;
+    }
     let n = g.out_h * g.out_w;
     conv_sums(g, xl, w, s);
     std::mem::swap(&mut s.acc, &mut s.acc2);
@@ -382,7 +388,7 @@ pub fn maxpool2_fwd<N: Num>(
     y: &mut [N::V],
     arg: &mut [u32],
 ) {
-    maxpool2_arg(c, h, w, |i, j| x[i] > x[j], arg);
+    maxpool2_arg(c, h, w, |i| x[i], arg);
     for (yo, &a) in y.iter_mut().zip(arg.iter()) {
         *yo = x[a as usize];
     }
@@ -400,24 +406,41 @@ pub fn maxpool2_fwd_wide<N: Num>(
     yl: &mut [N::V],
     arg: &mut [u32],
 ) {
-    maxpool2_arg(c, h, w, |i, j| (xh[i], xl[i]) > (xh[j], xl[j]), arg);
+    if N::SPLIT {
+        // Fixed point: hi·2^16 + lo orders the pairs as (hi, lo) does (lo is in
+        // [−2^15, 2^15)), and fits an i64 key that compares without branches.
+        let key = |i: usize| (N::bits(xh[i]) << 16) + N::bits(xl[i]);
+        maxpool2_arg(c, h, w, key, arg);
+    } else {
+        maxpool2_arg(c, h, w, |i| (xh[i], xl[i]), arg);
+    }
     for ((a, b), &i) in yh.iter_mut().zip(yl.iter_mut()).zip(arg.iter()) {
         (*a, *b) = (xh[i as usize], xl[i as usize]);
     }
 }
 
-/// The winners of a 2×2 max-pool: `gt(i, j)` says input i beats input j.
-fn maxpool2_arg(c: usize, h: usize, w: usize, gt: impl Fn(usize, usize) -> bool, arg: &mut [u32]) {
+/// The winners of a 2×2 max-pool by `key(i)`, the ordering key of input i (the first
+/// maximum in row-major order wins ties). Selects, not branches: the winners are
+/// data-dependent and would mispredict.
+fn maxpool2_arg<K: PartialOrd + Copy>(
+    c: usize,
+    h: usize,
+    w: usize,
+    key: impl Fn(usize) -> K,
+    arg: &mut [u32],
+) {
     let (oh, ow) = (h / 2, w / 2);
     for ch in 0..c {
         for oy in 0..oh {
             for ox in 0..ow {
                 let mut best = (ch * h + 2 * oy) * w + 2 * ox;
+                let mut bk = key(best);
                 for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
                     let i = (ch * h + 2 * oy + dy) * w + 2 * ox + dx;
-                    if gt(i, best) {
-                        best = i;
-                    }
+                    let k = key(i);
+                    let gt = k > bk;
+                    best = if gt { i } else { best };
+                    bk = if gt { k } else { bk };
                 }
                 arg[(ch * oh + oy) * ow + ox] = best as u32;
             }
@@ -551,6 +574,44 @@ mod tests {
         maxpool2_fwd_wide::<Fx>(2, 2, 2, &ph, &pl, &mut yh, &mut yl, &mut arg);
         assert_eq!(arg, vec![0, 4]);
         assert_eq!((yh, yl), (vec![0, 5], vec![3, 100]));
+    }
+
+    /// The pool's winners against a plain lexicographic (hi, lo) search, first maximum
+    /// on ties, on values drawn from few levels (many ties) with lo at its extremes.
+    #[test]
+    fn wide_pool_picks_the_first_largest_pair() {
+        let mut rng = crate::rng::Rng::seed_from_u64(5);
+        let (c, h, w) = (3, 9, 8);
+        for _ in 0..50 {
+            let lv = [-32768i64, -1, 0, 1, 32767];
+            let ph: Vec<i16> = (0..c * h * w)
+                .map(|_| rng.range_i64(-2, 2) as i16)
+                .collect();
+            let pl: Vec<i16> = (0..c * h * w)
+                .map(|_| lv[rng.below(5) as usize] as i16)
+                .collect();
+            let n = c * (h / 2) * (w / 2);
+            let (mut yh, mut yl, mut arg) = (vec![0; n], vec![0; n], vec![0u32; n]);
+            maxpool2_fwd_wide::<Fx>(c, h, w, &ph, &pl, &mut yh, &mut yl, &mut arg);
+            for ch in 0..c {
+                for oy in 0..h / 2 {
+                    for ox in 0..w / 2 {
+                        let mut best = None;
+                        for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                            let i = (ch * h + 2 * oy + dy) * w + 2 * ox + dx;
+                            match best {
+                                Some(b) if (ph[i], pl[i]) <= (ph[b], pl[b]) => {}
+                                _ => best = Some(i),
+                            }
+                        }
+                        let o = (ch * (h / 2) + oy) * (w / 2) + ox;
+                        let b = best.unwrap();
+                        assert_eq!(arg[o] as usize, b);
+                        assert_eq!((yh[o], yl[o]), (ph[b], pl[b]));
+                    }
+                }
+            }
+        }
     }
 
     #[test]
