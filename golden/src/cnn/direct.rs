@@ -104,7 +104,7 @@ pub fn conv_group(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `grid` is Some only with AVX-512BW; the bound was checked above.
     unsafe {
-        group_sums::<1>(g, &gr, [x], [bmax], w_grp, grp, m, &mut emit)
+        group_sums::<1>(g, &gr, [x], [bmax], w_grp, &[], grp, m, &mut emit)
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (&gr, &mut emit);
@@ -117,10 +117,14 @@ pub fn conv_group(
 /// input i. No i64 tensor is written: the caller narrows straight from them, and the
 /// inputs are padded and the weight pair words built once for all `W`. False (nothing
 /// emitted) when the direct path does not apply to every group and input.
+///
+/// `pairs`: the weights' pair words from [`forward_pairs`] (built once per step), or
+/// empty to build them here.
 pub fn conv_fused<const W: usize>(
     g: &ConvGeom,
     xs: [&[i16]; W],
     w: &[i16],
+    pairs: &[i32],
     mut emit: impl FnMut(usize, usize, [&[i64]; W]),
 ) -> bool {
     let Some(gr) = grid(g) else {
@@ -138,22 +142,28 @@ pub fn conv_fused<const W: usize>(
         }
         bmax.push(b);
     }
+    let kp = g.icg().div_ceil(2) * g.k * g.k;
+    debug_assert!(pairs.is_empty() || pairs.len() == g.groups * ocg * kp);
     for (grp, &b) in bmax.iter().enumerate() {
         let w_grp = &w[grp * ocg * kk..(grp + 1) * ocg * kk];
+        let pre = pairs
+            .get(grp * ocg * kp..(grp + 1) * ocg * kp)
+            .unwrap_or(&[]);
         let mut e = |r: usize, oy: usize, s: [&[i64]; W]| emit(grp * ocg + r, oy, s);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `grid` is Some only with AVX-512BW; the bounds were checked above.
         unsafe {
-            group_sums::<W>(g, &gr, xs, b, w_grp, grp, ocg, &mut e)
+            group_sums::<W>(g, &gr, xs, b, w_grp, pre, grp, ocg, &mut e)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (&gr, b, w_grp, &mut e);
+        let _ = (&gr, b, w_grp, pre, &mut e);
     }
     true
 }
 
 /// The sums of rows [0, m) of one group on `W` inputs ([`conv_fused`]), handed to
-/// `emit(row, oy, sums)`.
+/// `emit(row, oy, sums)`. `pre`: the group's weight pair words ([`forward_pairs`]),
+/// or empty to build them per block of rows.
 ///
 /// # Safety
 /// AVX-512BW must be present, `gr` must be `g`'s grid, and 2·max|w_grp|·bmax[i] <
@@ -167,6 +177,7 @@ unsafe fn group_sums<const W: usize>(
     xs: [&[i16]; W],
     bmax: [i64; W],
     w_grp: &[i16],
+    pre: &[i32],
     grp: usize,
     m: usize,
     emit: &mut impl FnMut(usize, usize, [&[i64]; W]),
@@ -231,7 +242,12 @@ unsafe fn group_sums<const W: usize>(
         while first < m {
             let r = if m - first >= 4 { 4 } else { 1 };
             let wr = &w_grp[first * kk..(first + r) * kk];
-            weight_pairs(wr, r, icg, k, &mut b.ap);
+            let ap_blk: &[i32] = if pre.is_empty() {
+                weight_pairs(wr, r, icg, k, &mut b.ap);
+                &b.ap
+            } else {
+                &pre[first * kp..(first + r) * kp]
+            };
             // Σ|w| of the block's largest row: its bound against every input.
             let wsum = wr
                 .chunks_exact(kk)
@@ -251,16 +267,16 @@ unsafe fn group_sums<const W: usize>(
                 if wsum * bmax[i] < I32_LIMIT {
                     b.chunks.push((0, kp));
                 } else {
-                    pair_word_chunks(&b.ap, r, kp, bmax[i], &mut b.pw, &mut b.chunks);
+                    pair_word_chunks(ap_blk, r, kp, bmax[i], &mut b.pw, &mut b.chunks);
                 }
                 chunked[i] = b.chunks.len() > 1;
                 let xp = &xp_all[i * span..(i + 1) * span];
                 for (ci, &(j0, j1)) in b.chunks.iter().enumerate() {
                     let ap: &[i32] = if b.chunks.len() == 1 {
-                        &b.ap
+                        ap_blk
                     } else {
                         b.ap2.clear();
-                        for row in b.ap.chunks_exact(kp) {
+                        for row in ap_blk.chunks_exact(kp) {
                             b.ap2.extend_from_slice(&row[j0..j1]);
                         }
                         &b.ap2
@@ -370,6 +386,23 @@ fn pair_word_chunks(
         acc += w;
     }
     out.push((start, kp));
+}
+
+/// The pair words of every weight row of a conv, group after group, in the layout
+/// the direct forward reads ([`weight_pairs`]); [`conv_fused`] takes them so the
+/// trainer builds them once per step instead of once per sample. Empty for convs the
+/// direct path never takes (stride ≠ 1).
+pub fn forward_pairs(g: &ConvGeom, w: &[i16]) -> Vec<i32> {
+    if g.stride != 1 {
+        return Vec::new();
+    }
+    let (kk, ocg) = (g.fan_in(), g.out_c / g.groups);
+    let (mut out, mut tmp) = (Vec::new(), Vec::new());
+    for wg in w.chunks_exact(ocg * kk).take(g.groups) {
+        weight_pairs(wg, ocg, g.icg(), g.k, &mut tmp);
+        out.extend_from_slice(&tmp);
+    }
+    out
 }
 
 /// Pair words of `r` weight rows (each icg·k·k taps, (ic, ky, kx) order) over
@@ -638,7 +671,12 @@ mod tests {
             let mut y2 = vec![0i64; g.out_len()];
             g.for_each_tap(|o, i, wi| y2[o] += x2[i] as i64 * wt[wi] as i64);
             let (mut f1, mut f2) = (vec![-1i64; g.out_len()], vec![-1i64; g.out_len()]);
-            let took = conv_fused(&g, [&x, &x2], &wt, |oc, oy, [s1, s2]| {
+            // Weight pair words prepared once (as the trainer does) in half the cases.
+            let pairs = match case % 4 < 2 {
+                true => forward_pairs(&g, &wt),
+                false => Vec::new(),
+            };
+            let took = conv_fused(&g, [&x, &x2], &wt, &pairs, |oc, oy, [s1, s2]| {
                 let at = oc * n + oy * g.out_w;
                 f1[at..at + g.out_w].copy_from_slice(s1);
                 f2[at..at + g.out_w].copy_from_slice(s2);

@@ -109,13 +109,21 @@ pub trait Num:
     fn gemm(a: &[Self::V], b: &[Self::V], m: usize, k: usize, n: usize, c: &mut [Self::Acc]);
     /// C (m×k) += A (m×n) · Bᵀ with B k×n.
     fn gemm_abt(a: &[Self::V], b: &[Self::V], m: usize, n: usize, k: usize, c: &mut [Self::Acc]);
+    /// The weights prepared for [`Num::conv_fwd_fused`] (fixed point: the pair words
+    /// of [`super::direct::forward_pairs`]), once per step; empty where nothing is
+    /// prepared.
+    fn forward_pairs(_g: &super::ops::ConvGeom, _w: &[Self::V]) -> Vec<i32> {
+        Vec::new()
+    }
     /// y = conv(x, w) + b narrowed ([`Num::fwd_out`]) in one fused pass, where such a
     /// kernel applies (fixed point on AVX-512, stride 1); false (y untouched): not
-    /// taken, and [`super::ops::conv_fwd`] runs its general path. Same bits.
+    /// taken, and [`super::ops::conv_fwd`] runs its general path. Same bits. `pairs`:
+    /// [`Num::forward_pairs`] of w, or empty.
     fn conv_fwd_fused(
         _g: &super::ops::ConvGeom,
         _x: &[Self::V],
         _w: &[Self::V],
+        _pairs: &[i32],
         _b: &[Self::V],
         _y: &mut [Self::V],
     ) -> bool {
@@ -128,6 +136,7 @@ pub trait Num:
         _xh: &[Self::V],
         _xl: &[Self::V],
         _w: &[Self::V],
+        _pairs: &[i32],
         _b: &[Self::M],
         _yh: &mut [Self::V],
         _yl: &mut [Self::V],
@@ -312,15 +321,19 @@ impl Num for Fx {
     fn gemm_abt(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut [i64]) {
         super::gemm::gemm_abt_i16(a, b, m, n, k, c)
     }
+    fn forward_pairs(g: &super::ops::ConvGeom, w: &[i16]) -> Vec<i32> {
+        super::direct::forward_pairs(g, w)
+    }
     fn conv_fwd_fused(
         g: &super::ops::ConvGeom,
         x: &[i16],
         w: &[i16],
+        pairs: &[i32],
         b: &[i16],
         y: &mut [i16],
     ) -> bool {
         let (n, ow) = (g.out_h * g.out_w, g.out_w);
-        super::direct::conv_fused(g, [x], w, |oc, oy, [s]| {
+        super::direct::conv_fused(g, [x], w, pairs, |oc, oy, [s]| {
             let bias = b[oc];
             for (yo, &a) in y[oc * n + oy * ow..][..ow].iter_mut().zip(s) {
                 *yo = Self::fwd_out(a, bias);
@@ -332,12 +345,13 @@ impl Num for Fx {
         xh: &[i16],
         xl: &[i16],
         w: &[i16],
+        pairs: &[i32],
         b: &[i32],
         yh: &mut [i16],
         yl: &mut [i16],
     ) -> bool {
         let (n, ow) = (g.out_h * g.out_w, g.out_w);
-        super::direct::conv_fused(g, [xh, xl], w, |oc, oy, [sh, sl]| {
+        super::direct::conv_fused(g, [xh, xl], w, pairs, |oc, oy, [sh, sl]| {
             let bias = b[oc];
             let at = oc * n + oy * ow;
             let outs = yh[at..at + ow].iter_mut().zip(&mut yl[at..at + ow]);

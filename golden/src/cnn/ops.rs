@@ -62,16 +62,19 @@ pub fn conv_sums<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], s: &mut Scratch<N
 }
 
 /// Forward: y = conv(x, w) + b, narrowed once per output (pre-activation).
-/// im2col + exact GEMM; equal bit for bit to [`conv_fwd_direct`].
+/// im2col + exact GEMM, or the fused direct pass where it applies; equal bit for bit
+/// to [`conv_fwd_direct`]. `pairs`: [`Num::forward_pairs`] of w (built once per
+/// step), or empty.
 pub fn conv_fwd<N: Num>(
     g: &ConvGeom,
     x: &[N::V],
     w: &[N::V],
+    pairs: &[i32],
     b: &[N::V],
     y: &mut [N::V],
     s: &mut Scratch<N>,
 ) {
-    if !is_dense(g) && N::conv_fwd_fused(g, x, w, b, y) {
+    if !is_dense(g) && N::conv_fwd_fused(g, x, w, pairs, b, y) {
         return;
     }
     let n = g.out_h * g.out_w;
@@ -92,12 +95,13 @@ pub fn conv_fwd_wide<N: Num>(
     xh: &[N::V],
     xl: &[N::V],
     w: &[N::V],
+    pairs: &[i32],
     b: &[N::M],
     yh: &mut [N::V],
     yl: &mut [N::V],
     s: &mut Scratch<N>,
 ) {
-    if !is_dense(g) && N::conv_fwd_wide_fused(g, xh, xl, w, b, yh, yl) {
+    if !is_dense(g) && N::conv_fwd_wide_fused(g, xh, xl, w, pairs, b, yh, yl) {
         return;
     }
     let n = g.out_h * g.out_w;
@@ -505,7 +509,7 @@ mod tests {
                 .map(|_| rng.range_i64(-32768, 32767) as i16)
                 .collect();
             let (mut y1, mut y2) = (vec![0; g.out_len()], vec![0; g.out_len()]);
-            conv_fwd::<Fx>(&g, &x, &w, &b, &mut y1, &mut Scratch::new());
+            conv_fwd::<Fx>(&g, &x, &w, &[], &b, &mut y1, &mut Scratch::new());
             conv_fwd_direct::<Fx>(&g, &x, &w, &b, &mut y2, &mut Vec::new());
             assert_eq!(y1, y2, "{g:?}");
             let (mut d1, mut d2) = (vec![0; g.in_len()], vec![0; g.in_len()]);
@@ -538,7 +542,7 @@ mod tests {
                 .collect();
             let mut wide1 = (vec![0; g.out_len()], vec![0; g.out_len()]);
             let s = &mut Scratch::new();
-            conv_fwd_wide::<Fx>(&g, &x, &xl, &w, &bm, &mut wide1.0, &mut wide1.1, s);
+            conv_fwd_wide::<Fx>(&g, &x, &xl, &w, &[], &bm, &mut wide1.0, &mut wide1.1, s);
             // Independent reference: the exact rational sum (i128, tap by tap) rounded
             // half up to 24 fraction bits and clamped to Q8.8's range.
             let mut exact = vec![0i128; g.out_len()];
@@ -637,7 +641,7 @@ mod tests {
             .collect();
         let b: Vec<f32> = (0..g.out_c).map(|i| i as f32 / 10.0).collect();
         let mut y = vec![0.0; g.out_len()];
-        conv_fwd::<F32>(&g, &x, &w, &b, &mut y, &mut Scratch::new());
+        conv_fwd::<F32>(&g, &x, &w, &[], &b, &mut y, &mut Scratch::new());
         for oc in 0..6 {
             for oy in 0..g.out_h {
                 for ox in 0..g.out_w {

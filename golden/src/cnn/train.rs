@@ -177,6 +177,9 @@ pub struct Forward<V> {
     /// The flipped, transposed kernels of the BP backward-data pass, where it runs
     /// as a forward conv ([`ops::transposed_weight`]): once per step, not per sample.
     pub wt: Vec<Option<Vec<V>>>,
+    /// The weights prepared for the fused forward pass ([`Num::forward_pairs`]): once
+    /// per step, not per sample.
+    pub pairs: Vec<Vec<i32>>,
 }
 
 impl<N: Num> Net<N> {
@@ -193,7 +196,14 @@ impl<N: Num> Net<N> {
             .zip(&w)
             .map(|(b, w)| ops::transposed_weight(&b.geom, w))
             .collect();
+        let pairs = self
+            .blocks
+            .iter()
+            .zip(&w)
+            .map(|(b, w)| N::forward_pairs(&b.geom, w))
+            .collect();
         Forward {
+            pairs,
             b: self
                 .b
                 .iter()
@@ -249,7 +259,15 @@ impl<N: Num> Net<N> {
             let g = &b.geom;
             let mut p = std::mem::take(&mut t.p[i]);
             p.resize(g.out_len(), N::zero());
-            ops::conv_fwd::<N>(g, &t.x[i], &f.w[i], &f.b[i], &mut p, &mut t.scratch);
+            ops::conv_fwd::<N>(
+                g,
+                &t.x[i],
+                &f.w[i],
+                &f.pairs[i],
+                &f.b[i],
+                &mut p,
+                &mut t.scratch,
+            );
             if i + 1 < nb {
                 let mut o = std::mem::take(&mut t.tmp);
                 o.clear();
@@ -301,6 +319,7 @@ impl<N: Num> Net<N> {
                 x,
                 xl,
                 &f.w[i],
+                &f.pairs[i],
                 &self.b[i],
                 &mut p,
                 &mut pl,
