@@ -189,10 +189,7 @@ impl<V: Copy> BackWeight<V> {
         match self {
             BackWeight::Binary(_, shift, unit) => ops::conv_binary::<N>(g, e, unit, *shift, out, s),
             BackWeight::Real(w) => {
-                ops::conv_sums::<N>(g, e, w, s);
-                for (y, a) in out.iter_mut().zip(s.acc_ref().iter()) {
-                    *y = N::bwd_out(*a);
-                }
+                ops::conv_map::<N>(g, e, w, &[], out, s, |_, a| N::bwd_out(a));
             }
         }
     }

@@ -115,21 +115,23 @@ pub trait Num:
     fn forward_pairs(_g: &super::ops::ConvGeom, _w: &[Self::V]) -> Vec<i32> {
         Vec::new()
     }
-    /// y = conv(x, w) + b narrowed ([`Num::fwd_out`]) in one fused pass, where such a
-    /// kernel applies (fixed point on AVX-512, stride 1); false (y untouched): not
-    /// taken, and [`super::ops::conv_fwd`] runs its general path. Same bits. `pairs`:
-    /// [`Num::forward_pairs`] of w, or empty.
-    fn conv_fwd_fused(
+    /// out[o] = f(oc, Σ) for every output o (channel oc) of conv(x, w), in one fused
+    /// pass where such a kernel applies (fixed point on AVX-512, stride 1): the sums
+    /// are narrowed as they come, with no accumulator tensor. False (out untouched):
+    /// not taken, and [`super::ops::conv_map`] runs its general path. Same bits.
+    /// `pairs`: [`Num::forward_pairs`] of w, or empty.
+    fn conv_fused_map(
         _g: &super::ops::ConvGeom,
         _x: &[Self::V],
         _w: &[Self::V],
         _pairs: &[i32],
-        _b: &[Self::V],
-        _y: &mut [Self::V],
+        _out: &mut [Self::V],
+        _f: &impl Fn(usize, Self::Acc) -> Self::V,
     ) -> bool {
         false
     }
-    /// [`Num::conv_fwd_fused`] for wide activations ([`Num::fwd_out_wide`]).
+    /// y = conv(x, w) + b narrowed into wide activations ([`Num::fwd_out_wide`]) in
+    /// one fused pass, as [`Num::conv_fused_map`] does for one input.
     #[allow(clippy::too_many_arguments)]
     fn conv_fwd_wide_fused(
         _g: &super::ops::ConvGeom,
@@ -324,19 +326,18 @@ impl Num for Fx {
     fn forward_pairs(g: &super::ops::ConvGeom, w: &[i16]) -> Vec<i32> {
         super::direct::forward_pairs(g, w)
     }
-    fn conv_fwd_fused(
+    fn conv_fused_map(
         g: &super::ops::ConvGeom,
         x: &[i16],
         w: &[i16],
         pairs: &[i32],
-        b: &[i16],
-        y: &mut [i16],
+        out: &mut [i16],
+        f: &impl Fn(usize, i64) -> i16,
     ) -> bool {
         let (n, ow) = (g.out_h * g.out_w, g.out_w);
         super::direct::conv_fused(g, [x], w, pairs, |oc, oy, [s]| {
-            let bias = b[oc];
-            for (yo, &a) in y[oc * n + oy * ow..][..ow].iter_mut().zip(s) {
-                *yo = Self::fwd_out(a, bias);
+            for (yo, &a) in out[oc * n + oy * ow..][..ow].iter_mut().zip(s) {
+                *yo = f(oc, a);
             }
         })
     }

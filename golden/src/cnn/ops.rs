@@ -26,11 +26,6 @@ impl<N: Num> Scratch<N> {
             acc2: Vec::new(),
         }
     }
-
-    /// The sums left by the last [`conv_sums`].
-    pub fn acc_ref(&self) -> &[N::Acc] {
-        &self.acc
-    }
 }
 
 fn is_dense(g: &ConvGeom) -> bool {
@@ -61,10 +56,33 @@ pub fn conv_sums<N: Num>(g: &ConvGeom, x: &[N::V], w: &[N::V], s: &mut Scratch<N
     }
 }
 
-/// Forward: y = conv(x, w) + b, narrowed once per output (pre-activation).
-/// im2col + exact GEMM, or the fused direct pass where it applies; equal bit for bit
-/// to [`conv_fwd_direct`]. `pairs`: [`Num::forward_pairs`] of w (built once per
-/// step), or empty.
+/// out[o] = f(oc, Σ) for every output o (channel oc) of conv(x, w): the fused direct
+/// pass where it applies ([`Num::conv_fused_map`]), else the exact sums of
+/// [`conv_sums`] then f. `pairs`: [`Num::forward_pairs`] of w, or empty.
+pub fn conv_map<N: Num>(
+    g: &ConvGeom,
+    x: &[N::V],
+    w: &[N::V],
+    pairs: &[i32],
+    out: &mut [N::V],
+    s: &mut Scratch<N>,
+    f: impl Fn(usize, N::Acc) -> N::V,
+) {
+    if !is_dense(g) && N::conv_fused_map(g, x, w, pairs, out, &f) {
+        return;
+    }
+    let n = g.out_h * g.out_w;
+    conv_sums(g, x, w, s);
+    for (oc, (ych, ach)) in out.chunks_mut(n).zip(s.acc.chunks(n)).enumerate() {
+        for (yo, a) in ych.iter_mut().zip(ach) {
+            *yo = f(oc, *a);
+        }
+    }
+}
+
+/// Forward: y = conv(x, w) + b, narrowed once per output (pre-activation); equal bit
+/// for bit to [`conv_fwd_direct`]. `pairs`: [`Num::forward_pairs`] of w (built once
+/// per step), or empty.
 pub fn conv_fwd<N: Num>(
     g: &ConvGeom,
     x: &[N::V],
@@ -74,16 +92,7 @@ pub fn conv_fwd<N: Num>(
     y: &mut [N::V],
     s: &mut Scratch<N>,
 ) {
-    if !is_dense(g) && N::conv_fwd_fused(g, x, w, pairs, b, y) {
-        return;
-    }
-    let n = g.out_h * g.out_w;
-    conv_sums(g, x, w, s);
-    for ((ych, ach), &bias) in y.chunks_mut(n).zip(s.acc.chunks(n)).zip(b) {
-        for (yo, a) in ych.iter_mut().zip(ach) {
-            *yo = N::fwd_out(*a, bias);
-        }
-    }
+    conv_map(g, x, w, pairs, y, s, |oc, a| N::fwd_out(a, b[oc]));
 }
 
 /// Forward with wide activations ([`crate::format::split_wide`]): the residual words
@@ -140,6 +149,15 @@ fn transposed_geom(g: &ConvGeom) -> Option<ConvGeom> {
     .filter(|t| t.out_h == g.in_h && t.out_w == g.in_w)
 }
 
+/// [`Num::forward_pairs`] of a flipped, transposed kernel ([`transposed_weight`]),
+/// for its forward conv; empty when there is none.
+pub fn transposed_pairs<N: Num>(g: &ConvGeom, wt: Option<&[N::V]>) -> Vec<i32> {
+    match (transposed_geom(g), wt) {
+        (Some(t), Some(wt)) => N::forward_pairs(&t, wt),
+        _ => Vec::new(),
+    }
+}
+
 /// The flipped, transposed kernel of a stride-1 conv's backward-data pass
 /// (see [`conv_bwd_data`]), or None when that pass does not run as a forward conv.
 /// Computed once per step by the trainer ([`super::train::Forward`]).
@@ -167,22 +185,19 @@ pub fn transposed_weight<V: Copy + Default>(g: &ConvGeom, w: &[V]) -> Option<Vec
 
 /// Backward data (BP): e_in = convᵀ(e_out, w), narrowed once per input element.
 /// Stride-1 layers run it as a forward convolution with the flipped kernel `wt`
-/// ([`transposed_weight`]; the same exact sums, so the same bits); others use
-/// GEMM + col2im.
+/// ([`transposed_weight`], with its [`Num::forward_pairs`] or empty; the same exact
+/// sums, so the same bits); others use GEMM + col2im.
 pub fn conv_bwd_data<N: Num>(
     g: &ConvGeom,
     e_out: &[N::V],
     w: &[N::V],
-    wt: Option<&[N::V]>,
+    wt: Option<(&[N::V], &[i32])>,
     e_in: &mut [N::V],
     s: &mut Scratch<N>,
 ) {
     let n = g.out_h * g.out_w;
-    if let (Some(t), Some(wt)) = (transposed_geom(g), wt) {
-        conv_sums(&t, e_out, wt, s);
-        for (e, a) in e_in.iter_mut().zip(s.acc.iter()) {
-            *e = N::bwd_out(*a);
-        }
+    if let (Some(t), Some((wt, pairs))) = (transposed_geom(g), wt) {
+        conv_map(&t, e_out, wt, pairs, e_in, s, |_, a| N::bwd_out(a));
         return;
     }
     s.acc.clear();
@@ -318,10 +333,7 @@ pub fn conv_binary<N: Num>(
     out: &mut [N::V],
     s: &mut Scratch<N>,
 ) {
-    conv_sums(g, e, w_unit, s);
-    for (y, a) in out.iter_mut().zip(s.acc.iter()) {
-        *y = N::bin_out(*a, shift);
-    }
+    conv_map(g, e, w_unit, &[], out, s, |_, a| N::bin_out(a, shift));
 }
 
 /// Tap-by-tap binary convolution (reference of [`conv_binary`]).
@@ -514,7 +526,14 @@ mod tests {
             assert_eq!(y1, y2, "{g:?}");
             let (mut d1, mut d2) = (vec![0; g.in_len()], vec![0; g.in_len()]);
             let wt = transposed_weight(&g, &w);
-            conv_bwd_data::<Fx>(&g, &e, &w, wt.as_deref(), &mut d1, &mut Scratch::new());
+            let pt = transposed_pairs::<Fx>(&g, wt.as_deref());
+            let wtp = wt.as_deref().map(|w| (w, &pt[..]));
+            conv_bwd_data::<Fx>(&g, &e, &w, wtp, &mut d1, &mut Scratch::new());
+            // The transposed kernel without prepared pair words: same bits.
+            let mut d4 = vec![0; g.in_len()];
+            let wt0 = wt.as_deref().map(|w| (w, &[][..]));
+            conv_bwd_data::<Fx>(&g, &e, &w, wt0, &mut d4, &mut Scratch::new());
+            assert_eq!(d1, d4, "{g:?}");
             // Without the transposed kernel: the GEMM + col2im path, same bits.
             let mut d3 = vec![0; g.in_len()];
             conv_bwd_data::<Fx>(&g, &e, &w, None, &mut d3, &mut Scratch::new());

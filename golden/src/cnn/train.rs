@@ -180,6 +180,8 @@ pub struct Forward<V> {
     /// The weights prepared for the fused forward pass ([`Num::forward_pairs`]): once
     /// per step, not per sample.
     pub pairs: Vec<Vec<i32>>,
+    /// The same for the flipped, transposed kernels `wt` ([`ops::transposed_pairs`]).
+    pub pairs_t: Vec<Vec<i32>>,
 }
 
 impl<N: Num> Net<N> {
@@ -190,7 +192,7 @@ impl<N: Num> Net<N> {
             .iter()
             .map(|w| w.iter().map(|&m| N::weight_of(m)).collect())
             .collect();
-        let wt = self
+        let wt: Vec<Option<Vec<N::V>>> = self
             .blocks
             .iter()
             .zip(&w)
@@ -202,8 +204,17 @@ impl<N: Num> Net<N> {
             .zip(&w)
             .map(|(b, w)| N::forward_pairs(&b.geom, w))
             .collect();
+        let pairs_t = self
+            .blocks
+            .iter()
+            .zip(&wt)
+            .map(|(b, wt): (_, &Option<Vec<N::V>>)| {
+                ops::transposed_pairs::<N>(&b.geom, wt.as_deref())
+            })
+            .collect();
         Forward {
             pairs,
+            pairs_t,
             b: self
                 .b
                 .iter()
@@ -399,7 +410,8 @@ impl<N: Num> Net<N> {
                 let mut ex = std::mem::take(&mut t.tmp);
                 ex.clear();
                 ex.resize(nx.in_len(), N::zero());
-                let (w, wt) = (&f.w[i + 1], f.wt[i + 1].as_deref());
+                let w = &f.w[i + 1];
+                let wt = f.wt[i + 1].as_deref().map(|wt| (wt, &f.pairs_t[i + 1][..]));
                 ops::conv_bwd_data::<N>(nx, &t.e[i + 1], w, wt, &mut ex, &mut t.scratch);
                 if let Some(sg) = b.shuffle {
                     let (c, h, w) = b.out_shape();
