@@ -97,10 +97,8 @@ pub fn conv_group(
     if 2 * gemm::max_abs_fast(&w_grp[..m * g.fan_in()]) * bmax >= I32_LIMIT {
         return false;
     }
-    let (n, ow) = (g.out_h * g.out_w, g.out_w);
-    let mut emit = |r: usize, oy: usize, [s]: [&[i64]; 1]| {
-        c[r * n + oy * ow..][..ow].copy_from_slice(s);
-    };
+    let n = g.out_h * g.out_w;
+    let mut emit = |r: usize, [s]: [&[i64]; 1]| c[r * n..(r + 1) * n].copy_from_slice(s);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `grid` is Some only with AVX-512BW; the bound was checked above.
     unsafe {
@@ -113,8 +111,8 @@ pub fn conv_group(
 
 /// The forward sums of a whole stride-1 conv (every group) on `W` inputs that share
 /// the weights (W = 2: the wide activations' hi and lo words), handed to
-/// `emit(oc, oy, sums)` one output row at a time, `sums[i]` the `out_w` exact sums of
-/// input i. No i64 tensor is written: the caller narrows straight from them, and the
+/// `emit(oc, sums)` one output channel at a time, `sums[i]` the out_h·out_w exact sums
+/// of input i. No i64 tensor is written: the caller narrows straight from them, and the
 /// inputs are padded and the weight pair words built once for all `W`. False (nothing
 /// emitted) when the direct path does not apply to every group and input.
 ///
@@ -125,7 +123,7 @@ pub fn conv_fused<const W: usize>(
     xs: [&[i16]; W],
     w: &[i16],
     pairs: &[i32],
-    mut emit: impl FnMut(usize, usize, [&[i64]; W]),
+    mut emit: impl FnMut(usize, [&[i64]; W]),
 ) -> bool {
     let Some(gr) = grid(g) else {
         return false;
@@ -149,7 +147,7 @@ pub fn conv_fused<const W: usize>(
         let pre = pairs
             .get(grp * ocg * kp..(grp + 1) * ocg * kp)
             .unwrap_or(&[]);
-        let mut e = |r: usize, oy: usize, s: [&[i64]; W]| emit(grp * ocg + r, oy, s);
+        let mut e = |r: usize, s: [&[i64]; W]| emit(grp * ocg + r, s);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `grid` is Some only with AVX-512BW; the bounds were checked above.
         unsafe {
@@ -162,7 +160,7 @@ pub fn conv_fused<const W: usize>(
 }
 
 /// The sums of rows [0, m) of one group on `W` inputs ([`conv_fused`]), handed to
-/// `emit(row, oy, sums)`. `pre`: the group's weight pair words ([`forward_pairs`]),
+/// `emit(row, sums)`. `pre`: the group's weight pair words ([`forward_pairs`]),
 /// or empty to build them per block of rows.
 ///
 /// # Safety
@@ -180,7 +178,7 @@ unsafe fn group_sums<const W: usize>(
     pre: &[i32],
     grp: usize,
     m: usize,
-    emit: &mut impl FnMut(usize, usize, [&[i64]; W]),
+    emit: &mut impl FnMut(usize, [&[i64]; W]),
 ) {
     let (icg, k, d, pad) = (g.icg(), g.k, g.dil, g.pad);
     let kk = g.fan_in();
@@ -236,7 +234,7 @@ unsafe fn group_sums<const W: usize>(
             b.row32.resize(W * 4 * nq, 0);
         }
         b.row64.resize(W * 4 * n, 0);
-        b.seg.resize(W * ow, 0);
+        b.seg.resize(W * n, 0);
         let xp_all = gemm::as_i32(&b.xp);
         let mut first = 0;
         while first < m {
@@ -306,24 +304,26 @@ unsafe fn group_sums<const W: usize>(
                 }
             }
             for rr in 0..r {
-                for oy in 0..g.out_h {
-                    for i in 0..W {
-                        if !chunked[i] {
-                            let s = &b.row32[i * 4 * nq + rr * nq + oy * gr.wp..][..ow];
-                            for (d, &v) in b.seg[i * ow..(i + 1) * ow].iter_mut().zip(s) {
+                for i in 0..W {
+                    if !chunked[i] {
+                        // The row's sums without the junk columns, as i64.
+                        let src = &b.row32[i * 4 * nq + rr * nq..][..nq];
+                        let dst = &mut b.seg[i * n..(i + 1) * n];
+                        for (dr, sr) in dst.chunks_exact_mut(ow).zip(src.chunks(gr.wp)) {
+                            for (d, &v) in dr.iter_mut().zip(sr) {
                                 *d = v as i64;
                             }
                         }
                     }
-                    let sums: [&[i64]; W] = std::array::from_fn(|i| {
-                        if chunked[i] {
-                            &b.row64[i * 4 * n + rr * n + oy * ow..][..ow]
-                        } else {
-                            &b.seg[i * ow..(i + 1) * ow]
-                        }
-                    });
-                    emit(first + rr, oy, sums);
                 }
+                let sums: [&[i64]; W] = std::array::from_fn(|i| {
+                    if chunked[i] {
+                        &b.row64[i * 4 * n + rr * n..][..n]
+                    } else {
+                        &b.seg[i * n..(i + 1) * n]
+                    }
+                });
+                emit(first + rr, sums);
             }
             first += r;
         }
@@ -676,10 +676,9 @@ mod tests {
                 true => forward_pairs(&g, &wt),
                 false => Vec::new(),
             };
-            let took = conv_fused(&g, [&x, &x2], &wt, &pairs, |oc, oy, [s1, s2]| {
-                let at = oc * n + oy * g.out_w;
-                f1[at..at + g.out_w].copy_from_slice(s1);
-                f2[at..at + g.out_w].copy_from_slice(s2);
+            let took = conv_fused(&g, [&x, &x2], &wt, &pairs, |oc, [s1, s2]| {
+                f1[oc * n..(oc + 1) * n].copy_from_slice(s1);
+                f2[oc * n..(oc + 1) * n].copy_from_slice(s2);
             });
             assert_eq!(took, gemm::avx512(), "case {case} {g:?}");
             if took {

@@ -334,9 +334,9 @@ impl Num for Fx {
         out: &mut [i16],
         f: &impl Fn(usize, i64) -> i16,
     ) -> bool {
-        let (n, ow) = (g.out_h * g.out_w, g.out_w);
-        super::direct::conv_fused(g, [x], w, pairs, |oc, oy, [s]| {
-            for (yo, &a) in out[oc * n + oy * ow..][..ow].iter_mut().zip(s) {
+        let n = g.out_h * g.out_w;
+        super::direct::conv_fused(g, [x], w, pairs, |oc, [s]| {
+            for (yo, &a) in out[oc * n..(oc + 1) * n].iter_mut().zip(s) {
                 *yo = f(oc, a);
             }
         })
@@ -351,11 +351,11 @@ impl Num for Fx {
         yh: &mut [i16],
         yl: &mut [i16],
     ) -> bool {
-        let (n, ow) = (g.out_h * g.out_w, g.out_w);
-        super::direct::conv_fused(g, [xh, xl], w, pairs, |oc, oy, [sh, sl]| {
+        let n = g.out_h * g.out_w;
+        super::direct::conv_fused(g, [xh, xl], w, pairs, |oc, [sh, sl]| {
             let bias = b[oc];
-            let at = oc * n + oy * ow;
-            let outs = yh[at..at + ow].iter_mut().zip(&mut yl[at..at + ow]);
+            let at = oc * n;
+            let outs = yh[at..at + n].iter_mut().zip(&mut yl[at..at + n]);
             for ((h, l), (&a, &c)) in outs.zip(sh.iter().zip(sl)) {
                 (*h, *l) = Self::fwd_out_wide(a, c, bias);
             }

@@ -245,11 +245,12 @@ pub fn conv_bwd_weight<N: Num>(
 ) {
     let n = g.out_h * g.out_w;
     if is_dense(g) {
-        s.acc2.clear();
-        s.acc2.resize(g.w_len(), N::zero_acc());
-        N::gemm(e_out, x, g.out_c, 1, g.in_c, &mut s.acc2);
-        for (a, v) in gw.iter_mut().zip(s.acc2.iter()) {
-            *a += *v;
+        // gw += e ⊗ x: one product per word, added straight to the sums (the
+        // accumulators start at +0, so the f32 path's bits match adding 0 + e·x).
+        for (grow, &eo) in gw.chunks_exact_mut(g.in_c).zip(e_out) {
+            for (a, &xv) in grow.iter_mut().zip(x) {
+                *a += N::mul(eo, xv);
+            }
         }
     } else {
         let kk = g.fan_in();
