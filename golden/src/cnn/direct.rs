@@ -527,7 +527,14 @@ unsafe fn wgrad_group_avx512(
                     let nt = (kk - t0).min(4);
                     for (i, srow) in sums.iter().enumerate().take(m - r0) {
                         let dst = &mut gw[(r0 + i) * kk + t0..][..nt];
-                        dst.iter_mut().zip(srow).for_each(|(d, &v)| *d += v as i64);
+                        if let Ok(d4) = <&mut [i64; 4]>::try_from(&mut *dst) {
+                            // Four taps: a fixed-size add, one vector op.
+                            for (d, &v) in d4.iter_mut().zip(srow) {
+                                *d += v as i64;
+                            }
+                        } else {
+                            dst.iter_mut().zip(srow).for_each(|(d, &v)| *d += v as i64);
+                        }
                     }
                 }
                 gemm::count_rows(rows.iter().filter(|&&r| r != zero_row).count() as u64);
