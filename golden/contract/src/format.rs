@@ -177,11 +177,9 @@ const _: () = assert!(ACC.frac == ERROR.frac);
 /// `shift = 0` returns `x` unchanged. This is the only rounding mode of the error path.
 #[inline]
 pub fn round_shift(x: i64, shift: u32) -> i64 {
-    if shift == 0 {
-        x
-    } else {
-        (x + (1i64 << (shift - 1))) >> shift
-    }
+    // Half an LSB of the result is (2^shift) / 2, which is 0 for shift = 0: one
+    // branch-free expression, so loops over it vectorize (u64, so shift = 63 works).
+    (x + ((1u64 << shift) >> 1) as i64) >> shift
 }
 
 /// Clamp a raw value to the range of `to` (saturation, never wrap-around).
@@ -314,6 +312,26 @@ mod tests {
             }
         }
         assert!(checked > 100_000);
+    }
+
+    /// Wide shifts, up to 63, against an i128 reference (floor((x + 2^(s−1)) / 2^s)).
+    #[test]
+    fn round_shift_is_exact_for_every_shift_up_to_63() {
+        for shift in 0..=63u32 {
+            for x in [
+                i64::MIN / 2,
+                -(1 << 40) - 3,
+                -1,
+                0,
+                1,
+                1 << 33,
+                i64::MAX / 2,
+            ] {
+                let half = if shift == 0 { 0 } else { 1i128 << (shift - 1) };
+                let want = (x as i128 + half).div_euclid(1i128 << shift) as i64;
+                assert_eq!(round_shift(x, shift), want, "x={x} shift={shift}");
+            }
+        }
     }
 
     #[test]
