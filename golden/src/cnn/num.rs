@@ -52,6 +52,12 @@ pub trait Num:
     fn zero_acc() -> Self::Acc;
     /// Exact product of two values.
     fn mul(a: Self::V, b: Self::V) -> Self::Acc;
+    /// acc[j] += a · x[j], each product exact ([`Num::mul`]).
+    fn mul_add_row(acc: &mut [Self::Acc], a: Self::V, x: &[Self::V]) {
+        for (s, &xv) in acc.iter_mut().zip(x) {
+            *s += Self::mul(a, xv);
+        }
+    }
     /// A value as an accumulator term with weight ±1 (binary backward weights).
     fn signed(e: Self::V, neg: bool) -> Self::Acc;
     /// The multiplier ±1 of a binary weight (raw ±1 in fixed point: e · w is then ±e
@@ -225,6 +231,26 @@ impl Num for Fx {
     #[inline(always)]
     fn mul(a: i16, b: i16) -> i64 {
         a as i64 * b as i64
+    }
+    fn mul_add_row(acc: &mut [i64], a: i16, x: &[i16]) {
+        // i16 · i16 fits an i32 (|p| ≤ 2^30): 32-bit multiplies, then widened.
+        #[inline(always)]
+        fn body(acc: &mut [i64], a: i16, x: &[i16]) {
+            for (s, &xv) in acc.iter_mut().zip(x) {
+                *s += (a as i32 * xv as i32) as i64;
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512bw")]
+        unsafe fn on_avx512(acc: &mut [i64], a: i16, x: &[i16]) {
+            body(acc, a, x)
+        }
+        #[cfg(target_arch = "x86_64")]
+        if super::gemm::avx512() {
+            // SAFETY: AVX-512BW detected.
+            return unsafe { on_avx512(acc, a, x) };
+        }
+        body(acc, a, x)
     }
     #[inline(always)]
     fn signed(e: i16, neg: bool) -> i64 {

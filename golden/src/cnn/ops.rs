@@ -248,9 +248,7 @@ pub fn conv_bwd_weight<N: Num>(
         // gw += e ⊗ x: one product per word, added straight to the sums (the
         // accumulators start at +0, so the f32 path's bits match adding 0 + e·x).
         for (grow, &eo) in gw.chunks_exact_mut(g.in_c).zip(e_out) {
-            for (a, &xv) in grow.iter_mut().zip(x) {
-                *a += N::mul(eo, xv);
-            }
+            N::mul_add_row(grow, eo, x);
         }
     } else {
         let kk = g.fan_in();
