@@ -187,22 +187,35 @@ unsafe fn group_sums<const W: usize>(
     let (n, nq, ow) = (g.out_h * g.out_w, gr.nq, g.out_w);
     let span = cpn * gr.plane;
     BUFS.with_borrow_mut(|b| {
-        // Per input, channel pairs (2cp, 2cp + 1) interleaved into words, padded.
-        b.xp.clear();
-        b.xp.resize(W * span, 0);
+        // Per input, channel pairs (2cp, 2cp + 1) interleaved into words, padded. Every
+        // word of each plane is written once (border zeros included), so the buffer
+        // needs no clearing first.
+        if b.xp.len() < W * span {
+            b.xp.resize(W * span, 0);
+        }
+        let hp = g.in_h + 2 * pad;
         for (i, x) in xs.iter().enumerate() {
             if bmax[i] == 0 {
+                // All zero: its sums are zero and the kernel never reads it.
                 continue;
             }
             let xg = &x[grp * icg * plane_len..(grp + 1) * icg * plane_len];
             let xp = &mut b.xp[i * span..(i + 1) * span];
-            for cp in 0..cpn {
+            for (cp, plane) in xp.chunks_exact_mut(gr.plane).enumerate() {
                 let lo = &xg[2 * cp * plane_len..(2 * cp + 1) * plane_len];
                 // Channel 2cp + 1, or zeros past an odd channel count.
                 let hi = xg.get((2 * cp + 1) * plane_len..(2 * cp + 2) * plane_len);
-                for iy in 0..g.in_h {
-                    let at = cp * gr.plane + (iy + pad) * gr.wp + pad;
-                    let dst = &mut xp[at..at + g.in_w];
+                let (rows, slack) = plane.split_at_mut(hp * gr.wp);
+                slack.fill(0);
+                for (py, prow) in rows.chunks_exact_mut(gr.wp).enumerate() {
+                    if py < pad || py >= pad + g.in_h {
+                        prow.fill(0);
+                        continue;
+                    }
+                    let iy = py - pad;
+                    prow[..pad].fill(0);
+                    prow[pad + g.in_w..].fill(0);
+                    let dst = &mut prow[pad..pad + g.in_w];
                     let l = &lo[iy * g.in_w..(iy + 1) * g.in_w];
                     match hi {
                         Some(hi) => {

@@ -341,10 +341,14 @@ impl<N: Num> Net<N> {
                 // the first sample.
                 let mut o = std::mem::take(&mut t.tmp);
                 let mut ol = std::mem::take(&mut t.tmpl);
-                o.clone_from(&p);
-                ol.clone_from(&pl);
                 if b.relu {
+                    // Every word is written: a recycled buffer needs no copy first.
+                    o.resize(p.len(), N::zero());
+                    ol.resize(pl.len(), N::zero());
                     ops::relu_wide::<N>(&p, &pl, &mut o, &mut ol);
+                } else {
+                    o.clone_from(&p);
+                    ol.clone_from(&pl);
                 }
                 if b.pool {
                     let len = g.out_c * (g.out_h / 2) * (g.out_w / 2);
