@@ -132,7 +132,7 @@ pub trait Num:
         _w: &[Self::V],
         _pairs: &[i32],
         _out: &mut [Self::V],
-        _f: &impl Fn(usize, Self::Acc) -> Self::V,
+        _f: impl Fn(usize, Self::Acc) -> Self::V + Copy,
     ) -> bool {
         false
     }
@@ -358,10 +358,13 @@ impl Num for Fx {
         w: &[i16],
         pairs: &[i32],
         out: &mut [i16],
-        f: &impl Fn(usize, i64) -> i16,
+        f: impl Fn(usize, i64) -> i16 + Copy,
     ) -> bool {
         let n = g.out_h * g.out_w;
         super::direct::conv_fused(g, [x], w, pairs, |oc, [s]| {
+            // A local copy: its captures (a shift, a bias slice) stay in registers
+            // instead of being reloaded after every store, so the loop vectorizes.
+            let f = f;
             for (yo, &a) in out[oc * n..(oc + 1) * n].iter_mut().zip(s) {
                 *yo = f(oc, a);
             }

@@ -66,9 +66,9 @@ pub fn conv_map<N: Num>(
     pairs: &[i32],
     out: &mut [N::V],
     s: &mut Scratch<N>,
-    f: impl Fn(usize, N::Acc) -> N::V,
+    f: impl Fn(usize, N::Acc) -> N::V + Copy,
 ) {
-    if !is_dense(g) && N::conv_fused_map(g, x, w, pairs, out, &f) {
+    if !is_dense(g) && N::conv_fused_map(g, x, w, pairs, out, f) {
         return;
     }
     let n = g.out_h * g.out_w;
@@ -92,7 +92,7 @@ pub fn conv_fwd<N: Num>(
     y: &mut [N::V],
     s: &mut Scratch<N>,
 ) {
-    conv_map(g, x, w, pairs, y, s, |oc, a| N::fwd_out(a, b[oc]));
+    conv_map(g, x, w, pairs, y, s, move |oc, a| N::fwd_out(a, b[oc]));
 }
 
 /// Forward with wide activations ([`crate::format::split_wide`]): the residual words
@@ -332,7 +332,7 @@ pub fn conv_binary<N: Num>(
     out: &mut [N::V],
     s: &mut Scratch<N>,
 ) {
-    conv_map(g, e, w_unit, &[], out, s, |_, a| N::bin_out(a, shift));
+    conv_map(g, e, w_unit, &[], out, s, move |_, a| N::bin_out(a, shift));
 }
 
 /// Tap-by-tap binary convolution (reference of [`conv_binary`]).
