@@ -14,14 +14,16 @@
 //! - [`config::Config`]: a validated TOML config.
 //! - [`data::Dataset`], [`data::load_idx`], [`data::load_digits_csv`]: image datasets;
 //!   [`text::Corpus`]: the Austen text at word or character level.
-//! - [`rnn::feedback::TriFeedback`]: the recurrent cell's upper-triangular binary
-//!   sparse DFA feedback (eq. 9–11).
+//! - [`rnn::cell`]: the recurrent language model (embedding, RNN / LSTM / GRU cell,
+//!   decoder, softmax) in fixed point with BPTT; [`rnn::float`]: the same in f32 and
+//!   f64; [`rnn::feedback::TriFeedback`]: the recurrent cell's upper-triangular
+//!   binary sparse DFA feedback (eq. 9–11).
 //! - [`experiment::Experiment`]: a run with metrics; [`checkpoint`] (atomic,
 //!   bit-identical resume), [`npy`] (step dumps) and [`capture`] (error maps of conv
 //!   paths for the engine) work on it; [`gradcheck`] compares a step's gradients
 //!   with its own plain f64 reference.
 
-pub use contract::{bsbu, dce, error, format, geom, hash, params, rng, scale, GoldenError};
+pub use contract::{act, bsbu, dce, error, format, geom, hash, params, rng, scale, GoldenError};
 
 pub mod adam;
 pub mod capture;

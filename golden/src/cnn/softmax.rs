@@ -59,13 +59,35 @@ pub fn log2_lut() -> &'static [i64; 256] {
 /// Fixed-point softmax − one-hot into `err` (Q3.13 raw words at the returned
 /// exponent E: real = raw × 2^−(13 + E)); returns the loss (Q15.16 raw) and E.
 /// With `block` false, E is 0 (no error scaling).
+/// Any number of classes: up to 64 on the stack (the CNNs), more (a vocabulary) in
+/// heap buffers; the same steps either way.
 pub fn softmax_xent_fx(z: &[i16], label: usize, err: &mut [i16], block: bool) -> (i64, i32) {
+    let n = z.len();
+    if n <= 64 {
+        let (mut t16, mut ex, mut wide) = ([0i64; 64], [0i64; 64], [0i64; 64]);
+        softmax_xent_in(z, label, err, block, &mut t16, &mut ex, &mut wide)
+    } else {
+        let (mut t16, mut ex, mut wide) = (vec![0i64; n], vec![0i64; n], vec![0i64; n]);
+        softmax_xent_in(z, label, err, block, &mut t16, &mut ex, &mut wide)
+    }
+}
+
+/// [`softmax_xent_fx`] with its work buffers (each at least `z.len()` long).
+fn softmax_xent_in(
+    z: &[i16],
+    label: usize,
+    err: &mut [i16],
+    block: bool,
+    t16: &mut [i64],
+    ex: &mut [i64],
+    wide: &mut [i64],
+) -> (i64, i32) {
     let m = z.iter().copied().max().unwrap_or(0) as i64;
     let lut = exp2_lut();
-    let mut t16 = [0i64; 64];
-    let mut ex = [0i64; 64];
     let n = z.len();
-    assert!(n <= 64, "softmax over more than 64 classes");
+    // Σ exp_k ≤ n · 2^15 and e_L,k = exp_k · ⌊2^40 / s⌋ < 2^40: no overflow below
+    // 2^23 classes.
+    assert!(n < 1 << 23, "softmax over {n} classes (at most 2^23 − 1)");
     let mut s = 0i64;
     for k in 0..n {
         let d = z[k] as i64 - m; // frac ACT.frac, <= 0
@@ -95,7 +117,6 @@ pub fn softmax_xent_fx(z: &[i16], label: usize, err: &mut [i16], block: bool) ->
     // e_L with 40 fraction bits; the label's term as −Σ of the others (exactly
     // p_y − 1 up to the reciprocal's rounding), which keeps its relative precision
     // when the net is confident and p_y is close to 1.
-    let mut wide = [0i64; 64];
     let mut others = 0i64;
     for k in 0..n {
         if k != label {

@@ -1,4 +1,8 @@
-//! The recurrent half of the paper: the cell's triangular DFA feedback
-//! ([`feedback::TriFeedback`], eq. 9–11).
+//! The recurrent half of the paper: the language model in fixed point
+//! ([`cell`]: embedding, RNN / LSTM / GRU cell, decoder, softmax, BPTT) and in
+//! floating point ([`float`]: the f32 path, and the f64 reference its tests use), and
+//! the cell's triangular DFA feedback ([`feedback::TriFeedback`], eq. 9–11).
 
+pub mod cell;
 pub mod feedback;
+pub mod float;

@@ -1,0 +1,637 @@
+//! The recurrent language model in bit-exact fixed point: an embedding, one recurrent
+//! cell (vanilla RNN, LSTM or GRU), a dense decoder and softmax cross-entropy over the
+//! vocabulary, trained by BPTT over windows of T steps (truncated at T: the state
+//! carries over between windows, its error does not). Main types: [`CellKind`],
+//! [`RnnShape`], [`RnnParams`], [`RnnFwd`], [`RnnTrace`], [`RnnGrads`]; functions
+//! [`forward`], [`bptt`]. The f32 path is [`super::float`].
+//!
+//! ## Cells (gate order as in PyTorch)
+//! - RNN: h = tanh(a), a = W_x·x + W_h·h₋ + b.
+//! - LSTM: (i, f, g, o) = (σ, σ, tanh, σ)(W_x·x + W_h·h₋ + b); c = f ⊙ c₋ + i ⊙ g;
+//!   h = o ⊙ tanh(c).
+//! - GRU: (r, z) = σ(W_x·x + W_h·h₋ + b); n = tanh(W_xn·x + b_n + r ⊙ (W_hn·h₋));
+//!   h = (1 − z) ⊙ n + z ⊙ h₋. One bias per gate (PyTorch has a second one inside
+//!   r ⊙ (·); it adds a parameter vector, not a different datapath).
+//!
+//! ## Formats (all from the contract)
+//! - Master parameters θ: Q8.24 ([`MASTER`], i32). Products use their Q4.12 copies
+//!   ([`WEIGHT`], i16, round half up and saturate), as the CNN does. Embedding rows and
+//!   biases are read as Q8.24 (a lookup and an addition, no product).
+//! - Cell values (x, h, c, the gates, tanh c): 24 fraction bits in i32, saturating
+//!   ([`MASTER`]'s range). A pre-activation is an exact i64 sum at 36 fraction bits
+//!   (24 + 12) that tanh and σ ([`crate::act`]) round once. An element-wise product is
+//!   exact at 48 fraction bits and narrowed once (round half up, saturate) to Q8.24.
+//! - Logits: the decoder's sums narrowed to Q8.8 ([`ACT`]), so the softmax, its e_L
+//!   (Q3.13 words at an exponent) and the loss are the CNN's
+//!   ([`crate::cnn::softmax`]).
+//! - BPTT errors: Q8.24 words (i32). e_L enters exactly (Q3.13 at exponent E is a
+//!   left shift by 11 − E into 24 fraction bits; for E > 11, one rounding). Why wider
+//!   than the CNN's Q3.13 words: BPTT chains T recurrent Jacobians, and 16-bit errors
+//!   were measured vanishing along much shorter chains (issue 9). Each error tensor is
+//!   narrowed once from its exact sum (W^T·δ at 36 fraction bits plus any direct term).
+//! - Gradient sums: exact i128, at 48 fraction bits (error × value) or 24 (biases,
+//!   embedding rows). [`RnnGrads::mean`] narrows each once to Q8.24 with the mean over
+//!   the batch's tokens: one rounded exact division (a constant multiply in hardware).
+
+use crate::act::{sigmoid_deriv, sigmoid_fx, tanh_deriv, tanh_fx};
+use crate::cnn::softmax::softmax_xent_fx;
+use crate::format::{self, ACT, ERROR, MASTER, WEIGHT};
+use crate::rng::Rng;
+
+/// Fraction bits of every cell value and BPTT error word.
+pub const FRAC: u32 = 24;
+/// Fraction bits of a forward product (Q8.24 value × Q4.12 weight).
+const PROD_FRAC: u32 = FRAC + 12;
+
+/// Which recurrent cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    /// tanh RNN.
+    Rnn,
+    /// Long short-term memory.
+    Lstm,
+    /// Gated recurrent unit.
+    Gru,
+}
+
+impl CellKind {
+    /// Gate blocks of H rows in W_x, W_h and b.
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::Rnn => 1,
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+        }
+    }
+}
+
+/// Sizes of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RnnShape {
+    /// The cell.
+    pub kind: CellKind,
+    /// Vocabulary size V (tokens 0..V).
+    pub vocab: usize,
+    /// Embedding width E.
+    pub embed: usize,
+    /// Hidden width H.
+    pub hidden: usize,
+}
+
+impl RnnShape {
+    /// Rows of W_x, W_h and b: gates · H.
+    pub fn gate_rows(&self) -> usize {
+        self.kind.gates() * self.hidden
+    }
+}
+
+/// Master parameters, Q8.24 raw words, row-major.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RnnParams {
+    /// Sizes.
+    pub shape: RnnShape,
+    /// Embedding, V × E.
+    pub emb: Vec<i32>,
+    /// Input weights, (gates·H) × E.
+    pub wx: Vec<i32>,
+    /// Recurrent weights, (gates·H) × H.
+    pub wh: Vec<i32>,
+    /// Gate biases, gates·H.
+    pub b: Vec<i32>,
+    /// Decoder weights, V × H.
+    pub wd: Vec<i32>,
+    /// Decoder biases, V.
+    pub bd: Vec<i32>,
+}
+
+/// The nearest Q8.24 word to `x` (round half up, saturate).
+pub fn q24(x: f64) -> i32 {
+    format::saturate((x * (1u64 << FRAC) as f64 + 0.5).floor() as i64, MASTER) as i32
+}
+
+fn uniform(n: usize, lim: f64, rng: &mut Rng) -> Vec<i32> {
+    (0..n)
+        .map(|_| q24((2.0 * rng.uniform() - 1.0) * lim))
+        .collect()
+}
+
+impl RnnParams {
+    /// PyTorch's initialization: the cell and the decoder U(−1/√H, 1/√H), the
+    /// embedding U(−0.1, 0.1); biases zero.
+    pub fn init(shape: RnnShape, rng: &mut Rng) -> RnnParams {
+        let (v, e, h, gh) = (shape.vocab, shape.embed, shape.hidden, shape.gate_rows());
+        let k = 1.0 / (h as f64).sqrt();
+        RnnParams {
+            shape,
+            emb: uniform(v * e, 0.1, rng),
+            wx: uniform(gh * e, k, rng),
+            wh: uniform(gh * h, k, rng),
+            b: vec![0; gh],
+            wd: uniform(v * h, k, rng),
+            bd: vec![0; v],
+        }
+    }
+
+    /// The Q4.12 copies the products use (once per step).
+    pub fn forward_copy(&self) -> RnnFwd {
+        let w = |m: &[i32]| -> Vec<i16> {
+            m.iter()
+                .map(|&x| format::narrow(x as i64, MASTER.frac - WEIGHT.frac, WEIGHT) as i16)
+                .collect()
+        };
+        RnnFwd {
+            wx: w(&self.wx),
+            wh: w(&self.wh),
+            wd: w(&self.wd),
+        }
+    }
+}
+
+/// The forward copies (Q4.12) of the weight matrices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RnnFwd {
+    /// W_x.
+    pub wx: Vec<i16>,
+    /// W_h.
+    pub wh: Vec<i16>,
+    /// W_d.
+    pub wd: Vec<i16>,
+}
+
+/// y_r = Σ_c w[r][c]·x[c] (exact, 36 fraction bits).
+fn matvec(w: &[i16], cols: usize, x: &[i32]) -> Vec<i64> {
+    w.chunks_exact(cols)
+        .map(|row| row.iter().zip(x).map(|(&a, &b)| a as i64 * b as i64).sum())
+        .collect()
+}
+
+/// y_c += Σ_r w[r][c]·e[r] (exact, 36 fraction bits).
+fn matvec_t_add(w: &[i16], cols: usize, e: &[i32], y: &mut [i64]) {
+    for (row, &er) in w.chunks_exact(cols).zip(e) {
+        if er != 0 {
+            for (yc, &a) in y.iter_mut().zip(row) {
+                *yc += a as i64 * er as i64;
+            }
+        }
+    }
+}
+
+/// a·b of two 24-fraction-bit words, narrowed once to Q8.24.
+#[inline]
+fn mul24(a: i32, b: i32) -> i32 {
+    format::narrow(a as i64 * b as i64, FRAC, MASTER) as i32
+}
+
+/// A sum at 36 fraction bits (plus `direct` at 24) narrowed once to Q8.24.
+#[inline]
+fn to24(s: i64, direct: i32) -> i32 {
+    format::narrow(
+        s + ((direct as i64) << (PROD_FRAC - FRAC)),
+        PROD_FRAC - FRAC,
+        MASTER,
+    ) as i32
+}
+
+/// Saturating Q8.24 addition.
+#[inline]
+fn add24(a: i32, b: i32) -> i32 {
+    format::saturate(a as i64 + b as i64, MASTER) as i32
+}
+
+/// An e_L word (Q3.13 at exponent `exp`: real = raw × 2^−(13 + exp)) as a Q8.24 word.
+pub fn err_to_24(raw: i16, exp: i32) -> i32 {
+    let up = FRAC as i32 - ERROR.frac as i32 - exp;
+    if up >= 0 {
+        (raw as i32) << up
+    } else {
+        format::round_shift(raw as i64, (-up) as u32) as i32
+    }
+}
+
+/// What one time step keeps for BPTT.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepTrace {
+    /// Input token.
+    pub token: u32,
+    /// Target token.
+    pub target: u32,
+    /// Cell input x (the token's embedding row).
+    pub x: Vec<i32>,
+    /// Previous hidden state.
+    pub h_prev: Vec<i32>,
+    /// Previous cell state (LSTM; empty otherwise).
+    pub c_prev: Vec<i32>,
+    /// Gate outputs, gates·H (RNN: h itself).
+    pub gates: Vec<i32>,
+    /// GRU: W_hn·h₋ narrowed to Q8.24; LSTM: tanh(c); empty for the RNN.
+    pub aux: Vec<i32>,
+    /// Hidden state h.
+    pub h: Vec<i32>,
+    /// Cell state c (LSTM; empty otherwise).
+    pub c: Vec<i32>,
+    /// e_L = softmax(z) − one-hot(target), Q3.13 at exponent `exp`.
+    pub e: Vec<i16>,
+    /// e_L's exponent.
+    pub exp: i32,
+    /// Cross-entropy of this step (Q15.16 raw).
+    pub loss: i64,
+    /// Whether the prediction (argmax of the logits) was the target.
+    pub hit: bool,
+}
+
+/// One window's forward pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RnnTrace {
+    /// Per time step.
+    pub steps: Vec<StepTrace>,
+}
+
+impl RnnTrace {
+    /// The final hidden state (the next window's h₀).
+    pub fn h_last(&self) -> &[i32] {
+        &self.steps.last().expect("a window has steps").h
+    }
+    /// The final cell state (LSTM; empty otherwise).
+    pub fn c_last(&self) -> &[i32] {
+        &self.steps.last().expect("a window has steps").c
+    }
+}
+
+/// One window: tokens[t] predicts targets[t], from the state (h0, c0) (c0 empty
+/// unless LSTM).
+pub fn forward(
+    p: &RnnParams,
+    f: &RnnFwd,
+    tokens: &[u32],
+    targets: &[u32],
+    h0: &[i32],
+    c0: &[i32],
+) -> RnnTrace {
+    let s = p.shape;
+    let (e, h) = (s.embed, s.hidden);
+    let mut h_prev = h0.to_vec();
+    let mut c_prev = c0.to_vec();
+    let mut steps = Vec::with_capacity(tokens.len());
+    for (&tok, &tgt) in tokens.iter().zip(targets) {
+        let x = p.emb[tok as usize * e..(tok as usize + 1) * e].to_vec();
+        let ax = matvec(&f.wx, e, &x);
+        let ah = matvec(&f.wh, h, &h_prev);
+        // Pre-activation of gate row r at 36 fraction bits: input, recurrent, bias.
+        let pre = |r: usize| ax[r] + ah[r] + ((p.b[r] as i64) << (PROD_FRAC - FRAC));
+        let (mut gates, mut aux, mut hn, mut cn) =
+            (vec![0; s.gate_rows()], vec![], vec![0; h], vec![]);
+        match s.kind {
+            CellKind::Rnn => {
+                for r in 0..h {
+                    gates[r] = tanh_fx(pre(r), PROD_FRAC);
+                }
+                hn.copy_from_slice(&gates);
+            }
+            CellKind::Lstm => {
+                for r in 0..4 * h {
+                    gates[r] = if r / h == 2 {
+                        tanh_fx(pre(r), PROD_FRAC)
+                    } else {
+                        sigmoid_fx(pre(r), PROD_FRAC)
+                    };
+                }
+                cn = vec![0; h];
+                aux = vec![0; h];
+                for j in 0..h {
+                    let (i, fg, g, o) =
+                        (gates[j], gates[h + j], gates[2 * h + j], gates[3 * h + j]);
+                    let c = fg as i64 * c_prev[j] as i64 + i as i64 * g as i64;
+                    cn[j] = format::narrow(c, FRAC, MASTER) as i32;
+                    aux[j] = tanh_fx(cn[j] as i64, FRAC);
+                    hn[j] = mul24(o, aux[j]);
+                }
+            }
+            CellKind::Gru => {
+                for r in 0..2 * h {
+                    gates[r] = sigmoid_fx(pre(r), PROD_FRAC);
+                }
+                aux = (0..h).map(|j| to24(ah[2 * h + j], 0)).collect();
+                for j in 0..h {
+                    let rj = gates[j] as i64;
+                    // The input part, clamped to ±2^8 (tanh is saturated far below)
+                    // so that moving it to 48 fraction bits cannot overflow.
+                    let lim = 1i64 << (PROD_FRAC + 8);
+                    let xn = (ax[2 * h + j] + ((p.b[2 * h + j] as i64) << (PROD_FRAC - FRAC)))
+                        .clamp(-lim, lim);
+                    // 48 fraction bits: x-part shifted up, r ⊙ (W_hn·h₋) exact.
+                    let a = (xn << (2 * FRAC - PROD_FRAC)) + rj * aux[j] as i64;
+                    gates[2 * h + j] = tanh_fx(a, 2 * FRAC);
+                    let (z, n) = (gates[h + j] as i64, gates[2 * h + j] as i64);
+                    let v = ((1i64 << FRAC) - z) * n + z * h_prev[j] as i64;
+                    hn[j] = format::narrow(v, FRAC, MASTER) as i32;
+                }
+            }
+        }
+        // Decoder and softmax.
+        let zs = matvec(&f.wd, h, &hn);
+        let z: Vec<i16> = zs
+            .iter()
+            .zip(&p.bd)
+            .map(|(&a, &b)| {
+                let sum = a + ((b as i64) << (PROD_FRAC - FRAC));
+                format::rescale(sum, PROD_FRAC, 0, ACT) as i16
+            })
+            .collect();
+        let mut err = vec![0i16; s.vocab];
+        let (loss, exp) = softmax_xent_fx(&z, tgt as usize, &mut err, true);
+        let hit = crate::cnn::train::argmax(&z) == tgt as usize;
+        steps.push(StepTrace {
+            token: tok,
+            target: tgt,
+            x,
+            h_prev: std::mem::replace(&mut h_prev, hn.clone()),
+            c_prev: std::mem::replace(&mut c_prev, cn.clone()),
+            gates,
+            aux,
+            h: hn,
+            c: cn,
+            e: err,
+            exp,
+            loss,
+            hit,
+        });
+    }
+    RnnTrace { steps }
+}
+
+/// Exact gradient sums over a batch (see the module docs for their LSBs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RnnGrads {
+    /// Embedding rows (24 fraction bits), V × E.
+    pub emb: Vec<i128>,
+    /// W_x (48 fraction bits).
+    pub wx: Vec<i128>,
+    /// W_h (48).
+    pub wh: Vec<i128>,
+    /// b (24).
+    pub b: Vec<i128>,
+    /// W_d (48).
+    pub wd: Vec<i128>,
+    /// b_d (24).
+    pub bd: Vec<i128>,
+    /// Tokens summed (the mean's divisor).
+    pub tokens: u64,
+}
+
+/// ⌊x / d⌉ rounding half up (d > 0), exact.
+fn div_round(x: i128, d: i128) -> i128 {
+    (2 * x + d).div_euclid(2 * d)
+}
+
+impl RnnGrads {
+    /// Zero sums for `shape`.
+    pub fn zeros(s: RnnShape) -> RnnGrads {
+        let (v, e, h, gh) = (s.vocab, s.embed, s.hidden, s.gate_rows());
+        RnnGrads {
+            emb: vec![0; v * e],
+            wx: vec![0; gh * e],
+            wh: vec![0; gh * h],
+            b: vec![0; gh],
+            wd: vec![0; v * h],
+            bd: vec![0; v],
+            tokens: 0,
+        }
+    }
+
+    /// The mean gradient per token, Q8.24, in the order emb, wx, wh, b, wd, bd.
+    pub fn mean(&self) -> [Vec<i32>; 6] {
+        let n = self.tokens.max(1) as i128;
+        let q = |v: &[i128], frac: u32| -> Vec<i32> {
+            let d = n << (frac - FRAC);
+            v.iter()
+                .map(|&x| {
+                    div_round(x, d).clamp(MASTER.min_raw() as i128, MASTER.max_raw() as i128) as i32
+                })
+                .collect()
+        };
+        [
+            q(&self.emb, FRAC),
+            q(&self.wx, 2 * FRAC),
+            q(&self.wh, 2 * FRAC),
+            q(&self.b, FRAC),
+            q(&self.wd, 2 * FRAC),
+            q(&self.bd, FRAC),
+        ]
+    }
+}
+
+/// g[r][c] += a[r]·b[c] (exact).
+fn outer_add(g: &mut [i128], a: &[i32], b: &[i32]) {
+    for (row, &ar) in g.chunks_exact_mut(b.len()).zip(a) {
+        if ar != 0 {
+            for (x, &bc) in row.iter_mut().zip(b) {
+                *x += (ar as i64 * bc as i64) as i128;
+            }
+        }
+    }
+}
+
+/// BPTT over one window: adds the window's gradient sums to `g`. Uses the same
+/// forward copies `f` as the forward pass.
+pub fn bptt(p: &RnnParams, f: &RnnFwd, tr: &RnnTrace, g: &mut RnnGrads) {
+    let s = p.shape;
+    let (e, h) = (s.embed, s.hidden);
+    let mut dh_next = vec![0i32; h];
+    let mut dc_next = vec![0i32; h];
+    for st in tr.steps.iter().rev() {
+        // Decoder: e_L in Q8.24, its gradients, and its error into h.
+        let el: Vec<i32> = st.e.iter().map(|&w| err_to_24(w, st.exp)).collect();
+        outer_add(&mut g.wd, &el, &st.h);
+        for (b, &x) in g.bd.iter_mut().zip(&el) {
+            *b += x as i128;
+        }
+        let mut sdh = vec![0i64; h];
+        matvec_t_add(&f.wd, h, &el, &mut sdh);
+        let dh: Vec<i32> = sdh
+            .iter()
+            .zip(&dh_next)
+            .map(|(&a, &d)| to24(a, d))
+            .collect();
+        // Gate pre-activation errors on the input side (δx) and the recurrent side (δh),
+        // and the direct part of dh₋ (GRU).
+        let gr = s.gate_rows();
+        let (mut dx_g, mut dh_g, mut direct) = (vec![0i32; gr], vec![0i32; gr], vec![0i32; h]);
+        match s.kind {
+            CellKind::Rnn => {
+                for j in 0..h {
+                    dx_g[j] = mul24(dh[j], tanh_deriv(st.h[j]));
+                }
+                dh_g.copy_from_slice(&dx_g);
+            }
+            CellKind::Lstm => {
+                for j in 0..h {
+                    let (i, fg, gg, o) = (
+                        st.gates[j],
+                        st.gates[h + j],
+                        st.gates[2 * h + j],
+                        st.gates[3 * h + j],
+                    );
+                    let tc = st.aux[j];
+                    let d_o = mul24(dh[j], tc);
+                    let dtc = mul24(dh[j], o);
+                    let dc = add24(dc_next[j], mul24(dtc, tanh_deriv(tc)));
+                    dx_g[j] = mul24(mul24(dc, gg), sigmoid_deriv(i));
+                    dx_g[h + j] = mul24(mul24(dc, st.c_prev[j]), sigmoid_deriv(fg));
+                    dx_g[2 * h + j] = mul24(mul24(dc, i), tanh_deriv(gg));
+                    dx_g[3 * h + j] = mul24(d_o, sigmoid_deriv(o));
+                    dc_next[j] = mul24(dc, fg);
+                }
+                dh_g.copy_from_slice(&dx_g);
+            }
+            CellKind::Gru => {
+                for j in 0..h {
+                    let (r, z, n) = (st.gates[j], st.gates[h + j], st.gates[2 * h + j]);
+                    let dn = mul24(dh[j], (1i32 << FRAC) - z);
+                    let dz = mul24(
+                        dh[j],
+                        format::saturate(st.h_prev[j] as i64 - n as i64, MASTER) as i32,
+                    );
+                    direct[j] = mul24(dh[j], z);
+                    let d_an = mul24(dn, tanh_deriv(n));
+                    let dr = mul24(d_an, st.aux[j]);
+                    dx_g[j] = mul24(dr, sigmoid_deriv(r));
+                    dx_g[h + j] = mul24(dz, sigmoid_deriv(z));
+                    dx_g[2 * h + j] = d_an;
+                    dh_g[j] = dx_g[j];
+                    dh_g[h + j] = dx_g[h + j];
+                    dh_g[2 * h + j] = mul24(d_an, r);
+                }
+            }
+        }
+        outer_add(&mut g.wx, &dx_g, &st.x);
+        outer_add(&mut g.wh, &dh_g, &st.h_prev);
+        for (b, &x) in g.b.iter_mut().zip(&dx_g) {
+            *b += x as i128;
+        }
+        // Error into the embedding row and into h₋.
+        let mut sx = vec![0i64; e];
+        matvec_t_add(&f.wx, e, &dx_g, &mut sx);
+        let row = &mut g.emb[st.token as usize * e..(st.token as usize + 1) * e];
+        for (gr, &a) in row.iter_mut().zip(&sx) {
+            *gr += to24(a, 0) as i128;
+        }
+        let mut shp = vec![0i64; h];
+        matvec_t_add(&f.wh, h, &dh_g, &mut shp);
+        dh_next = shp.iter().zip(&direct).map(|(&a, &d)| to24(a, d)).collect();
+        g.tokens += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::float::{bptt_f, forward_f, FloatParams};
+    use super::*;
+    use crate::rng::SeedableRng;
+
+    /// The float model on the values the fixed-point one computes with: master words
+    /// for the embedding and biases, the Q4.12 copies for the matrices.
+    fn as_float(p: &RnnParams, f: &RnnFwd) -> FloatParams<f64> {
+        let m = |v: &[i32]| {
+            v.iter()
+                .map(|&x| x as f64 / (1u64 << FRAC) as f64)
+                .collect()
+        };
+        let w = |v: &[i16]| v.iter().map(|&x| x as f64 / 4096.0).collect();
+        FloatParams {
+            shape: p.shape,
+            emb: m(&p.emb),
+            wx: w(&f.wx),
+            wh: w(&f.wh),
+            b: m(&p.b),
+            wd: w(&f.wd),
+            bd: m(&p.bd),
+        }
+    }
+
+    /// (cosine, relative L2 error) of `a` against the reference `r`.
+    fn compare(a: &[f64], r: &[f64]) -> (f64, f64) {
+        let dot: f64 = a.iter().zip(r).map(|(x, y)| x * y).sum();
+        let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let nr = r.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let diff = a
+            .iter()
+            .zip(r)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f64>()
+            .sqrt();
+        (dot / (na * nr).max(1e-300), diff / nr.max(1e-300))
+    }
+
+    /// Fixed-point gradients of `windows` windows (state carried over) against the
+    /// f64 model's on the same values; per tensor (cosine, relative L2).
+    fn gradients_against_f64(kind: CellKind, seed: u64) -> Vec<(&'static str, f64, f64)> {
+        let shape = RnnShape {
+            kind,
+            vocab: 83,
+            embed: 10,
+            hidden: 16,
+        };
+        let mut rng = Rng::seed_from_u64(seed);
+        let mut p = RnnParams::init(shape, &mut rng);
+        // Nonzero biases, so their paths are exercised too.
+        for b in p.b.iter_mut().chain(p.bd.iter_mut()) {
+            *b = q24(0.2 * (2.0 * rng.uniform() - 1.0));
+        }
+        let f = p.forward_copy();
+        let fp = as_float(&p, &f);
+        let (t, windows) = (9, 3);
+        let seq: Vec<u32> = (0..t * windows + 1)
+            .map(|_| rng.below(shape.vocab as u64) as u32)
+            .collect();
+        let c0 = if kind == CellKind::Lstm {
+            vec![0; 16]
+        } else {
+            vec![]
+        };
+        let (mut h, mut c) = (vec![0i32; 16], c0);
+        let (mut hf, mut cf) = (vec![0.0f64; 16], vec![0.0f64; c.len()]);
+        let mut g = RnnGrads::zeros(shape);
+        let mut gf = FloatParams::<f64>::zeros(shape);
+        for w in 0..windows {
+            let (x, y) = (&seq[w * t..(w + 1) * t], &seq[w * t + 1..(w + 1) * t + 1]);
+            let tr = forward(&p, &f, x, y, &h, &c);
+            bptt(&p, &f, &tr, &mut g);
+            (h, c) = (tr.h_last().to_vec(), tr.c_last().to_vec());
+            let trf = forward_f(&fp, x, y, &hf, &cf);
+            bptt_f(&fp, &trf, &mut gf);
+            let last = trf.steps.last().unwrap();
+            (hf, cf) = (last.h.clone(), last.c.clone());
+        }
+        let n = g.tokens as f64;
+        let names = ["emb", "wx", "wh", "b", "wd", "bd"];
+        g.mean()
+            .iter()
+            .zip(gf.tensors())
+            .zip(names)
+            .map(|((a, r), name)| {
+                let a: Vec<f64> = a
+                    .iter()
+                    .map(|&x| x as f64 / (1u64 << FRAC) as f64)
+                    .collect();
+                let r: Vec<f64> = r.iter().map(|&x| x / n).collect();
+                let (cos, rel) = compare(&a, &r);
+                (name, cos, rel)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bptt_gradients_of_every_cell_track_f64() {
+        for kind in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru] {
+            for seed in [1, 2, 3] {
+                for (name, cos, rel) in gradients_against_f64(kind, seed) {
+                    eprintln!("{kind:?} seed {seed} {name}: cos {cos:.6} rel {rel:.5}");
+                    assert!(
+                        cos >= 0.99999 && rel <= 0.003,
+                        "{kind:?} seed {seed} {name}: cosine {cos}, relative L2 {rel}"
+                    );
+                }
+            }
+        }
+    }
+}
