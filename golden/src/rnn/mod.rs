@@ -6,3 +6,4 @@
 pub mod cell;
 pub mod feedback;
 pub mod float;
+pub mod train;
