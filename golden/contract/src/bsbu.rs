@@ -102,6 +102,20 @@ impl SparseSign {
         sparsity: f64,
         rng: &mut Rng,
     ) -> Result<Self, GoldenError> {
+        SparseSign::draw_with(n_rows, n_cols, sparsity, rng, |_, _, rng| Some(rng.bit()))
+    }
+
+    /// S = sign(D ⊙ R) with D's signs from `neg(r, c, rng)` (Some(true): negative,
+    /// Some(false): positive, None: D is 0 there), then R as in [`SparseSign::draw`]
+    /// (drawn for every entry, so a zero of D does not shift the mask stream). The
+    /// signs may come from `rng` (random D) or from a given matrix (appendix B.2).
+    pub fn draw_with(
+        n_rows: usize,
+        n_cols: usize,
+        sparsity: f64,
+        rng: &mut Rng,
+        mut neg: impl FnMut(usize, usize, &mut Rng) -> Option<bool>,
+    ) -> Result<Self, GoldenError> {
         check_sparsity(sparsity)?;
         if n_cols == 0 || n_cols > 1 << 16 || n_rows == 0 {
             return Err(GoldenError::out_of_range(
@@ -111,12 +125,12 @@ impl SparseSign {
             ));
         }
         let mut rows = Vec::with_capacity(n_rows);
-        for _ in 0..n_rows {
+        for r in 0..n_rows {
             let mut row = Vec::new();
             for c in 0..n_cols {
-                let neg = rng.bit(); // sign(D)
+                let sign = neg(r, c, rng); // sign(D)
                 let keep = sparsity == 0.0 || rng.uniform() >= sparsity; // R
-                if keep {
+                if let (true, Some(neg)) = (keep, sign) {
                     row.push(Nonzero { col: c as u16, neg });
                 }
             }

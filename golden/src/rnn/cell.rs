@@ -431,6 +431,111 @@ fn outer_add(g: &mut [i128], a: &[i32], b: &[i32]) {
     }
 }
 
+/// The gate errors of one step of the cell, from the error at its output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CellErrors {
+    /// Gate pre-activation errors on the input side (W_x, b, the embedding).
+    pub dx: Vec<i32>,
+    /// Gate pre-activation errors on the recurrent side (W_h; the GRU's n gate
+    /// differs: r ⊙ δn).
+    pub dh: Vec<i32>,
+    /// The direct part of the error into h₋ (GRU: dh ⊙ z; zero otherwise).
+    pub direct: Vec<i32>,
+    /// LSTM: the error into c₋ (dc ⊙ f); empty otherwise.
+    pub dc_prev: Vec<i32>,
+}
+
+/// One step's local backward through the cell (Q8.24 words): from `dh`, the error at
+/// h, and (LSTM) `dc_next`, the error at c from the next step (zeros when there is
+/// none, as in DFA, where each step's error comes straight from its path).
+pub fn cell_backward(kind: CellKind, st: &StepTrace, dh: &[i32], dc_next: &[i32]) -> CellErrors {
+    let h = dh.len();
+    let gr = kind.gates() * h;
+    let (mut dx_g, mut dh_g, mut direct) = (vec![0i32; gr], vec![0i32; gr], vec![0i32; h]);
+    let mut dc_prev = vec![];
+    match kind {
+        CellKind::Rnn => {
+            for j in 0..h {
+                dx_g[j] = mul24(dh[j], tanh_deriv(st.h[j]));
+            }
+            dh_g.copy_from_slice(&dx_g);
+        }
+        CellKind::Lstm => {
+            dc_prev = vec![0i32; h];
+            for j in 0..h {
+                let (i, fg, gg, o) = (
+                    st.gates[j],
+                    st.gates[h + j],
+                    st.gates[2 * h + j],
+                    st.gates[3 * h + j],
+                );
+                let tc = st.aux[j];
+                let d_o = mul24(dh[j], tc);
+                let dtc = mul24(dh[j], o);
+                let dc = add24(dc_next[j], mul24(dtc, tanh_deriv(tc)));
+                dx_g[j] = mul24(mul24(dc, gg), sigmoid_deriv(i));
+                dx_g[h + j] = mul24(mul24(dc, st.c_prev[j]), sigmoid_deriv(fg));
+                dx_g[2 * h + j] = mul24(mul24(dc, i), tanh_deriv(gg));
+                dx_g[3 * h + j] = mul24(d_o, sigmoid_deriv(o));
+                dc_prev[j] = mul24(dc, fg);
+            }
+            dh_g.copy_from_slice(&dx_g);
+        }
+        CellKind::Gru => {
+            for j in 0..h {
+                let (r, z, n) = (st.gates[j], st.gates[h + j], st.gates[2 * h + j]);
+                let dn = mul24(dh[j], (1i32 << FRAC) - z);
+                let dz = mul24(
+                    dh[j],
+                    format::saturate(st.h_prev[j] as i64 - n as i64, MASTER) as i32,
+                );
+                direct[j] = mul24(dh[j], z);
+                let d_an = mul24(dn, tanh_deriv(n));
+                let dr = mul24(d_an, st.aux[j]);
+                dx_g[j] = mul24(dr, sigmoid_deriv(r));
+                dx_g[h + j] = mul24(dz, sigmoid_deriv(z));
+                dx_g[2 * h + j] = d_an;
+                dh_g[j] = dx_g[j];
+                dh_g[h + j] = dx_g[h + j];
+                dh_g[2 * h + j] = mul24(d_an, r);
+            }
+        }
+    }
+    CellErrors {
+        dx: dx_g,
+        dh: dh_g,
+        direct,
+        dc_prev,
+    }
+}
+
+/// The decoder's gradients of one step, and e_L as Q8.24 words.
+pub fn decoder_grads(st: &StepTrace, g: &mut RnnGrads) -> Vec<i32> {
+    let el: Vec<i32> = st.e.iter().map(|&w| err_to_24(w, st.exp)).collect();
+    outer_add(&mut g.wd, &el, &st.h);
+    for (b, &x) in g.bd.iter_mut().zip(&el) {
+        *b += x as i128;
+    }
+    el
+}
+
+/// The cell's gradients of one step from its gate errors, and the error into the
+/// step's embedding row (W_xᵀ·δx, one narrowing).
+pub fn cell_grads(f: &RnnFwd, e: usize, st: &StepTrace, ce: &CellErrors, g: &mut RnnGrads) {
+    outer_add(&mut g.wx, &ce.dx, &st.x);
+    outer_add(&mut g.wh, &ce.dh, &st.h_prev);
+    for (b, &x) in g.b.iter_mut().zip(&ce.dx) {
+        *b += x as i128;
+    }
+    let mut sx = vec![0i64; e];
+    matvec_t_add(&f.wx, e, &ce.dx, &mut sx);
+    let row = &mut g.emb[st.token as usize * e..(st.token as usize + 1) * e];
+    for (gr, &a) in row.iter_mut().zip(&sx) {
+        *gr += to24(a, 0) as i128;
+    }
+    g.tokens += 1;
+}
+
 /// BPTT over one window: adds the window's gradient sums to `g`. Uses the same
 /// forward copies `f` as the forward pass.
 pub fn bptt(p: &RnnParams, f: &RnnFwd, tr: &RnnTrace, g: &mut RnnGrads) {
@@ -439,12 +544,7 @@ pub fn bptt(p: &RnnParams, f: &RnnFwd, tr: &RnnTrace, g: &mut RnnGrads) {
     let mut dh_next = vec![0i32; h];
     let mut dc_next = vec![0i32; h];
     for st in tr.steps.iter().rev() {
-        // Decoder: e_L in Q8.24, its gradients, and its error into h.
-        let el: Vec<i32> = st.e.iter().map(|&w| err_to_24(w, st.exp)).collect();
-        outer_add(&mut g.wd, &el, &st.h);
-        for (b, &x) in g.bd.iter_mut().zip(&el) {
-            *b += x as i128;
-        }
+        let el = decoder_grads(st, g);
         let mut sdh = vec![0i64; h];
         matvec_t_add(&f.wd, h, &el, &mut sdh);
         let dh: Vec<i32> = sdh
@@ -452,73 +552,18 @@ pub fn bptt(p: &RnnParams, f: &RnnFwd, tr: &RnnTrace, g: &mut RnnGrads) {
             .zip(&dh_next)
             .map(|(&a, &d)| to24(a, d))
             .collect();
-        // Gate pre-activation errors on the input side (δx) and the recurrent side (δh),
-        // and the direct part of dh₋ (GRU).
-        let gr = s.gate_rows();
-        let (mut dx_g, mut dh_g, mut direct) = (vec![0i32; gr], vec![0i32; gr], vec![0i32; h]);
-        match s.kind {
-            CellKind::Rnn => {
-                for j in 0..h {
-                    dx_g[j] = mul24(dh[j], tanh_deriv(st.h[j]));
-                }
-                dh_g.copy_from_slice(&dx_g);
-            }
-            CellKind::Lstm => {
-                for j in 0..h {
-                    let (i, fg, gg, o) = (
-                        st.gates[j],
-                        st.gates[h + j],
-                        st.gates[2 * h + j],
-                        st.gates[3 * h + j],
-                    );
-                    let tc = st.aux[j];
-                    let d_o = mul24(dh[j], tc);
-                    let dtc = mul24(dh[j], o);
-                    let dc = add24(dc_next[j], mul24(dtc, tanh_deriv(tc)));
-                    dx_g[j] = mul24(mul24(dc, gg), sigmoid_deriv(i));
-                    dx_g[h + j] = mul24(mul24(dc, st.c_prev[j]), sigmoid_deriv(fg));
-                    dx_g[2 * h + j] = mul24(mul24(dc, i), tanh_deriv(gg));
-                    dx_g[3 * h + j] = mul24(d_o, sigmoid_deriv(o));
-                    dc_next[j] = mul24(dc, fg);
-                }
-                dh_g.copy_from_slice(&dx_g);
-            }
-            CellKind::Gru => {
-                for j in 0..h {
-                    let (r, z, n) = (st.gates[j], st.gates[h + j], st.gates[2 * h + j]);
-                    let dn = mul24(dh[j], (1i32 << FRAC) - z);
-                    let dz = mul24(
-                        dh[j],
-                        format::saturate(st.h_prev[j] as i64 - n as i64, MASTER) as i32,
-                    );
-                    direct[j] = mul24(dh[j], z);
-                    let d_an = mul24(dn, tanh_deriv(n));
-                    let dr = mul24(d_an, st.aux[j]);
-                    dx_g[j] = mul24(dr, sigmoid_deriv(r));
-                    dx_g[h + j] = mul24(dz, sigmoid_deriv(z));
-                    dx_g[2 * h + j] = d_an;
-                    dh_g[j] = dx_g[j];
-                    dh_g[h + j] = dx_g[h + j];
-                    dh_g[2 * h + j] = mul24(d_an, r);
-                }
-            }
-        }
-        outer_add(&mut g.wx, &dx_g, &st.x);
-        outer_add(&mut g.wh, &dh_g, &st.h_prev);
-        for (b, &x) in g.b.iter_mut().zip(&dx_g) {
-            *b += x as i128;
-        }
-        // Error into the embedding row and into h₋.
-        let mut sx = vec![0i64; e];
-        matvec_t_add(&f.wx, e, &dx_g, &mut sx);
-        let row = &mut g.emb[st.token as usize * e..(st.token as usize + 1) * e];
-        for (gr, &a) in row.iter_mut().zip(&sx) {
-            *gr += to24(a, 0) as i128;
-        }
+        let ce = cell_backward(s.kind, st, &dh, &dc_next);
+        cell_grads(f, e, st, &ce, g);
         let mut shp = vec![0i64; h];
-        matvec_t_add(&f.wh, h, &dh_g, &mut shp);
-        dh_next = shp.iter().zip(&direct).map(|(&a, &d)| to24(a, d)).collect();
-        g.tokens += 1;
+        matvec_t_add(&f.wh, h, &ce.dh, &mut shp);
+        dh_next = shp
+            .iter()
+            .zip(&ce.direct)
+            .map(|(&a, &d)| to24(a, d))
+            .collect();
+        if s.kind == CellKind::Lstm {
+            dc_next = ce.dc_prev;
+        }
     }
 }
 

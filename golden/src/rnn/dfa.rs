@@ -1,0 +1,435 @@
+//! DFA for the recurrent model (paper sections 3.1 and 3.3, eq. 9–12, appendix B.2):
+//! the cell's errors come straight from output errors through fixed binary feedback,
+//! with no chain through time. Main types: [`RnnDfaOptions`], [`RnnFeedback`];
+//! function [`dfa_grads`].
+//!
+//! ## Modes (all feedback is fixed at the start of training)
+//! - **Original DFA** (`modular = false`): every output step's e_L (V words) reaches
+//!   every hidden step through one dense binary H × V matrix S_o:
+//!   e_i = S_o · Σ_j e_L,j. Every time step runs the same cell (shared weights), so
+//!   every step takes the same feedback matrix; with it all steps see the same error.
+//! - **Modularized** (`modular = true`): module 2 is the decoder, trained by its own
+//!   exact error e_L; module 1 is the embedding and the cell. The cell outputs' errors
+//!   are e^rnn_j = S^fc · e_L,j (eq. 10, S^fc: H × V). Without `triangular`, every
+//!   hidden step takes e_i = S_m · Σ_j e^rnn_j (S_m: H × H dense binary).
+//! - **Upper triangular** (`triangular = true`, eq. 9 and 11): e = S^rnn · e^rnn with
+//!   S^rnn's blocks (i, j) zero for i > j and sign(power(D, n) ⊙ R_j) above
+//!   ([`super::feedback::TriFeedback`], n = T − j as printed or j − i by time distance).
+//! - **Binary and sparse**: every matrix is sign(D ⊙ R) with R keeping an entry with
+//!   probability 1 − `sparsity` (the bsbu's [`SparseSign`] for the H × V and H × H
+//!   matrices).
+//! - **Initialization** (`init_from_forward`, B.2): S^fc takes the signs of the
+//!   decoder's transposed forward weight, and D (or S_m) the signs of the average of
+//!   the cell's recurrent weight blocks (one block for the RNN, the mean of the four
+//!   LSTM or three GRU gate blocks), both as they are at the start of training.
+//!
+//! ## From e^emb to gradients
+//! The error a path delivers to hidden step i is the error at h_i. The cell's gate
+//! errors follow from it through the step's own derivatives
+//! ([`super::cell::cell_backward`] with no error from the next step: that is eq. 12's
+//! ⊙ f'(p^rnn)), and give W_x, W_h and b their gradients; the step's embedding row
+//! takes W_xᵀ·δx (the one-layer path inside module 1). The decoder is trained by e_L
+//! in every mode.
+//!
+//! ## Fixed point
+//! e_L,j arrives as Q3.13 words at its own exponent E_j. A window's e_L words are
+//! first aligned to the window's smallest exponent E* (the largest magnitudes) by a
+//! rounding right shift of E_j − E* bits. Every binary product is an exact sum,
+//! narrowed once by the fan-in shift of its expected nonzero terms per output
+//! ([`crate::format::fan_in_shift`]) into Q3.13 at exponent E*, as the bsbu narrows.
+//! The products that sum over the T output steps (S_o, S_m, S^rnn) count those terms
+//! in their fan-in. The errors at h then enter the cell's Q8.24 backward exactly
+//! ([`super::cell::err_to_24`]).
+
+use super::cell::{
+    cell_backward, cell_grads, decoder_grads, err_to_24, CellKind, RnnFwd, RnnGrads, RnnParams,
+    RnnTrace,
+};
+use super::feedback::{Exponent, TriFeedback};
+use crate::bsbu::SparseSign;
+use crate::format::{fan_in_shift, narrow, round_shift, ERROR};
+use crate::rng::{Rng, SeedableRng};
+use crate::GoldenError;
+
+/// Which DFA the recurrent model uses (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RnnDfaOptions {
+    /// Module 1 = embedding + cell, module 2 = decoder.
+    pub modular: bool,
+    /// Upper-triangular block feedback (needs `modular`).
+    pub triangular: bool,
+    /// Share of zero entries in every feedback matrix, in [0, 1).
+    pub sparsity: f64,
+    /// Appendix B.2: feedback from the forward weights at the start (needs `modular`).
+    pub init_from_forward: bool,
+    /// The triangular blocks' power.
+    pub exponent: Exponent,
+}
+
+/// The cell's feedback in modularized mode.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CellFeedback {
+    /// S_m (H × H), applied to Σ_j e^rnn_j.
+    Dense(SparseSign),
+    /// S^rnn (HT × HT, upper triangular).
+    Triangular(TriFeedback),
+}
+
+/// The fixed feedback of one model.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RnnFeedback {
+    /// Original DFA: S_o (H × V).
+    Original(SparseSign),
+    /// Modularized: S^fc (H × V) and the cell's feedback.
+    Modular {
+        /// Decoder errors to cell outputs.
+        fc: SparseSign,
+        /// Cell outputs to every hidden step.
+        cell: CellFeedback,
+    },
+}
+
+/// Nonzeros per row of a sign matrix, on average (at least 1): the terms of each
+/// output's sum, whose fan-in shift narrows it.
+fn per_row(s: &SparseSign) -> usize {
+    (s.nnz() as f64 / s.n_rows() as f64).round().max(1.0) as usize
+}
+
+impl RnnFeedback {
+    /// Draw the feedback for `p` (its weights as they are now, for B.2) and windows of
+    /// `t` steps, from `seed`.
+    pub fn new(
+        p: &RnnParams,
+        t: usize,
+        o: RnnDfaOptions,
+        seed: u64,
+    ) -> Result<RnnFeedback, GoldenError> {
+        let s = p.shape;
+        let (h, v) = (s.hidden, s.vocab);
+        if !o.modular && (o.triangular || o.init_from_forward) {
+            return Err(GoldenError::out_of_range(
+                "triangular / init_from_forward without modules",
+                "true",
+                "only with modular = true",
+            ));
+        }
+        let mut rng = Rng::seed_from_u64(seed);
+        let random = |rows, cols, rng: &mut Rng| SparseSign::draw(rows, cols, o.sparsity, rng);
+        if !o.modular {
+            return Ok(RnnFeedback::Original(random(h, v, &mut rng)?));
+        }
+        // B.2: D for the cell = the mean of the recurrent weight's gate blocks.
+        let gates = s.kind.gates();
+        let d_cell: Vec<f64> = (0..h * h)
+            .map(|k| {
+                (0..gates)
+                    .map(|gi| p.wh[gi * h * h + k] as f64)
+                    .sum::<f64>()
+                    / gates as f64
+            })
+            .collect();
+        let fc = if o.init_from_forward {
+            // S^fc[r][c] = sign(W_d[c][r]).
+            SparseSign::draw_with(h, v, o.sparsity, &mut rng, |r, c, _| {
+                let w = p.wd[c * h + r];
+                (w != 0).then_some(w < 0)
+            })?
+        } else {
+            random(h, v, &mut rng)?
+        };
+        let cell = if o.triangular {
+            let tri_seed = seed ^ 0x7419_a3c5_0b2e_d861;
+            if o.init_from_forward {
+                CellFeedback::Triangular(TriFeedback::new(
+                    h, t, &d_cell, o.sparsity, o.exponent, tri_seed,
+                )?)
+            } else {
+                CellFeedback::Triangular(TriFeedback::random(
+                    h, t, o.sparsity, o.exponent, tri_seed,
+                )?)
+            }
+        } else if o.init_from_forward {
+            CellFeedback::Dense(SparseSign::draw_with(
+                h,
+                h,
+                o.sparsity,
+                &mut rng,
+                |r, c, _| {
+                    let w = d_cell[r * h + c];
+                    (w != 0.0).then_some(w < 0.0)
+                },
+            )?)
+        } else {
+            CellFeedback::Dense(random(h, h, &mut rng)?)
+        };
+        Ok(RnnFeedback::Modular { fc, cell })
+    }
+}
+
+/// S · x for a sign matrix on exact sums.
+fn sign_product(s: &SparseSign, x: &[i64]) -> Vec<i64> {
+    (0..s.n_rows())
+        .map(|r| {
+            s.row(r)
+                .iter()
+                .map(|nz| {
+                    if nz.neg {
+                        -x[nz.col as usize]
+                    } else {
+                        x[nz.col as usize]
+                    }
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// The errors at every hidden step's output h_i (Q3.13 words at the returned
+/// exponent), for the window `tr`.
+pub fn hidden_errors(fb: &RnnFeedback, tr: &RnnTrace) -> (Vec<Vec<i16>>, i32) {
+    let t = tr.steps.len();
+    let e_star = tr.steps.iter().map(|s| s.exp).min().unwrap_or(0);
+    // e_L of every step at E* (a rounding right shift: exponents only grow).
+    let aligned: Vec<Vec<i64>> = tr
+        .steps
+        .iter()
+        .map(|s| {
+            s.e.iter()
+                .map(|&w| round_shift(w as i64, (s.exp - e_star) as u32))
+                .collect()
+        })
+        .collect();
+    let sum_over = |vs: &[Vec<i64>]| -> Vec<i64> {
+        let mut acc = vec![0i64; vs[0].len()];
+        for v in vs {
+            for (a, &x) in acc.iter_mut().zip(v) {
+                *a += x;
+            }
+        }
+        acc
+    };
+    let narrow_all = |sums: Vec<i64>, shift: u32| -> Vec<i16> {
+        sums.into_iter()
+            .map(|x| narrow(x, shift, ERROR) as i16)
+            .collect()
+    };
+    let errors = match fb {
+        RnnFeedback::Original(so) => {
+            let e = narrow_all(
+                sign_product(so, &sum_over(&aligned)),
+                fan_in_shift(per_row(so) * t),
+            );
+            vec![e; t]
+        }
+        RnnFeedback::Modular { fc, cell } => {
+            let per_fc = per_row(fc);
+            let ernn: Vec<Vec<i64>> = aligned
+                .iter()
+                .map(|e| {
+                    narrow_all(sign_product(fc, e), fan_in_shift(per_fc))
+                        .into_iter()
+                        .map(i64::from)
+                        .collect()
+                })
+                .collect();
+            match cell {
+                CellFeedback::Dense(sm) => {
+                    let e = narrow_all(
+                        sign_product(sm, &sum_over(&ernn)),
+                        fan_in_shift(per_row(sm) * t),
+                    );
+                    vec![e; t]
+                }
+                CellFeedback::Triangular(tri) => {
+                    let h = tri.h;
+                    // A window shorter than the feedback's T (the stream's tail) uses
+                    // the top-left blocks: zero errors past its end.
+                    let mut flat = vec![0i64; tri.h * tri.t];
+                    for (j, v) in ernn.iter().enumerate() {
+                        flat[j * h..(j + 1) * h].copy_from_slice(v);
+                    }
+                    let out = tri.apply(&flat);
+                    (0..t)
+                        .map(|i| out[i * h..(i + 1) * h].iter().map(|&x| x as i16).collect())
+                        .collect()
+                }
+            }
+        }
+    };
+    (errors, e_star)
+}
+
+/// DFA gradients of one window: the decoder from e_L, the cell and the embedding
+/// from the hidden errors (see the module docs). Adds to `g`.
+pub fn dfa_grads(p: &RnnParams, f: &RnnFwd, fb: &RnnFeedback, tr: &RnnTrace, g: &mut RnnGrads) {
+    let s = p.shape;
+    let (errors, exp) = hidden_errors(fb, tr);
+    let dc0 = vec![
+        0i32;
+        if s.kind == CellKind::Lstm {
+            s.hidden
+        } else {
+            0
+        }
+    ];
+    for (st, e) in tr.steps.iter().zip(&errors) {
+        decoder_grads(st, g);
+        let dh: Vec<i32> = e.iter().map(|&w| err_to_24(w, exp)).collect();
+        let ce = cell_backward(s.kind, st, &dh, &dc0);
+        cell_grads(f, s.embed, st, &ce, g);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cell::{forward, q24, RnnShape};
+    use super::*;
+
+    fn model(kind: CellKind) -> RnnParams {
+        let shape = RnnShape {
+            kind,
+            vocab: 23,
+            embed: 6,
+            hidden: 9,
+        };
+        RnnParams::init(shape, &mut Rng::seed_from_u64(4))
+    }
+
+    fn opts(modular: bool, triangular: bool, init: bool, sparsity: f64) -> RnnDfaOptions {
+        RnnDfaOptions {
+            modular,
+            triangular,
+            sparsity,
+            init_from_forward: init,
+            exponent: Exponent::Printed,
+        }
+    }
+
+    fn window(p: &RnnParams, t: usize, seed: u64) -> RnnTrace {
+        let mut rng = Rng::seed_from_u64(seed);
+        let v = p.shape.vocab as u64;
+        let x: Vec<u32> = (0..t).map(|_| rng.below(v) as u32).collect();
+        let y: Vec<u32> = (0..t).map(|_| rng.below(v) as u32).collect();
+        let c0 = if p.shape.kind == CellKind::Lstm {
+            vec![0; 9]
+        } else {
+            vec![]
+        };
+        forward(p, &p.forward_copy(), &x, &y, &[0; 9], &c0)
+    }
+
+    /// Triangular feedback: hidden step i hears output steps j ≥ i only, so changing
+    /// e_L at step 0 changes step 0's error and no later one; the last step hears
+    /// only itself. Original and dense modular feedback give every step one error.
+    #[test]
+    fn triangular_errors_never_come_from_earlier_outputs() {
+        let p = model(CellKind::Gru);
+        let t = 7;
+        let fb = RnnFeedback::new(&p, t, opts(true, true, false, 0.0), 9).unwrap();
+        let tr = window(&p, t, 1);
+        let (base, exp) = hidden_errors(&fb, &tr);
+        let mut tr2 = tr.clone();
+        for w in tr2.steps[0].e.iter_mut() {
+            *w = w.saturating_neg();
+        }
+        tr2.steps[0].exp = exp.max(tr2.steps[0].exp);
+        let (moved, exp2) = hidden_errors(&fb, &tr2);
+        assert_eq!(exp, exp2);
+        assert_ne!(base[0], moved[0], "step 0 hears its own output");
+        assert_eq!(base[1..], moved[1..], "later steps must not hear output 0");
+        for o in [
+            opts(false, false, false, 0.0),
+            opts(true, false, false, 0.5),
+        ] {
+            let fb = RnnFeedback::new(&p, t, o, 9).unwrap();
+            let (e, _) = hidden_errors(&fb, &tr);
+            assert!(
+                e.iter().all(|x| x == &e[0]) && e[0].iter().any(|&w| w != 0),
+                "{o:?}"
+            );
+        }
+    }
+
+    /// The sign products against a plain dense evaluation: original DFA at sparsity
+    /// 0 with equal exponents is narrow(S_o · Σ_j e_j, shift), entry by entry.
+    #[test]
+    fn original_dfa_equals_its_dense_definition() {
+        let p = model(CellKind::Rnn);
+        let t = 5;
+        let fb = RnnFeedback::new(&p, t, opts(false, false, false, 0.0), 3).unwrap();
+        let mut tr = window(&p, t, 2);
+        for s in tr.steps.iter_mut() {
+            s.exp = 2;
+        }
+        let (e, exp) = hidden_errors(&fb, &tr);
+        assert_eq!(exp, 2);
+        let RnnFeedback::Original(so) = &fb else {
+            unreachable!()
+        };
+        assert_eq!(so.nnz(), 9 * 23, "sparsity 0 keeps every entry");
+        let shift = fan_in_shift(23 * t);
+        for r in 0..9 {
+            let mut sum = 0i64;
+            for c in 0..23 {
+                let col: i64 = tr.steps.iter().map(|s| s.e[c] as i64).sum();
+                sum += so.dense(r, c) as i64 * col;
+            }
+            let want = (sum as f64 / (1u64 << shift) as f64 + 0.5).floor();
+            let want = want.clamp(ERROR.min_raw() as f64, ERROR.max_raw() as f64) as i16;
+            assert!(e.iter().all(|x| x[r] == want), "row {r}");
+        }
+    }
+
+    /// Appendix B.2: S^fc holds the signs of W_dᵀ, and the dense cell feedback the
+    /// signs of the mean of the gate blocks of W_h; sparsity masks entries out.
+    #[test]
+    fn init_from_forward_takes_the_forward_weights_signs() {
+        for kind in [CellKind::Rnn, CellKind::Lstm] {
+            let mut p = model(kind);
+            p.wd[5 * 9 + 2] = 0; // a zero weight gives a zero feedback entry
+            let fb = RnnFeedback::new(&p, 4, opts(true, false, true, 0.0), 5).unwrap();
+            let RnnFeedback::Modular {
+                fc,
+                cell: CellFeedback::Dense(sm),
+            } = &fb
+            else {
+                unreachable!()
+            };
+            for r in 0..9 {
+                for c in 0..23 {
+                    assert_eq!(
+                        fc.dense(r, c),
+                        p.wd[c * 9 + r].signum() as i8,
+                        "S^fc ({r}, {c})"
+                    );
+                }
+                for c in 0..9 {
+                    let g = kind.gates();
+                    let mean: f64 = (0..g).map(|k| p.wh[k * 81 + r * 9 + c] as f64).sum::<f64>();
+                    assert_eq!(sm.dense(r, c), mean.signum() as i8, "S_m ({r}, {c})");
+                }
+            }
+            let sparse = RnnFeedback::new(&p, 4, opts(true, false, true, 0.8), 5).unwrap();
+            let RnnFeedback::Modular { fc: fs, .. } = &sparse else {
+                unreachable!()
+            };
+            let kept = fs.nnz() as f64 / (9.0 * 23.0);
+            assert!((0.1..0.3).contains(&kept), "kept {kept}");
+            for r in 0..9 {
+                for nz in fs.row(r) {
+                    assert_eq!(nz.neg, p.wd[nz.col as usize * 9 + r] < 0);
+                }
+            }
+        }
+        let _ = q24(0.0);
+    }
+
+    #[test]
+    fn triangular_or_init_without_modules_is_refused() {
+        let p = model(CellKind::Rnn);
+        let e = RnnFeedback::new(&p, 4, opts(false, true, false, 0.0), 1).unwrap_err();
+        assert!(e.to_string().contains("modular"), "{e}");
+        let e = RnnFeedback::new(&p, 4, opts(false, false, true, 0.0), 1).unwrap_err();
+        assert!(e.to_string().contains("modular"), "{e}");
+    }
+}
