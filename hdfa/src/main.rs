@@ -2,6 +2,7 @@
 
 mod gradcheck;
 mod plot;
+mod rnn;
 mod train;
 
 use std::path::{Path, PathBuf};

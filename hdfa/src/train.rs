@@ -62,6 +62,13 @@ pub struct TrainArgs {
 
 /// Run `hdfa train`.
 pub fn run(a: &TrainArgs) -> Result<()> {
+    // A recurrent config (`network = "rnn"`) has its own run; an unreadable file is
+    // left to the CNN loader, whose error names it.
+    if let Ok(text) = std::fs::read_to_string(&a.config) {
+        if golden::rnn::config::is_rnn_config(&text) {
+            return crate::rnn::run(a);
+        }
+    }
     let mut cfg = Config::load(&a.config)?;
     if let (Some(ti), Some(tl), Some(si), Some(sl)) = (
         &a.train_images,

@@ -506,3 +506,120 @@ fn cli_bsbu_cosim_from_config_runs_the_trainers_dense_path_tiles_on_both_simulat
         "{err}"
     );
 }
+
+/// A small recurrent config derived from `configs/austen-char-lstm.toml`, written to
+/// `target/hdfa-test/NAME.toml` with its sizes cut down (and `extra` edits).
+fn small_rnn_config(name: &str, extra: &[(&str, &str)]) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = root.join("target/hdfa-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = std::fs::read_to_string(root.join("configs/austen-char-lstm.toml")).unwrap();
+    for (from, to) in [
+        ("hidden = 128", "hidden = 24"),
+        ("embed = 32", "embed = 8"),
+        ("batch = 16", "batch = 4"),
+        ("bptt = 35", "bptt = 12"),
+        ("train_limit = 200000", "train_limit = 6000"),
+        ("eval_limit = 50000", "eval_limit = 800"),
+        ("eta = 0.002", "eta = 0.01"),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `hdfa train` on a recurrent config: per-epoch perplexity and accuracy for train,
+/// valid and test, the curves, a falling training perplexity, and the same numbers
+/// on a second run.
+#[test]
+fn cli_train_rnn_writes_perplexity_and_accuracy_per_epoch_and_repeats_exactly() {
+    let cfg = small_rnn_config("rnn-small", &[]);
+    let run = |out: &str| {
+        let (ok, stdout, err) = hdfa(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--quiet",
+            "--out",
+            out,
+        ]);
+        assert!(ok, "{stdout}\n{err}");
+        assert!(
+            stdout.contains("epoch   2:") && stdout.contains("done: test perplexity"),
+            "{stdout}"
+        );
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(out);
+        assert!(dir.join("curves.svg").exists() && dir.join("metrics.json").exists());
+        std::fs::read_to_string(dir.join("metrics.csv")).unwrap()
+    };
+    let a = run("target/hdfa-test/cli-rnn-a");
+    let lines: Vec<&str> = a.lines().collect();
+    assert_eq!(lines.len(), 3, "{a}");
+    assert!(
+        lines[0].starts_with(
+            "epoch,steps,bp_steps,train_loss,train_ppl,train_acc,valid_loss,valid_ppl"
+        ),
+        "{a}"
+    );
+    let col = |l: &str, k: usize| l.split(',').nth(k).unwrap().parse::<f64>().unwrap();
+    assert!(
+        col(lines[2], 4) < col(lines[1], 4),
+        "train perplexity must fall: {a}"
+    );
+    assert!(
+        col(lines[2], 10) < 82.0,
+        "test perplexity below the uniform 82: {a}"
+    );
+    // Everything but the last column (tokens/s) repeats bit for bit.
+    let b = run("target/hdfa-test/cli-rnn-b");
+    let strip = |s: &str| {
+        s.lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&a), strip(&b));
+}
+
+#[test]
+fn cli_train_rnn_bad_config_names_file_key_value_and_range() {
+    for (from, to, want) in [
+        (
+            "cell = \"lstm\"",
+            "cell = \"tree\"",
+            "key `cell`: \"tree\": valid values are \"rnn\", \"lstm\", \"gru\"",
+        ),
+        (
+            "bp_ratio = 0.2",
+            "bp_ratio = -0.5",
+            "key `bp_ratio`: -0.5 is out of range: valid range is [0, 1]",
+        ),
+        (
+            "sparsity = 0.8",
+            "sparsity = 0.8\nlanes = 4",
+            "unknown field `lanes`",
+        ),
+    ] {
+        let cfg = small_rnn_config("rnn-bad", &[(from, to)]);
+        let (ok, _, err) = hdfa(&["train", "--config", cfg.to_str().unwrap(), "--quiet"]);
+        assert!(
+            !ok && err.contains("rnn-bad.toml") && err.contains(want),
+            "{to}: {err}"
+        );
+    }
+    let cfg = small_rnn_config("rnn-f32", &[]);
+    let (ok, _, err) = hdfa(&["train", "--config", cfg.to_str().unwrap(), "--f32"]);
+    assert!(
+        !ok && err.contains("--f32 is not available for recurrent configs"),
+        "{err}"
+    );
+}
