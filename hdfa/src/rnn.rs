@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use golden::checkpoint::write_atomic;
 use golden::rnn::config::RnnConfig;
-use golden::rnn::train::{batchify, windows, RnnEval, RnnTrainer};
-use golden::text::{Corpus, Level, SplitFiles};
+use golden::rnn::train::{batchify, windows, RnnEval};
+use golden::text::Level;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::plot::{two_panel_svg, Series};
@@ -26,9 +26,6 @@ struct RnnEpoch {
     test: RnnEval,
     tokens_per_s: f64,
 }
-
-/// Salt of the feedback's seed (the weights take the config's seed itself).
-const FEEDBACK_SALT: u64 = 0x6664_6261_636b;
 
 /// Run a recurrent config.
 pub fn run(a: &TrainArgs) -> Result<()> {
@@ -60,21 +57,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         PathBuf::from("target/hdfa-out/train").join(format!("{}{suffix}", cfg.raw.name))
     });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let d = &cfg.raw.data;
-    let files = SplitFiles {
-        train: d.train.clone(),
-        valid: d.valid.clone(),
-        test: d.test.clone(),
-    };
-    let mut corpus = Corpus::load(&files, cfg.level, d.min_count)?;
-    let cut = |v: &mut Vec<u32>, n: usize| {
-        if n > 0 {
-            v.truncate(n)
-        }
-    };
-    cut(&mut corpus.train, d.train_limit);
-    cut(&mut corpus.valid, d.eval_limit);
-    cut(&mut corpus.test, d.eval_limit);
+    let corpus = cfg.load_corpus()?;
     let (batch, t) = (cfg.hyper.batch, cfg.hyper.bptt);
     anyhow::ensure!(
         corpus.train.len() / batch >= 2,
@@ -82,11 +65,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         a.config.display(),
         corpus.train.len()
     );
-    let shape = cfg.shape(corpus.vocab.len());
-    let mut tr = RnnTrainer::new(shape, cfg.hyper, cfg.raw.seed);
-    if let Some(o) = cfg.dfa {
-        tr = tr.with_dfa(o, cfg.bp_ratio, cfg.raw.seed ^ FEEDBACK_SALT)?;
-    }
+    let mut tr = cfg.trainer(corpus.vocab.len())?;
     let streams = batchify(&corpus.train, batch);
     let wins = windows(streams[0].len(), t);
     println!(

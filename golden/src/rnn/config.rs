@@ -11,10 +11,15 @@ use serde::Deserialize;
 use super::cell::{CellKind, RnnShape};
 use super::dfa::RnnDfaOptions;
 use super::feedback::Exponent;
-use super::train::RnnHyper;
+use super::train::{RnnHyper, RnnTrainer};
 use crate::adam::AdamHyper;
 use crate::config::ConfigError;
-use crate::text::Level;
+use crate::data::DataError;
+use crate::text::{Corpus, Level, SplitFiles};
+use crate::GoldenError;
+
+/// Salt of the feedback's seed (the weights take the config's seed itself).
+const FEEDBACK_SALT: u64 = 0x6664_6261_636b;
 
 /// Training algorithm of a recurrent experiment.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -310,6 +315,39 @@ impl RnnConfig {
             dfa,
             bp_ratio,
         })
+    }
+
+    /// The corpus the config names, cut to its token limits (paths relative to the
+    /// current directory).
+    pub fn load_corpus(&self) -> Result<Corpus, DataError> {
+        let d = &self.raw.data;
+        let files = SplitFiles {
+            train: d.train.clone(),
+            valid: d.valid.clone(),
+            test: d.test.clone(),
+        };
+        let mut c = Corpus::load(&files, self.level, d.min_count)?;
+        for (v, n) in [
+            (&mut c.train, d.train_limit),
+            (&mut c.valid, d.eval_limit),
+            (&mut c.test, d.eval_limit),
+        ] {
+            if n > 0 {
+                v.truncate(n);
+            }
+        }
+        Ok(c)
+    }
+
+    /// A trainer for a vocabulary of `vocab` tokens: weights from the config's seed,
+    /// and for DFA / HDFA the feedback from the same seed (salted) and the initial
+    /// weights.
+    pub fn trainer(&self, vocab: usize) -> Result<RnnTrainer, GoldenError> {
+        let t = RnnTrainer::new(self.shape(vocab), self.hyper, self.raw.seed);
+        match self.dfa {
+            Some(o) => t.with_dfa(o, self.bp_ratio, self.raw.seed ^ FEEDBACK_SALT),
+            None => Ok(t),
+        }
     }
 
     /// The model's sizes for a vocabulary of `vocab` tokens.

@@ -1,0 +1,150 @@
+//! Training the recurrent model on the Austen characters: snapshots of the first 20
+//! steps of every mode (bit-exact logs: step kind, loss, hits, then held-out loss and
+//! a checksum of the weights and Adam state).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use golden::rnn::config::RnnConfig;
+use golden::rnn::train::{batchify, windows, RnnTrainer};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `configs/austen-char-lstm.toml`, cut down, with `edits`; data paths from the root.
+fn config(edits: &[(&str, &str)]) -> RnnConfig {
+    let path = root().join("configs/austen-char-lstm.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in [
+        ("hidden = 128", "hidden = 24"),
+        ("embed = 32", "embed = 8"),
+        ("batch = 16", "batch = 4"),
+        ("bptt = 35", "bptt = 12"),
+        ("train_limit = 200000", "train_limit = 4000"),
+        ("eval_limit = 50000", "eval_limit = 600"),
+        ("eta = 0.002", "eta = 0.01"),
+    ]
+    .iter()
+    .chain(edits)
+    {
+        assert!(text.contains(from), "config has no `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    text = text.replace("\"data/", &format!("\"{}/data/", root().display()));
+    RnnConfig::parse(&path, &text).unwrap()
+}
+
+fn checksum(t: &RnnTrainer) -> u64 {
+    let mut h = golden::hash::Fnv1a::new();
+    let p = &t.params;
+    for x in [&p.emb, &p.wx, &p.wh, &p.b, &p.wd, &p.bd]
+        .into_iter()
+        .chain(t.m.iter())
+    {
+        for w in x {
+            h.write(&w.to_le_bytes());
+        }
+    }
+    for v in &t.v {
+        for w in v {
+            h.write(&w.to_le_bytes());
+        }
+    }
+    h.finish()
+}
+
+/// The first 20 steps of `cfg` as a readable log.
+fn first20(cfg: &RnnConfig) -> String {
+    let corpus = cfg.load_corpus().unwrap();
+    let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
+    let streams = batchify(&corpus.train, cfg.hyper.batch);
+    let mut log = String::new();
+    for (k, w) in windows(streams[0].len(), cfg.hyper.bptt)
+        .into_iter()
+        .take(20)
+        .enumerate()
+    {
+        let bp = t.bp_steps;
+        let ev = t.train_step(&streams, w);
+        let kind = if t.bp_steps > bp { "BPTT" } else { "DFA " };
+        let _ = writeln!(
+            log,
+            "step {k:2} {kind} loss_raw {:9} ({:.4}) hits {:2}/{}",
+            ev.loss_raw,
+            ev.loss(),
+            ev.hits,
+            ev.tokens
+        );
+    }
+    let v = t.evaluate(&corpus.valid, cfg.hyper.batch);
+    let _ = writeln!(
+        log,
+        "valid after 20 steps: loss_raw {} ({:.4}, perplexity {:.3}), accuracy {:.4}",
+        v.loss_raw,
+        v.loss(),
+        v.perplexity(),
+        v.accuracy()
+    );
+    let _ = writeln!(
+        log,
+        "weights and Adam state checksum: {:016x}",
+        checksum(&t)
+    );
+    log
+}
+
+const BPTT: (&str, &str) = ("mode = \"hdfa\"\nbp_ratio = 0.2", "mode = \"bptt\"");
+const DFA: (&str, &str) = ("mode = \"hdfa\"\nbp_ratio = 0.2", "mode = \"dfa\"");
+
+#[test]
+fn train_rnn_snapshots_of_every_mode() {
+    let plain = [
+        ("sparsity = 0.8", "sparsity = 0.0"),
+        ("init = true", "init = false"),
+    ];
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("lstm_bptt", vec![BPTT]),
+        (
+            "lstm_dfa_original",
+            vec![
+                DFA,
+                ("modular = true", "modular = false"),
+                ("triangular = true", "triangular = false"),
+                plain[0],
+                plain[1],
+            ],
+        ),
+        (
+            "lstm_dfa_modular",
+            vec![
+                DFA,
+                ("triangular = true", "triangular = false"),
+                plain[0],
+                plain[1],
+            ],
+        ),
+        ("lstm_dfa_triangular", vec![DFA, plain[0], plain[1]]),
+        ("lstm_dfa_triangular_init", vec![DFA, plain[0]]),
+        ("lstm_dfa_triangular_init_sparse", vec![DFA]),
+        (
+            "lstm_dfa_distance_init_sparse",
+            vec![DFA, ("exponent = \"printed\"", "exponent = \"distance\"")],
+        ),
+        ("lstm_hdfa_p0_2", vec![]),
+        ("rnn_hdfa_p0_2", vec![("cell = \"lstm\"", "cell = \"rnn\"")]),
+        ("gru_hdfa_p0_2", vec![("cell = \"lstm\"", "cell = \"gru\"")]),
+    ];
+    for (name, edits) in cases {
+        let log = first20(&config(&edits));
+        insta::assert_snapshot!(format!("train_rnn_{name}_first20"), log);
+    }
+}
+
+/// The same config on 1 and 3 threads: the same log.
+#[test]
+fn train_rnn_is_identical_on_any_thread_count() {
+    let a = first20(&config(&[("threads = 2", "threads = 1")]));
+    let b = first20(&config(&[("threads = 2", "threads = 3")]));
+    assert_eq!(a, b);
+}
