@@ -217,3 +217,129 @@ fn write_metrics(out: &Path, name: &str, h: &[RnnEpoch]) -> Result<()> {
     write_atomic(&out.join("curves.svg"), svg.as_bytes())?;
     Ok(())
 }
+
+/// `hdfa sweep` on a recurrent config: the ladder of section 4.2 (original DFA,
+/// + modules, + upper-triangular feedback, + B.2 initialization, + sparse binary
+/// feedback at 80 / 95 / 98%, HDFA at p = 0.1 and 0.2, BPTT), each trained for the
+/// config's epochs; one markdown row per rung with test perplexity and accuracy.
+pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
+    use crate::train::{mean_std, pct};
+    use golden::rnn::config::RnnMode;
+    anyhow::ensure!(
+        !a.f32,
+        "--f32 is not available for recurrent configs ({}) yet: valid for CNN configs only",
+        a.config.display()
+    );
+    let base = RnnConfig::load(&a.config)?;
+    type Edit = Box<dyn Fn(&mut golden::rnn::config::RnnConfigToml)>;
+    let dfa = |modular: bool, triangular: bool, init: bool, sparsity: f64| -> Edit {
+        Box::new(move |r| {
+            r.mode = RnnMode::Dfa;
+            r.bp_ratio = None;
+            r.feedback.modular = modular;
+            r.feedback.triangular = triangular;
+            r.feedback.init = init;
+            r.feedback.sparsity = sparsity;
+        })
+    };
+    let hdfa = |p: f64| -> Edit {
+        Box::new(move |r| {
+            r.mode = RnnMode::Hdfa;
+            r.bp_ratio = Some(p);
+            r.feedback.modular = true;
+            r.feedback.triangular = true;
+            r.feedback.init = true;
+        })
+    };
+    let rungs: Vec<(String, Edit)> = vec![
+        ("original DFA".into(), dfa(false, false, false, 0.0)),
+        ("+ modules".into(), dfa(true, false, false, 0.0)),
+        ("+ upper-triangular".into(), dfa(true, true, false, 0.0)),
+        ("+ init (B.2)".into(), dfa(true, true, true, 0.0)),
+        ("+ sparsity 0.8".into(), dfa(true, true, true, 0.8)),
+        ("+ sparsity 0.95".into(), dfa(true, true, true, 0.95)),
+        ("+ sparsity 0.98".into(), dfa(true, true, true, 0.98)),
+        (
+            format!("HDFA p = 0.1 (sparsity {})", base.raw.feedback.sparsity),
+            hdfa(0.1),
+        ),
+        (
+            format!("HDFA p = 0.2 (sparsity {})", base.raw.feedback.sparsity),
+            hdfa(0.2),
+        ),
+        (
+            "BPTT".into(),
+            Box::new(|r| {
+                r.mode = RnnMode::Bptt;
+                r.bp_ratio = None;
+            }),
+        ),
+    ];
+    let corpus = base.load_corpus()?;
+    let mut table = String::from(
+        "| variant | test perplexity | test acc | valid perplexity | train acc | tokens/s |\n|---|---|---|---|---|---|\n",
+    );
+    println!("{}", table.trim_end());
+    for (name, edit) in rungs {
+        let mut raw = base.raw.clone();
+        if let Some(e) = a.epochs {
+            raw.epochs = e;
+        }
+        edit(&mut raw);
+        let mut cols: [Vec<f64>; 4] = Default::default();
+        let (mut tokens, mut secs) = (0u64, 0.0);
+        for k in 0..a.seeds {
+            let mut r = raw.clone();
+            r.seed = raw.seed.wrapping_add(k);
+            let cfg = RnnConfig::from_raw(&a.config, r)
+                .with_context(|| format!("sweep variant `{name}`"))?;
+            let mut tr = cfg.trainer(corpus.vocab.len())?;
+            let streams = batchify(&corpus.train, cfg.hyper.batch);
+            let wins = windows(streams[0].len(), cfg.hyper.bptt);
+            let t0 = std::time::Instant::now();
+            let mut train = RnnEval::default();
+            for _ in 0..cfg.raw.epochs {
+                tr.reset_state();
+                train = RnnEval::default();
+                for &w in &wins {
+                    let ev = tr.train_step(&streams, w);
+                    train.tokens += ev.tokens;
+                    train.loss_raw += ev.loss_raw;
+                    train.hits += ev.hits;
+                    tokens += ev.tokens;
+                }
+            }
+            secs += t0.elapsed().as_secs_f64();
+            let test = tr.evaluate(&corpus.test, cfg.hyper.batch);
+            let valid = tr.evaluate(&corpus.valid, cfg.hyper.batch);
+            cols[0].push(test.perplexity());
+            cols[1].push(test.accuracy());
+            cols[2].push(valid.perplexity());
+            cols[3].push(train.accuracy());
+        }
+        let ppl = |v: &[f64]| {
+            let (m, s) = mean_std(v);
+            if v.len() > 1 {
+                format!("{m:.2} ± {s:.2}")
+            } else {
+                format!("{m:.2}")
+            }
+        };
+        let row = format!(
+            "| {name} | {} | {} | {} | {} | {:.0} |",
+            ppl(&cols[0]),
+            pct(&cols[1]),
+            ppl(&cols[2]),
+            pct(&cols[3]),
+            tokens as f64 / secs.max(1e-9)
+        );
+        println!("{row}");
+        table.push_str(&row);
+        table.push('\n');
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let path = a.out.join(format!("{}.md", base.raw.name));
+    write_atomic(&path, table.as_bytes())?;
+    println!("table: {}", path.display());
+    Ok(())
+}

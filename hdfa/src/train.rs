@@ -324,7 +324,7 @@ pub struct SweepArgs {
 }
 
 /// Mean and sample standard deviation (0 for one value).
-fn mean_std(v: &[f64]) -> (f64, f64) {
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
     let var = if v.len() > 1 {
@@ -336,7 +336,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 /// "m%" for one seed, "m% ± s" for several.
-fn pct(v: &[f64]) -> String {
+pub fn pct(v: &[f64]) -> String {
     let (m, s) = mean_std(v);
     if v.len() > 1 {
         format!("{:.2}% ± {:.2}", 100.0 * m, 100.0 * s)
@@ -347,6 +347,11 @@ fn pct(v: &[f64]) -> String {
 
 /// Run the ladder and print a markdown table.
 pub fn sweep(a: &SweepArgs) -> Result<()> {
+    if let Ok(text) = std::fs::read_to_string(&a.config) {
+        if golden::rnn::config::is_rnn_config(&text) {
+            return crate::rnn::sweep(a);
+        }
+    }
     let base = Config::load(&a.config)?;
     let mut rows: Vec<(String, Config)> = Vec::new();
     let variant =

@@ -400,7 +400,7 @@ pub(super) fn count_chunked(n: u64) {
 }
 
 /// Whether this thread's products run on AVX-512BW.
-pub(super) fn avx512() -> bool {
+pub(crate) fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         isa() == Isa::Avx512

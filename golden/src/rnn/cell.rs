@@ -158,22 +158,64 @@ pub struct RnnFwd {
     pub wd: Vec<i16>,
 }
 
+/// Run `body` compiled for AVX-512 where the CPU (and the ISA limit) allows it, else
+/// plain: the same integer arithmetic either way, so the same bits.
+macro_rules! with_avx512 {
+    ($body:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn on_avx512<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            if crate::cnn::gemm::avx512() {
+                // SAFETY: AVX-512 detected.
+                return unsafe { on_avx512(|| $body($($arg),*)) };
+            }
+        }
+        $body($($arg),*)
+    }};
+}
+
 /// y_r = Σ_c w[r][c]·x[c] (exact, 36 fraction bits).
 fn matvec(w: &[i16], cols: usize, x: &[i32]) -> Vec<i64> {
-    w.chunks_exact(cols)
-        .map(|row| row.iter().zip(x).map(|(&a, &b)| a as i64 * b as i64).sum())
-        .collect()
+    #[inline(always)]
+    fn body(w: &[i16], cols: usize, x: &[i32]) -> Vec<i64> {
+        w.chunks_exact(cols)
+            .map(|row| row.iter().zip(x).map(|(&a, &b)| a as i64 * b as i64).sum())
+            .collect()
+    }
+    with_avx512!(body(w, cols, x))
 }
 
 /// y_c += Σ_r w[r][c]·e[r] (exact, 36 fraction bits).
 fn matvec_t_add(w: &[i16], cols: usize, e: &[i32], y: &mut [i64]) {
-    for (row, &er) in w.chunks_exact(cols).zip(e) {
-        if er != 0 {
-            for (yc, &a) in y.iter_mut().zip(row) {
-                *yc += a as i64 * er as i64;
+    #[inline(always)]
+    fn body(w: &[i16], cols: usize, e: &[i32], y: &mut [i64]) {
+        for (row, &er) in w.chunks_exact(cols).zip(e) {
+            if er != 0 {
+                for (yc, &a) in y.iter_mut().zip(row) {
+                    *yc += a as i64 * er as i64;
+                }
             }
         }
     }
+    with_avx512!(body(w, cols, e, y))
+}
+
+/// acc[r][c] += a[r]·b[c] on 64-bit sums (the caller bounds them).
+fn outer_add_i64(acc: &mut [i64], a: &[i32], b: &[i32]) {
+    #[inline(always)]
+    fn body(acc: &mut [i64], a: &[i32], b: &[i32]) {
+        for (row, &e) in acc.chunks_exact_mut(b.len()).zip(a) {
+            if e != 0 {
+                for (x, &hv) in row.iter_mut().zip(b) {
+                    *x += e as i64 * hv as i64;
+                }
+            }
+        }
+    }
+    with_avx512!(body(acc, a, b))
 }
 
 /// a·b of two 24-fraction-bit words, narrowed once to Q8.24.
@@ -376,6 +418,12 @@ pub struct RnnGrads {
     pub bd: Vec<i128>,
     /// Tokens summed (the mean's divisor).
     pub tokens: u64,
+    /// The current window's W_d sums (48 fraction bits, 64-bit; see [`decoder_grads`]).
+    pub wd_win: Vec<i64>,
+    /// The current window's b_d sums (24 fraction bits).
+    pub bd_win: Vec<i64>,
+    /// Steps in the 64-bit sums.
+    pub win_steps: u32,
 }
 
 /// ⌊x / d⌉ rounding half up (d > 0), exact.
@@ -395,11 +443,29 @@ impl RnnGrads {
             wd: vec![0; v * h],
             bd: vec![0; v],
             tokens: 0,
+            wd_win: vec![],
+            bd_win: vec![],
+            win_steps: 0,
         }
     }
 
-    /// The mean gradient per token, Q8.24, in the order emb, wx, wh, b, wd, bd.
-    pub fn mean(&self) -> [Vec<i32>; 6] {
+    /// Move the window's 64-bit decoder sums into the 128-bit ones (exact).
+    pub fn fold_window(&mut self) {
+        self.win_steps = 0;
+        for (t, w) in self.wd.iter_mut().zip(self.wd_win.iter_mut()) {
+            *t += *w as i128;
+            *w = 0;
+        }
+        for (t, w) in self.bd.iter_mut().zip(self.bd_win.iter_mut()) {
+            *t += *w as i128;
+            *w = 0;
+        }
+    }
+
+    /// The mean gradient per token, Q8.24, in the order emb, wx, wh, b, wd, bd (after
+    /// [`RnnGrads::fold_window`]).
+    pub fn mean(&mut self) -> [Vec<i32>; 6] {
+        self.fold_window();
         let n = self.tokens.max(1) as i128;
         let q = |v: &[i128], frac: u32| -> Vec<i32> {
             let d = n << (frac - FRAC);
@@ -509,12 +575,27 @@ pub fn cell_backward(kind: CellKind, st: &StepTrace, dh: &[i32], dc_next: &[i32]
     }
 }
 
-/// The decoder's gradients of one step, and e_L as Q8.24 words.
+/// Steps whose decoder gradients the 64-bit sums take before they are folded:
+/// |e_L| ≤ 1 and |h| ≤ 1, so a product has at most 48 bits and 2^14 of them stay
+/// below 2^62.
+pub const DECODER_FOLD_STEPS: u32 = 1 << 14;
+
+/// The decoder's gradients of one step, and e_L as Q8.24 words. They go to 64-bit
+/// sums, moved into the 128-bit ones ([`RnnGrads::fold_window`]) every
+/// [`DECODER_FOLD_STEPS`] steps and before the mean: exact either way.
 pub fn decoder_grads(st: &StepTrace, g: &mut RnnGrads) -> Vec<i32> {
     let el: Vec<i32> = st.e.iter().map(|&w| err_to_24(w, st.exp)).collect();
-    outer_add(&mut g.wd, &el, &st.h);
-    for (b, &x) in g.bd.iter_mut().zip(&el) {
-        *b += x as i128;
+    if g.wd_win.is_empty() {
+        g.wd_win = vec![0; g.wd.len()];
+        g.bd_win = vec![0; g.bd.len()];
+    }
+    if g.win_steps >= DECODER_FOLD_STEPS {
+        g.fold_window();
+    }
+    g.win_steps += 1;
+    outer_add_i64(&mut g.wd_win, &el, &st.h);
+    for (b, &x) in g.bd_win.iter_mut().zip(&el) {
+        *b += x as i64;
     }
     el
 }

@@ -189,17 +189,43 @@ impl TriFeedback {
     }
 
     /// The exact sums S·e of raw error words e (HT, step-major), before narrowing.
+    ///
+    /// With the printed exponent a block depends on its column j only (B_j =
+    /// sign(power(D, T − j)) ⊙ R_j), so y_j = B_j·e_j is formed once per column and
+    /// row block i takes the suffix sum Σ_{j ≥ i} y_j: T block products instead of
+    /// T(T+1)/2, the same integers (hardware can use the same order). The
+    /// time-distance variant has a different block for every (i, j).
     pub fn sums(&self, e: &[i64]) -> Vec<i64> {
         let h = self.h;
         let mut out = vec![0i64; h * self.t];
-        for j in 0..self.t {
-            for i in 0..=j {
-                for r in 0..h {
-                    let mut s = 0i64;
-                    for c in 0..h {
-                        s += self.entry(i, j, r, c) as i64 * e[j * h + c];
+        // One block product: y[r] += Σ_c (mask ⊙ sign)[r][c] · e_j[c].
+        let block = |n: usize, j: usize, y: &mut [i64]| {
+            let ej = &e[j * h..(j + 1) * h];
+            for (r, yr) in y.iter_mut().enumerate() {
+                let sg = &self.signs[n][r * h..(r + 1) * h];
+                let mk = &self.masks[j][r * h..(r + 1) * h];
+                let mut s = 0i64;
+                for ((&g, &m), &x) in sg.iter().zip(mk).zip(ej) {
+                    if m {
+                        s += g as i64 * x;
                     }
-                    out[i * h + r] += s;
+                }
+                *yr += s;
+            }
+        };
+        match self.exponent {
+            Exponent::Printed => {
+                let mut suffix = vec![0i64; h];
+                for j in (0..self.t).rev() {
+                    block(self.t - j, j, &mut suffix);
+                    out[j * h..(j + 1) * h].copy_from_slice(&suffix);
+                }
+            }
+            Exponent::TimeDistance => {
+                for j in 0..self.t {
+                    for i in 0..=j {
+                        block(j - i, j, &mut out[i * h..(i + 1) * h]);
+                    }
                 }
             }
         }

@@ -143,21 +143,25 @@ fn tensors_mut(p: &mut RnnParams) -> [&mut Vec<i32>; 6] {
     ]
 }
 
-/// Run `f` on each stream index in `0..n` over `threads` threads (contiguous chunks),
-/// returning the results in stream order.
-fn par_streams<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+/// Split streams `0..n` into at most `threads` contiguous ranges and run `f` on each
+/// on its own thread; the results in stream order.
+fn par_ranges<T: Send>(
+    n: usize,
+    threads: usize,
+    f: impl Fn(std::ops::Range<usize>) -> T + Sync,
+) -> Vec<T> {
     let threads = threads.clamp(1, n.max(1));
     let per = n.div_ceil(threads);
     std::thread::scope(|sc| {
         let handles: Vec<_> = (0..threads)
             .map(|k| {
                 let f = &f;
-                sc.spawn(move || (k * per..((k + 1) * per).min(n)).map(f).collect::<Vec<T>>())
+                sc.spawn(move || f(k * per..((k + 1) * per).min(n)))
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().expect("worker thread"))
+            .map(|h| h.join().expect("worker thread"))
             .collect()
     })
 }
@@ -249,31 +253,41 @@ impl RnnTrainer {
         let fb = self.feedback.as_ref();
         let shape = p.shape;
         let state = &self.state;
-        let out = par_streams(streams.len(), self.hyper.threads, |b| {
-            let s = &streams[b];
-            let (x, y) = (&s[start..start + n], &s[start + 1..start + n + 1]);
-            let tr = forward(p, &f, x, y, &state[b].0, &state[b].1);
+        // One gradient sum per thread over its streams (exact integers: the grouping
+        // does not change a bit).
+        let out = par_ranges(streams.len(), self.hyper.threads, |range| {
             let mut g = RnnGrads::zeros(shape);
-            match (kind, fb) {
-                (RnnStepKind::Dfa, Some(fb)) => dfa_grads(p, &f, fb, &tr, &mut g),
-                _ => bptt(p, &f, &tr, &mut g),
+            let mut per = Vec::with_capacity(range.len());
+            for b in range {
+                let s = &streams[b];
+                let (x, y) = (&s[start..start + n], &s[start + 1..start + n + 1]);
+                let tr = forward(p, &f, x, y, &state[b].0, &state[b].1);
+                match (kind, fb) {
+                    (RnnStepKind::Dfa, Some(fb)) => dfa_grads(p, &f, fb, &tr, &mut g),
+                    _ => bptt(p, &f, &tr, &mut g),
+                }
+                per.push((eval_of(&tr), (tr.h_last().to_vec(), tr.c_last().to_vec())));
             }
-            let ev = eval_of(&tr);
-            (g, ev, (tr.h_last().to_vec(), tr.c_last().to_vec()))
+            g.fold_window();
+            (g, per)
         });
         let mut total = RnnGrads::zeros(shape);
         let mut ev = RnnEval::default();
-        for (b, (g, e, st)) in out.into_iter().enumerate() {
+        let mut b = 0;
+        for (g, per) in out {
             add_grads(&mut total, &g);
-            ev.add(&e);
-            self.state[b] = st;
+            for (e, st) in per {
+                ev.add(&e);
+                self.state[b] = st;
+                b += 1;
+            }
         }
-        self.update(&total);
+        self.update(&mut total);
         ev
     }
 
     /// Adam on every word with the batch's mean gradients.
-    fn update(&mut self, g: &RnnGrads) {
+    fn update(&mut self, g: &mut RnnGrads) {
         let mean = g.mean();
         let st = self.steps.next(&self.hyper.adam);
         let h = self.hyper.adam;
@@ -297,21 +311,17 @@ impl RnnTrainer {
         let f = self.params.forward_copy();
         let p = &self.params;
         let t = self.hyper.bptt;
-        let per = par_streams(streams.len(), self.hyper.threads, |b| {
-            let s = &streams[b];
-            let (mut h, mut c) = zero_state(&p.shape);
+        let per = par_ranges(streams.len(), self.hyper.threads, |range| {
             let mut ev = RnnEval::default();
-            for (start, n) in windows(s.len(), t) {
-                let tr = forward(
-                    p,
-                    &f,
-                    &s[start..start + n],
-                    &s[start + 1..start + n + 1],
-                    &h,
-                    &c,
-                );
-                ev.add(&eval_of(&tr));
-                (h, c) = (tr.h_last().to_vec(), tr.c_last().to_vec());
+            for b in range {
+                let s = &streams[b];
+                let (mut h, mut c) = zero_state(&p.shape);
+                for (start, n) in windows(s.len(), t) {
+                    let x = &s[start..start + n];
+                    let tr = forward(p, &f, x, &s[start + 1..start + n + 1], &h, &c);
+                    ev.add(&eval_of(&tr));
+                    (h, c) = (tr.h_last().to_vec(), tr.c_last().to_vec());
+                }
             }
             ev
         });
