@@ -203,6 +203,24 @@ fn matvec_t_add(w: &[i16], cols: usize, e: &[i32], y: &mut [i64]) {
     with_avx512!(body(w, cols, e, y))
 }
 
+/// Σ_c s[c]·x[c] of a dense sign row (−1 / 0 / +1) and error words, exact: partial
+/// sums over 2^15 columns fit an i32 (|x| ≤ 2^15), the rest is i64.
+pub(crate) fn signed_dot(s: &[i8], x: &[i16]) -> i64 {
+    #[inline(always)]
+    fn body(s: &[i8], x: &[i16]) -> i64 {
+        s.chunks(1 << 15)
+            .zip(x.chunks(1 << 15))
+            .map(|(sc, xc)| {
+                sc.iter()
+                    .zip(xc)
+                    .map(|(&a, &b)| a as i32 * b as i32)
+                    .sum::<i32>() as i64
+            })
+            .sum()
+    }
+    with_avx512!(body(s, x))
+}
+
 /// acc[r][c] += a[r]·b[c] on 64-bit sums (the caller bounds them).
 fn outer_add_i64(acc: &mut [i64], a: &[i32], b: &[i32]) {
     #[inline(always)]

@@ -42,8 +42,8 @@
 //! ([`super::cell::err_to_24`]).
 
 use super::cell::{
-    cell_backward, cell_grads, decoder_grads, err_to_24, CellKind, RnnFwd, RnnGrads, RnnParams,
-    RnnTrace,
+    cell_backward, cell_grads, decoder_grads, err_to_24, signed_dot, CellKind, RnnFwd, RnnGrads,
+    RnnParams, RnnTrace,
 };
 use super::feedback::{Exponent, TriFeedback};
 use crate::bsbu::SparseSign;
@@ -84,6 +84,9 @@ pub enum RnnFeedback {
     Modular {
         /// Decoder errors to cell outputs.
         fc: SparseSign,
+        /// S^fc as dense rows of −1 / 0 / +1 (the same matrix, for the product of
+        /// every step's e_L).
+        fc_dense: Vec<i8>,
         /// Cell outputs to every hidden step.
         cell: CellFeedback,
     },
@@ -162,7 +165,13 @@ impl RnnFeedback {
         } else {
             CellFeedback::Dense(random(h, h, &mut rng)?)
         };
-        Ok(RnnFeedback::Modular { fc, cell })
+        let mut fc_dense = vec![0i8; h * v];
+        for r in 0..h {
+            for nz in fc.row(r) {
+                fc_dense[r * v + nz.col as usize] = if nz.neg { -1 } else { 1 };
+            }
+        }
+        Ok(RnnFeedback::Modular { fc, fc_dense, cell })
     }
 }
 
@@ -221,12 +230,19 @@ pub fn hidden_errors(fb: &RnnFeedback, tr: &RnnTrace) -> (Vec<Vec<i16>>, i32) {
             );
             vec![e; t]
         }
-        RnnFeedback::Modular { fc, cell } => {
+        RnnFeedback::Modular { fc, fc_dense, cell } => {
             let per_fc = per_row(fc);
+            let v = fc.n_cols();
             let ernn: Vec<Vec<i64>> = aligned
                 .iter()
                 .map(|e| {
-                    narrow_all(sign_product(fc, e), fan_in_shift(per_fc))
+                    // Aligned e_L words are Q3.13 words shifted right: still 16-bit.
+                    let e16: Vec<i16> = e.iter().map(|&x| x as i16).collect();
+                    let sums = fc_dense
+                        .chunks_exact(v)
+                        .map(|row| signed_dot(row, &e16))
+                        .collect();
+                    narrow_all(sums, fan_in_shift(per_fc))
                         .into_iter()
                         .map(i64::from)
                         .collect()
@@ -390,6 +406,7 @@ mod tests {
             let fb = RnnFeedback::new(&p, 4, opts(true, false, true, 0.0), 5).unwrap();
             let RnnFeedback::Modular {
                 fc,
+                fc_dense,
                 cell: CellFeedback::Dense(sm),
             } = &fb
             else {
@@ -401,6 +418,11 @@ mod tests {
                         fc.dense(r, c),
                         p.wd[c * 9 + r].signum() as i8,
                         "S^fc ({r}, {c})"
+                    );
+                    assert_eq!(
+                        fc_dense[r * 23 + c],
+                        fc.dense(r, c),
+                        "dense copy ({r}, {c})"
                     );
                 }
                 for c in 0..9 {

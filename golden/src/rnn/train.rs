@@ -498,6 +498,7 @@ mod tests {
             let none = |cols| SparseSign::from_rows(cols, vec![vec![]; 16]).unwrap();
             frozen.feedback = Some(RnnFeedback::Modular {
                 fc: none(12),
+                fc_dense: vec![0; 16 * 12],
                 cell: super::super::dfa::CellFeedback::Dense(none(16)),
             });
             let (base, _) = run(frozen);
