@@ -148,3 +148,40 @@ fn train_rnn_is_identical_on_any_thread_count() {
     let b = first20(&config(&[("threads = 2", "threads = 3")]));
     assert_eq!(a, b);
 }
+
+/// S^fc's products captured from real training steps are what the backward-weight
+/// unit's model computes from the captured inputs, word for word, at the config's
+/// size (H = 128, the 82 characters) and at sparsity 0 and 0.8.
+#[test]
+fn captured_fc_products_are_what_the_bsbu_model_computes() {
+    for sparsity in ["0.0", "0.8"] {
+        let cfg = config(&[
+            ("hidden = 24", "hidden = 128"),
+            ("sparsity = 0.8", &format!("sparsity = {sparsity}")),
+        ]);
+        let corpus = cfg.load_corpus().unwrap();
+        let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
+        let streams = batchify(&corpus.train, cfg.hyper.batch);
+        let caps = t.capture_fc(&streams, &[0, 4, 9], 2).unwrap();
+        assert_eq!(caps.len(), 3 * 2 * 12, "3 steps x 2 streams x T");
+        assert_eq!(t.step, 10, "training went on to the last captured step");
+        let mut nonzero = 0;
+        for c in &caps {
+            assert_eq!((c.s.n_rows(), c.s.n_cols()), (128, 82));
+            let want = golden::bsbu::apply(&c.s, &c.e_l, &c.fprime, c.shift).unwrap();
+            assert_eq!(want, c.expected, "step {} sample {}", c.step, c.sample);
+            nonzero += c.expected.iter().filter(|e| e.to_bits() != 0).count();
+        }
+        assert!(
+            nonzero > caps.len() * 32,
+            "sparsity {sparsity}: {nonzero} nonzero words"
+        );
+    }
+    // A word-level vocabulary is wider than the unit: a named error, not a panic.
+    let cfg = config(&[("level = \"char\"", "level = \"word\"")]);
+    let corpus = cfg.load_corpus().unwrap();
+    let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
+    let streams = batchify(&corpus.train, cfg.hyper.batch);
+    let e = t.capture_fc(&streams, &[0], 1).unwrap_err().to_string();
+    assert!(e.contains("at most 256 x 256"), "{e}");
+}

@@ -313,15 +313,48 @@ pub struct Captured {
 /// Capture a training config's dense paths (tiles) at `steps` (default: the first,
 /// middle and last step of its run) for the first `samples` samples, keeping only
 /// the first `train_limit` training images (IDX data) when given.
+///
+/// A recurrent config (`network = "rnn"`) gives its S^fc products instead
+/// ([`golden::rnn::train::RnnTrainer::capture_fc`]): `train_limit` then cuts the
+/// training text to that many tokens, the steps are windows of its first epoch, and
+/// `samples` streams are captured at every time step.
 pub fn capture(
     file: &Path,
     train_limit: Option<usize>,
     steps: Option<&[usize]>,
     samples: usize,
 ) -> Result<Vec<DenseCapture>, TbError> {
+    if let Ok(text) = std::fs::read_to_string(file) {
+        if golden::rnn::config::is_rnn_config(&text) {
+            return capture_rnn(file, train_limit, steps, samples);
+        }
+    }
     let mut exp = crate::dce::experiment(file, train_limit)?;
     let steps = crate::dce::run_steps(&exp, steps)?;
     Ok(exp.capture_dense(&steps, samples)?)
+}
+
+/// [`capture`] for a recurrent config.
+fn capture_rnn(
+    file: &Path,
+    train_limit: Option<usize>,
+    steps: Option<&[usize]>,
+    samples: usize,
+) -> Result<Vec<DenseCapture>, TbError> {
+    use golden::experiment::ExpError;
+    use golden::rnn::config::RnnConfig;
+    use golden::rnn::train::{batchify, windows};
+    let mut cfg = RnnConfig::load(file).map_err(ExpError::from)?;
+    if let Some(n) = train_limit {
+        cfg.raw.data.train_limit = n;
+    }
+    let corpus = cfg.load_corpus().map_err(ExpError::from)?;
+    let mut tr = cfg.trainer(corpus.vocab.len())?;
+    let streams = batchify(&corpus.train, cfg.hyper.batch);
+    let n = windows(streams[0].len(), cfg.hyper.bptt).len();
+    let last = n.saturating_sub(1);
+    let steps = steps.map_or_else(|| vec![0, last / 2, last], <[usize]>::to_vec);
+    Ok(tr.capture_fc(&streams, &steps, samples)?)
 }
 
 /// The backward-weight unit as a [`Unit`]: one scenario, its S and its design.

@@ -59,3 +59,41 @@ fn bsbu_matches_digits_training_dense_paths_on_verilator_and_icarus() {
     }
     assert!(nonzero > 0, "the captured errors are not all zero");
 }
+
+/// The backward-weight unit on the recurrent model's S^fc (H = 128 rows, the 82
+/// characters as columns, 80% sparse, initialized from W_dᵀ): the first stream's 35
+/// time steps at the first, a middle and the last of ten training windows, on both
+/// simulators, 0 mismatches.
+#[test]
+fn bsbu_matches_austen_char_lstm_fc_products_on_verilator_and_icarus() {
+    std::env::set_current_dir(root()).unwrap();
+    let caps = testbench::bsbu::capture(
+        Path::new("configs/austen-char-lstm.toml"),
+        Some(16 * 351),
+        None,
+        1,
+    )
+    .unwrap();
+    assert_eq!(caps.len(), 3 * 35);
+    let units = BsbuUnit::from_captures(4, &caps).unwrap();
+    assert_eq!(units.len(), 1, "one S^fc for the whole run");
+    let u = &units[0];
+    assert_eq!(u.stream(0).unwrap().passes.len(), 105);
+    let cache = sim::verilator::default_cache_dir();
+    let work = root().join("target/hdfa-test/bsbu_capture_rnn");
+    let mut stats = Vec::new();
+    for simk in [SimKind::Verilator, SimKind::Icarus] {
+        let r = run_case(u, 0, simk, Stall::SOME, &cache, &work).unwrap_or_else(|e| panic!("{e}"));
+        println!("{}", r.summary());
+        assert!(
+            r.stats.first.is_none(),
+            "{}",
+            r.stats.first.as_ref().unwrap()
+        );
+        assert_eq!(r.stats.mismatches, 0);
+        assert_eq!(r.stats.outputs, 105 * 128);
+        stats.push(r.stats);
+    }
+    let problems = verdict(&[&stats[0], &stats[1]]);
+    assert!(problems.is_empty(), "{problems:?}");
+}

@@ -193,13 +193,11 @@ fn sign_product(s: &SparseSign, x: &[i64]) -> Vec<i64> {
         .collect()
 }
 
-/// The errors at every hidden step's output h_i (Q3.13 words at the returned
-/// exponent), for the window `tr`.
-pub fn hidden_errors(fb: &RnnFeedback, tr: &RnnTrace) -> (Vec<Vec<i16>>, i32) {
-    let t = tr.steps.len();
+/// e_L of every step of the window at its smallest exponent E* (a rounding right
+/// shift by E_j − E*: the words stay 16-bit), and E*.
+pub fn aligned_errors(tr: &RnnTrace) -> (Vec<Vec<i64>>, i32) {
     let e_star = tr.steps.iter().map(|s| s.exp).min().unwrap_or(0);
-    // e_L of every step at E* (a rounding right shift: exponents only grow).
-    let aligned: Vec<Vec<i64>> = tr
+    let aligned = tr
         .steps
         .iter()
         .map(|s| {
@@ -208,6 +206,36 @@ pub fn hidden_errors(fb: &RnnFeedback, tr: &RnnTrace) -> (Vec<Vec<i16>>, i32) {
                 .collect()
         })
         .collect();
+    (aligned, e_star)
+}
+
+/// The narrowing shift of S^fc's products: the fan-in shift of its nonzeros per row.
+pub fn fc_shift(fc: &SparseSign) -> u32 {
+    fan_in_shift(per_row(fc))
+}
+
+/// e^rnn_j = narrow(S^fc · e_j, [`fc_shift`]) for every aligned e_j (eq. 10): the
+/// products the backward-weight unit computes ([`crate::bsbu`], with no f').
+pub fn fc_errors(fc: &SparseSign, fc_dense: &[i8], aligned: &[Vec<i64>]) -> Vec<Vec<i16>> {
+    let (shift, v) = (fc_shift(fc), fc.n_cols());
+    aligned
+        .iter()
+        .map(|e| {
+            // Aligned e_L words are Q3.13 words shifted right: still 16-bit.
+            let e16: Vec<i16> = e.iter().map(|&x| x as i16).collect();
+            fc_dense
+                .chunks_exact(v)
+                .map(|row| narrow(signed_dot(row, &e16), shift, ERROR) as i16)
+                .collect()
+        })
+        .collect()
+}
+
+/// The errors at every hidden step's output h_i (Q3.13 words at the returned
+/// exponent), for the window `tr`.
+pub fn hidden_errors(fb: &RnnFeedback, tr: &RnnTrace) -> (Vec<Vec<i16>>, i32) {
+    let t = tr.steps.len();
+    let (aligned, e_star) = aligned_errors(tr);
     let sum_over = |vs: &[Vec<i64>]| -> Vec<i64> {
         let mut acc = vec![0i64; vs[0].len()];
         for v in vs {
@@ -231,22 +259,9 @@ pub fn hidden_errors(fb: &RnnFeedback, tr: &RnnTrace) -> (Vec<Vec<i16>>, i32) {
             vec![e; t]
         }
         RnnFeedback::Modular { fc, fc_dense, cell } => {
-            let per_fc = per_row(fc);
-            let v = fc.n_cols();
-            let ernn: Vec<Vec<i64>> = aligned
-                .iter()
-                .map(|e| {
-                    // Aligned e_L words are Q3.13 words shifted right: still 16-bit.
-                    let e16: Vec<i16> = e.iter().map(|&x| x as i16).collect();
-                    let sums = fc_dense
-                        .chunks_exact(v)
-                        .map(|row| signed_dot(row, &e16))
-                        .collect();
-                    narrow_all(sums, fan_in_shift(per_fc))
-                        .into_iter()
-                        .map(i64::from)
-                        .collect()
-                })
+            let ernn: Vec<Vec<i64>> = fc_errors(fc, fc_dense, &aligned)
+                .into_iter()
+                .map(|e| e.into_iter().map(i64::from).collect())
                 .collect();
             match cell {
                 CellFeedback::Dense(sm) => {

@@ -333,6 +333,91 @@ impl RnnTrainer {
     }
 }
 
+impl RnnTrainer {
+    /// Train window by window up to the largest of `steps` (indices into the windows
+    /// of `streams`) and, before each listed step's update, record S^fc's product
+    /// (eq. 10) at every time step of the first `samples` streams: what the
+    /// backward-weight unit takes (the window's aligned e_L words) and must give
+    /// (the trainer's e^rnn words). S is the trainer's own S^fc, one tile: the unit
+    /// takes at most [`crate::params::MAX_ROWS`] rows (H) and
+    /// [`crate::params::MAX_COLS`] columns (the vocabulary).
+    pub fn capture_fc(
+        &mut self,
+        streams: &[Vec<u32>],
+        steps: &[usize],
+        samples: usize,
+    ) -> Result<Vec<crate::capture::DenseCapture>, GoldenError> {
+        use super::dfa::{aligned_errors, fc_errors, fc_shift};
+        use crate::bsbu::FPrime;
+        use crate::params::{MAX_COLS, MAX_ROWS};
+        let Some(RnnFeedback::Modular { fc, fc_dense, .. }) = self.feedback.clone() else {
+            return Err(GoldenError::out_of_range(
+                "feedback",
+                "none or original DFA",
+                "a modular feedback (mode dfa or hdfa, feedback.modular = true): S^fc is what the bsbu computes",
+            ));
+        };
+        let s = self.params.shape;
+        if s.hidden > MAX_ROWS || s.vocab > MAX_COLS {
+            return Err(GoldenError::out_of_range(
+                "S^fc (hidden x vocabulary)",
+                format!("{} x {}", s.hidden, s.vocab),
+                format!("at most {MAX_ROWS} x {MAX_COLS} (the unit's limits; a character-level vocabulary fits)"),
+            ));
+        }
+        let wins = windows(streams.first().map_or(0, Vec::len), self.hyper.bptt);
+        let last = steps.iter().copied().max().unwrap_or(0);
+        if last >= wins.len() {
+            return Err(GoldenError::out_of_range(
+                "capture step",
+                last,
+                format!(
+                    "0..={} (the windows of one epoch)",
+                    wins.len().saturating_sub(1)
+                ),
+            ));
+        }
+        let shift = fc_shift(&fc);
+        let t = self.hyper.bptt;
+        let mut out = Vec::new();
+        for (k, &(start, n)) in wins.iter().enumerate().take(last + 1) {
+            if steps.contains(&k) {
+                let f = self.params.forward_copy();
+                for b in 0..samples.min(streams.len()) {
+                    let st = &streams[b];
+                    let (h0, c0) = &self.state[b];
+                    let tr = forward(
+                        &self.params,
+                        &f,
+                        &st[start..start + n],
+                        &st[start + 1..start + n + 1],
+                        h0,
+                        c0,
+                    );
+                    let (aligned, _) = aligned_errors(&tr);
+                    let expected = fc_errors(&fc, &fc_dense, &aligned);
+                    for (j, (e, x)) in aligned.iter().zip(expected).enumerate() {
+                        let word = |v: i64| crate::format::error_from_raw(v);
+                        out.push(crate::capture::DenseCapture {
+                            step: k,
+                            sample: b * t + j,
+                            target: 0,
+                            rows: 0..s.hidden,
+                            s: fc.clone(),
+                            shift,
+                            e_l: e.iter().map(|&v| word(v)).collect(),
+                            fprime: FPrime::Relu(vec![true; s.hidden]),
+                            expected: x.iter().map(|&v| word(v as i64)).collect(),
+                        });
+                    }
+                }
+            }
+            self.train_step(streams, (start, n));
+        }
+        Ok(out)
+    }
+}
+
 fn eval_of(tr: &super::cell::RnnTrace) -> RnnEval {
     RnnEval {
         tokens: tr.steps.len() as u64,
