@@ -623,3 +623,46 @@ fn cli_train_rnn_bad_config_names_file_key_value_and_range() {
         "{err}"
     );
 }
+
+/// `hdfa sweep` on a recurrent config: one row per rung of the RNN ladder, with
+/// perplexity and accuracy, and the table written to the output directory.
+#[test]
+fn cli_sweep_rnn_prints_every_rung_of_the_ladder() {
+    let cfg = small_rnn_config("rnn-sweep", &[]);
+    let out = "target/hdfa-test/cli-rnn-sweep";
+    let (ok, stdout, err) = hdfa(&[
+        "sweep",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        out,
+    ]);
+    assert!(ok, "{stdout}\n{err}");
+    let rungs = [
+        "| original DFA |",
+        "| + modules |",
+        "| + upper-triangular |",
+        "| + init (B.2) |",
+        "| + sparsity 0.8 |",
+        "| + sparsity 0.95 |",
+        "| + sparsity 0.98 |",
+        "| HDFA p = 0.1",
+        "| HDFA p = 0.2",
+        "| BPTT |",
+    ];
+    for r in rungs {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(r))
+            .unwrap_or_else(|| panic!("{r} missing:\n{stdout}"));
+        let ppl: f64 = line.split('|').nth(2).unwrap().trim().parse().unwrap();
+        assert!(ppl > 1.0 && ppl < 82.0, "{line}");
+    }
+    let table = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(out)
+        .join("austen-char-lstm.md");
+    assert_eq!(std::fs::read_to_string(table).unwrap().lines().count(), 12);
+}
