@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use golden::rnn::config::RnnConfig;
-use golden::rnn::train::{batchify, windows, RnnTrainer};
+use golden::rnn::train::{batchify, windows};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -33,25 +33,6 @@ fn config(edits: &[(&str, &str)]) -> RnnConfig {
     }
     text = text.replace("\"data/", &format!("\"{}/data/", root().display()));
     RnnConfig::parse(&path, &text).unwrap()
-}
-
-fn checksum(t: &RnnTrainer) -> u64 {
-    let mut h = golden::hash::Fnv1a::new();
-    let p = &t.params;
-    for x in [&p.emb, &p.wx, &p.wh, &p.b, &p.wd, &p.bd]
-        .into_iter()
-        .chain(t.m.iter())
-    {
-        for w in x {
-            h.write(&w.to_le_bytes());
-        }
-    }
-    for v in &t.v {
-        for w in v {
-            h.write(&w.to_le_bytes());
-        }
-    }
-    h.finish()
 }
 
 /// The first 20 steps of `cfg` as a readable log.
@@ -89,7 +70,7 @@ fn first20(cfg: &RnnConfig) -> String {
     let _ = writeln!(
         log,
         "weights and Adam state checksum: {:016x}",
-        checksum(&t)
+        t.checksum()
     );
     log
 }

@@ -96,10 +96,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         tr.reset_state();
         let mut train = RnnEval::default();
         for &w in &wins {
-            let ev = tr.train_step(&streams, w);
-            train.tokens += ev.tokens;
-            train.loss_raw += ev.loss_raw;
-            train.hits += ev.hits;
+            train.add(&tr.train_step(&streams, w));
             bar.inc(1);
             bar.set_message(format!(
                 "epoch {epoch} loss {:.3} ppl {:.1} acc {:.1}%",
@@ -143,9 +140,10 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     bar.finish_and_clear();
     if let Some(m) = history.last() {
         println!(
-            "done: test perplexity {:.2}, next-token accuracy {:.2}%; outputs in {}",
+            "done: test perplexity {:.2}, next-token accuracy {:.2}%; weights and Adam checksum {:016x}; outputs in {}",
             m.test.perplexity(),
             100.0 * m.test.accuracy(),
+            tr.checksum(),
             out.display()
         );
     }
@@ -303,9 +301,7 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
                 train = RnnEval::default();
                 for &w in &wins {
                     let ev = tr.train_step(&streams, w);
-                    train.tokens += ev.tokens;
-                    train.loss_raw += ev.loss_raw;
-                    train.hits += ev.hits;
+                    train.add(&ev);
                     tokens += ev.tokens;
                 }
             }
@@ -337,9 +333,5 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
         table.push_str(&row);
         table.push('\n');
     }
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let path = a.out.join(format!("{}.md", base.raw.name));
-    write_atomic(&path, table.as_bytes())?;
-    println!("table: {}", path.display());
-    Ok(())
+    crate::train::write_table(&a.out, &base.raw.name, &table)
 }

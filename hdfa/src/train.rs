@@ -450,8 +450,13 @@ pub fn sweep(a: &SweepArgs) -> Result<()> {
         table.push_str(&row);
         table.push('\n');
     }
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let path = a.out.join(format!("{}.md", base.raw.name));
+    write_table(&a.out, &base.raw.name, &table)
+}
+
+/// Write a sweep's markdown table atomically as `out/NAME.md` and say where.
+pub fn write_table(out: &Path, name: &str, table: &str) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let path = out.join(format!("{name}.md"));
     write_atomic(&path, table.as_bytes())?;
     println!("table: {}", path.display());
     Ok(())

@@ -81,7 +81,8 @@ pub struct RnnEval {
 }
 
 impl RnnEval {
-    fn add(&mut self, o: &RnnEval) {
+    /// Add another window's sums.
+    pub fn add(&mut self, o: &RnnEval) {
         self.tokens += o.tokens;
         self.loss_raw += o.loss_raw;
         self.hits += o.hits;
@@ -234,6 +235,26 @@ impl RnnTrainer {
             Some(_) if self.draw.uniform() < self.bp_ratio => RnnStepKind::Bptt,
             Some(_) => RnnStepKind::Dfa,
         }
+    }
+
+    /// FNV-1a of the weights and both Adam moments: equal checksums, equal state.
+    pub fn checksum(&self) -> u64 {
+        let mut h = crate::hash::Fnv1a::new();
+        let p = &self.params;
+        for x in [&p.emb, &p.wx, &p.wh, &p.b, &p.wd, &p.bd]
+            .into_iter()
+            .chain(self.m.iter())
+        {
+            for w in x {
+                h.write(&w.to_le_bytes());
+            }
+        }
+        for v in &self.v {
+            for w in v {
+                h.write(&w.to_le_bytes());
+            }
+        }
+        h.finish()
     }
 
     /// Forget the carried states (start of an epoch).
@@ -429,7 +450,6 @@ fn eval_of(tr: &super::cell::RnnTrace) -> RnnEval {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::Fnv1a;
 
     /// A tiny periodic "text" with noise: a model that learns cuts its loss well below
     /// the uniform ln V.
@@ -461,28 +481,6 @@ mod tests {
             threads,
         };
         RnnTrainer::new(shape, hyper, 7)
-    }
-
-    fn checksum(t: &RnnTrainer) -> u64 {
-        let mut h = Fnv1a::new();
-        for x in [
-            &t.params.emb,
-            &t.params.wx,
-            &t.params.wh,
-            &t.params.b,
-            &t.params.wd,
-            &t.params.bd,
-        ] {
-            for w in x {
-                h.write(&w.to_le_bytes());
-            }
-        }
-        for v in &t.v {
-            for w in v {
-                h.write(&w.to_le_bytes());
-            }
-        }
-        h.finish()
     }
 
     /// Every cell learns the noisy periodic text: the held-out loss falls from about
@@ -533,7 +531,7 @@ mod tests {
                     for w in windows(streams[0].len(), t.hyper.bptt).into_iter().take(6) {
                         t.train_step(&streams, w);
                     }
-                    checksum(&t)
+                    t.checksum()
                 })
                 .collect();
             assert_eq!(sums[0], sums[1], "{kind:?}");
