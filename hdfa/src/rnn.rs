@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use golden::checkpoint::write_atomic;
 use golden::rnn::config::RnnConfig;
-use golden::rnn::train::{batchify, windows, RnnEval};
+use golden::rnn::float_train::FloatRnnTrainer;
+use golden::rnn::train::{batchify, windows, LmTrainer, RnnEval};
 use golden::text::Level;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -30,10 +31,8 @@ struct RnnEpoch {
 /// Run a recurrent config.
 pub fn run(a: &TrainArgs) -> Result<()> {
     for (flag, set) in [
-        ("--f32", a.f32),
         ("--resume", a.resume),
         ("--dump-step", a.dump_step.is_some()),
-        ("--mode", a.mode.is_some()),
         ("--train-images", a.train_images.is_some()),
     ] {
         anyhow::ensure!(
@@ -52,9 +51,24 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         cfg.raw.seed = s;
         suffix = format!("-seed{s}");
     }
+    if let Some(m) = &a.mode {
+        // The config's own names and parser, so both accept the same values.
+        cfg.raw.mode =
+            serde_json::from_value(serde_json::Value::String(m.clone())).map_err(|e| {
+                anyhow::anyhow!("--mode {m} is out of range for a recurrent config: {e}")
+            })?;
+        if cfg.raw.mode != golden::rnn::config::RnnMode::Hdfa {
+            cfg.raw.bp_ratio = None;
+        }
+        suffix += &format!("-{m}");
+    }
     let cfg = RnnConfig::from_raw(&a.config, cfg.raw)?;
     let out = a.out.clone().unwrap_or_else(|| {
-        PathBuf::from("target/hdfa-out/train").join(format!("{}{suffix}", cfg.raw.name))
+        PathBuf::from("target/hdfa-out/train").join(format!(
+            "{}{suffix}{}",
+            cfg.raw.name,
+            if a.f32 { "-f32" } else { "" }
+        ))
     });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let corpus = cfg.load_corpus()?;
@@ -65,11 +79,17 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         a.config.display(),
         corpus.train.len()
     );
-    let mut tr = cfg.trainer(corpus.vocab.len())?;
+    let fixed = cfg.trainer(corpus.vocab.len())?;
+    // The f32 path starts from the fixed-point trainer's weights, feedback and draw.
+    let mut tr: Box<dyn LmTrainer> = if a.f32 {
+        Box::new(FloatRnnTrainer::<f32>::from_fixed(&fixed))
+    } else {
+        Box::new(fixed)
+    };
     let streams = batchify(&corpus.train, batch);
     let wins = windows(streams[0].len(), t);
     println!(
-        "{}: {:?} cell, {} level, vocabulary {}, {} training / {} valid / {} test tokens, {} windows of {t} x {batch} streams per epoch, {:?} (BPTT share {}), fixed point",
+        "{}: {:?} cell, {} level, vocabulary {}, {} training / {} valid / {} test tokens, {} windows of {t} x {batch} streams per epoch, {:?} (BPTT share {}), {}",
         cfg.raw.name,
         cfg.kind,
         if cfg.level == Level::Word { "word" } else { "char" },
@@ -79,7 +99,12 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         corpus.test.len(),
         wins.len(),
         cfg.raw.mode,
-        cfg.bp_ratio
+        cfg.bp_ratio,
+        if a.f32 {
+            "f32 reference"
+        } else {
+            "fixed point"
+        }
     );
     let epochs = cfg.raw.epochs;
     let bar = if a.quiet {
@@ -106,10 +131,11 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             ));
         }
         let tokens_per_s = train.tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        let (steps, bp_steps) = tr.steps();
         let m = RnnEpoch {
             epoch,
-            steps: tr.step,
-            bp_steps: tr.bp_steps,
+            steps,
+            bp_steps,
             train,
             valid: tr.evaluate(&corpus.valid, batch),
             test: tr.evaluate(&corpus.test, batch),
@@ -140,10 +166,11 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     bar.finish_and_clear();
     if let Some(m) = history.last() {
         println!(
-            "done: test perplexity {:.2}, next-token accuracy {:.2}%; weights and Adam checksum {:016x}; outputs in {}",
+            "done: test perplexity {:.2}, next-token accuracy {:.2}%; weights and Adam checksum {:016x} ({}); outputs in {}",
             m.test.perplexity(),
             100.0 * m.test.accuracy(),
             tr.checksum(),
+            if a.f32 { "f32" } else { "fixed point" },
             out.display()
         );
     }
@@ -223,11 +250,6 @@ fn write_metrics(out: &Path, name: &str, h: &[RnnEpoch]) -> Result<()> {
 pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
     use crate::train::{mean_std, pct};
     use golden::rnn::config::RnnMode;
-    anyhow::ensure!(
-        !a.f32,
-        "--f32 is not available for recurrent configs ({}) yet: valid for CNN configs only",
-        a.config.display()
-    );
     let base = RnnConfig::load(&a.config)?;
     type Edit = Box<dyn Fn(&mut golden::rnn::config::RnnConfigToml)>;
     let dfa = |modular: bool, triangular: bool, init: bool, sparsity: f64| -> Edit {
@@ -274,17 +296,40 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
         ),
     ];
     let corpus = base.load_corpus()?;
-    let mut table = String::from(
-        "| variant | test perplexity | test acc | valid perplexity | train acc | tokens/s |\n|---|---|---|---|---|---|\n",
-    );
+    let mut table = String::from(if a.f32 {
+        "| variant | test perplexity | test acc | valid perplexity | train acc | tokens/s | f32 test perplexity | f32 test acc |\n|---|---|---|---|---|---|---|---|\n"
+    } else {
+        "| variant | test perplexity | test acc | valid perplexity | train acc | tokens/s |\n|---|---|---|---|---|---|\n"
+    });
     println!("{}", table.trim_end());
+    // Train one rung for its epochs: (test, valid, last epoch's train) sums, tokens
+    // trained and seconds.
+    let run_rung = |tr: &mut dyn LmTrainer, cfg: &RnnConfig| {
+        let streams = batchify(&corpus.train, cfg.hyper.batch);
+        let wins = windows(streams[0].len(), cfg.hyper.bptt);
+        let t0 = std::time::Instant::now();
+        let (mut train, mut tokens) = (RnnEval::default(), 0u64);
+        for _ in 0..cfg.raw.epochs {
+            tr.reset_state();
+            train = RnnEval::default();
+            for &w in &wins {
+                let ev = tr.train_step(&streams, w);
+                train.add(&ev);
+                tokens += ev.tokens;
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let test = tr.evaluate(&corpus.test, cfg.hyper.batch);
+        let valid = tr.evaluate(&corpus.valid, cfg.hyper.batch);
+        (test, valid, train, tokens, secs)
+    };
     for (name, edit) in rungs {
         let mut raw = base.raw.clone();
         if let Some(e) = a.epochs {
             raw.epochs = e;
         }
         edit(&mut raw);
-        let mut cols: [Vec<f64>; 4] = Default::default();
+        let mut cols: [Vec<f64>; 6] = Default::default();
         let (mut tokens, mut secs) = (0u64, 0.0);
         for k in 0..a.seeds {
             let mut r = raw.clone();
@@ -292,22 +337,15 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
             let cfg = RnnConfig::from_raw(&a.config, r)
                 .with_context(|| format!("sweep variant `{name}`"))?;
             let mut tr = cfg.trainer(corpus.vocab.len())?;
-            let streams = batchify(&corpus.train, cfg.hyper.batch);
-            let wins = windows(streams[0].len(), cfg.hyper.bptt);
-            let t0 = std::time::Instant::now();
-            let mut train = RnnEval::default();
-            for _ in 0..cfg.raw.epochs {
-                tr.reset_state();
-                train = RnnEval::default();
-                for &w in &wins {
-                    let ev = tr.train_step(&streams, w);
-                    train.add(&ev);
-                    tokens += ev.tokens;
-                }
+            if a.f32 {
+                let mut fl = FloatRnnTrainer::<f32>::from_fixed(&tr);
+                let (test, ..) = run_rung(&mut fl, &cfg);
+                cols[4].push(test.perplexity());
+                cols[5].push(test.accuracy());
             }
-            secs += t0.elapsed().as_secs_f64();
-            let test = tr.evaluate(&corpus.test, cfg.hyper.batch);
-            let valid = tr.evaluate(&corpus.valid, cfg.hyper.batch);
+            let (test, valid, train, n, s) = run_rung(&mut tr, &cfg);
+            tokens += n;
+            secs += s;
             cols[0].push(test.perplexity());
             cols[1].push(test.accuracy());
             cols[2].push(valid.perplexity());
@@ -321,7 +359,7 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
                 format!("{m:.2}")
             }
         };
-        let row = format!(
+        let mut row = format!(
             "| {name} | {} | {} | {} | {} | {:.0} |",
             ppl(&cols[0]),
             pct(&cols[1]),
@@ -329,6 +367,9 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
             pct(&cols[3]),
             tokens as f64 / secs.max(1e-9)
         );
+        if a.f32 {
+            row += &format!(" {} | {} |", ppl(&cols[4]), pct(&cols[5]));
+        }
         println!("{row}");
         table.push_str(&row);
         table.push('\n');

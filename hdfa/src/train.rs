@@ -39,8 +39,8 @@ pub struct TrainArgs {
     /// Override the config's seed (weights, backward weights, data order, BP/DFA draws).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Override the config's mode: bp, dfa, cdfa or hdfa (hdfa keeps the config's
-    /// bp_ratio, or needs one).
+    /// Override the config's mode: bp, dfa, cdfa or hdfa for CNN configs; bptt, dfa
+    /// or hdfa for recurrent ones (hdfa keeps the config's bp_ratio, or needs one).
     #[arg(long)]
     pub mode: Option<String>,
     /// No progress bar (logs one line per epoch).

@@ -616,16 +616,68 @@ fn cli_train_rnn_bad_config_names_file_key_value_and_range() {
             "{to}: {err}"
         );
     }
-    let cfg = small_rnn_config("rnn-f32", &[]);
-    let (ok, _, err) = hdfa(&["train", "--config", cfg.to_str().unwrap(), "--f32"]);
+    let cfg = small_rnn_config("rnn-mode", &[]);
+    let (ok, _, err) = hdfa(&["train", "--config", cfg.to_str().unwrap(), "--mode", "bp"]);
     assert!(
-        !ok && err.contains("--f32 is not available for recurrent configs"),
+        !ok && err.contains("--mode bp is out of range for a recurrent config")
+            && err.contains("`bptt`, `dfa`, `hdfa`"),
         "{err}"
     );
 }
 
-/// `hdfa sweep` on a recurrent config: one row per rung of the RNN ladder, with
-/// perplexity and accuracy, and the table written to the output directory.
+/// `hdfa train --f32 --mode bptt` on a recurrent config: the f32 reference path
+/// trains (the test perplexity falls below the uniform 82 and near the fixed-point
+/// run's), says so, and takes BPTT steps only.
+#[test]
+fn cli_train_rnn_f32_bptt_runs_next_to_fixed_point() {
+    let cfg = small_rnn_config("rnn-f32", &[]);
+    let run = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--mode",
+            "bptt",
+            "--epochs",
+            "2",
+            "--quiet",
+            "--out",
+            out,
+        ];
+        args.extend(extra);
+        let (ok, stdout, err) = hdfa(&args);
+        assert!(ok, "{stdout}\n{err}");
+        let last = stdout
+            .lines()
+            .find(|l| l.starts_with("epoch   2:"))
+            .unwrap()
+            .to_string();
+        let ppl: f64 = last
+            .split("| test loss ")
+            .nth(1)
+            .and_then(|r| r.split(" ppl ").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            last.contains("BPTT/DFA steps") && last.contains("/0 |"),
+            "{last}"
+        );
+        (stdout, ppl)
+    };
+    let (out32, p32) = run(&["--f32"], "target/hdfa-test/cli-rnn-f32");
+    let (outfx, pfx) = run(&[], "target/hdfa-test/cli-rnn-f32-fixed");
+    assert!(out32.contains("f32 reference") && outfx.contains("fixed point"));
+    assert!(
+        p32 < 82.0 && (p32 - pfx).abs() < 0.05 * pfx,
+        "f32 {p32}, fixed {pfx}"
+    );
+}
+
+/// `hdfa sweep --f32` on a recurrent config: one row per rung of the RNN ladder,
+/// with perplexity and accuracy in fixed point and f32, and the table written to the
+/// output directory.
 #[test]
 fn cli_sweep_rnn_prints_every_rung_of_the_ladder() {
     let cfg = small_rnn_config("rnn-sweep", &[]);
@@ -636,6 +688,7 @@ fn cli_sweep_rnn_prints_every_rung_of_the_ladder() {
         cfg.to_str().unwrap(),
         "--epochs",
         "1",
+        "--f32",
         "--out",
         out,
     ]);
@@ -657,8 +710,11 @@ fn cli_sweep_rnn_prints_every_rung_of_the_ladder() {
             .lines()
             .find(|l| l.starts_with(r))
             .unwrap_or_else(|| panic!("{r} missing:\n{stdout}"));
-        let ppl: f64 = line.split('|').nth(2).unwrap().trim().parse().unwrap();
+        // Fixed-point test perplexity, and the f32 path's in the last two columns.
+        let cell = |k: usize| line.split('|').nth(k).unwrap().trim().to_string();
+        let (ppl, ppl32): (f64, f64) = (cell(2).parse().unwrap(), cell(7).parse().unwrap());
         assert!(ppl > 1.0 && ppl < 82.0, "{line}");
+        assert!(ppl32 > 1.0 && ppl32 < 82.0, "{line}");
     }
     let table = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")

@@ -45,7 +45,8 @@ use super::cell::{
     cell_backward, cell_grads, decoder_grads, err_to_24, signed_dot, CellKind, RnnFwd, RnnGrads,
     RnnParams, RnnTrace,
 };
-use super::feedback::{Exponent, TriFeedback};
+use super::feedback::{Exponent, SignSum, TriFeedback};
+use super::float::Real;
 use crate::bsbu::SparseSign;
 use crate::format::{fan_in_shift, narrow, round_shift, ERROR};
 use crate::rng::{Rng, SeedableRng};
@@ -94,7 +95,7 @@ pub enum RnnFeedback {
 
 /// Nonzeros per row of a sign matrix, on average (at least 1): the terms of each
 /// output's sum, whose fan-in shift narrows it.
-fn per_row(s: &SparseSign) -> usize {
+pub fn per_row(s: &SparseSign) -> usize {
     (s.nnz() as f64 / s.n_rows() as f64).round().max(1.0) as usize
 }
 
@@ -175,22 +176,30 @@ impl RnnFeedback {
     }
 }
 
-/// S · x for a sign matrix on exact sums.
-fn sign_product(s: &SparseSign, x: &[i64]) -> Vec<i64> {
+/// S · x for a sign matrix (exact sums on i64; the float path's f32 / f64).
+fn sign_product<T: SignSum>(s: &SparseSign, x: &[T]) -> Vec<T> {
+    let minus = T::from(-1);
     (0..s.n_rows())
         .map(|r| {
-            s.row(r)
-                .iter()
-                .map(|nz| {
-                    if nz.neg {
-                        -x[nz.col as usize]
-                    } else {
-                        x[nz.col as usize]
-                    }
-                })
-                .sum()
+            let mut acc = T::default();
+            for nz in s.row(r) {
+                let v = x[nz.col as usize];
+                acc += if nz.neg { minus * v } else { v };
+            }
+            acc
         })
         .collect()
+}
+
+/// Σ_j x_j of equal-length vectors.
+fn sum_over<T: SignSum>(vs: &[Vec<T>]) -> Vec<T> {
+    let mut acc = vec![T::default(); vs.first().map_or(0, Vec::len)];
+    for v in vs {
+        for (a, &x) in acc.iter_mut().zip(v) {
+            *a += x;
+        }
+    }
+    acc
 }
 
 /// e_L of every step of the window at its smallest exponent E* (a rounding right
@@ -236,15 +245,6 @@ pub fn fc_errors(fc: &SparseSign, fc_dense: &[i8], aligned: &[Vec<i64>]) -> Vec<
 pub fn hidden_errors(fb: &RnnFeedback, tr: &RnnTrace) -> (Vec<Vec<i16>>, i32) {
     let t = tr.steps.len();
     let (aligned, e_star) = aligned_errors(tr);
-    let sum_over = |vs: &[Vec<i64>]| -> Vec<i64> {
-        let mut acc = vec![0i64; vs[0].len()];
-        for v in vs {
-            for (a, &x) in acc.iter_mut().zip(v) {
-                *a += x;
-            }
-        }
-        acc
-    };
     let narrow_all = |sums: Vec<i64>, shift: u32| -> Vec<i16> {
         sums.into_iter()
             .map(|x| narrow(x, shift, ERROR) as i16)
@@ -288,6 +288,51 @@ pub fn hidden_errors(fb: &RnnFeedback, tr: &RnnTrace) -> (Vec<Vec<i16>>, i32) {
         }
     };
     (errors, e_star)
+}
+
+/// The f32 path's errors at every hidden step's output from the window's e_L
+/// (softmax − one-hot, one vector per step): the same feedback matrices and the same
+/// power-of-two scales as [`hidden_errors`] (each fan-in shift is a factor
+/// 2^−shift), with no narrowing.
+pub fn hidden_errors_f<R: Real>(fb: &RnnFeedback, e: &[Vec<R>]) -> Vec<Vec<R>> {
+    let t = e.len();
+    let scaled = |v: Vec<R>, shift: u32| -> Vec<R> {
+        let k = R::of((-(shift as f64)).exp2());
+        v.into_iter().map(|x| x * k).collect()
+    };
+    match fb {
+        RnnFeedback::Original(so) => {
+            let x = scaled(
+                sign_product(so, &sum_over(e)),
+                fan_in_shift(per_row(so) * t),
+            );
+            vec![x; t]
+        }
+        RnnFeedback::Modular { fc, cell, .. } => {
+            let ernn: Vec<Vec<R>> = e
+                .iter()
+                .map(|ej| scaled(sign_product(fc, ej), fc_shift(fc)))
+                .collect();
+            match cell {
+                CellFeedback::Dense(sm) => {
+                    let x = scaled(
+                        sign_product(sm, &sum_over(&ernn)),
+                        fan_in_shift(per_row(sm) * t),
+                    );
+                    vec![x; t]
+                }
+                CellFeedback::Triangular(tri) => {
+                    let h = tri.h;
+                    let mut flat = vec![R::default(); h * tri.t];
+                    for (j, v) in ernn.iter().enumerate() {
+                        flat[j * h..(j + 1) * h].copy_from_slice(v);
+                    }
+                    let out = scaled(tri.sums(&flat), tri.shift);
+                    (0..t).map(|i| out[i * h..(i + 1) * h].to_vec()).collect()
+                }
+            }
+        }
+    }
 }
 
 /// DFA gradients of one window: the decoder from e_L, the cell and the embedding

@@ -26,6 +26,18 @@ use crate::format::{narrow, ERROR};
 use crate::rng::{Rng, SeedableRng};
 use crate::GoldenError;
 
+/// A value a sign matrix can multiply: exact integers (i64) or floats. A sign
+/// (−1, 0, +1 as i8) converts into it exactly.
+pub trait SignSum:
+    Copy + Default + std::ops::AddAssign + std::ops::Mul<Output = Self> + From<i8>
+{
+}
+
+impl<T: Copy + Default + std::ops::AddAssign + std::ops::Mul<Output = Self> + From<i8>> SignSum
+    for T
+{
+}
+
 /// Which power a block takes (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exponent {
@@ -195,19 +207,22 @@ impl TriFeedback {
     /// row block i takes the suffix sum Σ_{j ≥ i} y_j: T block products instead of
     /// T(T+1)/2, the same integers (hardware can use the same order). The
     /// time-distance variant has a different block for every (i, j).
-    pub fn sums(&self, e: &[i64]) -> Vec<i64> {
+    ///
+    /// Generic over the value type: exact i64 sums for the fixed-point path, f32 or
+    /// f64 for the float path (the same matrix, the same order).
+    pub fn sums<T: SignSum>(&self, e: &[T]) -> Vec<T> {
         let h = self.h;
-        let mut out = vec![0i64; h * self.t];
+        let mut out = vec![T::default(); h * self.t];
         // One block product: y[r] += Σ_c (mask ⊙ sign)[r][c] · e_j[c].
-        let block = |n: usize, j: usize, y: &mut [i64]| {
+        let block = |n: usize, j: usize, y: &mut [T]| {
             let ej = &e[j * h..(j + 1) * h];
             for (r, yr) in y.iter_mut().enumerate() {
                 let sg = &self.signs[n][r * h..(r + 1) * h];
                 let mk = &self.masks[j][r * h..(r + 1) * h];
-                let mut s = 0i64;
+                let mut s = T::default();
                 for ((&g, &m), &x) in sg.iter().zip(mk).zip(ej) {
                     if m {
-                        s += g as i64 * x;
+                        s += T::from(g) * x;
                     }
                 }
                 *yr += s;
@@ -215,7 +230,7 @@ impl TriFeedback {
         };
         match self.exponent {
             Exponent::Printed => {
-                let mut suffix = vec![0i64; h];
+                let mut suffix = vec![T::default(); h];
                 for j in (0..self.t).rev() {
                     block(self.t - j, j, &mut suffix);
                     out[j * h..(j + 1) * h].copy_from_slice(&suffix);

@@ -3,7 +3,7 @@
 //! textbook code written from the equations in [`super::cell`]'s docs, with none of
 //! the fixed-point model's kernels, so that a comparison between the two checks
 //! both. Main types: [`FloatParams`], [`FloatTrace`]; functions [`forward_f`],
-//! [`bptt_f`].
+//! [`bptt_f`], [`cell_step_f`]. The f32 trainer is [`super::float_train`].
 
 use super::cell::{CellKind, RnnShape};
 
@@ -17,6 +17,7 @@ pub trait Real:
     + std::ops::Mul<Output = Self>
     + std::ops::Div<Output = Self>
     + std::ops::AddAssign
+    + From<i8>
 {
     /// From f64 (rounded to nearest).
     fn of(x: f64) -> Self;
@@ -28,6 +29,8 @@ pub trait Real:
     fn exp(self) -> Self;
     /// ln x.
     fn ln(self) -> Self;
+    /// √x.
+    fn sqrt(self) -> Self;
 }
 
 impl Real for f32 {
@@ -46,6 +49,9 @@ impl Real for f32 {
     fn ln(self) -> Self {
         f32::ln(self)
     }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
 }
 
 impl Real for f64 {
@@ -63,6 +69,9 @@ impl Real for f64 {
     }
     fn ln(self) -> Self {
         f64::ln(self)
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
     }
 }
 
@@ -108,6 +117,37 @@ impl<R: Real> FloatParams<R> {
     pub fn tensors(&self) -> [&[R]; 6] {
         [&self.emb, &self.wx, &self.wh, &self.b, &self.wd, &self.bd]
     }
+
+    /// The tensors, mutable, in the same order.
+    pub fn tensors_mut(&mut self) -> [&mut Vec<R>; 6] {
+        [
+            &mut self.emb,
+            &mut self.wx,
+            &mut self.wh,
+            &mut self.b,
+            &mut self.wd,
+            &mut self.bd,
+        ]
+    }
+
+    /// The real values of fixed-point parameters (Q8.24 words; exact in f64, rounded
+    /// to nearest in f32): the f32 path starts where the fixed-point run starts.
+    pub fn from_fixed(p: &super::cell::RnnParams) -> Self {
+        let q = |v: &[i32]| -> Vec<R> {
+            v.iter()
+                .map(|&x| R::of(x as f64 / (1u64 << super::cell::FRAC) as f64))
+                .collect()
+        };
+        FloatParams {
+            shape: p.shape,
+            emb: q(&p.emb),
+            wx: q(&p.wx),
+            wh: q(&p.wh),
+            b: q(&p.b),
+            wd: q(&p.wd),
+            bd: q(&p.bd),
+        }
+    }
 }
 
 /// One time step's values.
@@ -128,6 +168,8 @@ pub struct FloatStep<R> {
     pub e: Vec<R>,
     /// Cross-entropy.
     pub loss: R,
+    /// The largest logit (the first on ties) is the target.
+    pub hit: bool,
 }
 
 /// One window's forward pass.
@@ -137,12 +179,25 @@ pub struct FloatTrace<R> {
     pub steps: Vec<FloatStep<R>>,
 }
 
+/// W·x, each row's dot product over 8 partial sums (a fixed order, so the same on
+/// every machine; 8 independent sums let the compiler use vector lanes).
 fn mv<R: Real>(w: &[R], cols: usize, x: &[R]) -> Vec<R> {
     w.chunks_exact(cols)
         .map(|row| {
+            let mut acc = [R::default(); 8];
+            let (rc, xc) = (row.chunks_exact(8), x.chunks_exact(8));
+            let (rr, xr) = (rc.remainder(), xc.remainder());
+            for (a, b) in rc.zip(xc) {
+                for k in 0..8 {
+                    acc[k] += a[k] * b[k];
+                }
+            }
             let mut s = R::default();
-            for (&a, &b) in row.iter().zip(x) {
+            for (&a, &b) in rr.iter().zip(xr) {
                 s += a * b;
+            }
+            for a in acc {
+                s += a;
             }
             s
         })
@@ -227,6 +282,7 @@ pub fn forward_f<R: Real>(
         }
         let mut err: Vec<R> = ex.iter().map(|&v| v / sum).collect();
         let loss = sum.ln() - (z[tgt as usize] - m);
+        let hit = crate::cnn::train::argmax(&z) == tgt as usize;
         err[tgt as usize] = err[tgt as usize] - one;
         steps.push(FloatStep {
             token: tok,
@@ -239,6 +295,7 @@ pub fn forward_f<R: Real>(
             c: cn,
             e: err,
             loss,
+            hit,
         });
     }
     FloatTrace { steps }
@@ -252,81 +309,102 @@ fn outer<R: Real>(g: &mut [R], a: &[R], b: &[R]) {
     }
 }
 
-/// BPTT over one window: adds the gradient sums (not yet divided by the token count)
-/// to `g`.
-pub fn bptt_f<R: Real>(p: &FloatParams<R>, tr: &FloatTrace<R>, g: &mut FloatParams<R>) {
+/// The decoder's gradient sums of one step (from its e_L), added to `g`.
+pub fn decoder_step_f<R: Real>(st: &FloatStep<R>, g: &mut FloatParams<R>) {
+    outer(&mut g.wd, &st.e, &st.h);
+    for (b, &x) in g.bd.iter_mut().zip(&st.e) {
+        *b += x;
+    }
+}
+
+/// One step of the cell backward from the error `dh` at its output h and `dc_next`
+/// at its cell state (LSTM; ignored otherwise): adds the step's W_x, W_h, b and
+/// embedding-row gradient sums to `g` and returns the errors at h₋ and c₋.
+pub fn cell_step_f<R: Real>(
+    p: &FloatParams<R>,
+    st: &FloatStep<R>,
+    dh: &[R],
+    dc_next: &[R],
+    g: &mut FloatParams<R>,
+) -> (Vec<R>, Vec<R>) {
     let s = p.shape;
     let (e, h) = (s.embed, s.hidden);
     let one = R::of(1.0);
+    let gr = s.gate_rows();
+    let (mut dx, mut dhg, mut direct) = (
+        vec![R::default(); gr],
+        vec![R::default(); gr],
+        vec![R::default(); h],
+    );
+    let mut dc_prev = vec![R::default(); if s.kind == CellKind::Lstm { h } else { 0 }];
+    match s.kind {
+        CellKind::Rnn => {
+            for j in 0..h {
+                dx[j] = dh[j] * (one - st.h[j] * st.h[j]);
+            }
+            dhg.copy_from_slice(&dx);
+        }
+        CellKind::Lstm => {
+            for j in 0..h {
+                let (i, f, gg, o) = (
+                    st.gates[j],
+                    st.gates[h + j],
+                    st.gates[2 * h + j],
+                    st.gates[3 * h + j],
+                );
+                let tc = st.aux[j];
+                let dc = dc_next[j] + dh[j] * o * (one - tc * tc);
+                dx[j] = dc * gg * i * (one - i);
+                dx[h + j] = dc * st.c_prev[j] * f * (one - f);
+                dx[2 * h + j] = dc * i * (one - gg * gg);
+                dx[3 * h + j] = dh[j] * tc * o * (one - o);
+                dc_prev[j] = dc * f;
+            }
+            dhg.copy_from_slice(&dx);
+        }
+        CellKind::Gru => {
+            for j in 0..h {
+                let (r, z, n) = (st.gates[j], st.gates[h + j], st.gates[2 * h + j]);
+                let d_an = dh[j] * (one - z) * (one - n * n);
+                direct[j] = dh[j] * z;
+                dx[j] = d_an * st.aux[j] * r * (one - r);
+                dx[h + j] = dh[j] * (st.h_prev[j] - n) * z * (one - z);
+                dx[2 * h + j] = d_an;
+                dhg[j] = dx[j];
+                dhg[h + j] = dx[h + j];
+                dhg[2 * h + j] = d_an * r;
+            }
+        }
+    }
+    outer(&mut g.wx, &dx, &st.x);
+    outer(&mut g.wh, &dhg, &st.h_prev);
+    for (b, &x) in g.b.iter_mut().zip(&dx) {
+        *b += x;
+    }
+    let ex = mv_t(&p.wx, e, &dx);
+    for (gr, &a) in g.emb[st.token * e..(st.token + 1) * e].iter_mut().zip(&ex) {
+        *gr += a;
+    }
+    let mut dh_prev = mv_t(&p.wh, h, &dhg);
+    for (d, &x) in dh_prev.iter_mut().zip(&direct) {
+        *d += x;
+    }
+    (dh_prev, dc_prev)
+}
+
+/// BPTT over one window: adds the gradient sums (not yet divided by the token count)
+/// to `g`.
+pub fn bptt_f<R: Real>(p: &FloatParams<R>, tr: &FloatTrace<R>, g: &mut FloatParams<R>) {
+    let h = p.shape.hidden;
     let mut dh_next = vec![R::default(); h];
     let mut dc_next = vec![R::default(); h];
     for st in tr.steps.iter().rev() {
-        outer(&mut g.wd, &st.e, &st.h);
-        for (b, &x) in g.bd.iter_mut().zip(&st.e) {
-            *b += x;
-        }
+        decoder_step_f(st, g);
         let mut dh = mv_t(&p.wd, h, &st.e);
         for (d, &n) in dh.iter_mut().zip(&dh_next) {
             *d += n;
         }
-        let gr = s.gate_rows();
-        let (mut dx, mut dhg, mut direct) = (
-            vec![R::default(); gr],
-            vec![R::default(); gr],
-            vec![R::default(); h],
-        );
-        match s.kind {
-            CellKind::Rnn => {
-                for j in 0..h {
-                    dx[j] = dh[j] * (one - st.h[j] * st.h[j]);
-                }
-                dhg.copy_from_slice(&dx);
-            }
-            CellKind::Lstm => {
-                for j in 0..h {
-                    let (i, f, gg, o) = (
-                        st.gates[j],
-                        st.gates[h + j],
-                        st.gates[2 * h + j],
-                        st.gates[3 * h + j],
-                    );
-                    let tc = st.aux[j];
-                    let dc = dc_next[j] + dh[j] * o * (one - tc * tc);
-                    dx[j] = dc * gg * i * (one - i);
-                    dx[h + j] = dc * st.c_prev[j] * f * (one - f);
-                    dx[2 * h + j] = dc * i * (one - gg * gg);
-                    dx[3 * h + j] = dh[j] * tc * o * (one - o);
-                    dc_next[j] = dc * f;
-                }
-                dhg.copy_from_slice(&dx);
-            }
-            CellKind::Gru => {
-                for j in 0..h {
-                    let (r, z, n) = (st.gates[j], st.gates[h + j], st.gates[2 * h + j]);
-                    let d_an = dh[j] * (one - z) * (one - n * n);
-                    direct[j] = dh[j] * z;
-                    dx[j] = d_an * st.aux[j] * r * (one - r);
-                    dx[h + j] = dh[j] * (st.h_prev[j] - n) * z * (one - z);
-                    dx[2 * h + j] = d_an;
-                    dhg[j] = dx[j];
-                    dhg[h + j] = dx[h + j];
-                    dhg[2 * h + j] = d_an * r;
-                }
-            }
-        }
-        outer(&mut g.wx, &dx, &st.x);
-        outer(&mut g.wh, &dhg, &st.h_prev);
-        for (b, &x) in g.b.iter_mut().zip(&dx) {
-            *b += x;
-        }
-        let ex = mv_t(&p.wx, e, &dx);
-        for (gr, &a) in g.emb[st.token * e..(st.token + 1) * e].iter_mut().zip(&ex) {
-            *gr += a;
-        }
-        dh_next = mv_t(&p.wh, h, &dhg);
-        for (d, &x) in dh_next.iter_mut().zip(&direct) {
-            *d += x;
-        }
+        (dh_next, dc_next) = cell_step_f(p, st, &dh, &dc_next, g);
     }
 }
 

@@ -137,6 +137,50 @@ pub enum RnnStepKind {
     Dfa,
 }
 
+/// The kind of the next step: BPTT without a feedback, else drawn (r < p is a BPTT
+/// step). The f32 trainer draws from the same generator, so both take the same
+/// sequence of kinds.
+pub(super) fn pick_kind(has_feedback: bool, bp_ratio: f64, draw: &mut Rng) -> RnnStepKind {
+    if !has_feedback || draw.uniform() < bp_ratio {
+        RnnStepKind::Bptt
+    } else {
+        RnnStepKind::Dfa
+    }
+}
+
+/// What the CLI needs of a language-model trainer, fixed point ([`RnnTrainer`]) or
+/// f32 ([`super::float_train::FloatRnnTrainer`]).
+pub trait LmTrainer {
+    /// One step on window (start, steps) of every stream: the window's training sums.
+    fn train_step(&mut self, streams: &[Vec<u32>], window: (usize, usize)) -> RnnEval;
+    /// Loss and accuracy on a token stream, cut into `batch` streams.
+    fn evaluate(&self, tokens: &[u32], batch: usize) -> RnnEval;
+    /// Forget the carried states (start of an epoch).
+    fn reset_state(&mut self);
+    /// (steps taken, of which BPTT steps).
+    fn steps(&self) -> (u64, u64);
+    /// FNV-1a of the weights and the optimizer state: equal checksums, equal state.
+    fn checksum(&self) -> u64;
+}
+
+impl LmTrainer for RnnTrainer {
+    fn train_step(&mut self, streams: &[Vec<u32>], window: (usize, usize)) -> RnnEval {
+        RnnTrainer::train_step(self, streams, window)
+    }
+    fn evaluate(&self, tokens: &[u32], batch: usize) -> RnnEval {
+        RnnTrainer::evaluate(self, tokens, batch)
+    }
+    fn reset_state(&mut self) {
+        RnnTrainer::reset_state(self)
+    }
+    fn steps(&self) -> (u64, u64) {
+        (self.step, self.bp_steps)
+    }
+    fn checksum(&self) -> u64 {
+        RnnTrainer::checksum(self)
+    }
+}
+
 /// Mutable views of the parameter tensors in [`RnnGrads::mean`]'s order.
 fn tensors_mut(p: &mut RnnParams) -> [&mut Vec<i32>; 6] {
     [
@@ -146,7 +190,7 @@ fn tensors_mut(p: &mut RnnParams) -> [&mut Vec<i32>; 6] {
 
 /// Split streams `0..n` into at most `threads` contiguous ranges and run `f` on each
 /// on its own thread; the results in stream order.
-fn par_ranges<T: Send>(
+pub(super) fn par_ranges<T: Send>(
     n: usize,
     threads: usize,
     f: impl Fn(std::ops::Range<usize>) -> T + Sync,
@@ -228,13 +272,9 @@ impl RnnTrainer {
         Ok(self)
     }
 
-    /// The kind of the next step (drawn; r < p is a BPTT step).
+    /// The kind of the next step.
     fn pick(&mut self) -> RnnStepKind {
-        match self.feedback {
-            None => RnnStepKind::Bptt,
-            Some(_) if self.draw.uniform() < self.bp_ratio => RnnStepKind::Bptt,
-            Some(_) => RnnStepKind::Dfa,
-        }
+        pick_kind(self.feedback.is_some(), self.bp_ratio, &mut self.draw)
     }
 
     /// FNV-1a of the weights and both Adam moments: equal checksums, equal state.
@@ -448,12 +488,12 @@ fn eval_of(tr: &super::cell::RnnTrace) -> RnnEval {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A tiny periodic "text" with noise: a model that learns cuts its loss well below
-    /// the uniform ln V.
-    fn corpus(n: usize, seed: u64) -> Vec<u32> {
+    /// the uniform ln V. (The f32 trainer's tests use it too.)
+    pub(crate) fn corpus(n: usize, seed: u64) -> Vec<u32> {
         let mut rng = Rng::seed_from_u64(seed);
         let pattern = [3u32, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9];
         (0..n)
@@ -467,7 +507,8 @@ mod tests {
             .collect()
     }
 
-    fn trainer(kind: CellKind, threads: usize) -> RnnTrainer {
+    /// A small model (V 12, E 8, H 16, batch 4, T 10, η 0.01), seed 7.
+    pub(crate) fn trainer(kind: CellKind, threads: usize) -> RnnTrainer {
         let shape = RnnShape {
             kind,
             vocab: 12,
