@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
 """PyTorch CPU peer for `hdfa train-bench --torch`: the same network as an hdfa
-config (conv/relu/maxpool/shuffle/dense layers, batch size, SGD with momentum),
-trained for a number of steps on the config's IDX images; prints one JSON line with
-the training throughput in samples/s.
+config, trained for a number of steps; prints one JSON line with the training
+throughput in samples/s.
+
+- CNN configs: conv/relu/maxpool/shuffle/dense layers, batch size, SGD with
+  momentum, on the config's IDX images.
+- Recurrent configs (network = "rnn"): embedding, one RNN/LSTM/GRU layer, decoder
+  and cross-entropy over `--vocab` tokens, truncated BPTT over windows of `bptt`
+  steps of `batch` streams (the state carried, detached), Adam. A sample is one
+  predicted token (batch x bptt per step). The tokens are random: the speed of a
+  dense model does not depend on them.
 
 Run: python3 scripts/torch_bench.py --config configs/reference-cnn.toml --threads 2
+     python3 scripts/torch_bench.py --config configs/austen-char-lstm.toml --threads 1 --vocab 82
 """
 import argparse
 import gzip
@@ -76,16 +84,79 @@ def build(cfg):
     return nn.Sequential(*layers)
 
 
+def report(step, steps, per_step, sample):
+    """Time `steps` calls of step(i) after one warm-up call; print the JSON line."""
+    step(0)
+    t0 = time.perf_counter()
+    for i in range(1, steps + 1):
+        step(i)
+    dt = time.perf_counter() - t0
+    print(json.dumps({
+        "samples_per_s": steps * per_step / dt,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "steps": steps,
+        "sample": sample,
+    }))
+
+
+def rnn_bench(cfg, a):
+    if not a.vocab:
+        sys.exit("a recurrent config needs --vocab (the corpus vocabulary size)")
+    v, e, h = a.vocab, cfg["embed"], cfg["hidden"]
+    batch, t = cfg["batch"], cfg["bptt"]
+    cell = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cfg["cell"]]
+
+    class Lm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(v, e)
+            self.cell = cell(e, h)
+            self.dec = nn.Linear(h, v)
+
+        def forward(self, x, state):
+            out, state = self.cell(self.emb(x), state)
+            return self.dec(out), state
+
+    net = Lm()
+    opt = torch.optim.Adam(net.parameters(), lr=cfg["eta"])
+    loss_fn = nn.CrossEntropyLoss()
+    g = torch.Generator().manual_seed(cfg["seed"])
+    data = torch.randint(0, v, (t * (a.steps + 1) + 1, batch), generator=g)
+    state = None
+
+    def detach(s):
+        if s is None:
+            return None
+        return tuple(x.detach() for x in s) if isinstance(s, tuple) else s.detach()
+
+    def step(i):
+        nonlocal state
+        x, y = data[i * t:(i + 1) * t], data[i * t + 1:(i + 1) * t + 1]
+        state = detach(state)
+        opt.zero_grad()
+        z, state = net(x, state)
+        loss = loss_fn(z.reshape(-1, v), y.reshape(-1))
+        loss.backward()
+        opt.step()
+
+    report(step, a.steps, batch * t, "token")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--config", required=True)
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--vocab", type=int, default=0,
+                    help="vocabulary size (recurrent configs only)")
     a = ap.parse_args()
     with open(a.config, "rb") as f:
         cfg = tomllib.load(f)
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(a.threads)
+    if cfg.get("network") == "rnn":
+        return rnn_bench(cfg, a)
     batch = cfg["batch"]
     data = cfg["data"]
     if data["kind"] != "idx":
@@ -107,17 +178,7 @@ def main():
         loss.backward()
         opt.step()
 
-    step(0)  # warm-up
-    t0 = time.perf_counter()
-    for i in range(1, a.steps + 1):
-        step(i)
-    dt = time.perf_counter() - t0
-    print(json.dumps({
-        "samples_per_s": a.steps * batch / dt,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "steps": a.steps,
-    }))
+    report(step, a.steps, batch, "image")
 
 
 if __name__ == "__main__":

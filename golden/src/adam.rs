@@ -102,6 +102,16 @@ impl Default for AdamSteps {
 }
 
 impl AdamSteps {
+    /// β1^t and β2^t of the last step (for a checkpoint).
+    pub fn powers(&self) -> (f64, f64) {
+        (self.p1, self.p2)
+    }
+
+    /// Continue from saved powers ([`AdamSteps::powers`]).
+    pub fn from_powers(p1: f64, p2: f64) -> AdamSteps {
+        AdamSteps { p1, p2 }
+    }
+
     /// The constant of the next step (the first call gives step 1).
     pub fn next(&mut self, h: &AdamHyper) -> AdamStep {
         self.p1 *= h.beta1.real();

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use golden::checkpoint::write_atomic;
+use golden::rnn::checkpoint::{self, RnnEpoch};
 use golden::rnn::config::RnnConfig;
 use golden::rnn::float_train::FloatRnnTrainer;
 use golden::rnn::train::{batchify, windows, LmTrainer, RnnEval};
@@ -16,22 +17,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::plot::{two_panel_svg, Series};
 use crate::train::TrainArgs;
 
-/// One epoch's metrics.
-#[derive(Clone, Copy, Debug)]
-struct RnnEpoch {
-    epoch: usize,
-    steps: u64,
-    bp_steps: u64,
-    train: RnnEval,
-    valid: RnnEval,
-    test: RnnEval,
-    tokens_per_s: f64,
-}
-
 /// Run a recurrent config.
 pub fn run(a: &TrainArgs) -> Result<()> {
     for (flag, set) in [
-        ("--resume", a.resume),
+        ("--resume with --f32", a.resume && a.f32),
         ("--dump-step", a.dump_step.is_some()),
         ("--train-images", a.train_images.is_some()),
     ] {
@@ -79,13 +68,21 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         a.config.display(),
         corpus.train.len()
     );
-    let fixed = cfg.trainer(corpus.vocab.len())?;
+    let mut fixed = cfg.trainer(corpus.vocab.len())?;
+    let ckpt = out.join("checkpoint.bin");
+    let mut history: Vec<RnnEpoch> = Vec::new();
+    let mut done = 0;
+    if a.resume && ckpt.exists() {
+        (done, history) = checkpoint::load(&ckpt, cfg.trajectory_hash(), &mut fixed)?;
+        println!(
+            "resumed {} at epoch {done} (step {})",
+            ckpt.display(),
+            fixed.step
+        );
+    }
     // The f32 path starts from the fixed-point trainer's weights, feedback and draw.
-    let mut tr: Box<dyn LmTrainer> = if a.f32 {
-        Box::new(FloatRnnTrainer::<f32>::from_fixed(&fixed))
-    } else {
-        Box::new(fixed)
-    };
+    // Fixed point keeps its trainer to write the checkpoints.
+    let mut float = a.f32.then(|| FloatRnnTrainer::<f32>::from_fixed(&fixed));
     let streams = batchify(&corpus.train, batch);
     let wins = windows(streams[0].len(), t);
     println!(
@@ -110,13 +107,16 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     let bar = if a.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new((wins.len() * epochs) as u64)
+        ProgressBar::new((wins.len() * epochs.saturating_sub(done)) as u64)
     };
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("static template"),
     );
-    let mut history: Vec<RnnEpoch> = Vec::new();
-    for epoch in 1..=epochs {
+    for epoch in done + 1..=epochs {
+        let tr: &mut dyn LmTrainer = match float.as_mut() {
+            Some(f) => f,
+            None => &mut fixed,
+        };
         let t0 = std::time::Instant::now();
         tr.reset_state();
         let mut train = RnnEval::default();
@@ -162,8 +162,15 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         }
         history.push(m);
         write_metrics(&out, &cfg.raw.name, &history)?;
+        if float.is_none() {
+            checkpoint::save(&ckpt, cfg.trajectory_hash(), epoch, &fixed, &history)?;
+        }
     }
     bar.finish_and_clear();
+    let tr: &dyn LmTrainer = match float.as_ref() {
+        Some(f) => f,
+        None => &fixed,
+    };
     if let Some(m) = history.last() {
         println!(
             "done: test perplexity {:.2}, next-token accuracy {:.2}%; weights and Adam checksum {:016x} ({}); outputs in {}",
@@ -375,4 +382,89 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
         table.push('\n');
     }
     crate::train::write_table(&a.out, &base.raw.name, &table)
+}
+
+/// `hdfa train-bench` on recurrent configs: training tokens/s of the fixed-point and
+/// f32 paths, in the config's mode and in BPTT only (the work PyTorch does), and
+/// PyTorch CPU on the same shapes in the same run (`--torch`).
+pub fn bench(paths: &[&PathBuf], a: &crate::train::TrainBenchArgs) -> Result<()> {
+    use golden::rnn::config::RnnMode;
+    anyhow::ensure!(
+        a.format.is_empty(),
+        "--format applies to CNN configs only (a recurrent model has one set of formats)"
+    );
+    println!("| config | mode | threads | batch x T | fixed point tokens/s | f32 tokens/s | PyTorch tokens/s (BPTT) | fixed / PyTorch |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for path in paths {
+        let base = RnnConfig::load(path)?;
+        let corpus = base.load_corpus()?;
+        let threads: Vec<usize> = if a.threads.is_empty() {
+            vec![base.raw.threads]
+        } else {
+            a.threads.clone()
+        };
+        for th in threads {
+            let torch = if a.torch {
+                Some(crate::train::torch_samples_per_s(
+                    path,
+                    th,
+                    a.steps,
+                    Some(corpus.vocab.len()),
+                )?)
+            } else {
+                None
+            };
+            let modes = if base.raw.mode == RnnMode::Bptt {
+                vec![RnnMode::Bptt]
+            } else {
+                vec![base.raw.mode, RnnMode::Bptt]
+            };
+            for mode in modes {
+                let mut raw = base.raw.clone();
+                raw.threads = th;
+                raw.mode = mode;
+                if mode != RnnMode::Hdfa {
+                    raw.bp_ratio = None;
+                }
+                let cfg = RnnConfig::from_raw(path, raw)?;
+                let streams = batchify(&corpus.train, cfg.hyper.batch);
+                let wins = windows(streams[0].len(), cfg.hyper.bptt);
+                anyhow::ensure!(
+                    wins.len() > a.steps,
+                    "{} has only {} windows per epoch: valid --steps is at most {}",
+                    path.display(),
+                    wins.len(),
+                    wins.len() - 1
+                );
+                let time = |tr: &mut dyn LmTrainer| {
+                    tr.train_step(&streams, wins[0]);
+                    let t0 = std::time::Instant::now();
+                    let mut tokens = 0;
+                    for &w in &wins[1..=a.steps] {
+                        tokens += tr.train_step(&streams, w).tokens;
+                    }
+                    tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+                };
+                let mut fixed = cfg.trainer(corpus.vocab.len())?;
+                let f32_rate =
+                    (!a.fixed_only).then(|| time(&mut FloatRnnTrainer::<f32>::from_fixed(&fixed)));
+                let fx = time(&mut fixed);
+                let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+                println!(
+                    "| {} | {} | {th} | {} x {} | {fx:.0} | {} | {} | {} |",
+                    cfg.raw.name,
+                    match mode {
+                        RnnMode::Hdfa => format!("hdfa p = {}", cfg.bp_ratio),
+                        m => format!("{m:?}").to_lowercase(),
+                    },
+                    cfg.hyper.batch,
+                    cfg.hyper.bptt,
+                    show(f32_rate),
+                    show(torch),
+                    torch.map_or("-".to_string(), |p| format!("{:.2}x", fx / p)),
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -476,7 +476,8 @@ fn run_to_end<N: Loss>(cfg: &Config) -> Result<(EpochMetrics, usize)> {
 /// Options of `hdfa train-bench`.
 #[derive(Args, Clone)]
 pub struct TrainBenchArgs {
-    /// Experiment configs to measure (network, batch, threads and data come from each).
+    /// Experiment configs to measure (network, batch, threads and data come from each;
+    /// recurrent configs get their own table, in tokens/s).
     #[arg(long, num_args = 1.., default_values = ["configs/reference-cnn.toml", "configs/fashion-deep.toml"])]
     pub config: Vec<PathBuf>,
     /// Training steps to time per path (after one warm-up step).
@@ -517,8 +518,14 @@ fn bench_path<N: Loss>(cfg: &Config, steps: usize) -> Result<f64> {
     Ok((steps * cfg.raw.batch) as f64 / t0.elapsed().as_secs_f64())
 }
 
-/// PyTorch's samples/s on the same config, from `scripts/torch_bench.py`.
-fn torch_samples_per_s(config: &Path, threads: usize, steps: usize) -> Result<f64> {
+/// PyTorch's samples/s on the same config, from `scripts/torch_bench.py` (`vocab`:
+/// the corpus vocabulary of a recurrent config).
+pub fn torch_samples_per_s(
+    config: &Path,
+    threads: usize,
+    steps: usize,
+    vocab: Option<usize>,
+) -> Result<f64> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/torch_bench.py");
     // The system interpreter, where apt-get puts python3-torch (a pyenv or venv
     // python3 earlier in PATH would not see it).
@@ -535,6 +542,12 @@ fn torch_samples_per_s(config: &Path, threads: usize, steps: usize) -> Result<f6
         .arg(threads.to_string())
         .arg("--steps")
         .arg(steps.to_string())
+        .args(
+            vocab
+                .map(|v| ["--vocab".to_string(), v.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .output()
         .context("running python3 (install: sudo apt-get install python3 python3-torch)")?;
     if !out.status.success() {
@@ -558,6 +571,16 @@ fn torch_samples_per_s(config: &Path, threads: usize, steps: usize) -> Result<f6
 pub fn train_bench(a: &TrainBenchArgs) -> Result<()> {
     let isa = golden::cnn::gemm::isa_name();
     println!("GEMM instruction set: {isa}");
+    let (rnn, cnn): (Vec<&PathBuf>, Vec<&PathBuf>) = a.config.iter().partition(|p| {
+        std::fs::read_to_string(p).is_ok_and(|t| golden::rnn::config::is_rnn_config(&t))
+    });
+    if !rnn.is_empty() {
+        crate::rnn::bench(&rnn, a)?;
+        if cnn.is_empty() {
+            return Ok(());
+        }
+        println!();
+    }
     println!(
         "| config | format | threads | batch | fixed point samples/s | f32 samples/s | PyTorch samples/s | fixed / PyTorch | GEMM rows: 1 pass / chunked / i64 |"
     );
@@ -582,7 +605,7 @@ pub fn train_bench(a: &TrainBenchArgs) -> Result<()> {
     } else {
         a.threads.iter().map(|&t| Some(t)).collect()
     };
-    for path in &a.config {
+    for path in cnn {
         for (t, fmt) in thread_list
             .iter()
             .flat_map(|t| formats.iter().map(move |f| (t, f)))
@@ -612,7 +635,7 @@ pub fn train_bench(a: &TrainBenchArgs) -> Result<()> {
                 format!("{:.0}", bench_path::<F32>(&cfg, a.steps)?)
             };
             let (torch, ratio) = if a.torch {
-                let p = torch_samples_per_s(path, cfg.raw.threads, a.steps)?;
+                let p = torch_samples_per_s(path, cfg.raw.threads, a.steps, None)?;
                 (format!("{p:.0}"), format!("{:.2}x", fx / p))
             } else {
                 ("-".to_string(), "-".to_string())

@@ -540,29 +540,46 @@ fn small_rnn_config(name: &str, extra: &[(&str, &str)]) -> std::path::PathBuf {
 #[test]
 fn cli_train_rnn_writes_perplexity_and_accuracy_per_epoch_and_repeats_exactly() {
     let cfg = small_rnn_config("rnn-small", &[]);
-    let run = |out: &str| {
-        let (ok, stdout, err) = hdfa(&[
+    let run = |out: &str, epochs: &str, resume: bool| {
+        let mut args = vec![
             "train",
             "--config",
             cfg.to_str().unwrap(),
             "--epochs",
-            "2",
+            epochs,
             "--quiet",
             "--out",
             out,
-        ]);
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        let (ok, stdout, err) = hdfa(&args);
         assert!(ok, "{stdout}\n{err}");
         assert!(
-            stdout.contains("epoch   2:") && stdout.contains("done: test perplexity"),
+            stdout.contains(&format!("epoch   {epochs}:"))
+                && stdout.contains("done: test perplexity"),
             "{stdout}"
         );
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
             .join(out);
         assert!(dir.join("curves.svg").exists() && dir.join("metrics.json").exists());
-        std::fs::read_to_string(dir.join("metrics.csv")).unwrap()
+        let checksum = stdout
+            .split("checksum ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        (
+            std::fs::read_to_string(dir.join("metrics.csv")).unwrap(),
+            checksum,
+            stdout,
+        )
     };
-    let a = run("target/hdfa-test/cli-rnn-a");
+    let (a, sum_a, _) = run("target/hdfa-test/cli-rnn-a", "2", false);
     let lines: Vec<&str> = a.lines().collect();
     assert_eq!(lines.len(), 3, "{a}");
     assert!(
@@ -581,13 +598,30 @@ fn cli_train_rnn_writes_perplexity_and_accuracy_per_epoch_and_repeats_exactly() 
         "test perplexity below the uniform 82: {a}"
     );
     // Everything but the last column (tokens/s) repeats bit for bit.
-    let b = run("target/hdfa-test/cli-rnn-b");
+    let (b, sum_b, _) = run("target/hdfa-test/cli-rnn-b", "2", false);
     let strip = |s: &str| {
         s.lines()
             .map(|l| l.rsplit_once(',').unwrap().0.to_string())
             .collect::<Vec<_>>()
     };
     assert_eq!(strip(&a), strip(&b));
+    assert_eq!(sum_a, sum_b);
+    // One epoch, then --resume to two: the same metrics and the same final state.
+    let out = "target/hdfa-test/cli-rnn-resume";
+    let _ = std::fs::remove_dir_all(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(out),
+    );
+    let (_, sum_1, _) = run(out, "1", true);
+    let (c, sum_c, stdout) = run(out, "2", true);
+    assert!(
+        stdout.contains("resumed") && stdout.contains("at epoch 1"),
+        "{stdout}"
+    );
+    assert_ne!(sum_1, sum_c);
+    assert_eq!(strip(&a), strip(&c));
+    assert_eq!(sum_a, sum_c);
 }
 
 #[test]

@@ -350,6 +350,18 @@ impl RnnConfig {
         }
     }
 
+    /// Hash of everything that shapes the training trajectory (the thread and epoch
+    /// counts left out: the learning rate is constant, so a run can be extended or
+    /// resumed on another machine). A checkpoint carries it.
+    pub fn trajectory_hash(&self) -> u64 {
+        let mut raw = self.raw.clone();
+        raw.threads = 0;
+        raw.epochs = 0;
+        let mut h = crate::hash::Fnv1a::new();
+        h.write(format!("{raw:?}").as_bytes());
+        h.finish()
+    }
+
     /// The model's sizes for a vocabulary of `vocab` tokens.
     pub fn shape(&self, vocab: usize) -> RnnShape {
         RnnShape {

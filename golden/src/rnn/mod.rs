@@ -5,6 +5,7 @@
 //! the cell's triangular DFA feedback ([`feedback::TriFeedback`], eq. 9–11).
 
 pub mod cell;
+pub mod checkpoint;
 pub mod config;
 pub mod dfa;
 pub mod feedback;
