@@ -756,3 +756,44 @@ fn cli_sweep_rnn_prints_every_rung_of_the_ladder() {
         .join("austen-char-lstm.md");
     assert_eq!(std::fs::read_to_string(table).unwrap().lines().count(), 12);
 }
+
+/// `hdfa train-bench` on a recurrent config: one row per mode (the config's HDFA and
+/// BPTT) with positive fixed-point and f32 tokens/s; too many steps for the corpus is
+/// refused with the valid range.
+#[test]
+fn cli_train_bench_rnn_times_both_paths_in_both_modes() {
+    let cfg = small_rnn_config("rnn-bench", &[]);
+    let (ok, stdout, err) = hdfa(&[
+        "train-bench",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--threads",
+        "1",
+    ]);
+    assert!(ok, "{stdout}\n{err}");
+    for mode in ["| hdfa p = 0.2 |", "| bptt |"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.contains(mode))
+            .unwrap_or_else(|| panic!("{mode} missing:\n{stdout}"));
+        let cell = |k: usize| row.split('|').nth(k).unwrap().trim().to_string();
+        assert_eq!(cell(4), "4 x 12", "{row}");
+        for k in [5, 6] {
+            assert!(cell(k).parse::<f64>().unwrap() > 0.0, "{row}");
+        }
+    }
+    let (ok, _, err) = hdfa(&[
+        "train-bench",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--steps",
+        "1000",
+        "--fixed-only",
+    ]);
+    assert!(
+        !ok && err.contains("windows per epoch: valid --steps is at most"),
+        "{err}"
+    );
+}
