@@ -158,11 +158,25 @@ fn captured_fc_products_are_what_the_bsbu_model_computes() {
             "sparsity {sparsity}: {nonzero} nonzero words"
         );
     }
-    // A word-level vocabulary is wider than the unit: a named error, not a panic.
+    // A word-level vocabulary (hundreds of words here; 6,762 in the word config) fits
+    // the unit's 8,192 columns; 300 hidden rows do not fit its 256: a named error.
     let cfg = config(&[("level = \"char\"", "level = \"word\"")]);
+    let corpus = cfg.load_corpus().unwrap();
+    assert!(corpus.vocab.len() > 256, "{}", corpus.vocab.len());
+    let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
+    let streams = batchify(&corpus.train, cfg.hyper.batch);
+    for c in t.capture_fc(&streams, &[1], 1).unwrap() {
+        assert_eq!(c.s.n_cols(), corpus.vocab.len());
+        let want = golden::bsbu::apply(&c.s, &c.e_l, &c.fprime, c.shift).unwrap();
+        assert_eq!(want, c.expected);
+    }
+    let cfg = config(&[("hidden = 24", "hidden = 300")]);
     let corpus = cfg.load_corpus().unwrap();
     let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
     let streams = batchify(&corpus.train, cfg.hyper.batch);
     let e = t.capture_fc(&streams, &[0], 1).unwrap_err().to_string();
-    assert!(e.contains("at most 256 x 256"), "{e}");
+    assert!(
+        e.contains("300 x 82") && e.contains("at most 256 x 8192"),
+        "{e}"
+    );
 }

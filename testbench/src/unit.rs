@@ -113,6 +113,23 @@ impl CaseReport {
             s.mismatches
         )
     }
+    /// Ok when the run failed no check and gave exactly `outputs` words; otherwise
+    /// the summary with the first failure (for tests and scripts).
+    pub fn expect_clean(&self, outputs: usize) -> Result<(), String> {
+        let s = &self.stats;
+        if let Some(m) = &s.first {
+            return Err(format!("{}\nfirst failure: {m}", self.summary()));
+        }
+        if s.mismatches != 0 || s.outputs != outputs {
+            return Err(format!(
+                "{}\n{} output words, expected {outputs}",
+                self.summary(),
+                s.outputs
+            ));
+        }
+        Ok(())
+    }
+
     /// The traffic line (RTL against golden, totals over the run), if counted.
     pub fn traffic_line(&self) -> Option<String> {
         let t = self.traffic?;

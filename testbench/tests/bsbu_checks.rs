@@ -61,10 +61,10 @@ fn bsbu_bad_input_gets_named_errors() {
         .to_string()
         .contains("[0, 1)"));
     assert!(BsbuScenario::new(4, 8, 8, -0.5, 1, 1).is_err());
-    assert!(BsbuScenario::new(4, 8, 400, 0.5, 1, 1)
+    assert!(BsbuScenario::new(4, 8, 8193, 0.5, 1, 1)
         .unwrap_err()
         .to_string()
-        .contains("cols = 400"));
+        .contains("cols = 8193"));
     // A dense 256x256 matrix does not fit one lane's entry memory.
     let e = BsbuScenario::new(1, 256, 256, 0.0, 1, 1)
         .unwrap()
@@ -176,22 +176,25 @@ fn bsbu_largest_shift_matches_golden_on_verilator() {
 }
 
 #[test]
-fn bsbu_at_its_advertised_limits_256x256_p16_dense_and_p13_match_golden() {
-    // 256 x 256 (MAX_ROWS x MAX_COLS). P = 16 (BSBU_MAX_LANES) with a dense S fills each
-    // lane's entry memory to exactly MAX_LANE_ENTRIES (16 rows x 256 nonzeros); P = 13
-    // is the odd lane count (rows do not split evenly). Verilator runs both, Icarus
-    // the P = 13 design.
+fn bsbu_at_its_advertised_limits_match_golden() {
+    // Every limit reached by one case:
+    // - 256 x 256 at P = 16 (MAX_ROWS rows, BSBU_MAX_LANES lanes), dense;
+    // - 2 x 8192 at P = 1, dense: MAX_COLS columns (the wide e_L memory), and one
+    //   lane's entry memory filled to exactly MAX_LANE_ENTRIES (2 rows x 8192);
+    // - P = 13, the odd lane count (rows do not split evenly), 256 x 256.
+    // Verilator runs all three, Icarus the last two.
     use golden::params::{BSBU_MAX_LANES, MAX_COLS, MAX_LANE_ENTRIES, MAX_ROWS};
     let cache = sim::verilator::default_cache_dir();
-    for (lanes, sparsity, icarus) in [(BSBU_MAX_LANES, 0.0, false), (13, 0.5, true)] {
-        let sc = BsbuScenario::new(lanes, MAX_ROWS, MAX_COLS, sparsity, 3, 17).unwrap();
+    for (lanes, rows, cols, sparsity, icarus) in [
+        (BSBU_MAX_LANES, MAX_ROWS, 256, 0.0, false),
+        (1, 2, MAX_COLS, 0.0, true),
+        (13, MAX_ROWS, 256, 0.5, true),
+    ] {
+        let sc = BsbuScenario::new(lanes, rows, cols, sparsity, 3, 17).unwrap();
         let s = sc.matrix().unwrap();
         let longest = *s.lane_nnz(lanes).iter().max().unwrap();
-        if sparsity == 0.0 {
-            assert_eq!(
-                longest, MAX_LANE_ENTRIES,
-                "the dense P = 16 case fills a lane"
-            );
+        if cols == MAX_COLS {
+            assert_eq!(longest, MAX_LANE_ENTRIES, "the 2 x 8192 case fills a lane");
         }
         let v = sc
             .run(SimKind::Verilator, &cache, &work("limits"))
@@ -202,7 +205,7 @@ fn bsbu_at_its_advertised_limits_256x256_p16_dense_and_p13_match_golden() {
             "{}",
             v.stats.first.as_ref().unwrap()
         );
-        assert_eq!(v.stats.outputs, MAX_ROWS * sc.total_vectors());
+        assert_eq!(v.stats.outputs, rows * sc.total_vectors());
         if icarus {
             let i = sc
                 .run(SimKind::Icarus, &cache, &work("limits"))

@@ -14,14 +14,14 @@
 //!
 //! ## Compressed hardware layout ([`Entry`])
 //! Output row r belongs to lane r mod P and is that lane's local row r / P. Each lane
-//! stores its rows in order as a list of 11-bit entries, one per nonzero of S:
+//! stores its rows in order as a list of 16-bit entries, one per nonzero of S:
 //!
 //! | bits | field | meaning |
 //! |---|---|---|
-//! | 7:0 | `col` | column index into e_L |
-//! | 8 | `neg` | 1: S = −1 (subtract), 0: S = +1 (add) |
-//! | 9 | `last` | last entry of its row: the row's sum is complete |
-//! | 10 | `empty` | the row has no nonzero: this one entry only closes it (adds 0) |
+//! | 12:0 | `col` | column index into e_L ([`crate::params::COL_ADDR_BITS`]) |
+//! | 13 | `neg` | 1: S = −1 (subtract), 0: S = +1 (add) |
+//! | 14 | `last` | last entry of its row: the row's sum is complete |
+//! | 15 | `empty` | the row has no nonzero: this one entry only closes it (adds 0) |
 //!
 //! So a row with n nonzeros costs n entries (and n cycles), and an all-zero row
 //! costs one.
@@ -445,13 +445,21 @@ mod tests {
         assert_eq!(nz, s.nnz());
         assert!(progs[3].iter().any(|e| e.empty));
         assert_eq!(s.lane_nnz(4).iter().sum::<usize>(), s.nnz());
+        // The layout of the module docs: col in bits 12:0, neg 13, last 14, empty 15.
         let e = Entry {
-            col: 0xAB,
+            col: 0x1ABC,
             neg: true,
             last: false,
             empty: true,
         };
-        assert_eq!(e.pack(), 0xAB | 1 << 8 | 1 << 10);
+        assert_eq!(e.pack(), 0x1ABC | 1 << 13 | 1 << 15);
+        let l = Entry {
+            col: 5,
+            neg: false,
+            last: true,
+            empty: false,
+        };
+        assert_eq!(l.pack(), 5 | 1 << 14);
     }
 
     #[test]
@@ -471,10 +479,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("sparsity"));
-        assert!(SparseSign::random(4, 300, 0.5, 1)
+        assert!(SparseSign::random(4, 8193, 0.5, 1)
             .unwrap_err()
             .to_string()
-            .contains("cols = 300"));
+            .contains("cols = 8193"));
         let big = SparseSign::random(256, 256, 0.0, 1).unwrap();
         assert!(big
             .check_fits(1)

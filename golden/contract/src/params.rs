@@ -6,16 +6,24 @@ use crate::GoldenError;
 
 /// Most parallel lanes of the backward-weight unit.
 pub const BSBU_MAX_LANES: usize = 16;
-/// Bits of a column index (e_L word address); the unit takes at most 2^8 columns.
-pub const COL_ADDR_BITS: usize = 8;
+/// Bits of a column index (e_L word address) in a packed entry; the unit takes at most
+/// 2^13 = 8,192 columns. Why 13: a word-level vocabulary (6,762 words in the Austen
+/// word config) is the length of e_L for the RNN's S^fc (issue 10).
+pub const COL_ADDR_BITS: usize = 13;
+/// Address bits of the per-lane e_L memories of a unit with at most 2^8 columns. A
+/// unit is generated with the narrowest of this and [`COL_ADDR_BITS`] that holds its
+/// columns: every lane keeps its own copy of e_L, so a 2^13-word copy per lane would
+/// not fit an iCE40 (HX8K: 32 4-kbit block RAMs) for any unit that does not need it.
+pub const SMALL_COL_ADDR_BITS: usize = 8;
 /// Bits of a row index (e_i word address); at most 2^8 output rows.
 pub const ROW_ADDR_BITS: usize = 8;
 /// Most columns (length of e_L).
 pub const MAX_COLS: usize = 1 << COL_ADDR_BITS;
 /// Most output rows (length of e_i).
 pub const MAX_ROWS: usize = 1 << ROW_ADDR_BITS;
-/// Address bits of the largest per-lane entry memory.
-pub const MAX_ENTRY_ADDR_BITS: usize = 12;
+/// Address bits of the largest per-lane entry memory (16,384 entries: the word-level
+/// S^fc, 128 × 6,762 at sparsity 0.8, needs 10,820 per lane at P = 16).
+pub const MAX_ENTRY_ADDR_BITS: usize = 14;
 /// Most compressed entries one lane can hold.
 pub const MAX_LANE_ENTRIES: usize = 1 << MAX_ENTRY_ADDR_BITS;
 /// Largest scaling shift after accumulation: the shifted accumulator must still
@@ -119,10 +127,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("rows = 0"));
-        assert!(BsbuParams::new(1, 8, 257, 1)
+        let e = BsbuParams::new(1, 8, 8193, 1).unwrap_err().to_string();
+        assert!(e.contains("cols = 8193") && e.contains("1..=8192"), "{e}");
+        assert!(BsbuParams::new(1, 257, 8192, 1)
             .unwrap_err()
             .to_string()
-            .contains("cols = 257"));
+            .contains("rows = 257"));
+        assert!(BsbuParams::new(16, 256, 8192, 16).is_ok());
         assert!(BsbuParams::new(1, 8, 8, 17)
             .unwrap_err()
             .to_string()

@@ -423,7 +423,7 @@ impl RnnTrainer {
             return Err(GoldenError::out_of_range(
                 "S^fc (hidden x vocabulary)",
                 format!("{} x {}", s.hidden, s.vocab),
-                format!("at most {MAX_ROWS} x {MAX_COLS} (the unit's limits; a character-level vocabulary fits)"),
+                format!("at most {MAX_ROWS} x {MAX_COLS} (the unit's limits)"),
             ));
         }
         let wins = windows(streams.first().map_or(0, Vec::len), self.hyper.bptt);

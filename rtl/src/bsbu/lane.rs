@@ -10,15 +10,15 @@
 
 use contract::bsbu::{ENTRY_BITS, ENTRY_EMPTY_BIT, ENTRY_LAST_BIT, ENTRY_NEG_BIT};
 use contract::format::{ACC_BITS, ERROR_BITS};
-use contract::params::{COL_ADDR_BITS, ROW_ADDR_BITS};
+use contract::params::ROW_ADDR_BITS;
 use rust_hdl::prelude::*;
 use std::collections::BTreeMap;
 
 use crate::narrow::{Narrow, SHIFT_BITS};
 
-/// A lane whose entry memory has 2^EA words.
+/// A lane whose entry memory has 2^EA words and whose e_L copy has 2^CA words.
 #[derive(LogicBlock)]
-pub struct BsbuLane<const EA: usize> {
+pub struct BsbuLane<const EA: usize, const CA: usize> {
     /// Clock of the whole unit.
     pub clock: Signal<In, Clock>,
     /// One-cycle pulse: walk the entries from address 0.
@@ -26,7 +26,7 @@ pub struct BsbuLane<const EA: usize> {
     /// High while entries are being walked or are in the pipeline.
     pub busy: Signal<Out, Bit>,
     /// e_L write address (shared by all lanes during the load phase).
-    pub el_addr: Signal<In, Bits<COL_ADDR_BITS>>,
+    pub el_addr: Signal<In, Bits<CA>>,
     /// e_L write data.
     pub el_data: Signal<In, Signed<ERROR_BITS>>,
     /// e_L write enable.
@@ -37,8 +37,9 @@ pub struct BsbuLane<const EA: usize> {
     pub res_data: Signal<Out, Signed<ERROR_BITS>>,
     /// Compressed entries of this lane's rows (layout: `contract::bsbu::Entry`).
     entries: SyncROM<Bits<ENTRY_BITS>, EA>,
-    /// This lane's private copy of e_L, so every lane reads one word per cycle.
-    el: RAM<Signed<ERROR_BITS>, COL_ADDR_BITS>,
+    /// This lane's private copy of e_L, so every lane reads one word per cycle
+    /// (2^CA words: only as deep as the unit's columns need).
+    el: RAM<Signed<ERROR_BITS>, CA>,
     /// Finished rows of this lane, at their local row index.
     res: RAM<Signed<ERROR_BITS>, ROW_ADDR_BITS>,
     /// Round/saturate with the layer's scaling shift.
@@ -85,7 +86,7 @@ pub struct BsbuLane<const EA: usize> {
     zero_row: Constant<Bits<ROW_ADDR_BITS>>,
 }
 
-impl<const EA: usize> BsbuLane<EA> {
+impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
     /// A lane holding the packed `entries` (at most 2^EA), narrowing by `shift`.
     pub fn new(entries: &[u32], shift: u32) -> Self {
         assert!(
@@ -135,7 +136,7 @@ impl<const EA: usize> BsbuLane<EA> {
     }
 }
 
-impl<const EA: usize> Logic for BsbuLane<EA> {
+impl<const EA: usize, const CA: usize> Logic for BsbuLane<EA, CA> {
     #[hdl_gen]
     fn update(&mut self) {
         // Clocks.
@@ -183,7 +184,8 @@ impl<const EA: usize> Logic for BsbuLane<EA> {
             self.acc.d.next = self.zero_acc.val();
         }
         // Stage B: the entry word addresses e_L.
-        self.el.read_address.next = self.entries.data.val().get_bits::<COL_ADDR_BITS>(0);
+        // The entry's column field is COL_ADDR_BITS wide; a unit's columns fit its low CA.
+        self.el.read_address.next = self.entries.data.val().get_bits::<CA>(0);
         self.v2.d.next = self.v1.q.val();
         self.neg2.d.next = (self.entries.data.val() & self.neg_mask.val()).any();
         self.last2.d.next = (self.entries.data.val() & self.last_mask.val()).any();

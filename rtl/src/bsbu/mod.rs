@@ -8,7 +8,7 @@ pub use lane::BsbuLane;
 pub use top::Bsbu;
 
 use contract::bsbu::{check_matches, SparseSign};
-use contract::params::{BsbuParams, MAX_ENTRY_ADDR_BITS};
+use contract::params::{BsbuParams, COL_ADDR_BITS, MAX_ENTRY_ADDR_BITS, SMALL_COL_ADDR_BITS};
 use rust_hdl::prelude::*;
 
 use crate::{checked_verilog, Emitted, Port, RtlError};
@@ -37,8 +37,26 @@ pub fn entry_addr_bits(s: &SparseSign, lanes: usize) -> usize {
     bits
 }
 
-fn build<const EA: usize>(programs: &[Vec<u32>], p: &BsbuParams) -> Result<String, RtlError> {
-    let mut uut = Bsbu::<EA>::new(programs, p.n_rows, p.n_cols, p.shift);
+/// Smallest entry-memory address width of a unit with more than 2^8 columns: each
+/// such width is one more monomorphized unit to compile, and a unit that wide needs
+/// many entries per lane anyway (a larger memory than needed only pads the ROM).
+pub const MIN_WIDE_ENTRY_ADDR_BITS: usize = 10;
+
+/// e_L-copy address width of a unit with `n_cols` columns
+/// ([`SMALL_COL_ADDR_BITS`] where they fit, else [`COL_ADDR_BITS`]).
+pub fn col_addr_bits(n_cols: usize) -> usize {
+    if n_cols <= 1 << SMALL_COL_ADDR_BITS {
+        SMALL_COL_ADDR_BITS
+    } else {
+        COL_ADDR_BITS
+    }
+}
+
+fn build<const EA: usize, const CA: usize>(
+    programs: &[Vec<u32>],
+    p: &BsbuParams,
+) -> Result<String, RtlError> {
+    let mut uut = Bsbu::<EA, CA>::new(programs, p.n_rows, p.n_cols, p.shift);
     uut.connect_all();
     checked_verilog("bsbu", &uut)
 }
@@ -54,19 +72,28 @@ pub fn generate(p: &BsbuParams, s: &SparseSign) -> Result<Emitted, RtlError> {
         .collect();
     let ea = entry_addr_bits(s, p.lanes);
     debug_assert!(ea <= MAX_ENTRY_ADDR_BITS);
-    let verilog = match ea {
-        4 => build::<4>(&programs, p),
-        5 => build::<5>(&programs, p),
-        6 => build::<6>(&programs, p),
-        7 => build::<7>(&programs, p),
-        8 => build::<8>(&programs, p),
-        9 => build::<9>(&programs, p),
-        10 => build::<10>(&programs, p),
-        11 => build::<11>(&programs, p),
-        12 => build::<12>(&programs, p),
-        _ => {
-            unreachable!("check_matches bounds the lane program to 2^{MAX_ENTRY_ADDR_BITS} entries")
-        }
+    const S: usize = SMALL_COL_ADDR_BITS;
+    const W: usize = COL_ADDR_BITS;
+    let verilog = match (col_addr_bits(p.n_cols), ea) {
+        (S, 4) => build::<4, S>(&programs, p),
+        (S, 5) => build::<5, S>(&programs, p),
+        (S, 6) => build::<6, S>(&programs, p),
+        (S, 7) => build::<7, S>(&programs, p),
+        (S, 8) => build::<8, S>(&programs, p),
+        (S, 9) => build::<9, S>(&programs, p),
+        (S, 10) => build::<10, S>(&programs, p),
+        (S, 11) => build::<11, S>(&programs, p),
+        (S, 12) => build::<12, S>(&programs, p),
+        (S, 13) => build::<13, S>(&programs, p),
+        (S, 14) => build::<14, S>(&programs, p),
+        (W, ..=10) => build::<10, W>(&programs, p),
+        (W, 11) => build::<11, W>(&programs, p),
+        (W, 12) => build::<12, W>(&programs, p),
+        (W, 13) => build::<13, W>(&programs, p),
+        (W, 14) => build::<14, W>(&programs, p),
+        (ca, ea) => unreachable!(
+            "e_L width {ca}, entry width {ea}: check_matches bounds the columns to 2^{W} and a lane program to 2^{MAX_ENTRY_ADDR_BITS} entries"
+        ),
     }?;
     Ok(Emitted {
         unit: "bsbu",

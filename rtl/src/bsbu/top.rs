@@ -12,22 +12,22 @@
 //!    derivative's fraction bits. `out_last` marks row n_rows − 1.
 
 use contract::format::{ACC_BITS, DERIV, ERROR_BITS};
-use contract::params::{BSBU_MAX_LANES, COL_ADDR_BITS, ROW_ADDR_BITS};
+use contract::params::{BSBU_MAX_LANES, ROW_ADDR_BITS};
 use rust_hdl::prelude::*;
 
 use super::lane::BsbuLane;
 use crate::narrow::{Narrow, SHIFT_BITS};
 use crate::out_stage::OutStage;
 
-/// Width of the load and drain counters: they count up to MAX_ROWS or MAX_COLS
-/// (256) and need one bit more than an address.
+/// Width of the load and drain counters: they count up to MAX_ROWS (256) or MAX_COLS
+/// (8,192) and need one bit more than an address.
 const CNT_BITS: usize = 16;
 /// Width of the one-hot lane select of the drain (one bit per possible lane).
 const SEL_BITS: usize = BSBU_MAX_LANES;
 
-/// The unit, with 2^EA-word entry memories in each lane.
+/// The unit, with 2^EA-word entry memories and 2^CA-word e_L copies in each lane.
 #[derive(LogicBlock)]
-pub struct Bsbu<const EA: usize> {
+pub struct Bsbu<const EA: usize, const CA: usize> {
     /// Clock.
     pub clock: Signal<In, Clock>,
     /// Input stream data: e_L words, then f' words.
@@ -47,7 +47,7 @@ pub struct Bsbu<const EA: usize> {
     /// Current phase: 0 LOAD, 1 START, 2 COMPUTE, 3 DRAIN.
     pub phase: Signal<Out, Bits<2>>,
     /// The P lanes; lane l owns rows l, l+P, l+2P, ...
-    lanes: Vec<BsbuLane<EA>>,
+    lanes: Vec<BsbuLane<EA, CA>>,
     /// f'(p) per output row.
     fp: RAM<Signed<ERROR_BITS>, ROW_ADDR_BITS>,
     /// Narrows e × f' by the derivative's fraction bits.
@@ -109,7 +109,7 @@ pub struct Bsbu<const EA: usize> {
     _lanes: usize,
 }
 
-impl<const EA: usize> Bsbu<EA> {
+impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
     /// A unit with one lane per program (`programs[l]` = packed entries of lane l).
     pub fn new(programs: &[Vec<u32>], n_rows: usize, n_cols: usize, shift: u32) -> Self {
         let lanes = programs.len();
@@ -140,7 +140,7 @@ impl<const EA: usize> Bsbu<EA> {
     }
 }
 
-impl<const EA: usize> Logic for Bsbu<EA> {
+impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
     #[hdl_gen]
     fn update(&mut self) {
         // Clocks, and every register holds unless assigned below.
@@ -160,7 +160,7 @@ impl<const EA: usize> Logic for Bsbu<EA> {
         self.any_busy.next = false;
         for l in 0..self._lanes {
             self.lanes[l].clock.next = self.clock.val();
-            self.lanes[l].el_addr.next = self.lcnt.q.val().get_bits::<COL_ADDR_BITS>(0);
+            self.lanes[l].el_addr.next = self.lcnt.q.val().get_bits::<CA>(0);
             self.lanes[l].el_data.next = self.in_data.val();
             self.lanes[l].el_we.next = false;
             self.lanes[l].start.next = self.state.q.val() == self.st_start.val();
