@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use golden::rnn::config::RnnConfig;
-use golden::rnn::train::{batchify, windows};
+use golden::rnn::train::{batchify, windows, RnnProduct};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -143,7 +143,9 @@ fn captured_fc_products_are_what_the_bsbu_model_computes() {
         let corpus = cfg.load_corpus().unwrap();
         let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
         let streams = batchify(&corpus.train, cfg.hyper.batch);
-        let caps = t.capture_fc(&streams, &[0, 4, 9], 2).unwrap();
+        let caps = t
+            .capture_products(&streams, &[0, 4, 9], 2, RnnProduct::Fc)
+            .unwrap();
         assert_eq!(caps.len(), 3 * 2 * 12, "3 steps x 2 streams x T");
         assert_eq!(t.step, 10, "training went on to the last captured step");
         let mut nonzero = 0;
@@ -165,7 +167,10 @@ fn captured_fc_products_are_what_the_bsbu_model_computes() {
     assert!(corpus.vocab.len() > 256, "{}", corpus.vocab.len());
     let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
     let streams = batchify(&corpus.train, cfg.hyper.batch);
-    for c in t.capture_fc(&streams, &[1], 1).unwrap() {
+    for c in t
+        .capture_products(&streams, &[1], 1, RnnProduct::Fc)
+        .unwrap()
+    {
         assert_eq!(c.s.n_cols(), corpus.vocab.len());
         let want = golden::bsbu::apply(&c.s, &c.e_l, &c.fprime, c.shift).unwrap();
         assert_eq!(want, c.expected);
@@ -174,9 +179,63 @@ fn captured_fc_products_are_what_the_bsbu_model_computes() {
     let corpus = cfg.load_corpus().unwrap();
     let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
     let streams = batchify(&corpus.train, cfg.hyper.batch);
-    let e = t.capture_fc(&streams, &[0], 1).unwrap_err().to_string();
+    let e = t
+        .capture_products(&streams, &[0], 1, RnnProduct::Fc)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("300 x 82") && e.contains("at most 256 x 8192"),
         "{e}"
     );
+}
+
+/// S^rnn's products (the triangular cell feedback) captured from real training steps
+/// are what the backward-weight unit's model computes from the captured e^rnn words,
+/// tile by tile (H = 24, T = 12: 288 rows in tiles of 256 and 32), and each tile's
+/// matrix is zero left of its row block's diagonal block (upper triangular).
+#[test]
+fn captured_cell_products_are_what_the_bsbu_model_computes() {
+    for sparsity in ["0.0", "0.8"] {
+        let cfg = config(&[("sparsity = 0.8", &format!("sparsity = {sparsity}"))]);
+        let corpus = cfg.load_corpus().unwrap();
+        let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
+        let streams = batchify(&corpus.train, cfg.hyper.batch);
+        let caps = t
+            .capture_products(&streams, &[0, 3], 2, RnnProduct::Cell)
+            .unwrap();
+        assert_eq!(caps.len(), 2 * 2 * 2, "2 steps x 2 streams x 2 tiles");
+        let mut nonzero = 0;
+        for c in &caps {
+            assert_eq!(c.s.n_cols(), 24 * 12);
+            assert_eq!(c.s.n_rows(), c.rows.len());
+            for (k, r) in c.rows.clone().enumerate() {
+                let block = r / 24;
+                assert!(
+                    c.s.row(k).iter().all(|nz| nz.col as usize >= block * 24),
+                    "row {r} reaches an earlier step"
+                );
+            }
+            let want = golden::bsbu::apply(&c.s, &c.e_l, &c.fprime, c.shift).unwrap();
+            assert_eq!(
+                want, c.expected,
+                "step {} sample {} rows {:?}",
+                c.step, c.sample, c.rows
+            );
+            nonzero += c.expected.iter().filter(|e| e.to_bits() != 0).count();
+        }
+        assert!(
+            nonzero > 100,
+            "sparsity {sparsity}: {nonzero} nonzero words"
+        );
+    }
+    // A dense cell feedback has no S^rnn: a named error.
+    let cfg = config(&[("triangular = true", "triangular = false")]);
+    let corpus = cfg.load_corpus().unwrap();
+    let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
+    let streams = batchify(&corpus.train, cfg.hyper.batch);
+    let e = t
+        .capture_products(&streams, &[0], 1, RnnProduct::Cell)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("feedback.triangular"), "{e}");
 }

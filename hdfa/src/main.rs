@@ -230,6 +230,20 @@ struct DceArgs {
     /// N training tokens (recurrent configs).
     #[arg(long)]
     train_limit: Option<usize>,
+    /// --from-config on a recurrent config with the bsbu: which binary product to
+    /// run, S^fc (every time step's e_L) or S^rnn (the cell's upper-triangular
+    /// feedback over each window, in tiles of 256 rows, one design each).
+    #[arg(long, value_enum, default_value_t = RnnProductArg::Fc)]
+    rnn_product: RnnProductArg,
+}
+
+/// The recurrent DFA's binary products.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum RnnProductArg {
+    /// S^fc: decoder errors to the cell outputs (H x vocabulary).
+    Fc,
+    /// S^rnn: cell outputs to every hidden step (HT x HT, upper triangular).
+    Cell,
 }
 
 impl DceArgs {
@@ -312,7 +326,11 @@ fn sims(s: SimArg) -> Vec<SimKind> {
 fn build_units(u: &UnitArgs, vectors: usize) -> Result<Vec<Box<dyn Unit>>> {
     Ok(match (u.unit, &u.dce.from_config) {
         (UnitKind::Bsbu, Some(file)) => {
-            let caps = testbench::bsbu::capture(file, u.dce.train_limit, None, 1)?;
+            let product = match u.dce.rnn_product {
+                RnnProductArg::Fc => testbench::bsbu::RnnProduct::Fc,
+                RnnProductArg::Cell => testbench::bsbu::RnnProduct::Cell,
+            };
+            let caps = testbench::bsbu::capture(file, u.dce.train_limit, None, 1, product)?;
             let units = BsbuUnit::from_captures(u.lanes, &caps)?;
             if units.is_empty() {
                 bail!("{}: the config has no binary dense backward path (from e_L) for the bsbu (mode dfa, cdfa or hdfa, binary = true)", file.display());

@@ -314,19 +314,21 @@ pub struct Captured {
 /// middle and last step of its run) for the first `samples` samples, keeping only
 /// the first `train_limit` training images (IDX data) when given.
 ///
-/// A recurrent config (`network = "rnn"`) gives its S^fc products instead
-/// ([`golden::rnn::train::RnnTrainer::capture_fc`]): `train_limit` then cuts the
-/// training text to that many tokens, the steps are windows of its first epoch, and
-/// `samples` streams are captured at every time step.
+/// A recurrent config (`network = "rnn"`) gives its `product`'s vectors instead
+/// ([`golden::rnn::train::RnnTrainer::capture_products`]: S^fc at every time step, or
+/// S^rnn over each window in tiles): `train_limit` then cuts the training text to
+/// that many tokens, the steps are windows of its first epoch, and `samples` streams
+/// are captured. A CNN config ignores `product`.
 pub fn capture(
     file: &Path,
     train_limit: Option<usize>,
     steps: Option<&[usize]>,
     samples: usize,
+    product: RnnProduct,
 ) -> Result<Vec<DenseCapture>, TbError> {
     if let Ok(text) = std::fs::read_to_string(file) {
         if golden::rnn::config::is_rnn_config(&text) {
-            return capture_rnn(file, train_limit, steps, samples);
+            return capture_rnn(file, train_limit, steps, samples, product);
         }
     }
     let mut exp = crate::dce::experiment(file, train_limit)?;
@@ -340,6 +342,7 @@ fn capture_rnn(
     train_limit: Option<usize>,
     steps: Option<&[usize]>,
     samples: usize,
+    product: RnnProduct,
 ) -> Result<Vec<DenseCapture>, TbError> {
     use golden::experiment::ExpError;
     use golden::rnn::config::RnnConfig;
@@ -354,8 +357,10 @@ fn capture_rnn(
     let n = windows(streams[0].len(), cfg.hyper.bptt).len();
     let last = n.saturating_sub(1);
     let steps = steps.map_or_else(|| vec![0, last / 2, last], <[usize]>::to_vec);
-    Ok(tr.capture_fc(&streams, &steps, samples)?)
+    Ok(tr.capture_products(&streams, &steps, samples, product)?)
 }
+
+pub use golden::rnn::train::RnnProduct;
 
 /// The backward-weight unit as a [`Unit`]: one scenario, its S and its design.
 #[derive(Clone, Debug)]

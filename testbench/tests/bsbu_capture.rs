@@ -11,7 +11,7 @@ use golden::cnn::num::Fx;
 use golden::config::Config;
 use golden::experiment::Experiment;
 use sim::stream::Stall;
-use testbench::bsbu::BsbuUnit;
+use testbench::bsbu::{BsbuUnit, RnnProduct};
 use testbench::{run_case, verdict, SimKind, Unit};
 
 fn root() -> PathBuf {
@@ -66,6 +66,7 @@ fn bsbu_matches_austen_char_lstm_fc_products_on_verilator_and_icarus() {
         Some(16 * 351),
         None,
         1,
+        RnnProduct::Fc,
     )
     .unwrap();
     assert_eq!(caps.len(), 3 * 35);
@@ -100,7 +101,7 @@ fn bsbu_matches_austen_word_gru_fc_products_at_6762_columns() {
     let cfg = dir.join("austen-word-gru-sparse98.toml");
     std::fs::write(&cfg, text.replace("sparsity = 0.8", "sparsity = 0.98")).unwrap();
     // 16 streams of 1,226 words: 35 full windows of 35 steps.
-    let caps = testbench::bsbu::capture(&cfg, Some(16 * 1226), None, 1).unwrap();
+    let caps = testbench::bsbu::capture(&cfg, Some(16 * 1226), None, 1, RnnProduct::Fc).unwrap();
     assert_eq!(caps.len(), 3 * 35);
     assert!(caps
         .iter()
@@ -123,4 +124,48 @@ fn bsbu_matches_austen_word_gru_fc_products_at_6762_columns() {
         .filter(|e| e.to_bits() != 0)
         .count();
     assert!(nonzero > caps.len() * 16, "{nonzero} nonzero words");
+}
+
+/// The unit on the recurrent cell's upper-triangular feedback S^rnn (eq. 9 and 11):
+/// a small LSTM (H = 24, T = 12, so 288 x 288 in a 256-row and a 32-row tile, 80%
+/// sparse), its e^rnn words and the trainer's hidden-step errors captured at the
+/// first, a middle and the last window, on Verilator and Icarus, 0 mismatches.
+#[test]
+fn bsbu_matches_austen_lstm_cell_feedback_products_on_verilator_and_icarus() {
+    std::env::set_current_dir(root()).unwrap();
+    let dir = root().join("target/hdfa-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = std::fs::read_to_string("configs/austen-char-lstm.toml").unwrap();
+    for (from, to) in [("hidden = 128", "hidden = 24"), ("bptt = 35", "bptt = 12")] {
+        assert!(text.contains(from));
+        text = text.replace(from, to);
+    }
+    let cfg = dir.join("austen-lstm-h24-t12.toml");
+    std::fs::write(&cfg, text).unwrap();
+    // 16 streams of 121 characters: 10 full windows of 12 steps.
+    let caps = testbench::bsbu::capture(&cfg, Some(16 * 121), None, 1, RnnProduct::Cell).unwrap();
+    assert_eq!(caps.len(), 3 * 2, "3 windows x 2 tiles");
+    let units = BsbuUnit::from_captures(4, &caps).unwrap();
+    assert_eq!(units.len(), 2, "one design per tile");
+    let cache = sim::verilator::default_cache_dir();
+    let work = root().join("target/hdfa-test/bsbu_capture_cell");
+    for u in &units {
+        let rows = u.s.n_rows();
+        let mut stats = Vec::new();
+        for simk in [SimKind::Verilator, SimKind::Icarus] {
+            let r =
+                run_case(u, 0, simk, Stall::SOME, &cache, &work).unwrap_or_else(|e| panic!("{e}"));
+            println!("{}", r.summary());
+            r.expect_clean(3 * rows).unwrap_or_else(|e| panic!("{e}"));
+            stats.push(r.stats);
+        }
+        let problems = verdict(&[&stats[0], &stats[1]]);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+    let nonzero = caps
+        .iter()
+        .flat_map(|c| &c.expected)
+        .filter(|e| e.to_bits() != 0)
+        .count();
+    assert!(nonzero > 100, "{nonzero} nonzero words");
 }

@@ -185,6 +185,36 @@ impl TriFeedback {
         }
     }
 
+    /// Rows `rows` of the whole HT × HT matrix as a sign matrix over its HT columns:
+    /// what the backward-weight unit stores for one tile of the product (at most
+    /// [`crate::params::MAX_ROWS`] rows per tile).
+    pub fn rows_as_sparse(
+        &self,
+        rows: std::ops::Range<usize>,
+    ) -> Result<crate::bsbu::SparseSign, GoldenError> {
+        use crate::bsbu::{Nonzero, SparseSign};
+        let (h, t) = (self.h, self.t);
+        let out = rows
+            .map(|g| {
+                let (i, r) = (g / h, g % h);
+                let mut row = Vec::new();
+                for j in i..t {
+                    for c in 0..h {
+                        let e = self.entry(i, j, r, c);
+                        if e != 0 {
+                            row.push(Nonzero {
+                                col: (j * h + c) as u16,
+                                neg: e < 0,
+                            });
+                        }
+                    }
+                }
+                row
+            })
+            .collect();
+        SparseSign::from_rows(h * t, out)
+    }
+
     /// Nonzero entries of the whole HT × HT matrix.
     pub fn nnz(&self) -> usize {
         let mut n = 0;

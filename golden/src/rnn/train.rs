@@ -394,39 +394,83 @@ impl RnnTrainer {
     }
 }
 
+/// Which binary product of the recurrent DFA [`RnnTrainer::capture_products`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnnProduct {
+    /// e^rnn_j = S^fc · e_L,j (eq. 10, H × V): one vector per time step.
+    Fc,
+    /// e = S^rnn · e^rnn (eq. 9 and 11, HT × HT, upper triangular): one vector per
+    /// window, in tiles of at most [`crate::params::MAX_ROWS`] rows.
+    Cell,
+}
+
 impl RnnTrainer {
     /// Train window by window up to the largest of `steps` (indices into the windows
-    /// of `streams`) and, before each listed step's update, record S^fc's product
-    /// (eq. 10) at every time step of the first `samples` streams: what the
-    /// backward-weight unit takes (the window's aligned e_L words) and must give
-    /// (the trainer's e^rnn words). S is the trainer's own S^fc, one tile: the unit
-    /// takes at most [`crate::params::MAX_ROWS`] rows (H) and
-    /// [`crate::params::MAX_COLS`] columns (the vocabulary).
-    pub fn capture_fc(
+    /// of `streams`) and, before each listed step's update, record one of the DFA's
+    /// binary products for the first `samples` streams: what the backward-weight unit
+    /// takes (the aligned e_L words of every time step for S^fc; the window's e^rnn
+    /// words for S^rnn) and must give (the trainer's own e^rnn, or its errors at the
+    /// hidden steps). S is the trainer's own matrix. The unit takes at most
+    /// [`crate::params::MAX_ROWS`] rows (H; S^rnn is cut into tiles of that many)
+    /// and [`crate::params::MAX_COLS`] columns (the vocabulary; HT for S^rnn).
+    pub fn capture_products(
         &mut self,
         streams: &[Vec<u32>],
         steps: &[usize],
         samples: usize,
+        product: RnnProduct,
     ) -> Result<Vec<crate::capture::DenseCapture>, GoldenError> {
-        use super::dfa::{aligned_errors, fc_errors, fc_shift};
+        use super::dfa::{aligned_errors, fc_errors, fc_shift, CellFeedback};
         use crate::bsbu::FPrime;
         use crate::params::{MAX_COLS, MAX_ROWS};
-        let Some(RnnFeedback::Modular { fc, fc_dense, .. }) = self.feedback.clone() else {
+        let Some(RnnFeedback::Modular { fc, fc_dense, cell }) = self.feedback.clone() else {
             return Err(GoldenError::out_of_range(
                 "feedback",
                 "none or original DFA",
-                "a modular feedback (mode dfa or hdfa, feedback.modular = true): S^fc is what the bsbu computes",
+                "a modular feedback (mode dfa or hdfa, feedback.modular = true): S^fc and S^rnn are what the bsbu computes",
             ));
         };
         let s = self.params.shape;
-        if s.hidden > MAX_ROWS || s.vocab > MAX_COLS {
+        let t = self.hyper.bptt;
+        let (name, rows, cols) = match product {
+            RnnProduct::Fc => ("S^fc (hidden x vocabulary)", s.hidden, s.vocab),
+            // Rows come in tiles; the columns are every hidden step's error.
+            RnnProduct::Cell => (
+                "S^rnn tile (rows x hidden·T)",
+                MAX_ROWS.min(s.hidden * t),
+                s.hidden * t,
+            ),
+        };
+        if rows > MAX_ROWS || cols > MAX_COLS {
             return Err(GoldenError::out_of_range(
-                "S^fc (hidden x vocabulary)",
-                format!("{} x {}", s.hidden, s.vocab),
+                name,
+                format!("{rows} x {cols}"),
                 format!("at most {MAX_ROWS} x {MAX_COLS} (the unit's limits)"),
             ));
         }
-        let wins = windows(streams.first().map_or(0, Vec::len), self.hyper.bptt);
+        let tri = match (product, &cell) {
+            (RnnProduct::Cell, CellFeedback::Triangular(tri)) => {
+                // The fixed matrix, cut into the unit's tiles once.
+                let n = tri.h * tri.t;
+                let tiles = (0..n)
+                    .step_by(MAX_ROWS)
+                    .map(|r0| {
+                        let r = r0..(r0 + MAX_ROWS).min(n);
+                        tri.rows_as_sparse(r.clone()).map(|m| (r, m))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some((tri.clone(), tiles))
+            }
+            (RnnProduct::Cell, CellFeedback::Dense(_)) => {
+                return Err(GoldenError::out_of_range(
+                    "feedback.triangular",
+                    "false",
+                    "true: S^rnn is the upper-triangular feedback",
+                ))
+            }
+            (RnnProduct::Fc, _) => None,
+        };
+        let wins = windows(streams.first().map_or(0, Vec::len), t);
         let last = steps.iter().copied().max().unwrap_or(0);
         if last >= wins.len() {
             return Err(GoldenError::out_of_range(
@@ -439,7 +483,7 @@ impl RnnTrainer {
             ));
         }
         let shift = fc_shift(&fc);
-        let t = self.hyper.bptt;
+        let word = |v: i64| crate::format::error_from_raw(v);
         let mut out = Vec::new();
         for (k, &(start, n)) in wins.iter().enumerate().take(last + 1) {
             if steps.contains(&k) {
@@ -456,19 +500,44 @@ impl RnnTrainer {
                         c0,
                     );
                     let (aligned, _) = aligned_errors(&tr);
-                    let expected = fc_errors(&fc, &fc_dense, &aligned);
-                    for (j, (e, x)) in aligned.iter().zip(expected).enumerate() {
-                        let word = |v: i64| crate::format::error_from_raw(v);
+                    let ernn = fc_errors(&fc, &fc_dense, &aligned);
+                    let Some((tri, tiles)) = &tri else {
+                        for (j, (e, x)) in aligned.iter().zip(ernn).enumerate() {
+                            out.push(crate::capture::DenseCapture {
+                                step: k,
+                                sample: b * t + j,
+                                target: 0,
+                                rows: 0..s.hidden,
+                                s: fc.clone(),
+                                shift,
+                                e_l: e.iter().map(|&v| word(v)).collect(),
+                                fprime: FPrime::Relu(vec![true; s.hidden]),
+                                expected: x.iter().map(|&v| word(v as i64)).collect(),
+                            });
+                        }
+                        continue;
+                    };
+                    // S^rnn · e^rnn over the whole window (zero past a short window's
+                    // end), as the trainer computes it.
+                    let h = tri.h;
+                    let mut flat = vec![0i64; h * tri.t];
+                    for (j, v) in ernn.iter().enumerate() {
+                        for (d, &x) in flat[j * h..(j + 1) * h].iter_mut().zip(v) {
+                            *d = x as i64;
+                        }
+                    }
+                    let want = tri.apply(&flat);
+                    for (rows, m) in tiles {
                         out.push(crate::capture::DenseCapture {
                             step: k,
-                            sample: b * t + j,
-                            target: 0,
-                            rows: 0..s.hidden,
-                            s: fc.clone(),
-                            shift,
-                            e_l: e.iter().map(|&v| word(v)).collect(),
-                            fprime: FPrime::Relu(vec![true; s.hidden]),
-                            expected: x.iter().map(|&v| word(v as i64)).collect(),
+                            sample: b,
+                            target: 1,
+                            rows: rows.clone(),
+                            s: m.clone(),
+                            shift: tri.shift,
+                            e_l: flat.iter().map(|&v| word(v)).collect(),
+                            fprime: FPrime::Relu(vec![true; rows.len()]),
+                            expected: want[rows.clone()].iter().map(|&v| word(v)).collect(),
                         });
                     }
                 }
