@@ -250,22 +250,24 @@ fn write_metrics(out: &Path, name: &str, h: &[RnnEpoch]) -> Result<()> {
     Ok(())
 }
 
-/// `hdfa sweep` on a recurrent config: the ladder of section 4.2 (original DFA,
-/// + modules, + upper-triangular feedback, + B.2 initialization, + sparse binary
-/// feedback at 80 / 95 / 98%, HDFA at p = 0.1 and 0.2, BPTT), each trained for the
-/// config's epochs; one markdown row per rung with test perplexity and accuracy.
+/// `hdfa sweep` on a recurrent config: the ladder of section 4.2 (original DFA with
+/// real-valued feedback, + modules, + upper-triangular feedback, + binary, + sparse
+/// at 80 / 95 / 98%, + B.2 initialization, HDFA at p = 0.1 and 0.2, BPTT), each
+/// trained for the config's epochs; one markdown row per rung with test perplexity
+/// and accuracy (and the f32 path's with `--f32`).
 pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
     use crate::train::{mean_std, pct};
     use golden::rnn::config::RnnMode;
     let base = RnnConfig::load(&a.config)?;
     type Edit = Box<dyn Fn(&mut golden::rnn::config::RnnConfigToml)>;
-    let dfa = |modular: bool, triangular: bool, init: bool, sparsity: f64| -> Edit {
+    let dfa = |modular: bool, triangular: bool, init: bool, binary: bool, sparsity: f64| -> Edit {
         Box::new(move |r| {
             r.mode = RnnMode::Dfa;
             r.bp_ratio = None;
             r.feedback.modular = modular;
             r.feedback.triangular = triangular;
             r.feedback.init = init;
+            r.feedback.binary = binary;
             r.feedback.sparsity = sparsity;
         })
     };
@@ -276,24 +278,30 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
             r.feedback.modular = true;
             r.feedback.triangular = true;
             r.feedback.init = true;
+            r.feedback.binary = true;
         })
     };
+    let sp = base.raw.feedback.sparsity;
     let rungs: Vec<(String, Edit)> = vec![
-        ("original DFA".into(), dfa(false, false, false, 0.0)),
-        ("+ modules".into(), dfa(true, false, false, 0.0)),
-        ("+ upper-triangular".into(), dfa(true, true, false, 0.0)),
-        ("+ init (B.2)".into(), dfa(true, true, true, 0.0)),
-        ("+ sparsity 0.8".into(), dfa(true, true, true, 0.8)),
-        ("+ sparsity 0.95".into(), dfa(true, true, true, 0.95)),
-        ("+ sparsity 0.98".into(), dfa(true, true, true, 0.98)),
         (
-            format!("HDFA p = 0.1 (sparsity {})", base.raw.feedback.sparsity),
-            hdfa(0.1),
+            "original DFA (real-valued)".into(),
+            dfa(false, false, false, false, 0.0),
         ),
+        ("+ modules".into(), dfa(true, false, false, false, 0.0)),
         (
-            format!("HDFA p = 0.2 (sparsity {})", base.raw.feedback.sparsity),
-            hdfa(0.2),
+            "+ upper-triangular".into(),
+            dfa(true, true, false, false, 0.0),
         ),
+        ("+ binary".into(), dfa(true, true, false, true, 0.0)),
+        ("+ sparsity 0.8".into(), dfa(true, true, false, true, 0.8)),
+        ("+ sparsity 0.95".into(), dfa(true, true, false, true, 0.95)),
+        ("+ sparsity 0.98".into(), dfa(true, true, false, true, 0.98)),
+        (
+            format!("+ init (B.2), sparsity {sp}"),
+            dfa(true, true, true, true, sp),
+        ),
+        (format!("HDFA p = 0.1 (sparsity {sp})"), hdfa(0.1)),
+        (format!("HDFA p = 0.2 (sparsity {sp})"), hdfa(0.2)),
         (
             "BPTT".into(),
             Box::new(|r| {

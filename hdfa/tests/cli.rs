@@ -728,13 +728,14 @@ fn cli_sweep_rnn_prints_every_rung_of_the_ladder() {
     ]);
     assert!(ok, "{stdout}\n{err}");
     let rungs = [
-        "| original DFA |",
+        "| original DFA (real-valued) |",
         "| + modules |",
         "| + upper-triangular |",
-        "| + init (B.2) |",
+        "| + binary |",
         "| + sparsity 0.8 |",
         "| + sparsity 0.95 |",
         "| + sparsity 0.98 |",
+        "| + init (B.2), sparsity 0.8 |",
         "| HDFA p = 0.1",
         "| HDFA p = 0.2",
         "| BPTT |",
@@ -754,7 +755,7 @@ fn cli_sweep_rnn_prints_every_rung_of_the_ladder() {
         .join("..")
         .join(out)
         .join("austen-char-lstm.md");
-    assert_eq!(std::fs::read_to_string(table).unwrap().lines().count(), 12);
+    assert_eq!(std::fs::read_to_string(table).unwrap().lines().count(), 13);
 }
 
 /// `hdfa train-bench` on a recurrent config: one row per mode (the config's HDFA and

@@ -211,6 +211,7 @@ mod tests {
             sparsity: 0.8,
             init_from_forward: true,
             exponent: Exponent::Printed,
+            binary: true,
         };
         let fresh = || trainer(CellKind::Lstm, 2).with_dfa(o, 0.5, 9).unwrap();
         let mut straight = fresh();

@@ -52,6 +52,9 @@ pub struct FeedbackToml {
     /// The blocks' power: "printed" (T − j, eq. 9) or "distance" (j − i).
     #[serde(default = "printed")]
     pub exponent: String,
+    /// Binary feedback (eq. 10–11); false: real-valued.
+    #[serde(default = "yes")]
+    pub binary: bool,
 }
 
 impl Default for FeedbackToml {
@@ -62,6 +65,7 @@ impl Default for FeedbackToml {
             sparsity: 0.0,
             init: true,
             exponent: printed(),
+            binary: true,
         }
     }
 }
@@ -299,6 +303,7 @@ impl RnnConfig {
             sparsity: f.sparsity,
             init_from_forward: f.init,
             exponent,
+            binary: f.binary,
         });
         let hyper = RnnHyper {
             adam: AdamHyper::new(raw.eta),

@@ -45,7 +45,7 @@ use super::cell::{
     cell_backward, cell_grads, decoder_grads, err_to_24, signed_dot, CellKind, RnnFwd, RnnGrads,
     RnnParams, RnnTrace,
 };
-use super::feedback::{Exponent, SignSum, TriFeedback};
+use super::feedback::{Exponent, SignSum, TriFeedback, REAL_FRAC};
 use super::float::Real;
 use crate::bsbu::SparseSign;
 use crate::format::{fan_in_shift, narrow, round_shift, ERROR};
@@ -65,13 +65,118 @@ pub struct RnnDfaOptions {
     pub init_from_forward: bool,
     /// The triangular blocks' power.
     pub exponent: Exponent,
+    /// Binary feedback (eq. 10–11: signs); false: real-valued (the plain DFA's
+    /// random matrices, B.2's weights themselves).
+    pub binary: bool,
+}
+
+/// One dense-path feedback matrix (rows × cols): binary, as the backward-weight unit
+/// stores it, or real-valued (Q1.14 words, row-major, 0 where masked).
+#[derive(Clone, Debug, PartialEq)]
+pub enum FbMatrix {
+    /// sign(D ⊙ R).
+    Sign(SparseSign),
+    /// D ⊙ R.
+    Real {
+        /// Columns.
+        cols: usize,
+        /// Q1.14 raw words, |w| ≤ 1.
+        w: Vec<i16>,
+    },
+}
+
+impl FbMatrix {
+    /// Draw a rows × cols matrix: entry (r, c) from `value(r, c, rng)` (a real value
+    /// in [−1, 1], or None for a zero) where the mask keeps it (probability
+    /// 1 − sparsity); binary keeps its sign. Random matrices draw the value first,
+    /// then the mask, entry by entry ([`SparseSign::draw`]'s order when binary).
+    fn draw(
+        rows: usize,
+        cols: usize,
+        sparsity: f64,
+        binary: bool,
+        rng: &mut Rng,
+        value: impl Fn(usize, usize, &mut Rng) -> Option<f64>,
+    ) -> Result<FbMatrix, GoldenError> {
+        if binary {
+            return Ok(FbMatrix::Sign(SparseSign::draw_with(
+                rows,
+                cols,
+                sparsity,
+                rng,
+                |r, c, rng| value(r, c, rng).map(|v| v < 0.0),
+            )?));
+        }
+        crate::params::check_sparsity(sparsity)?;
+        let mut w = vec![0i16; rows * cols];
+        for r in 0..rows {
+            for c in 0..cols {
+                let v = value(r, c, rng);
+                let keep = sparsity == 0.0 || rng.uniform() >= sparsity;
+                if let (Some(v), true) = (v, keep) {
+                    w[r * cols + c] = (v.clamp(-1.0, 1.0) * (1 << REAL_FRAC) as f64).round() as i16;
+                }
+            }
+        }
+        Ok(FbMatrix::Real { cols, w })
+    }
+
+    /// Rows.
+    pub fn n_rows(&self) -> usize {
+        match self {
+            FbMatrix::Sign(s) => s.n_rows(),
+            FbMatrix::Real { cols, w } => w.len() / cols.max(&1),
+        }
+    }
+
+    /// The binary matrix, if it is one.
+    pub fn as_sign(&self) -> Option<&SparseSign> {
+        match self {
+            FbMatrix::Sign(s) => Some(s),
+            FbMatrix::Real { .. } => None,
+        }
+    }
+
+    /// M · x as exact sums (i64) or floats, before any scaling.
+    pub fn product<T: SignSum>(&self, x: &[T]) -> Vec<T> {
+        match self {
+            FbMatrix::Sign(s) => sign_product(s, x),
+            FbMatrix::Real { cols, w } => w
+                .chunks_exact(*cols)
+                .map(|row| {
+                    let mut acc = T::default();
+                    for (&wi, &xi) in row.iter().zip(x) {
+                        if wi != 0 {
+                            acc += T::from(wi) * xi;
+                        }
+                    }
+                    acc
+                })
+                .collect(),
+        }
+    }
+
+    /// The narrowing shift of a product whose every output sums `times` such rows:
+    /// the fan-in shift of the nonzeros per row (binary), or the weights' fraction
+    /// bits plus the fan-in shift of the rows' mean Σw² (real-valued).
+    pub fn shift(&self, times: usize) -> u32 {
+        match self {
+            FbMatrix::Sign(s) => fan_in_shift(per_row(s) * times),
+            FbMatrix::Real { w, .. } => {
+                let unit = (1u64 << REAL_FRAC) as f64;
+                let energy: f64 = w.iter().map(|&v| (v as f64 / unit).powi(2)).sum();
+                let mean = energy / self.n_rows().max(1) as f64 * times as f64;
+                REAL_FRAC + fan_in_shift(mean.round().max(1.0) as usize)
+            }
+        }
+    }
 }
 
 /// The cell's feedback in modularized mode.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CellFeedback {
     /// S_m (H × H), applied to Σ_j e^rnn_j.
-    Dense(SparseSign),
+    Dense(FbMatrix),
     /// S^rnn (HT × HT, upper triangular).
     Triangular(TriFeedback),
 }
@@ -80,13 +185,13 @@ pub enum CellFeedback {
 #[derive(Clone, Debug, PartialEq)]
 pub enum RnnFeedback {
     /// Original DFA: S_o (H × V).
-    Original(SparseSign),
+    Original(FbMatrix),
     /// Modularized: S^fc (H × V) and the cell's feedback.
     Modular {
         /// Decoder errors to cell outputs.
-        fc: SparseSign,
-        /// S^fc as dense rows of −1 / 0 / +1 (the same matrix, for the product of
-        /// every step's e_L).
+        fc: FbMatrix,
+        /// A binary S^fc as dense rows of −1 / 0 / +1 (the same matrix, for the
+        /// product of every step's e_L; empty when real-valued).
         fc_dense: Vec<i8>,
         /// Cell outputs to every hidden step.
         cell: CellFeedback,
@@ -118,7 +223,19 @@ impl RnnFeedback {
             ));
         }
         let mut rng = Rng::seed_from_u64(seed);
-        let random = |rows, cols, rng: &mut Rng| SparseSign::draw(rows, cols, o.sparsity, rng);
+        // D uniform in (−1, 1): for a binary matrix only its sign matters, one fair
+        // bit (SparseSign::draw's order).
+        let random = |rows, cols, rng: &mut Rng| -> Result<FbMatrix, GoldenError> {
+            if o.binary {
+                Ok(FbMatrix::Sign(SparseSign::draw(
+                    rows, cols, o.sparsity, rng,
+                )?))
+            } else {
+                FbMatrix::draw(rows, cols, o.sparsity, false, rng, |_, _, rng| {
+                    Some(2.0 * rng.uniform() - 1.0)
+                })
+            }
+        };
         if !o.modular {
             return Ok(RnnFeedback::Original(random(h, v, &mut rng)?));
         }
@@ -132,11 +249,15 @@ impl RnnFeedback {
                     / gates as f64
             })
             .collect();
+        // A forward matrix scaled so its largest |entry| is 1 (real-valued B.2).
+        let unit_max = |m: &[f64]| m.iter().fold(0.0f64, |a, &x| a.max(x.abs())).max(1e-300);
         let fc = if o.init_from_forward {
-            // S^fc[r][c] = sign(W_d[c][r]).
-            SparseSign::draw_with(h, v, o.sparsity, &mut rng, |r, c, _| {
-                let w = p.wd[c * h + r];
-                (w != 0).then_some(w < 0)
+            // S^fc[r][c] = W_d[c][r] (its sign when binary).
+            let wd: Vec<f64> = p.wd.iter().map(|&w| w as f64).collect();
+            let m = unit_max(&wd);
+            FbMatrix::draw(h, v, o.sparsity, o.binary, &mut rng, |r, c, _| {
+                let w = wd[c * h + r];
+                (w != 0.0).then_some(w / m)
             })?
         } else {
             random(h, v, &mut rng)?
@@ -145,31 +266,36 @@ impl RnnFeedback {
             let tri_seed = seed ^ 0x7419_a3c5_0b2e_d861;
             if o.init_from_forward {
                 CellFeedback::Triangular(TriFeedback::new(
-                    h, t, &d_cell, o.sparsity, o.exponent, tri_seed,
+                    h, t, &d_cell, o.sparsity, o.exponent, tri_seed, o.binary,
                 )?)
             } else {
                 CellFeedback::Triangular(TriFeedback::random(
-                    h, t, o.sparsity, o.exponent, tri_seed,
+                    h, t, o.sparsity, o.exponent, tri_seed, o.binary,
                 )?)
             }
         } else if o.init_from_forward {
-            CellFeedback::Dense(SparseSign::draw_with(
+            let m = unit_max(&d_cell);
+            CellFeedback::Dense(FbMatrix::draw(
                 h,
                 h,
                 o.sparsity,
+                o.binary,
                 &mut rng,
                 |r, c, _| {
                     let w = d_cell[r * h + c];
-                    (w != 0.0).then_some(w < 0.0)
+                    (w != 0.0).then_some(w / m)
                 },
             )?)
         } else {
             CellFeedback::Dense(random(h, h, &mut rng)?)
         };
-        let mut fc_dense = vec![0i8; h * v];
-        for r in 0..h {
-            for nz in fc.row(r) {
-                fc_dense[r * v + nz.col as usize] = if nz.neg { -1 } else { 1 };
+        let mut fc_dense = Vec::new();
+        if let FbMatrix::Sign(s) = &fc {
+            fc_dense = vec![0i8; h * v];
+            for r in 0..h {
+                for nz in s.row(r) {
+                    fc_dense[r * v + nz.col as usize] = if nz.neg { -1 } else { 1 };
+                }
             }
         }
         Ok(RnnFeedback::Modular { fc, fc_dense, cell })
@@ -178,7 +304,7 @@ impl RnnFeedback {
 
 /// S · x for a sign matrix (exact sums on i64; the float path's f32 / f64).
 fn sign_product<T: SignSum>(s: &SparseSign, x: &[T]) -> Vec<T> {
-    let minus = T::from(-1);
+    let minus = T::from(-1i16);
     (0..s.n_rows())
         .map(|r| {
             let mut acc = T::default();
@@ -218,24 +344,32 @@ pub fn aligned_errors(tr: &RnnTrace) -> (Vec<Vec<i64>>, i32) {
     (aligned, e_star)
 }
 
-/// The narrowing shift of S^fc's products: the fan-in shift of its nonzeros per row.
-pub fn fc_shift(fc: &SparseSign) -> u32 {
-    fan_in_shift(per_row(fc))
+/// The narrowing shift of S^fc's products ([`FbMatrix::shift`] of one row each).
+pub fn fc_shift(fc: &FbMatrix) -> u32 {
+    fc.shift(1)
 }
 
-/// e^rnn_j = narrow(S^fc · e_j, [`fc_shift`]) for every aligned e_j (eq. 10): the
-/// products the backward-weight unit computes ([`crate::bsbu`], with no f').
-pub fn fc_errors(fc: &SparseSign, fc_dense: &[i8], aligned: &[Vec<i64>]) -> Vec<Vec<i16>> {
-    let (shift, v) = (fc_shift(fc), fc.n_cols());
+/// e^rnn_j = narrow(S^fc · e_j, [`fc_shift`]) for every aligned e_j (eq. 10): when
+/// binary, the products the backward-weight unit computes ([`crate::bsbu`], with no
+/// f').
+pub fn fc_errors(fc: &FbMatrix, fc_dense: &[i8], aligned: &[Vec<i64>]) -> Vec<Vec<i16>> {
+    let shift = fc_shift(fc);
     aligned
         .iter()
-        .map(|e| {
-            // Aligned e_L words are Q3.13 words shifted right: still 16-bit.
-            let e16: Vec<i16> = e.iter().map(|&x| x as i16).collect();
-            fc_dense
-                .chunks_exact(v)
-                .map(|row| narrow(signed_dot(row, &e16), shift, ERROR) as i16)
-                .collect()
+        .map(|e| match fc {
+            FbMatrix::Sign(s) => {
+                // Aligned e_L words are Q3.13 words shifted right: still 16-bit.
+                let e16: Vec<i16> = e.iter().map(|&x| x as i16).collect();
+                fc_dense
+                    .chunks_exact(s.n_cols())
+                    .map(|row| narrow(signed_dot(row, &e16), shift, ERROR) as i16)
+                    .collect()
+            }
+            FbMatrix::Real { .. } => fc
+                .product(e)
+                .into_iter()
+                .map(|x| narrow(x, shift, ERROR) as i16)
+                .collect(),
         })
         .collect()
 }
@@ -252,10 +386,7 @@ pub fn hidden_errors(fb: &RnnFeedback, tr: &RnnTrace) -> (Vec<Vec<i16>>, i32) {
     };
     let errors = match fb {
         RnnFeedback::Original(so) => {
-            let e = narrow_all(
-                sign_product(so, &sum_over(&aligned)),
-                fan_in_shift(per_row(so) * t),
-            );
+            let e = narrow_all(so.product(&sum_over(&aligned)), so.shift(t));
             vec![e; t]
         }
         RnnFeedback::Modular { fc, fc_dense, cell } => {
@@ -265,10 +396,7 @@ pub fn hidden_errors(fb: &RnnFeedback, tr: &RnnTrace) -> (Vec<Vec<i16>>, i32) {
                 .collect();
             match cell {
                 CellFeedback::Dense(sm) => {
-                    let e = narrow_all(
-                        sign_product(sm, &sum_over(&ernn)),
-                        fan_in_shift(per_row(sm) * t),
-                    );
+                    let e = narrow_all(sm.product(&sum_over(&ernn)), sm.shift(t));
                     vec![e; t]
                 }
                 CellFeedback::Triangular(tri) => {
@@ -302,23 +430,17 @@ pub fn hidden_errors_f<R: Real>(fb: &RnnFeedback, e: &[Vec<R>]) -> Vec<Vec<R>> {
     };
     match fb {
         RnnFeedback::Original(so) => {
-            let x = scaled(
-                sign_product(so, &sum_over(e)),
-                fan_in_shift(per_row(so) * t),
-            );
+            let x = scaled(so.product(&sum_over(e)), so.shift(t));
             vec![x; t]
         }
         RnnFeedback::Modular { fc, cell, .. } => {
             let ernn: Vec<Vec<R>> = e
                 .iter()
-                .map(|ej| scaled(sign_product(fc, ej), fc_shift(fc)))
+                .map(|ej| scaled(fc.product(ej), fc_shift(fc)))
                 .collect();
             match cell {
                 CellFeedback::Dense(sm) => {
-                    let x = scaled(
-                        sign_product(sm, &sum_over(&ernn)),
-                        fan_in_shift(per_row(sm) * t),
-                    );
+                    let x = scaled(sm.product(&sum_over(&ernn)), sm.shift(t));
                     vec![x; t]
                 }
                 CellFeedback::Triangular(tri) => {
@@ -378,6 +500,7 @@ mod tests {
             sparsity,
             init_from_forward: init,
             exponent: Exponent::Printed,
+            binary: true,
         }
     }
 
@@ -439,7 +562,7 @@ mod tests {
         }
         let (e, exp) = hidden_errors(&fb, &tr);
         assert_eq!(exp, 2);
-        let RnnFeedback::Original(so) = &fb else {
+        let RnnFeedback::Original(FbMatrix::Sign(so)) = &fb else {
             unreachable!()
         };
         assert_eq!(so.nnz(), 9 * 23, "sparsity 0 keeps every entry");
@@ -465,9 +588,9 @@ mod tests {
             p.wd[5 * 9 + 2] = 0; // a zero weight gives a zero feedback entry
             let fb = RnnFeedback::new(&p, 4, opts(true, false, true, 0.0), 5).unwrap();
             let RnnFeedback::Modular {
-                fc,
+                fc: FbMatrix::Sign(fc),
                 fc_dense,
-                cell: CellFeedback::Dense(sm),
+                cell: CellFeedback::Dense(FbMatrix::Sign(sm)),
             } = &fb
             else {
                 unreachable!()
@@ -492,7 +615,11 @@ mod tests {
                 }
             }
             let sparse = RnnFeedback::new(&p, 4, opts(true, false, true, 0.8), 5).unwrap();
-            let RnnFeedback::Modular { fc: fs, .. } = &sparse else {
+            let RnnFeedback::Modular {
+                fc: FbMatrix::Sign(fs),
+                ..
+            } = &sparse
+            else {
                 unreachable!()
             };
             let kept = fs.nnz() as f64 / (9.0 * 23.0);
@@ -504,6 +631,119 @@ mod tests {
             }
         }
         let _ = q24(0.0);
+    }
+
+    fn real(o: RnnDfaOptions) -> RnnDfaOptions {
+        RnnDfaOptions { binary: false, ..o }
+    }
+
+    /// Real-valued original DFA against a plain evaluation of its definition: D
+    /// uniform in [−1, 1] (mean w² about 1/3) as Q1.14 words, and every hidden step's
+    /// error narrow(D · Σ_j e_j, 14 + fan-in shift of round(t · mean Σ_c w²)).
+    #[test]
+    fn real_valued_original_dfa_equals_its_dense_definition() {
+        let p = model(CellKind::Rnn);
+        let t = 5;
+        let fb = RnnFeedback::new(&p, t, real(opts(false, false, false, 0.0)), 3).unwrap();
+        let mut tr = window(&p, t, 2);
+        for s in tr.steps.iter_mut() {
+            s.exp = 2;
+        }
+        let (e, _) = hidden_errors(&fb, &tr);
+        let RnnFeedback::Original(FbMatrix::Real { cols, w }) = &fb else {
+            panic!("a real-valued matrix")
+        };
+        assert_eq!((*cols, w.len()), (23, 9 * 23));
+        let unit = 16384.0;
+        let mean_sq = w.iter().map(|&v| (v as f64 / unit).powi(2)).sum::<f64>() / w.len() as f64;
+        assert!((0.2..0.47).contains(&mean_sq), "mean w² {mean_sq}");
+        let per_row = mean_sq * 23.0 * t as f64;
+        let shift = 14 + fan_in_shift(per_row.round() as usize);
+        let mut nonzero = 0;
+        for r in 0..9 {
+            let mut sum = 0i64;
+            for c in 0..23 {
+                let col: i64 = tr.steps.iter().map(|s| s.e[c] as i64).sum();
+                sum += w[r * 23 + c] as i64 * col;
+            }
+            let want = (sum as f64 / (1u64 << shift) as f64 + 0.5).floor();
+            let want = want.clamp(ERROR.min_raw() as f64, ERROR.max_raw() as f64) as i16;
+            assert!(e.iter().all(|x| x[r] == want), "row {r}");
+            nonzero += (want != 0) as usize;
+        }
+        assert!(nonzero > 4);
+    }
+
+    /// Real-valued B.2: S^fc is W_dᵀ scaled to a largest |entry| of 1 (Q1.14), S_m
+    /// the mean of W_h's gate blocks likewise; a sparse one keeps about 1 − s of them
+    /// at their values; a real-valued triangular feedback is not binary (some words
+    /// are neither −1, 0 nor +1) and still upper triangular.
+    #[test]
+    fn real_valued_init_takes_the_forward_weights_values() {
+        let p = model(CellKind::Lstm);
+        let fb = RnnFeedback::new(&p, 4, real(opts(true, false, true, 0.0)), 5).unwrap();
+        let RnnFeedback::Modular {
+            fc: FbMatrix::Real { w: fc, .. },
+            fc_dense,
+            cell: CellFeedback::Dense(FbMatrix::Real { w: sm, .. }),
+        } = &fb
+        else {
+            panic!("real-valued matrices")
+        };
+        assert!(fc_dense.is_empty());
+        let max = p.wd.iter().map(|w| w.abs()).max().unwrap() as f64;
+        for r in 0..9 {
+            for c in 0..23 {
+                let want = (p.wd[c * 9 + r] as f64 / max * 16384.0).round() as i16;
+                assert_eq!(fc[r * 23 + c], want, "S^fc ({r}, {c})");
+            }
+        }
+        let mean: Vec<f64> = (0..81)
+            .map(|k| (0..4).map(|g| p.wh[g * 81 + k] as f64).sum::<f64>() / 4.0)
+            .collect();
+        let m = mean.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+        for k in 0..81 {
+            assert_eq!(
+                sm[k],
+                (mean[k] / m * 16384.0).round() as i16,
+                "S_m word {k}"
+            );
+        }
+        let sparse = RnnFeedback::new(&p, 4, real(opts(true, false, true, 0.8)), 5).unwrap();
+        let RnnFeedback::Modular {
+            fc: FbMatrix::Real { w: fs, .. },
+            ..
+        } = &sparse
+        else {
+            panic!("real-valued")
+        };
+        let kept = fs.iter().filter(|&&v| v != 0).count() as f64 / fs.len() as f64;
+        assert!((0.1..0.3).contains(&kept), "kept {kept}");
+        assert!(fs.iter().zip(fc).all(|(&a, &b)| a == 0 || a == b));
+        let tri = RnnFeedback::new(&p, 6, real(opts(true, true, false, 0.5)), 5).unwrap();
+        let RnnFeedback::Modular {
+            cell: CellFeedback::Triangular(tf),
+            ..
+        } = &tri
+        else {
+            panic!("triangular")
+        };
+        assert_eq!(tf.frac, 14);
+        let mut off_sign = 0;
+        for i in 0..6 {
+            for j in 0..6 {
+                for k in 0..81 {
+                    let v = tf.entry(i, j, k / 9, k % 9);
+                    assert!(i <= j || v == 0);
+                    off_sign += (v.abs() > 1) as usize;
+                }
+            }
+        }
+        assert!(off_sign > 100, "{off_sign}");
+        assert!(
+            tf.rows_as_sparse(0..9).is_err(),
+            "the unit takes signs only"
+        );
     }
 
     #[test]

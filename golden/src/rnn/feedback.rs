@@ -9,6 +9,13 @@
 //! binary mask R_j per column block j that keeps each entry with probability
 //! 1 − sparsity (eq. 11), then the sign (0 where masked).
 //!
+//! **Real-valued** (`binary = false`, eq. 9 before eq. 11 binarizes it): block (i, j)
+//! is power(D, n) ⊙ R_j itself, each power scaled by a power of two so its largest
+//! |entry| lies in [½, 1), stored as Q1.14 words; the narrowing after the sum then
+//! also drops the 14 fraction bits, and its fan-in shift counts the rows' mean Σw²
+//! instead of their nonzeros. (Each power has its own scale: D^35 and D^1 differ by
+//! orders of magnitude, which the signs of the binary form drop too.)
+//!
 //! **The exponent n.** The paper prints n = T − j ([`Exponent::Printed`]): block
 //! (i, j) then depends on the column j only, and every row block above the diagonal
 //! repeats it. BPTT carries the error of output j back to input i through j − i
@@ -26,17 +33,21 @@ use crate::format::{narrow, ERROR};
 use crate::rng::{Rng, SeedableRng};
 use crate::GoldenError;
 
-/// A value a sign matrix can multiply: exact integers (i64) or floats. A sign
-/// (−1, 0, +1 as i8) converts into it exactly.
+/// A value a feedback matrix can multiply: exact integers (i64) or floats. A
+/// feedback word (a sign −1 / 0 / +1, or a real-valued weight's raw Q1.14, as i16)
+/// converts into it exactly.
 pub trait SignSum:
-    Copy + Default + std::ops::AddAssign + std::ops::Mul<Output = Self> + From<i8>
+    Copy + Default + std::ops::AddAssign + std::ops::Mul<Output = Self> + From<i16>
 {
 }
 
-impl<T: Copy + Default + std::ops::AddAssign + std::ops::Mul<Output = Self> + From<i8>> SignSum
+impl<T: Copy + Default + std::ops::AddAssign + std::ops::Mul<Output = Self> + From<i16>> SignSum
     for T
 {
 }
+
+/// Fraction bits of a real-valued feedback weight (Q1.14 in i16, |w| ≤ 1).
+pub const REAL_FRAC: u32 = 14;
 
 /// Which power a block takes (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,12 +67,16 @@ pub struct TriFeedback {
     pub t: usize,
     /// Which power each block takes.
     pub exponent: Exponent,
-    /// sign(power(D, n)) for n = 0..=T, row-major H × H, as −1 / 0 / +1.
-    signs: Vec<Vec<i8>>,
+    /// power(D, n) for n = 0..=T, row-major H × H: its signs (−1 / 0 / +1) when
+    /// binary, else its values normalized to a largest |entry| in [½, 1) as Q1.14.
+    weights: Vec<Vec<i16>>,
+    /// Fraction bits of the weights: 0 (binary) or [`REAL_FRAC`].
+    pub frac: u32,
     /// R_j for each column block j, row-major H × H (true: kept).
     masks: Vec<Vec<bool>>,
-    /// Scaling shift after the sum (the fan-in shift of the expected nonzeros per
-    /// output, as for every binary backward weight).
+    /// Scaling shift after the sum: the weights' fraction bits plus the fan-in shift
+    /// of the expected nonzeros per output (binary), or of the rows' mean Σw²
+    /// (real-valued), so the product keeps its input's scale.
     pub shift: u32,
 }
 
@@ -100,7 +115,8 @@ fn sign(x: f64) -> i8 {
 
 impl TriFeedback {
     /// The feedback of a cell with H outputs over T steps from the H × H matrix `d`
-    /// (row-major; random or from the forward weights), masks drawn with `seed`.
+    /// (row-major; random or from the forward weights), masks drawn with `seed`;
+    /// binary (eq. 11) or real-valued (eq. 9: the powers' values).
     pub fn new(
         h: usize,
         t: usize,
@@ -108,6 +124,7 @@ impl TriFeedback {
         sparsity: f64,
         exponent: Exponent,
         seed: u64,
+        binary: bool,
     ) -> Result<TriFeedback, GoldenError> {
         if h == 0 || t == 0 {
             return Err(GoldenError::out_of_range(
@@ -126,10 +143,23 @@ impl TriFeedback {
         crate::params::check_sparsity(sparsity)?;
         // power(D, 0) = I, then one product per power.
         let mut p: Vec<f64> = (0..h * h).map(|i| (i / h == i % h) as u8 as f64).collect();
-        let mut signs = vec![p.iter().map(|&v| sign(v)).collect::<Vec<i8>>()];
+        // A power scaled so its largest |entry| is in [1, 2) (the identity is 1):
+        // as a sign, or halved into Q1.14 (|raw| ≤ 2^14).
+        let word = |p: &[f64]| -> Vec<i16> {
+            p.iter()
+                .map(|&v| {
+                    if binary {
+                        sign(v) as i16
+                    } else {
+                        (v * (1 << (REAL_FRAC - 1)) as f64).round() as i16
+                    }
+                })
+                .collect()
+        };
+        let mut weights = vec![word(&p)];
         for _ in 0..t {
             p = mul_normalized(d, &p, h);
-            signs.push(p.iter().map(|&v| sign(v)).collect());
+            weights.push(word(&p));
         }
         let mut rng = Rng::seed_from_u64(seed);
         let masks = (0..t)
@@ -144,15 +174,32 @@ impl TriFeedback {
             Exponent::TimeDistance => h as f64 * (blocks - 1.0) + 1.0,
         };
         let terms = per_row * (1.0 - sparsity);
-        let shift = crate::format::fan_in_shift(terms.round().max(1.0) as usize);
-        Ok(TriFeedback {
+        let mut f = TriFeedback {
             h,
             t,
             exponent,
-            signs,
+            weights,
+            frac: if binary { 0 } else { REAL_FRAC },
             masks,
-            shift,
-        })
+            shift: crate::format::fan_in_shift(terms.round().max(1.0) as usize),
+        };
+        if !binary {
+            // The rows' mean Σw² (real units), counted exactly.
+            let mut energy = 0.0;
+            for i in 0..t {
+                for j in i..t {
+                    for r in 0..h {
+                        for c in 0..h {
+                            let w = f.entry(i, j, r, c) as f64 / (1 << REAL_FRAC) as f64;
+                            energy += w * w;
+                        }
+                    }
+                }
+            }
+            let mean = energy / (h * t) as f64;
+            f.shift = REAL_FRAC + crate::format::fan_in_shift(mean.round().max(1.0) as usize);
+        }
+        Ok(f)
     }
 
     /// A feedback from a random D, uniform in (−1, 1), drawn with `seed`.
@@ -162,14 +209,15 @@ impl TriFeedback {
         sparsity: f64,
         exponent: Exponent,
         seed: u64,
+        binary: bool,
     ) -> Result<TriFeedback, GoldenError> {
         let mut rng = Rng::seed_from_u64(seed ^ 0x5eed_d);
         let d: Vec<f64> = (0..h * h).map(|_| rng.uniform() * 2.0 - 1.0).collect();
-        TriFeedback::new(h, t, &d, sparsity, exponent, seed)
+        TriFeedback::new(h, t, &d, sparsity, exponent, seed, binary)
     }
 
-    /// Entry (r, c) of block (i, j) as −1, 0 or +1.
-    pub fn entry(&self, i: usize, j: usize, r: usize, c: usize) -> i8 {
+    /// Entry (r, c) of block (i, j): −1, 0 or +1 (binary), or the raw Q1.14 weight.
+    pub fn entry(&self, i: usize, j: usize, r: usize, c: usize) -> i16 {
         if i > j {
             return 0;
         }
@@ -179,7 +227,7 @@ impl TriFeedback {
         };
         let k = r * self.h + c;
         if self.masks[j][k] {
-            self.signs[n][k]
+            self.weights[n][k]
         } else {
             0
         }
@@ -193,6 +241,13 @@ impl TriFeedback {
         rows: std::ops::Range<usize>,
     ) -> Result<crate::bsbu::SparseSign, GoldenError> {
         use crate::bsbu::{Nonzero, SparseSign};
+        if self.frac != 0 {
+            return Err(GoldenError::out_of_range(
+                "feedback.binary",
+                "false",
+                "true: the backward-weight unit stores signs only",
+            ));
+        }
         let (h, t) = (self.h, self.t);
         let out = rows
             .map(|g| {
@@ -247,7 +302,7 @@ impl TriFeedback {
         let block = |n: usize, j: usize, y: &mut [T]| {
             let ej = &e[j * h..(j + 1) * h];
             for (r, yr) in y.iter_mut().enumerate() {
-                let sg = &self.signs[n][r * h..(r + 1) * h];
+                let sg = &self.weights[n][r * h..(r + 1) * h];
                 let mk = &self.masks[j][r * h..(r + 1) * h];
                 let mut s = T::default();
                 for ((&g, &m), &x) in sg.iter().zip(mk).zip(ej) {
@@ -332,7 +387,7 @@ mod tests {
         let d: Vec<f64> = (0..h * h).map(|_| rng.range_i64(-3, 3) as f64).collect();
         for exponent in [Exponent::Printed, Exponent::TimeDistance] {
             for sparsity in [0.0, 0.8] {
-                let f = TriFeedback::new(h, t, &d, sparsity, exponent, 7).unwrap();
+                let f = TriFeedback::new(h, t, &d, sparsity, exponent, 7, true).unwrap();
                 let m = dense(&f, &d, &f);
                 let e: Vec<i64> = (0..h * t).map(|_| rng.range_i64(-8192, 8191)).collect();
                 let want: Vec<i64> = m
@@ -353,10 +408,48 @@ mod tests {
         }
     }
 
+    /// Real-valued blocks are the plain powers, each scaled by the power of two that
+    /// puts its largest |entry| in [1, 2), halved into Q1.14; the shift adds the 14
+    /// fraction bits to the fan-in shift of the rows' mean Σw².
+    #[test]
+    fn real_valued_blocks_are_the_scaled_powers() {
+        let (h, t) = (4, 5);
+        let mut rng = Rng::seed_from_u64(8);
+        let d: Vec<f64> = (0..h * h).map(|_| rng.range_i64(-3, 3) as f64).collect();
+        let f = TriFeedback::new(h, t, &d, 0.3, Exponent::TimeDistance, 2, false).unwrap();
+        let mut pw: Vec<f64> = (0..h * h).map(|i| (i / h == i % h) as u8 as f64).collect();
+        let mut energy = 0.0;
+        for n in 0..t {
+            let m = pw.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            let scale = (-(m.log2().floor())).exp2();
+            for j in n..t {
+                let i = j - n;
+                for k in 0..h * h {
+                    let want = if f.masks[j][k] {
+                        (pw[k] * scale * 8192.0).round() as i16
+                    } else {
+                        0
+                    };
+                    assert_eq!(f.entry(i, j, k / h, k % h), want, "n {n} block ({i}, {j})");
+                    energy += (want as f64 / 16384.0).powi(2);
+                }
+            }
+            let next: Vec<f64> = (0..h * h)
+                .map(|k| (0..h).map(|q| d[k / h * h + q] * pw[q * h + k % h]).sum())
+                .collect();
+            pw = next;
+        }
+        let mean = energy / (h * t) as f64;
+        assert_eq!(
+            f.shift,
+            14 + crate::format::fan_in_shift(mean.round().max(1.0) as usize)
+        );
+    }
+
     #[test]
     fn exponent_variants_and_masks_have_their_documented_structure() {
         let (h, t) = (8, 5);
-        let f = TriFeedback::random(h, t, 0.0, Exponent::Printed, 3).unwrap();
+        let f = TriFeedback::random(h, t, 0.0, Exponent::Printed, 3, true).unwrap();
         // Printed: block (i, j) depends on j only.
         for j in 0..t {
             for i in 0..j {
@@ -366,25 +459,25 @@ mod tests {
             }
         }
         // Time distance with no masking: the diagonal blocks are the identity.
-        let g = TriFeedback::random(h, t, 0.0, Exponent::TimeDistance, 3).unwrap();
+        let g = TriFeedback::random(h, t, 0.0, Exponent::TimeDistance, 3, true).unwrap();
         for j in 0..t {
             for k in 0..h * h {
-                let want = (k / h == k % h) as i8;
+                let want = (k / h == k % h) as i16;
                 assert_eq!(g.entry(j, j, k / h, k % h), want);
             }
         }
         // Sparsity: the share of zeros in the kept triangle follows it.
-        let s = TriFeedback::random(16, 6, 0.9, Exponent::Printed, 4).unwrap();
+        let s = TriFeedback::random(16, 6, 0.9, Exponent::Printed, 4, true).unwrap();
         let total = 16 * 16 * 6 * 7 / 2;
         let density = s.nnz() as f64 / total as f64;
         assert!((density - 0.1).abs() < 0.02, "{density}");
-        assert!(TriFeedback::random(4, 4, 1.0, Exponent::Printed, 1).is_err());
-        assert!(TriFeedback::new(3, 2, &[0.0; 8], 0.5, Exponent::Printed, 1).is_err());
+        assert!(TriFeedback::random(4, 4, 1.0, Exponent::Printed, 1, true).is_err());
+        assert!(TriFeedback::new(3, 2, &[0.0; 8], 0.5, Exponent::Printed, 1, true).is_err());
     }
 
     #[test]
     fn apply_narrows_with_the_fan_in_shift_and_saturates() {
-        let f = TriFeedback::random(4, 3, 0.0, Exponent::TimeDistance, 5).unwrap();
+        let f = TriFeedback::random(4, 3, 0.0, Exponent::TimeDistance, 5, true).unwrap();
         let e = vec![ERROR.max_raw(); 12];
         let out = f.apply(&e);
         for (o, s) in out.iter().zip(f.sums(&e)) {

@@ -17,7 +17,7 @@ pub trait Real:
     + std::ops::Mul<Output = Self>
     + std::ops::Div<Output = Self>
     + std::ops::AddAssign
-    + From<i8>
+    + From<i16>
 {
     /// From f64 (rounded to nearest).
     fn of(x: f64) -> Self;

@@ -264,7 +264,7 @@ mod tests {
     }
 
     /// The f32 DFA errors are the fixed-point ones without narrowing: on one window,
-    /// every mode's hidden errors agree to within a few Q3.13 LSBs (relative L2 below
+    /// every mode's hidden errors, binary and real-valued, agree to within a few Q3.13 LSBs (relative L2 below
     /// 2%), so both paths propagate through the same matrices at the same scale.
     #[test]
     fn f32_dfa_errors_match_fixed_point_errors() {
@@ -283,11 +283,16 @@ mod tests {
             sparsity,
             init_from_forward: false,
             exponent: Exponent::TimeDistance,
+            binary: true,
         };
+        let r = |o: RnnDfaOptions| RnnDfaOptions { binary: false, ..o };
         for opts in [
             o(false, false, 0.0),
             o(true, false, 0.5),
             o(true, true, 0.8),
+            r(o(false, false, 0.0)),
+            r(o(true, false, 0.5)),
+            r(o(true, true, 0.8)),
         ] {
             let fb = RnnFeedback::new(&fx.params, 10, opts, 3).unwrap();
             let (ei, exp) = hidden_errors(&fb, &tr);
@@ -314,6 +319,7 @@ mod tests {
             sparsity: 0.8,
             init_from_forward: true,
             exponent: Exponent::Printed,
+            binary: true,
         };
         let mut sums = Vec::new();
         for threads in [1, 3] {

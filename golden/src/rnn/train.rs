@@ -430,6 +430,13 @@ impl RnnTrainer {
                 "a modular feedback (mode dfa or hdfa, feedback.modular = true): S^fc and S^rnn are what the bsbu computes",
             ));
         };
+        let Some(fc_sign) = fc.as_sign().cloned() else {
+            return Err(GoldenError::out_of_range(
+                "feedback.binary",
+                "false",
+                "true: the backward-weight unit computes binary products only",
+            ));
+        };
         let s = self.params.shape;
         let t = self.hyper.bptt;
         let (name, rows, cols) = match product {
@@ -508,7 +515,7 @@ impl RnnTrainer {
                                 sample: b * t + j,
                                 target: 0,
                                 rows: 0..s.hidden,
-                                s: fc.clone(),
+                                s: fc_sign.clone(),
                                 shift,
                                 e_l: e.iter().map(|&v| word(v)).collect(),
                                 fprime: FPrime::Relu(vec![true; s.hidden]),
@@ -664,6 +671,7 @@ pub(crate) mod tests {
             sparsity,
             init_from_forward: init,
             exponent: Exponent::Printed,
+            binary: true,
         };
         let modes = [
             ("original", o(false, false, false, 0.0), 0.0),
@@ -672,6 +680,22 @@ pub(crate) mod tests {
             ("triangular sparse 0.8", o(true, true, false, 0.8), 0.0),
             ("triangular + init", o(true, true, true, 0.0), 0.0),
             ("HDFA p = 0.5", o(true, true, true, 0.8), 0.5),
+            (
+                "real-valued original",
+                RnnDfaOptions {
+                    binary: false,
+                    ..o(false, false, false, 0.0)
+                },
+                0.0,
+            ),
+            (
+                "real-valued modular",
+                RnnDfaOptions {
+                    binary: false,
+                    ..o(true, false, false, 0.0)
+                },
+                0.0,
+            ),
         ];
         let run = |mut t: RnnTrainer| {
             let streams = batchify(&train, t.hyper.batch);
@@ -689,10 +713,11 @@ pub(crate) mod tests {
                 .with_dfa(o(true, false, false, 0.0), 0.0, 3)
                 .unwrap();
             let none = |cols| SparseSign::from_rows(cols, vec![vec![]; 16]).unwrap();
+            use super::super::dfa::{CellFeedback, FbMatrix};
             frozen.feedback = Some(RnnFeedback::Modular {
-                fc: none(12),
+                fc: FbMatrix::Sign(none(12)),
                 fc_dense: vec![0; 16 * 12],
-                cell: super::super::dfa::CellFeedback::Dense(none(16)),
+                cell: CellFeedback::Dense(FbMatrix::Sign(none(16))),
             });
             let (base, _) = run(frozen);
             eprintln!("{kind:?} frozen cell: valid loss {:.3}", base.loss());
