@@ -228,6 +228,21 @@ fn captured_cell_products_are_what_the_bsbu_model_computes() {
             "sparsity {sparsity}: {nonzero} nonzero words"
         );
     }
+    // The unit stores signs: a real-valued feedback is refused by name.
+    let cfg = config(&[("sparsity = 0.8", "sparsity = 0.8\nbinary = false")]);
+    let corpus = cfg.load_corpus().unwrap();
+    let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
+    let streams = batchify(&corpus.train, cfg.hyper.batch);
+    for product in [RnnProduct::Fc, RnnProduct::Cell] {
+        let e = t
+            .capture_products(&streams, &[0], 1, product)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("feedback.binary") && e.contains("binary products only"),
+            "{e}"
+        );
+    }
     // A dense cell feedback has no S^rnn: a named error.
     let cfg = config(&[("triangular = true", "triangular = false")]);
     let corpus = cfg.load_corpus().unwrap();
