@@ -77,6 +77,8 @@ fn first20(cfg: &RnnConfig) -> String {
 
 const BPTT: (&str, &str) = ("mode = \"hdfa\"\nbp_ratio = 0.2", "mode = \"bptt\"");
 const DFA: (&str, &str) = ("mode = \"hdfa\"\nbp_ratio = 0.2", "mode = \"dfa\"");
+/// Real-valued, dense feedback.
+const REAL: (&str, &str) = ("sparsity = 0.8", "sparsity = 0.0\nbinary = false");
 
 #[test]
 fn train_rnn_snapshots_of_every_mode() {
@@ -112,6 +114,17 @@ fn train_rnn_snapshots_of_every_mode() {
             "lstm_dfa_distance_init_sparse",
             vec![DFA, ("exponent = \"printed\"", "exponent = \"distance\"")],
         ),
+        (
+            "lstm_dfa_real_original",
+            vec![
+                DFA,
+                ("modular = true", "modular = false"),
+                ("triangular = true", "triangular = false"),
+                REAL,
+                plain[1],
+            ],
+        ),
+        ("lstm_dfa_real_triangular_init", vec![DFA, REAL]),
         ("lstm_hdfa_p0_2", vec![]),
         ("rnn_hdfa_p0_2", vec![("cell = \"lstm\"", "cell = \"rnn\"")]),
         ("gru_hdfa_p0_2", vec![("cell = \"lstm\"", "cell = \"gru\"")]),
