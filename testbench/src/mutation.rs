@@ -119,14 +119,23 @@ fn flip_entry_bit(v: &str, bit: usize) -> Result<String, String> {
         if !lhs.starts_with("mem[") {
             continue;
         }
-        let Some((width, bits)) = rhs.trim_end_matches(';').split_once("'b") else {
-            continue;
+        // rust-hdl writes a word in binary or, from 16 bits on, in hex.
+        let rhs = rhs.trim_end_matches(';');
+        let (width, digits, radix) = match (rhs.split_once("'b"), rhs.split_once("'h")) {
+            (Some((w, d)), _) => (w, d, 2),
+            (None, Some((w, d))) => (w, d, 16),
+            (None, None) => continue,
         };
-        let word = u64::from_str_radix(bits, 2).map_err(|e| format!("{line}: {e}"))?;
+        let word = u64::from_str_radix(digits, radix).map_err(|e| format!("{line}: {e}"))?;
         if word >> ENTRY_EMPTY_BIT & 1 == 1 {
             continue;
         }
-        let new = format!("{lhs} = {width}'b{:b};", word ^ (1 << bit));
+        let flipped = word ^ (1 << bit);
+        let new = if radix == 2 {
+            format!("{lhs} = {width}'b{flipped:b};")
+        } else {
+            format!("{lhs} = {width}'h{flipped:x};")
+        };
         let body = body.replacen(line.trim(), &new, 1);
         return Ok(format!("{}{body}{}", &v[..a], &v[b..]));
     }
