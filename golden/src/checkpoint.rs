@@ -60,22 +60,13 @@ impl<N: Loss> Experiment<N> {
     /// Restore a checkpoint written by [`Experiment::save_checkpoint`] for the same config.
     pub fn load_checkpoint(&mut self, path: &Path) -> Result<(), ExpError> {
         let buf = std::fs::read(path).map_err(|e| file_err(path, e))?;
-        let bad = |r: &str| file_err(path, format!("not a valid checkpoint: {r}"));
-        if !buf.starts_with(CKPT_MAGIC) {
-            return Err(bad("wrong magic"));
+        let mut words = Words::new(&buf, CKPT_MAGIC, path, "checkpoint")?;
+        if words.next()? != config_hash(&self.config) {
+            return Err(words.bad("it was written for a different configuration"));
         }
-        let mut pos = CKPT_MAGIC.len();
-        let mut get = || -> Result<u64, ExpError> {
-            let b = buf.get(pos..pos + 8).ok_or_else(|| bad("truncated"))?;
-            pos += 8;
-            Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
-        };
-        if get()? != config_hash(&self.config) {
-            return Err(bad("it was written for a different configuration"));
-        }
-        let epoch = get()? as usize;
-        let step = get()?;
-        let rng = [get()?, get()?, get()?, get()?];
+        let epoch = words.next()? as usize;
+        let step = words.next()?;
+        let rng = [words.next()?, words.next()?, words.next()?, words.next()?];
         let t = &self.trainer;
         let shapes: Vec<usize> = t
             .net
@@ -88,21 +79,21 @@ impl<N: Loss> Experiment<N> {
             .collect();
         let mut tensors = Vec::new();
         for &len in &shapes {
-            if get()? as usize != len {
-                return Err(bad("tensor shapes differ from the network"));
+            if words.next()? as usize != len {
+                return Err(words.bad("tensor shapes differ from the network"));
             }
             let mut v = Vec::with_capacity(len);
             for _ in 0..len {
-                v.push(N::master_from_bits(get()? as i64));
+                v.push(N::master_from_bits(words.next()? as i64));
             }
             tensors.push(v);
         }
-        let n_hist = get()? as usize;
+        let n_hist = words.next()? as usize;
         let mut history = Vec::new();
         for _ in 0..n_hist {
             let mut f = [0f64; 7];
             for x in f.iter_mut() {
-                *x = f64::from_bits(get()?);
+                *x = f64::from_bits(words.next()?);
             }
             history.push(EpochMetrics {
                 epoch: f[0] as usize,
@@ -153,6 +144,59 @@ fn config_hash(c: &Config) -> u64 {
     let mut h = Fnv1a::new();
     h.write(format!("{raw:?}").as_bytes());
     h.finish()
+}
+
+/// The little-endian u64 words of a checkpoint file after its 8-byte magic, read in
+/// order; every error names the file and what is wrong with it.
+pub(crate) struct Words<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    path: &'a Path,
+    what: &'static str,
+}
+
+impl<'a> Words<'a> {
+    /// Check the magic; `what` names the kind of file in errors.
+    pub(crate) fn new(
+        buf: &'a [u8],
+        magic: &[u8; 8],
+        path: &'a Path,
+        what: &'static str,
+    ) -> Result<Self, ExpError> {
+        let w = Words {
+            buf,
+            pos: magic.len(),
+            path,
+            what,
+        };
+        if !buf.starts_with(magic) {
+            return Err(w.bad(&format!(
+                "wrong magic (expected {})",
+                String::from_utf8_lossy(magic)
+            )));
+        }
+        Ok(w)
+    }
+
+    /// "not a valid {what}: {reason}", naming the file.
+    pub(crate) fn bad(&self, reason: &str) -> ExpError {
+        file_err(self.path, format!("not a valid {}: {reason}", self.what))
+    }
+
+    /// The next word.
+    pub(crate) fn next(&mut self) -> Result<u64, ExpError> {
+        let b = self
+            .buf
+            .get(self.pos..self.pos + 8)
+            .ok_or_else(|| self.bad("truncated"))?;
+        self.pos += 8;
+        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    /// Whether every byte was read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
 }
 
 /// Write `bytes` to `path` atomically.

@@ -35,6 +35,17 @@ fn config(edits: &[(&str, &str)]) -> RnnConfig {
     RnnConfig::parse(&path, &text).unwrap()
 }
 
+/// A fresh trainer for `cfg`, its training streams and the vocabulary size.
+fn setup(cfg: &RnnConfig) -> (golden::rnn::train::RnnTrainer, Vec<Vec<u32>>, usize) {
+    let corpus = cfg.load_corpus().unwrap();
+    let t = cfg.trainer(corpus.vocab.len()).unwrap();
+    (
+        t,
+        batchify(&corpus.train, cfg.hyper.batch),
+        corpus.vocab.len(),
+    )
+}
+
 /// The first 20 steps of `cfg` as a readable log.
 fn first20(cfg: &RnnConfig) -> String {
     let corpus = cfg.load_corpus().unwrap();
@@ -153,9 +164,7 @@ fn captured_fc_products_are_what_the_bsbu_model_computes() {
             ("hidden = 24", "hidden = 128"),
             ("sparsity = 0.8", &format!("sparsity = {sparsity}")),
         ]);
-        let corpus = cfg.load_corpus().unwrap();
-        let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
-        let streams = batchify(&corpus.train, cfg.hyper.batch);
+        let (mut t, streams, _) = setup(&cfg);
         let caps = t
             .capture_products(&streams, &[0, 4, 9], 2, RnnProduct::Fc)
             .unwrap();
@@ -176,22 +185,18 @@ fn captured_fc_products_are_what_the_bsbu_model_computes() {
     // A word-level vocabulary (hundreds of words here; 6,762 in the word config) fits
     // the unit's 8,192 columns; 300 hidden rows do not fit its 256: a named error.
     let cfg = config(&[("level = \"char\"", "level = \"word\"")]);
-    let corpus = cfg.load_corpus().unwrap();
-    assert!(corpus.vocab.len() > 256, "{}", corpus.vocab.len());
-    let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
-    let streams = batchify(&corpus.train, cfg.hyper.batch);
+    let (mut t, streams, vocab) = setup(&cfg);
+    assert!(vocab > 256, "{vocab}");
     for c in t
         .capture_products(&streams, &[1], 1, RnnProduct::Fc)
         .unwrap()
     {
-        assert_eq!(c.s.n_cols(), corpus.vocab.len());
+        assert_eq!(c.s.n_cols(), vocab);
         let want = golden::bsbu::apply(&c.s, &c.e_l, &c.fprime, c.shift).unwrap();
         assert_eq!(want, c.expected);
     }
     let cfg = config(&[("hidden = 24", "hidden = 300")]);
-    let corpus = cfg.load_corpus().unwrap();
-    let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
-    let streams = batchify(&corpus.train, cfg.hyper.batch);
+    let (mut t, streams, _) = setup(&cfg);
     let e = t
         .capture_products(&streams, &[0], 1, RnnProduct::Fc)
         .unwrap_err()
@@ -210,9 +215,7 @@ fn captured_fc_products_are_what_the_bsbu_model_computes() {
 fn captured_cell_products_are_what_the_bsbu_model_computes() {
     for sparsity in ["0.0", "0.8"] {
         let cfg = config(&[("sparsity = 0.8", &format!("sparsity = {sparsity}"))]);
-        let corpus = cfg.load_corpus().unwrap();
-        let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
-        let streams = batchify(&corpus.train, cfg.hyper.batch);
+        let (mut t, streams, _) = setup(&cfg);
         let caps = t
             .capture_products(&streams, &[0, 3], 2, RnnProduct::Cell)
             .unwrap();
@@ -243,9 +246,7 @@ fn captured_cell_products_are_what_the_bsbu_model_computes() {
     }
     // The unit stores signs: a real-valued feedback is refused by name.
     let cfg = config(&[("sparsity = 0.8", "sparsity = 0.8\nbinary = false")]);
-    let corpus = cfg.load_corpus().unwrap();
-    let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
-    let streams = batchify(&corpus.train, cfg.hyper.batch);
+    let (mut t, streams, _) = setup(&cfg);
     for product in [RnnProduct::Fc, RnnProduct::Cell] {
         let e = t
             .capture_products(&streams, &[0], 1, product)
@@ -258,9 +259,7 @@ fn captured_cell_products_are_what_the_bsbu_model_computes() {
     }
     // A dense cell feedback has no S^rnn: a named error.
     let cfg = config(&[("triangular = true", "triangular = false")]);
-    let corpus = cfg.load_corpus().unwrap();
-    let mut t = cfg.trainer(corpus.vocab.len()).unwrap();
-    let streams = batchify(&corpus.train, cfg.hyper.batch);
+    let (mut t, streams, _) = setup(&cfg);
     let e = t
         .capture_products(&streams, &[0], 1, RnnProduct::Cell)
         .unwrap_err()

@@ -222,8 +222,8 @@ struct DceArgs {
     /// Instead of random vectors, capture a training config's paths at its first,
     /// middle and last step and run those: dce: its conv paths; bsbu: its binary
     /// dense paths from e_L (the trainer's own S, in tiles of at most 256 rows, one
-    /// design per tile); for a recurrent config, its S^fc at every time step of the
-    /// first stream.
+    /// design per tile); for a recurrent config, the product `--rnn-product` names,
+    /// on the first stream.
     #[arg(long)]
     from_config: Option<PathBuf>,
     /// --from-config: keep only the first N training images (IDX data), or the first

@@ -17,6 +17,23 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::plot::{two_panel_svg, Series};
 use crate::train::TrainArgs;
 
+/// One epoch from zero states over `wins` of every stream: the epoch's training
+/// sums; `each` sees the sums so far after every step.
+fn train_epoch(
+    tr: &mut dyn LmTrainer,
+    streams: &[Vec<u32>],
+    wins: &[(usize, usize)],
+    mut each: impl FnMut(&RnnEval),
+) -> RnnEval {
+    tr.reset_state();
+    let mut train = RnnEval::default();
+    for &w in wins {
+        train.add(&tr.train_step(streams, w));
+        each(&train);
+    }
+    train
+}
+
 /// Run a recurrent config.
 pub fn run(a: &TrainArgs) -> Result<()> {
     for (flag, set) in [
@@ -41,14 +58,10 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         suffix = format!("-seed{s}");
     }
     if let Some(m) = &a.mode {
-        // The config's own names and parser, so both accept the same values.
-        cfg.raw.mode =
-            serde_json::from_value(serde_json::Value::String(m.clone())).map_err(|e| {
-                anyhow::anyhow!("--mode {m} is out of range for a recurrent config: {e}")
-            })?;
-        if cfg.raw.mode != golden::rnn::config::RnnMode::Hdfa {
-            cfg.raw.bp_ratio = None;
-        }
+        cfg.raw.set_mode(
+            crate::train::config_value("--mode", m)
+                .with_context(|| format!("{}: a recurrent config", a.config.display()))?,
+        );
         suffix += &format!("-{m}");
     }
     let cfg = RnnConfig::from_raw(&a.config, cfg.raw)?;
@@ -118,18 +131,15 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             None => &mut fixed,
         };
         let t0 = std::time::Instant::now();
-        tr.reset_state();
-        let mut train = RnnEval::default();
-        for &w in &wins {
-            train.add(&tr.train_step(&streams, w));
+        let train = train_epoch(tr, &streams, &wins, |so_far| {
             bar.inc(1);
             bar.set_message(format!(
                 "epoch {epoch} loss {:.3} ppl {:.1} acc {:.1}%",
-                train.loss(),
-                train.perplexity(),
-                100.0 * train.accuracy()
+                so_far.loss(),
+                so_far.perplexity(),
+                100.0 * so_far.accuracy()
             ));
-        }
+        });
         let tokens_per_s = train.tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         let (steps, bp_steps) = tr.steps();
         let m = RnnEpoch {
@@ -262,8 +272,7 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
     type Edit = Box<dyn Fn(&mut golden::rnn::config::RnnConfigToml)>;
     let dfa = |modular: bool, triangular: bool, init: bool, binary: bool, sparsity: f64| -> Edit {
         Box::new(move |r| {
-            r.mode = RnnMode::Dfa;
-            r.bp_ratio = None;
+            r.set_mode(RnnMode::Dfa);
             r.feedback.modular = modular;
             r.feedback.triangular = triangular;
             r.feedback.init = init;
@@ -302,13 +311,7 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
         ),
         (format!("HDFA p = 0.1 (sparsity {sp})"), hdfa(0.1)),
         (format!("HDFA p = 0.2 (sparsity {sp})"), hdfa(0.2)),
-        (
-            "BPTT".into(),
-            Box::new(|r| {
-                r.mode = RnnMode::Bptt;
-                r.bp_ratio = None;
-            }),
-        ),
+        ("BPTT".into(), Box::new(|r| r.set_mode(RnnMode::Bptt))),
     ];
     let corpus = base.load_corpus()?;
     let mut table = String::from(if a.f32 {
@@ -325,13 +328,8 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
         let t0 = std::time::Instant::now();
         let (mut train, mut tokens) = (RnnEval::default(), 0u64);
         for _ in 0..cfg.raw.epochs {
-            tr.reset_state();
-            train = RnnEval::default();
-            for &w in &wins {
-                let ev = tr.train_step(&streams, w);
-                train.add(&ev);
-                tokens += ev.tokens;
-            }
+            train = train_epoch(tr, &streams, &wins, |_| {});
+            tokens += train.tokens;
         }
         let secs = t0.elapsed().as_secs_f64();
         let test = tr.evaluate(&corpus.test, cfg.hyper.batch);
@@ -430,10 +428,7 @@ pub fn bench(paths: &[&PathBuf], a: &crate::train::TrainBenchArgs) -> Result<()>
             for mode in modes {
                 let mut raw = base.raw.clone();
                 raw.threads = th;
-                raw.mode = mode;
-                if mode != RnnMode::Hdfa {
-                    raw.bp_ratio = None;
-                }
+                raw.set_mode(mode);
                 let cfg = RnnConfig::from_raw(path, raw)?;
                 let streams = batchify(&corpus.train, cfg.hyper.batch);
                 let wins = windows(streams[0].len(), cfg.hyper.bptt);

@@ -99,9 +99,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             suffix += &format!("-seed{s}");
         }
         if let Some(m) = &a.mode {
-            // The config's own names and parser, so both accept the same values.
-            raw.mode = serde_json::from_value(serde_json::Value::String(m.clone()))
-                .map_err(|e| anyhow::anyhow!("--mode {m} is out of range: {e}"))?;
+            raw.mode = config_value("--mode", m)?;
             if raw.mode != Mode::Hdfa {
                 raw.bp_ratio = None;
             }
@@ -518,6 +516,13 @@ fn bench_path<N: Loss>(cfg: &Config, steps: usize) -> Result<f64> {
     Ok((steps * cfg.raw.batch) as f64 / t0.elapsed().as_secs_f64())
 }
 
+/// A flag's value parsed by the config's own names and parser (so both accept the
+/// same values), with an error naming the flag, the value and the valid ones.
+pub fn config_value<T: serde::de::DeserializeOwned>(flag: &str, value: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .map_err(|e| anyhow::anyhow!("{flag} {value} is out of range: {e}"))
+}
+
 /// PyTorch's samples/s on the same config, from `scripts/torch_bench.py` (`vocab`:
 /// the corpus vocabulary of a recurrent config).
 pub fn torch_samples_per_s(
@@ -585,15 +590,10 @@ pub fn train_bench(a: &TrainBenchArgs) -> Result<()> {
         "| config | format | threads | batch | fixed point samples/s | f32 samples/s | PyTorch samples/s | fixed / PyTorch | GEMM rows: 1 pass / chunked / i64 |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    // The config's own names and parser, so both accept the same values.
     let formats = a
         .format
         .iter()
-        .map(|f| {
-            serde_json::from_value::<FormatPreset>(serde_json::Value::String(f.clone()))
-                .map(Some)
-                .map_err(|e| anyhow::anyhow!("--format {f} is out of range: {e}"))
-        })
+        .map(|f| config_value::<FormatPreset>("--format", f).map(Some))
         .collect::<Result<Vec<_>>>()?;
     let formats = if formats.is_empty() {
         vec![None]

@@ -132,6 +132,24 @@ impl RnnParams {
         }
     }
 
+    /// The tensors in the order emb, wx, wh, b, wd, bd (the gradients', the Adam
+    /// moments', the checksum's and the checkpoint's order).
+    pub fn tensors(&self) -> [&Vec<i32>; 6] {
+        [&self.emb, &self.wx, &self.wh, &self.b, &self.wd, &self.bd]
+    }
+
+    /// The tensors, mutable, in the same order.
+    pub fn tensors_mut(&mut self) -> [&mut Vec<i32>; 6] {
+        [
+            &mut self.emb,
+            &mut self.wx,
+            &mut self.wh,
+            &mut self.b,
+            &mut self.wd,
+            &mut self.bd,
+        ]
+    }
+
     /// The Q4.12 copies the products use (once per step).
     pub fn forward_copy(&self) -> RnnFwd {
         let w = |m: &[i32]| -> Vec<i16> {

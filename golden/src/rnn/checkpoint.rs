@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::train::{RnnEval, RnnTrainer};
 use crate::adam::AdamSteps;
-use crate::checkpoint::write_atomic;
+use crate::checkpoint::{write_atomic, Words};
 use crate::experiment::{file_err, ExpError};
 use crate::rng::Rng;
 
@@ -61,11 +61,7 @@ pub fn save(
     for s in t.draw.state() {
         put(s);
     }
-    let p = &t.params;
-    for x in [&p.emb, &p.wx, &p.wh, &p.b, &p.wd, &p.bd]
-        .into_iter()
-        .chain(t.m.iter())
-    {
+    for x in t.params.tensors().into_iter().chain(t.m.iter()) {
         put(x.len() as u64);
         for &w in x {
             put(w as u32 as u64);
@@ -101,61 +97,46 @@ pub fn load(
     t: &mut RnnTrainer,
 ) -> Result<(usize, Vec<RnnEpoch>), ExpError> {
     let buf = std::fs::read(path).map_err(|e| file_err(path, e))?;
-    let bad = |r: &str| file_err(path, format!("not a valid recurrent checkpoint: {r}"));
-    if !buf.starts_with(MAGIC) {
-        return Err(bad("wrong magic (expected HDFARN01)"));
+    let mut words = Words::new(&buf, MAGIC, path, "recurrent checkpoint")?;
+    if words.next()? != hash {
+        return Err(words.bad("it was written for a different configuration"));
     }
-    let mut pos = MAGIC.len();
-    let mut get = || -> Result<u64, ExpError> {
-        let b = buf.get(pos..pos + 8).ok_or_else(|| bad("truncated"))?;
-        pos += 8;
-        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
-    };
-    if get()? != hash {
-        return Err(bad("it was written for a different configuration"));
-    }
-    let epoch = get()? as usize;
-    let (step, bp_steps) = (get()?, get()?);
-    let (p1, p2) = (f64::from_bits(get()?), f64::from_bits(get()?));
-    let draw = [get()?, get()?, get()?, get()?];
+    let epoch = words.next()? as usize;
+    let (step, bp_steps) = (words.next()?, words.next()?);
+    let (p1, p2) = (f64::from_bits(words.next()?), f64::from_bits(words.next()?));
+    let draw = [words.next()?, words.next()?, words.next()?, words.next()?];
     let mut n = t.clone();
     {
-        let p = &mut n.params;
-        for x in [
-            &mut p.emb, &mut p.wx, &mut p.wh, &mut p.b, &mut p.wd, &mut p.bd,
-        ]
-        .into_iter()
-        .chain(n.m.iter_mut())
-        {
-            if get()? as usize != x.len() {
-                return Err(bad("tensor shapes differ from the model"));
+        for x in n.params.tensors_mut().into_iter().chain(n.m.iter_mut()) {
+            if words.next()? as usize != x.len() {
+                return Err(words.bad("tensor shapes differ from the model"));
             }
             for w in x.iter_mut() {
-                *w = get()? as u32 as i32;
+                *w = words.next()? as u32 as i32;
             }
         }
     }
     for x in n.v.iter_mut() {
-        if get()? as usize != x.len() {
-            return Err(bad("tensor shapes differ from the model"));
+        if words.next()? as usize != x.len() {
+            return Err(words.bad("tensor shapes differ from the model"));
         }
         for w in x.iter_mut() {
-            *w = get()? as i64;
+            *w = words.next()? as i64;
         }
     }
-    let len = get()? as usize;
+    let len = words.next()? as usize;
     if len > epoch {
-        return Err(bad("more history than epochs"));
+        return Err(words.bad("more history than epochs"));
     }
     let mut history = Vec::with_capacity(len);
     for _ in 0..len {
-        let (e, steps, bp) = (get()? as usize, get()?, get()?);
+        let (e, steps, bp) = (words.next()? as usize, words.next()?, words.next()?);
         let mut ev = [RnnEval::default(); 3];
         for x in ev.iter_mut() {
             *x = RnnEval {
-                tokens: get()?,
-                loss_raw: get()? as i64,
-                hits: get()?,
+                tokens: words.next()?,
+                loss_raw: words.next()? as i64,
+                hits: words.next()?,
             };
         }
         history.push(RnnEpoch {
@@ -165,11 +146,11 @@ pub fn load(
             train: ev[0],
             valid: ev[1],
             test: ev[2],
-            tokens_per_s: f64::from_bits(get()?),
+            tokens_per_s: f64::from_bits(words.next()?),
         });
     }
-    if pos != buf.len() {
-        return Err(bad("trailing bytes"));
+    if !words.at_end() {
+        return Err(words.bad("trailing bytes"));
     }
     n.step = step;
     n.bp_steps = bp_steps;
@@ -182,7 +163,7 @@ pub fn load(
 
 #[cfg(test)]
 mod tests {
-    use super::super::train::tests::{corpus, trainer};
+    use super::super::train::tests::{corpus, hdfa_feedback, trainer};
     use super::super::train::{batchify, windows};
     use super::*;
     use crate::rng::SeedableRng;
@@ -202,17 +183,8 @@ mod tests {
     #[test]
     fn resumed_training_is_bit_identical_and_bad_files_are_refused() {
         use super::super::cell::CellKind;
-        use super::super::dfa::RnnDfaOptions;
-        use super::super::feedback::Exponent;
         let text = corpus(900, 4);
-        let o = RnnDfaOptions {
-            modular: true,
-            triangular: true,
-            sparsity: 0.8,
-            init_from_forward: true,
-            exponent: Exponent::Printed,
-            binary: true,
-        };
+        let o = hdfa_feedback();
         let fresh = || trainer(CellKind::Lstm, 2).with_dfa(o, 0.5, 9).unwrap();
         let mut straight = fresh();
         epoch(&mut straight, &text);

@@ -145,6 +145,16 @@ pub struct RnnConfigToml {
     pub data: TextDataToml,
 }
 
+impl RnnConfigToml {
+    /// Switch the training algorithm; `bp_ratio` stays only for HDFA.
+    pub fn set_mode(&mut self, mode: RnnMode) {
+        self.mode = mode;
+        if mode != RnnMode::Hdfa {
+            self.bp_ratio = None;
+        }
+    }
+}
+
 /// A validated recurrent config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RnnConfig {

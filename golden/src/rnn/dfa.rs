@@ -45,7 +45,7 @@ use super::cell::{
     cell_backward, cell_grads, decoder_grads, err_to_24, signed_dot, CellKind, RnnFwd, RnnGrads,
     RnnParams, RnnTrace,
 };
-use super::feedback::{Exponent, SignSum, TriFeedback, REAL_FRAC};
+use super::feedback::{real_shift, real_word, Exponent, SignSum, TriFeedback, REAL_FRAC};
 use super::float::Real;
 use crate::bsbu::SparseSign;
 use crate::format::{fan_in_shift, narrow, round_shift, ERROR};
@@ -82,6 +82,8 @@ pub enum FbMatrix {
         cols: usize,
         /// Q1.14 raw words, |w| ≤ 1.
         w: Vec<i16>,
+        /// The rows' mean Σw² (real units), for the narrowing shift.
+        energy: f64,
     },
 }
 
@@ -114,18 +116,20 @@ impl FbMatrix {
                 let v = value(r, c, rng);
                 let keep = sparsity == 0.0 || rng.uniform() >= sparsity;
                 if let (Some(v), true) = (v, keep) {
-                    w[r * cols + c] = (v.clamp(-1.0, 1.0) * (1 << REAL_FRAC) as f64).round() as i16;
+                    w[r * cols + c] = real_word(v);
                 }
             }
         }
-        Ok(FbMatrix::Real { cols, w })
+        let unit = (1u64 << REAL_FRAC) as f64;
+        let energy = w.iter().map(|&v| (v as f64 / unit).powi(2)).sum::<f64>() / rows.max(1) as f64;
+        Ok(FbMatrix::Real { cols, w, energy })
     }
 
     /// Rows.
     pub fn n_rows(&self) -> usize {
         match self {
             FbMatrix::Sign(s) => s.n_rows(),
-            FbMatrix::Real { cols, w } => w.len() / cols.max(&1),
+            FbMatrix::Real { cols, w, .. } => w.len() / cols.max(&1),
         }
     }
 
@@ -141,7 +145,7 @@ impl FbMatrix {
     pub fn product<T: SignSum>(&self, x: &[T]) -> Vec<T> {
         match self {
             FbMatrix::Sign(s) => sign_product(s, x),
-            FbMatrix::Real { cols, w } => w
+            FbMatrix::Real { cols, w, .. } => w
                 .chunks_exact(*cols)
                 .map(|row| {
                     let mut acc = T::default();
@@ -162,12 +166,7 @@ impl FbMatrix {
     pub fn shift(&self, times: usize) -> u32 {
         match self {
             FbMatrix::Sign(s) => fan_in_shift(per_row(s) * times),
-            FbMatrix::Real { w, .. } => {
-                let unit = (1u64 << REAL_FRAC) as f64;
-                let energy: f64 = w.iter().map(|&v| (v as f64 / unit).powi(2)).sum();
-                let mean = energy / self.n_rows().max(1) as f64 * times as f64;
-                REAL_FRAC + fan_in_shift(mean.round().max(1.0) as usize)
-            }
+            FbMatrix::Real { energy, .. } => real_shift(energy * times as f64),
         }
     }
 }
@@ -401,13 +400,7 @@ pub fn hidden_errors(fb: &RnnFeedback, tr: &RnnTrace) -> (Vec<Vec<i16>>, i32) {
                 }
                 CellFeedback::Triangular(tri) => {
                     let h = tri.h;
-                    // A window shorter than the feedback's T (the stream's tail) uses
-                    // the top-left blocks: zero errors past its end.
-                    let mut flat = vec![0i64; tri.h * tri.t];
-                    for (j, v) in ernn.iter().enumerate() {
-                        flat[j * h..(j + 1) * h].copy_from_slice(v);
-                    }
-                    let out = tri.apply(&flat);
+                    let out = tri.apply(&tri.window_vector(&ernn));
                     (0..t)
                         .map(|i| out[i * h..(i + 1) * h].iter().map(|&x| x as i16).collect())
                         .collect()
@@ -445,11 +438,7 @@ pub fn hidden_errors_f<R: Real>(fb: &RnnFeedback, e: &[Vec<R>]) -> Vec<Vec<R>> {
                 }
                 CellFeedback::Triangular(tri) => {
                     let h = tri.h;
-                    let mut flat = vec![R::default(); h * tri.t];
-                    for (j, v) in ernn.iter().enumerate() {
-                        flat[j * h..(j + 1) * h].copy_from_slice(v);
-                    }
-                    let out = scaled(tri.sums(&flat), tri.shift);
+                    let out = scaled(tri.sums(&tri.window_vector(&ernn)), tri.shift);
                     (0..t).map(|i| out[i * h..(i + 1) * h].to_vec()).collect()
                 }
             }
@@ -650,7 +639,7 @@ mod tests {
             s.exp = 2;
         }
         let (e, _) = hidden_errors(&fb, &tr);
-        let RnnFeedback::Original(FbMatrix::Real { cols, w }) = &fb else {
+        let RnnFeedback::Original(FbMatrix::Real { cols, w, .. }) = &fb else {
             panic!("a real-valued matrix")
         };
         assert_eq!((*cols, w.len()), (23, 9 * 23));

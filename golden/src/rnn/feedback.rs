@@ -49,6 +49,18 @@ impl<T: Copy + Default + std::ops::AddAssign + std::ops::Mul<Output = Self> + Fr
 /// Fraction bits of a real-valued feedback weight (Q1.14 in i16, |w| ≤ 1).
 pub const REAL_FRAC: u32 = 14;
 
+/// The Q1.14 word of a real-valued feedback weight x ∈ [−1, 1] (round to nearest).
+pub fn real_word(x: f64) -> i16 {
+    (x.clamp(-1.0, 1.0) * (1 << REAL_FRAC) as f64).round() as i16
+}
+
+/// The narrowing shift of a real-valued feedback product whose outputs sum, on
+/// average, `energy` = Σw² (real units): the weights' fraction bits plus the fan-in
+/// shift of that energy, so the product keeps its input's scale.
+pub fn real_shift(energy: f64) -> u32 {
+    REAL_FRAC + crate::format::fan_in_shift(energy.round().max(1.0) as usize)
+}
+
 /// Which power a block takes (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exponent {
@@ -151,7 +163,7 @@ impl TriFeedback {
                     if binary {
                         sign(v) as i16
                     } else {
-                        (v * (1 << (REAL_FRAC - 1)) as f64).round() as i16
+                        real_word(v / 2.0)
                     }
                 })
                 .collect()
@@ -196,8 +208,7 @@ impl TriFeedback {
                     }
                 }
             }
-            let mean = energy / (h * t) as f64;
-            f.shift = REAL_FRAC + crate::format::fan_in_shift(mean.round().max(1.0) as usize);
+            f.shift = real_shift(energy / (h * t) as f64);
         }
         Ok(f)
     }
@@ -330,6 +341,17 @@ impl TriFeedback {
             }
         }
         out
+    }
+
+    /// The window's per-step vectors (H each, at most T of them) as one HT vector,
+    /// zero past a window shorter than T (the stream's tail uses the top-left blocks).
+    pub fn window_vector<T: Copy + Default>(&self, steps: &[Vec<T>]) -> Vec<T> {
+        let h = self.h;
+        let mut flat = vec![T::default(); h * self.t];
+        for (j, v) in steps.iter().enumerate() {
+            flat[j * h..(j + 1) * h].copy_from_slice(v);
+        }
+        flat
     }
 
     /// e_in = sat(round(S·e >> shift)) on raw error words, as every binary path narrows.

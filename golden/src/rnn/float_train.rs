@@ -9,7 +9,8 @@
 //! - the DFA errors are [`super::dfa::hidden_errors_f`]: the same sign matrices and
 //!   power-of-two scales, with no narrowing;
 //! - Adam is the float textbook update with the fixed-point run's rounded β1, β2,
-//!   its ε (one Q8.24 LSB, 2^−24) and its bias correction folded into the step size.
+//!   its ε (one Q8.24 LSB, 2^−24) and its bias-corrected step size
+//!   ([`AdamSteps`], the same per-step constant).
 //!
 //! **Determinism.** Each stream's gradient sums are kept apart and added in stream
 //! order, so the f32 result does not depend on the thread count either (float
@@ -21,6 +22,7 @@ use super::float::{bptt_f, cell_step_f, decoder_step_f, forward_f, FloatParams, 
 use super::train::{
     batchify, par_ranges, pick_kind, windows, LmTrainer, RnnEval, RnnHyper, RnnStepKind, RnnTrainer,
 };
+use crate::adam::AdamSteps;
 use crate::cnn::softmax::LOSS_FRAC;
 use crate::rng::Rng;
 
@@ -47,8 +49,8 @@ pub struct FloatRnnTrainer<R> {
     pub m: FloatParams<R>,
     /// Second moments.
     pub v: FloatParams<R>,
-    /// β1^t and β2^t of the last step (f64, as the fixed point's step size uses).
-    powers: (f64, f64),
+    /// The bias-corrected step size per step (the fixed point's own).
+    steps: AdamSteps,
     /// Steps taken.
     pub step: u64,
     /// BPTT steps taken.
@@ -83,7 +85,7 @@ impl<R: Real + Send + Sync> FloatRnnTrainer<R> {
             hyper: t.hyper,
             m: FloatParams::zeros(shape),
             v: FloatParams::zeros(shape),
-            powers: (1.0, 1.0),
+            steps: AdamSteps::default(),
             step: 0,
             bp_steps: 0,
             state: vec![zero_state(&shape); t.hyper.batch],
@@ -143,8 +145,7 @@ impl<R: Real + Send + Sync> FloatRnnTrainer<R> {
     fn update(&mut self, sums: &FloatParams<R>, tokens: u64) {
         let a = self.hyper.adam;
         let (b1, b2) = (a.beta1.real(), a.beta2.real());
-        self.powers = (self.powers.0 * b1, self.powers.1 * b2);
-        let eta_t = R::of(a.eta * (1.0 - self.powers.1).sqrt() / (1.0 - self.powers.0));
+        let eta_t = R::of(self.steps.next(&a).eta_t.real());
         let eps = R::of(a.eps_raw.max(1) as f64 / (1u64 << super::cell::FRAC) as f64);
         let inv_n = R::of(1.0 / tokens.max(1) as f64);
         let (rb1, rb2) = (R::of(b1), R::of(b2));
@@ -229,7 +230,7 @@ impl<R: Real + Send + Sync> LmTrainer for FloatRnnTrainer<R> {
 mod tests {
     use super::super::dfa::RnnDfaOptions;
     use super::super::feedback::Exponent;
-    use super::super::train::tests::{corpus, trainer as fixed};
+    use super::super::train::tests::{corpus, hdfa_feedback, trainer as fixed};
     use super::*;
 
     fn train<T: LmTrainer>(t: &mut T, train: &[u32], batch: usize, bptt: usize, epochs: usize) {
@@ -313,14 +314,7 @@ mod tests {
     #[test]
     fn f32_hdfa_learns_and_is_thread_independent() {
         let (tr, valid) = (corpus(2000, 1), corpus(400, 2));
-        let o = RnnDfaOptions {
-            modular: true,
-            triangular: true,
-            sparsity: 0.8,
-            init_from_forward: true,
-            exponent: Exponent::Printed,
-            binary: true,
-        };
+        let o = hdfa_feedback();
         let mut sums = Vec::new();
         for threads in [1, 3] {
             let mut fx = fixed(CellKind::Lstm, threads).with_dfa(o, 0.5, 3).unwrap();

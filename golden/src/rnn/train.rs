@@ -181,13 +181,6 @@ impl LmTrainer for RnnTrainer {
     }
 }
 
-/// Mutable views of the parameter tensors in [`RnnGrads::mean`]'s order.
-fn tensors_mut(p: &mut RnnParams) -> [&mut Vec<i32>; 6] {
-    [
-        &mut p.emb, &mut p.wx, &mut p.wh, &mut p.b, &mut p.wd, &mut p.bd,
-    ]
-}
-
 /// Split streams `0..n` into at most `threads` contiguous ranges and run `f` on each
 /// on its own thread; the results in stream order.
 pub(super) fn par_ranges<T: Send>(
@@ -231,15 +224,7 @@ impl RnnTrainer {
     /// A model initialized from `seed` ([`RnnParams::init`]).
     pub fn new(shape: RnnShape, hyper: RnnHyper, seed: u64) -> RnnTrainer {
         let params = RnnParams::init(shape, &mut Rng::seed_from_u64(seed));
-        let m = [
-            &params.emb,
-            &params.wx,
-            &params.wh,
-            &params.b,
-            &params.wd,
-            &params.bd,
-        ]
-        .map(|t| vec![0i32; t.len()]);
+        let m = params.tensors().map(|t| vec![0i32; t.len()]);
         let v = m.clone().map(|t| vec![0i64; t.len()]);
         RnnTrainer {
             params,
@@ -280,11 +265,7 @@ impl RnnTrainer {
     /// FNV-1a of the weights and both Adam moments: equal checksums, equal state.
     pub fn checksum(&self) -> u64 {
         let mut h = crate::hash::Fnv1a::new();
-        let p = &self.params;
-        for x in [&p.emb, &p.wx, &p.wh, &p.b, &p.wd, &p.bd]
-            .into_iter()
-            .chain(self.m.iter())
-        {
+        for x in self.params.tensors().into_iter().chain(self.m.iter()) {
             for w in x {
                 h.write(&w.to_le_bytes());
             }
@@ -352,7 +333,7 @@ impl RnnTrainer {
         let mean = g.mean();
         let st = self.steps.next(&self.hyper.adam);
         let h = self.hyper.adam;
-        for (k, theta) in tensors_mut(&mut self.params).into_iter().enumerate() {
+        for (k, theta) in self.params.tensors_mut().into_iter().enumerate() {
             for (((t, m), v), &gw) in theta
                 .iter_mut()
                 .zip(self.m[k].iter_mut())
@@ -524,16 +505,9 @@ impl RnnTrainer {
                         }
                         continue;
                     };
-                    // S^rnn · e^rnn over the whole window (zero past a short window's
-                    // end), as the trainer computes it.
-                    let h = tri.h;
-                    let mut flat = vec![0i64; h * tri.t];
-                    for (j, v) in ernn.iter().enumerate() {
-                        for (d, &x) in flat[j * h..(j + 1) * h].iter_mut().zip(v) {
-                            *d = x as i64;
-                        }
-                    }
-                    let want = tri.apply(&flat);
+                    // S^rnn · e^rnn over the whole window, as the trainer computes it.
+                    let flat = tri.window_vector(&ernn);
+                    let want = tri.apply(&flat.iter().map(|&x| x as i64).collect::<Vec<_>>());
                     for (rows, m) in tiles {
                         out.push(crate::capture::DenseCapture {
                             step: k,
@@ -542,7 +516,7 @@ impl RnnTrainer {
                             rows: rows.clone(),
                             s: m.clone(),
                             shift: tri.shift,
-                            e_l: flat.iter().map(|&v| word(v)).collect(),
+                            e_l: flat.iter().map(|&v| word(v as i64)).collect(),
                             fprime: FPrime::Relu(vec![true; rows.len()]),
                             expected: want[rows.clone()].iter().map(|&v| word(v)).collect(),
                         });
@@ -581,6 +555,19 @@ pub(crate) mod tests {
                 }
             })
             .collect()
+    }
+
+    /// The configs' HDFA feedback: modular, triangular (printed exponent), 80%
+    /// sparse, binary, initialized from the forward weights.
+    pub(crate) fn hdfa_feedback() -> RnnDfaOptions {
+        RnnDfaOptions {
+            modular: true,
+            triangular: true,
+            sparsity: 0.8,
+            init_from_forward: true,
+            exponent: super::super::feedback::Exponent::Printed,
+            binary: true,
+        }
     }
 
     /// A small model (V 12, E 8, H 16, batch 4, T 10, η 0.01), seed 7.

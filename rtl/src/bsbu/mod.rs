@@ -86,7 +86,7 @@ pub fn generate(p: &BsbuParams, s: &SparseSign) -> Result<Emitted, RtlError> {
         (S, 12) => build::<12, S>(&programs, p),
         (S, 13) => build::<13, S>(&programs, p),
         (S, 14) => build::<14, S>(&programs, p),
-        (W, ..=10) => build::<10, W>(&programs, p),
+        (W, ..=MIN_WIDE_ENTRY_ADDR_BITS) => build::<MIN_WIDE_ENTRY_ADDR_BITS, W>(&programs, p),
         (W, 11) => build::<11, W>(&programs, p),
         (W, 12) => build::<12, W>(&programs, p),
         (W, 13) => build::<13, W>(&programs, p),
