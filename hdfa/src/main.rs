@@ -94,9 +94,9 @@ enum Cmd {
         /// dce: map side (H = W).
         #[arg(long, default_value_t = 16)]
         map: usize,
-        /// Sparsity of S.
-        #[arg(long, default_value_t = 0.9)]
-        sparsity: f64,
+        /// bsbu: sparsities of S (a table each).
+        #[arg(long, num_args = 1.., default_values_t = [0.9, 0.98])]
+        sparsity: Vec<f64>,
         /// Output rows.
         #[arg(long, default_value_t = 64)]
         rows: usize,
@@ -416,28 +416,41 @@ fn bench(
     cols: usize,
     vectors: usize,
     seed: u64,
+    throughput: bool,
     out: &PathBuf,
 ) -> Result<()> {
+    check_sparsity(sparsity)?;
     let cache = sim::verilator::default_cache_dir();
-    println!("## Utilization (no stalls, sparsity {sparsity}, {rows}x{cols}, {vectors} random + {} corner vectors)", testbench::CORNER_VECTORS);
-    println!("| P | ideal cycles/matrix | compute cycles/matrix | utilization | total cycles/vector | total utilization |");
-    println!("|---|---|---|---|---|---|");
+    println!("## Cycles per vector against the bound (no stalls, sparsity {sparsity}, {rows}x{cols}, {vectors} random + {} corner vectors)", testbench::CORNER_VECTORS);
+    println!();
+    println!("The stages overlap (load n+1, compute n, drain n−1), so the bound per vector is max(load words, most nonzeros of a lane + {}, drain words).", golden::bsbu::COMPUTE_PIPELINE);
+    println!();
+    println!("| P | load | compute (nnz + pipeline) | drain | bound | measured cycles/vector | measured / bound | compute cycles/vector | compute utilization |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for p in [1usize, 4, 8, 16] {
         let mut sc = BsbuScenario::new(p, rows, cols, sparsity, vectors, seed)?;
         sc.stall = Stall::NONE;
         sc.corner_rows = false;
-        let r = sc.run(SimKind::Verilator, &cache, out)?;
+        let unit = BsbuUnit::new(sc.clone())?;
+        let b = golden::bsbu::StreamBound::of(&unit.s, p);
+        let r = run_case(&unit, 0, SimKind::Verilator, Stall::NONE, &cache, out)?;
         if r.stats.mismatches != 0 {
             bail!("bench run had mismatches: {}", r.summary());
         }
         println!(
-            "| {p} | {} | {:.1} | {:.1}% | {:.1} | {:.1}% |",
-            r.ideal_per_vector,
+            "| {p} | {} | {} | {} | {} | {:.2} | {:.3} | {:.1} | {:.1}% |",
+            b.load,
+            b.compute,
+            b.drain,
+            b.cycles(),
+            r.cycles_per_vector(),
+            r.cycles_per_vector() / b.cycles() as f64,
             r.compute_per_vector(),
             100.0 * r.utilization(),
-            r.cycles_per_vector(),
-            100.0 * r.ideal_per_vector / r.cycles_per_vector()
         );
+    }
+    if !throughput {
+        return Ok(());
     }
     println!("\n## Simulator throughput (same vectors, P = 4, with stalls)");
     println!("| simulator | cycles | sim seconds | cycles/s | build seconds |");
@@ -615,7 +628,11 @@ fn main() -> Result<()> {
             seed,
             out,
             ..
-        } => bench(sparsity, rows, cols, vectors.unwrap_or(1000), seed, &out)?,
+        } => {
+            for (i, &s) in sparsity.iter().enumerate() {
+                bench(s, rows, cols, vectors.unwrap_or(1000), seed, i == 0, &out)?;
+            }
+        }
         Cmd::Flow { unit, vectors, out } => {
             let units = build_units(&unit, vectors)?;
             anyhow::ensure!(

@@ -9,6 +9,8 @@
 //!
 //! Faults, for both units: one weight sign flipped, one tap (a nonzero of S) dropped,
 //! the narrowing shift off by one, the mask (f') ignored, two lanes' outputs swapped;
+//! (bsbu) a lane loading into the bank being computed, and loads running ahead of the
+//! compute;
 //! and faults only the stream checks see: `out_last` stuck low, an extra word after
 //! each pass, and (dce) a `len_err` that never clears.
 
@@ -228,9 +230,39 @@ pub const BSBU_MUTANTS: &[Mutant] = &[
             )
         },
     },
+    Mutant {
+        unit: "bsbu",
+        name: "bank-clash",
+        what: "lane 1 loads e_L into the bank its compute pass reads (the overlap's double buffer is lost)",
+        edit: |v| {
+            replace_once(
+                v,
+                "top",
+                "lanes$1$el_wbank = ld$q[32'h0];",
+                "lanes$1$el_wbank = cd$q[32'h0];",
+            )
+        },
+    },
+    Mutant {
+        unit: "bsbu",
+        name: "load-ahead",
+        what: "the input is always ready: vector m loads before vector m − 2 is computed",
+        edit: |v| {
+            replace_once(
+                v,
+                "top",
+                "in_ready = (ld$q - cd$q) < two_vec;",
+                "in_ready = 1'b1;",
+            )
+        },
+    },
     out_last_low("bsbu"),
     extra_word("bsbu"),
 ];
+
+/// Number of leading mutants in [`BSBU_MUTANTS`] that fault the datapath or its
+/// buffering (the rest fault only the stream's framing).
+pub const BSBU_DESIGN_MUTANTS: usize = 7;
 
 /// The conv engine's mutants (P ≥ 2).
 pub const DCE_MUTANTS: &[Mutant] = &[

@@ -216,3 +216,55 @@ fn bsbu_at_its_advertised_limits_match_golden() {
         }
     }
 }
+
+#[test]
+fn bsbu_overlapped_stream_stays_within_5_percent_of_its_bound() {
+    // Load, compute and drain overlap, so a long stream without stalls costs
+    // max(load words, most nonzeros of a lane + pipeline, drain words) per vector:
+    // compute-bound at P = 1 and load-bound from P = 4 at 64 x 64, sparsity 0.9.
+    // Serialized stages would cost their sum (about 2.5x at P = 4).
+    let cache = sim::verilator::default_cache_dir();
+    for lanes in [1, 4, 16] {
+        let mut sc = BsbuScenario::new(lanes, 64, 64, 0.9, 300, 5).unwrap();
+        sc.stall = Stall::NONE;
+        sc.corner_rows = false;
+        let unit = testbench::BsbuUnit::new(sc.clone()).unwrap();
+        let bound = golden::bsbu::StreamBound::of(&unit.s, lanes);
+        let r = testbench::run_case(
+            &unit,
+            0,
+            SimKind::Verilator,
+            Stall::NONE,
+            &cache,
+            &work("overlap"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        println!("{} bound {bound:?}", r.summary());
+        r.expect_clean(64 * sc.total_vectors()).unwrap();
+        let ratio = r.cycles_per_vector() / bound.cycles() as f64;
+        assert!(
+            (1.0..=1.05).contains(&ratio),
+            "P = {lanes}: {:.2} cycles/vector against the bound {} ({bound:?})",
+            r.cycles_per_vector(),
+            bound.cycles()
+        );
+    }
+}
+
+#[test]
+fn bsbu_single_result_bank_lane_matches_golden_on_both_simulators() {
+    // P = 1 with 200 rows: a lane holds more than 128 rows, so its result memory has
+    // one bank and the compute waits for the drain; the e_L banks still overlap.
+    let sc = BsbuScenario::new(1, 200, 24, 0.8, 40, 3).unwrap();
+    let cache = sim::verilator::default_cache_dir();
+    let v = sc
+        .run(SimKind::Verilator, &cache, &work("single_bank"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let i = sc
+        .run(SimKind::Icarus, &cache, &work("single_bank"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!("{}\n{}", v.summary(), i.summary());
+    v.expect_clean(200 * sc.total_vectors()).unwrap();
+    let p = testbench::verdict(&[&v.stats, &i.stats]);
+    assert!(p.is_empty(), "{p:?}");
+}

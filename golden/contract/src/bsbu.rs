@@ -252,6 +252,40 @@ impl SparseSign {
     }
 }
 
+/// Cycles a compute pass of the unit takes beyond its largest lane program: the
+/// lanes' three pipeline stages (entry ROM, e_L read, accumulate) empty after the last
+/// entry issues.
+pub const COMPUTE_PIPELINE: usize = 3;
+
+/// The unit's bound per vector in a long stream, in cycles: its three stages overlap
+/// (vector n+1 loads while n computes and n−1 drains), so no schedule beats the
+/// slowest stage's cycles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamBound {
+    /// Input words: n_cols e_L words, then n_rows f' words, one per cycle.
+    pub load: usize,
+    /// The most nonzeros of one lane plus [`COMPUTE_PIPELINE`].
+    pub compute: usize,
+    /// Output words: n_rows, one per cycle.
+    pub drain: usize,
+}
+
+impl StreamBound {
+    /// The bound of S on `lanes` lanes.
+    pub fn of(s: &SparseSign, lanes: usize) -> Self {
+        StreamBound {
+            load: s.n_cols() + s.n_rows(),
+            compute: s.lane_nnz(lanes).into_iter().max().unwrap_or(0) + COMPUTE_PIPELINE,
+            drain: s.n_rows(),
+        }
+    }
+
+    /// max(load, compute, drain).
+    pub fn cycles(&self) -> usize {
+        self.load.max(self.compute).max(self.drain)
+    }
+}
+
 /// f'(p) for one layer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FPrime {

@@ -10,10 +10,11 @@ pub const BSBU_MAX_LANES: usize = 16;
 /// 2^13 = 8,192 columns. Why 13: a word-level vocabulary (6,762 words in the Austen
 /// word config) is the length of e_L for the RNN's S^fc (issue 10).
 pub const COL_ADDR_BITS: usize = 13;
-/// Address bits of the per-lane e_L memories of a unit with at most 2^8 columns. A
-/// unit is generated with the narrowest of this and [`COL_ADDR_BITS`] that holds its
-/// columns: every lane keeps its own copy of e_L, so a 2^13-word copy per lane would
-/// not fit an iCE40 (HX8K: 32 4-kbit block RAMs) for any unit that does not need it.
+/// Address bits of the per-lane e_L memories of a unit with at most 2^7 columns: two
+/// banks of 2^7 words (vector n+1 loads while vector n is read), one iCE40 block RAM.
+/// Wider units get one or [`COL_ADDR_BITS`] − 7 bits more: every lane keeps its own
+/// copy of e_L, so a 2 × 2^13-word copy per lane would not fit an iCE40 (HX8K: 32
+/// 4-kbit block RAMs) for any unit that does not need it.
 pub const SMALL_COL_ADDR_BITS: usize = 8;
 /// Bits of a row index (e_i word address); at most 2^8 output rows.
 pub const ROW_ADDR_BITS: usize = 8;

@@ -2,6 +2,16 @@
 //! nonzero per cycle, accumulates ±e_L[col] and writes each finished row, narrowed
 //! into the error format, to its result memory.
 //!
+//! Both memories the lane shares with other phases hold two banks, so that the unit can
+//! load vector n+1 while it computes vector n and drains vector n−1 (see the top):
+//! - the e_L copy: bank `el_wbank` is written while bank `el_rbank` is read; the bank
+//!   is the address's top bit (2^(CA−1) columns per bank);
+//! - the result memory: vector n's rows are written to bank `el_rbank` while the
+//!   drain reads bank `res_rbank`; the bank is address bit 7 (128 local rows per
+//!   bank, one 256-word iCE40 block RAM). A lane with more than 128 local rows (only
+//!   P = 1 with more than 128 rows) has one bank: `res_top` is 0 and the top lets
+//!   compute wait for the drain instead.
+//!
 //! Pipeline (one entry per cycle, no stalls):
 //! - A: the entry pointer addresses the entry ROM.
 //! - B: the ROM word's column addresses this lane's copy of e_L; its flags move on.
@@ -31,6 +41,12 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
     pub el_data: Signal<In, Signed<ERROR_BITS>>,
     /// e_L write enable.
     pub el_we: Signal<In, Bit>,
+    /// Bank of e_L written by the load.
+    pub el_wbank: Signal<In, Bit>,
+    /// Bank of e_L read by the compute pass, which is also the result bank it writes.
+    pub el_rbank: Signal<In, Bit>,
+    /// Result bank read by the drain.
+    pub res_rbank: Signal<In, Bit>,
     /// Result read address (local row), for the drain.
     pub res_addr: Signal<In, Bits<ROW_ADDR_BITS>>,
     /// Result read data, one cycle after the address.
@@ -38,10 +54,24 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
     /// Compressed entries of this lane's rows (layout: `contract::bsbu::Entry`).
     entries: SyncROM<Bits<ENTRY_BITS>, EA>,
     /// This lane's private copy of e_L, so every lane reads one word per cycle
-    /// (2^CA words: only as deep as the unit's columns need).
+    /// (2^CA words: two banks, each only as deep as the unit's columns need).
     el: RAM<Signed<ERROR_BITS>, CA>,
-    /// Finished rows of this lane, at their local row index.
+    /// Finished rows of this lane, at their local row index (two banks of 128).
     res: RAM<Signed<ERROR_BITS>, ROW_ADDR_BITS>,
+    /// The e_L bank bit: 2^(CA−1).
+    el_top: Constant<Bits<CA>>,
+    /// The column bits of an e_L address: 2^(CA−1) − 1 (drops the entry's flags).
+    col_mask: Constant<Bits<CA>>,
+    /// The result bank bit: 2^7, or 0 for a single-bank lane.
+    res_top: Constant<Bits<ROW_ADDR_BITS>>,
+    /// e_L write address (column and bank).
+    el_wa: Signal<Local, Bits<CA>>,
+    /// e_L read address of stage B (column and bank).
+    el_ra: Signal<Local, Bits<CA>>,
+    /// Result write address (local row and bank).
+    res_wa: Signal<Local, Bits<ROW_ADDR_BITS>>,
+    /// Result read address (local row and bank).
+    res_ra: Signal<Local, Bits<ROW_ADDR_BITS>>,
     /// Round/saturate with the layer's scaling shift.
     narrow: Narrow,
     /// The layer's scaling shift.
@@ -87,12 +117,14 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
 }
 
 impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
-    /// A lane holding the packed `entries` (at most 2^EA), narrowing by `shift`.
-    pub fn new(entries: &[u32], shift: u32) -> Self {
+    /// A lane holding the packed `entries` (at most 2^EA), narrowing by `shift`;
+    /// `res_banks` is 2, or 1 for a lane with more than 128 local rows.
+    pub fn new(entries: &[u32], shift: u32, res_banks: usize) -> Self {
         assert!(
             entries.len() <= 1 << EA,
             "lane program larger than its entry memory"
         );
+        assert!((1..=2).contains(&res_banks));
         let rom: BTreeMap<Bits<EA>, Bits<ENTRY_BITS>> = entries
             .iter()
             .enumerate()
@@ -106,11 +138,21 @@ impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
             el_addr: Default::default(),
             el_data: Default::default(),
             el_we: Default::default(),
+            el_wbank: Default::default(),
+            el_rbank: Default::default(),
+            res_rbank: Default::default(),
             res_addr: Default::default(),
             res_data: Default::default(),
             entries: SyncROM::new(rom),
             el: RAM::default(),
             res: RAM::default(),
+            el_top: Constant::new((1u64 << (CA - 1)).to_bits()),
+            col_mask: Constant::new(((1u64 << (CA - 1)) - 1).to_bits()),
+            res_top: Constant::new(((res_banks as u64 - 1) << (ROW_ADDR_BITS - 1)).to_bits()),
+            el_wa: Default::default(),
+            el_ra: Default::default(),
+            res_wa: Default::default(),
+            res_ra: Default::default(),
             narrow: Narrow::default(),
             shift: Constant::new((shift as u64).to_bits()),
             ptr: Default::default(),
@@ -159,12 +201,21 @@ impl<const EA: usize, const CA: usize> Logic for BsbuLane<EA, CA> {
         self.running.d.next = self.running.q.val();
         self.acc.d.next = self.acc.q.val();
         self.row.d.next = self.row.q.val();
-        // e_L copy: written in the load phase, read by column in stage B.
-        self.el.write_address.next = self.el_addr.val();
+        // e_L copy: written by the load into one bank, read by column in stage B
+        // from the other.
+        self.el_wa.next = self.el_addr.val();
+        if self.el_wbank.val() {
+            self.el_wa.next = self.el_addr.val() | self.el_top.val();
+        }
+        self.el.write_address.next = self.el_wa.val();
         self.el.write_data.next = self.el_data.val();
         self.el.write_enable.next = self.el_we.val();
-        // Results: read by the drain.
-        self.res.read_address.next = self.res_addr.val();
+        // Results: read by the drain from its bank.
+        self.res_ra.next = self.res_addr.val();
+        if self.res_rbank.val() {
+            self.res_ra.next = self.res_addr.val() | self.res_top.val();
+        }
+        self.res.read_address.next = self.res_ra.val();
         self.res_data.next = self.res.read_data.val();
         // Stage A: issue one entry per cycle.
         self.entries.address.next = self.ptr.q.val();
@@ -184,8 +235,14 @@ impl<const EA: usize, const CA: usize> Logic for BsbuLane<EA, CA> {
             self.acc.d.next = self.zero_acc.val();
         }
         // Stage B: the entry word addresses e_L.
-        // The entry's column field is COL_ADDR_BITS wide; a unit's columns fit its low CA.
-        self.el.read_address.next = self.entries.data.val().get_bits::<CA>(0);
+        // The entry's column field is COL_ADDR_BITS wide; a unit's columns fit the low
+        // CA − 1 bits, and the top bit selects the bank.
+        self.el_ra.next = self.entries.data.val().get_bits::<CA>(0) & self.col_mask.val();
+        if self.el_rbank.val() {
+            self.el_ra.next = (self.entries.data.val().get_bits::<CA>(0) & self.col_mask.val())
+                | self.el_top.val();
+        }
+        self.el.read_address.next = self.el_ra.val();
         self.v2.d.next = self.v1.q.val();
         self.neg2.d.next = (self.entries.data.val() & self.neg_mask.val()).any();
         self.last2.d.next = (self.entries.data.val() & self.last_mask.val()).any();
@@ -201,7 +258,11 @@ impl<const EA: usize, const CA: usize> Logic for BsbuLane<EA, CA> {
         self.sum.next = self.acc.q.val() + self.term.val();
         self.narrow.x.next = self.sum.val();
         self.narrow.shift.next = self.shift.val();
-        self.res.write_address.next = self.row.q.val();
+        self.res_wa.next = self.row.q.val();
+        if self.el_rbank.val() {
+            self.res_wa.next = self.row.q.val() | self.res_top.val();
+        }
+        self.res.write_address.next = self.res_wa.val();
         self.res.write_data.next = self.narrow.y.val();
         self.res.write_enable.next = false;
         if self.v2.q.val() {

@@ -37,18 +37,26 @@ pub fn entry_addr_bits(s: &SparseSign, lanes: usize) -> usize {
     bits
 }
 
-/// Smallest entry-memory address width of a unit with more than 2^8 columns: each
-/// such width is one more monomorphized unit to compile, and a unit that wide needs
-/// many entries per lane anyway (a larger memory than needed only pads the ROM).
+/// Smallest entry-memory address width of a unit whose e_L banks exceed 2^7 words:
+/// each width is one more monomorphized unit to compile, and such a unit needs many
+/// entries per lane anyway (a larger memory than needed only pads the ROM).
+pub const MIN_MID_ENTRY_ADDR_BITS: usize = 8;
+
+/// Smallest entry-memory address width of a unit with more than 2^8 columns (as
+/// [`MIN_MID_ENTRY_ADDR_BITS`]).
 pub const MIN_WIDE_ENTRY_ADDR_BITS: usize = 10;
 
-/// e_L-copy address width of a unit with `n_cols` columns
-/// ([`SMALL_COL_ADDR_BITS`] where they fit, else [`COL_ADDR_BITS`]).
-pub fn col_addr_bits(n_cols: usize) -> usize {
-    if n_cols <= 1 << SMALL_COL_ADDR_BITS {
+/// e_L-memory address width of a unit with `n_cols` columns: two banks (load and
+/// compute overlap), so one bit more than a column needs, in three sizes: 2 × 2^7
+/// words ([`SMALL_COL_ADDR_BITS`]: one iCE40 block RAM per lane), 2 × 2^8, or
+/// 2 × 2^[`COL_ADDR_BITS`].
+pub fn el_addr_bits(n_cols: usize) -> usize {
+    if 2 * n_cols <= 1 << SMALL_COL_ADDR_BITS {
         SMALL_COL_ADDR_BITS
+    } else if 2 * n_cols <= 1 << (SMALL_COL_ADDR_BITS + 1) {
+        SMALL_COL_ADDR_BITS + 1
     } else {
-        COL_ADDR_BITS
+        COL_ADDR_BITS + 1
     }
 }
 
@@ -73,8 +81,9 @@ pub fn generate(p: &BsbuParams, s: &SparseSign) -> Result<Emitted, RtlError> {
     let ea = entry_addr_bits(s, p.lanes);
     debug_assert!(ea <= MAX_ENTRY_ADDR_BITS);
     const S: usize = SMALL_COL_ADDR_BITS;
-    const W: usize = COL_ADDR_BITS;
-    let verilog = match (col_addr_bits(p.n_cols), ea) {
+    const M: usize = SMALL_COL_ADDR_BITS + 1;
+    const W: usize = COL_ADDR_BITS + 1;
+    let verilog = match (el_addr_bits(p.n_cols), ea) {
         (S, 4) => build::<4, S>(&programs, p),
         (S, 5) => build::<5, S>(&programs, p),
         (S, 6) => build::<6, S>(&programs, p),
@@ -86,13 +95,20 @@ pub fn generate(p: &BsbuParams, s: &SparseSign) -> Result<Emitted, RtlError> {
         (S, 12) => build::<12, S>(&programs, p),
         (S, 13) => build::<13, S>(&programs, p),
         (S, 14) => build::<14, S>(&programs, p),
+        (M, ..=MIN_MID_ENTRY_ADDR_BITS) => build::<MIN_MID_ENTRY_ADDR_BITS, M>(&programs, p),
+        (M, 9) => build::<9, M>(&programs, p),
+        (M, 10) => build::<10, M>(&programs, p),
+        (M, 11) => build::<11, M>(&programs, p),
+        (M, 12) => build::<12, M>(&programs, p),
+        (M, 13) => build::<13, M>(&programs, p),
+        (M, 14) => build::<14, M>(&programs, p),
         (W, ..=MIN_WIDE_ENTRY_ADDR_BITS) => build::<MIN_WIDE_ENTRY_ADDR_BITS, W>(&programs, p),
         (W, 11) => build::<11, W>(&programs, p),
         (W, 12) => build::<12, W>(&programs, p),
         (W, 13) => build::<13, W>(&programs, p),
         (W, 14) => build::<14, W>(&programs, p),
         (ca, ea) => unreachable!(
-            "e_L width {ca}, entry width {ea}: check_matches bounds the columns to 2^{W} and a lane program to 2^{MAX_ENTRY_ADDR_BITS} entries"
+            "e_L width {ca}, entry width {ea}: check_matches bounds the columns to 2^{COL_ADDR_BITS} and a lane program to 2^{MAX_ENTRY_ADDR_BITS} entries"
         ),
     }?;
     Ok(Emitted {

@@ -1,15 +1,28 @@
 //! The binary sparse backward-weight unit (BSBU): e_i = sat(round((S·e_L) >> shift)) ⊙ f'.
 //!
-//! One pass over a vector has three phases, shown on the `phase` port:
-//! 1. LOAD (0): the input stream delivers n_cols error words e_L, then n_rows
-//!    derivative words f'(p) (Q2.14, carried on the same 16-bit stream). e_L is
-//!    written to every lane's private copy; f' to the derivative memory.
-//! 2. START (1) / COMPUTE (2): every lane walks its rows of S, one nonzero per cycle.
-//!    The phase ends when no lane is busy, so it lasts (largest lane program) + 3 cycles.
-//! 3. DRAIN (3): rows leave in order 0..n_rows on the output stream, one per cycle
-//!    while `out_ready` is high. Row r is read from lane r mod P at local row r / P,
+//! A vector passes three stages, and in a stream of vectors they overlap: vector n+1
+//! loads while vector n computes and vector n−1 drains.
+//! 1. LOAD: the input stream delivers n_cols error words e_L, then n_rows derivative
+//!    words f'(p) (Q2.14, carried on the same 16-bit stream). e_L goes to every
+//!    lane's private copy, f' to the derivative memory.
+//! 2. COMPUTE: every lane walks its rows of S, one entry per cycle; a pass lasts
+//!    (largest lane program) + [`contract::bsbu::COMPUTE_PIPELINE`] cycles, and the
+//!    next pass can start in the cycle the last one ends.
+//! 3. DRAIN: rows leave in order 0..n_rows on the output stream, one per cycle while
+//!    `out_ready` is high. Row r is read from lane r mod P at local row r / P,
 //!    multiplied by f'(p_r) (the unit's only multiplier) and narrowed by the
 //!    derivative's fraction bits. `out_last` marks row n_rows − 1.
+//!
+//! Buffers: the e_L copies and the result memories have two banks (vector parity),
+//! the f' memory four (it lives from a vector's load to its drain). Three vector
+//! counters (loaded, computed, drained; mod 8) order the stages: vector m loads once
+//! vector m − 2 is computed (its e_L bank is free), computes once it is loaded and
+//! vector m − 2 is drained (its result bank is free; m − 1 for single-bank lanes),
+//! and drains once computed. These two conditions also keep at most four vectors
+//! between load and drain, so the f' banks never collide.
+//!
+//! The `phase` port shows the busiest stage: 1 a compute pass starts from idle,
+//! 2 computing, 3 draining only, 0 neither (loading or idle).
 
 use contract::format::{ACC_BITS, DERIV, ERROR_BITS};
 use contract::params::{BSBU_MAX_LANES, ROW_ADDR_BITS};
@@ -24,6 +37,14 @@ use crate::out_stage::OutStage;
 const CNT_BITS: usize = 16;
 /// Width of the one-hot lane select of the drain (one bit per possible lane).
 const SEL_BITS: usize = BSBU_MAX_LANES;
+/// Width of the vector counters: the stages are at most four vectors apart, so
+/// differences mod 8 are exact.
+const VEC_BITS: usize = 3;
+/// Banks of the f' memory (a power of two: its base address wraps).
+const FP_BANKS: usize = 4;
+/// Address bits of the f' memory: two bank bits above the row.
+const FP_ADDR_BITS: usize = ROW_ADDR_BITS + 2;
+const _: () = assert!(1 << (FP_ADDR_BITS - ROW_ADDR_BITS) == FP_BANKS);
 
 /// The unit, with 2^EA-word entry memories and 2^CA-word e_L copies in each lane.
 #[derive(LogicBlock)]
@@ -44,20 +65,34 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
     pub out_ready: Signal<In, Bit>,
     /// Marks the last row of a vector.
     pub out_last: Signal<Out, Bit>,
-    /// Current phase: 0 LOAD, 1 START, 2 COMPUTE, 3 DRAIN.
+    /// Busiest stage: 0 load or idle, 1 compute starts, 2 compute, 3 drain only.
     pub phase: Signal<Out, Bits<2>>,
     /// The P lanes; lane l owns rows l, l+P, l+2P, ...
     lanes: Vec<BsbuLane<EA, CA>>,
-    /// f'(p) per output row.
-    fp: RAM<Signed<ERROR_BITS>, ROW_ADDR_BITS>,
+    /// f'(p) per output row, four banks of 2^8 rows (a vector's bank is its load
+    /// count mod 4).
+    fp: RAM<Signed<ERROR_BITS>, FP_ADDR_BITS>,
     /// Narrows e × f' by the derivative's fraction bits.
     fnarrow: Narrow,
     /// The derivative's fraction bits: the shift after e × f'.
     fshift: Constant<Bits<SHIFT_BITS>>,
     /// The output stage (shared with the dce): fetch -> multiply/narrow -> output register.
     drain: OutStage,
-    /// Phase register.
-    state: DFF<Bits<2>>,
+    /// Vectors loaded (mod 8); bit 0 is the e_L bank being written.
+    ld: DFF<Bits<VEC_BITS>>,
+    /// Vectors computed (mod 8); bit 0 is the e_L bank read and the result bank
+    /// written by the current (or next) compute pass.
+    cd: DFF<Bits<VEC_BITS>>,
+    /// Vectors drained (mod 8); bit 0 is the result bank being read.
+    dd: DFF<Bits<VEC_BITS>>,
+    /// A compute pass is running.
+    cbusy: DFF<Bit>,
+    /// A drain is running.
+    dbusy: DFF<Bit>,
+    /// Base address of the f' bank being loaded.
+    fp_wbase: DFF<Bits<FP_ADDR_BITS>>,
+    /// Base address of the f' bank being drained.
+    fp_rbase: DFF<Bits<FP_ADDR_BITS>>,
     /// LOAD: the e_L words are done, f' words are arriving.
     loading_fp: DFF<Bit>,
     /// LOAD: next e_L address.
@@ -78,6 +113,16 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
     pa_row: DFF<Bits<CNT_BITS>>,
     /// Some lane is still busy.
     any_busy: Signal<Local, Bit>,
+    /// The running compute pass ends this cycle.
+    cfinish: Signal<Local, Bit>,
+    /// Vectors computed, counting a pass that ends this cycle.
+    cd_now: Signal<Local, Bits<VEC_BITS>>,
+    /// A compute pass starts this cycle (the lanes' start pulse).
+    cstart: Signal<Local, Bit>,
+    /// A drain starts this cycle.
+    dstart: Signal<Local, Bit>,
+    /// The input stream is taken this cycle.
+    take: Signal<Local, Bit>,
     /// Local row address presented to the result memories this cycle.
     a_local: Signal<Local, Bits<ROW_ADDR_BITS>>,
     /// Row address presented to the f' memory this cycle.
@@ -87,10 +132,16 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
     /// Exact product e × f'.
     prod: Signal<Local, Signed<ACC_BITS>>,
     /// Phase codes.
-    st_load: Constant<Bits<2>>,
-    st_start: Constant<Bits<2>>,
-    st_compute: Constant<Bits<2>>,
-    st_drain: Constant<Bits<2>>,
+    ph_load: Constant<Bits<2>>,
+    ph_start: Constant<Bits<2>>,
+    ph_compute: Constant<Bits<2>>,
+    ph_drain: Constant<Bits<2>>,
+    /// Two vectors: the e_L banks.
+    two_vec: Constant<Bits<VEC_BITS>>,
+    /// Result banks per lane (2, or 1 when a lane holds more than 128 rows).
+    res_banks: Constant<Bits<VEC_BITS>>,
+    /// Size of one f' bank (2^8 rows).
+    fp_step: Constant<Bits<FP_ADDR_BITS>>,
     /// n_cols − 1.
     last_col: Constant<Bits<CNT_BITS>>,
     /// n_rows − 1.
@@ -114,16 +165,29 @@ impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
     pub fn new(programs: &[Vec<u32>], n_rows: usize, n_cols: usize, shift: u32) -> Self {
         let lanes = programs.len();
         assert!((1..=BSBU_MAX_LANES).contains(&lanes));
+        assert!(2 * n_cols <= 1 << CA, "e_L copy too small for two banks");
+        // A lane holds ceil(n_rows / P) rows; two banks fit its 256 words up to 128.
+        let res_banks = if n_rows.div_ceil(lanes) <= 1 << (ROW_ADDR_BITS - 1) {
+            2
+        } else {
+            1
+        };
         with_defaults!(Bsbu {
-            lanes: programs.iter().map(|p| BsbuLane::new(p, shift)).collect(),
+            lanes: programs
+                .iter()
+                .map(|p| BsbuLane::new(p, shift, res_banks))
+                .collect(),
             fp: RAM::default(),
             fnarrow: Narrow::default(),
             fshift: Constant::new((DERIV.frac as u64).to_bits()),
             drain: OutStage::default(),
-            st_load: Constant::new(0u64.to_bits()),
-            st_start: Constant::new(1u64.to_bits()),
-            st_compute: Constant::new(2u64.to_bits()),
-            st_drain: Constant::new(3u64.to_bits()),
+            ph_load: Constant::new(0u64.to_bits()),
+            ph_start: Constant::new(1u64.to_bits()),
+            ph_compute: Constant::new(2u64.to_bits()),
+            ph_drain: Constant::new(3u64.to_bits()),
+            two_vec: Constant::new(2u64.to_bits()),
+            res_banks: Constant::new((res_banks as u64).to_bits()),
+            fp_step: Constant::new((1u64 << ROW_ADDR_BITS).to_bits()),
             last_col: Constant::new(((n_cols - 1) as u64).to_bits()),
             last_row: Constant::new(((n_rows - 1) as u64).to_bits()),
             top_sel: Constant::new((1u64 << (lanes - 1)).to_bits()),
@@ -134,8 +198,9 @@ impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
             _lanes: lanes,
         } defaults:
             clock, in_data, in_valid, in_ready, out_data, out_valid, out_ready,
-            out_last, phase, state, loading_fp, lcnt, fcnt, fetching, rd_row, rd_local,
-            rd_sel, pa_local, pa_row, any_busy, a_local, a_row, sel_data, prod
+            out_last, phase, ld, cd, dd, cbusy, dbusy, fp_wbase, fp_rbase, loading_fp,
+            lcnt, fcnt, fetching, rd_row, rd_local, rd_sel, pa_local, pa_row, any_busy,
+            cfinish, cd_now, cstart, dstart, take, a_local, a_row, sel_data, prod
         )
     }
 }
@@ -147,39 +212,60 @@ impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
         self.fp.read_clock.next = self.clock.val();
         self.fp.write_clock.next = self.clock.val();
         dff_setup!(
-            self, clock, state, loading_fp, lcnt, fcnt, fetching, rd_row, rd_local, rd_sel,
-            pa_local, pa_row
+            self, clock, ld, cd, dd, cbusy, dbusy, fp_wbase, fp_rbase, loading_fp, lcnt, fcnt,
+            fetching, rd_row, rd_local, rd_sel, pa_local, pa_row
         );
         // Ports.
-        self.phase.next = self.state.q.val();
-        self.in_ready.next = self.state.q.val() == self.st_load.val();
         self.out_valid.next = self.drain.out_valid.val();
         self.out_data.next = self.drain.out_data.val();
         self.out_last.next = self.drain.out_last.val();
-        // Lanes: shared e_L write port, start pulse, busy.
+        // COMPUTE: a pass ends when no lane is busy; the next starts (in the same
+        // cycle) once its vector is loaded and its result bank is drained.
         self.any_busy.next = false;
+        for l in 0..self._lanes {
+            if self.lanes[l].busy.val() {
+                self.any_busy.next = true;
+            }
+        }
+        self.cfinish.next = self.cbusy.q.val() & !self.any_busy.val();
+        self.cd_now.next = self.cd.q.val();
+        if self.cfinish.val() {
+            self.cd_now.next = self.cd.q.val() + 1;
+            self.cd.d.next = self.cd.q.val() + 1;
+            self.cbusy.d.next = false;
+        }
+        self.cstart.next = (!self.cbusy.q.val() | self.cfinish.val())
+            & (self.ld.q.val() != self.cd_now.val())
+            & ((self.cd_now.val() - self.dd.q.val()) < self.res_banks.val());
+        if self.cstart.val() {
+            self.cbusy.d.next = true;
+        }
+        // LOAD: vector m may fill e_L bank m mod 2 once vector m − 2 is computed.
+        self.in_ready.next = (self.ld.q.val() - self.cd.q.val()) < self.two_vec.val();
+        self.take.next = self.in_ready.val() & self.in_valid.val();
         for l in 0..self._lanes {
             self.lanes[l].clock.next = self.clock.val();
             self.lanes[l].el_addr.next = self.lcnt.q.val().get_bits::<CA>(0);
             self.lanes[l].el_data.next = self.in_data.val();
             self.lanes[l].el_we.next = false;
-            self.lanes[l].start.next = self.state.q.val() == self.st_start.val();
-            if self.lanes[l].busy.val() {
-                self.any_busy.next = true;
-            }
+            self.lanes[l].el_wbank.next = self.ld.q.val().get_bit(0);
+            self.lanes[l].el_rbank.next = self.cd.q.val().get_bit(0);
+            self.lanes[l].res_rbank.next = self.dd.q.val().get_bit(0);
+            self.lanes[l].start.next = self.cstart.val();
         }
-        self.fp.write_address.next = self.fcnt.q.val().get_bits::<ROW_ADDR_BITS>(0);
+        self.fp.write_address.next =
+            self.fp_wbase.q.val() | self.fcnt.q.val().get_bits::<FP_ADDR_BITS>(0);
         self.fp.write_data.next = self.in_data.val();
         self.fp.write_enable.next = false;
-        // LOAD.
-        if (self.state.q.val() == self.st_load.val()) & self.in_valid.val() {
+        if self.take.val() {
             if self.loading_fp.q.val() {
                 self.fp.write_enable.next = true;
                 self.fcnt.d.next = self.fcnt.q.val() + 1;
                 if self.fcnt.q.val() == self.last_row.val() {
                     self.loading_fp.d.next = false;
                     self.fcnt.d.next = self.zero_cnt.val();
-                    self.state.d.next = self.st_start.val();
+                    self.ld.d.next = self.ld.q.val() + 1;
+                    self.fp_wbase.d.next = self.fp_wbase.q.val() + self.fp_step.val();
                 }
             } else {
                 for l in 0..self._lanes {
@@ -192,21 +278,18 @@ impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
                 }
             }
         }
-        // START: lanes see the start pulse this cycle.
-        if self.state.q.val() == self.st_start.val() {
-            self.state.d.next = self.st_compute.val();
-        }
-        // COMPUTE: wait for every lane.
-        if (self.state.q.val() == self.st_compute.val()) & !self.any_busy.val() {
-            self.state.d.next = self.st_drain.val();
+        // DRAIN: starts once a computed vector waits; fetch (memories, 1 cycle) ->
+        // multiply/narrow -> output stage.
+        self.dstart.next = !self.dbusy.q.val() & (self.cd.q.val() != self.dd.q.val());
+        if self.dstart.val() {
+            self.dbusy.d.next = true;
             self.fetching.d.next = true;
             self.rd_row.d.next = self.zero_cnt.val();
             self.rd_local.d.next = self.zero_local.val();
             self.rd_sel.d.next = self.first_sel.val();
         }
-        // DRAIN: fetch (memories, 1 cycle) -> multiply/narrow -> output stage.
         self.drain.clock.next = self.clock.val();
-        self.drain.enable.next = self.state.q.val() == self.st_drain.val();
+        self.drain.enable.next = self.dbusy.q.val();
         self.drain.out_ready.next = self.out_ready.val();
         self.drain.fetch.next = self.fetching.q.val();
         self.drain.fetch_sel.next = self.rd_sel.q.val();
@@ -237,15 +320,29 @@ impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
                 self.fetching.d.next = false;
             }
         }
-        // The last row leaves: back to LOAD.
+        // The last row leaves: the drain is free, the next vector's banks follow.
         if self.drain.done.val() {
-            self.state.d.next = self.st_load.val();
+            self.dbusy.d.next = false;
+            self.dd.d.next = self.dd.q.val() + 1;
+            self.fp_rbase.d.next = self.fp_rbase.q.val() + self.fp_step.val();
         }
-        self.fp.read_address.next = self.a_row.val().get_bits::<ROW_ADDR_BITS>(0);
+        self.fp.read_address.next =
+            self.fp_rbase.q.val() | self.a_row.val().get_bits::<FP_ADDR_BITS>(0);
         self.pa_local.d.next = self.a_local.val();
         for l in 0..self._lanes {
             self.lanes[l].res_addr.next = self.a_local.val();
         }
         self.pa_row.d.next = self.a_row.val();
+        // The busiest stage.
+        self.phase.next = self.ph_load.val();
+        if self.dbusy.q.val() {
+            self.phase.next = self.ph_drain.val();
+        }
+        if self.cstart.val() {
+            self.phase.next = self.ph_start.val();
+        }
+        if self.cbusy.q.val() {
+            self.phase.next = self.ph_compute.val();
+        }
     }
 }
