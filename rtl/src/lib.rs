@@ -27,7 +27,9 @@ macro_rules! with_defaults {
 pub mod bsbu;
 pub mod dce;
 pub mod narrow;
+pub mod narrow_pipe;
 pub mod out_stage;
+pub mod pipe_mul;
 
 use thiserror::Error;
 

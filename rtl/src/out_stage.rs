@@ -7,13 +7,21 @@
 //! last flag) enters the pipeline; the unit presents that fetch's memory address in
 //! the same cycle and must hold its last address while the stage does not advance.
 //! `done` pulses when a pass's last word leaves.
+//!
+//! A unit whose word needs more than one cycle from the fetched read data (the
+//! backward-weight unit's pipelined multiply and narrowing) builds the stage with
+//! [`OutStage::with_latency`]: its datapath registers move on `advance`, and the
+//! stage delays each word's valid and last flags by the same number of advances.
 
 use contract::format::ERROR_BITS;
 use contract::params::BSBU_MAX_LANES;
 use rust_hdl::prelude::*;
 
+/// Most datapath register stages between the fetched read data and `word`.
+pub const MAX_LATENCY: usize = 8;
+
 /// The output stage.
-#[derive(LogicBlock, Default)]
+#[derive(LogicBlock)]
 pub struct OutStage {
     /// Clock.
     pub clock: Signal<In, Clock>,
@@ -53,18 +61,82 @@ pub struct OutStage {
     o_data: DFF<Signed<ERROR_BITS>>,
     /// Output register: last.
     o_last: DFF<Bit>,
+    /// Valid flags of the words in the unit's datapath registers (bit i: i + 1
+    /// advances after the fetch's read data).
+    pv: DFF<Bits<MAX_LATENCY>>,
+    /// Last flags of the same words.
+    pl: DFF<Bits<MAX_LATENCY>>,
+    /// The unit's word comes straight from the read data (no datapath registers).
+    direct: Constant<Bit>,
+    /// The flag bit of the word that `word` carries: bit latency − 1.
+    lat_bit: Constant<Bits<MAX_LATENCY>>,
+    /// Bit 0 of the flag registers.
+    first_bit: Constant<Bits<MAX_LATENCY>>,
+}
+
+impl Default for OutStage {
+    fn default() -> Self {
+        Self::with_latency(0)
+    }
+}
+
+impl OutStage {
+    /// A stage whose unit forms `word` through `latency` register stages that move
+    /// on `advance` (0: `word` is formed from the read data directly).
+    pub fn with_latency(latency: usize) -> Self {
+        assert!(latency <= MAX_LATENCY);
+        OutStage {
+            clock: Default::default(),
+            enable: Default::default(),
+            out_ready: Default::default(),
+            fetch: Default::default(),
+            fetch_sel: Default::default(),
+            fetch_last: Default::default(),
+            word: Default::default(),
+            advance: Default::default(),
+            sel: Default::default(),
+            done: Default::default(),
+            out_data: Default::default(),
+            out_valid: Default::default(),
+            out_last: Default::default(),
+            s1_valid: Default::default(),
+            s1_sel: Default::default(),
+            s1_last: Default::default(),
+            o_valid: Default::default(),
+            o_data: Default::default(),
+            o_last: Default::default(),
+            pv: Default::default(),
+            pl: Default::default(),
+            direct: Constant::new(latency == 0),
+            lat_bit: Constant::new(((1u64 << latency) >> 1).to_bits()),
+            first_bit: Constant::new(1u64.to_bits()),
+        }
+    }
 }
 
 impl Logic for OutStage {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, s1_valid, s1_sel, s1_last, o_valid, o_data, o_last);
+        dff_setup!(self, clock, s1_valid, s1_sel, s1_last, o_valid, o_data, o_last, pv, pl);
         self.advance.next = self.enable.val() & (!self.o_valid.q.val() | self.out_ready.val());
         self.sel.next = self.s1_sel.q.val();
         if self.advance.val() {
-            self.o_valid.d.next = self.s1_valid.q.val();
+            self.pv.d.next = self.pv.q.val() << 1;
+            self.pl.d.next = self.pl.q.val() << 1;
+            if self.s1_valid.q.val() {
+                self.pv.d.next = (self.pv.q.val() << 1) | self.first_bit.val();
+            }
+            if self.s1_last.q.val() {
+                self.pl.d.next = (self.pl.q.val() << 1) | self.first_bit.val();
+            }
+            if self.direct.val() {
+                self.o_valid.d.next = self.s1_valid.q.val();
+                self.o_last.d.next = self.s1_last.q.val();
+            } else {
+                self.o_valid.d.next = (self.pv.q.val() & self.lat_bit.val()).any();
+                self.o_last.d.next = (self.pl.q.val() & self.lat_bit.val()).any();
+            }
             self.o_data.d.next = self.word.val();
-            self.o_last.d.next = self.s1_last.q.val();
             self.s1_valid.d.next = false;
             if self.fetch.val() {
                 self.s1_valid.d.next = true;

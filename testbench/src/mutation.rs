@@ -212,8 +212,8 @@ pub const BSBU_MUTANTS: &[Mutant] = &[
             replace_once(
                 v,
                 "top",
-                "prod = sel_data * fp$read_data;",
-                "prod = sel_data * 16'sh4000;",
+                "mf$d = fp$read_data;",
+                "mf$d = 16'sh4000;",
             )
         },
     },

@@ -253,9 +253,9 @@ impl SparseSign {
 }
 
 /// Cycles a compute pass of the unit takes beyond its largest lane program: the
-/// lanes' three pipeline stages (entry ROM, e_L read, accumulate) empty after the last
-/// entry issues.
-pub const COMPUTE_PIPELINE: usize = 3;
+/// start cycle, and the lanes' six pipeline stages (entry ROM, e_L read, e_L
+/// register, accumulate, narrow, write) emptying after the last entry issues.
+pub const COMPUTE_PIPELINE: usize = 7;
 
 /// The unit's bound per vector in a long stream, in cycles: its three stages overlap
 /// (vector n+1 loads while n computes and n−1 drains), so no schedule beats the

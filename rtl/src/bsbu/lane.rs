@@ -15,8 +15,14 @@
 //! Pipeline (one entry per cycle, no stalls):
 //! - A: the entry pointer addresses the entry ROM.
 //! - B: the ROM word's column addresses this lane's copy of e_L; its flags move on.
-//! - C: ±e_L[col] is added to the accumulator; on the row's last entry the sum is
-//!   narrowed and written to the result memory at the lane's local row.
+//! - R: the e_L word is registered (the block RAM's read path stays out of the add).
+//! - C: ±e_L[col] is added to the accumulator (add and subtract side by side, one
+//!   carry chain); the row's last entry hands the row's sum on.
+//! - D: the sum is narrowed ([`NarrowPipe`]: rounding and both saturation compares
+//!   side by side into a register).
+//! - E: the narrowed word is written to the result memory at the lane's local row.
+//!
+//! So a pass lasts (entries) + [`contract::bsbu::COMPUTE_PIPELINE`] cycles.
 
 use contract::bsbu::{ENTRY_BITS, ENTRY_EMPTY_BIT, ENTRY_LAST_BIT, ENTRY_NEG_BIT};
 use contract::format::{ACC_BITS, ERROR_BITS};
@@ -24,7 +30,8 @@ use contract::params::ROW_ADDR_BITS;
 use rust_hdl::prelude::*;
 use std::collections::BTreeMap;
 
-use crate::narrow::{Narrow, SHIFT_BITS};
+use crate::narrow::SHIFT_BITS;
+use crate::narrow_pipe::NarrowPipe;
 
 /// A lane whose entry memory has 2^EA words and whose e_L copy has 2^CA words.
 #[derive(LogicBlock)]
@@ -72,8 +79,8 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
     res_wa: Signal<Local, Bits<ROW_ADDR_BITS>>,
     /// Result read address (local row and bank).
     res_ra: Signal<Local, Bits<ROW_ADDR_BITS>>,
-    /// Round/saturate with the layer's scaling shift.
-    narrow: Narrow,
+    /// Stage D: round/saturate with the layer's scaling shift.
+    narrow: NarrowPipe,
     /// The layer's scaling shift.
     shift: Constant<Bits<SHIFT_BITS>>,
     /// Stage A: address of the next entry.
@@ -94,9 +101,29 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
     acc: DFF<Signed<ACC_BITS>>,
     /// Local index of the row being accumulated.
     row: DFF<Bits<ROW_ADDR_BITS>>,
-    /// ±e_L[col] sign-extended to the accumulator width.
+    /// Stage C holds a valid entry.
+    v3: DFF<Bit>,
+    /// Stage C: subtract.
+    neg3: DFF<Bit>,
+    /// Stage C: the entry closes its row.
+    last3: DFF<Bit>,
+    /// Stage C: the entry stands for an empty row.
+    empty3: DFF<Bit>,
+    /// Stage C: e_L[col].
+    eword: DFF<Signed<ERROR_BITS>>,
+    /// Stage D holds a finished row.
+    wr1: DFF<Bit>,
+    /// Stage D: the finished row's sum.
+    closed: DFF<Signed<ACC_BITS>>,
+    /// Stage D: its local row.
+    row1: DFF<Bits<ROW_ADDR_BITS>>,
+    /// Stage E holds a finished row.
+    wr2: DFF<Bit>,
+    /// Stage E: its local row.
+    row2: DFF<Bits<ROW_ADDR_BITS>>,
+    /// e_L[col] sign-extended to the accumulator width.
     term: Signal<Local, Signed<ACC_BITS>>,
-    /// acc + term.
+    /// acc ± term.
     sum: Signal<Local, Signed<ACC_BITS>>,
     /// Address of this lane's last entry.
     last_ptr: Constant<Bits<EA>>,
@@ -153,7 +180,7 @@ impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
             el_ra: Default::default(),
             res_wa: Default::default(),
             res_ra: Default::default(),
-            narrow: Narrow::default(),
+            narrow: NarrowPipe::default(),
             shift: Constant::new((shift as u64).to_bits()),
             ptr: Default::default(),
             running: Default::default(),
@@ -164,6 +191,16 @@ impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
             empty2: Default::default(),
             acc: Default::default(),
             row: Default::default(),
+            v3: Default::default(),
+            neg3: Default::default(),
+            last3: Default::default(),
+            empty3: Default::default(),
+            eword: Default::default(),
+            wr1: Default::default(),
+            closed: Default::default(),
+            row1: Default::default(),
+            wr2: Default::default(),
+            row2: Default::default(),
             term: Default::default(),
             sum: Default::default(),
             last_ptr: Constant::new(last.to_bits()),
@@ -196,6 +233,7 @@ impl<const EA: usize, const CA: usize> Logic for BsbuLane<EA, CA> {
         self.empty2.clock.next = self.clock.val();
         self.acc.clock.next = self.clock.val();
         self.row.clock.next = self.clock.val();
+        dff_setup!(self, clock, v3, neg3, last3, empty3, eword, wr1, closed, row1, wr2, row2);
         // Hold by default.
         self.ptr.d.next = self.ptr.q.val();
         self.running.d.next = self.running.q.val();
@@ -247,33 +285,53 @@ impl<const EA: usize, const CA: usize> Logic for BsbuLane<EA, CA> {
         self.neg2.d.next = (self.entries.data.val() & self.neg_mask.val()).any();
         self.last2.d.next = (self.entries.data.val() & self.last_mask.val()).any();
         self.empty2.d.next = (self.entries.data.val() & self.empty_mask.val()).any();
-        // Stage C: accumulate ±e_L[col]; close the row on its last entry.
-        self.term.next = signed_bit_cast::<ACC_BITS, ERROR_BITS>(self.el.read_data.val());
-        if self.neg2.q.val() {
-            self.term.next = -signed_bit_cast::<ACC_BITS, ERROR_BITS>(self.el.read_data.val());
-        }
-        if self.empty2.q.val() {
-            self.term.next = self.zero_acc.val();
-        }
+        // Stage R: register the e_L word and the entry's flags.
+        self.v3.d.next = self.v2.q.val();
+        self.neg3.d.next = self.neg2.q.val();
+        self.last3.d.next = self.last2.q.val();
+        self.empty3.d.next = self.empty2.q.val();
+        self.eword.d.next = self.el.read_data.val();
+        // Stage C: accumulate ±e_L[col]; the row's last entry hands its sum to D.
+        self.term.next = signed_bit_cast::<ACC_BITS, ERROR_BITS>(self.eword.q.val());
         self.sum.next = self.acc.q.val() + self.term.val();
-        self.narrow.x.next = self.sum.val();
-        self.narrow.shift.next = self.shift.val();
-        self.res_wa.next = self.row.q.val();
-        if self.el_rbank.val() {
-            self.res_wa.next = self.row.q.val() | self.res_top.val();
+        if self.neg3.q.val() {
+            self.sum.next = self.acc.q.val() - self.term.val();
         }
-        self.res.write_address.next = self.res_wa.val();
-        self.res.write_data.next = self.narrow.y.val();
-        self.res.write_enable.next = false;
-        if self.v2.q.val() {
-            if self.last2.q.val() {
-                self.res.write_enable.next = true;
+        if self.empty3.q.val() {
+            self.sum.next = self.acc.q.val();
+        }
+        self.wr1.d.next = false;
+        if self.v3.q.val() {
+            if self.last3.q.val() {
+                self.wr1.d.next = true;
+                self.closed.d.next = self.sum.val();
+                self.row1.d.next = self.row.q.val();
                 self.acc.d.next = self.zero_acc.val();
                 self.row.d.next = self.row.q.val() + 1;
             } else {
                 self.acc.d.next = self.sum.val();
             }
         }
-        self.busy.next = self.running.q.val() | self.v1.q.val() | self.v2.q.val();
+        // Stage D: the narrowing's register.
+        self.narrow.clock.next = self.clock.val();
+        self.narrow.en.next = true;
+        self.narrow.x.next = self.closed.q.val();
+        self.narrow.shift.next = self.shift.val();
+        self.wr2.d.next = self.wr1.q.val();
+        self.row2.d.next = self.row1.q.val();
+        // Stage E: write the narrowed row into the compute pass's result bank.
+        self.res_wa.next = self.row2.q.val();
+        if self.el_rbank.val() {
+            self.res_wa.next = self.row2.q.val() | self.res_top.val();
+        }
+        self.res.write_address.next = self.res_wa.val();
+        self.res.write_data.next = self.narrow.y.val();
+        self.res.write_enable.next = self.wr2.q.val();
+        self.busy.next = self.running.q.val()
+            | self.v1.q.val()
+            | self.v2.q.val()
+            | self.v3.q.val()
+            | self.wr1.q.val()
+            | self.wr2.q.val();
     }
 }

@@ -6,12 +6,15 @@
 //!    words f'(p) (Q2.14, carried on the same 16-bit stream). e_L goes to every
 //!    lane's private copy, f' to the derivative memory.
 //! 2. COMPUTE: every lane walks its rows of S, one entry per cycle; a pass lasts
-//!    (largest lane program) + [`contract::bsbu::COMPUTE_PIPELINE`] cycles, and the
-//!    next pass can start in the cycle the last one ends.
+//!    (largest lane program) + [`contract::bsbu::COMPUTE_PIPELINE`] cycles from its
+//!    start to the next pass's start.
 //! 3. DRAIN: rows leave in order 0..n_rows on the output stream, one per cycle while
 //!    `out_ready` is high. Row r is read from lane r mod P at local row r / P,
 //!    multiplied by f'(p_r) (the unit's only multiplier) and narrowed by the
-//!    derivative's fraction bits. `out_last` marks row n_rows − 1.
+//!    derivative's fraction bits. `out_last` marks row n_rows − 1. The drain's
+//!    datapath is a pipeline of [`DRAIN_LATENCY`] registers that moves with the
+//!    output stage: the lane select, the multiply ([`PipeMul`], four stages) and the
+//!    narrowing ([`NarrowPipe`]), so that no stage holds more than one carry chain.
 //!
 //! Buffers: the e_L copies and the result memories have two banks (vector parity),
 //! the f' memory four (it lives from a vector's load to its drain). Three vector
@@ -24,13 +27,15 @@
 //! The `phase` port shows the busiest stage: 1 a compute pass starts from idle,
 //! 2 computing, 3 draining only, 0 neither (loading or idle).
 
-use contract::format::{ACC_BITS, DERIV, ERROR_BITS};
+use contract::format::{DERIV, ERROR_BITS};
 use contract::params::{BSBU_MAX_LANES, ROW_ADDR_BITS};
 use rust_hdl::prelude::*;
 
 use super::lane::BsbuLane;
-use crate::narrow::{Narrow, SHIFT_BITS};
+use crate::narrow::SHIFT_BITS;
+use crate::narrow_pipe::NarrowPipe;
 use crate::out_stage::OutStage;
+use crate::pipe_mul::{PipeMul, PIPE_MUL_STAGES};
 
 /// Width of the load and drain counters: they count up to MAX_ROWS (256) or MAX_COLS
 /// (8,192) and need one bit more than an address.
@@ -45,6 +50,9 @@ const FP_BANKS: usize = 4;
 /// Address bits of the f' memory: two bank bits above the row.
 const FP_ADDR_BITS: usize = ROW_ADDR_BITS + 2;
 const _: () = assert!(1 << (FP_ADDR_BITS - ROW_ADDR_BITS) == FP_BANKS);
+/// Drain datapath registers from the fetched read data to the output register: the
+/// selected row and its f' (1), the multiply, the narrowing (1).
+pub const DRAIN_LATENCY: usize = 1 + PIPE_MUL_STAGES + 1;
 
 /// The unit, with 2^EA-word entry memories and 2^CA-word e_L copies in each lane.
 #[derive(LogicBlock)]
@@ -72,8 +80,14 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
     /// f'(p) per output row, four banks of 2^8 rows (a vector's bank is its load
     /// count mod 4).
     fp: RAM<Signed<ERROR_BITS>, FP_ADDR_BITS>,
-    /// Narrows e × f' by the derivative's fraction bits.
-    fnarrow: Narrow,
+    /// Drain stage 1: the fetched row's value.
+    me: DFF<Signed<ERROR_BITS>>,
+    /// Drain stage 1: its f'.
+    mf: DFF<Signed<ERROR_BITS>>,
+    /// Drain stages 2–5: e × f'.
+    mul: PipeMul,
+    /// Drain stage 6: narrows e × f' by the derivative's fraction bits.
+    fnarrow: NarrowPipe,
     /// The derivative's fraction bits: the shift after e × f'.
     fshift: Constant<Bits<SHIFT_BITS>>,
     /// The output stage (shared with the dce): fetch -> multiply/narrow -> output register.
@@ -115,8 +129,6 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
     any_busy: Signal<Local, Bit>,
     /// The running compute pass ends this cycle.
     cfinish: Signal<Local, Bit>,
-    /// Vectors computed, counting a pass that ends this cycle.
-    cd_now: Signal<Local, Bits<VEC_BITS>>,
     /// A compute pass starts this cycle (the lanes' start pulse).
     cstart: Signal<Local, Bit>,
     /// A drain starts this cycle.
@@ -129,8 +141,6 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
     a_row: Signal<Local, Bits<CNT_BITS>>,
     /// The fetched row's value, selected from its lane.
     sel_data: Signal<Local, Signed<ERROR_BITS>>,
-    /// Exact product e × f'.
-    prod: Signal<Local, Signed<ACC_BITS>>,
     /// Phase codes.
     ph_load: Constant<Bits<2>>,
     ph_start: Constant<Bits<2>>,
@@ -178,9 +188,10 @@ impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
                 .map(|p| BsbuLane::new(p, shift, res_banks))
                 .collect(),
             fp: RAM::default(),
-            fnarrow: Narrow::default(),
+            mul: PipeMul::default(),
+            fnarrow: NarrowPipe::default(),
             fshift: Constant::new((DERIV.frac as u64).to_bits()),
-            drain: OutStage::default(),
+            drain: OutStage::with_latency(DRAIN_LATENCY),
             ph_load: Constant::new(0u64.to_bits()),
             ph_start: Constant::new(1u64.to_bits()),
             ph_compute: Constant::new(2u64.to_bits()),
@@ -200,7 +211,7 @@ impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
             clock, in_data, in_valid, in_ready, out_data, out_valid, out_ready,
             out_last, phase, ld, cd, dd, cbusy, dbusy, fp_wbase, fp_rbase, loading_fp,
             lcnt, fcnt, fetching, rd_row, rd_local, rd_sel, pa_local, pa_row, any_busy,
-            cfinish, cd_now, cstart, dstart, take, a_local, a_row, sel_data, prod
+            cfinish, cstart, dstart, take, a_local, a_row, sel_data, me, mf
         )
     }
 }
@@ -213,14 +224,14 @@ impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
         self.fp.write_clock.next = self.clock.val();
         dff_setup!(
             self, clock, ld, cd, dd, cbusy, dbusy, fp_wbase, fp_rbase, loading_fp, lcnt, fcnt,
-            fetching, rd_row, rd_local, rd_sel, pa_local, pa_row
+            fetching, rd_row, rd_local, rd_sel, pa_local, pa_row, me, mf
         );
         // Ports.
         self.out_valid.next = self.drain.out_valid.val();
         self.out_data.next = self.drain.out_data.val();
         self.out_last.next = self.drain.out_last.val();
-        // COMPUTE: a pass ends when no lane is busy; the next starts (in the same
-        // cycle) once its vector is loaded and its result bank is drained.
+        // COMPUTE: a pass ends when no lane is busy; the next starts in the cycle
+        // after, once its vector is loaded and its result bank is drained.
         self.any_busy.next = false;
         for l in 0..self._lanes {
             if self.lanes[l].busy.val() {
@@ -228,15 +239,15 @@ impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
             }
         }
         self.cfinish.next = self.cbusy.q.val() & !self.any_busy.val();
-        self.cd_now.next = self.cd.q.val();
         if self.cfinish.val() {
-            self.cd_now.next = self.cd.q.val() + 1;
             self.cd.d.next = self.cd.q.val() + 1;
             self.cbusy.d.next = false;
         }
-        self.cstart.next = (!self.cbusy.q.val() | self.cfinish.val())
-            & (self.ld.q.val() != self.cd_now.val())
-            & ((self.cd_now.val() - self.dd.q.val()) < self.res_banks.val());
+        // Registered inputs only: the start pulse fans out to every lane, so it must
+        // not wait for the lanes' busy flags (the pass's last cycle is one more).
+        self.cstart.next = !self.cbusy.q.val()
+            & (self.ld.q.val() != self.cd.q.val())
+            & ((self.cd.q.val() - self.dd.q.val()) < self.res_banks.val());
         if self.cstart.val() {
             self.cbusy.d.next = true;
         }
@@ -302,8 +313,18 @@ impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
                 self.sel_data.next = self.lanes[l].res_data.val();
             }
         }
-        self.prod.next = self.sel_data.val() * self.fp.read_data.val();
-        self.fnarrow.x.next = self.prod.val();
+        // The datapath moves with the output stage.
+        if self.drain.advance.val() {
+            self.me.d.next = self.sel_data.val();
+            self.mf.d.next = self.fp.read_data.val();
+        }
+        self.mul.clock.next = self.clock.val();
+        self.mul.en.next = self.drain.advance.val();
+        self.mul.a.next = self.me.q.val();
+        self.mul.b.next = self.mf.q.val();
+        self.fnarrow.clock.next = self.clock.val();
+        self.fnarrow.en.next = self.drain.advance.val();
+        self.fnarrow.x.next = self.mul.p.val();
         self.fnarrow.shift.next = self.fshift.val();
         self.drain.word.next = self.fnarrow.y.val();
         if self.drain.advance.val() & self.fetching.q.val() {
