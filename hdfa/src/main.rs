@@ -103,7 +103,7 @@ enum Cmd {
         /// Columns.
         #[arg(long, default_value_t = 64)]
         cols: usize,
-        /// Random vectors per configuration (default: bsbu 1000, dce 2).
+        /// Random vectors per configuration (default: bsbu 1000, dce 4: the first pass loads alone, the rest overlap).
         #[arg(long)]
         vectors: Option<usize>,
         /// Seed.
@@ -618,7 +618,7 @@ fn main() -> Result<()> {
             seed,
             out,
             ..
-        } => dce_bench(lanes, channels, map, vectors.unwrap_or(2), seed, &out)?,
+        } => dce_bench(lanes, channels, map, vectors.unwrap_or(4), seed, &out)?,
         Cmd::Bench {
             unit: UnitKind::Bsbu,
             sparsity,

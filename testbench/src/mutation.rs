@@ -10,7 +10,7 @@
 //! Faults, for both units: one weight sign flipped, one tap (a nonzero of S) dropped,
 //! the narrowing shift off by one, the mask (f') ignored, two lanes' outputs swapped;
 //! (bsbu) a lane loading into the bank being computed, and loads running ahead of the
-//! compute;
+//! compute; (dce) the next pass's mask words loading while the drain reads the mask;
 //! and faults only the stream checks see: `out_last` stuck low, an extra word after
 //! each pass, and (dce) a `len_err` that never clears.
 
@@ -264,6 +264,10 @@ pub const BSBU_MUTANTS: &[Mutant] = &[
 /// buffering (the rest fault only the stream's framing).
 pub const BSBU_DESIGN_MUTANTS: usize = 7;
 
+/// Number of leading mutants in [`DCE_MUTANTS`] that fault the datapath or its
+/// buffering (the rest fault only the stream's framing or `len_err`).
+pub const DCE_DESIGN_MUTANTS: usize = 6;
+
 /// The conv engine's mutants (P ≥ 2).
 pub const DCE_MUTANTS: &[Mutant] = &[
     Mutant {
@@ -314,6 +318,19 @@ pub const DCE_MUTANTS: &[Mutant] = &[
                 "top",
                 "sel_data = obuf$0$rdata;",
                 "sel_data = obuf$1$rdata;",
+            )
+        },
+    },
+    Mutant {
+        unit: "dce",
+        name: "early-mask",
+        what: "the next pass's mask words load during D1 and TAIL too, over the mask the drain still reads",
+        edit: |v| {
+            replace_once(
+                v,
+                "top",
+                "early = r_has_d2 & pass_d1 & ~lmask$q & ~in_last;",
+                "early = r_has_d2 & pass_d1 & ~in_last;",
             )
         },
     },

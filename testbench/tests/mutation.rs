@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use testbench::dce::{self, DceCase};
 use testbench::mutation::{
-    self, MutantReport, Outcome, BSBU_DESIGN_MUTANTS, BSBU_MUTANTS, DCE_MUTANTS,
+    self, MutantReport, Outcome, BSBU_DESIGN_MUTANTS, BSBU_MUTANTS, DCE_DESIGN_MUTANTS, DCE_MUTANTS,
 };
 use testbench::{BsbuScenario, BsbuUnit, Unit};
 
@@ -105,7 +105,11 @@ fn dce_mutants_are_killed_by_the_standard_captured_and_len_err_sets() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(reports.len(), DCE_MUTANTS.len());
     assert_eq!(unit.mutants().len(), DCE_MUTANTS.len());
-    check(&reports, &["corners", "random", "captured"], 5);
+    check(
+        &reports,
+        &["corners", "random", "captured"],
+        DCE_DESIGN_MUTANTS,
+    );
 }
 
 #[test]

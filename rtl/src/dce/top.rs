@@ -12,6 +12,12 @@
 //!    one half of the ping-pong output buffer.
 //! 4. TAIL (phase 3): everything issued; the last blocks drain.
 //!
+//! With G > 1 the source buffer is free once D2 is done (D1 reads the D2 banks), so
+//! the next pass's error words load during D1 and TAIL. Its mask words wait for
+//! LOAD (the drain still reads the mask buffer), and so does a word with `in_last`
+//! (its length check starts the next pass). With G = 1, D1 reads the source buffer
+//! and the next pass loads after the drain, as before.
+//!
 //! The drain runs beside D1: a finished block of P channels leaves in (c, y, x)
 //! order, each word ANDed with its ReLU mask bit, while the next block computes in
 //! the other half.
@@ -49,7 +55,8 @@ pub struct Dce {
     pub in_valid: Signal<In, Bit>,
     /// Marks the last word of a pass's input (checked against the configured length).
     pub in_last: Signal<In, Bit>,
-    /// Input stream ready (high in LOAD).
+    /// Input stream ready (high in LOAD, and for the next pass's error words during
+    /// D1 and TAIL when G > 1).
     pub in_ready: Signal<Out, Bit>,
     /// Output stream: e_i in (c, y, x) order.
     pub out_data: Signal<Out, Signed<ERROR_BITS>>,
@@ -261,6 +268,8 @@ pub struct Dce {
     cfg_reg: Signal<Local, Bit>,
     /// An input word is taken.
     in_fire: Signal<Local, Bit>,
+    /// The next pass's error words may load during this pass (G > 1, D2 done).
+    early: Signal<Local, Bit>,
     /// The word at the input is the configured stream's last.
     in_final: Signal<Local, Bit>,
     /// Start a compute pass: zero the S0 counters.
@@ -424,7 +433,7 @@ impl Dce {
             o, pa_addr, pa_maddr, s1_bit, r_h, r_w, r_hw, r_hw_m1, r_w_m1, r_ein_m1,
             r_mask_m1, r_out_m1, r_ntap_m1, r_icg1_m1, r_icg2_m1, r_nblk_m1, r_bpg_m1,
             r_icg1, r_icg2, r_ws1, r_ws2, r_sh1, r_sh2, r_has_d2, pass_d1, half, ic,
-            addr_hi, region, idx, cfg_reg, in_fire, in_final, seq_reset, lim_tap,
+            addr_hi, region, idx, cfg_reg, in_fire, early, in_final, seq_reset, lim_tap,
             lim_icl, icg, ws, busy_h, bstart, go, tap_last, icl_last, pix_last,
             blk_last, src_m, sdy, sdx, soff, ty, tx, inb, addr, ren_src, word, oaddr,
             pipe_empty, full_h, a_addr, a_maddr, sel_data, mshift, mbit
@@ -511,13 +520,15 @@ impl Logic for Dce {
         // Ports.
         self.phase.next = self.state.q.val();
         self.len_err.next = self.len_err_r.q.val();
-        self.in_ready.next = self.state.q.val() == self.st_load.val();
+        self.early.next =
+            self.r_has_d2.val() & self.pass_d1.val() & !self.lmask.q.val() & !self.in_last.val();
+        self.in_ready.next = (self.state.q.val() == self.st_load.val()) | self.early.val();
         self.out_valid.next = self.drain.out_valid.val();
         self.out_data.next = self.drain.out_data.val();
         self.out_last.next = self.drain.out_last.val();
         // LOAD: source errors, then mask words.
         self.seq_reset.next = false;
-        self.in_fire.next = self.in_valid.val() & (self.state.q.val() == self.st_load.val());
+        self.in_fire.next = self.in_valid.val() & self.in_ready.val();
         self.in_final.next = self.lmask.q.val() & (self.mcnt.q.val() == self.r_mask_m1.val());
         self.ebuf.waddr.next = self.lcnt.q.val();
         self.ebuf.wdata.next = self.in_data.val();
