@@ -68,7 +68,8 @@ enum Cmd {
         #[arg(long, default_value = "target/hdfa-out/mutants")]
         out: PathBuf,
     },
-    /// Synthesize a unit (yosys generic + synth_ice40, nextpnr-ice40 on HX8K).
+    /// Synthesize a unit: iCE40 HX8K (yosys generic + synth_ice40, nextpnr-ice40) with
+    /// area, Fmax and the critical path, or ECP5 / Xilinx 7-series cell counts.
     Synth {
         #[command(flatten)]
         unit: UnitArgs,
@@ -79,8 +80,10 @@ enum Cmd {
         #[arg(long, default_value = "target/hdfa-out/synth")]
         out: PathBuf,
     },
-    /// Benchmark. bsbu: utilization for P = 1, 4, 8, 16 and Verilator vs Icarus
-    /// throughput. dce: utilization per dilation d and groups G (no stalls).
+    /// Benchmark. bsbu: cycles per vector against the bound for P = 1, 4, 8, 16 and
+    /// Verilator vs Icarus throughput. dce: utilization per dilation d and groups G
+    /// (no stalls). Both end with the unit table (P, cycles, bound, utilization, iCE40
+    /// LUT4/FF/BRAM/Fmax, throughput), also written to OUT/bench_UNIT.md.
     Bench {
         /// Unit to benchmark.
         #[arg(long, value_enum, default_value_t = UnitKind::Bsbu)]
@@ -109,6 +112,10 @@ enum Cmd {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Skip synthesis: the unit table leaves LUT4, FF, BRAM, Fmax and throughput
+        /// empty.
+        #[arg(long)]
+        no_synth: bool,
         /// Output directory.
         #[arg(long, default_value = "target/hdfa-out/bench")]
         out: PathBuf,
@@ -158,8 +165,12 @@ enum SimArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Target {
-    /// Lattice iCE40 HX8K (yosys synth_ice40 + nextpnr-ice40).
+    /// Lattice iCE40 HX8K (yosys synth_ice40 + nextpnr-ice40): area and Fmax.
     Ice40,
+    /// Lattice ECP5 (yosys synth_ecp5): cell counts only (no place-and-route in Debian).
+    Ecp5,
+    /// AMD/Xilinx 7-series (yosys synth_xilinx): cell counts only.
+    Xilinx,
 }
 
 #[derive(Args, Clone)]
@@ -406,8 +417,93 @@ fn synth(unit: &dyn Unit, out: &Path) -> Result<synth::SynthReport> {
     let dir = out.join(unit.stem());
     let r = synth::synthesize(unit.design(), &unit.config(), &dir)?;
     println!("{}\n{}", synth::SynthReport::MD_HEADER, r.md_row());
+    println!("critical path: {}", r.critical_path);
     println!("reports: {}/synth_report.{{json,md}}", dir.display());
     Ok(r)
+}
+
+fn cells(unit: &dyn Unit, family: synth::Family, out: &Path) -> Result<()> {
+    let dir = out.join(format!("{}_{}", unit.stem(), family.name()));
+    let r = synth::cell_counts(unit.design(), &unit.config(), family, &dir)?;
+    println!("{}\n{}", synth::CellReport::MD_HEADER, r.md_row());
+    println!("report: {}/cell_report.json", dir.display());
+    Ok(())
+}
+
+/// One row of a unit table: a lane count's measured cycles, its bound and the work
+/// done per vector (nonzero terms), with its iCE40 synthesis.
+struct UnitRow {
+    lanes: usize,
+    cycles: f64,
+    bound: f64,
+    work: f64,
+    synth: Option<std::result::Result<synth::SynthReport, String>>,
+}
+
+/// Synthesize a bench design when `run` (not `--no-synth`); a design that does not
+/// fit the part is a row with the tool's reason, not a failed bench.
+fn synth_row(
+    unit: &dyn Unit,
+    run: bool,
+    out: &Path,
+) -> Option<std::result::Result<synth::SynthReport, String>> {
+    run.then(|| {
+        synth::synthesize(
+            unit.design(),
+            &unit.config(),
+            &out.join("synth").join(unit.stem()),
+        )
+        .map_err(|e| {
+            let t = e.to_string();
+            t.lines()
+                .find(|l| l.contains("ERROR") || l.contains("rror:"))
+                .unwrap_or("synthesis failed")
+                .trim()
+                .to_string()
+        })
+    })
+}
+
+/// Print the unit table and write it to OUT/bench_UNIT.md.
+/// Utilization = work / (P × cycles); throughput = utilization × Fmax × P, the
+/// nonzero terms (error word × backward weight) per second.
+fn write_unit_table(unit: &str, what: &str, rows: &[UnitRow], out: &Path) -> Result<()> {
+    let mut t = format!(
+        "## {unit}: cycles, area, Fmax and throughput ({what}; iCE40 HX8K)\n\n\
+         Utilization = nonzero terms per vector / (P × cycles per vector); throughput = utilization × Fmax × P (nonzero terms per second).\n\n\
+         | P | cycles/vector | bound | utilization | LUT4 | FF | BRAM | Fmax (MHz) | throughput (terms/s) | vectors/s | critical path |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n"
+    );
+    for r in rows {
+        let util = r.work / (r.lanes as f64 * r.cycles);
+        let area = match &r.synth {
+            None => "| – | – | – | – | – | – | not synthesized (--no-synth) |".to_string(),
+            Some(Err(e)) => format!("| – | – | – | – | – | – | {e} |"),
+            Some(Ok(s)) => format!(
+                "| {} | {} | {} | {:.1} | {:.3e} | {:.3e} | {} |",
+                s.luts,
+                s.ffs,
+                s.brams,
+                s.fmax_mhz,
+                util * s.fmax_mhz * 1e6 * r.lanes as f64,
+                s.fmax_mhz * 1e6 / r.cycles,
+                s.critical_path
+            ),
+        };
+        t += &format!(
+            "| {} | {:.2} | {:.0} | {:.1}% {area}\n",
+            r.lanes,
+            r.cycles,
+            r.bound,
+            100.0 * util
+        );
+    }
+    println!("\n{t}");
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let p = out.join(format!("bench_{unit}.md"));
+    std::fs::write(&p, &t).with_context(|| format!("writing {}", p.display()))?;
+    println!("written: {}", p.display());
+    Ok(())
 }
 
 fn bench(
@@ -417,6 +513,8 @@ fn bench(
     vectors: usize,
     seed: u64,
     throughput: bool,
+    mut unit_table: Option<&mut Vec<UnitRow>>,
+    do_synth: bool,
     out: &PathBuf,
 ) -> Result<()> {
     check_sparsity(sparsity)?;
@@ -436,6 +534,15 @@ fn bench(
         let r = run_case(&unit, 0, SimKind::Verilator, Stall::NONE, &cache, out)?;
         if r.stats.mismatches != 0 {
             bail!("bench run had mismatches: {}", r.summary());
+        }
+        if let Some(t) = unit_table.as_mut() {
+            t.push(UnitRow {
+                lanes: p,
+                cycles: r.cycles_per_vector(),
+                bound: b.cycles() as f64,
+                work: unit.s.nnz() as f64,
+                synth: synth_row(&unit, do_synth, out),
+            });
         }
         println!(
             "| {p} | {} | {} | {} | {} | {:.2} | {:.3} | {:.1} | {:.1}% |",
@@ -486,6 +593,7 @@ fn dce_bench(
     map: usize,
     vectors: usize,
     seed: u64,
+    do_synth: bool,
     out: &PathBuf,
 ) -> Result<()> {
     let cache = sim::verilator::default_cache_dir();
@@ -543,7 +651,45 @@ fn dce_bench(
             t.golden.weight_bits
         );
     }
-    Ok(())
+    // The unit table: one layer (d = 2, G = 4) at P = 1, 4, 8, each on its own design.
+    let layer = DceLayer {
+        cs: channels,
+        ct: channels,
+        h: map,
+        w: map,
+        k: 3,
+        dil: 2,
+        groups: 4,
+        shift2: 0,
+        shift1: 0,
+    }
+    .with_default_shifts()?;
+    let mut table = Vec::new();
+    for p in [1usize, 4, 8] {
+        let c = DceCase::random(format!("unit_p{p}"), layer, vectors, seed)?;
+        let case = DceCase {
+            vectors: c.vectors[testbench::dce::CORNERS.len()..].to_vec(),
+            ..c
+        };
+        let unit = DceUnit::new(p, vec![case])?;
+        let r = run_case(&unit, 0, SimKind::Verilator, Stall::NONE, &cache, out)?;
+        if r.stats.mismatches != 0 {
+            bail!("bench run failed its checks: {}", r.summary());
+        }
+        table.push(UnitRow {
+            lanes: p,
+            cycles: r.cycles_per_vector(),
+            bound: r.ideal_per_vector,
+            work: r.ideal_per_vector * p as f64,
+            synth: synth_row(&unit, do_synth, out),
+        });
+    }
+    write_unit_table(
+        "dce",
+        &format!("C_s = C_t = {channels}, {map}x{map}, k = 3, d = 2, G = 4, {vectors} back-to-back passes, no stalls; bound = nonzero-tap cycles at P lanes"),
+        &table,
+        out,
+    )
 }
 
 fn main() -> Result<()> {
@@ -600,13 +746,15 @@ fn main() -> Result<()> {
                 );
             }
         }
-        Cmd::Synth {
-            unit,
-            target: Target::Ice40,
-            out,
-        } => {
+        Cmd::Synth { unit, target, out } => {
             for u in build_units(&unit, 0)? {
-                synth(u.as_ref(), &out)?;
+                match target {
+                    Target::Ice40 => {
+                        synth(u.as_ref(), &out)?;
+                    }
+                    Target::Ecp5 => cells(u.as_ref(), synth::Family::Ecp5, &out)?,
+                    Target::Xilinx => cells(u.as_ref(), synth::Family::Xilinx, &out)?,
+                }
             }
         }
         Cmd::Bench {
@@ -617,8 +765,17 @@ fn main() -> Result<()> {
             vectors,
             seed,
             out,
+            no_synth,
             ..
-        } => dce_bench(lanes, channels, map, vectors.unwrap_or(4), seed, &out)?,
+        } => dce_bench(
+            lanes,
+            channels,
+            map,
+            vectors.unwrap_or(4),
+            seed,
+            !no_synth,
+            &out,
+        )?,
         Cmd::Bench {
             unit: UnitKind::Bsbu,
             sparsity,
@@ -627,11 +784,29 @@ fn main() -> Result<()> {
             vectors,
             seed,
             out,
+            no_synth,
             ..
         } => {
+            let mut table = Vec::new();
             for (i, &s) in sparsity.iter().enumerate() {
-                bench(s, rows, cols, vectors.unwrap_or(1000), seed, i == 0, &out)?;
+                bench(
+                    s,
+                    rows,
+                    cols,
+                    vectors.unwrap_or(1000),
+                    seed,
+                    i == 0,
+                    (i == 0).then_some(&mut table),
+                    !no_synth,
+                    &out,
+                )?;
             }
+            write_unit_table(
+                "bsbu",
+                &format!("{rows}x{cols}, sparsity {}, no stalls", sparsity[0]),
+                &table,
+                &out,
+            )?;
         }
         Cmd::Flow { unit, vectors, out } => {
             let units = build_units(&unit, vectors)?;

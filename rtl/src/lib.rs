@@ -7,7 +7,9 @@
 //! - [`bsbu::Bsbu`]: the binary sparse backward-weight unit (P lanes, zero skipping,
 //!   valid/ready streams), built by [`bsbu::generate`] into an [`Emitted`] design.
 //! - [`bsbu::BsbuLane`]: its lane; [`narrow::Narrow`]: the round/saturate step every
-//!   unit shares; [`out_stage::OutStage`]: the output stage (fetch pipeline, output
+//!   unit shares, registered for a fast clock as [`narrow_pipe::NarrowPipe`] (shift
+//!   fixed at generation) and [`narrow_rt::NarrowRt`] (run-time shift);
+//!   [`pipe_mul::PipeMul`]: the bsbu's pipelined f' multiply; [`out_stage::OutStage`]: the output stage (fetch pipeline, output
 //!   register, valid/ready, `out_last`) every unit shares.
 //! - [`dce::Dce`]: the dilated-conv error-propagation engine (D2, shuffle, dilated D1,
 //!   ReLU mask; P lanes; run-time layer configuration), built by [`dce::generate`].
@@ -28,6 +30,7 @@ pub mod bsbu;
 pub mod dce;
 pub mod narrow;
 pub mod narrow_pipe;
+pub mod narrow_rt;
 pub mod out_stage;
 pub mod pipe_mul;
 

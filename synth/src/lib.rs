@@ -4,7 +4,11 @@
 //! - [`synthesize`]: runs two independent yosys sessions on an [`rtl::Emitted`] design
 //!   (a generic gate-level mapping that keeps memories as `$mem_v2` cells, and
 //!   `synth_ice40`), then `nextpnr-ice40` for placement, routing and timing.
-//! - [`SynthReport`]: the numbers, written as JSON and as a markdown table row.
+//! - [`SynthReport`]: the numbers, written as JSON and as a markdown table row, with
+//!   the critical path's start and end read from nextpnr's timing report.
+//! - [`cell_counts`] and [`CellReport`]: a second and third family, so the design is
+//!   not tuned to one device: yosys `synth_ecp5` and `synth_xilinx` (7-series) cell
+//!   counts ([`Family`]). Debian ships no place-and-route for them, so no Fmax.
 //!
 //! Target part: **iCE40 HX8K, package CT256** (7,680 logic cells, 32 BRAMs). It is
 //! the largest HX part and needs no DSP blocks, so the unit's one multiplier maps to
@@ -83,6 +87,9 @@ pub struct SynthReport {
     pub lcs_available: u64,
     /// Achieved Fmax of the clock (MHz).
     pub fmax_mhz: f64,
+    /// The critical path as nextpnr reports it: its first source cell, its last sink
+    /// cell and its delay (ns).
+    pub critical_path: CriticalPath,
     /// Part and package.
     pub part: String,
     /// Files written.
@@ -144,13 +151,27 @@ fn cells_by_type(stat: &Value, file: &Path) -> Result<(u64, BTreeMap<String, u64
     ))
 }
 
+/// Create `out` and write the design's Verilog there as `top.v`.
+fn write_design(design: &Emitted, out: &Path) -> Result<(), SynthError> {
+    fs::create_dir_all(out).map_err(io("creating", out))?;
+    let v = out.join("top.v");
+    fs::write(&v, &design.verilog).map_err(io("writing", &v))
+}
+
+/// Write a report as pretty JSON.
+fn write_json<T: Serialize>(report: &T, path: &Path) -> Result<(), SynthError> {
+    let text = serde_json::to_string_pretty(report).map_err(|e| SynthError::Report {
+        file: path.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    fs::write(path, text).map_err(io("writing", path))
+}
+
 /// Synthesize `design` into `out` and report area and Fmax.
 pub fn synthesize(design: &Emitted, config: &str, out: &Path) -> Result<SynthReport, SynthError> {
     tool::require("yosys")?;
     tool::require("nextpnr-ice40")?;
-    fs::create_dir_all(out).map_err(io("creating", out))?;
-    let v = out.join("top.v");
-    fs::write(&v, &design.verilog).map_err(io("writing", &v))?;
+    write_design(design, out)?;
     // Generic mapping: memories stay as cells (mapping them to flip-flops is slow and
     // says nothing about a real target).
     tool::run(
@@ -234,15 +255,11 @@ pub fn synthesize(design: &Emitted, config: &str, out: &Path) -> Result<SynthRep
             .ok_or_else(|| bad("no utilization.ICESTORM_LC.used"))?,
         lcs_available: lc["available"].as_u64().unwrap_or(0),
         fmax_mhz,
+        critical_path: critical_path(&out.join("nextpnr.log"))?,
         part: format!("iCE40 HX8K {PACKAGE}"),
         dir: out.to_path_buf(),
     };
-    let j = out.join("synth_report.json");
-    let text = serde_json::to_string_pretty(&report).map_err(|e| SynthError::Report {
-        file: j.display().to_string(),
-        msg: e.to_string(),
-    })?;
-    fs::write(&j, text).map_err(io("writing", &j))?;
+    write_json(&report, &out.join("synth_report.json"))?;
     let md = out.join("synth_report.md");
     fs::write(
         &md,
@@ -250,4 +267,217 @@ pub fn synthesize(design: &Emitted, config: &str, out: &Path) -> Result<SynthRep
     )
     .map_err(io("writing", &md))?;
     Ok(report)
+}
+
+/// The critical path of the clock, from nextpnr's log.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CriticalPath {
+    /// The cell (and port) the path starts at.
+    pub from: String,
+    /// The cell (and port) the path ends at.
+    pub to: String,
+    /// Total delay (ns).
+    pub ns: f64,
+    /// Cells the path passes through (source and sink excluded; each carry cell of
+    /// an adder's chain counts).
+    pub cells: usize,
+}
+
+impl std::fmt::Display for CriticalPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} -> {} ({:.2} ns through {} cells)",
+            self.from, self.to, self.ns, self.cells
+        )
+    }
+}
+
+/// Read the first "Critical path report for clock" block of a nextpnr log: the
+/// first `Source` cell, the last `Sink` and the last cumulative delay. The block is
+/// rows `<delay> <total> Source|Net|Setup <name>` and `Sink <name>` and ends with
+/// the "ns logic, ... ns routing" line.
+pub fn critical_path(log: &Path) -> Result<CriticalPath, SynthError> {
+    let text = fs::read_to_string(log).map_err(io("reading", log))?;
+    let bad = |m: &str| SynthError::Report {
+        file: log.display().to_string(),
+        msg: m.to_string(),
+    };
+    let start = text
+        .find("Critical path report for clock")
+        .ok_or_else(|| bad("no \"Critical path report for clock\""))?;
+    let mut cp = CriticalPath::default();
+    let mut sinks = 0usize;
+    for line in text[start..].lines().skip(1) {
+        let l = line.trim_start_matches("Info:").trim();
+        if l.contains("ns logic") || l.starts_with("Critical path report") {
+            break;
+        }
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            [_, total, kind, name, ..] if total.parse::<f64>().is_ok() => {
+                cp.ns = total.parse().unwrap_or(cp.ns);
+                if *kind == "Source" && cp.from.is_empty() {
+                    cp.from = name.to_string();
+                }
+            }
+            ["Sink", name, ..] => {
+                sinks += 1;
+                cp.to = name.to_string();
+            }
+            _ => {}
+        }
+    }
+    if cp.from.is_empty() || cp.to.is_empty() {
+        return Err(bad("the critical path report names no source or sink"));
+    }
+    // Every Sink but the last is a cell the path passes through.
+    cp.cells = sinks - 1;
+    Ok(cp)
+}
+
+/// A family synthesized for cell counts only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Family {
+    /// Lattice ECP5 (`synth_ecp5`): LUT4, TRELLIS_FF, DP16KD block RAM, MULT18X18D.
+    Ecp5,
+    /// AMD/Xilinx 7-series (`synth_xilinx -family xc7`): LUT1–6, FD*, RAMB18E1 and
+    /// RAMB36E1 (counted in RAMB36 equivalents), DSP48E1.
+    Xilinx,
+}
+
+impl Family {
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ecp5 => "ecp5",
+            Family::Xilinx => "xilinx",
+        }
+    }
+
+    fn script(self) -> &'static str {
+        match self {
+            Family::Ecp5 => "read_verilog top.v; synth_ecp5 -top top; tee -q -o stat.json stat -json",
+            Family::Xilinx => "read_verilog top.v; synth_xilinx -top top -family xc7 -flatten; tee -q -o stat.json stat -json",
+        }
+    }
+}
+
+/// Cell counts of one design in one [`Family`].
+#[derive(Clone, Debug, Serialize)]
+pub struct CellReport {
+    /// Unit name.
+    pub unit: String,
+    /// Configuration text.
+    pub config: String,
+    /// Family.
+    pub family: Family,
+    /// Look-up tables (ECP5 LUT4; Xilinx LUT1–LUT6).
+    pub luts: u64,
+    /// Flip-flops.
+    pub ffs: u64,
+    /// LUTs used as distributed RAM (ECP5 TRELLIS_DPR16X4; Xilinx RAM32/64/128/256*).
+    pub lutram: u64,
+    /// Block RAMs: ECP5 DP16KD (18 kbit); Xilinx RAMB36 equivalents (a RAMB18E1 is ½).
+    pub brams: f64,
+    /// Multipliers: ECP5 MULT18X18D; Xilinx DSP48E1.
+    pub dsps: u64,
+    /// Carry cells (ECP5 CCU2C; Xilinx CARRY4).
+    pub carries: u64,
+    /// Every cell type.
+    pub by_type: BTreeMap<String, u64>,
+    /// Files written.
+    pub dir: PathBuf,
+}
+
+impl CellReport {
+    /// Markdown table header.
+    pub const MD_HEADER: &'static str = "| unit | config | family | LUT | FF | LUT RAM | BRAM (ECP5 DP16KD / Xilinx RAMB36) | DSP (MULT18 / DSP48E1) | carry |\n|---|---|---|---|---|---|---|---|---|";
+
+    /// One markdown table row.
+    pub fn md_row(&self) -> String {
+        format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            self.unit,
+            self.config,
+            self.family.name(),
+            self.luts,
+            self.ffs,
+            self.lutram,
+            self.brams,
+            self.dsps,
+            self.carries
+        )
+    }
+}
+
+/// Synthesize `design` for `family` with yosys into `out` and count its cells.
+pub fn cell_counts(
+    design: &Emitted,
+    config: &str,
+    family: Family,
+    out: &Path,
+) -> Result<CellReport, SynthError> {
+    tool::require("yosys")?;
+    write_design(design, out)?;
+    tool::run(
+        "yosys",
+        Command::new("yosys").current_dir(out).args([
+            "-q",
+            "-l",
+            "yosys.log",
+            "-p",
+            family.script(),
+        ]),
+    )?;
+    let spath = out.join("stat.json");
+    let (_, by_type) = cells_by_type(&read_json(&spath)?, &spath)?;
+    let count = |pred: &dyn Fn(&str) -> bool| {
+        by_type
+            .iter()
+            .filter(|(k, _)| pred(k))
+            .map(|(_, v)| v)
+            .sum::<u64>()
+    };
+    let report = match family {
+        Family::Ecp5 => CellReport {
+            luts: count(&|k| k == "LUT4"),
+            ffs: count(&|k| k == "TRELLIS_FF"),
+            lutram: count(&|k| k == "TRELLIS_DPR16X4"),
+            brams: count(&|k| k == "DP16KD" || k == "PDPW16KD") as f64,
+            dsps: count(&|k| k == "MULT18X18D" || k == "ALU54B"),
+            carries: count(&|k| k == "CCU2C"),
+            ..CellReport::empty(design, config, family, out)
+        },
+        Family::Xilinx => CellReport {
+            luts: count(&|k| k.starts_with("LUT")),
+            ffs: count(&|k| k.starts_with("FD")),
+            lutram: count(&|k| k.starts_with("RAM") && !k.starts_with("RAMB")),
+            brams: count(&|k| k == "RAMB36E1") as f64 + count(&|k| k == "RAMB18E1") as f64 / 2.0,
+            dsps: count(&|k| k.starts_with("DSP48")),
+            carries: count(&|k| k == "CARRY4"),
+            ..CellReport::empty(design, config, family, out)
+        },
+    };
+    let report = CellReport { by_type, ..report };
+    write_json(&report, &out.join("cell_report.json"))?;
+    Ok(report)
+}
+
+impl CellReport {
+    fn empty(design: &Emitted, config: &str, family: Family, out: &Path) -> CellReport {
+        CellReport {
+            unit: design.unit.to_string(),
+            config: config.to_string(),
+            family,
+            luts: 0,
+            ffs: 0,
+            lutram: 0,
+            brams: 0.0,
+            dsps: 0,
+            carries: 0,
+            by_type: BTreeMap::new(),
+            dir: out.to_path_buf(),
+        }
+    }
 }

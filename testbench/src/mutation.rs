@@ -291,8 +291,8 @@ pub const DCE_MUTANTS: &[Mutant] = &[
             replace_once(
                 v,
                 "top",
-                "inb = (ty < r_h) & (tx < r_w);",
-                "inb = (ty < r_h) & (tx < r_w) & ~(pass_d1 & (soff == 16'h0));",
+                "ty = oy1$q + sdy;",
+                "ty = (pass_d1 & (soff == 16'h0)) ? 16'hffff : oy1$q + sdy;",
             )
         },
     },
@@ -300,7 +300,7 @@ pub const DCE_MUTANTS: &[Mutant] = &[
         unit: "dce",
         name: "shift+1",
         what: "every lane narrows D1's sums with SH1 plus one",
-        edit: |v| replace_in(v, "top", "$shift = r_sh1;", "$shift = r_sh1 + 5'd1;", None),
+        edit: |v| replace_once(v, "top", "lshift$d = r_sh1;", "lshift$d = r_sh1 + 5'd1;"),
     },
     Mutant {
         unit: "dce",

@@ -107,6 +107,44 @@ fn bsbu_synthesizes_for_ice40_with_area_and_fmax() {
     );
     assert!(r.fmax_mhz > 5.0 && r.fmax_mhz < 1000.0, "{r:?}");
     assert!(r.dir.join("synth_report.json").exists() && r.dir.join("synth_report.md").exists());
+    // The critical path read from the log is the one that sets Fmax (one clock).
+    let cp = &r.critical_path;
+    println!("critical path: {cp}");
+    assert!(!cp.from.is_empty() && !cp.to.is_empty(), "{cp:?}");
+    assert!(
+        (1000.0 / cp.ns - r.fmax_mhz).abs() < 0.02 * r.fmax_mhz,
+        "{cp} against Fmax {}",
+        r.fmax_mhz
+    );
+}
+
+/// Second and third families: ECP5 and Xilinx 7-series cell counts, read from yosys,
+/// grow with the lane count (each lane brings its accumulator, pipeline and memories).
+#[test]
+fn bsbu_cell_counts_for_ecp5_and_xilinx_grow_with_lanes() {
+    for family in [synth::Family::Ecp5, synth::Family::Xilinx] {
+        let mut counts = Vec::new();
+        for p in [1usize, 2] {
+            let sc = BsbuScenario::new(p, 16, 12, 0.5, 0, 1).unwrap();
+            let design = rtl::bsbu::generate(&sc.params, &sc.matrix().unwrap()).unwrap();
+            let dir = work(&format!("cells_{}_p{p}", family.name()));
+            let r = synth::cell_counts(&design, &sc.config(), family, &dir)
+                .unwrap_or_else(|e| panic!("{e}"));
+            println!("{}\n{}", synth::CellReport::MD_HEADER, r.md_row());
+            assert!(r.luts > 50 && r.ffs > 20, "{r:?}");
+            assert!(
+                r.brams + r.lutram as f64 > 0.0,
+                "memories must map to RAM: {r:?}"
+            );
+            assert!(dir.join("cell_report.json").exists());
+            counts.push(r);
+        }
+        assert!(
+            counts[1].luts > counts[0].luts && counts[1].ffs > counts[0].ffs,
+            "{family:?}: P = 2 must cost more than P = 1: {:?}",
+            counts.iter().map(|r| r.md_row()).collect::<Vec<_>>()
+        );
+    }
 }
 
 #[test]

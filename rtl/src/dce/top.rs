@@ -25,19 +25,27 @@
 //! Compute pipeline (one tap per cycle; it never stalls inside a block, a block only
 //! waits at its start for its output half to be free):
 //! - S0: counters address the tap, channel and weight tables.
-//! - S1: tap row/column range check and buffer address; the buffer read is issued.
-//! - S2: the P lanes add or subtract the word by their sign bits.
-//! - S3: on an output's last tap, the narrowed sums are written (D2 bank or output half).
+//! - S1: tap row, column and buffer address (table reads plus offsets).
+//! - S1b: tap row/column range check; the buffer read is issued.
+//! - S2: the word is selected from its buffer (or D2 bank) and goes to the P lanes.
+//! - S3, S4 (and the lanes' stage R before them): the lanes add or subtract the word
+//!   by their sign bits, then narrow each finished sum ([`DCE_LANE_LATENCY`]).
+//! - S5: on an output's last tap, the narrowed sums are written (D2 bank or output
+//!   half).
 
 use contract::dce::{DceSizes, ADDR_BITS, DCE_MAX_LANES, MASK_BITS};
 use contract::format::ERROR_BITS;
 use rust_hdl::prelude::*;
 
-use super::lane::DceLane;
+use super::lane::{DceLane, DCE_LANE_LATENCY};
 use super::mem::DceMem;
 use super::regs::{self, Region, CFG_ADDR_BITS, CFG_DATA_BITS, REGION_BITS, REGS};
 use crate::narrow::SHIFT_BITS;
 use crate::out_stage::OutStage;
+
+// The write stage S5 is S2 + the lanes' latency: v3..v5 carry an output's flags
+// alongside the lanes' three stages.
+const _: () = assert!(DCE_LANE_LATENCY == 3);
 
 /// Bits of a mask bit's index within its MASK_BITS-bit word.
 const MASK_INDEX_BITS: usize = MASK_BITS.trailing_zeros() as usize;
@@ -168,6 +176,30 @@ pub struct Dce {
     pix1: DFF<Bits<ADDR_BITS>>,
     /// S1: running output index.
     bpix1: DFF<Bits<ADDR_BITS>>,
+    /// S1b holds a tap.
+    vb: DFF<Bit>,
+    /// S1b: first tap of an output.
+    firstb: DFF<Bit>,
+    /// S1b: last tap of an output.
+    lastb: DFF<Bit>,
+    /// S1b: last tap of the block.
+    bendb: DFF<Bit>,
+    /// S1b: output-buffer half.
+    halfb: DFF<Bit>,
+    /// S1b: input row of the tap.
+    tyb: DFF<Bits<ADDR_BITS>>,
+    /// S1b: input column of the tap.
+    txb: DFF<Bits<ADDR_BITS>>,
+    /// S1b: buffer address of the tap.
+    addrb: DFF<Bits<ADDR_BITS>>,
+    /// S1b: the P weight signs of the tap.
+    signsb: DFF<Bits<DCE_MAX_LANES>>,
+    /// S1b: one-hot D2-result bank holding the tap's channel.
+    bankb: DFF<Bits<DCE_MAX_LANES>>,
+    /// S1b: output pixel.
+    pixb: DFF<Bits<ADDR_BITS>>,
+    /// S1b: running output index.
+    bpixb: DFF<Bits<ADDR_BITS>>,
     /// S2 holds a tap.
     v2: DFF<Bit>,
     /// S2: first tap of an output.
@@ -188,7 +220,9 @@ pub struct Dce {
     pix2: DFF<Bits<ADDR_BITS>>,
     /// S2: running output index.
     bpix2: DFF<Bits<ADDR_BITS>>,
-    /// S3: the lanes closed an output (their y is valid).
+    /// The lanes' narrowing shift: SH1 in D1, SH2 in D2.
+    lshift: DFF<Bits<SHIFT_BITS>>,
+    /// S3: the lanes closed an output (their inputs are in stage R).
     v3: DFF<Bit>,
     /// S3: it is the block's last output.
     bend3: DFF<Bit>,
@@ -198,6 +232,26 @@ pub struct Dce {
     pix3: DFF<Bits<ADDR_BITS>>,
     /// S3: running output index.
     bpix3: DFF<Bits<ADDR_BITS>>,
+    /// S4: the lanes closed an output (their sum is being narrowed).
+    v4: DFF<Bit>,
+    /// S4: it is the block's last output.
+    bend4: DFF<Bit>,
+    /// S4: output-buffer half.
+    half4: DFF<Bit>,
+    /// S4: output pixel.
+    pix4: DFF<Bits<ADDR_BITS>>,
+    /// S4: running output index.
+    bpix4: DFF<Bits<ADDR_BITS>>,
+    /// S5: the lanes' narrowed outputs are valid on their `y`.
+    v5: DFF<Bit>,
+    /// S5: it is the block's last output.
+    bend5: DFF<Bit>,
+    /// S5: output-buffer half.
+    half5: DFF<Bit>,
+    /// S5: output pixel.
+    pix5: DFF<Bits<ADDR_BITS>>,
+    /// S5: running output index.
+    bpix5: DFF<Bits<ADDR_BITS>>,
     /// DRAIN: half being drained.
     d_half: DFF<Bit>,
     /// DRAIN: one-hot lane (channel within the block) of the next fetch.
@@ -308,17 +362,17 @@ pub struct Dce {
     ty: Signal<Local, Bits<ADDR_BITS>>,
     /// S1: input column.
     tx: Signal<Local, Bits<ADDR_BITS>>,
-    /// S1: the tap lies inside the map.
+    /// S1b: the tap lies inside the map.
     inb: Signal<Local, Bit>,
     /// S1: buffer address of the tap.
     addr: Signal<Local, Bits<ADDR_BITS>>,
-    /// S1: a buffer word is read.
+    /// S1b: a buffer word is read.
     ren_src: Signal<Local, Bit>,
     /// S2: the tap's error word (0 for padding).
     word: Signal<Local, Signed<ERROR_BITS>>,
     /// S3: output-buffer address.
     oaddr: Signal<Local, Bits<ADDR_BITS>>,
-    /// No tap in S1..S3.
+    /// No tap in S1..S5.
     pipe_empty: Signal<Local, Bit>,
     /// DRAIN: the half being drained is finished.
     full_h: Signal<Local, Bit>,
@@ -428,8 +482,10 @@ impl Dce {
             out_last, phase, len_err, cfg_we, cfg_addr, cfg_data, rd_err, rd_w, reg_sel,
             state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase,
             pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1,
-            bend1, half1, oy1, ox1, pix1, bpix1, v2, first2, last2, bend2, half2, inb2,
-            signs2, bank2, pix2, bpix2, v3, bend3, half3, pix3, bpix3, d_half, dl, dp,
+            bend1, half1, oy1, ox1, pix1, bpix1, vb, firstb, lastb, bendb, halfb, tyb, txb,
+            addrb, signsb, bankb, pixb, bpixb, lshift, v2, first2, last2, bend2, half2, inb2,
+            signs2, bank2, pix2, bpix2, v3, bend3, half3, pix3, bpix3, v4, bend4, half4,
+            pix4, bpix4, v5, bend5, half5, pix5, bpix5, d_half, dl, dp,
             o, pa_addr, pa_maddr, s1_bit, r_h, r_w, r_hw, r_hw_m1, r_w_m1, r_ein_m1,
             r_mask_m1, r_out_m1, r_ntap_m1, r_icg1_m1, r_icg2_m1, r_nblk_m1, r_bpg_m1,
             r_icg1, r_icg2, r_ws1, r_ws2, r_sh1, r_sh2, r_has_d2, pass_d1, half, ic,
@@ -456,9 +512,10 @@ impl Logic for Dce {
         dff_setup!(
             self, clock, state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase,
             pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1, bend1,
-            half1, oy1, ox1, pix1, bpix1, v2, first2, last2, bend2, half2, inb2, signs2, bank2,
-            pix2, bpix2, v3, bend3, half3, pix3, bpix3, d_half, dl, dp, o, pa_addr, pa_maddr,
-            s1_bit
+            half1, oy1, ox1, pix1, bpix1, vb, firstb, lastb, bendb, halfb, tyb, txb, addrb, signsb,
+            bankb, pixb, bpixb, lshift, v2, first2, last2, bend2, half2, inb2, signs2, bank2, pix2,
+            bpix2, v3, bend3, half3, pix3, bpix3, v4, bend4, half4, pix4, bpix4, v5, bend5, half5,
+            pix5, bpix5, d_half, dl, dp, o, pa_addr, pa_maddr, s1_bit
         );
         // Configuration writes.
         self.addr_hi.next = self.cfg_addr.val() >> self.region_shift.val();
@@ -665,7 +722,7 @@ impl Logic for Dce {
                 }
             }
         }
-        // S1: range check and buffer address; the read is issued.
+        // S1: tap row, column and buffer address.
         self.sdy.next = self.zero16.val();
         self.sdx.next = self.zero16.val();
         self.soff.next = self.zero16.val();
@@ -676,27 +733,43 @@ impl Logic for Dce {
         }
         self.ty.next = self.oy1.q.val() + self.sdy.val();
         self.tx.next = self.ox1.q.val() + self.sdx.val();
-        self.inb.next = (self.ty.val() < self.r_h.val()) & (self.tx.val() < self.r_w.val());
         self.addr.next = self.chan_addr.rdata.val() + self.pix1.q.val() + self.soff.val();
+        self.vb.d.next = self.v1.q.val();
+        self.firstb.d.next = self.first1.q.val();
+        self.lastb.d.next = self.last1.q.val();
+        self.bendb.d.next = self.bend1.q.val();
+        self.halfb.d.next = self.half1.q.val();
+        self.tyb.d.next = self.ty.val();
+        self.txb.d.next = self.tx.val();
+        self.addrb.d.next = self.addr.val();
+        self.signsb.d.next = self.wmem.rdata.val();
+        self.bankb.d.next = self.chan_bank.rdata.val();
+        self.pixb.d.next = self.pix1.q.val();
+        self.bpixb.d.next = self.bpix1.q.val();
+        // S1b: range check; the read is issued.
+        self.inb.next = (self.tyb.q.val() < self.r_h.val()) & (self.txb.q.val() < self.r_w.val());
         self.src_m.next = self.pass_d1.val() & self.r_has_d2.val();
-        self.ren_src.next = self.v1.q.val() & self.inb.val();
+        self.ren_src.next = self.vb.q.val() & self.inb.val();
         self.rd_err.next = self.ren_src.val();
-        self.ebuf.raddr.next = self.addr.val();
-        self.ebuf.ren.next = self.ren_src.val() & !self.src_m.val();
+        self.ebuf.raddr.next = self.addrb.q.val();
+        // The buffers read on every tap (a padding tap's word is dropped at S2 by
+        // inb2), so the range compare stays off the read enables' path; `rd_err`
+        // counts the reads the golden model makes.
+        self.ebuf.ren.next = self.vb.q.val() & !self.src_m.val();
         for l in 0..self._mbanks {
-            self.mbuf[l].raddr.next = self.addr.val();
-            self.mbuf[l].ren.next = self.ren_src.val() & self.src_m.val();
+            self.mbuf[l].raddr.next = self.addrb.q.val();
+            self.mbuf[l].ren.next = self.vb.q.val() & self.src_m.val();
         }
-        self.v2.d.next = self.v1.q.val();
-        self.first2.d.next = self.first1.q.val();
-        self.last2.d.next = self.last1.q.val();
-        self.bend2.d.next = self.bend1.q.val();
-        self.half2.d.next = self.half1.q.val();
+        self.v2.d.next = self.vb.q.val();
+        self.first2.d.next = self.firstb.q.val();
+        self.last2.d.next = self.lastb.q.val();
+        self.bend2.d.next = self.bendb.q.val();
+        self.half2.d.next = self.halfb.q.val();
         self.inb2.d.next = self.inb.val();
-        self.signs2.d.next = self.wmem.rdata.val();
-        self.bank2.d.next = self.chan_bank.rdata.val();
-        self.pix2.d.next = self.pix1.q.val();
-        self.bpix2.d.next = self.bpix1.q.val();
+        self.signs2.d.next = self.signsb.q.val();
+        self.bank2.d.next = self.bankb.q.val();
+        self.pix2.d.next = self.pixb.q.val();
+        self.bpix2.d.next = self.bpixb.q.val();
         // S2: the lanes add or subtract the word.
         self.word.next = self.zero_err.val();
         if self.inb2.q.val() {
@@ -716,40 +789,59 @@ impl Logic for Dce {
             self.lanes[l].first.next = self.first2.q.val();
             self.lanes[l].en.next = self.v2.q.val();
             self.lanes[l].close.next = self.v2.q.val() & self.last2.q.val();
-            self.lanes[l].shift.next = self.r_sh2.val();
-            if self.pass_d1.val() {
-                self.lanes[l].shift.next = self.r_sh1.val();
-            }
+            self.lanes[l].shift.next = self.lshift.q.val();
+        }
+        // The pass's shift, registered (a pass changes only with the pipeline empty,
+        // and its first narrowing comes cycles later).
+        self.lshift.d.next = self.r_sh2.val();
+        if self.pass_d1.val() {
+            self.lshift.d.next = self.r_sh1.val();
         }
         self.v3.d.next = self.v2.q.val() & self.last2.q.val();
         self.bend3.d.next = self.v2.q.val() & self.bend2.q.val();
         self.half3.d.next = self.half2.q.val();
         self.pix3.d.next = self.pix2.q.val();
         self.bpix3.d.next = self.bpix2.q.val();
-        // S3: write the narrowed outputs.
-        self.oaddr.next = self.pix3.q.val();
-        if self.half3.q.val() {
-            self.oaddr.next = self.pix3.q.val() + self.r_hw.val();
+        // S3, S4: the lanes' stages R and A, then the narrowing (DCE_LANE_LATENCY).
+        self.v4.d.next = self.v3.q.val();
+        self.bend4.d.next = self.bend3.q.val();
+        self.half4.d.next = self.half3.q.val();
+        self.pix4.d.next = self.pix3.q.val();
+        self.bpix4.d.next = self.bpix3.q.val();
+        self.v5.d.next = self.v4.q.val();
+        self.bend5.d.next = self.bend4.q.val();
+        self.half5.d.next = self.half4.q.val();
+        self.pix5.d.next = self.pix4.q.val();
+        self.bpix5.d.next = self.bpix4.q.val();
+        // S5: write the narrowed outputs.
+        self.oaddr.next = self.pix5.q.val();
+        if self.half5.q.val() {
+            self.oaddr.next = self.pix5.q.val() + self.r_hw.val();
         }
         for l in 0..self._mbanks {
-            self.mbuf[l].waddr.next = self.bpix3.q.val();
+            self.mbuf[l].waddr.next = self.bpix5.q.val();
             self.mbuf[l].wdata.next = self.lanes[l].y.val();
-            self.mbuf[l].we.next = self.v3.q.val() & !self.pass_d1.val();
+            self.mbuf[l].we.next = self.v5.q.val() & !self.pass_d1.val();
         }
         for l in 0..self._lanes {
             self.obuf[l].waddr.next = self.oaddr.val();
             self.obuf[l].wdata.next = self.lanes[l].y.val();
-            self.obuf[l].we.next = self.v3.q.val() & self.pass_d1.val();
+            self.obuf[l].we.next = self.v5.q.val() & self.pass_d1.val();
         }
-        if self.v3.q.val() & self.pass_d1.val() & self.bend3.q.val() {
-            if self.half3.q.val() {
+        if self.v5.q.val() & self.pass_d1.val() & self.bend5.q.val() {
+            if self.half5.q.val() {
                 self.full1.d.next = true;
             } else {
                 self.full0.d.next = true;
             }
         }
         // Pass transitions.
-        self.pipe_empty.next = !self.v1.q.val() & !self.v2.q.val() & !self.v3.q.val();
+        self.pipe_empty.next = !self.v1.q.val()
+            & !self.vb.q.val()
+            & !self.v2.q.val()
+            & !self.v3.q.val()
+            & !self.v4.q.val()
+            & !self.v5.q.val();
         if (self.state.q.val() == self.st_d2.val()) & !self.run.q.val() & self.pipe_empty.val() {
             self.state.d.next = self.st_d1.val();
             self.seq_reset.next = true;
