@@ -466,11 +466,17 @@ fn synth_row(
 
 /// Print the unit table and write it to OUT/bench_UNIT.md.
 /// Utilization = work / (P × cycles); throughput = utilization × Fmax × P, the
-/// nonzero terms (error word × backward weight) per second.
-fn write_unit_table(unit: &str, what: &str, rows: &[UnitRow], out: &Path) -> Result<()> {
+/// terms (error word × backward weight) per second.
+fn write_unit_table(
+    unit: &str,
+    what: &str,
+    terms: &str,
+    rows: &[UnitRow],
+    out: &Path,
+) -> Result<()> {
     let mut t = format!(
         "## {unit}: cycles, area, Fmax and throughput ({what}; iCE40 HX8K)\n\n\
-         Utilization = nonzero terms per vector / (P × cycles per vector); throughput = utilization × Fmax × P (nonzero terms per second).\n\n\
+         Utilization = terms per vector / (P × cycles per vector), a term being {terms}; throughput = utilization × Fmax × P (terms per second).\n\n\
          | P | cycles/vector | bound | utilization | LUT4 | FF | BRAM | Fmax (MHz) | throughput (terms/s) | vectors/s | critical path |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n"
     );
@@ -651,15 +657,18 @@ fn dce_bench(
             t.golden.weight_bits
         );
     }
-    // The unit table: one layer (d = 2, G = 4) at P = 1, 4, 8, each on its own design.
+    // The unit table: one layer at P = 1, 4, 8, each on its own design. It is the
+    // synth default's layer (16 channels, 8×8, k = 3, d = 2) at G = 2, so that P = 8
+    // divides the channels per group and the buffers fit the HX8K's 32 block RAMs
+    // (the 32-channel 16×16 layer above needs 128 kbit for its source buffer alone).
     let layer = DceLayer {
-        cs: channels,
-        ct: channels,
-        h: map,
-        w: map,
+        cs: 16,
+        ct: 16,
+        h: 8,
+        w: 8,
         k: 3,
         dil: 2,
-        groups: 4,
+        groups: 2,
         shift2: 0,
         shift1: 0,
     }
@@ -686,7 +695,8 @@ fn dce_bench(
     }
     write_unit_table(
         "dce",
-        &format!("C_s = C_t = {channels}, {map}x{map}, k = 3, d = 2, G = 4, {vectors} back-to-back passes, no stalls; bound = nonzero-tap cycles at P lanes"),
+        &format!("C_s = C_t = 16, 8x8, k = 3, d = 2, G = 2, {vectors} back-to-back passes, no stalls; bound = tap cycles at P lanes"),
+        "one tap of D2 or D1 (k² per input and output channel, padding taps included, as the engine issues them) times its error word",
         &table,
         out,
     )
@@ -804,6 +814,7 @@ fn main() -> Result<()> {
             write_unit_table(
                 "bsbu",
                 &format!("{rows}x{cols}, sparsity {}, no stalls", sparsity[0]),
+                "one nonzero of S times its e_L word",
                 &table,
                 &out,
             )?;
