@@ -464,6 +464,36 @@ fn synth_row(
     })
 }
 
+/// The first line a command prints, or "unknown" (the bench report's date and
+/// commit are information, not a reason to fail).
+fn tool_line(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_string)
+        })
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The checkout's commit, marked `-dirty` when the tree has uncommitted changes.
+fn commit() -> String {
+    let head = tool_line("git", &["rev-parse", "--short=12", "HEAD"]);
+    // `git status --porcelain` prints a line per changed file, nothing when clean.
+    let dirty = tool_line("git", &["status", "--porcelain", "--untracked-files=no"]);
+    if head != "unknown" && dirty != "unknown" {
+        format!("{head}-dirty")
+    } else {
+        head
+    }
+}
+
 /// Print the unit table and write it to OUT/bench_UNIT.md.
 /// Utilization = work / (P × cycles); throughput = utilization × Fmax × P, the
 /// terms (error word × backward weight) per second.
@@ -476,9 +506,12 @@ fn write_unit_table(
 ) -> Result<()> {
     let mut t = format!(
         "## {unit}: cycles, area, Fmax and throughput ({what}; iCE40 HX8K)\n\n\
+         Measured {} at commit {}.\n\n\
          Utilization = terms per vector / (P × cycles per vector), a term being {terms}; throughput = utilization × Fmax × P (terms per second).\n\n\
          | P | cycles/vector | bound | utilization | LUT4 | FF | BRAM | Fmax (MHz) | throughput (terms/s) | vectors/s | critical path |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n"
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        tool_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        commit()
     );
     for r in rows {
         let util = r.work / (r.lanes as f64 * r.cycles);
