@@ -658,11 +658,12 @@ fn dce_bench(
     let cases = layers
         .iter()
         .map(|&l| {
-            let c = DceCase::random(format!("bench_d{}_g{}", l.dil, l.groups), l, vectors, seed)?;
-            Ok(DceCase {
-                vectors: c.vectors[testbench::dce::CORNERS.len()..].to_vec(),
-                ..c
-            })
+            Ok(DceCase::random_only(
+                format!("bench_d{}_g{}", l.dil, l.groups),
+                l,
+                vectors,
+                seed,
+            )?)
         })
         .collect::<Result<Vec<_>>>()?;
     let unit = DceUnit::new(lanes, cases)?;
@@ -708,11 +709,7 @@ fn dce_bench(
     .with_default_shifts()?;
     let mut table = Vec::new();
     for p in [1usize, 4, 8] {
-        let c = DceCase::random(format!("unit_p{p}"), layer, vectors, seed)?;
-        let case = DceCase {
-            vectors: c.vectors[testbench::dce::CORNERS.len()..].to_vec(),
-            ..c
-        };
+        let case = DceCase::random_only(format!("unit_p{p}"), layer, vectors, seed)?;
         let unit = DceUnit::new(p, vec![case])?;
         let r = run_case(&unit, 0, SimKind::Verilator, Stall::NONE, &cache, out)?;
         if r.stats.mismatches != 0 {

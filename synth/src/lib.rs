@@ -151,6 +151,15 @@ fn cells_by_type(stat: &Value, file: &Path) -> Result<(u64, BTreeMap<String, u64
     ))
 }
 
+/// The number of cells whose type satisfies `pred`.
+fn count_cells(by_type: &BTreeMap<String, u64>, pred: &dyn Fn(&str) -> bool) -> u64 {
+    by_type
+        .iter()
+        .filter(|(k, _)| pred(k))
+        .map(|(_, v)| v)
+        .sum()
+}
+
 /// Create `out` and write the design's Verilog there as `top.v`.
 fn write_design(design: &Emitted, out: &Path) -> Result<(), SynthError> {
     fs::create_dir_all(out).map_err(io("creating", out))?;
@@ -220,12 +229,7 @@ pub fn synthesize(design: &Emitted, config: &str, out: &Path) -> Result<SynthRep
     let (generic_cells, generic_by_type) = cells_by_type(&read_json(&gpath)?, &gpath)?;
     let ipath = out.join("ice40_stat.json");
     let (_, ice) = cells_by_type(&read_json(&ipath)?, &ipath)?;
-    let count = |pred: &dyn Fn(&str) -> bool| {
-        ice.iter()
-            .filter(|(k, _)| pred(k))
-            .map(|(_, v)| v)
-            .sum::<u64>()
-    };
+    let count = |pred: &dyn Fn(&str) -> bool| count_cells(&ice, pred);
     let rpath = out.join("pnr_report.json");
     let rep = read_json(&rpath)?;
     let bad = |m: &str| SynthError::Report {
@@ -432,52 +436,39 @@ pub fn cell_counts(
     )?;
     let spath = out.join("stat.json");
     let (_, by_type) = cells_by_type(&read_json(&spath)?, &spath)?;
-    let count = |pred: &dyn Fn(&str) -> bool| {
-        by_type
-            .iter()
-            .filter(|(k, _)| pred(k))
-            .map(|(_, v)| v)
-            .sum::<u64>()
+    let count = |pred: &dyn Fn(&str) -> bool| count_cells(&by_type, pred);
+    // (LUT, FF, LUT RAM, block RAM, DSP, carry)
+    let (luts, ffs, lutram, brams, dsps, carries) = match family {
+        Family::Ecp5 => (
+            count(&|k| k == "LUT4"),
+            count(&|k| k == "TRELLIS_FF"),
+            count(&|k| k == "TRELLIS_DPR16X4"),
+            count(&|k| k == "DP16KD" || k == "PDPW16KD") as f64,
+            count(&|k| k == "MULT18X18D" || k == "ALU54B"),
+            count(&|k| k == "CCU2C"),
+        ),
+        Family::Xilinx => (
+            count(&|k| k.starts_with("LUT")),
+            count(&|k| k.starts_with("FD")),
+            count(&|k| k.starts_with("RAM") && !k.starts_with("RAMB")),
+            count(&|k| k == "RAMB36E1") as f64 + count(&|k| k == "RAMB18E1") as f64 / 2.0,
+            count(&|k| k.starts_with("DSP48")),
+            count(&|k| k == "CARRY4"),
+        ),
     };
-    let report = match family {
-        Family::Ecp5 => CellReport {
-            luts: count(&|k| k == "LUT4"),
-            ffs: count(&|k| k == "TRELLIS_FF"),
-            lutram: count(&|k| k == "TRELLIS_DPR16X4"),
-            brams: count(&|k| k == "DP16KD" || k == "PDPW16KD") as f64,
-            dsps: count(&|k| k == "MULT18X18D" || k == "ALU54B"),
-            carries: count(&|k| k == "CCU2C"),
-            ..CellReport::empty(design, config, family, out)
-        },
-        Family::Xilinx => CellReport {
-            luts: count(&|k| k.starts_with("LUT")),
-            ffs: count(&|k| k.starts_with("FD")),
-            lutram: count(&|k| k.starts_with("RAM") && !k.starts_with("RAMB")),
-            brams: count(&|k| k == "RAMB36E1") as f64 + count(&|k| k == "RAMB18E1") as f64 / 2.0,
-            dsps: count(&|k| k.starts_with("DSP48")),
-            carries: count(&|k| k == "CARRY4"),
-            ..CellReport::empty(design, config, family, out)
-        },
+    let report = CellReport {
+        unit: design.unit.to_string(),
+        config: config.to_string(),
+        family,
+        luts,
+        ffs,
+        lutram,
+        brams,
+        dsps,
+        carries,
+        by_type,
+        dir: out.to_path_buf(),
     };
-    let report = CellReport { by_type, ..report };
     write_json(&report, &out.join("cell_report.json"))?;
     Ok(report)
-}
-
-impl CellReport {
-    fn empty(design: &Emitted, config: &str, family: Family, out: &Path) -> CellReport {
-        CellReport {
-            unit: design.unit.to_string(),
-            config: config.to_string(),
-            family,
-            luts: 0,
-            ffs: 0,
-            lutram: 0,
-            brams: 0.0,
-            dsps: 0,
-            carries: 0,
-            by_type: BTreeMap::new(),
-            dir: out.to_path_buf(),
-        }
-    }
 }

@@ -137,6 +137,19 @@ impl DceCase {
         })
     }
 
+    /// [`DceCase::random`] without the corners: `n_random` random vectors only (for
+    /// throughput and utilization runs).
+    pub fn random_only(
+        name: impl Into<String>,
+        layer: DceLayer,
+        n_random: usize,
+        seed: u64,
+    ) -> Result<Self, TbError> {
+        let mut c = DceCase::random(name, layer, n_random, seed)?;
+        c.vectors.drain(..CORNERS.len());
+        Ok(c)
+    }
+
     /// One case per backward path (target ← source) of the captures, named
     /// `{prefix}_t{target}_s{source}`. The expected words are the trainer's own
     /// errors; each is also checked against [`golden::dce::apply`].
