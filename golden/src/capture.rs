@@ -34,7 +34,7 @@ pub struct PathCapture {
     /// Its binary weights.
     pub weights: DceWeights,
     /// e at the source block's pre-activation, raw Q3.13 words as normalized by the
-    /// trainer (the engine's input), (C_s, H, W).
+    /// trainer (the engine's input), (C_s, H/up, W/up).
     pub e_src: Array3<i16>,
     /// ReLU mask of the target (p > 0; all true without ReLU), (C_t, H, W).
     pub mask: Array3<bool>,
@@ -72,15 +72,14 @@ impl Experiment<Fx> {
                     source: p.source,
                     layer,
                     weights,
-                    e_src: map3(layer.cs, &layer, tr.e[p.source].clone()),
+                    e_src: map3((layer.cs, layer.hs(), layer.ws()), tr.e[p.source].clone()),
                     mask: map3(
-                        layer.ct,
-                        &layer,
+                        (layer.ct, layer.h, layer.w),
                         (0..tr.p[p.target].len())
                             .map(|j| !relu || t.net.active(tr, p.target, j))
                             .collect(),
                     ),
-                    expected: map3(layer.ct, &layer, tr.pre[p.target].clone()),
+                    expected: map3((layer.ct, layer.h, layer.w), tr.pre[p.target].clone()),
                 });
             }
             Ok(())
@@ -207,9 +206,10 @@ impl Experiment<Fx> {
     }
 }
 
-/// `c` maps of the layer's size, (c, H, W).
-fn map3<T>(c: usize, l: &DceLayer, v: Vec<T>) -> Array3<T> {
-    Array3::from_shape_vec((c, l.h, l.w), v).expect("the path's maps have the layer's size")
+/// The path's maps as (C, H, W): the source's at the source size, the target's at the
+/// target size.
+fn map3<T>(shape: (usize, usize, usize), v: Vec<T>) -> Array3<T> {
+    Array3::from_shape_vec(shape, v).expect("the path's maps have the layer's sizes")
 }
 
 fn binary(neg: &[bool], shift: u32) -> BackWeight<i16> {
@@ -230,14 +230,15 @@ pub fn path(l: &DceLayer, w: &DceWeights) -> BackPath<i16> {
             .zip(w.d2.as_ref())
             .map(|(g, n)| (g, binary(n, l.shift2))),
         shuffle: l.has_d2().then(|| shuffle_perm(l.ct, l.groups)),
-        up: 1,
+        up: l.up,
         d1: (l.d1_geom(), binary(&w.d1, l.shift1)),
         gain: 0,
     }
 }
 
-/// A trainer path the engine can run, as a layer and its weights: binary weights and
-/// equal source and target map sizes (no up-sampling). `None` otherwise.
+/// A trainer path the engine can run, as a layer and its weights: a conv path with
+/// binary weights (inside a module, or across pools with up-sampling 2 or 4). `None`
+/// for any other path; an error when the path is outside the engine's ranges.
 pub fn from_path(p: &BackPath<i16>) -> Option<Result<(DceLayer, DceWeights), GoldenError>> {
     let (g1, w1) = &p.d1;
     let BackWeight::Binary(n1, s1, _) = w1 else {
@@ -245,7 +246,7 @@ pub fn from_path(p: &BackPath<i16>) -> Option<Result<(DceLayer, DceWeights), Gol
     };
     // A dense path (from the classifier) is not a conv path.
     let dense = g1.in_h == 1 && g1.in_w == 1 && g1.out_h == 1 && g1.out_w == 1;
-    if p.up != 1 || dense {
+    if dense {
         return None;
     }
     let (cs, d2, s2) = match &p.d2 {
@@ -259,6 +260,7 @@ pub fn from_path(p: &BackPath<i16>) -> Option<Result<(DceLayer, DceWeights), Gol
             ct: g1.out_c,
             h: g1.out_h,
             w: g1.out_w,
+            up: p.up,
             k: g1.k,
             dil: g1.dil,
             groups: g1.groups,
@@ -291,14 +293,24 @@ mod tests {
             ..DceLayer::EXAMPLE
         };
         let mut rng = Rng::seed_from_u64(100);
-        let sweep = [1, 2, 4, 8]
-            .into_iter()
-            .flat_map(|g| (1..=3).flat_map(move |d| [1, 3, 5].map(|k| (g, d, k))));
-        for (g, d, k) in sweep {
+        let sweep = [1, 2, 4, 8].into_iter().flat_map(|g| {
+            (1..=3).flat_map(move |d| {
+                [1, 3, 5]
+                    .into_iter()
+                    .flat_map(move |k| [1, 2].map(move |u| (g, d, k, u)))
+            })
+        });
+        let sweep = sweep.chain([(2, 1, 3, 4), (1, 2, 3, 4)]);
+        for (g, d, k, up) in sweep {
+            // 6 × 7 has no 2 × 2 blocks: across a pool the map is 8 × 8.
+            let (h, w) = if up == 1 { (6, 7) } else { (8, 8) };
             let l = DceLayer {
                 groups: g,
                 dil: d,
                 k,
+                h,
+                w,
+                up,
                 ..base
             }
             .validate()
@@ -313,7 +325,7 @@ mod tests {
             assert_eq!(
                 crate::dce::apply(&l, &w, &e, &all).unwrap(),
                 trainer,
-                "G={g} d={d} k={k}"
+                "G={g} d={d} k={k} up={up}"
             );
             let (back, wb) = from_path(&path(&l, &w)).unwrap().unwrap();
             // Without D2 (G = 1) the path has no second shift: it comes back as 0.

@@ -209,16 +209,20 @@ struct DceArgs {
     /// dce: target channels C_t (channels of e_i).
     #[arg(long, default_value_t = 16)]
     ct: usize,
-    /// dce: map height (1..=32).
+    /// dce: target map height (1..=32, a multiple of --up).
     #[arg(long, default_value_t = 8)]
     height: usize,
-    /// dce: map width (1..=32).
+    /// dce: target map width (1..=32, a multiple of --up).
     #[arg(long, default_value_t = 8)]
     width: usize,
+    /// dce: up-sampling factor from the source map to the target map (1, 2 or 4; a
+    /// path across pools reads a (height/up) × (width/up) source).
+    #[arg(long, default_value_t = 1)]
+    up: usize,
     /// dce: kernel size of D1 (1, 3 or 5).
     #[arg(long, default_value_t = 3)]
     k: usize,
-    /// dce: dilation of D1 (1..=4).
+    /// dce: dilation of D1 (1..=8).
     #[arg(long, default_value_t = 2)]
     dil: usize,
     /// dce: channel groups G (1, 2, 4 or 8; 1 = no D2 and no shuffle).
@@ -241,6 +245,11 @@ struct DceArgs {
     /// N training tokens (recurrent configs).
     #[arg(long)]
     train_limit: Option<usize>,
+    /// dce --from-config: run only the paths whose case name contains this text (the
+    /// names are CONFIG_tTARGET_sSOURCE, e.g. `t3_s5` for the path from layer 5 into
+    /// layer 3); the design still fits every path of the config.
+    #[arg(long)]
+    case: Option<String>,
     /// --from-config on a recurrent config with the bsbu: which binary product to
     /// run, S^fc (every time step's e_L) or S^rnn (the cell's upper-triangular
     /// feedback over each window, in tiles of 256 rows, one design each).
@@ -264,6 +273,7 @@ impl DceArgs {
             ct: self.ct,
             h: self.height,
             w: self.width,
+            up: self.up,
             k: self.k,
             dil: self.dil,
             groups: self.groups,
@@ -291,7 +301,7 @@ impl DceArgs {
                 let name = stem.replace('-', "_");
                 let cases = DceCase::from_captures(&name, &caps)?;
                 if cases.is_empty() {
-                    bail!("{}: the config has no conv backward path the engine runs (binary weights, equal map sizes, mode hdfa/cdfa)", file.display());
+                    bail!("{}: the config has no conv backward path the engine runs (binary weights, mode hdfa/cdfa)", file.display());
                 }
                 cases
             }
@@ -352,10 +362,20 @@ fn build_units(u: &UnitArgs, vectors: usize) -> Result<Vec<Box<dyn Unit>>> {
                 .collect()
         }
         (UnitKind::Bsbu, None) => vec![Box::new(BsbuUnit::new(u.scenario(vectors)?)?)],
-        (UnitKind::Dce, _) => vec![Box::new(DceUnit::new(
-            u.lanes,
-            u.dce.cases(vectors, u.seed)?,
-        )?)],
+        (UnitKind::Dce, _) => {
+            let mut unit = DceUnit::new(u.lanes, u.dce.cases(vectors, u.seed)?)?;
+            if let Some(f) = &u.dce.case {
+                let names: Vec<String> = unit.cases.iter().map(|c| c.name.clone()).collect();
+                unit.cases.retain(|c| c.name.contains(f.as_str()));
+                if unit.cases.is_empty() {
+                    bail!(
+                        "--case {f:?} matches no case; the cases are: {}",
+                        names.join(", ")
+                    );
+                }
+            }
+            vec![Box::new(unit)]
+        }
     })
 }
 
@@ -645,6 +665,7 @@ fn dce_bench(
                     ct: channels,
                     h: map,
                     w: map,
+                    up: 1,
                     k: 3,
                     dil: d,
                     groups: g,
@@ -700,6 +721,7 @@ fn dce_bench(
         ct: 16,
         h: 8,
         w: 8,
+        up: 1,
         k: 3,
         dil: 2,
         groups: 2,

@@ -195,8 +195,13 @@ impl DceCase {
     /// Configuration text for reports.
     pub fn config(&self, lanes: usize) -> String {
         let l = &self.layer;
+        let up = if l.up > 1 {
+            format!(" (source {}x{}, up {})", l.hs(), l.ws(), l.up)
+        } else {
+            String::new()
+        };
         format!(
-            "{}: P={lanes} Cs={} Ct={} {}x{} k={} d={} G={} shifts={}/{}",
+            "{}: P={lanes} Cs={} Ct={} {}x{}{up} k={} d={} G={} shifts={}/{}",
             self.name, l.cs, l.ct, l.h, l.w, l.k, l.dil, l.groups, l.shift2, l.shift1
         )
     }
@@ -333,7 +338,8 @@ fn standard_map(d: usize) -> (usize, usize) {
 
 /// The standard case matrix for `lanes`, each case with the [`CORNERS`] and
 /// `random` random vectors: d ∈ {1..4} × G ∈ {1, 2, 4, 8} with k = 3 (named
-/// `d{d}_g{G}`), k = 1 and k = 5 cases, and the shift range's ends 0 and 16. C_t =
+/// `d{d}_g{G}`), k = 1 and k = 5 cases, the shift range's ends 0 and 16, and two
+/// paths across pools (up-sampling 2 with D2, 4 without). C_t =
 /// lanes·G·(1 or 2) so P divides the channels per group, C_s ≠ C_t; D2 unscaled and
 /// D1 at its plain fan-in shift, so full-scale corners saturate.
 pub fn standard_cases(lanes: usize, random: usize) -> Result<Vec<DceCase>, TbError> {
@@ -342,6 +348,7 @@ pub fn standard_cases(lanes: usize, random: usize) -> Result<Vec<DceCase>, TbErr
         usize,
         usize,
         (usize, usize),
+        usize,
         usize,
         usize,
         usize,
@@ -354,27 +361,32 @@ pub fn standard_cases(lanes: usize, random: usize) -> Result<Vec<DceCase>, TbErr
             let ct = if p == 1 { 2 * g } else { p * g };
             shapes.push((
                 format!("d{d}_g{g}"),
-                ("", g * 2, ct, standard_map(d), 3, d, g, None),
+                ("", g * 2, ct, standard_map(d), 1, 3, d, g, None),
             ));
         }
     }
-    let fixed: [Shape; 5] = [
-        ("k1_g4", 8, 4 * p, (5, 3), 1, 1, 4, None),
-        ("k5_d2_g2", 4, 2 * p, (7, 7), 5, 2, 2, None),
+    let fixed: [Shape; 7] = [
+        ("k1_g4", 8, 4 * p, (5, 3), 1, 1, 1, 4, None),
+        ("k5_d2_g2", 4, 2 * p, (7, 7), 1, 5, 2, 2, None),
         // The shift range's ends: 0 (everything saturates) and 16 (MAX_SHIFT).
-        ("shift0", 4, 2 * p, (3, 3), 3, 1, 2, Some((0, 0))),
-        ("shift16_d2", 4, 2 * p, (3, 3), 3, 1, 2, Some((16, 0))),
-        ("shift16_d1", 4, 2 * p, (3, 3), 3, 1, 2, Some((0, 16))),
+        ("shift0", 4, 2 * p, (3, 3), 1, 3, 1, 2, Some((0, 0))),
+        ("shift16_d2", 4, 2 * p, (3, 3), 1, 3, 1, 2, Some((16, 0))),
+        ("shift16_d1", 4, 2 * p, (3, 3), 1, 3, 1, 2, Some((0, 16))),
+        // Across pools: a 3 × 5 source up-sampled to 6 × 10 (D2 at the source size,
+        // then the shuffle), and a 2 × 1 source up-sampled to 8 × 4 without D2.
+        ("up2_d2_g2", 4, 2 * p, (6, 10), 2, 3, 2, 2, None),
+        ("up4_d1_g1", 3, 2 * p, (8, 4), 4, 3, 1, 1, None),
     ];
     shapes.extend(fixed.into_iter().map(|s| (s.0.to_string(), s)));
     shapes
         .into_iter()
-        .map(|(name, (_, cs, ct, (h, w), k, d, g, shifts))| {
+        .map(|(name, (_, cs, ct, (h, w), up, k, d, g, shifts))| {
             let l = DceLayer {
                 cs,
                 ct,
                 h,
                 w,
+                up,
                 k,
                 dil: d,
                 groups: g,

@@ -266,7 +266,7 @@ pub const BSBU_DESIGN_MUTANTS: usize = 7;
 
 /// Number of leading mutants in [`DCE_MUTANTS`] that fault the datapath or its
 /// buffering (the rest fault only the stream's framing or `len_err`).
-pub const DCE_DESIGN_MUTANTS: usize = 6;
+pub const DCE_DESIGN_MUTANTS: usize = 7;
 
 /// The conv engine's mutants (P ≥ 2).
 pub const DCE_MUTANTS: &[Mutant] = &[
@@ -292,7 +292,7 @@ pub const DCE_MUTANTS: &[Mutant] = &[
                 v,
                 "top",
                 "ty = oy1$q + sdy;",
-                "ty = (pass_d1 & (soff == 16'h0)) ? 16'hffff : oy1$q + sdy;",
+                "ty = (pass_d1 & (sdy == 16'h0) & (sdx == 16'h0)) ? 16'hffff : oy1$q + sdy;",
             )
         },
     },
@@ -333,6 +333,12 @@ pub const DCE_MUTANTS: &[Mutant] = &[
                 "early = r_has_d2 & pass_d1 & ~in_last;",
             )
         },
+    },
+    Mutant {
+        unit: "dce",
+        name: "up-column",
+        what: "across a pool, D1 reads source column x instead of x >> UP_LOG2 (columns are not up-sampled)",
+        edit: |v| replace_once(v, "top", "col = tx >> r_up_log2;", "col = tx;"),
     },
     out_last_low("dce"),
     extra_word("dce"),

@@ -261,6 +261,7 @@ fn dce_overlapped_passes_keep_total_utilization_at_95_percent_at_g1_and_g8() {
                 ct: 32,
                 h: 16,
                 w: 16,
+                up: 1,
                 k: 3,
                 dil: 2,
                 groups: g,

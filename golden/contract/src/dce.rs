@@ -1,6 +1,10 @@
 //! The dilated-conv error-propagation engine (DCE) as the golden model sees it:
-//! paper eq. (7), e_i = (D1 ⊗^g shuffle(D2 ⊗^g e_L)) ⊙ f'(p), for one backward path
-//! whose source and target maps have the same size (a path inside a module).
+//! paper eq. (7), e_i = (D1 ⊗^g up(shuffle(D2 ⊗^g e_L))) ⊙ f'(p), for one backward
+//! path: inside a module (source and target maps of one size), or across pools, where
+//! the source map is smaller by an up-sampling factor `up` of 2 or 4 and `up` repeats
+//! each source word over its up × up block of the target (nearest neighbour, as the
+//! trainer does). D2 is a 1×1 conv, so it runs at the source size; D1 reads each
+//! source word for every target pixel it covers, and no up-sampled copy is stored.
 //!
 //! Main types:
 //! - [`DceLayer`]: the run-time parameters of one pass (channels, map, k, d, G and
@@ -16,13 +20,14 @@
 //! - [`DceTraffic`]: the golden model's memory traffic for a layer.
 //!
 //! ## Stream layout of one pass
-//! The input stream carries the C_s·H·W source error words in (c, y, x) order, then
+//! The input stream carries the C_s·(H/up)·(W/up) source error words in (c, y, x)
+//! order, then
 //! the ReLU mask of the C_t·H·W outputs packed [`MASK_BITS`] to a word, output o in
 //! bit o mod 16 of word o / 16 (1 = p > 0, the error passes). The output stream
 //! carries the C_t·H·W words of e_i in (c, y, x) order.
 
 use crate::format::{narrow, ERROR};
-use crate::geom::{permute_channels, shuffle_perm, ConvGeom};
+use crate::geom::{permute_channels, shuffle_perm, upsample, ConvGeom};
 use crate::params::MAX_SHIFT;
 use crate::rng::Rng;
 use crate::GoldenError;
@@ -33,10 +38,15 @@ pub const DCE_MAX_LANES: usize = 8;
 pub const MAX_MAP: usize = 32;
 /// Kernel sizes of D1.
 pub const KERNELS: [usize; 3] = [1, 3, 5];
-/// Largest dilation of D1.
-pub const MAX_DIL: usize = 4;
+/// Largest dilation of D1. A path's dilation follows its receptive field, which
+/// grows across pools: fashion-deep's path from conv 3 into conv 1 needs 5. The
+/// hardware only stores the tap offsets, so the limit is a range check, not a size.
+pub const MAX_DIL: usize = 8;
 /// Channel group counts G.
 pub const GROUPS: [usize; 4] = [1, 2, 4, 8];
+/// Up-sampling factors from the source map to the target map (1: same size; 2 and 4:
+/// a path across one or two 2×2 pools).
+pub const UPS: [usize; 3] = [1, 2, 4];
 /// Most channels on either side (the channel tables have this many entries).
 pub const MAX_CHANNELS: usize = 256;
 /// Address bits of every buffer, table and weight memory.
@@ -56,10 +66,12 @@ pub struct DceLayer {
     pub cs: usize,
     /// Target channels C_t (channels of e_i).
     pub ct: usize,
-    /// Map height (source and target).
+    /// Target map height (the source map's is `h / up`).
     pub h: usize,
-    /// Map width.
+    /// Target map width (the source map's is `w / up`).
     pub w: usize,
+    /// Up-sampling factor from the source map to the target map (one of [`UPS`]).
+    pub up: usize,
     /// Kernel size of D1.
     pub k: usize,
     /// Dilation of D1 (taps d apart; "same" padding d(k−1)/2).
@@ -84,6 +96,7 @@ impl DceLayer {
         ct: 8,
         h: 3,
         w: 5,
+        up: 1,
         k: 3,
         dil: 2,
         groups: 2,
@@ -108,6 +121,18 @@ impl DceLayer {
         }
         if !(1..=MAX_MAP).contains(&self.w) {
             return Err(oor("width", self.w, format!("1..={MAX_MAP}")));
+        }
+        if !UPS.contains(&self.up) {
+            return Err(oor("up", self.up, "one of 1, 2, 4"));
+        }
+        for (name, side) in [("height", self.h), ("width", self.w)] {
+            if side % self.up != 0 {
+                return Err(oor(
+                    name,
+                    side,
+                    format!("a multiple of the up-sampling factor {}", self.up),
+                ));
+            }
         }
         for (name, c) in [("source channels", self.cs), ("target channels", self.ct)] {
             if !(1..=MAX_CHANNELS).contains(&c) {
@@ -172,13 +197,25 @@ impl DceLayer {
     pub fn pad(&self) -> usize {
         self.dil * (self.k - 1) / 2
     }
-    /// Pixels per map.
+    /// Pixels per target map.
     pub fn hw(&self) -> usize {
         self.h * self.w
     }
+    /// Source map height.
+    pub fn hs(&self) -> usize {
+        self.h / self.up
+    }
+    /// Source map width.
+    pub fn ws(&self) -> usize {
+        self.w / self.up
+    }
+    /// Pixels per source map (and per D2 result map).
+    pub fn hws(&self) -> usize {
+        self.hs() * self.ws()
+    }
     /// Error words at the input.
     pub fn in_words(&self) -> usize {
-        self.cs * self.hw()
+        self.cs * self.hws()
     }
     /// Mask words at the input.
     pub fn mask_words(&self) -> usize {
@@ -195,8 +232,18 @@ impl DceLayer {
     /// Geometry of D2 (when G > 1).
     pub fn d2_geom(&self) -> Option<ConvGeom> {
         self.has_d2().then(|| {
-            ConvGeom::new(self.cs, self.h, self.w, self.ct, 1, 1, 0, 1, self.groups)
-                .expect("validated")
+            ConvGeom::new(
+                self.cs,
+                self.hs(),
+                self.ws(),
+                self.ct,
+                1,
+                1,
+                0,
+                1,
+                self.groups,
+            )
+            .expect("validated")
         })
     }
     /// Geometry of D1.
@@ -214,11 +261,11 @@ impl DceLayer {
         )
         .expect("validated: same padding")
     }
-    /// Nonzero taps times outputs: D2's ct·hw·icg2 plus D1's ct·hw·icg1·k²,
+    /// Nonzero taps times outputs: D2's ct·(source hw)·icg2 plus D1's ct·hw·icg1·k²,
     /// padding taps included (the engine spends a cycle on them).
     pub fn work(&self) -> usize {
         let d2 = if self.has_d2() { self.icg2() } else { 0 };
-        self.out_words() * (d2 + self.fan_in1())
+        self.ct * self.hws() * d2 + self.out_words() * self.fan_in1()
     }
     /// The layer with the default shifts for binary weights, ⌈log2 √fan_in⌉ after each
     /// stage ([`crate::format::fan_in_shift`], no extra shift), validated.
@@ -242,11 +289,12 @@ impl DceLayer {
 pub struct DceSizes {
     /// Parallel output channels P.
     pub lanes: usize,
-    /// Source-error buffer (C_s·H·W).
+    /// Source-error buffer (C_s·(H/up)·(W/up)).
     pub ebuf: usize,
-    /// Each lane's bank of the D2 result ((C_t / P)·H·W); 0: the engine has no D2.
+    /// Each lane's bank of the D2 result ((C_t / P)·(H/up)·(W/up)); 0: the engine
+    /// has no D2.
     pub mbuf: usize,
-    /// Largest map (H·W); each lane's output bank holds two maps (ping-pong).
+    /// Largest target map (H·W); each lane's output bank holds two maps (ping-pong).
     pub map: usize,
     /// Mask buffer words.
     pub mask: usize,
@@ -265,8 +313,8 @@ pub struct DceSizes {
 /// [`DceSizes::fields`].
 const FIELD_NAMES: [&str; 8] = [
     "map (H*W words)",
-    "source words (C_s*H*W)",
-    "D2 bank words (C_t/P*H*W)",
+    "source words (C_s*H/up*W/up)",
+    "D2 bank words (C_t/P*H/up*W/up)",
     "mask words",
     "D2 weight words",
     "D1 weight words",
@@ -328,7 +376,7 @@ impl DceSizes {
         Ok([
             l.hw(),
             l.in_words(),
-            d2 * blocks * l.hw(),
+            d2 * blocks * l.hws(),
             l.mask_words(),
             d2 * blocks * l.icg2(),
             blocks * l.fan_in1(),
@@ -455,7 +503,7 @@ fn binary_conv(g: &ConvGeom, neg: &[bool], x: &[i16], shift: u32) -> Vec<i16> {
         .collect()
 }
 
-/// e_i = (D1 ⊗ shuffle(D2 ⊗ e_src)) ⊙ mask.
+/// e_i = (D1 ⊗ up(shuffle(D2 ⊗ e_src))) ⊙ mask.
 pub fn apply(
     l: &DceLayer,
     w: &DceWeights,
@@ -469,10 +517,17 @@ pub fn apply(
         (Some(g2), Some(n2)) => {
             let y = binary_conv(&g2, n2, e_src, l.shift2);
             let mut z = vec![0i16; y.len()];
-            permute_channels(&shuffle_perm(l.ct, l.groups), l.hw(), &y, &mut z);
+            permute_channels(&shuffle_perm(l.ct, l.groups), l.hws(), &y, &mut z);
             z
         }
         _ => e_src.to_vec(),
+    };
+    let mid = if l.up > 1 {
+        let mut z = vec![0i16; l.c1() * l.hw()];
+        upsample(l.c1(), l.hs(), l.ws(), l.up, &mid, &mut z);
+        z
+    } else {
+        mid
     };
     let mut out = binary_conv(&l.d1_geom(), &w.d1, &mid, l.shift1);
     for (y, &m) in out.iter_mut().zip(mask) {
@@ -511,7 +566,8 @@ pub struct DceTraffic {
 }
 
 /// The golden model's traffic for `l`: one error word and one weight bit per
-/// in-range tap of each output (D2, then D1), and each input word once.
+/// in-range tap of each output (D2, then D1), and each input word once. Across a pool
+/// a D1 tap reads the source word it up-samples from: still one read per tap.
 pub fn golden_traffic(l: &DceLayer) -> DceTraffic {
     let mut t = DceTraffic {
         stream_words: l.in_words() as u64,
@@ -542,14 +598,14 @@ mod tests {
             ..DceLayer::EXAMPLE
         };
         let e = DceLayer {
-            dil: 5,
+            dil: 9,
             groups: 2,
             ..ok
         }
         .validate()
         .unwrap_err()
         .to_string();
-        assert!(e.contains("d = 5") && e.contains("1..=4"), "{e}");
+        assert!(e.contains("d = 9") && e.contains("1..=8"), "{e}");
         for (bad, name) in [
             (DceLayer { dil: 0, ..ok }, "d = 0"),
             (DceLayer { k: 7, ..ok }, "k = 7"),
@@ -580,6 +636,14 @@ mod tests {
         );
         let e = DceLayer { h: 33, ..ok }.validate().unwrap_err().to_string();
         assert!(e.contains("height = 33"), "{e}");
+        let e = DceLayer { up: 3, ..ok }.validate().unwrap_err().to_string();
+        assert!(e.contains("up = 3") && e.contains("one of 1, 2, 4"), "{e}");
+        // 7 × 7 does not split into 2 × 2 blocks.
+        let e = DceLayer { up: 2, ..ok }.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("height = 7") && e.contains("multiple of the up-sampling factor 2"),
+            "{e}"
+        );
         let e = DceLayer { groups: 3, ..ok }
             .validate()
             .unwrap_err()
@@ -671,19 +735,25 @@ mod tests {
     #[test]
     fn apply_equals_a_tap_by_tap_reference() {
         use crate::format::{narrow, ERROR};
-        for (g, d, k) in [
-            (1, 1, 3),
-            (2, 2, 3),
-            (4, 3, 3),
-            (8, 4, 3),
-            (2, 1, 5),
-            (4, 2, 1),
+        for (g, d, k, up) in [
+            (1, 1, 3, 1),
+            (2, 2, 3, 1),
+            (4, 3, 3, 1),
+            (8, 4, 3, 1),
+            (2, 1, 5, 1),
+            (4, 2, 1, 1),
+            (1, 2, 3, 2),
+            (2, 1, 3, 2),
+            (4, 3, 5, 4),
+            (1, 1, 1, 4),
         ] {
+            let (h, w) = if up == 1 { (5, 7) } else { (3 * up, 2 * up) };
             let l = DceLayer {
                 cs: 8,
                 ct: 16,
-                h: 5,
-                w: 7,
+                h,
+                w,
+                up,
                 k,
                 dil: d,
                 groups: g,
@@ -698,7 +768,7 @@ mod tests {
                 .map(|_| rng.range_i64(-30000, 30000) as i16)
                 .collect();
             let mask: Vec<bool> = (0..l.out_words()).map(|_| rng.below(4) != 0).collect();
-            let (h, wd, hw) = (l.h as i64, l.w as i64, l.hw());
+            let (h, wd, hw) = (l.h as i64, l.w as i64, l.hws());
             let mid: Vec<i16> = if let Some(n2) = &w.d2 {
                 let mut y = vec![0i16; l.ct * hw];
                 for oc in 0..l.ct {
@@ -740,8 +810,10 @@ mod tests {
                                     if iy < 0 || iy >= h || ix < 0 || ix >= wd {
                                         continue;
                                     }
-                                    let v = mid[((grp * l.icg1() + i) * l.h + iy as usize) * l.w
-                                        + ix as usize]
+                                    // Nearest-neighbour up-sampling: the source
+                                    // word under the target tap.
+                                    let (sy, sx) = (iy as usize / up, ix as usize / up);
+                                    let v = mid[((grp * l.icg1() + i) * l.hs() + sy) * l.ws() + sx]
                                         as i64;
                                     let wi =
                                         ((oc * l.icg1() + i) * k + ky as usize) * k + kx as usize;
@@ -758,7 +830,11 @@ mod tests {
                     }
                 }
             }
-            assert_eq!(apply(&l, &w, &e, &mask).unwrap(), want, "G={g} d={d} k={k}");
+            assert_eq!(
+                apply(&l, &w, &e, &mask).unwrap(),
+                want,
+                "G={g} d={d} k={k} up={up}"
+            );
         }
     }
 

@@ -197,3 +197,47 @@ pub fn unpermute_channels<T: Copy>(src: &[usize], hw: usize, y: &[T], x: &mut [T
         x[s * hw..(s + 1) * hw].copy_from_slice(&y[k * hw..(k + 1) * hw]);
     }
 }
+
+/// Nearest-neighbour up-sampling of (c, h, w) by `f`.
+pub fn upsample<T: Copy>(c: usize, h: usize, w: usize, f: usize, x: &[T], y: &mut [T]) {
+    let ow = w * f;
+    // Each source row widened once, then copied to its f target rows (no division
+    // per word).
+    for (src, dst) in x
+        .chunks_exact(w)
+        .zip(y.chunks_exact_mut(ow * f))
+        .take(c * h)
+    {
+        let (first, rest) = dst.split_at_mut(ow);
+        for (d, &v) in first.chunks_exact_mut(f).zip(src) {
+            d.fill(v);
+        }
+        for r in rest.chunks_exact_mut(ow) {
+            r.copy_from_slice(first);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Up-sampling against its definition y[c][oy][ox] = x[c][oy / f][ox / f].
+    #[test]
+    fn upsample_repeats_each_word_over_its_f_by_f_block() {
+        for (c, h, w, f) in [(1, 1, 1, 2), (3, 7, 5, 2), (2, 3, 4, 4), (2, 2, 3, 1)] {
+            let x: Vec<u32> = (0..(c * h * w) as u32).collect();
+            let mut y = vec![u32::MAX; c * h * w * f * f];
+            upsample(c, h, w, f, &x, &mut y);
+            let (oh, ow) = (h * f, w * f);
+            for ch in 0..c {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let want = x[(ch * h + oy / f) * w + ox / f];
+                        assert_eq!(y[(ch * oh + oy) * ow + ox], want, "{c}x{h}x{w} f={f}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! input, so [`ConvGeom`] serves both.
 
 use super::num::Num;
-pub use crate::geom::{permute_channels, shuffle_perm, unpermute_channels, ConvGeom};
+pub use crate::geom::{permute_channels, shuffle_perm, unpermute_channels, upsample, ConvGeom};
 
 /// Scratch buffers of the im2col/GEMM path, reused across calls.
 #[derive(Debug, Default)]

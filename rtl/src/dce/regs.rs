@@ -11,12 +11,15 @@
 //! [`REGION_SHIFT`] up, index below), `cfg_data`. Every table entry is one field in
 //! the low bits of `cfg_data`, so no entry packs two values.
 
-use contract::dce::{DceLayer, DceSizes, DceWeights, ADDR_BITS, DCE_MAX_LANES};
+use contract::dce::{DceLayer, DceSizes, DceWeights, ADDR_BITS, DCE_MAX_LANES, MAX_MAP};
 use contract::geom::shuffle_perm;
 use contract::GoldenError;
 use serde_json::json;
 
 use crate::narrow::SHIFT_BITS;
+
+/// Entries of the row table ([`Region::RowBase`]): the largest map side.
+pub const MAX_ROWS: usize = MAX_MAP;
 
 /// Width of the configuration address: region and index.
 pub const CFG_ADDR_BITS: usize = REGION_SHIFT + REGION_BITS;
@@ -56,20 +59,22 @@ const fn reg(
 
 /// The scalar registers (region [`Region::Regs`]); index = position.
 pub const REGS: &[RegDef] = &[
-    reg("H", ADDR_BITS, "map height", |l, _| l.h),
-    reg("W", ADDR_BITS, "map width", |l, _| l.w),
+    reg("H", ADDR_BITS, "target map height", |l, _| l.h),
+    reg("W", ADDR_BITS, "target map width", |l, _| l.w),
     reg(
         "HW",
         ADDR_BITS,
         "H*W (offset of output-buffer half 1)",
         |l, _| l.hw(),
     ),
-    reg("HW_M1", ADDR_BITS, "H*W - 1", |l, _| l.hw() - 1),
+    reg("HW_M1", ADDR_BITS, "H*W - 1 (D1's last pixel)", |l, _| {
+        l.hw() - 1
+    }),
     reg("W_M1", ADDR_BITS, "W - 1", |l, _| l.w - 1),
     reg(
         "EIN_M1",
         ADDR_BITS,
-        "C_s*H*W - 1 (last source word)",
+        "C_s*(H/up)*(W/up) - 1 (last source word)",
         |l, _| l.in_words() - 1,
     ),
     reg("MASK_M1", ADDR_BITS, "mask words - 1", |l, _| {
@@ -124,6 +129,18 @@ pub const REGS: &[RegDef] = &[
     reg("HAS_D2", 1, "1: run D2 and the shuffle (G > 1)", |l, _| {
         l.has_d2() as usize
     }),
+    reg(
+        "HWS_M1",
+        ADDR_BITS,
+        "(H/up)*(W/up) - 1 (D2's last pixel, at the source size)",
+        |l, _| l.hws() - 1,
+    ),
+    reg(
+        "UP_LOG2",
+        2,
+        "log2 up: a D1 tap's target column x reads source column x >> UP_LOG2",
+        |l, _| l.up.trailing_zeros() as usize,
+    ),
 ];
 
 /// Index of the scalar register `name` in [`REGS`].
@@ -141,8 +158,8 @@ pub enum Region {
     TapDy,
     /// Tap table: column offset dx.
     TapDx,
-    /// Tap table: address offset dy·W + dx.
-    TapOff,
+    /// Row table: source-buffer offset of target row y, (y / up)·(W / up).
+    RowBase,
     /// Channel table: base address of a D1 input channel (entries from the engine's
     /// channel capacity on: D2's input channels).
     ChanAddr,
@@ -170,8 +187,8 @@ pub const REGIONS: &[RegionDef] = &[
     RegionDef { region: Region::Regs, name: "REGS", width: ADDR_BITS, doc: "scalar registers, index = HDFA_DCE_REG_*" },
     RegionDef { region: Region::TapDy, name: "TAP_DY", width: ADDR_BITS, doc: "tap t = ky*k + kx: row offset ky*d - pad, two's complement; only the k*k real taps are listed" },
     RegionDef { region: Region::TapDx, name: "TAP_DX", width: ADDR_BITS, doc: "tap t: column offset kx*d - pad, two's complement" },
-    RegionDef { region: Region::TapOff, name: "TAP_OFF", width: ADDR_BITS, doc: "tap t: address offset dy*W + dx, two's complement" },
-    RegionDef { region: Region::ChanAddr, name: "CHAN_ADDR", width: ADDR_BITS, doc: "D1 input channel c: base address of its map (G > 1: in D2 bank s mod P at (s / P)*H*W, s = shuffle(c)); entries from CHAN_D2_BASE: D2 input channel c at c*H*W" },
+    RegionDef { region: Region::RowBase, name: "ROW_BASE", width: ADDR_BITS, doc: "target row y < H: offset (y / up)*(W / up) of its source row in a channel's map (no multiplier in the address path); MAX_ROWS entries" },
+    RegionDef { region: Region::ChanAddr, name: "CHAN_ADDR", width: ADDR_BITS, doc: "D1 input channel c: base address of its source-size map, HWS = (H/up)*(W/up) (G > 1: in D2 bank s mod P at (s / P)*HWS, s = shuffle(c)); entries from CHAN_D2_BASE: D2 input channel c at c*HWS" },
     RegionDef { region: Region::ChanBank, name: "CHAN_BANK", width: DCE_MAX_LANES, doc: "D1 input channel c: one-hot D2 bank (G > 1)" },
     RegionDef { region: Region::Weight, name: "WEIGHT", width: DCE_MAX_LANES, doc: "P sign bits, bit l: lane l subtracts. D2 word (block b, input i of the group) at b*(C_s/G) + i; D1 word at W1_BASE + b*(C_1/G)*k*k + i*k*k + t" },
 ];
@@ -191,7 +208,8 @@ pub fn program(
     sizes.check(l)?;
     w.check(l)?;
     let p = sizes.lanes;
-    let hw = l.hw();
+    // Channel maps in the source buffer and the D2 banks are at the source size.
+    let hw = l.hws();
     let (icg1, icg2, taps) = (l.icg1(), l.icg2(), l.taps());
     let mut out = Vec::new();
     for (i, r) in REGS.iter().enumerate() {
@@ -212,7 +230,9 @@ pub fn program(
         let (dy, dx) = (ky * d - pad, kx * d - pad);
         out.push((cfg_addr(Region::TapDy, t), field(dy)));
         out.push((cfg_addr(Region::TapDx, t), field(dx)));
-        out.push((cfg_addr(Region::TapOff, t), field(dy * l.w as i64 + dx)));
+    }
+    for y in 0..l.h {
+        out.push((cfg_addr(Region::RowBase, y), ((y / l.up) * l.ws()) as u32));
     }
     if l.has_d2() {
         let perm = shuffle_perm(l.ct, l.groups);
@@ -253,7 +273,7 @@ pub fn program(
 }
 
 /// Generation-time constants a driver needs: (name, value, doc).
-fn sizes_consts(sizes: &DceSizes) -> [(&'static str, usize, &'static str); 4] {
+fn sizes_consts(sizes: &DceSizes) -> [(&'static str, usize, &'static str); 5] {
     [
         ("LANES", sizes.lanes, "parallel output channels P"),
         (
@@ -263,6 +283,11 @@ fn sizes_consts(sizes: &DceSizes) -> [(&'static str, usize, &'static str); 4] {
         ),
         ("W1_BASE", sizes.w2, "first WEIGHT word of D1"),
         ("MAX_MAP", sizes.map, "largest map H*W the buffers hold"),
+        (
+            "MAX_ROWS",
+            MAX_ROWS,
+            "ROW_BASE entries (the largest map side)",
+        ),
     ]
 }
 

@@ -4,12 +4,19 @@
 //!    early or missing, the pass still runs and `len_err` is raised.
 //! 2. D2 (phase 1, only when G > 1): a 1×1 grouped binary conv from the source
 //!    buffer into the P D2-result banks, narrowed by SH2.
-//! 3. D1 (phase 2): the k×k grouped binary conv with dilation d. The channel table
-//!    maps each D1 input channel through the shuffle to its D2 bank and address (or
-//!    to the source buffer when G = 1); the tap table lists only the k² real taps,
-//!    so the dilation's inserted zeros are never fetched. Taps that fall into the
-//!    padding read nothing and add zero. Each finished output is narrowed by SH1 into
-//!    one half of the ping-pong output buffer.
+//! 3. D1 (phase 2): the k×k grouped binary conv with dilation d over the target
+//!    map. The channel table maps each D1 input channel through the shuffle to its
+//!    D2 bank and address (or to the source buffer when G = 1); the tap table lists
+//!    only the k² real taps, so the dilation's inserted zeros are never fetched. Taps
+//!    that fall into the padding read nothing and add zero. Each finished output is
+//!    narrowed by SH1 into one half of the ping-pong output buffer.
+//!
+//! Across a pool the source map is smaller than the target by `up` = 2^UP_LOG2 (2
+//! or 4). D2 is a 1×1 conv, so it runs at the source size (HWS_M1 pixels). D1 runs
+//! at the target size and reads, for a tap at target row y and column x, the source
+//! word at row base ROW_BASE[y] = (y / up)·(W / up) plus column x >> UP_LOG2: each
+//! source word serves every target pixel of its up × up block (nearest neighbour),
+//! and no up-sampled copy is stored. With up = 1 the same path reads y·W + x.
 //! 4. TAIL (phase 3): everything issued; the last blocks drain.
 //!
 //! With G > 1 the source buffer is free once D2 is done (D1 reads the D2 banks), so
@@ -25,8 +32,10 @@
 //! Compute pipeline (one tap per cycle; it never stalls inside a block, a block only
 //! waits at its start for its output half to be free):
 //! - S0: counters address the tap, channel and weight tables.
-//! - S1: tap row, column and buffer address (table reads plus offsets).
-//! - S1b: tap row/column range check; the buffer read is issued.
+//! - S1: tap row and column (table reads plus offsets); the row table is read.
+//! - S1b: tap row/column range check; the buffer address (channel base + row base
+//!   + column).
+//! - S1c: the buffer read is issued.
 //! - S2: the word is selected from its buffer (or D2 bank) and goes to the P lanes.
 //! - S3, S4 (and the lanes' stage R before them): the lanes add or subtract the word
 //!   by their sign bits, then narrow each finished sum ([`DCE_LANE_LATENCY`]).
@@ -100,8 +109,8 @@ pub struct Dce {
     tapdy: DceMem<Bits<ADDR_BITS>>,
     /// Tap table: column offset dx, two's complement.
     tapdx: DceMem<Bits<ADDR_BITS>>,
-    /// Tap table: address offset dy·W + dx.
-    tapoff: DceMem<Bits<ADDR_BITS>>,
+    /// Row table: offset (y / up)·(W / up) of target row y's source row in a channel's map.
+    rowbase: DceMem<Bits<ADDR_BITS>>,
     /// Channel table: base address of a channel's map; D1 entries first, D2 entries from the channel capacity `DceSizes::chans`. With the bank table, the shuffle.
     chan_addr: DceMem<Bits<ADDR_BITS>>,
     /// Channel table: one-hot D2 bank holding a D1 input channel.
@@ -190,8 +199,10 @@ pub struct Dce {
     tyb: DFF<Bits<ADDR_BITS>>,
     /// S1b: input column of the tap.
     txb: DFF<Bits<ADDR_BITS>>,
-    /// S1b: buffer address of the tap.
-    addrb: DFF<Bits<ADDR_BITS>>,
+    /// S1b: base address of the tap's channel map.
+    chanb: DFF<Bits<ADDR_BITS>>,
+    /// S1b: the address's column part: source column (D1) or pixel (D2).
+    colb: DFF<Bits<ADDR_BITS>>,
     /// S1b: the P weight signs of the tap.
     signsb: DFF<Bits<DCE_MAX_LANES>>,
     /// S1b: one-hot D2-result bank holding the tap's channel.
@@ -200,6 +211,28 @@ pub struct Dce {
     pixb: DFF<Bits<ADDR_BITS>>,
     /// S1b: running output index.
     bpixb: DFF<Bits<ADDR_BITS>>,
+    /// S1c holds a tap.
+    vc: DFF<Bit>,
+    /// S1c: first tap of an output.
+    firstc: DFF<Bit>,
+    /// S1c: last tap of an output.
+    lastc: DFF<Bit>,
+    /// S1c: last tap of the block.
+    bendc: DFF<Bit>,
+    /// S1c: output-buffer half.
+    halfc: DFF<Bit>,
+    /// S1c: the tap lies inside the map.
+    inbc: DFF<Bit>,
+    /// S1c: buffer address of the tap.
+    addrc: DFF<Bits<ADDR_BITS>>,
+    /// S1c: the P weight signs of the tap.
+    signsc: DFF<Bits<DCE_MAX_LANES>>,
+    /// S1c: one-hot D2-result bank holding the tap's channel.
+    bankc: DFF<Bits<DCE_MAX_LANES>>,
+    /// S1c: output pixel.
+    pixc: DFF<Bits<ADDR_BITS>>,
+    /// S1c: running output index.
+    bpixc: DFF<Bits<ADDR_BITS>>,
     /// S2 holds a tap.
     v2: DFF<Bit>,
     /// S2: first tap of an output.
@@ -306,6 +339,10 @@ pub struct Dce {
     r_sh2: Signal<Local, Bits<SHIFT_BITS>>,
     /// Register HAS_D2: 1: run D2 and the shuffle (G > 1).
     r_has_d2: Signal<Local, Bit>,
+    /// Register HWS_M1: source H·W − 1 (D2's last pixel).
+    r_hws_m1: Signal<Local, Bits<ADDR_BITS>>,
+    /// Register UP_LOG2: log2 of the up-sampling factor (0, 1 or 2).
+    r_up_log2: Signal<Local, Bits<2>>,
     /// Current compute pass: 0 = D2, 1 = D1 (phase bit 1: D1 and TAIL).
     pass_d1: Signal<Local, Bit>,
     /// S0: output-buffer half of the current block: the block's parity.
@@ -326,16 +363,18 @@ pub struct Dce {
     early: Signal<Local, Bit>,
     /// The word at the input is the configured stream's last.
     in_final: Signal<Local, Bit>,
-    /// Start a compute pass: zero the S0 counters.
+    /// Start a compute pass: zero the S0 counters (the cycle after the phase changes).
     seq_reset: Signal<Local, Bit>,
-    /// Last tap of the current pass.
-    lim_tap: Signal<Local, Bits<ADDR_BITS>>,
+    /// The phase changed to D2 or D1 last cycle: the pass starts now, once its limits below are registered.
+    start: DFF<Bit>,
+    /// Last tap of the current pass (registered from the phase: off the counters' enable path).
+    lim_tap: DFF<Bits<ADDR_BITS>>,
     /// Last input channel within a group, current pass.
-    lim_icl: Signal<Local, Bits<ADDR_BITS>>,
+    lim_icl: DFF<Bits<ADDR_BITS>>,
     /// Input channels per group, current pass.
-    icg: Signal<Local, Bits<ADDR_BITS>>,
+    icg: DFF<Bits<ADDR_BITS>>,
     /// Weight words per block, current pass.
-    ws: Signal<Local, Bits<ADDR_BITS>>,
+    ws: DFF<Bits<ADDR_BITS>>,
     /// The current block's output half is taken.
     busy_h: Signal<Local, Bit>,
     /// S0 is at a block's first tap.
@@ -346,6 +385,8 @@ pub struct Dce {
     tap_last: Signal<Local, Bit>,
     /// S0: last input channel of the group.
     icl_last: Signal<Local, Bit>,
+    /// Last pixel of the current pass: the source map's in D2, the target's in D1.
+    lim_pix: DFF<Bits<ADDR_BITS>>,
     /// S0: last pixel.
     pix_last: Signal<Local, Bit>,
     /// S0: last block.
@@ -356,23 +397,23 @@ pub struct Dce {
     sdy: Signal<Local, Bits<ADDR_BITS>>,
     /// S1: tap column offset.
     sdx: Signal<Local, Bits<ADDR_BITS>>,
-    /// S1: tap address offset dy·W + dx.
-    soff: Signal<Local, Bits<ADDR_BITS>>,
     /// S1: input row; out of range (also when negative: it wraps) means padding.
     ty: Signal<Local, Bits<ADDR_BITS>>,
     /// S1: input column.
     tx: Signal<Local, Bits<ADDR_BITS>>,
     /// S1b: the tap lies inside the map.
     inb: Signal<Local, Bit>,
-    /// S1: buffer address of the tap.
-    addr: Signal<Local, Bits<ADDR_BITS>>,
-    /// S1b: a buffer word is read.
+    /// S1: the address's column part: source column tx >> UP_LOG2 in D1, the pixel in D2.
+    col: Signal<Local, Bits<ADDR_BITS>>,
+    /// S1b: the address's row part: ROW_BASE[ty] in D1, 0 in D2.
+    rowv: Signal<Local, Bits<ADDR_BITS>>,
+    /// S1c: a buffer word is read.
     ren_src: Signal<Local, Bit>,
     /// S2: the tap's error word (0 for padding).
     word: Signal<Local, Signed<ERROR_BITS>>,
     /// S3: output-buffer address.
     oaddr: Signal<Local, Bits<ADDR_BITS>>,
-    /// No tap in S1..S5.
+    /// No tap in S1..S5 (S1b and S1c included).
     pipe_empty: Signal<Local, Bit>,
     /// DRAIN: the half being drained is finished.
     full_h: Signal<Local, Bit>,
@@ -400,8 +441,8 @@ pub struct Dce {
     rg_tapdy: Constant<Bits<REGION_BITS>>,
     /// Region of the tap table's dx.
     rg_tapdx: Constant<Bits<REGION_BITS>>,
-    /// Region of the tap table's address offsets.
-    rg_tapoff: Constant<Bits<REGION_BITS>>,
+    /// Region of the row table.
+    rg_rowbase: Constant<Bits<REGION_BITS>>,
     /// Region of the channel table's addresses.
     rg_chanaddr: Constant<Bits<REGION_BITS>>,
     /// Region of the channel table's banks.
@@ -447,7 +488,7 @@ impl Dce {
             maskm: DceMem::new(sizes.mask),
             tapdy: DceMem::new(sizes.taps),
             tapdx: DceMem::new(sizes.taps),
-            tapoff: DceMem::new(sizes.taps),
+            rowbase: DceMem::new(regs::MAX_ROWS),
             chan_addr: DceMem::new(2 * sizes.chans),
             chan_bank: DceMem::new(sizes.chans),
             wmem: DceMem::new(sizes.w2 + sizes.w1),
@@ -461,7 +502,7 @@ impl Dce {
             rg_regs: Constant::new((Region::Regs as u64).to_bits()),
             rg_tapdy: Constant::new((Region::TapDy as u64).to_bits()),
             rg_tapdx: Constant::new((Region::TapDx as u64).to_bits()),
-            rg_tapoff: Constant::new((Region::TapOff as u64).to_bits()),
+            rg_rowbase: Constant::new((Region::RowBase as u64).to_bits()),
             rg_chanaddr: Constant::new((Region::ChanAddr as u64).to_bits()),
             rg_chanbank: Constant::new((Region::ChanBank as u64).to_bits()),
             rg_weight: Constant::new((Region::Weight as u64).to_bits()),
@@ -483,15 +524,17 @@ impl Dce {
             state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase,
             pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1,
             bend1, half1, oy1, ox1, pix1, bpix1, vb, firstb, lastb, bendb, halfb, tyb, txb,
-            addrb, signsb, bankb, pixb, bpixb, lshift, v2, first2, last2, bend2, half2, inb2,
+            chanb, colb, signsb, bankb, pixb, bpixb, vc, firstc, lastc, bendc, halfc, inbc,
+            addrc, signsc, bankc, pixc, bpixc, lshift, v2, first2, last2, bend2, half2, inb2,
             signs2, bank2, pix2, bpix2, v3, bend3, half3, pix3, bpix3, v4, bend4, half4,
             pix4, bpix4, v5, bend5, half5, pix5, bpix5, d_half, dl, dp,
             o, pa_addr, pa_maddr, s1_bit, r_h, r_w, r_hw, r_hw_m1, r_w_m1, r_ein_m1,
             r_mask_m1, r_out_m1, r_ntap_m1, r_icg1_m1, r_icg2_m1, r_nblk_m1, r_bpg_m1,
-            r_icg1, r_icg2, r_ws1, r_ws2, r_sh1, r_sh2, r_has_d2, pass_d1, half, ic,
-            addr_hi, region, idx, cfg_reg, in_fire, early, in_final, seq_reset, lim_tap,
-            lim_icl, icg, ws, busy_h, bstart, go, tap_last, icl_last, pix_last,
-            blk_last, src_m, sdy, sdx, soff, ty, tx, inb, addr, ren_src, word, oaddr,
+            r_icg1, r_icg2, r_ws1, r_ws2, r_sh1, r_sh2, r_has_d2, r_hws_m1, r_up_log2, pass_d1,
+            half, ic,
+            addr_hi, region, idx, cfg_reg, in_fire, early, in_final, seq_reset, start, lim_tap,
+            lim_icl, icg, ws, busy_h, bstart, go, tap_last, icl_last, lim_pix, pix_last,
+            blk_last, src_m, sdy, sdx, ty, tx, inb, col, rowv, ren_src, word, oaddr,
             pipe_empty, full_h, a_addr, a_maddr, sel_data, mshift, mbit
         )
     }
@@ -501,7 +544,7 @@ impl Logic for Dce {
     #[hdl_gen]
     fn update(&mut self) {
         // Clocks, and every register holds unless assigned below.
-        clock!(self, clock, ebuf, maskm, tapdy, tapdx, tapoff, chan_addr, chan_bank, wmem);
+        clock!(self, clock, ebuf, maskm, tapdy, tapdx, rowbase, chan_addr, chan_bank, wmem);
         for l in 0..self._mbanks {
             self.mbuf[l].clock.next = self.clock.val();
         }
@@ -512,10 +555,12 @@ impl Logic for Dce {
         dff_setup!(
             self, clock, state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase,
             pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1, bend1,
-            half1, oy1, ox1, pix1, bpix1, vb, firstb, lastb, bendb, halfb, tyb, txb, addrb, signsb,
-            bankb, pixb, bpixb, lshift, v2, first2, last2, bend2, half2, inb2, signs2, bank2, pix2,
+            half1, oy1, ox1, pix1, bpix1, vb, firstb, lastb, bendb, halfb, tyb, txb, chanb, colb,
+            signsb, bankb, pixb, bpixb, vc, firstc, lastc, bendc, halfc, inbc, addrc, signsc,
+            bankc, pixc, bpixc, lshift, v2, first2, last2, bend2, half2, inb2, signs2, bank2, pix2,
             bpix2, v3, bend3, half3, pix3, bpix3, v4, bend4, half4, pix4, bpix4, v5, bend5, half5,
-            pix5, bpix5, d_half, dl, dp, o, pa_addr, pa_maddr, s1_bit
+            pix5, bpix5, d_half, dl, dp, o, pa_addr, pa_maddr, s1_bit, start, lim_tap, lim_icl,
+            icg, ws, lim_pix
         );
         // Configuration writes.
         self.addr_hi.next = self.cfg_addr.val() >> self.region_shift.val();
@@ -552,15 +597,17 @@ impl Logic for Dce {
         self.r_sh1.next = self.regs[17].q.val().get_bits::<SHIFT_BITS>(0);
         self.r_sh2.next = self.regs[18].q.val().get_bits::<SHIFT_BITS>(0);
         self.r_has_d2.next = self.regs[19].q.val().get_bit(0);
+        self.r_hws_m1.next = self.regs[20].q.val();
+        self.r_up_log2.next = self.regs[21].q.val().get_bits::<2>(0);
         self.tapdy.waddr.next = self.idx.val();
         self.tapdy.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
         self.tapdy.we.next = self.cfg_we.val() & (self.region.val() == self.rg_tapdy.val());
         self.tapdx.waddr.next = self.idx.val();
         self.tapdx.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
         self.tapdx.we.next = self.cfg_we.val() & (self.region.val() == self.rg_tapdx.val());
-        self.tapoff.waddr.next = self.idx.val();
-        self.tapoff.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
-        self.tapoff.we.next = self.cfg_we.val() & (self.region.val() == self.rg_tapoff.val());
+        self.rowbase.waddr.next = self.idx.val();
+        self.rowbase.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
+        self.rowbase.we.next = self.cfg_we.val() & (self.region.val() == self.rg_rowbase.val());
         self.chan_addr.waddr.next = self.idx.val();
         self.chan_addr.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
         self.chan_addr.we.next = self.cfg_we.val() & (self.region.val() == self.rg_chanaddr.val());
@@ -584,7 +631,8 @@ impl Logic for Dce {
         self.out_data.next = self.drain.out_data.val();
         self.out_last.next = self.drain.out_last.val();
         // LOAD: source errors, then mask words.
-        self.seq_reset.next = false;
+        self.seq_reset.next = self.start.q.val();
+        self.start.d.next = false;
         self.in_fire.next = self.in_valid.val() & self.in_ready.val();
         self.in_final.next = self.lmask.q.val() & (self.mcnt.q.val() == self.r_mask_m1.val());
         self.ebuf.waddr.next = self.lcnt.q.val();
@@ -610,7 +658,7 @@ impl Logic for Dce {
                 self.lcnt.d.next = self.zero16.val();
                 self.mcnt.d.next = self.zero16.val();
                 self.len_err_r.d.next = !(self.in_last.val() & self.in_final.val());
-                self.seq_reset.next = true;
+                self.start.d.next = true;
                 self.o.d.next = self.zero16.val();
                 self.dp.d.next = self.zero16.val();
                 self.dl.d.next = self.first_sel.val();
@@ -623,15 +671,18 @@ impl Logic for Dce {
             }
         }
         // S0: issue one tap per cycle.
-        self.lim_tap.next = self.zero16.val();
-        self.lim_icl.next = self.r_icg2_m1.val();
-        self.icg.next = self.r_icg2.val();
-        self.ws.next = self.r_ws2.val();
+        // The pass's limits, registered (the pass starts a cycle after its phase).
+        self.lim_tap.d.next = self.zero16.val();
+        self.lim_icl.d.next = self.r_icg2_m1.val();
+        self.icg.d.next = self.r_icg2.val();
+        self.ws.d.next = self.r_ws2.val();
+        self.lim_pix.d.next = self.r_hws_m1.val();
         if self.pass_d1.val() {
-            self.lim_tap.next = self.r_ntap_m1.val();
-            self.lim_icl.next = self.r_icg1_m1.val();
-            self.icg.next = self.r_icg1.val();
-            self.ws.next = self.r_ws1.val();
+            self.lim_pix.d.next = self.r_hw_m1.val();
+            self.lim_tap.d.next = self.r_ntap_m1.val();
+            self.lim_icl.d.next = self.r_icg1_m1.val();
+            self.icg.d.next = self.r_icg1.val();
+            self.ws.d.next = self.r_ws1.val();
         }
         self.busy_h.next = self.busy0.q.val();
         if self.half.val() {
@@ -642,16 +693,17 @@ impl Logic for Dce {
             & (self.tap.q.val() == self.zero16.val());
         self.go.next =
             self.run.q.val() & !(self.pass_d1.val() & self.bstart.val() & self.busy_h.val());
-        self.tap_last.next = self.tap.q.val() == self.lim_tap.val();
-        self.icl_last.next = self.icl.q.val() == self.lim_icl.val();
-        self.pix_last.next = self.pix.q.val() == self.r_hw_m1.val();
+        self.tap_last.next = self.tap.q.val() == self.lim_tap.q.val();
+        self.icl_last.next = self.icl.q.val() == self.lim_icl.q.val();
+        // D2 walks the source pixels with the target's row length W: its rows and
+        // columns are then never out of range (source pixels < H·W), and D2 reads
+        // the pixel index itself.
+        self.pix_last.next = self.pix.q.val() == self.lim_pix.q.val();
         self.blk_last.next = self.blk.q.val() == self.r_nblk_m1.val();
         self.tapdy.raddr.next = self.tap.q.val();
         self.tapdy.ren.next = true;
         self.tapdx.raddr.next = self.tap.q.val();
         self.tapdx.ren.next = true;
-        self.tapoff.raddr.next = self.tap.q.val();
-        self.tapoff.ren.next = true;
         self.chan_addr.raddr.next = self.ic.val() + self.chan_d2.val();
         if self.pass_d1.val() {
             self.chan_addr.raddr.next = self.ic.val();
@@ -708,10 +760,10 @@ impl Logic for Dce {
                         self.ox.d.next = self.zero16.val();
                         self.oy.d.next = self.zero16.val();
                         self.blk.d.next = self.blk.q.val() + 1;
-                        self.wbase.d.next = self.wbase.q.val() + self.ws.val();
+                        self.wbase.d.next = self.wbase.q.val() + self.ws.q.val();
                         if self.bing.q.val() == self.r_bpg_m1.val() {
                             self.bing.d.next = self.zero16.val();
-                            self.icbase.d.next = self.icbase.q.val() + self.icg.val();
+                            self.icbase.d.next = self.icbase.q.val() + self.icg.q.val();
                         } else {
                             self.bing.d.next = self.bing.q.val() + 1;
                         }
@@ -722,18 +774,22 @@ impl Logic for Dce {
                 }
             }
         }
-        // S1: tap row, column and buffer address.
+        // S1: tap row and column; the row table is read.
         self.sdy.next = self.zero16.val();
         self.sdx.next = self.zero16.val();
-        self.soff.next = self.zero16.val();
         if self.pass_d1.val() {
             self.sdy.next = self.tapdy.rdata.val();
             self.sdx.next = self.tapdx.rdata.val();
-            self.soff.next = self.tapoff.rdata.val();
         }
         self.ty.next = self.oy1.q.val() + self.sdy.val();
         self.tx.next = self.ox1.q.val() + self.sdx.val();
-        self.addr.next = self.chan_addr.rdata.val() + self.pix1.q.val() + self.soff.val();
+        // A padding row (negative: it wraps) reads some entry; the tap is dropped at S2.
+        self.rowbase.raddr.next = self.ty.val();
+        self.rowbase.ren.next = true;
+        self.col.next = self.pix1.q.val();
+        if self.pass_d1.val() {
+            self.col.next = self.tx.val() >> self.r_up_log2.val();
+        }
         self.vb.d.next = self.v1.q.val();
         self.firstb.d.next = self.first1.q.val();
         self.lastb.d.next = self.last1.q.val();
@@ -741,35 +797,52 @@ impl Logic for Dce {
         self.halfb.d.next = self.half1.q.val();
         self.tyb.d.next = self.ty.val();
         self.txb.d.next = self.tx.val();
-        self.addrb.d.next = self.addr.val();
+        self.chanb.d.next = self.chan_addr.rdata.val();
+        self.colb.d.next = self.col.val();
         self.signsb.d.next = self.wmem.rdata.val();
         self.bankb.d.next = self.chan_bank.rdata.val();
         self.pixb.d.next = self.pix1.q.val();
         self.bpixb.d.next = self.bpix1.q.val();
-        // S1b: range check; the read is issued.
+        // S1b: range check; the buffer address.
         self.inb.next = (self.tyb.q.val() < self.r_h.val()) & (self.txb.q.val() < self.r_w.val());
+        self.rowv.next = self.zero16.val();
+        if self.pass_d1.val() {
+            self.rowv.next = self.rowbase.rdata.val();
+        }
+        self.addrc.d.next = self.chanb.q.val() + self.rowv.val() + self.colb.q.val();
+        self.vc.d.next = self.vb.q.val();
+        self.firstc.d.next = self.firstb.q.val();
+        self.lastc.d.next = self.lastb.q.val();
+        self.bendc.d.next = self.bendb.q.val();
+        self.halfc.d.next = self.halfb.q.val();
+        self.inbc.d.next = self.inb.val();
+        self.signsc.d.next = self.signsb.q.val();
+        self.bankc.d.next = self.bankb.q.val();
+        self.pixc.d.next = self.pixb.q.val();
+        self.bpixc.d.next = self.bpixb.q.val();
+        // S1c: the read is issued.
         self.src_m.next = self.pass_d1.val() & self.r_has_d2.val();
-        self.ren_src.next = self.vb.q.val() & self.inb.val();
+        self.ren_src.next = self.vc.q.val() & self.inbc.q.val();
         self.rd_err.next = self.ren_src.val();
-        self.ebuf.raddr.next = self.addrb.q.val();
+        self.ebuf.raddr.next = self.addrc.q.val();
         // The buffers read on every tap (a padding tap's word is dropped at S2 by
         // inb2), so the range compare stays off the read enables' path; `rd_err`
         // counts the reads the golden model makes.
-        self.ebuf.ren.next = self.vb.q.val() & !self.src_m.val();
+        self.ebuf.ren.next = self.vc.q.val() & !self.src_m.val();
         for l in 0..self._mbanks {
-            self.mbuf[l].raddr.next = self.addrb.q.val();
-            self.mbuf[l].ren.next = self.vb.q.val() & self.src_m.val();
+            self.mbuf[l].raddr.next = self.addrc.q.val();
+            self.mbuf[l].ren.next = self.vc.q.val() & self.src_m.val();
         }
-        self.v2.d.next = self.vb.q.val();
-        self.first2.d.next = self.firstb.q.val();
-        self.last2.d.next = self.lastb.q.val();
-        self.bend2.d.next = self.bendb.q.val();
-        self.half2.d.next = self.halfb.q.val();
-        self.inb2.d.next = self.inb.val();
-        self.signs2.d.next = self.signsb.q.val();
-        self.bank2.d.next = self.bankb.q.val();
-        self.pix2.d.next = self.pixb.q.val();
-        self.bpix2.d.next = self.bpixb.q.val();
+        self.v2.d.next = self.vc.q.val();
+        self.first2.d.next = self.firstc.q.val();
+        self.last2.d.next = self.lastc.q.val();
+        self.bend2.d.next = self.bendc.q.val();
+        self.half2.d.next = self.halfc.q.val();
+        self.inb2.d.next = self.inbc.q.val();
+        self.signs2.d.next = self.signsc.q.val();
+        self.bank2.d.next = self.bankc.q.val();
+        self.pix2.d.next = self.pixc.q.val();
+        self.bpix2.d.next = self.bpixc.q.val();
         // S2: the lanes add or subtract the word.
         self.word.next = self.zero_err.val();
         if self.inb2.q.val() {
@@ -838,15 +911,25 @@ impl Logic for Dce {
         // Pass transitions.
         self.pipe_empty.next = !self.v1.q.val()
             & !self.vb.q.val()
+            & !self.vc.q.val()
             & !self.v2.q.val()
             & !self.v3.q.val()
             & !self.v4.q.val()
             & !self.v5.q.val();
-        if (self.state.q.val() == self.st_d2.val()) & !self.run.q.val() & self.pipe_empty.val() {
+        // (Not in the cycle a pass starts: run rises only after it.)
+        if (self.state.q.val() == self.st_d2.val())
+            & !self.run.q.val()
+            & !self.start.q.val()
+            & self.pipe_empty.val()
+        {
             self.state.d.next = self.st_d1.val();
-            self.seq_reset.next = true;
+            self.start.d.next = true;
         }
-        if (self.state.q.val() == self.st_d1.val()) & !self.run.q.val() & self.pipe_empty.val() {
+        if (self.state.q.val() == self.st_d1.val())
+            & !self.run.q.val()
+            & !self.start.q.val()
+            & self.pipe_empty.val()
+        {
             self.state.d.next = self.st_tail.val();
         }
         if self.seq_reset.val() {
