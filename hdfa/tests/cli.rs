@@ -383,8 +383,16 @@ fn cli_dce_emit_writes_verilog_with_a_top_module() {
 fn cli_dce_bad_parameters_name_the_value_and_the_range() {
     for (args, want) in [
         (
-            vec!["--dil", "5"],
-            "d = 5 is out of range: valid range is 1..=4",
+            vec!["--dil", "9"],
+            "d = 9 is out of range: valid range is 1..=8",
+        ),
+        (
+            vec!["--up", "3"],
+            "up = 3 is out of range: valid range is one of 1, 2, 4",
+        ),
+        (
+            vec!["--height", "6", "--width", "7", "--up", "2"],
+            "width = 7 is out of range: valid range is a multiple of the up-sampling factor 2",
         ),
         (vec!["--k", "4"], "k = 4 is out of range"),
         (vec!["--groups", "3"], "groups = 3 is out of range"),
@@ -796,6 +804,25 @@ fn cli_train_bench_rnn_times_both_paths_in_both_modes() {
     ]);
     assert!(
         !ok && err.contains("windows per epoch: valid --steps is at most"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cli_dce_case_filter_that_matches_nothing_names_the_cases() {
+    // The digits-hdfa config has two conv paths (into layers 0 and 1, from layer 2).
+    let (ok, _, err) = hdfa(&[
+        "cosim",
+        "--unit",
+        "dce",
+        "--from-config",
+        "configs/digits-hdfa.toml",
+        "--case",
+        "t9",
+    ]);
+    assert!(
+        !ok && err.contains("--case \"t9\" matches no case")
+            && err.contains("digits_hdfa_t0_s2, digits_hdfa_t1_s2"),
         "{err}"
     );
 }
