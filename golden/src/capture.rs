@@ -46,8 +46,9 @@ pub struct PathCapture {
 impl Experiment<Fx> {
     /// Train from the current state up to the largest of `steps` (global step
     /// indices, epochs in order) and, before each listed step's update, record every
-    /// conv path the engine can run (binary, equal map sizes) for the first `samples`
-    /// samples of that step's batch, with DFA propagation at that step's weights.
+    /// conv path the engine can run (binary weights; inside a module or across pools)
+    /// for the first `samples` samples of that step's batch, with DFA propagation at
+    /// that step's weights.
     pub fn capture_paths(
         &mut self,
         steps: &[usize],

@@ -3,12 +3,14 @@
 //! path: inside a module (source and target maps of one size), or across pools, where
 //! the source map is smaller by an up-sampling factor `up` of 2 or 4 and `up` repeats
 //! each source word over its up × up block of the target (nearest neighbour, as the
-//! trainer does). D2 is a 1×1 conv, so it runs at the source size; D1 reads each
-//! source word for every target pixel it covers, and no up-sampled copy is stored.
+//! trainer does). D2 is a 1×1 conv, so it runs at the source size. The engine's D1
+//! reads each source word for every target pixel it covers and stores no up-sampled
+//! copy; [`apply`] up-samples explicitly, as the trainer does.
 //!
 //! Main types:
-//! - [`DceLayer`]: the run-time parameters of one pass (channels, map, k, d, G and
-//!   the two scaling shifts), validated against the ranges below.
+//! - [`DceLayer`]: the run-time parameters of one pass (channels, target map,
+//!   up-sampling, k, d, G and the two scaling shifts), validated against the ranges
+//!   below.
 //! - [`DceSizes`]: the generation-time buffer sizes and lane count P of an engine;
 //!   [`DceSizes::check`] says whether a layer fits.
 //! - [`DceWeights`]: the binary backward weights D2 and D1 as sign bits in the
@@ -21,10 +23,9 @@
 //!
 //! ## Stream layout of one pass
 //! The input stream carries the C_s·(H/up)·(W/up) source error words in (c, y, x)
-//! order, then
-//! the ReLU mask of the C_t·H·W outputs packed [`MASK_BITS`] to a word, output o in
-//! bit o mod 16 of word o / 16 (1 = p > 0, the error passes). The output stream
-//! carries the C_t·H·W words of e_i in (c, y, x) order.
+//! order, then the ReLU mask of the C_t·H·W outputs packed [`MASK_BITS`] to a word,
+//! output o in bit o mod 16 of word o / 16 (1 = p > 0, the error passes). The output
+//! stream carries the C_t·H·W words of e_i in (c, y, x) order.
 
 use crate::format::{narrow, ERROR};
 use crate::geom::{permute_channels, shuffle_perm, upsample, ConvGeom};
