@@ -57,18 +57,18 @@ fn run_all(
     let cases = DceCase::from_captures(name, caps).unwrap();
     assert!(!cases.is_empty(), "{name}: no conv path the engine can run");
     let unit = DceUnit::new(lanes, cases).unwrap();
-    // The same design (same sizes) with each case cut to its Icarus vectors.
-    let short = DceUnit::new(
-        lanes,
-        unit.cases
+    // The same engine, each case cut to its Icarus vectors (as in dce_cosim).
+    let short = DceUnit {
+        cases: unit
+            .cases
             .iter()
             .map(|c| {
                 let n = icarus(c).unwrap_or(c.vectors.len());
                 c.clone().truncated(n)
             })
             .collect(),
-    )
-    .unwrap();
+        ..unit.clone()
+    };
     let cache = sim::verilator::default_cache_dir();
     let mut icarus_runs = 0;
     let mut nonzero_cases = 0;
