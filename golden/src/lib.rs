@@ -23,7 +23,9 @@
 //!   paths for the engine) work on it; [`gradcheck`] compares a step's gradients
 //!   with its own plain f64 reference.
 
-pub use contract::{act, bsbu, dce, error, format, geom, hash, params, rng, scale, GoldenError};
+pub use contract::{
+    act, bsbu, dce, error, format, geom, hash, params, rng, scale, update, GoldenError,
+};
 
 pub mod adam;
 pub mod capture;

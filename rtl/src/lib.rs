@@ -66,7 +66,8 @@ pub enum Dir {
 pub struct Port {
     /// Verilog name.
     pub name: &'static str,
-    /// Width in bits (≤ 64).
+    /// Width in bits (a port wider than 64 bits is driven and read 32 bits at a
+    /// time).
     pub width: usize,
     /// Direction.
     pub dir: Dir,

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use rtl::{Dir, Emitted, Port};
 
-use crate::stream::{Check, Flat, RunStats, Stall, StreamVectors, LFSR_SEED};
+use crate::stream::{pack, Check, Flat, RunStats, Stall, StreamVectors, LFSR_SEED};
 use crate::{io_err, tool, SimError};
 
 /// The self-checking testbench for a stream unit with the top-level `ports`; `f` is
@@ -28,13 +28,19 @@ pub fn testbench(v: &StreamVectors, f: &Flat, stall: Stall, ports: &[Port]) -> S
             .map(|p| p.width)
             .unwrap_or(1)
     };
-    let (ib, ob) = (width("in_data") - 1, width("out_data") - 1);
+    // ib: top bit of a beat's data; ob: top bit of one output word (a field of
+    // out_data, which holds `of` of them).
+    let (ib, of) = (width("in_data") - 1, v.out_fields);
+    let fw = v.out_format.bits as usize;
+    let ob = fw - 1;
+    // Beats in and out (the loop counts beats; reports count words).
     let (ns, ne, np, nc) = (
-        f.input.len(),
-        f.expected.len(),
+        f.input.len() / v.in_fields,
+        f.expected.len() / of,
         v.passes.len(),
         f.setup.len(),
     );
+    let (ne_words, inf) = (f.expected.len(), v.in_fields);
     let mut decl = String::new();
     for p in ports {
         let kind = if p.dir == Dir::In { "reg" } else { "wire" };
@@ -105,13 +111,13 @@ module tb;
 {decl}  top dut({conns});
   reg [{sb}:0] stim [0:{ns_1}];
   // Expected word: data, then compare, last, check len_err, expected len_err.
-  reg [{xv}:0] expect_mem [0:{ne_1}];
+  reg [{xv}:0] expect_mem [0:{new_1}];
   // Per pass: first output word, first and end configuration write.
   reg [31:0] out_start [0:{np_1}];
   reg [31:0] cfg_s [0:{np_1}];
   reg [31:0] cfg_e [0:{np_1}];
 {cfg_mem}  integer si, oi, pin, applied, ci, cycle, idle, mism, stop_at, tail, total, trd_err, trd_w, tlen_err;
-  integer p0, p1, p2, p3;
+  integer p0, p1, p2, p3, fi;
   reg [15:0] lfsr;
   reg [{xv}:0] ex;
   reg in_fire, out_fire, running, is_last, le, cfg_go;
@@ -172,15 +178,18 @@ module tb;
           default: p3 = p3 + 1;
         endcase
         if (out_fire) begin
-          ex = expect_mem[oi];
-          if (ex[{xc}] && out_data !== ex[{ob}:0]) fail({k_data}, oi, ex[{ob}:0], out_data);
+          for (fi = 0; fi < {of}; fi = fi + 1) begin
+            ex = expect_mem[oi * {of} + fi];
+            if (ex[{xc}] && out_data[fi * {fw} +: {fw}] !== ex[{ob}:0]) fail({k_data}, oi * {of} + fi, ex[{ob}:0], out_data[fi * {fw} +: {fw}]);
+          end
+          ex = expect_mem[oi * {of}];
           is_last = ex[{xl}];
-          if (out_last !== is_last) fail({k_last}, oi, is_last, out_last);
-          if (is_last && ex[{xk}] && le !== ex[{xv}]) fail({k_lenerr}, oi, ex[{xv}], le);
+          if (out_last !== is_last) fail({k_last}, oi * {of}, is_last, out_last);
+          if (is_last && ex[{xk}] && le !== ex[{xv}]) fail({k_lenerr}, oi * {of}, ex[{xv}], le);
           oi = oi + 1;
         end
       end else if (out_valid !== 1'b0) begin
-        fail({k_trailing}, oi, 0, 1);
+        fail({k_trailing}, oi * {of}, 0, 1);
         running = 0;
       end
       clock = 1; #1;
@@ -202,9 +211,9 @@ module tb;
     if (tail < 0) total = cycle;
     if (stop_at < 0 && oi == {ne} && si != {ns}) begin
       cycle = total;
-      fail({k_inputs}, oi, {ns}, si);
+      fail({k_inputs}, oi * {of}, {ns} * {inf}, si * {inf});
     end
-    $display("RESULT cycles=%0d outputs=%0d mismatches=%0d p0=%0d p1=%0d p2=%0d p3=%0d rd_err=%0d rd_w=%0d len_err=%0d inputs=%0d", total, oi, mism, p0, p1, p2, p3, trd_err, trd_w, tlen_err, si);
+    $display("RESULT cycles=%0d outputs=%0d mismatches=%0d p0=%0d p1=%0d p2=%0d p3=%0d rd_err=%0d rd_w=%0d len_err=%0d inputs=%0d", total, oi * {of}, mism, p0, p1, p2, p3, trd_err, trd_w, tlen_err, si * {inf});
     $finish;
   end
 endmodule
@@ -212,7 +221,7 @@ endmodule
         unit = v.unit,
         conns = conns.join(", "),
         ns_1 = ns.max(1) - 1,
-        ne_1 = ne.max(1) - 1,
+        new_1 = ne_words.max(1) - 1,
         np_1 = np.max(1) - 1,
         seed = LFSR_SEED,
         in_mask = stall.in_mask,
@@ -238,6 +247,19 @@ fn hex_file(words: impl Iterator<Item = u64>, bits: u32) -> String {
         let _ = writeln!(s, "{:0digits$x}", w & mask);
     }
     s
+}
+
+/// `words` (least significant first) as `bits` bits of hex, most significant digit
+/// first.
+fn hex_words(words: &[u32], bits: u32) -> String {
+    let digits = bits.div_ceil(4) as usize;
+    (0..digits)
+        .rev()
+        .map(|d| {
+            let nib = (words[d * 4 / 32] >> (d * 4 % 32)) & 0xf;
+            char::from_digit(nib, 16).expect("a nibble")
+        })
+        .collect()
 }
 
 fn field(line: &str, key: &str) -> Option<u64> {
@@ -266,33 +288,47 @@ pub fn run_icarus(
                 port: name,
             })
     };
-    let (ib, ob) = (port_width("in_data")?, port_width("out_data")?);
+    let ib = port_width("in_data")?;
+    port_width("out_data")?;
+    let ob = v.out_format.bits;
+    let inf = v.in_fields;
     // Every listed port must exist.
     for &name in v.ports {
         port_width(name)?;
     }
     let f = v.flatten()?;
     let has_last = v.ports.contains(&"in_last");
-    let stim = f
+    // One line per beat: its words, then in_last (when the unit has it) and a
+    // pass-end bit.
+    let stim_bits = ib + 1 + has_last as u32;
+    let stim: String = f
         .input
-        .iter()
+        .chunks(inf)
         .zip(&f.in_last)
         .enumerate()
-        .map(|(i, (&w, &l))| {
-            let pass_end = f.in_end.binary_search(&(i + 1)).is_ok() as u64;
-            let mut x = w & ((1u64 << ib) - 1);
-            let mut at = ib;
+        .map(|(i, (beat, &l))| {
+            let pass_end = f.in_end.binary_search(&((i + 1) * inf)).is_ok();
+            let mut words = pack(beat, v.in_bits, (stim_bits as usize).div_ceil(32));
+            let mut at = ib as usize;
+            let mut flag = |on: bool, at: usize| {
+                if on {
+                    words[at / 32] |= 1 << (at % 32);
+                }
+            };
             if has_last {
-                x |= (l as u64) << at;
+                flag(l, at);
                 at += 1;
             }
-            x | pass_end << at
-        });
-    let stim_bits = ib + 1 + has_last as u32;
+            flag(pass_end, at);
+            hex_words(&words, stim_bits) + "\n"
+        })
+        .collect();
     let mut expect = Vec::with_capacity(f.expected.len());
     for (p, pass) in v.passes.iter().enumerate() {
         for o in f.out_start[p]..f.out_end[p] {
-            let last = o + 1 == f.out_end[p];
+            // Every word of a pass's last beat carries the flag; the testbench reads
+            // a beat's flags from its first word.
+            let last = o + v.out_fields >= f.out_end[p];
             let flags = pass.compare as u64
                 | (last as u64) << 1
                 | ((last && pass.len_err.is_some()) as u64) << 2
@@ -305,9 +341,12 @@ pub fn run_icarus(
     let files: [(&str, String); 8] = [
         ("top.v", design.verilog.clone()),
         ("tb.v", testbench(v, &f, stall, &design.ports)),
-        ("stim.hex", hex_file(stim, stim_bits)),
+        ("stim.hex", stim),
         ("expect.hex", hex_file(expect.into_iter(), ob + 4)),
-        ("out_start.hex", words32(&f.out_start)),
+        (
+            "out_start.hex",
+            words32(&f.out_start.iter().map(|o| o / v.out_fields).collect::<Vec<_>>()),
+        ),
         ("cfg_s.hex", words32(&f.cfg_start)),
         ("cfg_e.hex", words32(&f.cfg_end)),
         (

@@ -90,7 +90,7 @@ pub struct Pass {
     pub setup: Vec<(u32, u32)>,
     /// Input words (raw, `in_bits` wide).
     pub input: Vec<u64>,
-    /// `in_last` per input word (empty: held low).
+    /// `in_last` per input beat (empty: held low).
     pub in_last: Vec<bool>,
     /// Expected output words (raw signed values in `out_format`). Their number is
     /// always checked (through `out_last`); their values only when `compare` is set.
@@ -116,6 +116,15 @@ pub struct StreamVectors {
     pub passes: Vec<Pass>,
     /// Width of an input word.
     pub in_bits: u32,
+    /// Input words per beat (one handshake): word k of a beat sits in bits
+    /// k·in_bits.. of `in_data` (1 for the bsbu and the dce; 4·P for the update unit).
+    pub in_fields: usize,
+    /// Output words per beat, word k in bits k·(out_format.bits).. of `out_data`.
+    pub out_fields: usize,
+    /// Names of the consecutive output words of one lane (`theta`, `v_bp`, `v_dfa`),
+    /// for reports: row r is word r mod len of lane (r / lane_stride) mod lanes. Empty:
+    /// unnamed.
+    pub field_names: &'static [&'static str],
     /// Lanes, to name the lane of a row: (row / lane_stride) mod lanes.
     pub lanes: usize,
     /// Format of an output word.
@@ -195,6 +204,8 @@ pub struct Mismatch {
     pub row: usize,
     /// Lane that computed the row.
     pub lane: usize,
+    /// The row's word name within its lane (empty: unnamed).
+    pub field: &'static str,
     /// Cycle of the handshake.
     pub cycle: u64,
     /// Expected raw value (data; 0/1 for `out_last`, `len_err`, `out_valid`; the
@@ -215,7 +226,14 @@ impl fmt::Display for Mismatch {
             "MISMATCH [{}] unit {} ({}): ",
             self.sim, self.unit, self.config
         )?;
-        let at = format!("vector {} ({}), row {}", self.vector, self.tag, self.row);
+        let at = if self.field.is_empty() {
+            format!("vector {} ({}), row {}", self.vector, self.tag, self.row)
+        } else {
+            format!(
+                "vector {} ({}), row {} ({})",
+                self.vector, self.tag, self.row, self.field
+            )
+        };
         match self.check {
             Check::Data => write!(
                 f,
@@ -328,7 +346,7 @@ impl RunStats {
 pub struct Flat {
     /// All input words.
     pub input: Vec<u64>,
-    /// `in_last` per input word.
+    /// `in_last` per input beat.
     pub in_last: Vec<bool>,
     /// All expected words.
     pub expected: Vec<i64>,
@@ -359,11 +377,20 @@ impl StreamVectors {
             if p.input.is_empty() || p.expected.is_empty() {
                 return Err(bad("a pass needs input and output words".into()));
             }
-            if !p.in_last.is_empty() && p.in_last.len() != p.input.len() {
+            if p.input.len() % self.in_fields != 0 || p.expected.len() % self.out_fields != 0 {
                 return Err(bad(format!(
-                    "{} in_last flags for {} input words",
+                    "{} input and {} output words are not whole beats of {} and {} words",
+                    p.input.len(),
+                    p.expected.len(),
+                    self.in_fields,
+                    self.out_fields
+                )));
+            }
+            if !p.in_last.is_empty() && p.in_last.len() * self.in_fields != p.input.len() {
+                return Err(bad(format!(
+                    "{} in_last flags for {} input beats",
                     p.in_last.len(),
-                    p.input.len()
+                    p.input.len() / self.in_fields
                 )));
             }
             for (needs, port) in [
@@ -383,7 +410,8 @@ impl StreamVectors {
             f.cfg_end.push(f.setup.len());
             f.input.extend_from_slice(&p.input);
             if p.in_last.is_empty() {
-                f.in_last.extend(std::iter::repeat_n(false, p.input.len()));
+                f.in_last
+                    .extend(std::iter::repeat_n(false, p.input.len() / self.in_fields));
             } else {
                 f.in_last.extend_from_slice(&p.in_last);
             }
@@ -426,6 +454,10 @@ impl StreamVectors {
             .map_or(("after the last vector".to_string(), 1), |p| {
                 (p.tag.clone(), p.lane_stride)
             });
+        let field = match self.field_names.len() {
+            0 => "",
+            n => self.field_names[row % n],
+        };
         Mismatch {
             sim,
             unit: self.unit,
@@ -436,6 +468,7 @@ impl StreamVectors {
             tag,
             row,
             lane: (row / stride.max(1)) % self.lanes.max(1),
+            field,
             cycle,
             expected,
             actual,
@@ -529,6 +562,10 @@ fn run_model(
         }
     };
     let (np, ns, ne) = (v.passes.len(), f.input.len(), f.expected.len());
+    // Words per beat, and the 32-bit words of the wide data ports.
+    let (inf, of) = (v.in_fields, v.out_fields);
+    let in_words = (inf * v.in_bits as usize).div_ceil(32);
+    let out_words = (of * v.out_format.bits as usize).div_ceil(32);
     let (mut si, mut oi, mut lfsr, mut idle) = (0usize, 0usize, LFSR_SEED, 0u64);
     // pin: pass of the next input word; pout: pass of the next output word;
     // applied: passes whose configuration writes are done.
@@ -557,10 +594,15 @@ fn run_model(
         let in_valid = tail.is_none() && pin < np && applied > pin && stall.in_on(lfsr);
         let out_ready = stall.out_on(lfsr);
         m.set(p.in_valid, in_valid as u64);
-        m.set(p.in_data, f.input.get(si).copied().unwrap_or(0));
+        if inf == 1 {
+            m.set(p.in_data, f.input.get(si).copied().unwrap_or(0));
+        } else {
+            let beat = f.input.get(si..si + inf).unwrap_or(&[]);
+            m.set_words(p.in_data, &pack(beat, v.in_bits, in_words));
+        }
         m.set(p.out_ready, out_ready as u64);
         if let Some(l) = p.in_last {
-            m.set(l, f.in_last.get(si).copied().unwrap_or(false) as u64);
+            m.set(l, f.in_last.get(si / inf).copied().unwrap_or(false) as u64);
         }
         m.eval();
         m.dump(2 * cycle);
@@ -578,11 +620,20 @@ fn run_model(
             stats.phase_cycles[(m.get(p.phase) & 3) as usize] += 1;
             if out_fire {
                 let pass = &v.passes[pout];
-                let actual = v.out_format.sign_extend(m.get(p.out_data));
-                if pass.compare && actual != f.expected[oi] {
-                    fail(&mut stats, Check::Data, oi, cycle, f.expected[oi], actual);
+                if pass.compare {
+                    let got = if of == 1 {
+                        vec![v.out_format.sign_extend(m.get(p.out_data))]
+                    } else {
+                        unpack(&m.get_words(p.out_data, out_words), v.out_format, of)
+                    };
+                    for (k, &actual) in got.iter().enumerate() {
+                        if actual != f.expected[oi + k] {
+                            let e = f.expected[oi + k];
+                            fail(&mut stats, Check::Data, oi + k, cycle, e, actual);
+                        }
+                    }
                 }
-                let last = oi + 1 == f.out_end[pout];
+                let last = oi + of == f.out_end[pout];
                 let got_last = m.get(p.out_last) & 1;
                 if got_last != last as u64 {
                     fail(
@@ -599,7 +650,7 @@ fn run_model(
                         fail(&mut stats, Check::LenErr, oi, cycle, want as i64, le as i64);
                     }
                 }
-                oi += 1;
+                oi += of;
                 if last {
                     pout += 1;
                 }
@@ -617,7 +668,7 @@ fn run_model(
         m.dump(2 * cycle + 1);
         m.set(p.clock, 0);
         if in_fire {
-            si += 1;
+            si += inf;
             if si == f.in_end[pin] {
                 pin += 1;
             }
@@ -643,6 +694,38 @@ fn run_model(
     }
     stats.sim_seconds = t0.elapsed().as_secs_f64();
     Ok((stats, stop))
+}
+
+/// Pack `fields` of `bits` bits each (field k in bits k·bits..) into `n` 32-bit
+/// words, least significant first.
+pub fn pack(fields: &[u64], bits: u32, n: usize) -> Vec<u32> {
+    let mut out = vec![0u32; n];
+    let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    for (k, &f) in fields.iter().enumerate() {
+        let x = f & mask;
+        for b in 0..bits as usize {
+            if (x >> b) & 1 == 1 {
+                let at = k * bits as usize + b;
+                out[at / 32] |= 1 << (at % 32);
+            }
+        }
+    }
+    out
+}
+
+/// The `n` signed fields of `format` in `words` (the inverse of [`pack`]).
+pub fn unpack(words: &[u32], format: Format, n: usize) -> Vec<i64> {
+    let bits = format.bits as usize;
+    (0..n)
+        .map(|k| {
+            let mut x = 0u64;
+            for b in 0..bits {
+                let at = k * bits + b;
+                x |= (((words[at / 32] >> (at % 32)) & 1) as u64) << b;
+            }
+            format.sign_extend(x)
+        })
+        .collect()
 }
 
 /// Apply configuration writes (address, data) to `m`'s `cfg_we`/`cfg_addr`/`cfg_data`,

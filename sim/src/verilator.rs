@@ -47,8 +47,17 @@ const LIB_NAME: &str = "libhdfa_model.so";
 pub fn shim_source(ports: &[Port]) -> String {
     let mut set = String::new();
     let mut get = String::new();
+    let mut set_chunk = String::new();
+    let mut get_chunk = String::new();
     for (i, p) in ports.iter().enumerate() {
-        assert!(p.width <= 64, "port {} wider than 64 bits", p.name);
+        if p.width > 64 {
+            // Verilator keeps a port wider than 64 bits as 32-bit words (VlWide).
+            if p.dir == Dir::In {
+                set_chunk.push_str(&format!("    case {i}: h->top->{}[k] = v; break;\n", p.name));
+            }
+            get_chunk.push_str(&format!("    case {i}: return h->top->{}[k];\n", p.name));
+            continue;
+        }
         if p.dir == Dir::In {
             set.push_str(&format!("    case {i}: h->top->{} = v; break;\n", p.name));
         }
@@ -86,6 +95,19 @@ uint64_t hdfa_get(void* p, uint32_t port) {{
   Handle* h = static_cast<Handle*>(p);
   switch (port) {{
 {get}    default: return 0;
+  }}
+}}
+// Ports wider than 64 bits, by 32-bit word k (bits 32k..32k+31).
+void hdfa_set_chunk(void* p, uint32_t port, uint32_t k, uint32_t v) {{
+  Handle* h = static_cast<Handle*>(p);
+  switch (port) {{
+{set_chunk}    default: break;
+  }}
+}}
+uint32_t hdfa_get_chunk(void* p, uint32_t port, uint32_t k) {{
+  Handle* h = static_cast<Handle*>(p);
+  switch (port) {{
+{get_chunk}    default: return 0;
   }}
 }}
 void hdfa_trace_open(void* p, const char* path) {{
@@ -210,6 +232,8 @@ type NewFn = unsafe extern "C" fn() -> *mut c_void;
 type EvalFn = unsafe extern "C" fn(*mut c_void);
 type SetFn = unsafe extern "C" fn(*mut c_void, u32, u64);
 type GetFn = unsafe extern "C" fn(*mut c_void, u32) -> u64;
+type SetChunkFn = unsafe extern "C" fn(*mut c_void, u32, u32, u32);
+type GetChunkFn = unsafe extern "C" fn(*mut c_void, u32, u32) -> u32;
 type OpenFn = unsafe extern "C" fn(*mut c_void, *const c_char);
 type DumpFn = unsafe extern "C" fn(*mut c_void, u64);
 
@@ -219,6 +243,8 @@ pub struct VerilatorModel {
     eval: EvalFn,
     set: SetFn,
     get: GetFn,
+    set_chunk: SetChunkFn,
+    get_chunk: GetChunkFn,
     trace_open: OpenFn,
     trace_dump: DumpFn,
     trace_close: EvalFn,
@@ -253,6 +279,8 @@ impl VerilatorModel {
             eval: sym(&lib, path, "hdfa_eval")?,
             set: sym(&lib, path, "hdfa_set")?,
             get: sym(&lib, path, "hdfa_get")?,
+            set_chunk: sym(&lib, path, "hdfa_set_chunk")?,
+            get_chunk: sym(&lib, path, "hdfa_get_chunk")?,
             trace_open: sym(&lib, path, "hdfa_trace_open")?,
             trace_dump: sym(&lib, path, "hdfa_trace_dump")?,
             trace_close: sym(&lib, path, "hdfa_trace_close")?,
@@ -287,6 +315,34 @@ impl VerilatorModel {
     pub fn get(&self, port: u32) -> u64 {
         // SAFETY: as above.
         unsafe { (self.get)(self.handle, port) }
+    }
+
+    /// Drive an input port of any width from 32-bit words, least significant first
+    /// (a port of ≤ 64 bits takes the first two).
+    pub fn set_words(&mut self, port: u32, words: &[u32]) {
+        if self.ports[port as usize].width <= 64 {
+            let v = words.first().copied().unwrap_or(0) as u64
+                | (words.get(1).copied().unwrap_or(0) as u64) << 32;
+            self.set(port, v);
+            return;
+        }
+        for (k, &w) in words.iter().enumerate() {
+            // SAFETY: handle is live; the shim indexes only words of this port.
+            unsafe { (self.set_chunk)(self.handle, port, k as u32, w) }
+        }
+    }
+
+    /// Read a port of any width as `n` 32-bit words, least significant first.
+    pub fn get_words(&self, port: u32, n: usize) -> Vec<u32> {
+        if self.ports[port as usize].width <= 64 {
+            let v = self.get(port);
+            return (0..n).map(|k| if k < 2 { (v >> (32 * k)) as u32 } else { 0 }).collect();
+        }
+        // SAFETY: as above; n never exceeds the port's words (the harness asks for
+        // ⌈width / 32⌉).
+        (0..n)
+            .map(|k| unsafe { (self.get_chunk)(self.handle, port, k as u32) })
+            .collect()
     }
 
     /// Settle the design.

@@ -22,6 +22,9 @@
 //!   shuffle, [`rng::Rng::shuffle`]); [`hash::Fnv1a`]: the one hash.
 //! - [`scale`]: block floating point for errors: the per-tensor exponent, its
 //!   normalization [`scale::normalize`] and the gradient alignment [`scale::align`].
+//! - [`update`]: the HDFA optimizer's per-word update (Algorithm 1), [`update::update_word`]
+//!   for any arithmetic, [`update::apply`] bit-exact with the update unit's coefficient
+//!   range [`update::HwCoefs`].
 //! - [`act`]: the recurrent cells' tanh and sigmoid (one interpolated table) and their
 //!   derivatives, in fixed point.
 //! - [`GoldenError`]: a bad value, named with its valid range.
@@ -36,5 +39,6 @@ pub mod hash;
 pub mod params;
 pub mod rng;
 pub mod scale;
+pub mod update;
 
 pub use error::GoldenError;

@@ -21,6 +21,7 @@
 
 use crate::format::{self, ACT, ACT_WIDE, COEF, ERROR, MASTER, WEIGHT};
 use crate::scale;
+use crate::update::{FixedOps, UpdateOps};
 
 /// A sum type: exact per-sample accumulators and batch sums.
 pub trait Sum:
@@ -326,13 +327,13 @@ impl Num for Fx {
         format::saturate((x * (1u64 << ACT.frac) as f64 + 0.5).floor() as i64, ACT) as i16
     }
     fn scale(m: i32, c: Coef) -> i32 {
-        format::mul_narrow(m as i64, c.raw, COEF.frac, MASTER) as i32
+        FixedOps::scale(m, c.raw)
     }
     fn add(a: i32, b: i32) -> i32 {
-        format::saturate(a as i64 + b as i64, MASTER) as i32
+        FixedOps::add(a, b)
     }
     fn sub(a: i32, b: i32) -> i32 {
-        format::saturate(a as i64 - b as i64, MASTER) as i32
+        FixedOps::sub(a, b)
     }
     fn bits(v: i16) -> i64 {
         v as i64

@@ -36,9 +36,9 @@ pub struct Hyper {
     pub log2_batch: u32,
 }
 
-/// Algorithm 1 on one parameter word: the step's velocity takes the gradient, the
-/// other velocity is kept, and θ moves by η·u (see the module docs). This is the
-/// per-word contract of a hardware update unit.
+/// Algorithm 1 on one parameter word ([`crate::update::update_word`], the one
+/// definition, on `N`'s arithmetic): the step's velocity takes the gradient, the other
+/// velocity is kept, and θ moves by η·u (see the module docs).
 #[inline]
 pub fn update_word<N: Num>(
     kind: StepKind,
@@ -48,20 +48,33 @@ pub fn update_word<N: Num>(
     v_dfa: &mut N::M,
     g: N::M,
 ) {
-    let u = match kind {
-        StepKind::Bp => {
-            *v_bp = N::add(N::scale(*v_bp, h.alpha), g);
-            *v_bp
-        }
-        StepKind::Dfa => {
-            *v_dfa = N::add(N::scale(*v_dfa, h.alpha), g);
-            N::add(
-                N::scale(*v_dfa, h.gamma),
-                N::scale(*v_bp, h.gamma.one_minus()),
-            )
-        }
+    let c = crate::update::Coefs {
+        eta: h.eta,
+        alpha: h.alpha,
+        gamma: h.gamma,
+        one_minus_gamma: h.gamma.one_minus(),
     };
-    *theta = N::sub(*theta, N::scale(u, h.eta));
+    crate::update::update_word::<NumOps<N>>(kind, &c, theta, v_bp, v_dfa, g);
+}
+
+/// `N`'s optimizer arithmetic as the contract's [`crate::update::UpdateOps`].
+struct NumOps<N>(std::marker::PhantomData<N>);
+
+impl<N: Num> crate::update::UpdateOps for NumOps<N> {
+    type M = N::M;
+    type C = Coef;
+    #[inline]
+    fn scale(m: N::M, c: Coef) -> N::M {
+        N::scale(m, c)
+    }
+    #[inline]
+    fn add(a: N::M, b: N::M) -> N::M {
+        N::add(a, b)
+    }
+    #[inline]
+    fn sub(a: N::M, b: N::M) -> N::M {
+        N::sub(a, b)
+    }
 }
 
 /// Optimizer state: the two velocities per parameter tensor.
@@ -104,14 +117,7 @@ pub struct Trace<N: Num> {
     pub tmpl: Vec<N::V>,
 }
 
-/// Which error propagation a step uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StepKind {
-    /// Back-propagation.
-    Bp,
-    /// The network's DFA paths.
-    Dfa,
-}
+pub use crate::update::StepKind;
 
 /// Outcome of one step.
 #[derive(Clone, Copy, Debug, PartialEq)]
