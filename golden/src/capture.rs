@@ -4,7 +4,9 @@
 //! engine; [`path`] and [`from_path`] translate between the trainer's backward paths
 //! and the engine's layers. [`DenseCapture`] and [`Experiment::capture_dense`] do the
 //! same for the dense (matrix) paths and the backward-weight unit, whose S is the
-//! trainer's own matrix, cut into tiles of the unit's row limit.
+//! trainer's own matrix, cut into tiles of the unit's row limit. [`UpdateCapture`] and
+//! [`Experiment::capture_updates`] record the optimizer's inputs at real steps (BP and
+//! DFA) for the update unit.
 
 use ndarray::Array3;
 
@@ -16,6 +18,7 @@ use crate::dce::{DceLayer, DceWeights};
 use crate::experiment::{ExpError, Experiment};
 use crate::format::ErrorFx;
 use crate::geom::shuffle_perm;
+use crate::update::{HwCoefs, WordState};
 use crate::GoldenError;
 
 /// One conv backward path's input and output at one sample of a real training step.
@@ -201,6 +204,86 @@ impl Experiment<Fx> {
                     });
                 }
             }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// One parameter tensor's optimizer inputs at a real step.
+#[derive(Clone, Debug)]
+pub struct UpdateTensor {
+    /// Its name: `w{block}` or `b{block}`.
+    pub name: String,
+    /// θ, v_bp, v_dfa of every word before the step.
+    pub state: Vec<WordState>,
+    /// The step's gradient (raw Q8.24, the batch mean).
+    pub grad: Vec<i32>,
+}
+
+/// The weight update of one real training step: what the update unit receives.
+#[derive(Clone, Debug)]
+pub struct UpdateCapture {
+    /// Global training step.
+    pub step: usize,
+    /// BP or DFA.
+    pub kind: StepKind,
+    /// η (this epoch's), α, γ as the unit takes them.
+    pub coefs: HwCoefs,
+    /// Every parameter tensor, weights then biases (the trainer's order).
+    pub tensors: Vec<UpdateTensor>,
+}
+
+impl Experiment<Fx> {
+    /// Train up to the largest of `steps` and, before each listed step's update,
+    /// record its kind, coefficients, and every parameter word's θ, v_bp, v_dfa and
+    /// gradient. Training is unchanged: the recorded gradient is the one the step
+    /// applies (a test checks the trained state against [`crate::update::apply`]).
+    pub fn capture_updates(&mut self, steps: &[usize]) -> Result<Vec<UpdateCapture>, ExpError> {
+        let Some(&last) = steps.iter().max() else {
+            return Ok(Vec::new());
+        };
+        let file = self.config.file.clone();
+        let threads = self.config.raw.threads;
+        let mut out = Vec::new();
+        self.walk_steps(last, true, |t, s, batch| {
+            if !steps.contains(&s) {
+                return Ok(());
+            }
+            let kind = t.next_kind();
+            let h = t.hyper;
+            let coefs =
+                HwCoefs::new(h.eta.raw, h.alpha.raw, h.gamma.raw).map_err(|err| ExpError::Net {
+                    file: file.clone(),
+                    err,
+                })?;
+            let (grads, _) = t.gradients(kind, batch, threads);
+            let nw = t.net.w.len();
+            let tensors = grads
+                .into_iter()
+                .enumerate()
+                .map(|(k, grad)| {
+                    let (theta, name) = if k < nw {
+                        (&t.net.w[k], format!("w{k}"))
+                    } else {
+                        (&t.net.b[k - nw], format!("b{}", k - nw))
+                    };
+                    let state = (0..grad.len())
+                        .map(|j| WordState {
+                            theta: theta[j],
+                            v_bp: t.opt.v_bp[k][j],
+                            v_dfa: t.opt.v_dfa[k][j],
+                        })
+                        .collect();
+                    UpdateTensor { name, state, grad }
+                })
+                .collect();
+            out.push(UpdateCapture {
+                step: s,
+                kind,
+                coefs,
+                tensors,
+            });
             Ok(())
         })?;
         Ok(out)

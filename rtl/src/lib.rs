@@ -13,6 +13,9 @@
 //!   register, valid/ready, `out_last`) every unit shares.
 //! - [`dce::Dce`]: the dilated-conv error-propagation engine (D2, shuffle, dilated D1,
 //!   ReLU mask; P lanes; run-time layer configuration), built by [`dce::generate`].
+//! - [`upd::Upd`]: the HDFA update unit (Algorithm 1's BP and DFA steps, P weights per
+//!   cycle; θ, v_bp, v_dfa in, updated out), built by [`upd::generate`]; its leaves
+//!   [`coef_mul::CoefMul`] (c·m rounded), [`sat_add::SatAdd`] and [`delay::Delay`].
 //! - [`Emitted`]: Verilog text plus the top module's port list, which the co-simulation
 //!   uses to build its FFI shim.
 //! - [`LINT_WAIVERS`]: the documented Verilator lint waivers.
@@ -27,12 +30,16 @@ macro_rules! with_defaults {
 }
 
 pub mod bsbu;
+pub mod coef_mul;
 pub mod dce;
+pub mod delay;
 pub mod narrow;
 pub mod narrow_pipe;
 pub mod narrow_rt;
 pub mod out_stage;
 pub mod pipe_mul;
+pub mod sat_add;
+pub mod upd;
 
 use thiserror::Error;
 
@@ -110,6 +117,13 @@ pub(crate) fn stream_ports() -> Vec<Port> {
         p("out_last", 1, Dir::Out),
         p("phase", 2, Dir::Out),
     ]
+}
+
+/// The value of a `Signed<N>` (N ≤ 64) as i64: the Rust models of the hand-written
+/// leaves read their inputs with it.
+pub(crate) fn signed_value<const N: usize>(x: rust_hdl::prelude::Signed<N>) -> i64 {
+    let raw = x.inner().to_u64() as i64;
+    (raw << (64 - N)) >> (64 - N)
 }
 
 /// Verilator lint warnings we waive for rust-hdl output, each with its reason.

@@ -12,17 +12,25 @@
 //! backward-weight unit's pipelined multiply and narrowing) builds the stage with
 //! [`OutStage::with_latency`]: its datapath registers move on `advance`, and the
 //! stage delays each word's valid and last flags by the same number of advances.
+//!
+//! The stage is generic over the word (`T`: the 16-bit error word of the bsbu and the
+//! dce, [`ErrorOutStage`]; the update unit's beat of 3·P Q8.24 words) and over `ML`,
+//! the most datapath register stages it can track.
 
 use contract::format::ERROR_BITS;
 use contract::params::BSBU_MAX_LANES;
 use rust_hdl::prelude::*;
 
-/// Most datapath register stages between the fetched read data and `word`.
+/// Most datapath register stages between the fetched read data and `word` in the
+/// error-word stage.
 pub const MAX_LATENCY: usize = 8;
 
-/// The output stage.
+/// The output stage of the units that emit error words (bsbu, dce).
+pub type ErrorOutStage = OutStage<Signed<ERROR_BITS>, MAX_LATENCY>;
+
+/// The output stage: words of type `T`, up to `ML` datapath register stages.
 #[derive(LogicBlock)]
-pub struct OutStage {
+pub struct OutStage<T: Synth, const ML: usize> {
     /// Clock.
     pub clock: Signal<In, Clock>,
     /// The stage runs (the bsbu's DRAIN phase; always for the dce).
@@ -36,7 +44,7 @@ pub struct OutStage {
     /// The word being fetched is its pass's last.
     pub fetch_last: Signal<In, Bit>,
     /// The fetched word, formed by the unit from the lane `sel` (masked or scaled).
-    pub word: Signal<In, Signed<ERROR_BITS>>,
+    pub word: Signal<In, T>,
     /// The stage takes a fetch and moves its register this cycle.
     pub advance: Signal<Out, Bit>,
     /// One-hot lane of the word fetched last cycle (its read data is valid now).
@@ -44,7 +52,7 @@ pub struct OutStage {
     /// A pass's last word leaves this cycle.
     pub done: Signal<Out, Bit>,
     /// Output stream data.
-    pub out_data: Signal<Out, Signed<ERROR_BITS>>,
+    pub out_data: Signal<Out, T>,
     /// Output stream valid.
     pub out_valid: Signal<Out, Bit>,
     /// Marks a pass's last word.
@@ -58,33 +66,33 @@ pub struct OutStage {
     /// Output register: valid.
     o_valid: DFF<Bit>,
     /// Output register: data.
-    o_data: DFF<Signed<ERROR_BITS>>,
+    o_data: DFF<T>,
     /// Output register: last.
     o_last: DFF<Bit>,
     /// Valid flags of the words in the unit's datapath registers (bit i: i + 1
     /// advances after the fetch's read data).
-    pv: DFF<Bits<MAX_LATENCY>>,
+    pv: DFF<Bits<ML>>,
     /// Last flags of the same words.
-    pl: DFF<Bits<MAX_LATENCY>>,
+    pl: DFF<Bits<ML>>,
     /// The unit's word comes straight from the read data (no datapath registers).
     direct: Constant<Bit>,
     /// The flag bit of the word that `word` carries: bit latency − 1.
-    lat_bit: Constant<Bits<MAX_LATENCY>>,
+    lat_bit: Constant<Bits<ML>>,
     /// Bit 0 of the flag registers.
-    first_bit: Constant<Bits<MAX_LATENCY>>,
+    first_bit: Constant<Bits<ML>>,
 }
 
-impl Default for OutStage {
+impl<T: Synth, const ML: usize> Default for OutStage<T, ML> {
     fn default() -> Self {
         Self::with_latency(0)
     }
 }
 
-impl OutStage {
+impl<T: Synth, const ML: usize> OutStage<T, ML> {
     /// A stage whose unit forms `word` through `latency` register stages that move
     /// on `advance` (0: `word` is formed from the read data directly).
     pub fn with_latency(latency: usize) -> Self {
-        assert!(latency <= MAX_LATENCY);
+        assert!(latency <= ML && ML <= 64);
         OutStage {
             clock: Default::default(),
             enable: Default::default(),
@@ -114,7 +122,7 @@ impl OutStage {
     }
 }
 
-impl Logic for OutStage {
+impl<T: Synth, const ML: usize> Logic for OutStage<T, ML> {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(self, clock, s1_valid, s1_sel, s1_last, o_valid, o_data, o_last, pv, pl);

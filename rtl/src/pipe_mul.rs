@@ -44,11 +44,7 @@ impl Logic for PipeMul {
             for i in (1..PIPE_MUL_STAGES).rev() {
                 self._stages[i] = self._stages[i - 1];
             }
-            let word = |x: Signed<ERROR_BITS>| {
-                let raw = x.inner().to_u64() as i64;
-                (raw << (64 - ERROR_BITS)) >> (64 - ERROR_BITS)
-            };
-            self._stages[0] = word(self.a.val()) * word(self.b.val());
+            self._stages[0] = crate::signed_value(self.a.val()) * crate::signed_value(self.b.val());
         }
         self.p.next = self._stages[PIPE_MUL_STAGES - 1].to_signed_bits();
     }

@@ -345,7 +345,12 @@ pub fn run_icarus(
         ("expect.hex", hex_file(expect.into_iter(), ob + 4)),
         (
             "out_start.hex",
-            words32(&f.out_start.iter().map(|o| o / v.out_fields).collect::<Vec<_>>()),
+            words32(
+                &f.out_start
+                    .iter()
+                    .map(|o| o / v.out_fields)
+                    .collect::<Vec<_>>(),
+            ),
         ),
         ("cfg_s.hex", words32(&f.cfg_start)),
         ("cfg_e.hex", words32(&f.cfg_end)),

@@ -700,7 +700,11 @@ fn run_model(
 /// words, least significant first.
 pub fn pack(fields: &[u64], bits: u32, n: usize) -> Vec<u32> {
     let mut out = vec![0u32; n];
-    let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let mask = if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     for (k, &f) in fields.iter().enumerate() {
         let x = f & mask;
         for b in 0..bits as usize {

@@ -53,7 +53,10 @@ pub fn shim_source(ports: &[Port]) -> String {
         if p.width > 64 {
             // Verilator keeps a port wider than 64 bits as 32-bit words (VlWide).
             if p.dir == Dir::In {
-                set_chunk.push_str(&format!("    case {i}: h->top->{}[k] = v; break;\n", p.name));
+                set_chunk.push_str(&format!(
+                    "    case {i}: h->top->{}[k] = v; break;\n",
+                    p.name
+                ));
             }
             get_chunk.push_str(&format!("    case {i}: return h->top->{}[k];\n", p.name));
             continue;
@@ -336,7 +339,9 @@ impl VerilatorModel {
     pub fn get_words(&self, port: u32, n: usize) -> Vec<u32> {
         if self.ports[port as usize].width <= 64 {
             let v = self.get(port);
-            return (0..n).map(|k| if k < 2 { (v >> (32 * k)) as u32 } else { 0 }).collect();
+            return (0..n)
+                .map(|k| if k < 2 { (v >> (32 * k)) as u32 } else { 0 })
+                .collect();
         }
         // SAFETY: as above; n never exceeds the port's words (the harness asks for
         // ⌈width / 32⌉).

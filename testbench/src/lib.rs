@@ -13,6 +13,8 @@
 //! - [`dce::DceCase`] / [`dce::DceUnit`]: the dilated-conv error-propagation engine's
 //!   layers and vectors (random with corners, or captured from training), and
 //!   [`dce::sequence`], which reprograms one engine instance between passes.
+//! - [`upd::UpdVector`] / [`upd::UpdUnit`]: the HDFA update unit's passes (corners,
+//!   random, or captured from real BP and DFA steps).
 //! - [`mutation::Mutant`]: deliberate design faults the vectors must catch.
 //! - [`SimKind`]: Verilator or Icarus.
 
@@ -20,6 +22,7 @@ pub mod bsbu;
 pub mod dce;
 pub mod mutation;
 pub mod unit;
+pub mod upd;
 
 use std::path::{Path, PathBuf};
 

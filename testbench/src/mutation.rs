@@ -479,6 +479,82 @@ pub fn table(reports: &[MutantReport]) -> String {
     t
 }
 
+/// Number of leading mutants in [`UPD_MUTANTS`] that fault the datapath (the rest
+/// fault only the stream's framing).
+pub const UPD_DESIGN_MUTANTS: usize = 6;
+
+/// The saturation of one of lane 1's sums removed: the sum wraps.
+fn unsaturate(v: &str, module: &str) -> Result<String, String> {
+    replace_once(
+        v,
+        module,
+        "if (s[32] != s[31]) y <= s[32] ? 32'sh80000000 : 32'sh7fffffff;",
+        "if (1'b0) y <= 32'sh0;",
+    )
+}
+
+/// The update unit's mutants (P ≥ 2).
+pub const UPD_MUTANTS: &[Mutant] = &[
+    Mutant {
+        unit: "upd",
+        name: "round-trunc",
+        what: "lane 1 truncates eta*u instead of rounding it half up",
+        edit: |v| {
+            replace_once(
+                v,
+                "top$lanes$1$mul_d",
+                "r <= p[47:16] + {31'd0, p[15]};",
+                "r <= p[47:16];",
+            )
+        },
+    },
+    Mutant {
+        unit: "upd",
+        name: "theta-wrap",
+        what: "lane 1's theta - eta*u wraps instead of saturating",
+        edit: |v| unsaturate(v, "top$lanes$1$sub_t"),
+    },
+    Mutant {
+        unit: "upd",
+        name: "velocity-wrap",
+        what: "lane 1's alpha*v + g wraps instead of saturating",
+        edit: |v| unsaturate(v, "top$lanes$1$add_v"),
+    },
+    Mutant {
+        unit: "upd",
+        name: "gamma-for-1-gamma",
+        what: "DFA steps weigh v_bp by gamma instead of 1 - gamma",
+        edit: |v| replace_once(v, "top", "omg$d = one - r_gamma;", "omg$d = r_gamma;"),
+    },
+    Mutant {
+        unit: "upd",
+        name: "kind-ignored",
+        what: "lane 1 runs every step as a BP step",
+        edit: |v| replace_once(v, "top", "lanes$1$dfa = r_dfa;", "lanes$1$dfa = 1'b0;"),
+    },
+    Mutant {
+        unit: "upd",
+        name: "lane-swap",
+        what: "lanes 0 and 1 take each other's input slots",
+        edit: |v| {
+            let v = replace_once(
+                v,
+                "top",
+                "lanes$0$x = in_data[(0 * 32'h80)+:(128)];",
+                "lanes$0$x = in_data[(1 * 32'h80)+:(128)];",
+            )?;
+            replace_once(
+                &v,
+                "top",
+                "lanes$1$x = in_data[(1 * 32'h80)+:(128)];",
+                "lanes$1$x = in_data[(0 * 32'h80)+:(128)];",
+            )
+        },
+    },
+    out_last_low("upd"),
+    extra_word("upd"),
+];
+
 /// A unit whose design is replaced by a mutant's; everything else is the unit's.
 pub struct Mutated<'a> {
     /// The unit.

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 use testbench::dce::{self, DceCase};
 use testbench::mutation::{
-    self, MutantReport, Outcome, BSBU_DESIGN_MUTANTS, BSBU_MUTANTS, DCE_DESIGN_MUTANTS, DCE_MUTANTS,
+    self, MutantReport, Outcome, BSBU_DESIGN_MUTANTS, BSBU_MUTANTS, DCE_DESIGN_MUTANTS,
+    DCE_MUTANTS, UPD_DESIGN_MUTANTS, UPD_MUTANTS,
 };
+use testbench::upd::UpdUnit;
 use testbench::{BsbuScenario, BsbuUnit, Unit};
 
 fn work(name: &str) -> PathBuf {
@@ -110,6 +112,23 @@ fn dce_mutants_are_killed_by_the_standard_captured_and_len_err_sets() {
         &["corners", "random", "captured"],
         DCE_DESIGN_MUTANTS,
     );
+}
+
+#[test]
+fn upd_mutants_are_killed_by_the_corner_and_random_vectors() {
+    let unit = UpdUnit::new(2, 64, 9).unwrap();
+    let sets = unit.vector_sets().unwrap();
+    let cache = sim::verilator::default_cache_dir();
+    let reports = mutation::run(unit.design(), unit.mutants(), &sets, &cache, &work("upd"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reports.len(), UPD_MUTANTS.len());
+    check(&reports, &["corners", "random"], UPD_DESIGN_MUTANTS);
+    // The saturation faults fall to the corner vectors themselves (random words
+    // rarely saturate).
+    for name in ["theta-wrap", "velocity-wrap"] {
+        let r = reports.iter().find(|r| r.mutant.name == name).unwrap();
+        assert!(r.outcomes[0].1.killed(), "{name}: {:?}", r.outcomes);
+    }
 }
 
 #[test]

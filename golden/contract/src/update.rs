@@ -214,7 +214,17 @@ mod tests {
     #[test]
     fn apply_matches_an_i128_reference_on_random_and_extreme_words() {
         let mut r = Rng::seed_from_u64(11);
-        let edge = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX - 1, i32::MAX, 1 << 15, -(1 << 15)];
+        let edge = [
+            i32::MIN,
+            i32::MIN + 1,
+            -1,
+            0,
+            1,
+            i32::MAX - 1,
+            i32::MAX,
+            1 << 15,
+            -(1 << 15),
+        ];
         let cedge = [0, 1, 32767, 32768, 65535, 65536];
         for i in 0..200_000 {
             let w = |r: &mut Rng| {
@@ -232,17 +242,40 @@ mod tests {
                 }
             };
             let c = HwCoefs::new(cf(&mut r), cf(&mut r), cf(&mut r)).unwrap();
-            let s = WordState { theta: w(&mut r), v_bp: w(&mut r), v_dfa: w(&mut r) };
+            let s = WordState {
+                theta: w(&mut r),
+                v_bp: w(&mut r),
+                v_dfa: w(&mut r),
+            };
             let g = w(&mut r);
-            let kind = if i % 2 == 0 { StepKind::Bp } else { StepKind::Dfa };
-            assert_eq!(apply(kind, &c, s, g), reference(kind, &c, s, g), "{kind:?} {c:?} {s:?} g {g}");
+            let kind = if i % 2 == 0 {
+                StepKind::Bp
+            } else {
+                StepKind::Dfa
+            };
+            assert_eq!(
+                apply(kind, &c, s, g),
+                reference(kind, &c, s, g),
+                "{kind:?} {c:?} {s:?} g {g}"
+            );
         }
     }
 
     #[test]
     fn a_narrowed_product_never_needs_saturation_for_coefficients_up_to_one() {
         for c in 0..=COEF_ONE {
-            for m in [i32::MIN, i32::MIN + 1, -65537, -32769, -1, 0, 1, 32767, i32::MAX - 1, i32::MAX] {
+            for m in [
+                i32::MIN,
+                i32::MIN + 1,
+                -65537,
+                -32769,
+                -1,
+                0,
+                1,
+                32767,
+                i32::MAX - 1,
+                i32::MAX,
+            ] {
                 assert!(scale_fits(m, c), "m {m} c {c}");
             }
         }

@@ -34,7 +34,7 @@ use rust_hdl::prelude::*;
 use super::lane::BsbuLane;
 use crate::narrow::SHIFT_BITS;
 use crate::narrow_pipe::NarrowPipe;
-use crate::out_stage::OutStage;
+use crate::out_stage::ErrorOutStage;
 use crate::pipe_mul::{PipeMul, PIPE_MUL_STAGES};
 
 /// Width of the load and drain counters: they count up to MAX_ROWS (256) or MAX_COLS
@@ -91,7 +91,7 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
     /// The derivative's fraction bits: the shift after e × f'.
     fshift: Constant<Bits<SHIFT_BITS>>,
     /// The output stage (shared with the dce): fetch -> multiply/narrow -> output register.
-    drain: OutStage,
+    drain: ErrorOutStage,
     /// Vectors loaded (mod 8); bit 0 is the e_L bank being written.
     ld: DFF<Bits<VEC_BITS>>,
     /// Vectors computed (mod 8); bit 0 is the e_L bank read and the result bank
@@ -191,7 +191,7 @@ impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
             mul: PipeMul::default(),
             fnarrow: NarrowPipe::default(),
             fshift: Constant::new((DERIV.frac as u64).to_bits()),
-            drain: OutStage::with_latency(DRAIN_LATENCY),
+            drain: ErrorOutStage::with_latency(DRAIN_LATENCY),
             ph_load: Constant::new(0u64.to_bits()),
             ph_start: Constant::new(1u64.to_bits()),
             ph_compute: Constant::new(2u64.to_bits()),

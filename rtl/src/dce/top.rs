@@ -50,7 +50,7 @@ use super::lane::{DceLane, DCE_LANE_LATENCY};
 use super::mem::DceMem;
 use super::regs::{self, Region, CFG_ADDR_BITS, CFG_DATA_BITS, REGION_BITS, REGS};
 use crate::narrow::SHIFT_BITS;
-use crate::out_stage::OutStage;
+use crate::out_stage::ErrorOutStage;
 
 // The write stage S5 is S2 + the lanes' latency: v3..v5 carry an output's flags
 // alongside the lanes' three stages.
@@ -120,7 +120,7 @@ pub struct Dce {
     /// The P lanes; lane l computes output channel blk·P + l.
     lanes: Vec<DceLane>,
     /// The output stage (shared with the bsbu): fetch -> mask -> output register.
-    drain: OutStage,
+    drain: ErrorOutStage,
     /// The scalar registers, in regs::REGS order (all ADDR_BITS wide; SH1/SH2 and HAS_D2 use their low bits).
     regs: Vec<DFF<Bits<ADDR_BITS>>>,
     /// One-hot select of the scalar register being written (bit = its index).
@@ -493,7 +493,7 @@ impl Dce {
             chan_bank: DceMem::new(sizes.chans),
             wmem: DceMem::new(sizes.w2 + sizes.w1),
             lanes: (0..sizes.lanes).map(|_| DceLane::default()).collect(),
-            drain: OutStage::default(),
+            drain: ErrorOutStage::default(),
             regs: (0..REGS.len()).map(|_| Default::default()).collect(),
             st_load: Constant::new(0u64.to_bits()),
             st_d2: Constant::new(1u64.to_bits()),
