@@ -14,6 +14,7 @@ use golden::params::{check_sparsity, BsbuParams};
 use sim::stream::Stall;
 use testbench::dce::{self as dce_tb, DceCase, DceUnit};
 use testbench::mutation::{self, Mutated};
+use testbench::upd::UpdUnit;
 use testbench::{run_case, verdict, BsbuScenario, BsbuUnit, SimKind, Unit};
 
 /// HDFA hardware generator: emit Verilog, co-simulate it bit-exactly against the
@@ -82,7 +83,8 @@ enum Cmd {
     },
     /// Benchmark. bsbu: cycles per vector against the bound for P = 1, 4, 8, 16 and
     /// Verilator vs Icarus throughput. dce: utilization per dilation d and groups G
-    /// (no stalls). Both end with the unit table (P, cycles, bound, utilization, iCE40
+    /// (no stalls). upd: P = 1, 2, 4, 8 against one beat per cycle (no stalls; per
+    /// step `--vectors` tensors of 4,096 weights). Both end with the unit table (P, cycles, bound, utilization, iCE40
     /// LUT4/FF/BRAM/Fmax, throughput), also written to OUT/bench_UNIT.md.
     Bench {
         /// Unit to benchmark.
@@ -151,6 +153,9 @@ enum UnitKind {
     Bsbu,
     /// Dilated-conv error-propagation engine (D2, shuffle, dilated D1, ReLU mask).
     Dce,
+    /// HDFA update unit: Algorithm 1's BP and DFA steps on θ, v_bp, v_dfa (P weights
+    /// per cycle).
+    Upd,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -178,7 +183,8 @@ struct UnitArgs {
     /// Unit to build.
     #[arg(long, value_enum, default_value_t = UnitKind::Bsbu)]
     unit: UnitKind,
-    /// Parallel lanes P (bsbu: 1..=16; dce: parallel output channels, 1..=8).
+    /// Parallel lanes P (bsbu: 1..=16; dce: parallel output channels, 1..=8; upd:
+    /// weights per cycle, 1..=8).
     #[arg(long, default_value_t = 4)]
     lanes: usize,
     /// Output rows of S (length of e_i).
@@ -235,7 +241,8 @@ struct DceArgs {
     #[arg(long)]
     shift1: Option<u32>,
     /// Instead of random vectors, capture a training config's paths at its first,
-    /// middle and last step and run those: dce: its conv paths; bsbu: its binary
+    /// middle and last step and run those: dce: its conv paths; upd: every parameter
+    /// word's update (also steps 1–3, so BP and DFA steps both occur); bsbu: its binary
     /// dense paths from e_L (the trainer's own S, in tiles of at most 256 rows, one
     /// design per tile); for a recurrent config, the product `--rnn-product` names,
     /// on the first stream.
@@ -375,6 +382,34 @@ fn build_units(u: &UnitArgs, vectors: usize) -> Result<Vec<Box<dyn Unit>>> {
                 }
             }
             vec![Box::new(unit)]
+        }
+        (UnitKind::Upd, None) => vec![Box::new(UpdUnit::new(u.lanes, vectors, u.seed)?)],
+        (UnitKind::Upd, Some(file)) => {
+            let caps = testbench::upd::capture(file, u.dce.train_limit, None)?;
+            let steps: Vec<String> = caps
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}{}",
+                        c.step,
+                        if c.kind == golden::update::StepKind::Bp {
+                            "bp"
+                        } else {
+                            "dfa"
+                        }
+                    )
+                })
+                .collect();
+            let name = file
+                .file_stem()
+                .and_then(|n| n.to_str())
+                .unwrap_or("config");
+            let case = format!("{}_steps_{}", name.replace('-', "_"), steps.join("_"));
+            let unit = UpdUnit::new(u.lanes, 0, u.seed)?;
+            vec![Box::new(unit.with_cases(vec![(
+                case,
+                testbench::upd::from_captures(&caps, None),
+            )]))]
         }
     })
 }
@@ -541,7 +576,10 @@ fn write_unit_table(
             Some(Ok(s)) => format!(
                 "| {} | {} | {} | {:.1} | {:.3e} | {:.3e} | {} |",
                 s.luts,
-                s.ffs,
+                match s.wrapper_ffs {
+                    0 => s.ffs.to_string(),
+                    w => format!("{} (wrapper {w})", s.ffs),
+                },
                 s.brams,
                 s.fmax_mhz,
                 util * s.fmax_mhz * 1e6 * r.lanes as f64,
@@ -644,6 +682,40 @@ fn bench(
         rates[0] / rates[1]
     );
     Ok(())
+}
+
+/// The update unit's table: P = 1, 2, 4, 8 on two steps' worth of words (no
+/// stalls), cycles against the bound of one beat (P weights) per cycle, and iCE40
+/// synthesis.
+fn upd_bench(vectors: usize, seed: u64, do_synth: bool, out: &Path) -> Result<()> {
+    let cache = sim::verilator::default_cache_dir();
+    let words = 4096;
+    let v = testbench::upd::bench_vectors(vectors.max(1), words, seed);
+    let mut rows = Vec::new();
+    for p in [1usize, 2, 4, 8] {
+        let unit = UpdUnit::new(p, 0, seed)?.with_cases(vec![("bench".into(), v.clone())]);
+        let r = run_case(&unit, 0, SimKind::Verilator, Stall::NONE, &cache, out)?;
+        r.expect_clean(unit.out_words(0))
+            .map_err(anyhow::Error::msg)?;
+        println!("{}", r.summary());
+        rows.push(UnitRow {
+            lanes: p,
+            cycles: r.cycles_per_vector(),
+            bound: words.div_ceil(p) as f64,
+            work: words as f64,
+            synth: synth_row(&unit, do_synth, out),
+        });
+    }
+    write_unit_table(
+        "upd",
+        &format!(
+            "{} tensors of {words} weights, one BP and one DFA step",
+            vectors.max(1)
+        ),
+        "one weight's update",
+        &rows,
+        out,
+    )
 }
 
 fn dce_bench(
@@ -819,6 +891,14 @@ fn main() -> Result<()> {
                 }
             }
         }
+        Cmd::Bench {
+            unit: UnitKind::Upd,
+            vectors,
+            seed,
+            out,
+            no_synth,
+            ..
+        } => upd_bench(vectors.unwrap_or(4), seed, !no_synth, &out)?,
         Cmd::Bench {
             unit: UnitKind::Dce,
             lanes,

@@ -826,3 +826,82 @@ fn cli_dce_case_filter_that_matches_nothing_names_the_cases() {
         "{err}"
     );
 }
+
+#[test]
+fn cli_upd_cosim_from_config_runs_real_bp_and_dfa_steps_on_both_simulators() {
+    let (ok, out, err) = hdfa(&[
+        "cosim",
+        "--unit",
+        "upd",
+        "--lanes",
+        "2",
+        "--from-config",
+        "configs/digits-hdfa.toml",
+        "--sim",
+        "both",
+        "--out",
+        "target/hdfa-test/cli_upd",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("upd ")).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for l in &lines {
+        // The case name lists the captured steps with their kinds: both occur.
+        assert!(l.contains("bp_") && l.contains("dfa_"), "{l}");
+        assert!(l.ends_with("mismatches: 0"), "{l}");
+    }
+    // The emitted design comes with its register map.
+    let (ok, out, err) = hdfa(&[
+        "emit",
+        "--unit",
+        "upd",
+        "--lanes",
+        "2",
+        "--out",
+        "target/hdfa-test/cli_upd_emit",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let v = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/hdfa-test/cli_upd_emit/upd_p2.v"
+    ))
+    .unwrap();
+    assert!(
+        v.contains("module top(") && v.contains("input wire  [255:0] in_data;"),
+        "{}",
+        &v[..400.min(v.len())]
+    );
+    let h = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/hdfa-test/cli_upd_emit/upd_p2_regs.h"
+    ))
+    .unwrap();
+    assert!(h.contains("#define HDFA_UPD_REG_GAMMA 2"), "{h}");
+    // A faulty design is named down to the lane and the word.
+    let (ok, out, _) = hdfa(&[
+        "cosim",
+        "--unit",
+        "upd",
+        "--lanes",
+        "2",
+        "--vectors",
+        "20",
+        "--mutant",
+        "round-trunc",
+        "--out",
+        "target/hdfa-test/cli_upd_mutant",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("MISMATCH [verilator] unit upd")
+            && out.contains("lane 1")
+            && out.contains("(theta)"),
+        "{out}"
+    );
+    // Lanes out of range.
+    let (ok, out, err) = hdfa(&["emit", "--unit", "upd", "--lanes", "9"]);
+    assert!(
+        !ok && err.contains("lanes = 9") && err.contains("1..=8"),
+        "{out}\n{err}"
+    );
+}

@@ -152,12 +152,11 @@ impl<T: Synth, const ML: usize> Logic for OutStage<T, ML> {
                 self.s1_last.d.next = self.fetch_last.val();
             }
         }
+        // A pass's last word leaves. The output register has already taken the next
+        // word (or none): `done` implies `advance`, so a pass that follows back to back
+        // loses no word.
         self.done.next =
             self.enable.val() & self.o_valid.q.val() & self.out_ready.val() & self.o_last.q.val();
-        if self.done.val() {
-            self.o_valid.d.next = false;
-            self.o_last.d.next = false;
-        }
         self.out_valid.next = self.o_valid.q.val();
         self.out_data.next = self.o_data.q.val();
         self.out_last.next = self.o_last.q.val();

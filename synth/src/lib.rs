@@ -87,6 +87,9 @@ pub struct SynthReport {
     pub lcs_available: u64,
     /// Achieved Fmax of the clock (MHz).
     pub fmax_mhz: f64,
+    /// Flip-flops of the synthesis wrapper included in `ffs` (0: none; see
+    /// [`wrapper_ffs`]).
+    pub wrapper_ffs: u64,
     /// The critical path as nextpnr reports it: its first source cell, its last sink
     /// cell and its delay (ns).
     pub critical_path: CriticalPath,
@@ -100,15 +103,20 @@ impl SynthReport {
     /// Markdown table header.
     pub const MD_HEADER: &'static str = "| unit | config | generic cells | LUT4 | FF | carry | BRAM | LCs used | Fmax (MHz) |\n|---|---|---|---|---|---|---|---|---|";
 
-    /// One markdown table row.
+    /// One markdown table row (an FF count that includes the synthesis wrapper says
+    /// so).
     pub fn md_row(&self) -> String {
+        let ffs = match self.wrapper_ffs {
+            0 => self.ffs.to_string(),
+            w => format!("{} (wrapper {w})", self.ffs),
+        };
         format!(
             "| {} | {} | {} | {} | {} | {} | {} | {}/{} | {:.1} |",
             self.unit,
             self.config,
             self.generic_cells,
             self.luts,
-            self.ffs,
+            ffs,
             self.carries,
             self.brams,
             self.lcs_used,
@@ -160,11 +168,101 @@ fn count_cells(by_type: &BTreeMap<String, u64>, pred: &dyn Fn(&str) -> bool) -> 
         .sum()
 }
 
-/// Create `out` and write the design's Verilog there as `top.v`.
+/// Most port bits a design may have and still go straight onto the package's pins
+/// (the CT256 has 206 IOs; some stay free for the placer).
+pub const IO_BUDGET: usize = 160;
+
+/// Ports wider than this go through the synthesis wrapper's shift registers.
+const SERIAL_ABOVE: usize = 8;
+
+/// The flip-flops the synthesis wrapper adds for `design` (0: no wrapper).
+///
+/// A unit that sits beside on-chip memories (the update unit: 128·P input and 96·P
+/// output bits) has more port bits than the package has pins. Synthesis then wraps it
+/// in a `top` whose wide ports are serial: each input port wider than 8 bits is fed by
+/// a shift register, each such output port is loaded into one and shifted out. The
+/// wrapper adds exactly these flip-flops (and about as many LUTs), its paths are
+/// register to register, and the reports include it.
+pub fn wrapper_ffs(design: &Emitted) -> usize {
+    let bits: usize = design.ports.iter().map(|p| p.width).sum();
+    if bits <= IO_BUDGET {
+        return 0;
+    }
+    design
+        .ports
+        .iter()
+        .filter(|p| p.width > SERIAL_ABOVE)
+        .map(|p| p.width)
+        .sum()
+}
+
+/// The wrapper `top` around the unit (renamed `hdfa_core`), see [`wrapper_ffs`].
+fn wrapper(design: &Emitted) -> String {
+    use rtl::Dir;
+    use std::fmt::Write as _;
+    let mut ports = vec!["load".to_string()];
+    let mut decl =
+        String::from("  input wire load; // outputs: take the unit's words (else shift)\n");
+    let mut body = String::new();
+    let mut conns = Vec::new();
+    for p in &design.ports {
+        let n = p.name;
+        conns.push(format!(".{n}({n})"));
+        if p.width <= SERIAL_ABOVE {
+            ports.push(n.to_string());
+            let dir = if p.dir == Dir::In { "input" } else { "output" };
+            let w = if p.width > 1 {
+                format!(" [{}:0]", p.width - 1)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(decl, "  {dir} wire{w} {n};");
+            continue;
+        }
+        let w = p.width;
+        ports.push(format!("{n}_s"));
+        match p.dir {
+            Dir::In => {
+                let _ = writeln!(decl, "  input wire {n}_s;");
+                let _ = writeln!(
+                    body,
+                    "  reg [{m}:0] {n} = 0;\n  always @(posedge clock) {n} <= {{{n}[{m1}:0], {n}_s}};",
+                    m = w - 1,
+                    m1 = w - 2
+                );
+            }
+            Dir::Out => {
+                let _ = writeln!(decl, "  output wire {n}_s;");
+                let _ = writeln!(
+                    body,
+                    "  wire [{m}:0] {n};\n  reg [{m}:0] {n}_r = 0;\n  always @(posedge clock) {n}_r <= load ? {n} : {{1'b0, {n}_r[{m}:1]}};\n  assign {n}_s = {n}_r[0];",
+                    m = w - 1
+                );
+            }
+        }
+    }
+    format!(
+        "\n// Synthesis wrapper (hdfa synth): the unit has more port bits than the package\n// has pins, so its wide ports are serial here; see synth::wrapper_ffs.\nmodule top({});\n{decl}{body}  hdfa_core core({});\nendmodule\n",
+        ports.join(", "),
+        conns.join(", ")
+    )
+}
+
+/// Create `out` and write the design's Verilog there as `top.v` (wrapped when its
+/// ports exceed the pins, see [`wrapper_ffs`]).
 fn write_design(design: &Emitted, out: &Path) -> Result<(), SynthError> {
     fs::create_dir_all(out).map_err(io("creating", out))?;
     let v = out.join("top.v");
-    fs::write(&v, &design.verilog).map_err(io("writing", &v))
+    let text = if wrapper_ffs(design) == 0 {
+        design.verilog.clone()
+    } else {
+        let core = design
+            .verilog
+            .replacen("module top(", "module hdfa_core(", 1)
+            .replacen("endmodule // top\n", "endmodule // hdfa_core\n", 1);
+        core + &wrapper(design)
+    };
+    fs::write(&v, text).map_err(io("writing", &v))
 }
 
 /// Write a report as pretty JSON.
@@ -259,6 +357,7 @@ pub fn synthesize(design: &Emitted, config: &str, out: &Path) -> Result<SynthRep
             .ok_or_else(|| bad("no utilization.ICESTORM_LC.used"))?,
         lcs_available: lc["available"].as_u64().unwrap_or(0),
         fmax_mhz,
+        wrapper_ffs: wrapper_ffs(design) as u64,
         critical_path: critical_path(&out.join("nextpnr.log"))?,
         part: format!("iCE40 HX8K {PACKAGE}"),
         dir: out.to_path_buf(),

@@ -164,8 +164,8 @@ const fn extra_word(unit: &'static str) -> Mutant {
             replace_once(
                 v,
                 "top$drain",
-                "if (done) begin\n            o_valid$d = 1'b0;",
-                "if (done) begin\n            o_valid$d = 1'b1;",
+                "out_valid = o_valid$q;",
+                "if (done) o_valid$d = 1'b1;\n        out_valid = o_valid$q;",
             )
         },
     }

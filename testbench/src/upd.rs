@@ -165,6 +165,33 @@ pub fn random(n: usize, seed: u64) -> Vec<UpdVector> {
         .collect()
 }
 
+/// Two training steps' worth of random words for throughput runs: `tensors` tensors
+/// of `words` words updated by one BP step, then the same by one DFA step (the
+/// registers change once, between the steps).
+pub fn bench_vectors(tensors: usize, words: usize, seed: u64) -> Vec<UpdVector> {
+    let mut v = random(2 * tensors, seed);
+    let mut r = Rng::seed_from_u64(seed ^ 0xBE_4C);
+    let coefs = HwCoefs::new(655, 58982, COEF_ONE / 2).expect("in range");
+    for (i, x) in v.iter_mut().enumerate() {
+        x.kind = if i < tensors {
+            StepKind::Bp
+        } else {
+            StepKind::Dfa
+        };
+        x.coefs = coefs;
+        let w = |r: &mut Rng| ((r.next_u64() as i64) >> (32 + r.below(32))) as i32;
+        x.state = (0..words)
+            .map(|_| WordState {
+                theta: w(&mut r),
+                v_bp: w(&mut r),
+                v_dfa: w(&mut r),
+            })
+            .collect();
+        x.grad = (0..words).map(|_| w(&mut r)).collect();
+    }
+    v
+}
+
 fn kind_name(k: StepKind) -> &'static str {
     match k {
         StepKind::Bp => "bp",
@@ -189,6 +216,29 @@ pub fn from_captures(caps: &[UpdateCapture], max_words: Option<usize>) -> Vec<Up
         }
     }
     out
+}
+
+/// Capture the optimizer inputs of config `file`'s steps `steps` (default: the first
+/// four, the middle and the last step, so BP and DFA steps both appear in an HDFA run),
+/// keeping only the first `train_limit` training images when given.
+pub fn capture(
+    file: &std::path::Path,
+    train_limit: Option<usize>,
+    steps: Option<&[usize]>,
+) -> Result<Vec<UpdateCapture>, TbError> {
+    let mut exp = crate::dce::experiment(file, train_limit)?;
+    let steps = match steps {
+        Some(s) => crate::dce::run_steps(&exp, Some(s))?,
+        None => {
+            let ends = crate::dce::run_steps(&exp, None)?;
+            let last = ends[ends.len() - 1];
+            let mut s: Vec<usize> = (0..4).filter(|&x| x <= last).chain(ends).collect();
+            s.sort_unstable();
+            s.dedup();
+            s
+        }
+    };
+    Ok(exp.capture_updates(&steps)?)
 }
 
 /// The stream of `vectors` on a unit of `lanes` lanes.

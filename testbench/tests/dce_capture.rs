@@ -4,7 +4,7 @@
 //! 14×14, dilation 5), captured at the first, a middle and the last step of a run.
 //! Expected words are the trainer's own errors (cdfa propagation at that step's
 //! weights). Verilator runs every captured vector of every conv path; Icarus runs
-//! every digits vector, and one vector of fashion's path across the second pool.
+//! every digits vector (fashion's vectors take minutes each on Icarus; see the test).
 
 use std::path::{Path, PathBuf};
 
@@ -141,9 +141,11 @@ fn dce_matches_fashion_training_steps_0_32_63_on_verilator_and_icarus() {
         .into_iter()
         .collect();
     assert_eq!(ups, vec![(1, 2, 5), (3, 2, 5)]);
-    // Icarus: one vector of the path across the second pool (7×7 → 14×14), 457k
-    // cycles, the slowest run of the suite (~6 min: Icarus simulates this design
-    // at about 1.3k cycles/s).
-    let on_icarus = |c: &DceCase| (c.layer.up > 1 && c.layer.hs() == 7).then_some(1);
-    assert_eq!(run_all("fashion", &caps, 8, &on_icarus), 1);
+    // Verilator only: one vector of a path across a pool is 457k cycles or more, about
+    // 6 minutes on Icarus (which runs this design at about 1.3k cycles/s), too long for
+    // CI's budget. Icarus runs such paths in dce_cosim (random up-2 and up-4 layers),
+    // the digits paths above, and outside CI with `hdfa cosim --unit dce --lanes 8
+    // --from-config configs/fashion-deep.toml --train-limit 4096 --sim icarus --case
+    // t3_s5` (README: 13 min 52 s for 3 vectors, 0 mismatches).
+    assert_eq!(run_all("fashion", &caps, 8, &|_: &DceCase| None), 0);
 }
