@@ -265,6 +265,53 @@ impl<N: Loss> Experiment<N> {
         Ok(())
     }
 
+    /// Train global steps 0..=`last` in training order from the current state (a
+    /// fresh experiment), each by `step(trainer, step, batch)`, which must train it
+    /// (hardware in the loop: with the update on the update unit). The learning-rate
+    /// schedule and the batches are those of [`Experiment::run_epoch`].
+    pub fn train_steps_with<E>(
+        &mut self,
+        last: usize,
+        mut step: impl FnMut(&mut Trainer<N>, usize, &[(&[N::V], usize)]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let nb = self.batches();
+        let mut order = Vec::new();
+        for s in 0..=last {
+            if s % nb == 0 {
+                order = self.order(s / nb + 1);
+                self.trainer.hyper.eta = self.config.eta_at(s / nb + 1);
+            }
+            let batch = make_batch::<N>(
+                &self.train_x,
+                &self.train_y,
+                &order,
+                s % nb,
+                self.config.raw.batch,
+            );
+            step(&mut self.trainer, s, &batch)?;
+        }
+        Ok(())
+    }
+
+    /// Checksum of the whole training state the optimizer writes: master weights and
+    /// biases, then both velocities (FNV-1a over their raw bits).
+    pub fn state_checksum(&self) -> u64 {
+        let mut h = Fnv1a::new();
+        let t = &self.trainer;
+        for v in t
+            .net
+            .w
+            .iter()
+            .chain(t.net.b.iter())
+            .chain(t.opt.v_bp.iter())
+            .chain(t.opt.v_dfa.iter())
+            .flatten()
+        {
+            h.write(&N::master_bits(*v).to_le_bytes());
+        }
+        h.finish()
+    }
+
     /// Batches per epoch.
     pub fn batches(&self) -> usize {
         self.train_x.len() / self.config.raw.batch

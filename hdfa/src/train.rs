@@ -58,10 +58,70 @@ pub struct TrainArgs {
     /// IDX test labels.
     #[arg(long, requires = "train_images")]
     pub test_labels: Option<PathBuf>,
+    /// Hardware in the loop: train `--steps` steps with every weight update on the
+    /// Verilated update unit (its words become the trainer's state), check each step
+    /// against the golden optimizer and the end against an all-golden run, and report
+    /// the checksums, the time in the RTL and the cycles per step. Exits non-zero on
+    /// any difference, naming the first step, tensor and word.
+    #[arg(long, value_enum)]
+    pub hw: Option<HwArg>,
+    /// --hw: steps to train (from step 0).
+    #[arg(long, requires = "hw")]
+    pub steps: Option<usize>,
+    /// --hw: lanes of the update unit (1..=8).
+    #[arg(long, default_value_t = 4, requires = "hw")]
+    pub lanes: usize,
+    /// --hw: keep only the first N training images (IDX data).
+    #[arg(long, requires = "hw")]
+    pub train_limit: Option<usize>,
+    /// --hw: use a faulty update unit (an `hdfa mutants --unit upd` name), to see how
+    /// a difference is reported.
+    #[arg(long, requires = "hw")]
+    pub hw_mutant: Option<String>,
+}
+
+/// Where hardware-in-the-loop training runs its RTL.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum HwArg {
+    /// Verilator through the FFI shim (one cached model, reprogrammed per step).
+    Verilator,
+}
+
+/// Run `hdfa train --hw`: see [`TrainArgs::hw`].
+fn run_hw(a: &TrainArgs) -> Result<()> {
+    let steps = a
+        .steps
+        .context("--hw needs --steps N (the steps to train with the RTL in the loop)")?;
+    let cache = sim::verilator::default_cache_dir();
+    let r = testbench::hil::train_updates_on_hardware(
+        &a.config,
+        a.train_limit,
+        steps,
+        a.lanes,
+        a.hw_mutant.as_deref(),
+        &cache,
+    )?;
+    let text = r.text();
+    println!("{text}");
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("target/hdfa-out/train-hw").join(&r.config));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let p = out.join("hil_report.txt");
+    write_atomic(&p, format!("{text}\n").as_bytes())?;
+    println!("report: {}", p.display());
+    if !r.identical() {
+        anyhow::bail!("the run with the RTL in the loop differs from the golden run (see above)");
+    }
+    Ok(())
 }
 
 /// Run `hdfa train`.
 pub fn run(a: &TrainArgs) -> Result<()> {
+    if a.hw.is_some() {
+        return run_hw(a);
+    }
     // A recurrent config (`network = "rnn"`) has its own run; an unreadable file is
     // left to the CNN loader, whose error names it.
     if let Ok(text) = std::fs::read_to_string(&a.config) {

@@ -905,3 +905,61 @@ fn cli_upd_cosim_from_config_runs_real_bp_and_dfa_steps_on_both_simulators() {
         "{out}\n{err}"
     );
 }
+
+#[test]
+fn cli_train_hw_verilator_ends_identical_and_names_the_first_difference_of_a_faulty_unit() {
+    let (ok, out, err) = hdfa(&[
+        "train",
+        "--config",
+        "configs/digits-hdfa.toml",
+        "--hw",
+        "verilator",
+        "--steps",
+        "50",
+        "--lanes",
+        "2",
+        "--out",
+        "target/hdfa-test/cli_hw",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.starts_with("IDENTICAL: state checksum"), "{out}");
+    assert!(
+        out.contains("50 steps of digits-hdfa") && out.contains("cycles per step"),
+        "{out}"
+    );
+    let rep = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/hdfa-test/cli_hw/hil_report.txt"
+    ))
+    .unwrap();
+    assert!(rep.starts_with("IDENTICAL"), "{rep}");
+    let (ok, out, err) = hdfa(&[
+        "train",
+        "--config",
+        "configs/digits-hdfa.toml",
+        "--hw",
+        "verilator",
+        "--steps",
+        "5",
+        "--lanes",
+        "2",
+        "--hw-mutant",
+        "kind-ignored",
+        "--out",
+        "target/hdfa-test/cli_hw_bad",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.starts_with("DIFFERS: step ") && out.contains("(dfa), tensor w0, word "),
+        "{out}"
+    );
+    assert!(err.contains("differs from the golden run"), "{err}");
+    let (ok, _, err) = hdfa(&[
+        "train",
+        "--config",
+        "configs/digits-hdfa.toml",
+        "--hw",
+        "verilator",
+    ]);
+    assert!(!ok && err.contains("--steps"), "{err}");
+}

@@ -508,6 +508,7 @@ fn run_model(
     f: &Flat,
     stall: Stall,
     stop_after: Option<u64>,
+    mut record: Option<&mut Vec<i64>>,
 ) -> Result<(RunStats, Stop), SimError> {
     let unit = v.unit;
     // Every listed port must exist; unlisted optional ports are left alone.
@@ -620,13 +621,16 @@ fn run_model(
             stats.phase_cycles[(m.get(p.phase) & 3) as usize] += 1;
             if out_fire {
                 let pass = &v.passes[pout];
-                if pass.compare {
+                if pass.compare || record.is_some() {
                     let got = if of == 1 {
                         vec![v.out_format.sign_extend(m.get(p.out_data))]
                     } else {
                         unpack(&m.get_words(p.out_data, out_words), v.out_format, of)
                     };
-                    for (k, &actual) in got.iter().enumerate() {
+                    if let Some(r) = record.as_deref_mut() {
+                        r.extend_from_slice(&got);
+                    }
+                    for (k, &actual) in got.iter().enumerate().filter(|_| pass.compare) {
                         if actual != f.expected[oi + k] {
                             let e = f.expected[oi + k];
                             fail(&mut stats, Check::Data, oi + k, cycle, e, actual);
@@ -776,7 +780,7 @@ pub fn run_verilator(
     let f = v.flatten()?;
     let build = verilator::build(design, cache)?;
     let mut m = VerilatorModel::load(&build, &design.ports)?;
-    let (mut stats, stop) = run_model(&mut m, v, &f, stall, None)?;
+    let (mut stats, stop) = run_model(&mut m, v, &f, stall, None, None)?;
     stats.build_seconds = build.seconds;
     let hung = matches!(stop, Stop::Hung);
     if stats.first.is_some() || hung {
@@ -786,7 +790,7 @@ pub fn run_verilator(
         let until = stats.first.as_ref().map_or(stats.cycles, |m| m.cycle + 16);
         let mut m2 = VerilatorModel::load(&build, &design.ports)?;
         m2.trace_to(&wave)?;
-        run_model(&mut m2, v, &f, stall, Some(until))?;
+        run_model(&mut m2, v, &f, stall, Some(until), None)?;
         m2.trace_close();
         if hung {
             return Err(SimError::Timeout {
@@ -803,6 +807,66 @@ pub fn run_verilator(
         }
     }
     Ok(stats)
+}
+
+/// A Verilated model kept alive across runs, for hardware in the loop: each
+/// [`Session::run`] streams its passes through the same instance (reconfigured by the
+/// passes' writes, never rebuilt) and returns every output word the design produced.
+pub struct Session {
+    model: VerilatorModel,
+    /// The build behind the model (cached or fresh).
+    pub build: verilator::Build,
+    /// Cycles simulated over all runs.
+    pub cycles: u64,
+    /// Wall time spent simulating over all runs (s).
+    pub seconds: f64,
+}
+
+impl Session {
+    /// Build (or reuse from `cache`) and load `design`.
+    pub fn open(design: &Emitted, cache: &Path) -> Result<Session, SimError> {
+        let build = verilator::build(design, cache)?;
+        let model = VerilatorModel::load(&build, &design.ports)?;
+        Ok(Session {
+            model,
+            build,
+            cycles: 0,
+            seconds: 0.0,
+        })
+    }
+
+    /// Stream `v` through the model; its output words (every field, in order). Passes
+    /// that `compare` are also checked (the first failed check is an error), so are
+    /// the framing checks; a hang is an error.
+    pub fn run(
+        &mut self,
+        v: &StreamVectors,
+        stall: Stall,
+    ) -> Result<(RunStats, Vec<i64>), SimError> {
+        let f = v.flatten()?;
+        let mut out = Vec::with_capacity(f.expected.len());
+        let (stats, stop) = run_model(&mut self.model, v, &f, stall, None, Some(&mut out))?;
+        self.cycles += stats.cycles;
+        self.seconds += stats.sim_seconds;
+        if matches!(stop, Stop::Hung) {
+            return Err(SimError::Timeout {
+                sim: "verilator",
+                unit: v.unit,
+                cycles: stats.cycles,
+                got: stats.outputs,
+                want: f.expected.len(),
+                wave: "(none: a hardware-in-the-loop session; rerun the pass with hdfa cosim)"
+                    .into(),
+            });
+        }
+        if let Some(m) = &stats.first {
+            return Err(SimError::Protocol {
+                sim: "verilator",
+                msg: m.to_string(),
+            });
+        }
+        Ok((stats, out))
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 
 pub mod bsbu;
 pub mod dce;
+pub mod hil;
 pub mod mutation;
 pub mod unit;
 pub mod upd;

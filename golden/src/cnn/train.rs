@@ -77,6 +77,19 @@ impl<N: Num> crate::update::UpdateOps for NumOps<N> {
     }
 }
 
+/// The optimizer update of one parameter tensor (see [`Trainer::train_step_with`]):
+/// (kind, hyper-parameters, tensor index, θ, v_bp, v_dfa, g).
+pub type TensorUpdate<'a, N, E> = dyn FnMut(
+        StepKind,
+        &Hyper,
+        usize,
+        &mut [<N as Num>::M],
+        &mut [<N as Num>::M],
+        &mut [<N as Num>::M],
+        &[<N as Num>::M],
+    ) -> Result<(), E>
+    + 'a;
+
 /// Optimizer state: the two velocities per parameter tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptState<N: Num> {
@@ -774,6 +787,29 @@ impl<N: Loss> Trainer<N> {
 
     /// One optimizer step on a batch (its size must be 2^log2_batch).
     pub fn train_step(&mut self, batch: &[(&[N::V], usize)], threads: usize) -> StepStats {
+        let r: Result<StepStats, std::convert::Infallible> =
+            self.train_step_with(batch, threads, &mut |kind, h, _, theta, vb, vd, g| {
+                for j in 0..g.len() {
+                    update_word::<N>(kind, h, &mut theta[j], &mut vb[j], &mut vd[j], g[j]);
+                }
+                Ok(())
+            });
+        match r {
+            Ok(stats) => stats,
+            Err(e) => match e {},
+        }
+    }
+
+    /// One training step whose optimizer update is done by `update` (hardware in the
+    /// loop: the update unit): for each parameter tensor k (weights, then biases) it
+    /// gets the step's kind, the hyper-parameters, θ, v_bp and v_dfa to update in
+    /// place, and the gradient.
+    pub fn train_step_with<E>(
+        &mut self,
+        batch: &[(&[N::V], usize)],
+        threads: usize,
+        update: &mut TensorUpdate<'_, N, E>,
+    ) -> Result<StepStats, E> {
         let kind = self.pick();
         let (grads, stats) = self.gradients(kind, batch, threads);
         let h = self.hyper;
@@ -784,14 +820,18 @@ impl<N: Loss> Trainer<N> {
             } else {
                 &mut self.net.b[k - nw]
             };
-            let vb = &mut self.opt.v_bp[k];
-            let vd = &mut self.opt.v_dfa[k];
-            for j in 0..g.len() {
-                update_word::<N>(kind, &h, &mut theta[j], &mut vb[j], &mut vd[j], g[j]);
-            }
+            update(
+                kind,
+                &h,
+                k,
+                theta,
+                &mut self.opt.v_bp[k],
+                &mut self.opt.v_dfa[k],
+                g,
+            )?;
         }
         self.step += 1;
-        stats
+        Ok(stats)
     }
 
     /// Predicted classes of `inputs` (no training).
