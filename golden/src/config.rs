@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::cnn::net::{DfaOptions, LayerSpec, Propagation};
+use crate::cnn::net::{DfaOptions, Generator, LayerSpec, Propagation};
 use crate::cnn::num::Coef;
 use crate::cnn::train::Hyper;
 
@@ -170,6 +170,11 @@ pub struct BackwardToml {
     /// zero entries, [0, 1); needs `binary`.
     #[serde(default)]
     pub sparsity: f64,
+    /// Where the binary backward weights come from: `"stored"` (drawn once and kept,
+    /// the default) or `"lfsr"` (regenerated from a seed per matrix by the contract's
+    /// xorshift32 streams, [`crate::fbgen`]: nothing stored); needs `binary`.
+    #[serde(default)]
+    pub generator: Generator,
 }
 
 impl Default for BackwardToml {
@@ -181,6 +186,7 @@ impl Default for BackwardToml {
             dilate: true,
             extra_shift: 0,
             sparsity: 0.0,
+            generator: Generator::Stored,
         }
     }
 }
@@ -427,6 +433,12 @@ impl Config {
                 ),
             ));
         }
+        if b.generator == Generator::Lfsr && !b.binary {
+            return Err(bad(
+                "backward.generator",
+                "\"lfsr\" needs binary = true (it regenerates sign and mask bits)".into(),
+            ));
+        }
         if b.k == 0 || b.k % 2 == 0 {
             return Err(bad(
                 "backward.k",
@@ -513,6 +525,7 @@ impl Config {
             dilate: b.dilate,
             extra_shift: b.extra_shift,
             sparsity: b.sparsity,
+            generator: b.generator,
         };
         Ok(Config {
             file: file.to_path_buf(),
@@ -639,6 +652,18 @@ out = 10
         let e = err(&back("sparsity = 0.5\nbinary = false"));
         assert!(
             e.contains("backward.sparsity") && e.contains("binary"),
+            "{e}"
+        );
+        let c = Config::parse(Path::new("exp.toml"), &back("generator = \"lfsr\"")).unwrap();
+        assert_eq!(c.dfa.generator, Generator::Lfsr);
+        let e = err(&back("generator = \"lfsr\"\nbinary = false"));
+        assert!(
+            e.contains("backward.generator") && e.contains("binary = true"),
+            "{e}"
+        );
+        let e = err(&back("generator = \"rom\""));
+        assert!(
+            e.contains("rom") && e.contains("stored") && e.contains("lfsr"),
             "{e}"
         );
         let c = Config::parse(Path::new("exp.toml"), &back("sparsity = 0.9")).unwrap();

@@ -24,7 +24,7 @@
 //!   with its own plain f64 reference.
 
 pub use contract::{
-    act, bsbu, dce, error, format, geom, hash, params, rng, scale, update, GoldenError,
+    act, bsbu, dce, error, fbgen, format, geom, hash, params, rng, scale, update, GoldenError,
 };
 
 pub mod adam;

@@ -139,6 +139,38 @@ impl SparseSign {
         Ok(SparseSign { n_cols, rows })
     }
 
+    /// S = sign(D ⊙ R) regenerated from `seed` by the feedback-weight generator
+    /// ([`crate::fbgen`]): row r is stream r, entry c its c-th step, kept when its
+    /// mask byte is below `threshold` (0..=256). Any size with columns up to 2^16.
+    pub fn generated(
+        n_rows: usize,
+        n_cols: usize,
+        threshold: u32,
+        seed: u32,
+    ) -> Result<Self, GoldenError> {
+        if n_cols == 0 || n_cols > 1 << 16 || n_rows == 0 || threshold > crate::fbgen::THRESHOLD_ONE
+        {
+            return Err(GoldenError::out_of_range(
+                "rows x cols, threshold",
+                format!("{n_rows} x {n_cols}, {threshold}"),
+                "rows >= 1, cols 1..=65536, threshold 0..=256",
+            ));
+        }
+        let rows = (0..n_rows)
+            .map(|r| {
+                crate::fbgen::row(seed, r, n_cols, threshold)
+                    .enumerate()
+                    .filter(|(_, e)| e.keep)
+                    .map(|(c, e)| Nonzero {
+                        col: c as u16,
+                        neg: e.neg,
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(SparseSign { n_cols, rows })
+    }
+
     /// S from explicit rows (columns strictly increasing and < n_cols).
     pub fn from_rows(n_cols: usize, rows: Vec<Vec<Nonzero>>) -> Result<Self, GoldenError> {
         check_dims(rows.len(), n_cols)?;

@@ -18,6 +18,8 @@
 //! - [`params::BsbuParams`]: validated parameters of the backward-weight unit.
 //! - [`dce::DceLayer`], [`dce::DceSizes`], [`dce::DceWeights`], [`dce::apply`]: the
 //!   dilated-conv error-propagation engine's parameters and expected output (eq. 7).
+//! - [`fbgen`]: the feedback-weight generator (xorshift32 streams per row, a sign bit
+//!   and a mask byte per entry): backward weights regenerated, never stored.
 //! - [`rng::Rng`]: the seeded generator behind every random choice (and the one
 //!   shuffle, [`rng::Rng::shuffle`]); [`hash::Fnv1a`]: the one hash.
 //! - [`scale`]: block floating point for errors: the per-tensor exponent, its
@@ -33,6 +35,7 @@ pub mod act;
 pub mod bsbu;
 pub mod dce;
 pub mod error;
+pub mod fbgen;
 pub mod format;
 pub mod geom;
 pub mod hash;

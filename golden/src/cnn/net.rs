@@ -44,8 +44,8 @@
 use super::num::Num;
 use super::ops::{self, ConvGeom};
 use crate::bsbu::SparseSign;
-use crate::rng::Rng;
 use crate::rng::SeedableRng;
+use crate::rng::{Rng, RngCore};
 use crate::GoldenError;
 
 /// A weighted layer's kind.
@@ -118,6 +118,22 @@ pub struct DfaOptions {
     /// Sparsity s of the dense (matrix) paths' binary weights, S = sign(D ⊙ R)
     /// (eq. 10; 0: every entry ±1).
     pub sparsity: f64,
+    /// Where binary weights come from.
+    pub generator: Generator,
+}
+
+/// Where the binary backward weights come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Generator {
+    /// Drawn once from the experiment's generator and stored.
+    #[default]
+    Stored,
+    /// Regenerated from one 32-bit seed per matrix ([`crate::fbgen`]): row r (a target
+    /// unit, or an output channel of a conv path) is stream r, one step per entry in
+    /// the weight layout's order; the mask keeps entries below the threshold of the
+    /// sparsity. Only the seed is stored.
+    Lfsr,
 }
 
 /// A fixed backward weight: binary signs with a shift, or real values.
@@ -146,6 +162,21 @@ impl<V: Copy> BackWeight<V> {
         }
     }
 
+    /// The weights of a conv path's D1 or D2 (`g`): [`BackWeight::draw`], or with the
+    /// LFSR generator each output channel's signs from its stream (no mask).
+    fn conv_weights<N: Num<V = V>>(g: &ConvGeom, o: DfaOptions, rng: &mut Rng) -> Self {
+        if !(o.binary && o.generator == Generator::Lfsr) {
+            return Self::draw::<N>(g.w_len(), g.fan_in(), o.binary, rng);
+        }
+        let seed = rng.next_u32();
+        let neg: Vec<bool> = (0..g.out_c)
+            .flat_map(|r| crate::fbgen::row(seed, r, g.fan_in(), crate::fbgen::THRESHOLD_ONE))
+            .map(|e| e.neg)
+            .collect();
+        let unit = neg.iter().map(|&b| N::unit(b)).collect();
+        BackWeight::Binary(neg, crate::format::fan_in_shift(g.fan_in()), unit)
+    }
+
     /// The matrix of a dense path (`g` = ConvGeom::dense(source, target): one row per
     /// target element, one column per source element). Binary: S = sign(D ⊙ R) from
     /// the contract's generator ([`SparseSign::draw`], the one the backward-weight
@@ -160,7 +191,13 @@ impl<V: Copy> BackWeight<V> {
         if !o.binary {
             return Ok(Self::draw::<N>(g.w_len(), g.in_c, false, rng));
         }
-        let s = SparseSign::draw(g.out_c, g.in_c, o.sparsity, rng)?;
+        let s = match o.generator {
+            Generator::Stored => SparseSign::draw(g.out_c, g.in_c, o.sparsity, rng)?,
+            Generator::Lfsr => {
+                let (seed, t) = (rng.next_u32(), crate::fbgen::threshold(o.sparsity)?);
+                SparseSign::generated(g.out_c, g.in_c, t, seed)?
+            }
+        };
         let kept = (g.in_c as f64 * (1.0 - o.sparsity)).round().max(1.0) as usize;
         let mut neg = vec![false; g.w_len()];
         let mut unit = vec![N::zero(); g.w_len()];
@@ -552,7 +589,7 @@ fn conv_paths<N: Num>(
         let (d2, shuffle, c1) = if gcount > 1 {
             let g2 = ConvGeom::new(cs, hs, ws, ct, 1, 1, 0, 1, gcount)
                 .map_err(|e| GoldenError::BadMatrix(format!("D2 of layer {t}: {e}")))?;
-            let w2 = BackWeight::draw::<N>(g2.w_len(), g2.fan_in(), o.binary, rng);
+            let w2 = BackWeight::conv_weights::<N>(&g2, o, rng);
             (Some((g2, w2)), Some(ops::shuffle_perm(ct, gcount)), ct)
         } else {
             (None, None, cs)
@@ -567,7 +604,7 @@ fn conv_paths<N: Num>(
         let pad = d * (o.k - 1) / 2;
         let g1 = ConvGeom::new(c1, ht, wt, ct, o.k, 1, pad, d, gcount)
             .map_err(|e| GoldenError::BadMatrix(format!("D1 of layer {t} (dilation {d}): {e}")))?;
-        let w1 = BackWeight::draw::<N>(g1.w_len(), g1.fan_in(), o.binary, rng);
+        let w1 = BackWeight::conv_weights::<N>(&g1, o, rng);
         paths.push(BackPath {
             target: t,
             source,
@@ -629,6 +666,68 @@ mod tests {
     }
 
     #[test]
+    fn lfsr_generated_weights_are_each_rows_xorshift_stream_with_only_a_seed_drawn() {
+        let o = DfaOptions {
+            binary: true,
+            groups: 1,
+            k: 3,
+            dilate: true,
+            extra_shift: 0,
+            sparsity: 0.9,
+            generator: Generator::Lfsr,
+        };
+        // Dense: row r, column c is entry c of stream r under the seed drawn first.
+        let g = ConvGeom::dense(10, 300);
+        let seed = Rng::seed_from_u64(4).next_u32();
+        let BackWeight::Binary(neg, shift, unit) =
+            BackWeight::<i16>::dense::<Fx>(&g, o, &mut Rng::seed_from_u64(4)).unwrap()
+        else {
+            panic!("binary")
+        };
+        // The reference steps xorshift32 by hand from the row's start state.
+        let mut kept = 0;
+        for r in 0..300 {
+            let mut x = seed ^ ((r as u32 + 1).wrapping_mul(0x9E37_79B9));
+            for c in 0..10 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let (n, keep) = (x >> 31 == 1, (x >> 23) & 0xff < 26);
+                let k = r * 10 + c;
+                assert_eq!(unit[k] != 0, keep, "row {r} col {c}");
+                if keep {
+                    assert_eq!((neg[k], unit[k] < 0), (n, n), "row {r} col {c}");
+                    kept += 1;
+                }
+            }
+        }
+        assert!((kept as f64 / 3000.0 - 0.1).abs() < 0.02, "{kept}");
+        assert_eq!(shift, crate::format::fan_in_shift(1));
+        // Conv: output channel o's signs are stream o over its fan-in, unmasked.
+        let g = ConvGeom::new(4, 5, 5, 6, 3, 1, 1, 1, 1).unwrap();
+        let BackWeight::Binary(neg, _, _) =
+            BackWeight::<i16>::conv_weights::<Fx>(&g, o, &mut Rng::seed_from_u64(9))
+        else {
+            panic!("binary")
+        };
+        let seed = Rng::seed_from_u64(9).next_u32();
+        let want: Vec<bool> = (0..6)
+            .flat_map(|r| crate::fbgen::row(seed, r, 36, 256))
+            .map(|e| e.neg)
+            .collect();
+        assert_eq!(neg, want);
+        // The stored generator is unchanged by the option's existence.
+        let stored = DfaOptions {
+            generator: Generator::Stored,
+            ..o
+        };
+        let a = BackWeight::<i16>::conv_weights::<Fx>(&g, stored, &mut Rng::seed_from_u64(9));
+        let b =
+            BackWeight::<i16>::draw::<Fx>(g.w_len(), g.fan_in(), true, &mut Rng::seed_from_u64(9));
+        assert_eq!(a, b);
+    }
+
+    #[test]
     fn dense_paths_come_from_the_contract_generator_and_follow_the_sparsity() {
         let g = ConvGeom::dense(10, 300);
         let opts = |sparsity: f64| DfaOptions {
@@ -638,6 +737,7 @@ mod tests {
             dilate: true,
             extra_shift: 0,
             sparsity,
+            generator: Generator::Stored,
         };
         // Sparsity 0: the same bits as the plain ±1 draw (one fair bit per entry).
         let (mut r1, mut r2) = (Rng::seed_from_u64(4), Rng::seed_from_u64(4));
@@ -696,6 +796,7 @@ mod tests {
             dilate: true,
             extra_shift: 0,
             sparsity: 0.0,
+            generator: Generator::Stored,
         };
         let net = Net::<Fx>::new((1, 8, 8), blocks, Propagation::Cdfa, o, 1).unwrap();
         let by_t = |t: usize| net.paths.iter().find(|p| p.target == t).unwrap();
