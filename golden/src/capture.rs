@@ -317,6 +317,7 @@ pub fn path(l: &DceLayer, w: &DceWeights) -> BackPath<i16> {
         up: l.up,
         d1: (l.d1_geom(), binary(&w.d1, l.shift1)),
         gain: 0,
+        gen: w.gen,
     }
 }
 
@@ -352,7 +353,16 @@ pub fn from_path(p: &BackPath<i16>) -> Option<Result<(DceLayer, DceWeights), Gol
             shift1: *s1,
         }
         .validate()
-        .map(|l| (l, DceWeights { d2, d1: n1.clone() })),
+        .map(|l| {
+            (
+                l,
+                DceWeights {
+                    d2,
+                    d1: n1.clone(),
+                    gen: p.gen,
+                },
+            )
+        }),
     )
 }
 

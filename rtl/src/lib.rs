@@ -33,6 +33,7 @@ pub mod bsbu;
 pub mod coef_mul;
 pub mod dce;
 pub mod delay;
+pub mod fbgen;
 pub mod narrow;
 pub mod narrow_pipe;
 pub mod narrow_rt;

@@ -52,7 +52,7 @@ fn dce_program_writes_every_scalar_register_in_table_order_and_checks_widths() {
     for (i, r) in REGS.iter().enumerate() {
         assert_eq!(
             writes[i],
-            (regs::cfg_addr(Region::Regs, i), (r.value)(&l, 2) as u32),
+            (regs::cfg_addr(Region::Regs, i), (r.value)(&l, &w, 2) as u32),
             "{}",
             r.name
         );
@@ -62,6 +62,32 @@ fn dce_program_writes_every_scalar_register_in_table_order_and_checks_widths() {
         regs::reg_index("SH1").unwrap(),
     );
     assert_eq!((writes[h].1, writes[sh1].1), (5, 3));
+}
+
+#[test]
+fn dce_program_of_generated_weights_writes_gen_and_the_seeds_and_no_weight_word() {
+    let (l, sizes, _) = design();
+    let seeds = contract::dce::DceSeeds {
+        d2: 0x1234_5678,
+        d1: 0x9abc_def0,
+    };
+    let w = DceWeights::generated(&l, seeds);
+    let writes = regs::program(&sizes, &l, &w).unwrap();
+    let reg = |n: &str| writes[regs::reg_index(n).unwrap()].1;
+    assert_eq!(reg("GEN"), 1);
+    assert_eq!((reg("SEED2_HI"), reg("SEED2_LO")), (0x1234, 0x5678));
+    assert_eq!((reg("SEED1_HI"), reg("SEED1_LO")), (0x9abc, 0xdef0));
+    let weight = |a: &u32| a >> regs::REGION_SHIFT == Region::Weight as u32;
+    assert!(!writes.iter().any(|(a, _)| weight(a)), "a weight word was written");
+    // Stored weights write GEN = 0 and their words.
+    let stored = DceWeights::random(&l, &mut Rng::seed_from_u64(1));
+    let writes = regs::program(&sizes, &l, &stored).unwrap();
+    assert_eq!(writes[regs::reg_index("GEN").unwrap()].1, 0);
+    assert!(writes.iter().any(|(a, _)| weight(a)));
+    // Signs that do not match their seeds are refused.
+    let mut bad = w.clone();
+    bad.d1[0] = !bad.d1[0];
+    assert!(regs::program(&sizes, &l, &bad).is_err());
 }
 
 #[test]

@@ -22,7 +22,7 @@ use sim::stream::{Pass, RunStats, StreamVectors};
 use crate::mutation::{Mutant, VectorSet, DCE_MUTANTS};
 use crate::unit::{TrafficCheck, Unit};
 use crate::TbError;
-use golden::rng::SeedableRng;
+use golden::rng::{RngCore, SeedableRng};
 
 /// One input vector and its expected output.
 #[derive(Clone, Debug)]
@@ -135,6 +135,23 @@ impl DceCase {
             weights,
             vectors,
         })
+    }
+
+    /// The case with its weights regenerated from seeds drawn from `seed` (the
+    /// feedback-weight generator: the engine runs in GEN mode and stores no weight),
+    /// and its expected words recomputed.
+    pub fn generated(mut self, seed: u64) -> Result<Self, TbError> {
+        let mut rng = Rng::seed_from_u64(seed ^ 0x6E_4E);
+        let seeds = golden::dce::DceSeeds {
+            d2: rng.next_u32(),
+            d1: rng.next_u32(),
+        };
+        self.weights = DceWeights::generated(&self.layer, seeds);
+        for v in &mut self.vectors {
+            v.expected = dce::apply(&self.layer, &self.weights, &v.e_src, &v.mask)?;
+        }
+        self.name = format!("{}_gen", self.name);
+        Ok(self)
     }
 
     /// [`DceCase::random`] without the corners: `n_random` random vectors only (for
@@ -342,7 +359,8 @@ fn standard_map(d: usize) -> (usize, usize) {
 /// The standard case matrix for `lanes`, each case with the [`CORNERS`] and
 /// `random` random vectors: d ∈ {1..4} × G ∈ {1, 2, 4, 8} with k = 3 (named
 /// `d{d}_g{G}`), k = 1 and k = 5 cases, the shift range's ends 0 and 16, and two
-/// paths across pools (up-sampling 2 with D2, 4 without). C_t =
+/// paths across pools (up-sampling 2 with D2, 4 without), and two of them again with
+/// weights the engine regenerates (GEN mode, `_gen`). C_t =
 /// lanes·G·(1 or 2) so P divides the channels per group, C_s ≠ C_t; D2 unscaled and
 /// D1 at its plain fan-in shift, so full-scale corners saturate.
 pub fn standard_cases(lanes: usize, random: usize) -> Result<Vec<DceCase>, TbError> {
@@ -405,7 +423,20 @@ pub fn standard_cases(lanes: usize, random: usize) -> Result<Vec<DceCase>, TbErr
             };
             DceCase::random(name, l, random, (1000 * lanes + 10 * d + g) as u64)
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|mut cases| {
+            // GEN mode: two of the cases again with generated weights (D2 with its
+            // shuffle and D1 across a pool; D1 alone at G = 4).
+            for name in ["up2_d2_g2", "d3_g4"] {
+                let c = cases
+                    .iter()
+                    .find(|c| c.name == name)
+                    .expect("a standard case");
+                let g = c.clone().generated(7 + lanes as u64)?;
+                cases.push(g);
+            }
+            Ok(cases)
+        })
 }
 
 /// The engine's standard vector sets for mutation testing, on an engine of `sizes`:
@@ -550,7 +581,7 @@ impl Unit for DceUnit {
     fn traffic(&self, i: usize, stats: &RunStats) -> Option<TrafficCheck> {
         let l = &self.cases[i].layer;
         let n = self.cases[i].vectors.len() as u64;
-        let g = golden_traffic(l);
+        let g = golden_traffic(l, &self.cases[i].weights);
         Some(TrafficCheck {
             rtl: DceTraffic {
                 stream_words: stats.inputs.saturating_sub(n * l.mask_words() as u64),

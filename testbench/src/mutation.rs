@@ -266,7 +266,7 @@ pub const BSBU_DESIGN_MUTANTS: usize = 7;
 
 /// Number of leading mutants in [`DCE_MUTANTS`] that fault the datapath or its
 /// buffering (the rest fault only the stream's framing or `len_err`).
-pub const DCE_DESIGN_MUTANTS: usize = 7;
+pub const DCE_DESIGN_MUTANTS: usize = 8;
 
 /// The conv engine's mutants (P ≥ 2).
 pub const DCE_MUTANTS: &[Mutant] = &[
@@ -339,6 +339,12 @@ pub const DCE_MUTANTS: &[Mutant] = &[
         name: "up-column",
         what: "across a pool, D1 reads source column x instead of x >> UP_LOG2 (columns are not up-sampled)",
         edit: |v| replace_once(v, "top", "col = tx >> r_up_log2;", "col = tx;"),
+    },
+    Mutant {
+        unit: "dce",
+        name: "gen-no-restart",
+        what: "GEN mode: lane 1's generator never restarts its output channel's weights at a pixel (it runs on)",
+        edit: |v| replace_once(v, "top", "gens$1$from_row = wz$q;", "gens$1$from_row = 1'b0;"),
     },
     out_last_low("dce"),
     extra_word("dce"),

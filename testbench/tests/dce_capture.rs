@@ -149,3 +149,26 @@ fn dce_matches_fashion_training_steps_0_32_63_on_verilator_and_icarus() {
     // t3_s5` (README: 13 min 52 s for 3 vectors, 0 mismatches).
     assert_eq!(run_all("fashion", &caps, 8, &|_: &DceCase| None), 0);
 }
+
+#[test]
+fn dce_gen_mode_runs_the_trainers_generated_weights_from_digits_steps_0_and_40() {
+    // digits-hdfa with `generator = "lfsr"`: the trainer regenerates its conv paths'
+    // signs from seeds, and the engine (the same design as above) regenerates them in
+    // GEN mode, reading no weight word.
+    let root = root();
+    let text = std::fs::read_to_string(root.join("configs/digits-hdfa.toml"))
+        .unwrap()
+        .replace("[backward]", "[backward]\ngenerator = \"lfsr\"");
+    let file = std::env::temp_dir().join(format!("digits-hdfa-lfsr-{}.toml", std::process::id()));
+    std::fs::write(&file, text).unwrap();
+    let caps = capture(file.to_str().unwrap(), None, &[0, 40], 2);
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        caps.iter().all(|c| c.weights.gen.is_some()),
+        "the captured weights are generated"
+    );
+    assert_eq!(
+        run_all("digits_lfsr", &caps, 4, &|c| Some(c.vectors.len())),
+        2
+    );
+}

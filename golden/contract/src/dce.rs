@@ -445,6 +445,28 @@ pub struct DceWeights {
     pub d2: Option<Vec<bool>>,
     /// D1 signs, `[C_t][C_1 / G][k][k]`.
     pub d1: Vec<bool>,
+    /// The seeds the signs were generated from ([`DceWeights::generated`]): the engine
+    /// then regenerates them instead of storing them (None: stored signs).
+    pub gen: Option<DceSeeds>,
+}
+
+/// Seeds of generated conv-path weights ([`crate::fbgen`]): output channel o of D2
+/// (D1) is stream o under `d2` (`d1`), one step per weight in layout order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DceSeeds {
+    /// D2's seed (unused when G = 1).
+    pub d2: u32,
+    /// D1's seed.
+    pub d1: u32,
+}
+
+/// The signs of a conv weight of geometry `g` generated from `seed`: output channel
+/// o's fan-in is stream o, unmasked.
+pub fn generated_signs(g: &ConvGeom, seed: u32) -> Vec<bool> {
+    (0..g.out_c)
+        .flat_map(|r| crate::fbgen::row(seed, r, g.fan_in(), crate::fbgen::THRESHOLD_ONE))
+        .map(|e| e.neg)
+        .collect()
 }
 
 impl DceWeights {
@@ -454,7 +476,16 @@ impl DceWeights {
             .d2_geom()
             .map(|g| (0..g.w_len()).map(|_| rng.bit()).collect());
         let d1 = (0..l.d1_geom().w_len()).map(|_| rng.bit()).collect();
-        DceWeights { d2, d1 }
+        DceWeights { d2, d1, gen: None }
+    }
+
+    /// Signs regenerated from `seeds` by the feedback-weight generator.
+    pub fn generated(l: &DceLayer, seeds: DceSeeds) -> Self {
+        DceWeights {
+            d2: l.d2_geom().map(|g| generated_signs(&g, seeds.d2)),
+            d1: generated_signs(&l.d1_geom(), seeds.d1),
+            gen: Some(seeds),
+        }
     }
 
     /// Check the lengths against `l`.
@@ -467,6 +498,13 @@ impl DceWeights {
                 expected: want2.unwrap_or(0),
                 actual: have2.unwrap_or(0),
             });
+        }
+        if let Some(seeds) = self.gen {
+            if *self != DceWeights::generated(l, seeds) {
+                return Err(GoldenError::BadMatrix(format!(
+                    "the weights are marked generated from seeds {seeds:?} but differ from them"
+                )));
+            }
         }
         let want1 = l.d1_geom().w_len();
         if self.d1.len() != want1 {
@@ -566,10 +604,11 @@ pub struct DceTraffic {
     pub weight_bits: u64,
 }
 
-/// The golden model's traffic for `l`: one error word and one weight bit per
-/// in-range tap of each output (D2, then D1), and each input word once. Across a pool
+/// The golden model's traffic for `l` with weights `w`: one error word and one weight
+/// bit per in-range tap of each output (D2, then D1; no weight bits when `w` is
+/// generated), and each input word once. Across a pool
 /// a D1 tap reads the source word it up-samples from: still one read per tap.
-pub fn golden_traffic(l: &DceLayer) -> DceTraffic {
+pub fn golden_traffic(l: &DceLayer, w: &DceWeights) -> DceTraffic {
     let mut t = DceTraffic {
         stream_words: l.in_words() as u64,
         ..Default::default()
@@ -578,7 +617,8 @@ pub fn golden_traffic(l: &DceLayer) -> DceTraffic {
     for g in geoms {
         g.for_each_tap(|_, _, _| t.error_reads += 1);
     }
-    t.weight_bits = t.error_reads;
+    // Generated weights are never read from memory.
+    t.weight_bits = if w.gen.is_some() { 0 } else { t.error_reads };
     t
 }
 

@@ -164,17 +164,20 @@ impl<V: Copy> BackWeight<V> {
 
     /// The weights of a conv path's D1 or D2 (`g`): [`BackWeight::draw`], or with the
     /// LFSR generator each output channel's signs from its stream (no mask).
-    fn conv_weights<N: Num<V = V>>(g: &ConvGeom, o: DfaOptions, rng: &mut Rng) -> Self {
+    /// Returns the generator's seed too (None: stored).
+    fn conv_weights<N: Num<V = V>>(
+        g: &ConvGeom,
+        o: DfaOptions,
+        rng: &mut Rng,
+    ) -> (Self, Option<u32>) {
         if !(o.binary && o.generator == Generator::Lfsr) {
-            return Self::draw::<N>(g.w_len(), g.fan_in(), o.binary, rng);
+            return (Self::draw::<N>(g.w_len(), g.fan_in(), o.binary, rng), None);
         }
         let seed = rng.next_u32();
-        let neg: Vec<bool> = (0..g.out_c)
-            .flat_map(|r| crate::fbgen::row(seed, r, g.fan_in(), crate::fbgen::THRESHOLD_ONE))
-            .map(|e| e.neg)
-            .collect();
+        let neg = crate::dce::generated_signs(g, seed);
         let unit = neg.iter().map(|&b| N::unit(b)).collect();
-        BackWeight::Binary(neg, crate::format::fan_in_shift(g.fan_in()), unit)
+        let w = BackWeight::Binary(neg, crate::format::fan_in_shift(g.fan_in()), unit);
+        (w, Some(seed))
     }
 
     /// The matrix of a dense path (`g` = ConvGeom::dense(source, target): one row per
@@ -249,6 +252,8 @@ pub struct BackPath<V> {
     pub d1: (ConvGeom, BackWeight<V>),
     /// The path's gain 2^−gain, added to the output's exponent (see the module docs).
     pub gain: u32,
+    /// The seeds of generated conv weights (`generator = "lfsr"`; None: stored).
+    pub gen: Option<crate::dce::DceSeeds>,
 }
 
 /// Network: blocks, parameters and backward paths.
@@ -507,6 +512,7 @@ fn dense_paths<N: Num>(
                 up: 1,
                 d1: (g, BackWeight::dense::<N>(&g, o, rng)?),
                 gain: size_gain(c * h * w, classes) + o.extra_shift,
+                gen: None,
             })
         })
         .collect()
@@ -575,6 +581,7 @@ fn conv_paths<N: Num>(
                 up: 1,
                 d1: (g, BackWeight::dense::<N>(&g, o, rng)?),
                 gain: size_gain(ct * ht * wt, classes) + o.extra_shift,
+                gen: None,
             });
             continue;
         }
@@ -589,8 +596,8 @@ fn conv_paths<N: Num>(
         let (d2, shuffle, c1) = if gcount > 1 {
             let g2 = ConvGeom::new(cs, hs, ws, ct, 1, 1, 0, 1, gcount)
                 .map_err(|e| GoldenError::BadMatrix(format!("D2 of layer {t}: {e}")))?;
-            let w2 = BackWeight::conv_weights::<N>(&g2, o, rng);
-            (Some((g2, w2)), Some(ops::shuffle_perm(ct, gcount)), ct)
+            let (w2, s2) = BackWeight::conv_weights::<N>(&g2, o, rng);
+            (Some((g2, w2, s2)), Some(ops::shuffle_perm(ct, gcount)), ct)
         } else {
             (None, None, cs)
         };
@@ -604,15 +611,20 @@ fn conv_paths<N: Num>(
         let pad = d * (o.k - 1) / 2;
         let g1 = ConvGeom::new(c1, ht, wt, ct, o.k, 1, pad, d, gcount)
             .map_err(|e| GoldenError::BadMatrix(format!("D1 of layer {t} (dilation {d}): {e}")))?;
-        let w1 = BackWeight::conv_weights::<N>(&g1, o, rng);
+        let (w1, s1) = BackWeight::conv_weights::<N>(&g1, o, rng);
+        let gen = s1.map(|d1| crate::dce::DceSeeds {
+            d2: d2.as_ref().and_then(|d| d.2).unwrap_or(0),
+            d1,
+        });
         paths.push(BackPath {
             target: t,
             source,
-            d2,
+            d2: d2.map(|(g, w, _)| (g, w)),
             shuffle,
             up,
             d1: (g1, w1),
             gain: size_gain(ct * ht * wt, cs * hs * ws),
+            gen,
         });
     }
     Ok(paths)
@@ -705,7 +717,7 @@ mod tests {
         assert_eq!(shift, crate::format::fan_in_shift(1));
         // Conv: output channel o's signs are stream o over its fan-in, unmasked.
         let g = ConvGeom::new(4, 5, 5, 6, 3, 1, 1, 1, 1).unwrap();
-        let BackWeight::Binary(neg, _, _) =
+        let (BackWeight::Binary(neg, _, _), Some(_)) =
             BackWeight::<i16>::conv_weights::<Fx>(&g, o, &mut Rng::seed_from_u64(9))
         else {
             panic!("binary")
@@ -721,7 +733,9 @@ mod tests {
             generator: Generator::Stored,
             ..o
         };
-        let a = BackWeight::<i16>::conv_weights::<Fx>(&g, stored, &mut Rng::seed_from_u64(9));
+        let (a, none) =
+            BackWeight::<i16>::conv_weights::<Fx>(&g, stored, &mut Rng::seed_from_u64(9));
+        assert_eq!(none, None);
         let b =
             BackWeight::<i16>::draw::<Fx>(g.w_len(), g.fan_in(), true, &mut Rng::seed_from_u64(9));
         assert_eq!(a, b);

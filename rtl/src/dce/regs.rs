@@ -39,15 +39,15 @@ pub struct RegDef {
     pub width: usize,
     /// What it holds.
     pub doc: &'static str,
-    /// Its value for layer `l` on `lanes` lanes.
-    pub value: fn(&DceLayer, usize) -> usize,
+    /// Its value for layer `l` with weights `w` on `lanes` lanes.
+    pub value: fn(&DceLayer, &DceWeights, usize) -> usize,
 }
 
 const fn reg(
     name: &'static str,
     width: usize,
     doc: &'static str,
-    value: fn(&DceLayer, usize) -> usize,
+    value: fn(&DceLayer, &DceWeights, usize) -> usize,
 ) -> RegDef {
     RegDef {
         name,
@@ -59,87 +59,132 @@ const fn reg(
 
 /// The scalar registers (region [`Region::Regs`]); index = position.
 pub const REGS: &[RegDef] = &[
-    reg("H", ADDR_BITS, "target map height", |l, _| l.h),
-    reg("W", ADDR_BITS, "target map width", |l, _| l.w),
+    reg("H", ADDR_BITS, "target map height", |l, _, _| l.h),
+    reg("W", ADDR_BITS, "target map width", |l, _, _| l.w),
     reg(
         "HW",
         ADDR_BITS,
         "H*W (offset of output-buffer half 1)",
-        |l, _| l.hw(),
+        |l, _, _| l.hw(),
     ),
-    reg("HW_M1", ADDR_BITS, "H*W - 1 (D1's last pixel)", |l, _| {
-        l.hw() - 1
-    }),
-    reg("W_M1", ADDR_BITS, "W - 1", |l, _| l.w - 1),
+    reg(
+        "HW_M1",
+        ADDR_BITS,
+        "H*W - 1 (D1's last pixel)",
+        |l, _, _| l.hw() - 1,
+    ),
+    reg("W_M1", ADDR_BITS, "W - 1", |l, _, _| l.w - 1),
     reg(
         "EIN_M1",
         ADDR_BITS,
         "C_s*(H/up)*(W/up) - 1 (last source word)",
-        |l, _| l.in_words() - 1,
+        |l, _, _| l.in_words() - 1,
     ),
-    reg("MASK_M1", ADDR_BITS, "mask words - 1", |l, _| {
+    reg("MASK_M1", ADDR_BITS, "mask words - 1", |l, _, _| {
         l.mask_words() - 1
     }),
-    reg("OUT_M1", ADDR_BITS, "C_t*H*W - 1 (last output)", |l, _| {
-        l.out_words() - 1
-    }),
-    reg("NTAP_M1", ADDR_BITS, "k*k - 1", |l, _| l.taps() - 1),
+    reg(
+        "OUT_M1",
+        ADDR_BITS,
+        "C_t*H*W - 1 (last output)",
+        |l, _, _| l.out_words() - 1,
+    ),
+    reg("NTAP_M1", ADDR_BITS, "k*k - 1", |l, _, _| l.taps() - 1),
     reg(
         "ICG1_M1",
         ADDR_BITS,
         "D1 input channels per group - 1",
-        |l, _| l.icg1() - 1,
+        |l, _, _| l.icg1() - 1,
     ),
     reg(
         "ICG2_M1",
         ADDR_BITS,
         "D2 input channels per group - 1",
-        |l, _| l.icg2() - 1,
+        |l, _, _| l.icg2() - 1,
     ),
     reg(
         "NBLK_M1",
         ADDR_BITS,
         "C_t/P - 1 (last block of P channels)",
-        |l, p| l.ct / p - 1,
+        |l, _, p| l.ct / p - 1,
     ),
-    reg("BPG_M1", ADDR_BITS, "blocks per group - 1", |l, p| {
+    reg("BPG_M1", ADDR_BITS, "blocks per group - 1", |l, _, p| {
         l.ocg() / p - 1
     }),
-    reg("ICG1", ADDR_BITS, "D1 input channels per group", |l, _| {
-        l.icg1()
-    }),
-    reg("ICG2", ADDR_BITS, "D2 input channels per group", |l, _| {
-        l.icg2()
-    }),
+    reg(
+        "ICG1",
+        ADDR_BITS,
+        "D1 input channels per group",
+        |l, _, _| l.icg1(),
+    ),
+    reg(
+        "ICG2",
+        ADDR_BITS,
+        "D2 input channels per group",
+        |l, _, _| l.icg2(),
+    ),
     reg(
         "WS1",
         ADDR_BITS,
         "D1 weight words per block (channels per group * k*k)",
-        |l, _| l.icg1() * l.taps(),
+        |l, _, _| l.icg1() * l.taps(),
     ),
-    reg("WS2", ADDR_BITS, "D2 weight words per block", |l, _| {
+    reg("WS2", ADDR_BITS, "D2 weight words per block", |l, _, _| {
         l.icg2()
     }),
-    reg("SH1", SHIFT_BITS, "scaling shift after D1", |l, _| {
+    reg("SH1", SHIFT_BITS, "scaling shift after D1", |l, _, _| {
         l.shift1 as usize
     }),
-    reg("SH2", SHIFT_BITS, "scaling shift after D2", |l, _| {
+    reg("SH2", SHIFT_BITS, "scaling shift after D2", |l, _, _| {
         l.shift2 as usize
     }),
-    reg("HAS_D2", 1, "1: run D2 and the shuffle (G > 1)", |l, _| {
-        l.has_d2() as usize
-    }),
+    reg(
+        "HAS_D2",
+        1,
+        "1: run D2 and the shuffle (G > 1)",
+        |l, _, _| l.has_d2() as usize,
+    ),
     reg(
         "HWS_M1",
         ADDR_BITS,
         "(H/up)*(W/up) - 1 (D2's last pixel, at the source size)",
-        |l, _| l.hws() - 1,
+        |l, _, _| l.hws() - 1,
     ),
     reg(
         "UP_LOG2",
         2,
         "log2 up: a D1 tap's target column x reads source column x >> UP_LOG2",
-        |l, _| l.up.trailing_zeros() as usize,
+        |l, _, _| l.up.trailing_zeros() as usize,
+    ),
+    reg(
+        "GEN",
+        1,
+        "1: the weight signs are regenerated from SEED2/SEED1 (contract::fbgen), none stored",
+        |_, w, _| w.gen.is_some() as usize,
+    ),
+    reg(
+        "SEED2_LO",
+        ADDR_BITS,
+        "D2's generator seed, bits 0..16",
+        |_, w, _| w.gen.map_or(0, |g| g.d2 as usize & 0xffff),
+    ),
+    reg(
+        "SEED2_HI",
+        ADDR_BITS,
+        "D2's generator seed, bits 16..32",
+        |_, w, _| w.gen.map_or(0, |g| (g.d2 >> 16) as usize),
+    ),
+    reg(
+        "SEED1_LO",
+        ADDR_BITS,
+        "D1's generator seed, bits 0..16",
+        |_, w, _| w.gen.map_or(0, |g| g.d1 as usize & 0xffff),
+    ),
+    reg(
+        "SEED1_HI",
+        ADDR_BITS,
+        "D1's generator seed, bits 16..32",
+        |_, w, _| w.gen.map_or(0, |g| (g.d1 >> 16) as usize),
     ),
 ];
 
@@ -213,7 +258,7 @@ pub fn program(
     let (icg1, icg2, taps) = (l.icg1(), l.icg2(), l.taps());
     let mut out = Vec::new();
     for (i, r) in REGS.iter().enumerate() {
-        let v = (r.value)(l, p);
+        let v = (r.value)(l, w, p);
         if v >= 1 << r.width {
             return Err(GoldenError::out_of_range(
                 r.name,
@@ -253,6 +298,10 @@ pub fn program(
             a | ((signs[(b * p + lane) * per + i] as u32) << lane)
         })
     };
+    if w.gen.is_some() {
+        // Generated signs: the engine regenerates them, nothing is written.
+        return Ok(out);
+    }
     if let Some(d2) = &w.d2 {
         for b in 0..l.ct / p {
             for i in 0..icg2 {

@@ -19,6 +19,13 @@
 //! and no up-sampled copy is stored. With up = 1 the same path reads y·W + x.
 //! 4. TAIL (phase 3): everything issued; the last blocks drain.
 //!
+//! **GEN mode** (register GEN = 1): no weight word is written or read. Each lane has
+//! a feedback-weight generator ([`crate::fbgen::FbGen`], contract::fbgen) for its
+//! output channels blk·P + l of the pass's D2 or D1 (seeds SEED2, SEED1): a pass
+//! restarts it, a block moves it to the next channel, and each tap steps it, from the
+//! channel's start state at the walk's first weight (per pixel), so the signs arrive in
+//! the weight layout's order exactly when the weight memory's read data would.
+//!
 //! With G > 1 the source buffer is free once D2 is done (D1 reads the D2 banks), so
 //! the next pass's error words load during D1 and TAIL. Its mask words wait for
 //! LOAD (the drain still reads the mask buffer), and so does a word with `in_last`
@@ -49,6 +56,7 @@ use rust_hdl::prelude::*;
 use super::lane::{DceLane, DCE_LANE_LATENCY};
 use super::mem::DceMem;
 use super::regs::{self, Region, CFG_ADDR_BITS, CFG_DATA_BITS, REGION_BITS, REGS};
+use crate::fbgen::{FbGen, STATE_BITS};
 use crate::narrow::SHIFT_BITS;
 use crate::out_stage::ErrorOutStage;
 
@@ -343,6 +351,32 @@ pub struct Dce {
     r_hws_m1: Signal<Local, Bits<ADDR_BITS>>,
     /// Register UP_LOG2: log2 of the up-sampling factor (0, 1 or 2).
     r_up_log2: Signal<Local, Bits<2>>,
+    /// GEN by name: the weight signs are regenerated, not read from `wmem`.
+    r_gen: Signal<Local, Bit>,
+    /// SEED2_LO by name.
+    r_seed2_lo: Signal<Local, Bits<ADDR_BITS>>,
+    /// SEED2_HI by name.
+    r_seed2_hi: Signal<Local, Bits<ADDR_BITS>>,
+    /// SEED1_LO by name.
+    r_seed1_lo: Signal<Local, Bits<ADDR_BITS>>,
+    /// SEED1_HI by name.
+    r_seed1_hi: Signal<Local, Bits<ADDR_BITS>>,
+    /// The pass's generator seed (D2's or D1's), 32 bits from two registers.
+    gseed: Signal<Local, Bits<STATE_BITS>>,
+    /// 16: the high half's place in a seed.
+    sh16: Constant<Bits<5>>,
+    /// The lanes' generated signs (bit l: lane l's state bit 31).
+    gsigns: Signal<Local, Bits<DCE_MAX_LANES>>,
+    /// No signs set.
+    zero_signs: Constant<Bits<DCE_MAX_LANES>>,
+    /// One lane's generated sign.
+    gsign: Signal<Local, Bit>,
+    /// The walk moves to the next block of P output channels this cycle.
+    blk_inc: Signal<Local, Bit>,
+    /// The weight index is 0: the next tap restarts its output channel's weights.
+    wz: DFF<Bit>,
+    /// Per lane, the feedback-weight generator of its output channels (GEN mode).
+    gens: Vec<FbGen>,
     /// Current compute pass: 0 = D2, 1 = D1 (phase bit 1: D1 and TAIL).
     pass_d1: Signal<Local, Bit>,
     /// S0: output-buffer half of the current block: the block's parity.
@@ -493,6 +527,9 @@ impl Dce {
             chan_bank: DceMem::new(sizes.chans),
             wmem: DceMem::new(sizes.w2 + sizes.w1),
             lanes: (0..sizes.lanes).map(|_| DceLane::default()).collect(),
+            gens: (0..sizes.lanes).map(|l| FbGen::new(l, sizes.lanes)).collect(),
+            sh16: Constant::new(16u64.to_bits()),
+            zero_signs: Constant::new(0u64.to_bits()),
             drain: ErrorOutStage::default(),
             regs: (0..REGS.len()).map(|_| Default::default()).collect(),
             st_load: Constant::new(0u64.to_bits()),
@@ -531,6 +568,8 @@ impl Dce {
             o, pa_addr, pa_maddr, s1_bit, r_h, r_w, r_hw, r_hw_m1, r_w_m1, r_ein_m1,
             r_mask_m1, r_out_m1, r_ntap_m1, r_icg1_m1, r_icg2_m1, r_nblk_m1, r_bpg_m1,
             r_icg1, r_icg2, r_ws1, r_ws2, r_sh1, r_sh2, r_has_d2, r_hws_m1, r_up_log2, pass_d1,
+            r_gen, r_seed2_lo, r_seed2_hi, r_seed1_lo, r_seed1_hi, gseed, gsigns, gsign,
+            blk_inc, wz,
             half, ic,
             addr_hi, region, idx, cfg_reg, in_fire, early, in_final, seq_reset, start, lim_tap,
             lim_icl, icg, ws, busy_h, bstart, go, tap_last, icl_last, lim_pix, pix_last,
@@ -560,7 +599,7 @@ impl Logic for Dce {
             bankc, pixc, bpixc, lshift, v2, first2, last2, bend2, half2, inb2, signs2, bank2, pix2,
             bpix2, v3, bend3, half3, pix3, bpix3, v4, bend4, half4, pix4, bpix4, v5, bend5, half5,
             pix5, bpix5, d_half, dl, dp, o, pa_addr, pa_maddr, s1_bit, start, lim_tap, lim_icl,
-            icg, ws, lim_pix
+            icg, ws, lim_pix, wz
         );
         // Configuration writes.
         self.addr_hi.next = self.cfg_addr.val() >> self.region_shift.val();
@@ -599,6 +638,11 @@ impl Logic for Dce {
         self.r_has_d2.next = self.regs[19].q.val().get_bit(0);
         self.r_hws_m1.next = self.regs[20].q.val();
         self.r_up_log2.next = self.regs[21].q.val().get_bits::<2>(0);
+        self.r_gen.next = self.regs[22].q.val().get_bit(0);
+        self.r_seed2_lo.next = self.regs[23].q.val();
+        self.r_seed2_hi.next = self.regs[24].q.val();
+        self.r_seed1_lo.next = self.regs[25].q.val();
+        self.r_seed1_hi.next = self.regs[26].q.val();
         self.tapdy.waddr.next = self.idx.val();
         self.tapdy.wdata.next = self.cfg_data.val().get_bits::<ADDR_BITS>(0);
         self.tapdy.we.next = self.cfg_we.val() & (self.region.val() == self.rg_tapdy.val());
@@ -715,8 +759,10 @@ impl Logic for Dce {
         if self.pass_d1.val() {
             self.wmem.raddr.next = self.wbase.q.val() + self.widx.q.val() + self.w1_base.val();
         }
-        self.wmem.ren.next = self.go.val();
-        self.rd_w.next = self.go.val();
+        // Generated weights are not read: the lanes' generators step instead.
+        self.wmem.ren.next = self.go.val() & !self.r_gen.val();
+        self.rd_w.next = self.go.val() & !self.r_gen.val();
+        self.blk_inc.next = false;
         self.v1.d.next = self.go.val();
         self.first1.d.next =
             (self.icl.q.val() == self.zero16.val()) & (self.tap.q.val() == self.zero16.val());
@@ -738,14 +784,17 @@ impl Logic for Dce {
             if !self.tap_last.val() {
                 self.tap.d.next = self.tap.q.val() + 1;
                 self.widx.d.next = self.widx.q.val() + 1;
+                self.wz.d.next = false;
             } else {
                 self.tap.d.next = self.zero16.val();
                 if !self.icl_last.val() {
                     self.icl.d.next = self.icl.q.val() + 1;
                     self.widx.d.next = self.widx.q.val() + 1;
+                    self.wz.d.next = false;
                 } else {
                     self.icl.d.next = self.zero16.val();
                     self.widx.d.next = self.zero16.val();
+                    self.wz.d.next = true;
                     self.bpix.d.next = self.bpix.q.val() + 1;
                     if !self.pix_last.val() {
                         self.pix.d.next = self.pix.q.val() + 1;
@@ -760,6 +809,7 @@ impl Logic for Dce {
                         self.ox.d.next = self.zero16.val();
                         self.oy.d.next = self.zero16.val();
                         self.blk.d.next = self.blk.q.val() + 1;
+                        self.blk_inc.next = true;
                         self.wbase.d.next = self.wbase.q.val() + self.ws.q.val();
                         if self.bing.q.val() == self.r_bpg_m1.val() {
                             self.bing.d.next = self.zero16.val();
@@ -773,6 +823,29 @@ impl Logic for Dce {
                     }
                 }
             }
+        }
+        // The lanes' generators (GEN mode): lane l's rows are output channels
+        // blk·P + l of the pass's D2 or D1; a pass restarts them, a block moves them on,
+        // each tap steps them (from the row's start when the weight index is 0), and
+        // their sign bits arrive with the cycle a weight memory's read data would.
+        self.gseed.next = (bit_cast::<STATE_BITS, ADDR_BITS>(self.r_seed2_hi.val())
+            << self.sh16.val())
+            | bit_cast::<STATE_BITS, ADDR_BITS>(self.r_seed2_lo.val());
+        if self.pass_d1.val() {
+            self.gseed.next = (bit_cast::<STATE_BITS, ADDR_BITS>(self.r_seed1_hi.val())
+                << self.sh16.val())
+                | bit_cast::<STATE_BITS, ADDR_BITS>(self.r_seed1_lo.val());
+        }
+        self.gsigns.next = self.zero_signs.val();
+        for l in 0..self._lanes {
+            self.gens[l].clock.next = self.clock.val();
+            self.gens[l].seed.next = self.gseed.val();
+            self.gens[l].restart.next = self.seq_reset.val();
+            self.gens[l].next_row.next = self.blk_inc.val();
+            self.gens[l].step.next = self.go.val() & self.r_gen.val();
+            self.gens[l].from_row.next = self.wz.q.val();
+            self.gsign.next = self.gens[l].x.val().get_bit(31);
+            self.gsigns.next = self.gsigns.val().replace_bit(l, self.gsign.val());
         }
         // S1: tap row and column; the row table is read.
         self.sdy.next = self.zero16.val();
@@ -800,6 +873,9 @@ impl Logic for Dce {
         self.chanb.d.next = self.chan_addr.rdata.val();
         self.colb.d.next = self.col.val();
         self.signsb.d.next = self.wmem.rdata.val();
+        if self.r_gen.val() {
+            self.signsb.d.next = self.gsigns.val();
+        }
         self.bankb.d.next = self.chan_bank.rdata.val();
         self.pixb.d.next = self.pix1.q.val();
         self.bpixb.d.next = self.bpix1.q.val();
@@ -938,6 +1014,7 @@ impl Logic for Dce {
             self.icl.d.next = self.zero16.val();
             self.icbase.d.next = self.zero16.val();
             self.widx.d.next = self.zero16.val();
+            self.wz.d.next = true;
             self.wbase.d.next = self.zero16.val();
             self.pix.d.next = self.zero16.val();
             self.oy.d.next = self.zero16.val();

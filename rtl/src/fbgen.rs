@@ -1,0 +1,115 @@
+//! One lane's feedback-weight generator ([`contract::fbgen`]): it regenerates the
+//! signs of rows r0, r0 + P, r0 + 2P, … of a binary backward weight from a 32-bit seed,
+//! so the weights are never stored.
+//!
+//! - `restart` (a pass starts): back to row r0; the row's start state
+//!   seed ⊕ (r0 + 1)·0x9E3779B9 (0 replaced by 1) is registered.
+//! - `next_row`: on to row r + P; its start state is registered (one 32-bit add of the
+//!   constant P·0x9E3779B9 and an XOR: no multiplier).
+//! - `step`: one xorshift32 step (three XOR layers) from the row's start state when
+//!   `from_row` (the walk restarts the row) or from the last state; `x` holds the new
+//!   state from the next cycle on, like a memory's read data. Its bit 31 is the sign.
+
+use contract::fbgen::ROW_STRIDE;
+use rust_hdl::prelude::*;
+
+/// Width of the generator's state.
+pub const STATE_BITS: usize = 32;
+
+/// The generator.
+#[derive(LogicBlock)]
+pub struct FbGen {
+    /// Clock.
+    pub clock: Signal<In, Clock>,
+    /// The matrix's seed.
+    pub seed: Signal<In, Bits<STATE_BITS>>,
+    /// Back to row r0.
+    pub restart: Signal<In, Bit>,
+    /// On to the next row of this lane (r + P).
+    pub next_row: Signal<In, Bit>,
+    /// Take one entry.
+    pub step: Signal<In, Bit>,
+    /// The entry is its row's first: step from the row's start state.
+    pub from_row: Signal<In, Bit>,
+    /// The state after the last step.
+    pub x: Signal<Out, Bits<STATE_BITS>>,
+    /// (r + 1)·0x9E3779B9 of the current row.
+    acc: DFF<Bits<STATE_BITS>>,
+    /// The current row's start state.
+    start: DFF<Bits<STATE_BITS>>,
+    /// The state.
+    state: DFF<Bits<STATE_BITS>>,
+    /// (r0 + 1)·0x9E3779B9.
+    k0: Constant<Bits<STATE_BITS>>,
+    /// P·0x9E3779B9.
+    kp: Constant<Bits<STATE_BITS>>,
+    /// 0 and 1 (a zero start state becomes 1).
+    zero: Constant<Bits<STATE_BITS>>,
+    /// 1.
+    one: Constant<Bits<STATE_BITS>>,
+    /// The shift amounts 13, 17, 5.
+    sh13: Constant<Bits<5>>,
+    /// 17.
+    sh17: Constant<Bits<5>>,
+    /// 5.
+    sh5: Constant<Bits<5>>,
+    /// The next row's (r + P + 1)·0x9E3779B9.
+    acc_next: Signal<Local, Bits<STATE_BITS>>,
+    /// seed ⊕ acc of the row being entered.
+    pre: Signal<Local, Bits<STATE_BITS>>,
+    /// The state a step starts from.
+    src: Signal<Local, Bits<STATE_BITS>>,
+    /// After x ^= x << 13.
+    t1: Signal<Local, Bits<STATE_BITS>>,
+    /// After x ^= x >> 17.
+    t2: Signal<Local, Bits<STATE_BITS>>,
+}
+
+impl FbGen {
+    /// The generator of lane `lane` of `lanes`.
+    pub fn new(lane: usize, lanes: usize) -> FbGen {
+        let k = |r: usize| ((r as u32).wrapping_mul(ROW_STRIDE) as u64).to_bits();
+        with_defaults!(FbGen {
+            k0: Constant::new(k(lane + 1)),
+            kp: Constant::new(k(lanes)),
+            zero: Constant::new(0u64.to_bits()),
+            one: Constant::new(1u64.to_bits()),
+            sh13: Constant::new(13u64.to_bits()),
+            sh17: Constant::new(17u64.to_bits()),
+            sh5: Constant::new(5u64.to_bits()),
+        } defaults: clock, seed, restart, next_row, step, from_row, x, acc, start, state,
+            acc_next, pre, src, t1, t2)
+    }
+}
+
+impl Logic for FbGen {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(self, clock, acc, start, state);
+        self.acc_next.next = self.acc.q.val() + self.kp.val();
+        self.pre.next = self.seed.val() ^ self.acc_next.val();
+        if self.restart.val() {
+            self.pre.next = self.seed.val() ^ self.k0.val();
+            self.acc.d.next = self.k0.val();
+        }
+        if self.next_row.val() {
+            self.acc.d.next = self.acc_next.val();
+        }
+        if self.restart.val() | self.next_row.val() {
+            self.start.d.next = self.pre.val();
+            if self.pre.val() == self.zero.val() {
+                self.start.d.next = self.one.val();
+            }
+        }
+        self.src.next = self.state.q.val();
+        if self.from_row.val() {
+            self.src.next = self.start.q.val();
+        }
+        self.t1.next = self.src.val() ^ (self.src.val() << self.sh13.val());
+        self.t2.next = self.t1.val() ^ (self.t1.val() >> self.sh17.val());
+        if self.step.val() {
+            self.state.d.next = self.t2.val() ^ (self.t2.val() << self.sh5.val());
+        }
+        self.x.next = self.state.q.val();
+    }
+}
