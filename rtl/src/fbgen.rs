@@ -4,8 +4,10 @@
 //!
 //! - `restart` (a pass starts): back to row r0; the row's start state
 //!   seed ⊕ (r0 + 1)·0x9E3779B9 (0 replaced by 1) is registered.
-//! - `next_row`: on to row r + P; its start state is registered (one 32-bit add of the
-//!   constant P·0x9E3779B9 and an XOR: no multiplier).
+//! - `next_row`: on to row r + P; its start state is registered (an XOR with the
+//!   next row's (r + P + 1)·0x9E3779B9, which a 32-bit add of the constant
+//!   P·0x9E3779B9 keeps one row ahead in a register: no multiplier, and the add is not
+//!   on the path to the start state).
 //! - `step`: one xorshift32 step (three XOR layers) from the row's start state when
 //!   `from_row` (the walk restarts the row) or from the last state; `x` holds the new
 //!   state from the next cycle on, like a memory's read data. Its bit 31 is the sign.
@@ -33,8 +35,8 @@ pub struct FbGen {
     pub from_row: Signal<In, Bit>,
     /// The state after the last step.
     pub x: Signal<Out, Bits<STATE_BITS>>,
-    /// (r + 1)·0x9E3779B9 of the current row.
-    acc: DFF<Bits<STATE_BITS>>,
+    /// (r + P + 1)·0x9E3779B9: the next row's.
+    nxt: DFF<Bits<STATE_BITS>>,
     /// The current row's start state.
     start: DFF<Bits<STATE_BITS>>,
     /// The state.
@@ -43,6 +45,8 @@ pub struct FbGen {
     k0: Constant<Bits<STATE_BITS>>,
     /// P·0x9E3779B9.
     kp: Constant<Bits<STATE_BITS>>,
+    /// (r0 + P + 1)·0x9E3779B9.
+    k1: Constant<Bits<STATE_BITS>>,
     /// 0 and 1 (a zero start state becomes 1).
     zero: Constant<Bits<STATE_BITS>>,
     /// 1.
@@ -53,8 +57,6 @@ pub struct FbGen {
     sh17: Constant<Bits<5>>,
     /// 5.
     sh5: Constant<Bits<5>>,
-    /// The next row's (r + P + 1)·0x9E3779B9.
-    acc_next: Signal<Local, Bits<STATE_BITS>>,
     /// seed ⊕ acc of the row being entered.
     pre: Signal<Local, Bits<STATE_BITS>>,
     /// The state a step starts from.
@@ -72,28 +74,28 @@ impl FbGen {
         with_defaults!(FbGen {
             k0: Constant::new(k(lane + 1)),
             kp: Constant::new(k(lanes)),
+            k1: Constant::new(k(lane + 1 + lanes)),
             zero: Constant::new(0u64.to_bits()),
             one: Constant::new(1u64.to_bits()),
             sh13: Constant::new(13u64.to_bits()),
             sh17: Constant::new(17u64.to_bits()),
             sh5: Constant::new(5u64.to_bits()),
-        } defaults: clock, seed, restart, next_row, step, from_row, x, acc, start, state,
-            acc_next, pre, src, t1, t2)
+        } defaults: clock, seed, restart, next_row, step, from_row, x, nxt, start, state,
+            pre, src, t1, t2)
     }
 }
 
 impl Logic for FbGen {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, acc, start, state);
-        self.acc_next.next = self.acc.q.val() + self.kp.val();
-        self.pre.next = self.seed.val() ^ self.acc_next.val();
+        dff_setup!(self, clock, nxt, start, state);
+        self.pre.next = self.seed.val() ^ self.nxt.q.val();
+        if self.next_row.val() {
+            self.nxt.d.next = self.nxt.q.val() + self.kp.val();
+        }
         if self.restart.val() {
             self.pre.next = self.seed.val() ^ self.k0.val();
-            self.acc.d.next = self.k0.val();
-        }
-        if self.next_row.val() {
-            self.acc.d.next = self.acc_next.val();
+            self.nxt.d.next = self.k1.val();
         }
         if self.restart.val() | self.next_row.val() {
             self.start.d.next = self.pre.val();

@@ -78,7 +78,10 @@ fn dce_program_of_generated_weights_writes_gen_and_the_seeds_and_no_weight_word(
     assert_eq!((reg("SEED2_HI"), reg("SEED2_LO")), (0x1234, 0x5678));
     assert_eq!((reg("SEED1_HI"), reg("SEED1_LO")), (0x9abc, 0xdef0));
     let weight = |a: &u32| a >> regs::REGION_SHIFT == Region::Weight as u32;
-    assert!(!writes.iter().any(|(a, _)| weight(a)), "a weight word was written");
+    assert!(
+        !writes.iter().any(|(a, _)| weight(a)),
+        "a weight word was written"
+    );
     // Stored weights write GEN = 0 and their words.
     let stored = DceWeights::random(&l, &mut Rng::seed_from_u64(1));
     let writes = regs::program(&sizes, &l, &stored).unwrap();
