@@ -5,7 +5,7 @@
 //!   plain max search, per-sample gradients aligned by their exponents);
 //! - f32: the gradients match central finite differences.
 
-use golden::cnn::net::{build_blocks, DfaOptions, LayerSpec, Net, Propagation};
+use golden::cnn::net::{build_blocks, DfaOptions, Generator, LayerSpec, Net, Propagation};
 use golden::cnn::num::{Coef, Fx, Num, F32};
 use golden::cnn::ops::ConvGeom;
 use golden::cnn::softmax::softmax_xent_fx;
@@ -111,6 +111,7 @@ fn fixed_point_bp_gradients_equal_plain_loop_reference_bit_for_bit() {
         dilate: true,
         extra_shift: 0,
         sparsity: 0.0,
+        generator: Generator::Stored,
     };
     let mut net = Net::<Fx>::new((1, 8, 8), blocks.clone(), Propagation::Bp, opts, 5).unwrap();
     let mut rng = Rng::seed_from_u64(9);
@@ -285,6 +286,7 @@ fn f32_bp_gradients_match_finite_differences() {
         dilate: true,
         extra_shift: 0,
         sparsity: 0.0,
+        generator: Generator::Stored,
     };
     let net = Net::<F32>::new((1, 8, 8), blocks, Propagation::Bp, opts, 5).unwrap();
     let mut trainer = Trainer::new(net, hyper(), 1);
