@@ -2,8 +2,9 @@
 # The main job: emit the backward-weight unit, the dilated-conv error-propagation
 # engine and the HDFA update unit, co-simulate each bit-exactly against the golden
 # model on Verilator and Icarus, and synthesize each for iCE40, printing a summary per
-# unit; then train digits-hdfa for 50 steps with every weight update on the Verilated
-# update unit and check it ends bit-identical to the golden run. Extra arguments go to
+# unit; then train digits-hdfa for 50 steps with every DFA error propagation on the
+# Verilated dce and bsbu and every weight update on the Verilated update unit, and
+# check it ends bit-identical to the golden run. Extra arguments go to
 # the backward-weight unit's flow.
 set -euo pipefail
 cd "$(dirname "$0")/.."

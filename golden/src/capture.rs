@@ -160,40 +160,24 @@ impl Experiment<Fx> {
         let mut out = Vec::new();
         self.walk_dfa_samples(steps, samples, |t, s, i, tr| {
             for p in &t.net.paths {
-                let (g, BackWeight::Binary(_, shift, unit)) = &p.d1 else {
+                let Some(tiles) = dense_tiles(p) else {
                     continue;
                 };
-                if p.d2.is_some() || g.in_h != 1 || g.in_w != 1 || g.k != 1 {
-                    continue;
-                }
+                let tiles = tiles.map_err(|err| ExpError::Net {
+                    file: file.clone(),
+                    err,
+                })?;
                 let relu = t.net.blocks[p.target].relu;
                 let word = |v: i16| ErrorFx::from_bits(v);
-                for r0 in (0..g.out_c).step_by(crate::params::MAX_ROWS) {
-                    let rows = r0..(r0 + crate::params::MAX_ROWS).min(g.out_c);
-                    let s_rows = rows
-                        .clone()
-                        .map(|r| {
-                            (0..g.in_c)
-                                .filter(|&c| unit[r * g.in_c + c] != 0)
-                                .map(|c| Nonzero {
-                                    col: c as u16,
-                                    neg: unit[r * g.in_c + c] < 0,
-                                })
-                                .collect()
-                        })
-                        .collect();
-                    let sm =
-                        SparseSign::from_rows(g.in_c, s_rows).map_err(|err| ExpError::Net {
-                            file: file.clone(),
-                            err,
-                        })?;
+                for tile in tiles {
+                    let rows = tile.rows;
                     out.push(DenseCapture {
                         step: s,
                         sample: i,
                         target: p.target,
                         rows: rows.clone(),
-                        s: sm,
-                        shift: *shift,
+                        s: tile.s,
+                        shift: tile.shift,
                         e_l: tr.e[p.source].iter().map(|&v| word(v)).collect(),
                         fprime: FPrime::Relu(
                             rows.clone()
@@ -208,6 +192,53 @@ impl Experiment<Fx> {
         })?;
         Ok(out)
     }
+}
+
+/// One tile of a dense backward path: rows `rows` of its sign matrix (at most
+/// [`crate::params::MAX_ROWS`], what one backward-weight unit pass produces).
+#[derive(Clone, Debug)]
+pub struct DenseTile {
+    /// The path's rows this tile covers.
+    pub rows: std::ops::Range<usize>,
+    /// Those rows of S.
+    pub s: SparseSign,
+    /// The path's scaling shift.
+    pub shift: u32,
+}
+
+/// A trainer path the backward-weight unit can run, cut into tiles: a dense path
+/// (the classifier module's, from e_L) with binary weights. `None` for any other path.
+pub fn dense_tiles(p: &BackPath<i16>) -> Option<Result<Vec<DenseTile>, GoldenError>> {
+    let (g, BackWeight::Binary(_, shift, unit)) = &p.d1 else {
+        return None;
+    };
+    if p.d2.is_some() || g.in_h != 1 || g.in_w != 1 || g.k != 1 {
+        return None;
+    }
+    let tiles = (0..g.out_c)
+        .step_by(crate::params::MAX_ROWS)
+        .map(|r0| {
+            let rows = r0..(r0 + crate::params::MAX_ROWS).min(g.out_c);
+            let s_rows = rows
+                .clone()
+                .map(|r| {
+                    (0..g.in_c)
+                        .filter(|&c| unit[r * g.in_c + c] != 0)
+                        .map(|c| Nonzero {
+                            col: c as u16,
+                            neg: unit[r * g.in_c + c] < 0,
+                        })
+                        .collect()
+                })
+                .collect();
+            Ok(DenseTile {
+                rows,
+                s: SparseSign::from_rows(g.in_c, s_rows)?,
+                shift: *shift,
+            })
+        })
+        .collect();
+    Some(tiles)
 }
 
 /// One parameter tensor's optimizer inputs at a real step.

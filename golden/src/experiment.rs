@@ -242,27 +242,14 @@ impl<N: Loss> Experiment<N> {
         train_last: bool,
         mut visit: impl FnMut(&Trainer<N>, usize, &[(&[N::V], usize)]) -> Result<(), ExpError>,
     ) -> Result<(), ExpError> {
-        let nb = self.batches();
         let threads = self.config.raw.threads;
-        let mut order = Vec::new();
-        for s in 0..=last {
-            if s % nb == 0 {
-                order = self.order(s / nb + 1);
-                self.trainer.hyper.eta = self.config.eta_at(s / nb + 1);
-            }
-            let batch = make_batch::<N>(
-                &self.train_x,
-                &self.train_y,
-                &order,
-                s % nb,
-                self.config.raw.batch,
-            );
-            visit(&self.trainer, s, &batch)?;
+        self.train_steps_with(last, |t, s, batch| {
+            visit(t, s, batch)?;
             if s < last || train_last {
-                self.trainer.train_step(&batch, threads);
+                t.train_step(batch, threads);
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Train global steps 0..=`last` in training order from the current state (a

@@ -58,11 +58,13 @@ pub struct TrainArgs {
     /// IDX test labels.
     #[arg(long, requires = "train_images")]
     pub test_labels: Option<PathBuf>,
-    /// Hardware in the loop: train `--steps` steps with every weight update on the
-    /// Verilated update unit (its words become the trainer's state), check each step
-    /// against the golden optimizer and the end against an all-golden run, and report
-    /// the checksums, the time in the RTL and the cycles per step. Exits non-zero on
-    /// any difference, naming the first step, tensor and word.
+    /// Hardware in the loop: train `--steps` steps with every DFA error propagation
+    /// on the Verilated dce (conv paths) and bsbu (dense paths) and every weight
+    /// update on the Verilated update unit (their words become the trainer's errors
+    /// and state), check each pass and step against the golden model and the end
+    /// against an all-golden run, and report the checksums, the time in the RTL and
+    /// the cycles per step per unit. Exits non-zero on any difference, naming the
+    /// first step and word that differ.
     #[arg(long, value_enum)]
     pub hw: Option<HwArg>,
     /// --hw: steps to train (from step 0).
@@ -71,11 +73,19 @@ pub struct TrainArgs {
     /// --hw: lanes of the update unit (1..=8).
     #[arg(long, default_value_t = 4, requires = "hw")]
     pub lanes: usize,
+    /// --hw: lanes of the dce and the bsbu.
+    #[arg(long, default_value_t = 4, requires = "hw")]
+    pub path_lanes: usize,
+    /// --hw: keep the DFA error propagation in the golden model (only the weight
+    /// updates on the RTL).
+    #[arg(long, requires = "hw")]
+    pub golden_errors: bool,
     /// --hw: keep only the first N training images (IDX data).
     #[arg(long, requires = "hw")]
     pub train_limit: Option<usize>,
-    /// --hw: use a faulty update unit (an `hdfa mutants --unit upd` name), to see how
-    /// a difference is reported.
+    /// --hw: use a faulty unit, `UNIT:NAME` (UNIT upd, dce or bsbu; NAME from `hdfa
+    /// mutants --unit UNIT`; a bare NAME is the update unit's), to see how a
+    /// difference is reported.
     #[arg(long, requires = "hw")]
     pub hw_mutant: Option<String>,
 }
@@ -92,15 +102,23 @@ fn run_hw(a: &TrainArgs) -> Result<()> {
     let steps = a
         .steps
         .context("--hw needs --steps N (the steps to train with the RTL in the loop)")?;
-    let cache = sim::verilator::default_cache_dir();
-    let r = testbench::hil::train_updates_on_hardware(
-        &a.config,
-        a.train_limit,
+    let mutant = match a.hw_mutant.as_deref() {
+        None => None,
+        Some(m) => Some(match m.split_once(':') {
+            Some((u, name)) => (testbench::hil::HilUnit::parse(u)?, name.to_string()),
+            None => (testbench::hil::HilUnit::Upd, m.to_string()),
+        }),
+    };
+    let o = testbench::hil::HilOptions {
         steps,
-        a.lanes,
-        a.hw_mutant.as_deref(),
-        &cache,
-    )?;
+        train_limit: a.train_limit,
+        upd_lanes: a.lanes,
+        path_lanes: a.path_lanes,
+        propagation: !a.golden_errors,
+        mutant,
+    };
+    let cache = sim::verilator::default_cache_dir();
+    let r = testbench::hil::train_on_hardware(&a.config, &o, &cache)?;
     let text = r.text();
     println!("{text}");
     let out = a

@@ -924,7 +924,9 @@ fn cli_train_hw_verilator_ends_identical_and_names_the_first_difference_of_a_fau
     assert!(ok, "{out}\n{err}");
     assert!(out.starts_with("IDENTICAL: state checksum"), "{out}");
     assert!(
-        out.contains("50 steps of digits-hdfa") && out.contains("cycles per step"),
+        out.contains("50 steps of digits-hdfa")
+            && out.contains("cycles per training step")
+            && out.contains("every DFA error propagation on the RTL (t0 <- s2: dce"),
         "{out}"
     );
     let rep = std::fs::read_to_string(concat!(
@@ -962,4 +964,19 @@ fn cli_train_hw_verilator_ends_identical_and_names_the_first_difference_of_a_fau
         "verilator",
     ]);
     assert!(!ok && err.contains("--steps"), "{err}");
+    let (ok, _, err) = hdfa(&[
+        "train",
+        "--config",
+        "configs/digits-hdfa.toml",
+        "--hw",
+        "verilator",
+        "--steps",
+        "1",
+        "--hw-mutant",
+        "alu:sign-flip",
+    ]);
+    assert!(
+        !ok && err.contains("unit = alu") && err.contains("valid: upd, dce, bsbu"),
+        "{err}"
+    );
 }

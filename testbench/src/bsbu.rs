@@ -226,7 +226,8 @@ impl BsbuScenario {
     }
 
     /// The stream of given vectors with their expected words.
-    fn stream_of(&self, s: &SparseSign, vectors: &[Captured]) -> StreamVectors {
+    /// The passes of `vectors` on S (each compared with its expected words).
+    pub fn stream_of(&self, s: &SparseSign, vectors: &[Captured]) -> StreamVectors {
         let p = &self.params;
         let passes = vectors
             .iter()
@@ -392,6 +393,28 @@ impl BsbuUnit {
         })
     }
 
+    /// The unit for a given S (a trainer's matrix) and shift on `lanes` lanes, with
+    /// no vectors of its own.
+    pub fn of_matrix(lanes: usize, s: &SparseSign, shift: u32) -> Result<Self, TbError> {
+        let params = BsbuParams::new(lanes, s.n_rows(), s.n_cols(), shift)?;
+        s.check_fits(lanes)?;
+        let zeros = s.n_rows() * s.n_cols() - s.nnz();
+        let scenario = BsbuScenario {
+            params,
+            sparsity: zeros as f64 / (s.n_rows() * s.n_cols()) as f64,
+            vectors: 0,
+            seed: 0,
+            stall: Stall::SOME,
+            corner_rows: false,
+        };
+        Ok(BsbuUnit {
+            design: rtl::bsbu::generate(&params, s)?,
+            s: s.clone(),
+            scenario,
+            captured: None,
+        })
+    }
+
     /// One unit per tile of the trainer's dense paths in `caps` (one matrix each),
     /// with `lanes` lanes, running every captured vector of that tile; the expected
     /// words are the trainer's own errors.
@@ -404,29 +427,15 @@ impl BsbuUnit {
             let i = match found {
                 Some(i) => i,
                 None => {
-                    let params = BsbuParams::new(lanes, c.s.n_rows(), c.s.n_cols(), c.shift)?;
-                    c.s.check_fits(lanes)?;
-                    let zeros = c.s.n_rows() * c.s.n_cols() - c.s.nnz();
-                    let scenario = BsbuScenario {
-                        params,
-                        sparsity: zeros as f64 / (c.s.n_rows() * c.s.n_cols()) as f64,
-                        vectors: 0,
-                        seed: 0,
-                        stall: Stall::SOME,
-                        corner_rows: false,
-                    };
-                    units.push(BsbuUnit {
-                        design: rtl::bsbu::generate(&params, &c.s)?,
-                        s: c.s.clone(),
-                        scenario,
-                        captured: Some((
-                            format!(
-                                "p{lanes}_layer{}_rows{}_{}",
-                                c.target, c.rows.start, c.rows.end
-                            ),
-                            Vec::new(),
-                        )),
-                    });
+                    let mut u = BsbuUnit::of_matrix(lanes, &c.s, c.shift)?;
+                    u.captured = Some((
+                        format!(
+                            "p{lanes}_layer{}_rows{}_{}",
+                            c.target, c.rows.start, c.rows.end
+                        ),
+                        Vec::new(),
+                    ));
+                    units.push(u);
                     units.len() - 1
                 }
             };

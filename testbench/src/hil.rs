@@ -1,28 +1,128 @@
 //! Hardware-in-the-loop training: a config trains for N steps with the golden model
-//! doing the forward pass, the loss and the error propagation, and every weight
-//! update running on the Verilated update unit ([`crate::upd`]): the trainer hands
-//! each parameter tensor's θ, v_bp, v_dfa and gradient to the unit and takes the
-//! unit's output words as its new state. One model instance is built once (cached)
-//! and reprogrammed between steps, never rebuilt.
+//! doing the forward pass and the loss, and the training's backward work on
+//! Verilated RTL:
+//! - every DFA error propagation of a DFA step: conv paths on the dce ([`crate::dce`]),
+//!   dense paths (the classifier module's, from e_L) on the bsbu ([`crate::bsbu`]),
+//!   256-row tile by tile; the unit's words are the path's error, ReLU mask included,
+//!   before the trainer normalizes it;
+//! - every weight update on the update unit ([`crate::upd`]): the trainer hands each
+//!   parameter tensor's θ, v_bp, v_dfa and gradient to the unit and takes the unit's
+//!   output words as its new state.
 //!
-//! Every step is checked against the golden optimizer run from the same state, so a
-//! difference is named by step, tensor and word at once ([`HilReport::first_diff`]);
-//! at the end the state's checksum must equal an all-golden run's.
+//! One model per unit is built once (cached) and reprogrammed between passes, never
+//! rebuilt: the dce by its register and weight writes when the path changes, the
+//! update unit by its coefficient registers. The stored-weight bsbu holds its S in
+//! ROM, so each tile of a dense path is its own model, built once for the run.
+//! BP steps propagate by backprop in the golden model (BP is not a DFA path).
 //!
-//! Still golden (not yet on the RTL): the DFA error propagation (the dce and the bsbu
-//! run captured vectors of it in co-simulation, not inside this loop).
+//! Every path's words are compared with the golden model's for the same input, and
+//! every step's state with the golden optimizer run from the same state, so a
+//! difference is named at once by step, sample, path and word, or by step, tensor and
+//! word ([`HilReport::first_diff`]); at the end the state's checksum must equal an
+//! all-golden run's.
 
 use std::path::Path;
 use std::time::Instant;
 
+use golden::bsbu::FPrime;
+use golden::capture::{dense_tiles, from_path};
 use golden::cnn::num::Fx;
-use golden::cnn::train::Trainer;
+use golden::cnn::train::{PathHook, Trainer};
+use golden::dce::DceSizes;
+use golden::format::ErrorFx;
 use golden::update::{HwCoefs, StepKind, WordState};
+use rtl::Emitted;
 use sim::stream::{Session, Stall};
 
+use crate::bsbu::{BsbuUnit, Captured};
+use crate::dce::{sequence, DceCase, DceUnit, DceVector, Step};
 use crate::mutation::Mutated;
 use crate::upd::{self, UpdUnit, UpdVector};
 use crate::{TbError, Unit};
+
+/// A unit of the loop, for choosing where a mutant goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HilUnit {
+    /// The update unit.
+    Upd,
+    /// The conv error-propagation engine.
+    Dce,
+    /// The binary sparse backward-weight unit.
+    Bsbu,
+}
+
+impl HilUnit {
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            HilUnit::Upd => "upd",
+            HilUnit::Dce => "dce",
+            HilUnit::Bsbu => "bsbu",
+        }
+    }
+
+    /// Parse `upd`, `dce` or `bsbu`.
+    pub fn parse(s: &str) -> Result<Self, TbError> {
+        [HilUnit::Upd, HilUnit::Dce, HilUnit::Bsbu]
+            .into_iter()
+            .find(|u| u.name() == s)
+            .ok_or_else(|| {
+                TbError::Mutation(format!(
+                    "unit = {s} is not a unit of the loop; valid: upd, dce, bsbu"
+                ))
+            })
+    }
+}
+
+/// What a hardware-in-the-loop run does.
+#[derive(Clone, Debug)]
+pub struct HilOptions {
+    /// Steps to train, from step 0 (at least 1).
+    pub steps: usize,
+    /// Keep only the first N training images (IDX data).
+    pub train_limit: Option<usize>,
+    /// Lanes of the update unit (1..=8).
+    pub upd_lanes: usize,
+    /// Lanes of the dce and the bsbu.
+    pub path_lanes: usize,
+    /// Run the DFA error propagation on the dce and the bsbu (false: golden).
+    pub propagation: bool,
+    /// A faulty unit (its mutant's name), to see how a difference is reported.
+    pub mutant: Option<(HilUnit, String)>,
+}
+
+impl HilOptions {
+    /// `steps` steps with every unit on 4 lanes, propagation on the RTL.
+    pub fn new(steps: usize) -> Self {
+        HilOptions {
+            steps,
+            train_limit: None,
+            upd_lanes: 4,
+            path_lanes: 4,
+            propagation: true,
+            mutant: None,
+        }
+    }
+}
+
+/// One unit's share of a run.
+#[derive(Clone, Debug, Default)]
+pub struct UnitUse {
+    /// Unit name.
+    pub unit: &'static str,
+    /// Lanes.
+    pub lanes: usize,
+    /// Models built or loaded (one per unit; one per tile for the stored-weight bsbu).
+    pub models: usize,
+    /// Passes streamed.
+    pub passes: usize,
+    /// Cycles simulated.
+    pub cycles: u64,
+    /// Wall time inside the models (s).
+    pub seconds: f64,
+    /// Verilator build time (0 when cached).
+    pub build_seconds: f64,
+}
 
 /// Outcome of a hardware-in-the-loop run.
 #[derive(Clone, Debug)]
@@ -37,22 +137,27 @@ pub struct HilReport {
     pub kinds: [usize; 2],
     /// Parameter words updated per step.
     pub words_per_step: usize,
-    /// The first difference between the hardware's update and the golden optimizer's
-    /// (step, kind, tensor, word, which value, golden and hardware), if any.
+    /// The first difference between the hardware and the golden model: (step,
+    /// sample, path, word, golden and hardware) for an error, (step, kind, tensor,
+    /// word, which value, golden and hardware) for an update; None if none.
     pub first_diff: Option<String>,
-    /// Checksum of θ, v_bp, v_dfa after the run with updates on the hardware.
+    /// Checksum of θ, v_bp, v_dfa after the run with the hardware in the loop.
     pub hw_checksum: u64,
     /// The same after the all-golden run of the same steps (None when the run stopped
     /// at a difference).
     pub golden_checksum: Option<u64>,
-    /// Wall time of the hardware run (s), golden forward/backward included.
+    /// Wall time of the hardware run (s), golden forward passes included.
     pub wall_seconds: f64,
-    /// Wall time inside the Verilated model (s).
+    /// Wall time inside the Verilated models (s).
     pub rtl_seconds: f64,
     /// Update-unit cycles over the run.
     pub upd_cycles: u64,
-    /// Verilator build time (0 when cached).
+    /// Verilator build time of all models (0 when cached).
     pub build_seconds: f64,
+    /// Where each DFA path ran (`t0 <- s2: dce`, ...); empty when propagation is golden.
+    pub paths: Vec<String>,
+    /// Each unit's share (update unit first).
+    pub units: Vec<UnitUse>,
 }
 
 impl HilReport {
@@ -63,6 +168,7 @@ impl HilReport {
 
     /// The report as text: the verdict line first.
     pub fn text(&self) -> String {
+        use std::fmt::Write as _;
         let verdict = match (&self.first_diff, self.golden_checksum) {
             (Some(d), _) => format!("DIFFERS: {d}"),
             (None, Some(g)) if g == self.hw_checksum => format!(
@@ -76,10 +182,18 @@ impl HilReport {
             ),
         };
         let steps = self.steps.max(1) as f64;
-        format!(
+        let on_hw = if self.paths.is_empty() {
+            "DFA error propagation in the golden model".to_string()
+        } else {
+            format!(
+                "every DFA error propagation on the RTL ({})",
+                self.paths.join(", ")
+            )
+        };
+        let mut t = format!(
             "{verdict}\n\
-             hardware in the loop: {} steps of {} ({} BP, {} DFA), every weight update on the Verilated update unit (P = {}), {} words per step\n\
-             wall {:.2} s, in the RTL {:.2} s ({:.1}%), build {:.1} s; update unit {} cycles, {:.0} cycles per step (bound {} = words / P)",
+             hardware in the loop: {} steps of {} ({} BP, {} DFA); every weight update on the Verilated update unit (P = {}, {} words per step); {on_hw}\n\
+             wall {:.2} s, in the RTL {:.2} s ({:.1}%), build {:.1} s",
             self.steps,
             self.config,
             self.kinds[0],
@@ -90,11 +204,62 @@ impl HilReport {
             self.rtl_seconds,
             100.0 * self.rtl_seconds / self.wall_seconds.max(1e-9),
             self.build_seconds,
-            self.upd_cycles,
-            self.upd_cycles as f64 / steps,
-            self.words_per_step.div_ceil(self.lanes),
-        )
+        );
+        for u in &self.units {
+            let (per, n) = if u.unit == "upd" {
+                ("training step", steps)
+            } else {
+                ("DFA step", self.kinds[1].max(1) as f64)
+            };
+            let _ = write!(
+                t,
+                "\n  {:<4} P = {}: {} model(s), {} passes, {} cycles, {:.0} cycles per {per}, {:.2} s in the RTL",
+                u.unit,
+                u.lanes,
+                u.models,
+                u.passes,
+                u.cycles,
+                u.cycles as f64 / n,
+                u.seconds
+            );
+            if u.unit == "upd" {
+                let _ = write!(
+                    t,
+                    " (bound {} = words / P)",
+                    self.words_per_step.div_ceil(self.lanes)
+                );
+            }
+        }
+        t
     }
+}
+
+/// Where one DFA path of the net runs.
+enum PathRun {
+    /// A conv path on the dce: its case (layer and weights; the vector is set per
+    /// pass).
+    Dce(DceCase),
+    /// A dense path on the bsbu, tile by tile: (rows, the tile's unit, its model).
+    Bsbu(Vec<(std::ops::Range<usize>, BsbuUnit, Session)>),
+}
+
+/// The design of `unit`, with the mutant when it is aimed at `which`.
+fn design_of(
+    unit: &dyn Unit,
+    which: HilUnit,
+    mutant: &Option<(HilUnit, String)>,
+) -> Result<Emitted, TbError> {
+    match mutant {
+        Some((u, name)) if *u == which => Ok(Mutated::new(unit, name)?.design),
+        _ => Ok(unit.design().clone()),
+    }
+}
+
+/// The first word where two error vectors differ: (word, golden, hardware).
+fn first_word_diff(gold: &[i16], hw: &[i16]) -> Option<(usize, i16, i16)> {
+    (0..gold.len())
+        .find(|&j| gold[j] != hw[j])
+        .map(|j| (j, gold[j], hw[j]))
 }
 
 /// The first word where two trainers' optimizer state differs: (tensor name, word,
@@ -129,36 +294,80 @@ fn first_difference(
     None
 }
 
-/// Train config `file` (its first `train_limit` images when given) for `steps` steps
-/// with every weight update on a Verilated update unit of `lanes` lanes (with the
-/// update-unit mutant `mutant`, to show how a fault is reported), checking each step
-/// against the golden optimizer and the end against an all-golden run.
-pub fn train_updates_on_hardware(
-    file: &Path,
-    train_limit: Option<usize>,
-    steps: usize,
-    lanes: usize,
-    mutant: Option<&str>,
-    cache: &Path,
-) -> Result<HilReport, TbError> {
-    if steps == 0 {
+/// Train config `file` as `o` says with the hardware in the loop (see the module
+/// docs), checking each path pass and each step against the golden model and the end
+/// against an all-golden run.
+pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<HilReport, TbError> {
+    if o.steps == 0 {
         return Err(golden::GoldenError::out_of_range("steps", 0, "1 or more").into());
     }
-    let unit = UpdUnit::new(lanes, 0, 1)?;
-    let design = match mutant {
-        Some(name) => Mutated::new(&unit, name)?.design,
-        None => unit.design().clone(),
-    };
-    let mut exp = crate::dce::experiment(file, train_limit)?;
-    let last = crate::dce::run_steps(&exp, Some(&[steps - 1]))?[0];
+    let t0 = Instant::now();
+    let mut exp = crate::dce::experiment(file, o.train_limit)?;
+    let last = crate::dce::run_steps(&exp, Some(&[o.steps - 1]))?[0];
     let threads = exp.config.raw.threads;
     let config = exp.config.raw.name.clone();
-    let t0 = Instant::now();
-    let mut session = Session::open(&design, cache)?;
-    let build_seconds = session.build.seconds;
+
+    // The update unit.
+    let upd_unit = UpdUnit::new(o.upd_lanes, 0, 1)?;
+    let mut session = Session::open(&design_of(&upd_unit, HilUnit::Upd, &o.mutant)?, cache)?;
+    let mut build_seconds = session.build.seconds;
+
+    // The path units: one dce for every conv path, the bsbu tiles of every dense one.
+    let net = &exp.trainer.net;
+    let mut runs: Vec<PathRun> = Vec::new();
+    let mut paths = Vec::new();
+    let mut dce_models = 0;
+    let mut dce: Option<(DceSizes, Session)> = None;
+    let mut bsbu_models = 0;
+    if o.propagation {
+        for p in &net.paths {
+            let name = format!("t{} <- s{}", p.target, p.source);
+            if let Some(r) = from_path(p) {
+                let (layer, weights) = r?;
+                runs.push(PathRun::Dce(DceCase {
+                    name: format!("{config}_t{}_s{}", p.target, p.source),
+                    layer,
+                    weights,
+                    vectors: Vec::new(),
+                }));
+                paths.push(format!("{name}: dce"));
+            } else if let Some(tiles) = dense_tiles(p) {
+                let mut v = Vec::new();
+                for tile in tiles? {
+                    let unit = BsbuUnit::of_matrix(o.path_lanes, &tile.s, tile.shift)?;
+                    let model = Session::open(&design_of(&unit, HilUnit::Bsbu, &o.mutant)?, cache)?;
+                    build_seconds += model.build.seconds;
+                    bsbu_models += 1;
+                    v.push((tile.rows, unit, model));
+                }
+                paths.push(format!("{name}: bsbu x{}", v.len()));
+                runs.push(PathRun::Bsbu(v));
+            } else {
+                return Err(TbError::Golden(golden::GoldenError::BadMatrix(format!(
+                    "{config}: path {name} has real (not binary) backward weights; no unit runs it (set backward.binary = true, or train without --hw)"
+                ))));
+            }
+        }
+        let cases: Vec<DceCase> = runs
+            .iter()
+            .filter_map(|r| match r {
+                PathRun::Dce(c) => Some(c.clone()),
+                PathRun::Bsbu(_) => None,
+            })
+            .collect();
+        if !cases.is_empty() {
+            let unit = DceUnit::new(o.path_lanes, cases)?;
+            let model = Session::open(&design_of(&unit, HilUnit::Dce, &o.mutant)?, cache)?;
+            build_seconds += model.build.seconds;
+            dce_models = 1;
+            dce = Some((unit.sizes, model));
+        }
+    }
+    let n_paths = net.paths.len();
+
     let mut report = HilReport {
         config,
-        lanes,
+        lanes: o.upd_lanes,
         steps: 0,
         kinds: [0, 0],
         words_per_step: 0,
@@ -169,9 +378,16 @@ pub fn train_updates_on_hardware(
         rtl_seconds: 0.0,
         upd_cycles: 0,
         build_seconds,
+        paths,
+        units: Vec::new(),
     };
-    // The registers of the last pass (written again only when they change).
+    let mut upd_passes = 0;
+    let (mut dce_passes, mut bsbu_passes) = (0, 0);
+    // The path the dce holds, and the update unit's registers (each written again
+    // only when it changes).
+    let mut dce_holds: Option<usize> = None;
     let mut programmed: Option<(StepKind, HwCoefs)> = None;
+    let mut path_diff: Option<String> = None;
     exp.train_steps_with(last, |t, s, batch| -> Result<(), TbError> {
         if report.first_diff.is_some() {
             return Ok(());
@@ -179,7 +395,74 @@ pub fn train_updates_on_hardware(
         let before = t.clone();
         let mut words = 0;
         let mut kind_seen = StepKind::Bp;
-        t.train_step_with(batch, threads, &mut |kind, h, k, theta, vb, vd, g| {
+        let mut calls = 0usize;
+        let on_hw = !runs.is_empty();
+        // A DFA path: on its unit, compared with the golden words it replaces.
+        let mut hook = |k: usize, src: &[i16], active: &[bool], e: &mut [i16]| -> Result<(), TbError> {
+            let sample = calls / n_paths;
+            calls += 1;
+            let p = &before.net.paths[k];
+            let (unit, hw): (&str, Vec<i16>) = match &mut runs[k] {
+                PathRun::Dce(case) => {
+                    let (sizes, model) = dce.as_mut().expect("a dce for the conv paths");
+                    case.vectors = vec![DceVector {
+                        tag: format!("step {s} sample {sample}"),
+                        e_src: src.to_vec(),
+                        mask: active.to_vec(),
+                        expected: e.to_vec(),
+                    }];
+                    let steps = if dce_holds == Some(k) {
+                        vec![Step::Vectors(case)]
+                    } else {
+                        vec![Step::Program(case), Step::Vectors(case)]
+                    };
+                    let mut v = sequence(sizes, &steps)?;
+                    v.passes[0].compare = false;
+                    let (_, out) = model.run(&v, Stall::NONE)?;
+                    dce_holds = Some(k);
+                    dce_passes += 1;
+                    ("dce", out.iter().map(|&w| w as i16).collect())
+                }
+                PathRun::Bsbu(tiles) => {
+                    let mut hw = vec![0i16; e.len()];
+                    for (rows, unit, model) in tiles.iter_mut() {
+                        let c = Captured {
+                            tag: format!("step {s} sample {sample} rows {}..{}", rows.start, rows.end),
+                            e_l: src.iter().map(|&w| ErrorFx::from_bits(w)).collect(),
+                            fprime: FPrime::Relu(active[rows.clone()].to_vec()),
+                            expected: e[rows.clone()].iter().map(|&w| ErrorFx::from_bits(w)).collect(),
+                        };
+                        let mut v = unit.scenario.stream_of(&unit.s, &[c]);
+                        v.passes[0].compare = false;
+                        let (_, out) = model.run(&v, Stall::NONE)?;
+                        for (j, w) in rows.clone().zip(out) {
+                            hw[j] = w as i16;
+                        }
+                        bsbu_passes += 1;
+                    }
+                    ("bsbu", hw)
+                }
+            };
+            if hw.len() != e.len() {
+                return Err(TbError::Golden(golden::GoldenError::LengthMismatch {
+                    what: "path output words",
+                    expected: e.len(),
+                    actual: hw.len(),
+                }));
+            }
+            if path_diff.is_none() {
+                if let Some((j, g, h)) = first_word_diff(e, &hw) {
+                    path_diff = Some(format!(
+                        "step {s} (dfa), sample {sample}, path t{} <- s{} ({unit}), error word {j}: golden {g} ({:#06x}), hardware {h} ({:#06x})",
+                        p.target, p.source, g as u16, h as u16
+                    ));
+                }
+            }
+            e.copy_from_slice(&hw);
+            Ok(())
+        };
+        let hook: Option<&mut PathHook<'_, i16, TbError>> = if on_hw { Some(&mut hook) } else { None };
+        t.train_step_hw(batch, threads, hook, &mut |kind, h, k, theta, vb, vd, g| {
             kind_seen = kind;
             let coefs = HwCoefs::new(h.eta.raw, h.alpha.raw, h.gamma.raw)?;
             let v = UpdVector {
@@ -195,13 +478,13 @@ pub fn train_updates_on_hardware(
                     .collect(),
                 grad: g.to_vec(),
             };
-            let mut stream = upd::stream(lanes, &[v], "hardware in the loop");
+            let mut stream = upd::stream(o.upd_lanes, &[v], "hardware in the loop");
             let pass = &mut stream.passes[0];
             if programmed == Some((kind, coefs)) {
                 pass.setup.clear();
             }
             programmed = Some((kind, coefs));
-            // The unit's words drive training: nothing is compared here.
+            // The unit's words drive training; the step is checked as a whole below.
             pass.compare = false;
             let (_, out) = session.run(&stream, Stall::NONE)?;
             for j in 0..g.len() {
@@ -210,11 +493,16 @@ pub fn train_updates_on_hardware(
                 vd[j] = out[3 * j + 2] as i32;
             }
             words += g.len();
+            upd_passes += 1;
             Ok::<(), TbError>(())
         })?;
         report.words_per_step = words;
         report.kinds[(kind_seen == StepKind::Dfa) as usize] += 1;
         report.steps += 1;
+        if let Some(d) = path_diff.take() {
+            report.first_diff = Some(d);
+            return Ok(());
+        }
         let mut gold = before;
         gold.train_step(batch, threads);
         if let Some((name, j, which, a, b)) = first_difference(&gold, t) {
@@ -228,11 +516,50 @@ pub fn train_updates_on_hardware(
         Ok(())
     })?;
     report.wall_seconds = t0.elapsed().as_secs_f64();
-    report.rtl_seconds = session.seconds;
     report.upd_cycles = session.cycles;
+    report.units.push(UnitUse {
+        unit: "upd",
+        lanes: o.upd_lanes,
+        models: 1,
+        passes: upd_passes,
+        cycles: session.cycles,
+        seconds: session.seconds,
+        build_seconds: session.build.seconds,
+    });
+    if let Some((_, model)) = &dce {
+        report.units.push(UnitUse {
+            unit: "dce",
+            lanes: o.path_lanes,
+            models: dce_models,
+            passes: dce_passes,
+            cycles: model.cycles,
+            seconds: model.seconds,
+            build_seconds: model.build.seconds,
+        });
+    }
+    if bsbu_models > 0 {
+        let mut u = UnitUse {
+            unit: "bsbu",
+            lanes: o.path_lanes,
+            models: bsbu_models,
+            passes: bsbu_passes,
+            ..UnitUse::default()
+        };
+        for r in &runs {
+            if let PathRun::Bsbu(tiles) = r {
+                for (_, _, m) in tiles {
+                    u.cycles += m.cycles;
+                    u.seconds += m.seconds;
+                    u.build_seconds += m.build.seconds;
+                }
+            }
+        }
+        report.units.push(u);
+    }
+    report.rtl_seconds = report.units.iter().map(|u| u.seconds).sum();
     report.hw_checksum = exp.state_checksum();
     if report.first_diff.is_none() {
-        let mut gold = crate::dce::experiment(file, train_limit)?;
+        let mut gold = crate::dce::experiment(file, o.train_limit)?;
         gold.walk_steps(last, true, |_, _, _| Ok(()))?;
         report.golden_checksum = Some(gold.state_checksum());
     }

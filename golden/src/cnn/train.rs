@@ -90,6 +90,13 @@ pub type TensorUpdate<'a, N, E> = dyn FnMut(
     ) -> Result<(), E>
     + 'a;
 
+/// A DFA path run elsewhere (hardware in the loop, see [`Trainer::train_step_hw`]):
+/// (path index in `net.paths`, the source error e_src, the target's ReLU mask (true:
+/// f' = 1; all true without ReLU), e). On entry `e` holds the golden model's result,
+/// the path and the mask applied (before normalization), so the hook can name a word
+/// that differs; it leaves its own result in `e`.
+pub type PathHook<'a, V, E> = dyn FnMut(usize, &[V], &[bool], &mut [V]) -> Result<(), E> + 'a;
+
 /// Optimizer state: the two velocities per parameter tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptState<N: Num> {
@@ -412,6 +419,24 @@ impl<N: Num> Net<N> {
         e_l: Vec<N::V>,
         exp_l: i32,
     ) {
+        let r: Result<(), std::convert::Infallible> =
+            self.propagate_with(f, kind, t, e_l, exp_l, None);
+        if let Err(e) = r {
+            match e {}
+        }
+    }
+
+    /// [`Net::propagate`] with each DFA path's result handed to `hook` (hardware in
+    /// the loop), which may replace it before it is normalized.
+    pub fn propagate_with<E>(
+        &self,
+        f: &Forward<N::V>,
+        kind: StepKind,
+        t: &mut Trace<N>,
+        e_l: Vec<N::V>,
+        exp_l: i32,
+        mut hook: Option<&mut PathHook<'_, N::V, E>>,
+    ) -> Result<(), E> {
         let nb = self.blocks.len();
         t.e.resize(nb, Vec::new());
         t.exp.resize(nb, 0);
@@ -427,6 +452,7 @@ impl<N: Num> Net<N> {
             let mut e = std::mem::take(&mut t.e[i]);
             e.clear();
             e.resize(b.geom.out_len(), N::zero());
+            let mut dfa_path = None;
             if use_bp {
                 // Error w.r.t. block i+1's input, then back through shuffle and pool.
                 let nx = &self.blocks[i + 1].geom;
@@ -450,11 +476,13 @@ impl<N: Num> Net<N> {
                 }
                 t.exp[i] = t.exp[i + 1];
             } else {
-                let path = self
+                let k = self
                     .paths
                     .iter()
-                    .find(|p| p.target == i)
+                    .position(|p| p.target == i)
                     .expect("a backward path for every hidden block");
+                let path = &self.paths[k];
+                dfa_path = Some(k);
                 path.apply::<N>(&t.e[path.source], &mut e, &mut t.scratch);
                 t.exp[i] = (t.exp[path.source] + path.gain as i32).min(crate::scale::EXP_MAX);
             }
@@ -462,6 +490,12 @@ impl<N: Num> Net<N> {
                 ops::relu_mask_wide::<N>(&t.p[i], &t.pl[i], &mut e);
             } else if b.relu {
                 ops::relu_mask::<N>(&t.p[i], &mut e);
+            }
+            if let (Some(k), Some(h)) = (dfa_path, hook.as_mut()) {
+                let active: Vec<bool> = (0..e.len())
+                    .map(|j| !b.relu || self.active(t, i, j))
+                    .collect();
+                h(k, &t.e[self.paths[k].source], &active, &mut e)?;
             }
             if t.keep_pre {
                 t.pre[i].clone_from(&e);
@@ -471,6 +505,7 @@ impl<N: Num> Net<N> {
             }
             t.e[i] = e;
         }
+        Ok(())
     }
 }
 
@@ -622,29 +657,52 @@ impl<N: Loss> Net<N> {
         kind: Option<StepKind>,
         t: &mut Trace<N>,
     ) -> Sample {
+        let r: Result<Sample, std::convert::Infallible> =
+            self.sample_with(f, x, label, kind, t, None);
+        match r {
+            Ok(s) => s,
+            Err(e) => match e {},
+        }
+    }
+
+    /// [`Net::sample`] with the DFA paths handed to `hook` ([`Net::propagate_with`]).
+    pub fn sample_with<E>(
+        &self,
+        f: &Forward<N::V>,
+        x: &[N::V],
+        label: usize,
+        kind: Option<StepKind>,
+        t: &mut Trace<N>,
+        hook: Option<&mut PathHook<'_, N::V, E>>,
+    ) -> Result<Sample, E> {
         self.forward(f, x, t);
         let z = t.p.last().expect("a network has blocks");
         let predicted = self.predicted(t);
         let mut e_l = vec![N::zero(); z.len()];
         let (loss_raw, loss_real, exp_l) = N::softmax_xent(z, label, &mut e_l, self.normalize);
         if let Some(kind) = kind {
-            self.propagate(f, kind, t, e_l, exp_l);
+            self.propagate_with(f, kind, t, e_l, exp_l, hook)?;
         }
-        Sample {
+        Ok(Sample {
             predicted,
             loss_raw,
             loss_real,
-        }
+        })
     }
 }
 
-/// Per-sample forward + propagation + gradient accumulation for `samples`.
-fn run_samples<N: Loss>(
+/// What [`run_samples`] gives: gradient sums, raw losses, summed real loss, correct.
+type SampleSums<W> = (GradAcc<W>, Vec<i64>, f64, usize);
+
+/// Per-sample forward + propagation + gradient accumulation for `samples`, the DFA
+/// paths through `hook` when given.
+fn run_samples<N: Loss, E>(
     net: &Net<N>,
     f: &Forward<N::V>,
     kind: StepKind,
     samples: &[(&[N::V], usize)],
-) -> (GradAcc<N::Wide>, Vec<i64>, f64, usize) {
+    mut hook: Option<&mut PathHook<'_, N::V, E>>,
+) -> Result<SampleSums<N::Wide>, E> {
     let mut g = GradAcc::zeros(net);
     let nb = net.blocks.len();
     let mut pending = Pending {
@@ -656,14 +714,14 @@ fn run_samples<N: Loss>(
     let mut loss_real = 0.0;
     let mut correct = 0;
     for &(x, label) in samples {
-        let s = net.sample(f, x, label, Some(kind), &mut t);
+        let s = net.sample_with(f, x, label, Some(kind), &mut t, hook.as_deref_mut())?;
         correct += (s.predicted == label) as usize;
         losses.push(s.loss_raw);
         loss_real += s.loss_real;
         net.accumulate(&mut t, &mut pending, &mut g);
     }
     net.fold_all(&mut pending, &mut g);
-    (g, losses, loss_real, correct)
+    Ok((g, losses, loss_real, correct))
 }
 
 /// Training state: the network, the optimizer state and the step RNG.
@@ -736,24 +794,53 @@ impl<N: Loss> Trainer<N> {
         batch: &[(&[N::V], usize)],
         threads: usize,
     ) -> (Vec<Vec<N::M>>, StepStats) {
+        let r: Result<_, std::convert::Infallible> =
+            self.gradients_with(kind, batch, threads, None);
+        match r {
+            Ok(g) => g,
+            Err(e) => match e {},
+        }
+    }
+
+    /// [`Trainer::gradients`] with the DFA paths through `hook` when given (then on
+    /// one thread: the hook is one hardware model; the result is the same on any
+    /// thread count).
+    pub fn gradients_with<E>(
+        &self,
+        kind: StepKind,
+        batch: &[(&[N::V], usize)],
+        threads: usize,
+        hook: Option<&mut PathHook<'_, N::V, E>>,
+    ) -> Result<(Vec<Vec<N::M>>, StepStats), E> {
         let f = self.net.forward_copy();
-        let cap = gemm::isa_limit();
-        let threads = threads.clamp(1, batch.len().max(1));
-        let chunk = batch.len().div_ceil(threads);
-        let parts: Vec<_> = std::thread::scope(|s| {
-            let hs: Vec<_> = batch
-                .chunks(chunk)
-                .map(|c| {
-                    s.spawn(|| {
-                        gemm::limit_isa(cap);
-                        run_samples(&self.net, &f, kind, c)
-                    })
+        let parts: Vec<SampleSums<N::Wide>> = match hook {
+            Some(h) => vec![run_samples(&self.net, &f, kind, batch, Some(h))?],
+            None => {
+                let cap = gemm::isa_limit();
+                let threads = threads.clamp(1, batch.len().max(1));
+                let chunk = batch.len().div_ceil(threads);
+                std::thread::scope(|s| {
+                    let hs: Vec<_> = batch
+                        .chunks(chunk)
+                        .map(|c| {
+                            s.spawn(|| {
+                                gemm::limit_isa(cap);
+                                let r = run_samples::<N, std::convert::Infallible>(
+                                    &self.net, &f, kind, c, None,
+                                );
+                                match r {
+                                    Ok(sums) => sums,
+                                    Err(e) => match e {},
+                                }
+                            })
+                        })
+                        .collect();
+                    hs.into_iter()
+                        .map(|h| h.join().expect("worker thread panicked"))
+                        .collect()
                 })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().expect("worker thread panicked"))
-                .collect()
-        });
+            }
+        };
         let mut total = GradAcc::zeros(&self.net);
         let mut losses = Vec::new();
         let mut loss_real = 0.0;
@@ -782,7 +869,7 @@ impl<N: Loss> Trainer<N> {
             loss: loss_real / batch.len().max(1) as f64,
             correct,
         };
-        (grads, stats)
+        Ok((grads, stats))
     }
 
     /// One optimizer step on a batch (its size must be 2^log2_batch).
@@ -810,8 +897,21 @@ impl<N: Loss> Trainer<N> {
         threads: usize,
         update: &mut TensorUpdate<'_, N, E>,
     ) -> Result<StepStats, E> {
+        self.train_step_hw(batch, threads, None, update)
+    }
+
+    /// [`Trainer::train_step_with`] whose DFA error propagation, in a DFA step, goes
+    /// through `paths` too when given ([`PathHook`]; the samples then run on one
+    /// thread).
+    pub fn train_step_hw<E>(
+        &mut self,
+        batch: &[(&[N::V], usize)],
+        threads: usize,
+        paths: Option<&mut PathHook<'_, N::V, E>>,
+        update: &mut TensorUpdate<'_, N, E>,
+    ) -> Result<StepStats, E> {
         let kind = self.pick();
-        let (grads, stats) = self.gradients(kind, batch, threads);
+        let (grads, stats) = self.gradients_with(kind, batch, threads, paths)?;
         let h = self.hyper;
         let nw = self.net.w.len();
         for (k, g) in grads.iter().enumerate() {
