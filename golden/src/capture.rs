@@ -10,7 +10,7 @@
 
 use ndarray::Array3;
 
-use crate::bsbu::{FPrime, Nonzero, SparseSign};
+use crate::bsbu::{BsbuGen, FPrime, Nonzero, SparseSign};
 use crate::cnn::net::{BackPath, BackWeight};
 use crate::cnn::num::Fx;
 use crate::cnn::train::{StepKind, Trace, Trainer};
@@ -204,6 +204,8 @@ pub struct DenseTile {
     pub s: SparseSign,
     /// The path's scaling shift.
     pub shift: u32,
+    /// The generator of these rows (`generator = "lfsr"`; None: stored).
+    pub gen: Option<BsbuGen>,
 }
 
 /// A trainer path the backward-weight unit can run, cut into tiles: a dense path
@@ -232,6 +234,7 @@ pub fn dense_tiles(p: &BackPath<i16>) -> Option<Result<Vec<DenseTile>, GoldenErr
                 })
                 .collect();
             Ok(DenseTile {
+                gen: p.dense_gen.map(|d| d.offset(r0)),
                 rows,
                 s: SparseSign::from_rows(g.in_c, s_rows)?,
                 shift: *shift,
@@ -349,6 +352,7 @@ pub fn path(l: &DceLayer, w: &DceWeights) -> BackPath<i16> {
         d1: (l.d1_geom(), binary(&w.d1, l.shift1)),
         gain: 0,
         gen: w.gen,
+        dense_gen: None,
     }
 }
 

@@ -118,6 +118,9 @@ enum Cmd {
         /// empty.
         #[arg(long)]
         no_synth: bool,
+        /// bsbu: the generator-mode unit (S regenerated, no weight memory).
+        #[arg(long)]
+        generator: bool,
         /// Output directory.
         #[arg(long, default_value = "target/hdfa-out/bench")]
         out: PathBuf,
@@ -202,6 +205,15 @@ struct UnitArgs {
     /// Seed of S and of the vectors.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// bsbu: generator mode: S is regenerated in the lanes from a seed (the low 32
+    /// bits of --seed) and the mask threshold of --sparsity; no weight bit is stored,
+    /// and each lane walks every column of its rows.
+    #[arg(long)]
+    generator: bool,
+    /// bsbu --generator: the generator row of S's row 0 (S is rows row0.. of a larger
+    /// generated matrix, one 256-row tile of it).
+    #[arg(long, default_value_t = 0, requires = "generator")]
+    row0: usize,
     #[command(flatten)]
     dce: DceArgs,
 }
@@ -329,13 +341,19 @@ impl UnitArgs {
             .shift
             .unwrap_or(golden::format::fan_in_shift(self.cols));
         let params = BsbuParams::new(self.lanes, self.rows, self.cols, shift)?;
-        Ok(BsbuScenario {
+        let sc = BsbuScenario {
             params,
             sparsity: self.sparsity,
             vectors,
             seed: self.seed,
             stall: Stall::SOME,
             corner_rows: true,
+            gen: None,
+        };
+        Ok(if self.generator {
+            sc.generated(self.seed as u32, self.row0)?
+        } else {
+            sc
         })
     }
 }
@@ -609,6 +627,7 @@ fn bench(
     cols: usize,
     vectors: usize,
     seed: u64,
+    generator: bool,
     throughput: bool,
     mut unit_table: Option<&mut Vec<UnitRow>>,
     do_synth: bool,
@@ -626,8 +645,14 @@ fn bench(
         let mut sc = BsbuScenario::new(p, rows, cols, sparsity, vectors, seed)?;
         sc.stall = Stall::NONE;
         sc.corner_rows = false;
+        if generator {
+            sc = sc.generated(seed as u32, 0)?;
+        }
         let unit = BsbuUnit::new(sc.clone())?;
-        let b = golden::bsbu::StreamBound::of(&unit.s, p);
+        let b = match sc.gen {
+            Some(_) => golden::bsbu::StreamBound::generated(rows, cols, p),
+            None => golden::bsbu::StreamBound::of(&unit.s, p),
+        };
         let r = run_case(&unit, 0, SimKind::Verilator, Stall::NONE, &cache, out)?;
         if r.stats.mismatches != 0 {
             bail!("bench run had mismatches: {}", r.summary());
@@ -661,6 +686,9 @@ fn bench(
     println!("|---|---|---|---|---|");
     let mut sc = BsbuScenario::new(4, rows, cols, sparsity, vectors, seed)?;
     sc.corner_rows = false;
+    if generator {
+        sc = sc.generated(seed as u32, 0)?;
+    }
     let mut rates = Vec::new();
     for k in [SimKind::Verilator, SimKind::Icarus] {
         let r = sc.run(k, &cache, out)?;
@@ -927,6 +955,7 @@ fn main() -> Result<()> {
             seed,
             out,
             no_synth,
+            generator,
             ..
         } => {
             let mut table = Vec::new();
@@ -937,6 +966,7 @@ fn main() -> Result<()> {
                     cols,
                     vectors.unwrap_or(1000),
                     seed,
+                    generator,
                     i == 0,
                     (i == 0).then_some(&mut table),
                     !no_synth,
@@ -945,8 +975,16 @@ fn main() -> Result<()> {
             }
             write_unit_table(
                 "bsbu",
-                &format!("{rows}x{cols}, sparsity {}, no stalls", sparsity[0]),
-                "one nonzero of S times its e_L word",
+                &format!(
+                    "{rows}x{cols}, sparsity {}, no stalls{}",
+                    sparsity[0],
+                    if generator { ", generator mode" } else { "" }
+                ),
+                if generator {
+                    "one entry of S (zero or not) times its e_L word"
+                } else {
+                    "one nonzero of S times its e_L word"
+                },
                 &table,
                 &out,
             )?;

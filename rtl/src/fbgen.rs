@@ -3,7 +3,9 @@
 //! so the weights are never stored.
 //!
 //! - `restart` (a pass starts): back to row r0; the row's start state
-//!   seed ⊕ (r0 + 1)·0x9E3779B9 (0 replaced by 1) is registered.
+//!   seed ⊕ (base + (r0 + 1)·0x9E3779B9) (0 replaced by 1) is registered. `base` is
+//!   b·0x9E3779B9 mod 2^32 for a matrix whose rows start at row b of the generator's
+//!   streams (a 256-row tile of a larger matrix), written by the host; 0 otherwise.
 //! - `next_row`: on to row r + P; its start state is registered (an XOR with the
 //!   next row's (r + P + 1)·0x9E3779B9, which a 32-bit add of the constant
 //!   P·0x9E3779B9 keeps one row ahead in a register: no multiplier, and the add is not
@@ -25,6 +27,8 @@ pub struct FbGen {
     pub clock: Signal<In, Clock>,
     /// The matrix's seed.
     pub seed: Signal<In, Bits<STATE_BITS>>,
+    /// b·0x9E3779B9 for a matrix whose row 0 is the generator's row b.
+    pub base: Signal<In, Bits<STATE_BITS>>,
     /// Back to row r0.
     pub restart: Signal<In, Bit>,
     /// On to the next row of this lane (r + P).
@@ -80,7 +84,7 @@ impl FbGen {
             sh13: Constant::new(13u64.to_bits()),
             sh17: Constant::new(17u64.to_bits()),
             sh5: Constant::new(5u64.to_bits()),
-        } defaults: clock, seed, restart, next_row, step, from_row, x, nxt, start, state,
+        } defaults: clock, seed, base, restart, next_row, step, from_row, x, nxt, start, state,
             pre, src, t1, t2)
     }
 }
@@ -94,8 +98,8 @@ impl Logic for FbGen {
             self.nxt.d.next = self.nxt.q.val() + self.kp.val();
         }
         if self.restart.val() {
-            self.pre.next = self.seed.val() ^ self.k0.val();
-            self.nxt.d.next = self.k1.val();
+            self.pre.next = self.seed.val() ^ (self.base.val() + self.k0.val());
+            self.nxt.d.next = self.base.val() + self.k1.val();
         }
         if self.restart.val() | self.next_row.val() {
             self.start.d.next = self.pre.val();

@@ -816,8 +816,10 @@ pub struct Session {
     model: VerilatorModel,
     /// The build behind the model (cached or fresh).
     pub build: verilator::Build,
-    /// Cycles simulated over all runs.
+    /// Cycles simulated over all runs, the configuration writes' not included.
     pub cycles: u64,
+    /// Configuration writes over all runs (each one more clock cycle).
+    pub cfg_writes: u64,
     /// Wall time spent simulating over all runs (s).
     pub seconds: f64,
 }
@@ -831,6 +833,7 @@ impl Session {
             model,
             build,
             cycles: 0,
+            cfg_writes: 0,
             seconds: 0.0,
         })
     }
@@ -847,6 +850,7 @@ impl Session {
         let mut out = Vec::with_capacity(f.expected.len());
         let (stats, stop) = run_model(&mut self.model, v, &f, stall, None, Some(&mut out))?;
         self.cycles += stats.cycles;
+        self.cfg_writes += f.setup.len() as u64;
         self.seconds += stats.sim_seconds;
         if matches!(stop, Stop::Hung) {
             return Err(SimError::Timeout {

@@ -11,8 +11,10 @@
 //!
 //! One model per unit is built once (cached) and reprogrammed between passes, never
 //! rebuilt: the dce by its register and weight writes when the path changes, the
-//! update unit by its coefficient registers. The stored-weight bsbu holds its S in
-//! ROM, so each tile of a dense path is its own model, built once for the run.
+//! update unit by its coefficient registers, the bsbu by its registers (shift; in
+//! generator mode seed, row base and threshold, so one model runs every 256-row tile
+//! of every dense path). The stored-weight bsbu holds its S in ROM, so there each
+//! tile of a dense path is its own model, built once for the run.
 //! BP steps propagate by backprop in the golden model (BP is not a DFA path).
 //!
 //! Every path's words are compared with the golden model's for the same input, and
@@ -116,8 +118,10 @@ pub struct UnitUse {
     pub models: usize,
     /// Passes streamed.
     pub passes: usize,
-    /// Cycles simulated.
+    /// Cycles simulated, each configuration write counted as one.
     pub cycles: u64,
+    /// Of them, configuration writes (registers, and the dce's stored weights).
+    pub cfg_writes: u64,
     /// Wall time inside the models (s).
     pub seconds: f64,
     /// Verilator build time (0 when cached).
@@ -150,7 +154,7 @@ pub struct HilReport {
     pub wall_seconds: f64,
     /// Wall time inside the Verilated models (s).
     pub rtl_seconds: f64,
-    /// Update-unit cycles over the run.
+    /// Update-unit cycles over the run (its register writes included).
     pub upd_cycles: u64,
     /// Verilator build time of all models (0 when cached).
     pub build_seconds: f64,
@@ -213,12 +217,13 @@ impl HilReport {
             };
             let _ = write!(
                 t,
-                "\n  {:<4} P = {}: {} model(s), {} passes, {} cycles, {:.0} cycles per {per}, {:.2} s in the RTL",
+                "\n  {:<4} P = {}: {} model(s), {} passes, {} cycles ({} of them configuration writes), {:.0} cycles per {per}, {:.2} s in the RTL",
                 u.unit,
                 u.lanes,
                 u.models,
                 u.passes,
                 u.cycles,
+                u.cfg_writes,
                 u.cycles as f64 / n,
                 u.seconds
             );
@@ -239,8 +244,9 @@ enum PathRun {
     /// A conv path on the dce: its case (layer and weights; the vector is set per
     /// pass).
     Dce(DceCase),
-    /// A dense path on the bsbu, tile by tile: (rows, the tile's unit, its model).
-    Bsbu(Vec<(std::ops::Range<usize>, BsbuUnit, Session)>),
+    /// A dense path on the bsbu, tile by tile: (rows, the tile's unit, its model's
+    /// index in the bsbu models).
+    Bsbu(Vec<(std::ops::Range<usize>, BsbuUnit, usize)>),
 }
 
 /// The design of `unit`, with the mutant when it is aimed at `which`.
@@ -318,7 +324,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
     let mut paths = Vec::new();
     let mut dce_models = 0;
     let mut dce: Option<(DceSizes, Session)> = None;
-    let mut bsbu_models = 0;
+    let mut bsbu: Vec<(String, Session)> = Vec::new();
     if o.propagation {
         for p in &net.paths {
             let name = format!("t{} <- s{}", p.target, p.source);
@@ -333,14 +339,29 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
                 paths.push(format!("{name}: dce"));
             } else if let Some(tiles) = dense_tiles(p) {
                 let mut v = Vec::new();
+                let mut gen = false;
                 for tile in tiles? {
-                    let unit = BsbuUnit::of_matrix(o.path_lanes, &tile.s, tile.shift)?;
-                    let model = Session::open(&design_of(&unit, HilUnit::Bsbu, &o.mutant)?, cache)?;
-                    build_seconds += model.build.seconds;
-                    bsbu_models += 1;
-                    v.push((tile.rows, unit, model));
+                    gen |= tile.gen.is_some();
+                    let unit = BsbuUnit::of_matrix(o.path_lanes, &tile.s, tile.shift, tile.gen)?;
+                    let design = design_of(&unit, HilUnit::Bsbu, &o.mutant)?;
+                    // Tiles whose designs are the same share a model (generator mode:
+                    // every full tile; the registers pick the tile).
+                    let m = match bsbu.iter().position(|(v, _)| *v == design.verilog) {
+                        Some(m) => m,
+                        None => {
+                            let model = Session::open(&design, cache)?;
+                            build_seconds += model.build.seconds;
+                            bsbu.push((design.verilog, model));
+                            bsbu.len() - 1
+                        }
+                    };
+                    v.push((tile.rows, unit, m));
                 }
-                paths.push(format!("{name}: bsbu x{}", v.len()));
+                paths.push(format!(
+                    "{name}: bsbu{} x{}",
+                    if gen { " (generator)" } else { "" },
+                    v.len()
+                ));
                 runs.push(PathRun::Bsbu(v));
             } else {
                 return Err(TbError::Golden(golden::GoldenError::BadMatrix(format!(
@@ -425,7 +446,8 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
                 }
                 PathRun::Bsbu(tiles) => {
                     let mut hw = vec![0i16; e.len()];
-                    for (rows, unit, model) in tiles.iter_mut() {
+                    for (rows, unit, m) in tiles.iter() {
+                        let model = &mut bsbu[*m].1;
                         let c = Captured {
                             tag: format!("step {s} sample {sample} rows {}..{}", rows.start, rows.end),
                             e_l: src.iter().map(|&w| ErrorFx::from_bits(w)).collect(),
@@ -516,13 +538,14 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
         Ok(())
     })?;
     report.wall_seconds = t0.elapsed().as_secs_f64();
-    report.upd_cycles = session.cycles;
+    report.upd_cycles = session.cycles + session.cfg_writes;
     report.units.push(UnitUse {
         unit: "upd",
         lanes: o.upd_lanes,
         models: 1,
         passes: upd_passes,
-        cycles: session.cycles,
+        cycles: session.cycles + session.cfg_writes,
+        cfg_writes: session.cfg_writes,
         seconds: session.seconds,
         build_seconds: session.build.seconds,
     });
@@ -532,27 +555,25 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
             lanes: o.path_lanes,
             models: dce_models,
             passes: dce_passes,
-            cycles: model.cycles,
+            cycles: model.cycles + model.cfg_writes,
+            cfg_writes: model.cfg_writes,
             seconds: model.seconds,
             build_seconds: model.build.seconds,
         });
     }
-    if bsbu_models > 0 {
+    if !bsbu.is_empty() {
         let mut u = UnitUse {
             unit: "bsbu",
             lanes: o.path_lanes,
-            models: bsbu_models,
+            models: bsbu.len(),
             passes: bsbu_passes,
             ..UnitUse::default()
         };
-        for r in &runs {
-            if let PathRun::Bsbu(tiles) = r {
-                for (_, _, m) in tiles {
-                    u.cycles += m.cycles;
-                    u.seconds += m.seconds;
-                    u.build_seconds += m.build.seconds;
-                }
-            }
+        for (_, m) in &bsbu {
+            u.cycles += m.cycles + m.cfg_writes;
+            u.cfg_writes += m.cfg_writes;
+            u.seconds += m.seconds;
+            u.build_seconds += m.build.seconds;
         }
         report.units.push(u);
     }

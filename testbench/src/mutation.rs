@@ -171,6 +171,53 @@ const fn extra_word(unit: &'static str) -> Mutant {
     }
 }
 
+/// The generator-mode backward-weight unit's mutants (P ≥ 2): those of the stored
+/// unit that do not edit the entry ROM (it has none), and faults of the generator.
+pub const BSBU_GEN_MUTANTS: &[Mutant] = &[
+    BSBU_MUTANTS[2],
+    BSBU_MUTANTS[3],
+    BSBU_MUTANTS[4],
+    BSBU_MUTANTS[5],
+    BSBU_MUTANTS[6],
+    Mutant {
+        unit: "bsbu",
+        name: "gen-keep-all",
+        what: "lane 1 ignores the sparsity mask: every generated entry is kept",
+        edit: |v| replace_once(v, "top$lanes$1", "empty2$d = 1'b1;", "empty2$d = 1'b0;"),
+    },
+    Mutant {
+        unit: "bsbu",
+        name: "gen-sign-bit30",
+        what: "lane 1 takes the sign from the generator's bit 30 instead of 31",
+        edit: |v| replace_once(v, "top$lanes$1", "neg2$d = gx[32'h1f];", "neg2$d = gx[32'h1e];"),
+    },
+    Mutant {
+        unit: "bsbu",
+        name: "gen-no-next-row",
+        what: "lane 1's generator never moves to its next row: every row repeats the first row's stream",
+        edit: |v| {
+            replace_once(
+                v,
+                "top$lanes$1",
+                "gnext = 1'b1;",
+                "gnext = 1'b0;",
+            )
+        },
+    },
+    Mutant {
+        unit: "bsbu",
+        name: "gen-no-row-base",
+        what: "the generators ignore ROW_BASE: a tile past row 0 regenerates rows from 0",
+        edit: |v| replace_once(v, "top", "r_base = regs$2$q;", "r_base = 32'h0;"),
+    },
+    BSBU_MUTANTS[7],
+    BSBU_MUTANTS[8],
+];
+
+/// Number of leading mutants in [`BSBU_GEN_MUTANTS`] that fault the datapath, its
+/// buffering or the generator (the rest fault only the stream's framing).
+pub const BSBU_GEN_DESIGN_MUTANTS: usize = 9;
+
 /// The backward-weight unit's mutants (P ≥ 2).
 pub const BSBU_MUTANTS: &[Mutant] = &[
     Mutant {

@@ -34,9 +34,13 @@ fn bsbu_corrupted_expectation_is_reported_with_location_and_waveform_on_both_sim
 
 #[test]
 fn bsbu_emitted_verilog_lints_clean_with_documented_waivers() {
-    for lanes in [1, 4, 8] {
+    for (lanes, gen) in [(1, false), (4, false), (8, false), (1, true), (4, true)] {
         let sc = BsbuScenario::new(lanes, 16, 12, 0.5, 0, 1).unwrap();
-        let design = rtl::bsbu::generate(&sc.params, &sc.matrix().unwrap()).unwrap();
+        let design = if gen {
+            rtl::bsbu::generate_gen(&sc.params).unwrap()
+        } else {
+            rtl::bsbu::generate(&sc.params, &sc.matrix().unwrap()).unwrap()
+        };
         let needed = sim::lint::lint(&design, &work("lint")).unwrap_or_else(|e| panic!("{e}"));
         for w in &needed {
             assert!(rtl::LINT_WAIVERS

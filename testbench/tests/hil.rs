@@ -41,6 +41,30 @@ fn digits_hdfa_60_steps_with_errors_and_updates_on_the_rtl_end_bit_identical_to_
 }
 
 #[test]
+fn digits_lfsr_60_steps_with_regenerated_backward_weights_on_the_rtl_end_bit_identical() {
+    let cache = sim::verilator::default_cache_dir();
+    let file = config().with_file_name("digits-lfsr.toml");
+    let r =
+        train_on_hardware(&file, &HilOptions::new(60), &cache).unwrap_or_else(|e| panic!("{e}"));
+    println!("{}", r.text());
+    assert!(r.identical(), "{}", r.text());
+    assert_eq!(r.steps, 60);
+    // The dense path's four tiles share one generator-mode bsbu (ROW_BASE picks the
+    // tile), and the dce regenerates the conv paths' signs.
+    assert_eq!(
+        r.paths,
+        [
+            "t0 <- s2: dce",
+            "t1 <- s2: dce",
+            "t2 <- s3: bsbu (generator) x4"
+        ]
+    );
+    let unit = |n: &str| r.units.iter().find(|u| u.unit == n).unwrap().clone();
+    assert_eq!(unit("bsbu").models, 1);
+    assert_eq!(unit("bsbu").passes, r.kinds[1] * 16 * 4);
+}
+
+#[test]
 fn a_faulty_dce_in_the_loop_is_named_by_step_sample_path_and_word() {
     let cache = sim::verilator::default_cache_dir();
     let mut o = HilOptions::new(60);

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use testbench::dce::{self, DceCase};
 use testbench::mutation::{
-    self, MutantReport, Outcome, BSBU_DESIGN_MUTANTS, BSBU_MUTANTS, DCE_DESIGN_MUTANTS,
-    DCE_MUTANTS, UPD_DESIGN_MUTANTS, UPD_MUTANTS,
+    self, MutantReport, Outcome, BSBU_DESIGN_MUTANTS, BSBU_GEN_DESIGN_MUTANTS, BSBU_GEN_MUTANTS,
+    BSBU_MUTANTS, DCE_DESIGN_MUTANTS, DCE_MUTANTS, UPD_DESIGN_MUTANTS, UPD_MUTANTS,
 };
 use testbench::upd::UpdUnit;
 use testbench::{BsbuScenario, BsbuUnit, Unit};
@@ -44,6 +44,32 @@ fn check(reports: &[MutantReport], design_sets: &[&str], design_faults: usize) {
             r.outcomes
         );
     }
+}
+
+#[test]
+fn bsbu_generator_mode_mutants_are_killed_by_the_corner_and_random_vectors() {
+    // The second 256-row tile of a generated matrix, so a unit that ignores ROW_BASE
+    // regenerates the wrong rows.
+    let sc = BsbuScenario::new(4, 16, 12, 0.5, 200, 7)
+        .unwrap()
+        .generated(0x0BAD_CAFE, 256)
+        .unwrap();
+    let unit = BsbuUnit::new(sc).unwrap();
+    assert_eq!(unit.mutants().len(), BSBU_GEN_MUTANTS.len());
+    // The generator's own faults; the others edit the top and drain the stored unit
+    // shares, and are killed in `bsbu_mutants_are_killed_...` (`hdfa mutants --unit
+    // bsbu --generator` runs all of them: all killed).
+    let gen: Vec<_> = BSBU_GEN_MUTANTS[..BSBU_GEN_DESIGN_MUTANTS]
+        .iter()
+        .filter(|m| m.name.starts_with("gen-"))
+        .copied()
+        .collect();
+    assert_eq!(gen.len(), 4);
+    let sets = unit.vector_sets().unwrap();
+    let cache = sim::verilator::default_cache_dir();
+    let reports = mutation::run(unit.design(), &gen, &sets, &cache, &work("bsbu_gen"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    check(&reports, &["corners", "random"], gen.len());
 }
 
 #[test]

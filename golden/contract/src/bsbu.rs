@@ -73,6 +73,42 @@ impl Entry {
     }
 }
 
+/// The generator mode of the unit: S is not stored but regenerated, entry by entry,
+/// by the feedback-weight generator ([`crate::fbgen`]), so every lane walks its rows
+/// densely, one column per cycle (a zero of the mask adds nothing). S's row r is the
+/// generator's row `row0 + r` under `seed`, kept where the mask byte is below
+/// `threshold`: a unit of 256 rows runs any 256-row tile of a larger matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BsbuGen {
+    /// The matrix's seed.
+    pub seed: u32,
+    /// The mask threshold T, 0..=256 ([`crate::fbgen::threshold`]).
+    pub threshold: u32,
+    /// The generator row of S's row 0.
+    pub row0: usize,
+}
+
+impl BsbuGen {
+    /// S (`n_rows` × `n_cols`) as the unit regenerates it.
+    pub fn matrix(&self, n_rows: usize, n_cols: usize) -> Result<SparseSign, GoldenError> {
+        SparseSign::generated_rows(self.row0, n_rows, n_cols, self.threshold, self.seed)
+    }
+
+    /// row0·0x9E3779B9 mod 2^32: what the unit adds to each row's stream constant
+    /// (its ROW_BASE register), so that it needs no multiplier.
+    pub fn row_base(&self) -> u32 {
+        (self.row0 as u32).wrapping_mul(crate::fbgen::ROW_STRIDE)
+    }
+
+    /// The settings of rows `row0 + offset`.. (the next tile).
+    pub fn offset(self, offset: usize) -> Self {
+        BsbuGen {
+            row0: self.row0 + offset,
+            ..self
+        }
+    }
+}
+
 /// The fixed sparse sign matrix S (n_rows × n_cols), stored by rows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SparseSign {
@@ -148,6 +184,22 @@ impl SparseSign {
         threshold: u32,
         seed: u32,
     ) -> Result<Self, GoldenError> {
+        BsbuGen {
+            seed,
+            threshold,
+            row0: 0,
+        }
+        .matrix(n_rows, n_cols)
+    }
+
+    /// Rows `row0`.. of [`SparseSign::generated`] (a tile of a larger matrix).
+    fn generated_rows(
+        row0: usize,
+        n_rows: usize,
+        n_cols: usize,
+        threshold: u32,
+        seed: u32,
+    ) -> Result<Self, GoldenError> {
         if n_cols == 0 || n_cols > 1 << 16 || n_rows == 0 || threshold > crate::fbgen::THRESHOLD_ONE
         {
             return Err(GoldenError::out_of_range(
@@ -156,7 +208,7 @@ impl SparseSign {
                 "rows >= 1, cols 1..=65536, threshold 0..=256",
             ));
         }
-        let rows = (0..n_rows)
+        let rows = (row0..row0 + n_rows)
             .map(|r| {
                 crate::fbgen::row(seed, r, n_cols, threshold)
                     .enumerate()
@@ -309,6 +361,16 @@ impl StreamBound {
             load: s.n_cols() + s.n_rows(),
             compute: s.lane_nnz(lanes).into_iter().max().unwrap_or(0) + COMPUTE_PIPELINE,
             drain: s.n_rows(),
+        }
+    }
+
+    /// The bound of a generator-mode unit ([`BsbuGen`]) of `n_rows` × `n_cols` on
+    /// `lanes` lanes: each lane walks all columns of its ⌈n_rows / P⌉ rows.
+    pub fn generated(n_rows: usize, n_cols: usize, lanes: usize) -> Self {
+        StreamBound {
+            load: n_cols + n_rows,
+            compute: n_rows.div_ceil(lanes) * n_cols + COMPUTE_PIPELINE,
+            drain: n_rows,
         }
     }
 
@@ -526,6 +588,32 @@ mod tests {
             empty: false,
         };
         assert_eq!(l.pack(), 5 | 1 << 14);
+    }
+
+    #[test]
+    fn a_generated_tile_is_those_rows_of_the_whole_generated_matrix() {
+        let g = BsbuGen {
+            seed: 0xC0FF_EE11,
+            threshold: 26,
+            row0: 0,
+        };
+        let whole = g.matrix(600, 40).unwrap();
+        for r0 in [0usize, 256, 512] {
+            let n = (600 - r0).min(256);
+            let tile = g.offset(r0).matrix(n, 40).unwrap();
+            for r in 0..n {
+                assert_eq!(tile.row(r), whole.row(r0 + r), "tile {r0} row {r}");
+            }
+            assert_eq!(
+                g.offset(r0).row_base(),
+                (r0 as u32).wrapping_mul(crate::fbgen::ROW_STRIDE)
+            );
+        }
+        assert_eq!(
+            whole,
+            SparseSign::generated(600, 40, 26, 0xC0FF_EE11).unwrap()
+        );
+        assert_ne!(g.offset(1).matrix(4, 40).unwrap().row(0), whole.row(0));
     }
 
     #[test]

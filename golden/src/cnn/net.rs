@@ -43,7 +43,7 @@
 
 use super::num::Num;
 use super::ops::{self, ConvGeom};
-use crate::bsbu::SparseSign;
+use crate::bsbu::{BsbuGen, SparseSign};
 use crate::rng::SeedableRng;
 use crate::rng::{Rng, RngCore};
 use crate::GoldenError;
@@ -190,15 +190,19 @@ impl<V: Copy> BackWeight<V> {
         g: &ConvGeom,
         o: DfaOptions,
         rng: &mut Rng,
-    ) -> Result<Self, GoldenError> {
+    ) -> Result<(Self, Option<BsbuGen>), GoldenError> {
         if !o.binary {
-            return Ok(Self::draw::<N>(g.w_len(), g.in_c, false, rng));
+            return Ok((Self::draw::<N>(g.w_len(), g.in_c, false, rng), None));
         }
-        let s = match o.generator {
-            Generator::Stored => SparseSign::draw(g.out_c, g.in_c, o.sparsity, rng)?,
+        let (s, gen) = match o.generator {
+            Generator::Stored => (SparseSign::draw(g.out_c, g.in_c, o.sparsity, rng)?, None),
             Generator::Lfsr => {
-                let (seed, t) = (rng.next_u32(), crate::fbgen::threshold(o.sparsity)?);
-                SparseSign::generated(g.out_c, g.in_c, t, seed)?
+                let gen = BsbuGen {
+                    seed: rng.next_u32(),
+                    threshold: crate::fbgen::threshold(o.sparsity)?,
+                    row0: 0,
+                };
+                (gen.matrix(g.out_c, g.in_c)?, Some(gen))
             }
         };
         let kept = (g.in_c as f64 * (1.0 - o.sparsity)).round().max(1.0) as usize;
@@ -211,10 +215,9 @@ impl<V: Copy> BackWeight<V> {
                 unit[k] = N::unit(nz.neg);
             }
         }
-        Ok(BackWeight::Binary(
-            neg,
-            crate::format::fan_in_shift(kept),
-            unit,
+        Ok((
+            BackWeight::Binary(neg, crate::format::fan_in_shift(kept), unit),
+            gen,
         ))
     }
 
@@ -254,6 +257,8 @@ pub struct BackPath<V> {
     pub gain: u32,
     /// The seeds of generated conv weights (`generator = "lfsr"`; None: stored).
     pub gen: Option<crate::dce::DceSeeds>,
+    /// The generator of a dense path's S (`generator = "lfsr"`; None: stored).
+    pub dense_gen: Option<BsbuGen>,
 }
 
 /// Network: blocks, parameters and backward paths.
@@ -504,15 +509,17 @@ fn dense_paths<N: Num>(
         .map(|t| {
             let (c, h, w) = blocks[t].p_shape();
             let g = ConvGeom::dense(classes, c * h * w);
+            let (bw, dense_gen) = BackWeight::dense::<N>(&g, o, rng)?;
             Ok(BackPath {
                 target: t,
                 source: last,
                 d2: None,
                 shuffle: None,
                 up: 1,
-                d1: (g, BackWeight::dense::<N>(&g, o, rng)?),
+                d1: (g, bw),
                 gain: size_gain(c * h * w, classes) + o.extra_shift,
                 gen: None,
+                dense_gen,
             })
         })
         .collect()
@@ -573,15 +580,17 @@ fn conv_paths<N: Num>(
         if source == last {
             // Classifier module: a dense matrix from e_L.
             let g = ConvGeom::dense(classes, ct * ht * wt);
+            let (w, dense_gen) = BackWeight::dense::<N>(&g, o, rng)?;
             paths.push(BackPath {
                 target: t,
                 source,
                 d2: None,
                 shuffle: None,
                 up: 1,
-                d1: (g, BackWeight::dense::<N>(&g, o, rng)?),
+                d1: (g, w),
                 gain: size_gain(ct * ht * wt, classes) + o.extra_shift,
                 gen: None,
+                dense_gen,
             });
             continue;
         }
@@ -625,6 +634,7 @@ fn conv_paths<N: Num>(
             d1: (g1, w1),
             gain: size_gain(ct * ht * wt, cs * hs * ws),
             gen,
+            dense_gen: None,
         });
     }
     Ok(paths)
@@ -691,11 +701,12 @@ mod tests {
         // Dense: row r, column c is entry c of stream r under the seed drawn first.
         let g = ConvGeom::dense(10, 300);
         let seed = Rng::seed_from_u64(4).next_u32();
-        let BackWeight::Binary(neg, shift, unit) =
+        let (BackWeight::Binary(neg, shift, unit), Some(gen)) =
             BackWeight::<i16>::dense::<Fx>(&g, o, &mut Rng::seed_from_u64(4)).unwrap()
         else {
-            panic!("binary")
+            panic!("binary, generated")
         };
+        assert_eq!((gen.seed, gen.threshold, gen.row0), (seed, 26, 0));
         // The reference steps xorshift32 by hand from the row's start state.
         let mut kept = 0;
         for r in 0..300 {
@@ -755,13 +766,14 @@ mod tests {
         };
         // Sparsity 0: the same bits as the plain ±1 draw (one fair bit per entry).
         let (mut r1, mut r2) = (Rng::seed_from_u64(4), Rng::seed_from_u64(4));
-        let a = BackWeight::<i16>::dense::<Fx>(&g, opts(0.0), &mut r1).unwrap();
+        let (a, none) = BackWeight::<i16>::dense::<Fx>(&g, opts(0.0), &mut r1).unwrap();
+        assert_eq!(none, None);
         let b = BackWeight::<i16>::draw::<Fx>(g.w_len(), 10, true, &mut r2);
         assert_eq!(a, b);
         // Sparsity 0.9: the contract's S from the same generator state, masked
         // entries 0, and the fan-in shift of the kept entries per row (1 of 10).
         let (mut r1, mut r2) = (Rng::seed_from_u64(5), Rng::seed_from_u64(5));
-        let BackWeight::Binary(neg, shift, unit) =
+        let (BackWeight::Binary(neg, shift, unit), None) =
             BackWeight::<i16>::dense::<Fx>(&g, opts(0.9), &mut r1).unwrap()
         else {
             panic!("binary")

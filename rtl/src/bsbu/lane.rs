@@ -23,6 +23,13 @@
 //! - E: the narrowed word is written to the result memory at the lane's local row.
 //!
 //! So a pass lasts (entries) + [`contract::bsbu::COMPUTE_PIPELINE`] cycles.
+//!
+//! **Generator mode** ([`contract::bsbu::BsbuGen`]): the lane has no entries; its
+//! feedback-weight generator ([`FbGen`]) regenerates S. Stage A walks every column of
+//! each of its rows (one generator step per column); in stage B the generator's state
+//! gives the sign (bit 31) and the mask (bits 30..23 below THRESH: kept; else the entry
+//! adds nothing, like an empty row's), and the column addresses e_L. So a pass lasts
+//! (rows of the lane × columns) + the same pipeline, and no weight bit is stored.
 
 use contract::bsbu::{ENTRY_BITS, ENTRY_EMPTY_BIT, ENTRY_LAST_BIT, ENTRY_NEG_BIT};
 use contract::format::{ACC_BITS, ERROR_BITS};
@@ -30,8 +37,23 @@ use contract::params::ROW_ADDR_BITS;
 use rust_hdl::prelude::*;
 use std::collections::BTreeMap;
 
+use super::regs::THRESH_BITS;
+use crate::fbgen::{FbGen, STATE_BITS};
 use crate::narrow::SHIFT_BITS;
 use crate::narrow_pipe::NarrowPipe;
+
+/// What a generator-mode lane walks.
+#[derive(Clone, Copy, Debug)]
+pub struct GenWalk {
+    /// This lane's index.
+    pub lane: usize,
+    /// Lanes of the unit.
+    pub lanes: usize,
+    /// Rows this lane owns (its local rows).
+    pub rows: usize,
+    /// Columns of S.
+    pub cols: usize,
+}
 
 /// A lane whose entry memory has 2^EA words and whose e_L copy has 2^CA words.
 #[derive(LogicBlock)]
@@ -58,6 +80,44 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
     pub res_addr: Signal<In, Bits<ROW_ADDR_BITS>>,
     /// Result read data, one cycle after the address.
     pub res_data: Signal<Out, Signed<ERROR_BITS>>,
+    /// The scaling shift (register SHIFT).
+    pub shift: Signal<In, Bits<SHIFT_BITS>>,
+    /// Generator mode: the seed (register SEED).
+    pub seed: Signal<In, Bits<STATE_BITS>>,
+    /// Generator mode: the row base (register ROW_BASE).
+    pub base: Signal<In, Bits<STATE_BITS>>,
+    /// Generator mode: the mask threshold (register THRESH); 9 bits, as T = 256 keeps all.
+    pub thresh: Signal<In, Bits<THRESH_BITS>>,
+    /// Generator mode: the generator (one; none for a stored-weight lane).
+    gens: Vec<FbGen>,
+    /// Generators (0 or 1; loop bound).
+    _gen: usize,
+    /// Generator mode.
+    gen_mode: Constant<Bit>,
+    /// Generator mode, stage A: the column being issued.
+    col: DFF<Bits<CA>>,
+    /// Generator mode, stage A: the local row being walked.
+    lrow: DFF<Bits<ROW_ADDR_BITS>>,
+    /// Generator mode, stage B: the entry's column.
+    col1: DFF<Bits<CA>>,
+    /// Generator mode, stage B: the entry closes its row.
+    glast1: DFF<Bit>,
+    /// Generator mode, stage A: step the generator.
+    gstep: Signal<Local, Bit>,
+    /// Generator mode, stage A: the row ends; on to the lane's next row.
+    gnext: Signal<Local, Bit>,
+    /// Generator mode: the state after the entry's step.
+    gx: Signal<Local, Bits<STATE_BITS>>,
+    /// Generator mode: its mask byte, bits 30..23.
+    gbyte: Signal<Local, Bits<8>>,
+    /// Generator mode: the last column, n_cols − 1.
+    last_col: Constant<Bits<CA>>,
+    /// Generator mode: this lane's last local row.
+    last_lrow: Constant<Bits<ROW_ADDR_BITS>>,
+    /// Zero column.
+    zero_col: Constant<Bits<CA>>,
+    /// Zero generator state.
+    zero_x: Constant<Bits<STATE_BITS>>,
     /// Compressed entries of this lane's rows (layout: `contract::bsbu::Entry`).
     entries: SyncROM<Bits<ENTRY_BITS>, EA>,
     /// This lane's private copy of e_L, so every lane reads one word per cycle
@@ -81,8 +141,6 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
     res_ra: Signal<Local, Bits<ROW_ADDR_BITS>>,
     /// Stage D: round/saturate with the layer's scaling shift.
     narrow: NarrowPipe,
-    /// The layer's scaling shift.
-    shift: Constant<Bits<SHIFT_BITS>>,
     /// Stage A: address of the next entry.
     ptr: DFF<Bits<EA>>,
     /// Stage A: entries remain to be issued.
@@ -144,20 +202,38 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
 }
 
 impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
-    /// A lane holding the packed `entries` (at most 2^EA), narrowing by `shift`;
-    /// `res_banks` is 2, or 1 for a lane with more than 128 local rows.
-    pub fn new(entries: &[u32], shift: u32, res_banks: usize) -> Self {
+    /// A lane holding the packed `entries` (at most 2^EA), or, with `gen`, a
+    /// generator-mode lane (no entries); `res_banks` is 2, or 1 for a lane with more
+    /// than 128 local rows.
+    pub fn new(entries: &[u32], res_banks: usize, gen: Option<GenWalk>) -> Self {
         assert!(
             entries.len() <= 1 << EA,
             "lane program larger than its entry memory"
         );
         assert!((1..=2).contains(&res_banks));
-        let rom: BTreeMap<Bits<EA>, Bits<ENTRY_BITS>> = entries
+        // A generator-mode lane's ROM is one unused zero word (pruned by the tools).
+        let words: &[u32] = if gen.is_some() { &[0] } else { entries };
+        let rom: BTreeMap<Bits<EA>, Bits<ENTRY_BITS>> = words
             .iter()
             .enumerate()
             .map(|(i, &w)| ((i as u64).to_bits(), (w as u64).to_bits()))
             .collect();
         let last = entries.len().saturating_sub(1) as u64;
+        let has_work = match gen {
+            Some(g) => g.rows > 0,
+            None => !entries.is_empty(),
+        };
+        let (gens, last_col, last_lrow) = match gen {
+            Some(g) => {
+                assert!(g.cols <= 1 << (CA - 1) && g.rows <= 1 << ROW_ADDR_BITS);
+                (
+                    vec![FbGen::new(g.lane, g.lanes)],
+                    g.cols as u64 - 1,
+                    g.rows.saturating_sub(1) as u64,
+                )
+            }
+            None => (Vec::new(), 0, 0),
+        };
         BsbuLane {
             clock: Default::default(),
             start: Default::default(),
@@ -170,6 +246,25 @@ impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
             res_rbank: Default::default(),
             res_addr: Default::default(),
             res_data: Default::default(),
+            shift: Default::default(),
+            seed: Default::default(),
+            base: Default::default(),
+            thresh: Default::default(),
+            _gen: gens.len(),
+            gen_mode: Constant::new(!gens.is_empty()),
+            gens,
+            col: Default::default(),
+            lrow: Default::default(),
+            col1: Default::default(),
+            glast1: Default::default(),
+            gstep: Default::default(),
+            gnext: Default::default(),
+            gx: Default::default(),
+            gbyte: Default::default(),
+            last_col: Constant::new(last_col.to_bits()),
+            last_lrow: Constant::new(last_lrow.to_bits()),
+            zero_col: Constant::new(0u64.to_bits()),
+            zero_x: Constant::new(0u64.to_bits()),
             entries: SyncROM::new(rom),
             el: RAM::default(),
             res: RAM::default(),
@@ -181,7 +276,6 @@ impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
             res_wa: Default::default(),
             res_ra: Default::default(),
             narrow: NarrowPipe::default(),
-            shift: Constant::new((shift as u64).to_bits()),
             ptr: Default::default(),
             running: Default::default(),
             v1: Default::default(),
@@ -204,7 +298,7 @@ impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
             term: Default::default(),
             sum: Default::default(),
             last_ptr: Constant::new(last.to_bits()),
-            has_work: Constant::new(!entries.is_empty()),
+            has_work: Constant::new(has_work),
             neg_mask: Constant::new((1u64 << ENTRY_NEG_BIT).to_bits()),
             last_mask: Constant::new((1u64 << ENTRY_LAST_BIT).to_bits()),
             empty_mask: Constant::new((1u64 << ENTRY_EMPTY_BIT).to_bits()),
@@ -233,7 +327,10 @@ impl<const EA: usize, const CA: usize> Logic for BsbuLane<EA, CA> {
         self.empty2.clock.next = self.clock.val();
         self.acc.clock.next = self.clock.val();
         self.row.clock.next = self.clock.val();
-        dff_setup!(self, clock, v3, neg3, last3, empty3, eword, wr1, closed, row1, wr2, row2);
+        dff_setup!(
+            self, clock, v3, neg3, last3, empty3, eword, wr1, closed, row1, wr2, row2, col, lrow,
+            col1, glast1
+        );
         // Hold by default.
         self.ptr.d.next = self.ptr.q.val();
         self.running.d.next = self.running.q.val();
@@ -266,11 +363,43 @@ impl<const EA: usize, const CA: usize> Logic for BsbuLane<EA, CA> {
                 self.ptr.d.next = self.ptr.q.val() + 1;
             }
         }
+        // Generator mode, stage A: every column of every local row, one generator step
+        // each (the stored walk's stop is overridden).
+        self.col1.d.next = self.col.q.val();
+        self.glast1.d.next = self.col.q.val() == self.last_col.val();
+        self.gstep.next = false;
+        self.gnext.next = false;
+        if self.gen_mode.val() & self.running.q.val() {
+            self.gstep.next = true;
+            self.running.d.next = true;
+            if self.col.q.val() == self.last_col.val() {
+                self.col.d.next = self.zero_col.val();
+                self.gnext.next = true;
+                if self.lrow.q.val() == self.last_lrow.val() {
+                    self.running.d.next = false;
+                } else {
+                    self.lrow.d.next = self.lrow.q.val() + 1;
+                }
+            } else {
+                self.col.d.next = self.col.q.val() + 1;
+            }
+        }
+        for g in 0..self._gen {
+            self.gens[g].clock.next = self.clock.val();
+            self.gens[g].seed.next = self.seed.val();
+            self.gens[g].base.next = self.base.val();
+            self.gens[g].restart.next = self.start.val();
+            self.gens[g].next_row.next = self.gnext.val();
+            self.gens[g].step.next = self.gstep.val();
+            self.gens[g].from_row.next = self.col.q.val() == self.zero_col.val();
+        }
         if self.start.val() & self.has_work.val() {
             self.running.d.next = true;
             self.ptr.d.next = self.zero_ptr.val();
             self.row.d.next = self.zero_row.val();
             self.acc.d.next = self.zero_acc.val();
+            self.col.d.next = self.zero_col.val();
+            self.lrow.d.next = self.zero_row.val();
         }
         // Stage B: the entry word addresses e_L.
         // The entry's column field is COL_ADDR_BITS wide; a unit's columns fit the low
@@ -285,6 +414,25 @@ impl<const EA: usize, const CA: usize> Logic for BsbuLane<EA, CA> {
         self.neg2.d.next = (self.entries.data.val() & self.neg_mask.val()).any();
         self.last2.d.next = (self.entries.data.val() & self.last_mask.val()).any();
         self.empty2.d.next = (self.entries.data.val() & self.empty_mask.val()).any();
+        // Generator mode, stage B: the generator's state is the entry.
+        self.gx.next = self.zero_x.val();
+        for g in 0..self._gen {
+            self.gx.next = self.gens[g].x.val();
+        }
+        self.gbyte.next = self.gx.val().get_bits::<8>(23);
+        if self.gen_mode.val() {
+            self.el_ra.next = self.col1.q.val() & self.col_mask.val();
+            if self.el_rbank.val() {
+                self.el_ra.next = (self.col1.q.val() & self.col_mask.val()) | self.el_top.val();
+            }
+            self.el.read_address.next = self.el_ra.val();
+            self.neg2.d.next = self.gx.val().get_bit(31);
+            self.last2.d.next = self.glast1.q.val();
+            self.empty2.d.next = true;
+            if bit_cast::<THRESH_BITS, 8>(self.gbyte.val()) < self.thresh.val() {
+                self.empty2.d.next = false;
+            }
+        }
         // Stage R: register the e_L word and the entry's flags.
         self.v3.d.next = self.v2.q.val();
         self.neg3.d.next = self.neg2.q.val();

@@ -1,24 +1,37 @@
 //! The binary sparse backward-weight unit: [`Bsbu`] (top), [`BsbuLane`] (one lane),
-//! and [`generate`], which turns validated parameters and a golden matrix into Verilog.
+//! its register map [`regs`], and the generators: [`generate`] turns validated
+//! parameters and a golden matrix into a stored-weight unit (S in the lanes' ROMs),
+//! [`generate_gen`] into a generator-mode unit (S regenerated from a seed; no weight
+//! bit stored).
 
 mod lane;
+pub mod regs;
 mod top;
 
-pub use lane::BsbuLane;
+pub use lane::{BsbuLane, GenWalk};
 pub use top::Bsbu;
 
 use contract::bsbu::{check_matches, SparseSign};
+use contract::params::check_dims;
 use contract::params::{BsbuParams, COL_ADDR_BITS, MAX_ENTRY_ADDR_BITS, SMALL_COL_ADDR_BITS};
 use rust_hdl::prelude::*;
 
-use crate::{checked_verilog, Emitted, Port, RtlError};
+use crate::{checked_verilog, Dir, Emitted, Port, RtlError};
 
 /// Smallest entry-memory address width generated (16 words).
 pub const MIN_ENTRY_ADDR_BITS: usize = 4;
 
-/// The top-level ports of the unit, clock first: just the stream ports.
+/// The top-level ports of the unit, clock first: the stream ports and the
+/// configuration port.
 pub fn ports() -> Vec<Port> {
-    crate::stream_ports()
+    let mut v = crate::stream_ports();
+    let p = |name, width, dir| Port { name, width, dir };
+    v.extend([
+        p("cfg_we", 1, Dir::In),
+        p("cfg_addr", regs::CFG_ADDR_BITS, Dir::In),
+        p("cfg_data", regs::CFG_DATA_BITS, Dir::In),
+    ]);
+    v
 }
 
 /// Entry-memory address width that holds the longest lane program.
@@ -63,8 +76,9 @@ pub fn el_addr_bits(n_cols: usize) -> usize {
 fn build<const EA: usize, const CA: usize>(
     programs: &[Vec<u32>],
     p: &BsbuParams,
+    generated: bool,
 ) -> Result<String, RtlError> {
-    let mut uut = Bsbu::<EA, CA>::new(programs, p.n_rows, p.n_cols, p.shift);
+    let mut uut = Bsbu::<EA, CA>::new(programs, p.n_rows, p.n_cols, generated);
     uut.connect_all();
     checked_verilog("bsbu", &uut)
 }
@@ -84,37 +98,69 @@ pub fn generate(p: &BsbuParams, s: &SparseSign) -> Result<Emitted, RtlError> {
     const M: usize = SMALL_COL_ADDR_BITS + 1;
     const W: usize = COL_ADDR_BITS + 1;
     let verilog = match (el_addr_bits(p.n_cols), ea) {
-        (S, 4) => build::<4, S>(&programs, p),
-        (S, 5) => build::<5, S>(&programs, p),
-        (S, 6) => build::<6, S>(&programs, p),
-        (S, 7) => build::<7, S>(&programs, p),
-        (S, 8) => build::<8, S>(&programs, p),
-        (S, 9) => build::<9, S>(&programs, p),
-        (S, 10) => build::<10, S>(&programs, p),
-        (S, 11) => build::<11, S>(&programs, p),
-        (S, 12) => build::<12, S>(&programs, p),
-        (S, 13) => build::<13, S>(&programs, p),
-        (S, 14) => build::<14, S>(&programs, p),
-        (M, ..=MIN_MID_ENTRY_ADDR_BITS) => build::<MIN_MID_ENTRY_ADDR_BITS, M>(&programs, p),
-        (M, 9) => build::<9, M>(&programs, p),
-        (M, 10) => build::<10, M>(&programs, p),
-        (M, 11) => build::<11, M>(&programs, p),
-        (M, 12) => build::<12, M>(&programs, p),
-        (M, 13) => build::<13, M>(&programs, p),
-        (M, 14) => build::<14, M>(&programs, p),
-        (W, ..=MIN_WIDE_ENTRY_ADDR_BITS) => build::<MIN_WIDE_ENTRY_ADDR_BITS, W>(&programs, p),
-        (W, 11) => build::<11, W>(&programs, p),
-        (W, 12) => build::<12, W>(&programs, p),
-        (W, 13) => build::<13, W>(&programs, p),
-        (W, 14) => build::<14, W>(&programs, p),
+        (S, 4) => build::<4, S>(&programs, p, false),
+        (S, 5) => build::<5, S>(&programs, p, false),
+        (S, 6) => build::<6, S>(&programs, p, false),
+        (S, 7) => build::<7, S>(&programs, p, false),
+        (S, 8) => build::<8, S>(&programs, p, false),
+        (S, 9) => build::<9, S>(&programs, p, false),
+        (S, 10) => build::<10, S>(&programs, p, false),
+        (S, 11) => build::<11, S>(&programs, p, false),
+        (S, 12) => build::<12, S>(&programs, p, false),
+        (S, 13) => build::<13, S>(&programs, p, false),
+        (S, 14) => build::<14, S>(&programs, p, false),
+        (M, ..=MIN_MID_ENTRY_ADDR_BITS) => build::<MIN_MID_ENTRY_ADDR_BITS, M>(&programs, p, false),
+        (M, 9) => build::<9, M>(&programs, p, false),
+        (M, 10) => build::<10, M>(&programs, p, false),
+        (M, 11) => build::<11, M>(&programs, p, false),
+        (M, 12) => build::<12, M>(&programs, p, false),
+        (M, 13) => build::<13, M>(&programs, p, false),
+        (M, 14) => build::<14, M>(&programs, p, false),
+        (W, ..=MIN_WIDE_ENTRY_ADDR_BITS) => build::<MIN_WIDE_ENTRY_ADDR_BITS, W>(&programs, p, false),
+        (W, 11) => build::<11, W>(&programs, p, false),
+        (W, 12) => build::<12, W>(&programs, p, false),
+        (W, 13) => build::<13, W>(&programs, p, false),
+        (W, 14) => build::<14, W>(&programs, p, false),
         (ca, ea) => unreachable!(
             "e_L width {ca}, entry width {ea}: check_matches bounds the columns to 2^{COL_ADDR_BITS} and a lane program to 2^{MAX_ENTRY_ADDR_BITS} entries"
         ),
     }?;
-    Ok(Emitted {
+    Ok(emitted(p, verilog, false))
+}
+
+fn emitted(p: &BsbuParams, verilog: String, generated: bool) -> Emitted {
+    Emitted {
         unit: "bsbu",
         verilog,
         ports: ports(),
-        sidecars: Vec::new(),
-    })
+        sidecars: vec![
+            (
+                "_regs.json",
+                regs::regmap_json(p.lanes, p.n_rows, p.n_cols, generated),
+            ),
+            (
+                "_regs.h",
+                regs::regmap_c_header(p.lanes, p.n_rows, p.n_cols, generated),
+            ),
+        ],
+    }
+}
+
+/// Emit a generator-mode unit for parameters `p`: no entry memory, S regenerated
+/// from the registers SEED, ROW_BASE and THRESH ([`contract::bsbu::BsbuGen`]), so one
+/// unit runs any `p.n_rows` × `p.n_cols` tile of any generated matrix. (`p.shift` is
+/// the SHIFT register's value, written at run time like the others.)
+pub fn generate_gen(p: &BsbuParams) -> Result<Emitted, RtlError> {
+    check_dims(p.n_rows, p.n_cols)?;
+    let programs = vec![Vec::new(); p.lanes];
+    const S: usize = SMALL_COL_ADDR_BITS;
+    const M: usize = SMALL_COL_ADDR_BITS + 1;
+    const W: usize = COL_ADDR_BITS + 1;
+    const E: usize = MIN_ENTRY_ADDR_BITS;
+    let verilog = match el_addr_bits(p.n_cols) {
+        S => build::<E, S>(&programs, p, true),
+        M => build::<E, M>(&programs, p, true),
+        _ => build::<E, W>(&programs, p, true),
+    }?;
+    Ok(emitted(p, verilog, true))
 }

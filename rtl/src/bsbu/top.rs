@@ -26,12 +26,19 @@
 //!
 //! The `phase` port shows the busiest stage: 1 a compute pass starts from idle,
 //! 2 computing, 3 draining only, 0 neither (loading or idle).
+//!
+//! Registers ([`super::regs::REGS`], written through `cfg_*` while the unit is empty):
+//! the scaling shift, and in generator mode the generator's seed, row base and mask
+//! threshold. The lanes hold S in ROM (stored weights) or regenerate it (generator
+//! mode, [`super::lane`]).
 
 use contract::format::{DERIV, ERROR_BITS};
 use contract::params::{BSBU_MAX_LANES, ROW_ADDR_BITS};
 use rust_hdl::prelude::*;
 
-use super::lane::BsbuLane;
+use super::lane::{BsbuLane, GenWalk};
+use super::regs::{CFG_ADDR_BITS, CFG_DATA_BITS, REGS, THRESH_BITS};
+use crate::fbgen::STATE_BITS;
 use crate::narrow::SHIFT_BITS;
 use crate::narrow_pipe::NarrowPipe;
 use crate::out_stage::ErrorOutStage;
@@ -75,6 +82,28 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
     pub out_last: Signal<Out, Bit>,
     /// Busiest stage: 0 load or idle, 1 compute starts, 2 compute, 3 drain only.
     pub phase: Signal<Out, Bits<2>>,
+    /// Configuration write enable.
+    pub cfg_we: Signal<In, Bit>,
+    /// Configuration address: a register's index in regs::REGS.
+    pub cfg_addr: Signal<In, Bits<CFG_ADDR_BITS>>,
+    /// Configuration data (the register's value in its low bits).
+    pub cfg_data: Signal<In, Bits<CFG_DATA_BITS>>,
+    /// The registers, in regs::REGS order (32 bits each; each reads its low bits).
+    regs: Vec<DFF<Bits<CFG_DATA_BITS>>>,
+    /// One-hot register select of the configuration address.
+    reg_sel: Signal<Local, Bits<8>>,
+    /// 1, shifted by the address into the select.
+    one8: Constant<Bits<8>>,
+    /// SHIFT by name.
+    r_shift: Signal<Local, Bits<SHIFT_BITS>>,
+    /// SEED by name.
+    r_seed: Signal<Local, Bits<STATE_BITS>>,
+    /// ROW_BASE by name.
+    r_base: Signal<Local, Bits<STATE_BITS>>,
+    /// THRESH by name.
+    r_thresh: Signal<Local, Bits<THRESH_BITS>>,
+    /// Registers (loop bound).
+    _nregs: usize,
     /// The P lanes; lane l owns rows l, l+P, l+2P, ...
     lanes: Vec<BsbuLane<EA, CA>>,
     /// f'(p) per output row, four banks of 2^8 rows (a vector's bank is its load
@@ -171,8 +200,10 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
 }
 
 impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
-    /// A unit with one lane per program (`programs[l]` = packed entries of lane l).
-    pub fn new(programs: &[Vec<u32>], n_rows: usize, n_cols: usize, shift: u32) -> Self {
+    /// A unit with one lane per program (`programs[l]` = packed entries of lane l),
+    /// or, with `generated`, a generator-mode unit of `programs.len()` lanes (the
+    /// programs are empty).
+    pub fn new(programs: &[Vec<u32>], n_rows: usize, n_cols: usize, generated: bool) -> Self {
         let lanes = programs.len();
         assert!((1..=BSBU_MAX_LANES).contains(&lanes));
         assert!(2 * n_cols <= 1 << CA, "e_L copy too small for two banks");
@@ -182,10 +213,19 @@ impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
         } else {
             1
         };
+        let walk = |l: usize| {
+            generated.then_some(GenWalk {
+                lane: l,
+                lanes,
+                rows: (l..n_rows).step_by(lanes).count(),
+                cols: n_cols,
+            })
+        };
         with_defaults!(Bsbu {
             lanes: programs
                 .iter()
-                .map(|p| BsbuLane::new(p, shift, res_banks))
+                .enumerate()
+                .map(|(l, p)| BsbuLane::new(p, res_banks, walk(l)))
                 .collect(),
             fp: RAM::default(),
             mul: PipeMul::default(),
@@ -207,9 +247,13 @@ impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
             zero_local: Constant::new(0u64.to_bits()),
             zero_err: Constant::new(0i64.to_signed_bits()),
             _lanes: lanes,
+            regs: (0..REGS.len()).map(|_| Default::default()).collect(),
+            one8: Constant::new(1u64.to_bits()),
+            _nregs: REGS.len(),
         } defaults:
             clock, in_data, in_valid, in_ready, out_data, out_valid, out_ready,
-            out_last, phase, ld, cd, dd, cbusy, dbusy, fp_wbase, fp_rbase, loading_fp,
+            out_last, phase, cfg_we, cfg_addr, cfg_data, reg_sel, r_shift, r_seed, r_base,
+            r_thresh, ld, cd, dd, cbusy, dbusy, fp_wbase, fp_rbase, loading_fp,
             lcnt, fcnt, fetching, rd_row, rd_local, rd_sel, pa_local, pa_row, any_busy,
             cfinish, cstart, dstart, take, a_local, a_row, sel_data, me, mf
         )
@@ -226,6 +270,20 @@ impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
             self, clock, ld, cd, dd, cbusy, dbusy, fp_wbase, fp_rbase, loading_fp, lcnt, fcnt,
             fetching, rd_row, rd_local, rd_sel, pa_local, pa_row, me, mf
         );
+        // Registers: one write port, selected one-hot by the address.
+        self.reg_sel.next = self.one8.val() << self.cfg_addr.val();
+        for i in 0..self._nregs {
+            self.regs[i].clock.next = self.clock.val();
+            self.regs[i].d.next = self.regs[i].q.val();
+            if self.cfg_we.val() & self.reg_sel.val().get_bit(i) {
+                self.regs[i].d.next = self.cfg_data.val();
+            }
+        }
+        // The registers by name (index = position in regs::REGS; a test checks this).
+        self.r_shift.next = self.regs[0].q.val().get_bits::<SHIFT_BITS>(0);
+        self.r_seed.next = self.regs[1].q.val();
+        self.r_base.next = self.regs[2].q.val();
+        self.r_thresh.next = self.regs[3].q.val().get_bits::<THRESH_BITS>(0);
         // Ports.
         self.out_valid.next = self.drain.out_valid.val();
         self.out_data.next = self.drain.out_data.val();
@@ -263,6 +321,10 @@ impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
             self.lanes[l].el_rbank.next = self.cd.q.val().get_bit(0);
             self.lanes[l].res_rbank.next = self.dd.q.val().get_bit(0);
             self.lanes[l].start.next = self.cstart.val();
+            self.lanes[l].shift.next = self.r_shift.val();
+            self.lanes[l].seed.next = self.r_seed.val();
+            self.lanes[l].base.next = self.r_base.val();
+            self.lanes[l].thresh.next = self.r_thresh.val();
         }
         self.fp.write_address.next =
             self.fp_wbase.q.val() | self.fcnt.q.val().get_bits::<FP_ADDR_BITS>(0);

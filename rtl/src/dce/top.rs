@@ -365,6 +365,8 @@ pub struct Dce {
     gseed: Signal<Local, Bits<STATE_BITS>>,
     /// 16: the high half's place in a seed.
     sh16: Constant<Bits<5>>,
+    /// 0: the generators' row base (a conv path's channels are rows from 0).
+    gzero: Constant<Bits<STATE_BITS>>,
     /// The lanes' generated signs (bit l: lane l's state bit 31).
     gsigns: Signal<Local, Bits<DCE_MAX_LANES>>,
     /// No signs set.
@@ -529,6 +531,7 @@ impl Dce {
             lanes: (0..sizes.lanes).map(|_| DceLane::default()).collect(),
             gens: (0..sizes.lanes).map(|l| FbGen::new(l, sizes.lanes)).collect(),
             sh16: Constant::new(16u64.to_bits()),
+            gzero: Constant::new(0u64.to_bits()),
             zero_signs: Constant::new(0u64.to_bits()),
             drain: ErrorOutStage::default(),
             regs: (0..REGS.len()).map(|_| Default::default()).collect(),
@@ -840,6 +843,8 @@ impl Logic for Dce {
         for l in 0..self._lanes {
             self.gens[l].clock.next = self.clock.val();
             self.gens[l].seed.next = self.gseed.val();
+            // A conv path's output channels are its rows from 0.
+            self.gens[l].base.next = self.gzero.val();
             self.gens[l].restart.next = self.seq_reset.val();
             self.gens[l].next_row.next = self.blk_inc.val();
             self.gens[l].step.next = self.go.val() & self.r_gen.val();
