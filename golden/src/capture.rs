@@ -138,6 +138,8 @@ pub struct DenseCapture {
     pub s: SparseSign,
     /// The path's narrowing shift.
     pub shift: u32,
+    /// The generator of these rows (`generator = "lfsr"`; None: stored).
+    pub gen: Option<BsbuGen>,
     /// e_L, as normalized by the trainer (the unit's input).
     pub e_l: Vec<ErrorFx>,
     /// ReLU mask of the target rows (p > 0; all true without ReLU).
@@ -178,6 +180,7 @@ impl Experiment<Fx> {
                         rows: rows.clone(),
                         s: tile.s,
                         shift: tile.shift,
+                        gen: tile.gen,
                         e_l: tr.e[p.source].iter().map(|&v| word(v)).collect(),
                         fprime: FPrime::Relu(
                             rows.clone()

@@ -116,6 +116,7 @@ fn run_hw(a: &TrainArgs) -> Result<()> {
         path_lanes: a.path_lanes,
         propagation: !a.golden_errors,
         mutant,
+        progress: true,
     };
     let cache = sim::verilator::default_cache_dir();
     let r = testbench::hil::train_on_hardware(&a.config, &o, &cache)?;

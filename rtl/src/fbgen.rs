@@ -41,6 +41,17 @@ pub struct FbGen {
     pub x: Signal<Out, Bits<STATE_BITS>>,
     /// (r + P + 1)·0x9E3779B9: the next row's.
     nxt: DFF<Bits<STATE_BITS>>,
+    /// base + (r0 + 1)·0x9E3779B9, registered (a run-time base: the add stays off the
+    /// restart path; the base is written while the unit is empty).
+    b0: DFF<Bits<STATE_BITS>>,
+    /// base + (r0 + P + 1)·0x9E3779B9, registered.
+    b1: DFF<Bits<STATE_BITS>>,
+    /// The base is a run-time register (use b0, b1); else a constant 0 that folds.
+    reg_base: Constant<Bit>,
+    /// base + (r0 + 1)·0x9E3779B9 as the restart uses it.
+    a0: Signal<Local, Bits<STATE_BITS>>,
+    /// base + (r0 + P + 1)·0x9E3779B9 as the restart uses it.
+    a1: Signal<Local, Bits<STATE_BITS>>,
     /// The current row's start state.
     start: DFF<Bits<STATE_BITS>>,
     /// The state.
@@ -72,8 +83,9 @@ pub struct FbGen {
 }
 
 impl FbGen {
-    /// The generator of lane `lane` of `lanes`.
-    pub fn new(lane: usize, lanes: usize) -> FbGen {
+    /// The generator of lane `lane` of `lanes`; `reg_base`: `base` is a run-time
+    /// register (else it must be 0).
+    pub fn new(lane: usize, lanes: usize, reg_base: bool) -> FbGen {
         let k = |r: usize| ((r as u32).wrapping_mul(ROW_STRIDE) as u64).to_bits();
         with_defaults!(FbGen {
             k0: Constant::new(k(lane + 1)),
@@ -84,22 +96,31 @@ impl FbGen {
             sh13: Constant::new(13u64.to_bits()),
             sh17: Constant::new(17u64.to_bits()),
             sh5: Constant::new(5u64.to_bits()),
+            reg_base: Constant::new(reg_base),
         } defaults: clock, seed, base, restart, next_row, step, from_row, x, nxt, start, state,
-            pre, src, t1, t2)
+            pre, src, t1, t2, b0, b1, a0, a1)
     }
 }
 
 impl Logic for FbGen {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, nxt, start, state);
+        dff_setup!(self, clock, nxt, start, state, b0, b1);
+        self.b0.d.next = self.base.val() + self.k0.val();
+        self.b1.d.next = self.base.val() + self.k1.val();
+        self.a0.next = self.k0.val();
+        self.a1.next = self.k1.val();
+        if self.reg_base.val() {
+            self.a0.next = self.b0.q.val();
+            self.a1.next = self.b1.q.val();
+        }
         self.pre.next = self.seed.val() ^ self.nxt.q.val();
         if self.next_row.val() {
             self.nxt.d.next = self.nxt.q.val() + self.kp.val();
         }
         if self.restart.val() {
-            self.pre.next = self.seed.val() ^ (self.base.val() + self.k0.val());
-            self.nxt.d.next = self.base.val() + self.k1.val();
+            self.pre.next = self.seed.val() ^ self.a0.val();
+            self.nxt.d.next = self.a1.val();
         }
         if self.restart.val() | self.next_row.val() {
             self.start.d.next = self.pre.val();

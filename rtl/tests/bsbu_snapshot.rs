@@ -36,7 +36,7 @@ fn bsbu_generator_p2_rows4_cols3_verilog() {
 #[test]
 fn bsbu_top_reads_each_register_at_its_table_index_and_the_maps_list_them() {
     use contract::bsbu::BsbuGen;
-    use rtl::bsbu::regs::{self, BsbuRegs, REGS};
+    use rtl::bsbu::regs::{self, REGS};
     let p = BsbuParams::new(2, 4, 3, 1).unwrap();
     let e = rtl::bsbu::generate_gen(&p).unwrap();
     for (i, r) in REGS.iter().enumerate() {
@@ -56,26 +56,14 @@ fn bsbu_top_reads_each_register_at_its_table_index_and_the_maps_list_them() {
         threshold: 26,
         row0: 256,
     };
-    // Generator mode writes every register in table order; stored mode only SHIFT.
-    let w = regs::program(&BsbuRegs {
-        shift: 3,
-        gen: Some(gen),
-    });
+    // Every register in table order.
     assert_eq!(
-        w,
+        regs::program(&gen),
         vec![
-            (0, 3),
-            (1, 0xABCD_0123),
-            (2, 256u32.wrapping_mul(0x9E37_79B9)),
-            (3, 26)
+            (0, 0xABCD_0123),
+            (1, 256u32.wrapping_mul(0x9E37_79B9)),
+            (2, 26)
         ]
-    );
-    assert_eq!(
-        regs::program(&BsbuRegs {
-            shift: 3,
-            gen: None
-        }),
-        vec![(0, 3)]
     );
     let json = &e.sidecars.iter().find(|s| s.0 == "_regs.json").unwrap().1;
     let header = &e.sidecars.iter().find(|s| s.0 == "_regs.h").unwrap().1;
@@ -92,13 +80,14 @@ fn bsbu_top_reads_each_register_at_its_table_index_and_the_maps_list_them() {
     assert!(header.contains("#define HDFA_BSBU_GENERATOR 1"));
     // Every value fits its register's width.
     for r in REGS {
-        let v = (r.value)(&BsbuRegs {
-            shift: contract::params::MAX_SHIFT,
-            gen: Some(BsbuGen {
-                threshold: 256,
-                ..gen
-            }),
+        let v = (r.value)(&BsbuGen {
+            threshold: 256,
+            ..gen
         });
         assert!(r.width >= 32 || v < 1 << r.width, "{} = {v}", r.name);
     }
+    // A stored-weight unit lists no register.
+    let s = rtl::bsbu::generate(&p, &SparseSign::random(4, 3, 0.0, 1).unwrap()).unwrap();
+    let h = &s.sidecars.iter().find(|s| s.0 == "_regs.h").unwrap().1;
+    assert!(!h.contains("#define HDFA_BSBU_REG_") && h.contains("#define HDFA_BSBU_GENERATOR 0"));
 }

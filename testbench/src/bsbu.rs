@@ -9,7 +9,6 @@ use golden::capture::DenseCapture;
 use golden::format::{DerivFx, ErrorFx, DERIV, ERROR};
 use golden::params::{check_sparsity, BsbuParams};
 use golden::rng::Rng;
-use rtl::bsbu::regs::BsbuRegs;
 use rtl::Emitted;
 use sim::stream::{Pass, RunStats, Stall, StreamVectors};
 
@@ -268,13 +267,9 @@ impl BsbuScenario {
                 Pass {
                     tag: v.tag.clone(),
                     // The registers before the first vector.
-                    setup: if i == 0 {
-                        rtl::bsbu::regs::program(&BsbuRegs {
-                            shift: p.shift,
-                            gen: self.gen,
-                        })
-                    } else {
-                        Vec::new()
+                    setup: match self.gen {
+                        Some(g) if i == 0 => rtl::bsbu::regs::program(&g),
+                        _ => Vec::new(),
                     },
                     input,
                     expected: v.expected.iter().map(|x| x.to_bits() as i64).collect(),
@@ -497,13 +492,13 @@ impl BsbuUnit {
     pub fn from_captures(lanes: usize, caps: &[DenseCapture]) -> Result<Vec<BsbuUnit>, TbError> {
         let mut units: Vec<BsbuUnit> = Vec::new();
         for c in caps {
-            let found = units
-                .iter()
-                .position(|u| u.s == c.s && u.scenario.params.shift == c.shift);
+            let found = units.iter().position(|u| {
+                u.s == c.s && u.scenario.params.shift == c.shift && u.scenario.gen == c.gen
+            });
             let i = match found {
                 Some(i) => i,
                 None => {
-                    let mut u = BsbuUnit::of_matrix(lanes, &c.s, c.shift, None)?;
+                    let mut u = BsbuUnit::of_matrix(lanes, &c.s, c.shift, c.gen)?;
                     u.captured = Some((
                         format!(
                             "p{lanes}_layer{}_rows{}_{}",

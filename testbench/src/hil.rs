@@ -91,6 +91,8 @@ pub struct HilOptions {
     pub propagation: bool,
     /// A faulty unit (its mutant's name), to see how a difference is reported.
     pub mutant: Option<(HilUnit, String)>,
+    /// Print a line per step to stderr (long runs).
+    pub progress: bool,
 }
 
 impl HilOptions {
@@ -103,6 +105,7 @@ impl HilOptions {
             path_lanes: 4,
             propagation: true,
             mutant: None,
+            progress: false,
         }
     }
 }
@@ -162,6 +165,11 @@ pub struct HilReport {
     pub paths: Vec<String>,
     /// Each unit's share (update unit first).
     pub units: Vec<UnitUse>,
+    /// Backward-weight bits the path units store (dce weight memory, bsbu entry
+    /// ROMs; 0 for generated weights).
+    pub weight_bits_stored: u64,
+    /// Backward-weight bits the path units read over the run.
+    pub weight_bits_read: u64,
 }
 
 impl HilReport {
@@ -209,6 +217,14 @@ impl HilReport {
             100.0 * self.rtl_seconds / self.wall_seconds.max(1e-9),
             self.build_seconds,
         );
+        if !self.paths.is_empty() {
+            let _ = write!(
+                t,
+                "\nbackward weights: {} bits stored, {:.0} bits read per DFA step",
+                self.weight_bits_stored,
+                self.weight_bits_read as f64 / self.kinds[1].max(1) as f64
+            );
+        }
         for u in &self.units {
             let (per, n) = if u.unit == "upd" {
                 ("training step", steps)
@@ -259,6 +275,20 @@ fn design_of(
         Some((u, name)) if *u == which => Ok(Mutated::new(unit, name)?.design),
         _ => Ok(unit.design().clone()),
     }
+}
+
+/// The entry-ROM bits of a bsbu tile (each read once per pass): its packed entries,
+/// or none in generator mode.
+fn bsbu_weight_bits(u: &BsbuUnit) -> u64 {
+    if u.scenario.gen.is_some() {
+        return 0;
+    }
+    let entries: usize =
+        u.s.lane_programs(u.scenario.params.lanes)
+            .iter()
+            .map(Vec::len)
+            .sum();
+    (entries * golden::bsbu::ENTRY_BITS) as u64
 }
 
 /// The first word where two error vectors differ: (word, golden, hardware).
@@ -401,7 +431,27 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
         build_seconds,
         paths,
         units: Vec::new(),
+        weight_bits_stored: 0,
+        weight_bits_read: 0,
     };
+    // The weight bits each path's pass reads, and what the units store.
+    let pass_bits: Vec<u64> = runs
+        .iter()
+        .map(|r| match r {
+            PathRun::Dce(c) => golden::dce::golden_traffic(&c.layer, &c.weights).weight_bits,
+            PathRun::Bsbu(tiles) => tiles.iter().map(|(_, u, _)| bsbu_weight_bits(u)).sum(),
+        })
+        .collect();
+    for r in &runs {
+        report.weight_bits_stored += match r {
+            PathRun::Dce(c) if c.weights.gen.is_none() => {
+                (c.weights.d1.len() + c.weights.d2.as_ref().map_or(0, Vec::len)) as u64
+            }
+            PathRun::Dce(_) => 0,
+            PathRun::Bsbu(tiles) => tiles.iter().map(|(_, u, _)| bsbu_weight_bits(u)).sum(),
+        };
+    }
+    let mut bits_read = 0u64;
     let mut upd_passes = 0;
     let (mut dce_passes, mut bsbu_passes) = (0, 0);
     // The path the dce holds, and the update unit's registers (each written again
@@ -422,6 +472,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
         let mut hook = |k: usize, src: &[i16], active: &[bool], e: &mut [i16]| -> Result<(), TbError> {
             let sample = calls / n_paths;
             calls += 1;
+            bits_read += pass_bits[k];
             let p = &before.net.paths[k];
             let (unit, hw): (&str, Vec<i16>) = match &mut runs[k] {
                 PathRun::Dce(case) => {
@@ -521,6 +572,15 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
         report.words_per_step = words;
         report.kinds[(kind_seen == StepKind::Dfa) as usize] += 1;
         report.steps += 1;
+        if o.progress {
+            eprintln!(
+                "hil: step {}/{} ({}) done, {:.1} s",
+                s + 1,
+                o.steps,
+                if kind_seen == StepKind::Bp { "bp" } else { "dfa" },
+                t0.elapsed().as_secs_f64()
+            );
+        }
         if let Some(d) = path_diff.take() {
             report.first_diff = Some(d);
             return Ok(());
@@ -578,6 +638,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
         report.units.push(u);
     }
     report.rtl_seconds = report.units.iter().map(|u| u.seconds).sum();
+    report.weight_bits_read = bits_read;
     report.hw_checksum = exp.state_checksum();
     if report.first_diff.is_none() {
         let mut gold = crate::dce::experiment(file, o.train_limit)?;

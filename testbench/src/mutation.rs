@@ -208,7 +208,7 @@ pub const BSBU_GEN_MUTANTS: &[Mutant] = &[
         unit: "bsbu",
         name: "gen-no-row-base",
         what: "the generators ignore ROW_BASE: a tile past row 0 regenerates rows from 0",
-        edit: |v| replace_once(v, "top", "r_base = regs$2$q;", "r_base = 32'h0;"),
+        edit: |v| replace_once(v, "top", "r_base = regs$1$q;", "r_base = 32'h0;"),
     },
     BSBU_MUTANTS[7],
     BSBU_MUTANTS[8],

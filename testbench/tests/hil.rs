@@ -37,6 +37,8 @@ fn digits_hdfa_60_steps_with_errors_and_updates_on_the_rtl_end_bit_identical_to_
     assert_eq!(unit("dce").passes, r.kinds[1] * 16 * 2);
     assert_eq!(unit("bsbu").passes, r.kinds[1] * 16 * 4);
     assert_eq!((unit("dce").models, unit("bsbu").models), (1, 4));
+    // Stored backward weights: the dce's sign memory and the bsbu's entry ROMs.
+    assert!(r.weight_bits_stored > 0 && r.weight_bits_read > r.weight_bits_stored);
     assert!(unit("dce").cycles > 0 && unit("bsbu").cycles > 0);
 }
 
@@ -61,6 +63,11 @@ fn digits_lfsr_60_steps_with_regenerated_backward_weights_on_the_rtl_end_bit_ide
     );
     let unit = |n: &str| r.units.iter().find(|u| u.unit == n).unwrap().clone();
     assert_eq!(unit("bsbu").models, 1);
+    // No backward-weight bit is stored or read.
+    assert_eq!((r.weight_bits_stored, r.weight_bits_read), (0, 0));
+    assert!(r
+        .text()
+        .contains("backward weights: 0 bits stored, 0 bits read per DFA step"));
     assert_eq!(unit("bsbu").passes, r.kinds[1] * 16 * 4);
 }
 

@@ -498,6 +498,8 @@ impl RnnTrainer {
                                 rows: 0..s.hidden,
                                 s: fc_sign.clone(),
                                 shift,
+                                // The recurrent model stores its feedback matrices.
+                                gen: None,
                                 e_l: e.iter().map(|&v| word(v)).collect(),
                                 fprime: FPrime::Relu(vec![true; s.hidden]),
                                 expected: x.iter().map(|&v| word(v as i64)).collect(),
@@ -516,6 +518,8 @@ impl RnnTrainer {
                             rows: rows.clone(),
                             s: m.clone(),
                             shift: tri.shift,
+                            // The recurrent model stores its feedback matrices.
+                            gen: None,
                             e_l: flat.iter().map(|&v| word(v as i64)).collect(),
                             fprime: FPrime::Relu(vec![true; rows.len()]),
                             expected: want[rows.clone()].iter().map(|&v| word(v)).collect(),

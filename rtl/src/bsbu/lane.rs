@@ -80,8 +80,6 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
     pub res_addr: Signal<In, Bits<ROW_ADDR_BITS>>,
     /// Result read data, one cycle after the address.
     pub res_data: Signal<Out, Signed<ERROR_BITS>>,
-    /// The scaling shift (register SHIFT).
-    pub shift: Signal<In, Bits<SHIFT_BITS>>,
     /// Generator mode: the seed (register SEED).
     pub seed: Signal<In, Bits<STATE_BITS>>,
     /// Generator mode: the row base (register ROW_BASE).
@@ -141,6 +139,9 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
     res_ra: Signal<Local, Bits<ROW_ADDR_BITS>>,
     /// Stage D: round/saturate with the layer's scaling shift.
     narrow: NarrowPipe,
+    /// The layer's scaling shift (a generation-time constant: yosys folds the
+    /// narrowing's bounds).
+    shift: Constant<Bits<SHIFT_BITS>>,
     /// Stage A: address of the next entry.
     ptr: DFF<Bits<EA>>,
     /// Stage A: entries remain to be issued.
@@ -203,9 +204,9 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
 
 impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
     /// A lane holding the packed `entries` (at most 2^EA), or, with `gen`, a
-    /// generator-mode lane (no entries); `res_banks` is 2, or 1 for a lane with more
-    /// than 128 local rows.
-    pub fn new(entries: &[u32], res_banks: usize, gen: Option<GenWalk>) -> Self {
+    /// generator-mode lane (no entries), narrowing by `shift`; `res_banks` is 2, or 1
+    /// for a lane with more than 128 local rows.
+    pub fn new(entries: &[u32], shift: u32, res_banks: usize, gen: Option<GenWalk>) -> Self {
         assert!(
             entries.len() <= 1 << EA,
             "lane program larger than its entry memory"
@@ -227,7 +228,7 @@ impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
             Some(g) => {
                 assert!(g.cols <= 1 << (CA - 1) && g.rows <= 1 << ROW_ADDR_BITS);
                 (
-                    vec![FbGen::new(g.lane, g.lanes)],
+                    vec![FbGen::new(g.lane, g.lanes, true)],
                     g.cols as u64 - 1,
                     g.rows.saturating_sub(1) as u64,
                 )
@@ -246,7 +247,6 @@ impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
             res_rbank: Default::default(),
             res_addr: Default::default(),
             res_data: Default::default(),
-            shift: Default::default(),
             seed: Default::default(),
             base: Default::default(),
             thresh: Default::default(),
@@ -276,6 +276,7 @@ impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
             res_wa: Default::default(),
             res_ra: Default::default(),
             narrow: NarrowPipe::default(),
+            shift: Constant::new((shift as u64).to_bits()),
             ptr: Default::default(),
             running: Default::default(),
             v1: Default::default(),

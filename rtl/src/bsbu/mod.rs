@@ -78,7 +78,7 @@ fn build<const EA: usize, const CA: usize>(
     p: &BsbuParams,
     generated: bool,
 ) -> Result<String, RtlError> {
-    let mut uut = Bsbu::<EA, CA>::new(programs, p.n_rows, p.n_cols, generated);
+    let mut uut = Bsbu::<EA, CA>::new(programs, p.n_rows, p.n_cols, p.shift, generated);
     uut.connect_all();
     checked_verilog("bsbu", &uut)
 }
@@ -148,8 +148,8 @@ fn emitted(p: &BsbuParams, verilog: String, generated: bool) -> Emitted {
 
 /// Emit a generator-mode unit for parameters `p`: no entry memory, S regenerated
 /// from the registers SEED, ROW_BASE and THRESH ([`contract::bsbu::BsbuGen`]), so one
-/// unit runs any `p.n_rows` × `p.n_cols` tile of any generated matrix. (`p.shift` is
-/// the SHIFT register's value, written at run time like the others.)
+/// unit runs any `p.n_rows` × `p.n_cols` tile of any generated matrix with the scaling
+/// shift `p.shift`.
 pub fn generate_gen(p: &BsbuParams) -> Result<Emitted, RtlError> {
     check_dims(p.n_rows, p.n_cols)?;
     let programs = vec![Vec::new(); p.lanes];

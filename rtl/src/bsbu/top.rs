@@ -27,10 +27,10 @@
 //! The `phase` port shows the busiest stage: 1 a compute pass starts from idle,
 //! 2 computing, 3 draining only, 0 neither (loading or idle).
 //!
-//! Registers ([`super::regs::REGS`], written through `cfg_*` while the unit is empty):
-//! the scaling shift, and in generator mode the generator's seed, row base and mask
-//! threshold. The lanes hold S in ROM (stored weights) or regenerate it (generator
-//! mode, [`super::lane`]).
+//! The lanes hold S in ROM (stored weights) or regenerate it (generator mode,
+//! [`super::lane`]), whose registers ([`super::regs::REGS`], written through `cfg_*`
+//! while the unit is empty) hold the generator's seed, row base and mask threshold; a
+//! stored-weight unit ignores the `cfg_*` port.
 
 use contract::format::{DERIV, ERROR_BITS};
 use contract::params::{BSBU_MAX_LANES, ROW_ADDR_BITS};
@@ -94,8 +94,6 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
     reg_sel: Signal<Local, Bits<8>>,
     /// 1, shifted by the address into the select.
     one8: Constant<Bits<8>>,
-    /// SHIFT by name.
-    r_shift: Signal<Local, Bits<SHIFT_BITS>>,
     /// SEED by name.
     r_seed: Signal<Local, Bits<STATE_BITS>>,
     /// ROW_BASE by name.
@@ -202,8 +200,14 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
 impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
     /// A unit with one lane per program (`programs[l]` = packed entries of lane l),
     /// or, with `generated`, a generator-mode unit of `programs.len()` lanes (the
-    /// programs are empty).
-    pub fn new(programs: &[Vec<u32>], n_rows: usize, n_cols: usize, generated: bool) -> Self {
+    /// programs are empty), narrowing by `shift`.
+    pub fn new(
+        programs: &[Vec<u32>],
+        n_rows: usize,
+        n_cols: usize,
+        shift: u32,
+        generated: bool,
+    ) -> Self {
         let lanes = programs.len();
         assert!((1..=BSBU_MAX_LANES).contains(&lanes));
         assert!(2 * n_cols <= 1 << CA, "e_L copy too small for two banks");
@@ -225,7 +229,7 @@ impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
             lanes: programs
                 .iter()
                 .enumerate()
-                .map(|(l, p)| BsbuLane::new(p, res_banks, walk(l)))
+                .map(|(l, p)| BsbuLane::new(p, shift, res_banks, walk(l)))
                 .collect(),
             fp: RAM::default(),
             mul: PipeMul::default(),
@@ -252,7 +256,7 @@ impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
             _nregs: REGS.len(),
         } defaults:
             clock, in_data, in_valid, in_ready, out_data, out_valid, out_ready,
-            out_last, phase, cfg_we, cfg_addr, cfg_data, reg_sel, r_shift, r_seed, r_base,
+            out_last, phase, cfg_we, cfg_addr, cfg_data, reg_sel, r_seed, r_base,
             r_thresh, ld, cd, dd, cbusy, dbusy, fp_wbase, fp_rbase, loading_fp,
             lcnt, fcnt, fetching, rd_row, rd_local, rd_sel, pa_local, pa_row, any_busy,
             cfinish, cstart, dstart, take, a_local, a_row, sel_data, me, mf
@@ -280,10 +284,9 @@ impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
             }
         }
         // The registers by name (index = position in regs::REGS; a test checks this).
-        self.r_shift.next = self.regs[0].q.val().get_bits::<SHIFT_BITS>(0);
-        self.r_seed.next = self.regs[1].q.val();
-        self.r_base.next = self.regs[2].q.val();
-        self.r_thresh.next = self.regs[3].q.val().get_bits::<THRESH_BITS>(0);
+        self.r_seed.next = self.regs[0].q.val();
+        self.r_base.next = self.regs[1].q.val();
+        self.r_thresh.next = self.regs[2].q.val().get_bits::<THRESH_BITS>(0);
         // Ports.
         self.out_valid.next = self.drain.out_valid.val();
         self.out_data.next = self.drain.out_data.val();
@@ -321,7 +324,6 @@ impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
             self.lanes[l].el_rbank.next = self.cd.q.val().get_bit(0);
             self.lanes[l].res_rbank.next = self.dd.q.val().get_bit(0);
             self.lanes[l].start.next = self.cstart.val();
-            self.lanes[l].shift.next = self.r_shift.val();
             self.lanes[l].seed.next = self.r_seed.val();
             self.lanes[l].base.next = self.r_base.val();
             self.lanes[l].thresh.next = self.r_thresh.val();

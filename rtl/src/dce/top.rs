@@ -529,7 +529,7 @@ impl Dce {
             chan_bank: DceMem::new(sizes.chans),
             wmem: DceMem::new(sizes.w2 + sizes.w1),
             lanes: (0..sizes.lanes).map(|_| DceLane::default()).collect(),
-            gens: (0..sizes.lanes).map(|l| FbGen::new(l, sizes.lanes)).collect(),
+            gens: (0..sizes.lanes).map(|l| FbGen::new(l, sizes.lanes, false)).collect(),
             sh16: Constant::new(16u64.to_bits()),
             gzero: Constant::new(0u64.to_bits()),
             zero_signs: Constant::new(0u64.to_bits()),
