@@ -46,6 +46,11 @@ pub struct FbGen {
     b0: DFF<Bits<STATE_BITS>>,
     /// base + (r0 + P + 1)·0x9E3779B9, registered.
     b1: DFF<Bits<STATE_BITS>>,
+    /// Registered: row r0's start state from b0 (0 replaced by 1), so a restart with
+    /// a run-time base only selects it (no add or compare behind the start pulse).
+    rs: DFF<Bits<STATE_BITS>>,
+    /// seed ⊕ b0.
+    pre0: Signal<Local, Bits<STATE_BITS>>,
     /// The base is a run-time register (use b0, b1); else a constant 0 that folds.
     reg_base: Constant<Bit>,
     /// base + (r0 + 1)·0x9E3779B9 as the restart uses it.
@@ -98,14 +103,14 @@ impl FbGen {
             sh5: Constant::new(5u64.to_bits()),
             reg_base: Constant::new(reg_base),
         } defaults: clock, seed, base, restart, next_row, step, from_row, x, nxt, start, state,
-            pre, src, t1, t2, b0, b1, a0, a1)
+            pre, src, t1, t2, b0, b1, a0, a1, rs, pre0)
     }
 }
 
 impl Logic for FbGen {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, nxt, start, state, b0, b1);
+        dff_setup!(self, clock, nxt, start, state, b0, b1, rs);
         self.b0.d.next = self.base.val() + self.k0.val();
         self.b1.d.next = self.base.val() + self.k1.val();
         self.a0.next = self.k0.val();
@@ -122,11 +127,19 @@ impl Logic for FbGen {
             self.pre.next = self.seed.val() ^ self.a0.val();
             self.nxt.d.next = self.a1.val();
         }
+        self.pre0.next = self.seed.val() ^ self.b0.q.val();
+        self.rs.d.next = self.pre0.val();
+        if self.pre0.val() == self.zero.val() {
+            self.rs.d.next = self.one.val();
+        }
         if self.restart.val() | self.next_row.val() {
             self.start.d.next = self.pre.val();
             if self.pre.val() == self.zero.val() {
                 self.start.d.next = self.one.val();
             }
+        }
+        if self.restart.val() & self.reg_base.val() {
+            self.start.d.next = self.rs.q.val();
         }
         self.src.next = self.state.q.val();
         if self.from_row.val() {
