@@ -123,7 +123,7 @@ fn cli_emit_writes_verilog_with_a_top_module() {
     ))
     .unwrap();
     assert!(v.contains(
-        "module top(clock,in_data,in_valid,in_ready,out_data,out_valid,out_ready,out_last,phase)"
+        "module top(clock,in_data,in_valid,in_ready,out_data,out_valid,out_ready,out_last,phase,cfg_we,cfg_addr,cfg_data)"
     ));
     assert!(v.contains("lanes$2"), "three lanes expected");
 }

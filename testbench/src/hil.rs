@@ -11,10 +11,10 @@
 //!
 //! One model per unit is built once (cached) and reprogrammed between passes, never
 //! rebuilt: the dce by its register and weight writes when the path changes, the
-//! update unit by its coefficient registers, the bsbu by its registers (shift; in
-//! generator mode seed, row base and threshold, so one model runs every 256-row tile
-//! of every dense path). The stored-weight bsbu holds its S in ROM, so there each
-//! tile of a dense path is its own model, built once for the run.
+//! update unit by its coefficient registers, the generator-mode bsbu by its seed, row
+//! base and threshold registers (one model runs every 256-row tile of a dense path).
+//! The stored-weight bsbu holds its S in ROM, so there each tile of a dense path is
+//! its own model, built once for the run.
 //! BP steps propagate by backprop in the golden model (BP is not a DFA path).
 //!
 //! Every path's words are compared with the golden model's for the same input, and

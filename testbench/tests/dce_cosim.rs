@@ -5,8 +5,8 @@
 //! weight bit), with odd map sizes, the corner vectors (saturation, all-zero
 //! errors, an all-masked ReLU) and random vectors, under stalls and backpressure. One
 //! engine per P runs every layer: the layers are configured at run time. Verilator
-//! runs every vector; Icarus runs the corners plus the first random vector of every
-//! case, and both must agree on every word and on the cycle count.
+//! runs every vector; Icarus runs the corners of every case (one of them a random
+//! full-scale vector), and both must agree on every word and on the cycle count.
 
 use std::path::PathBuf;
 
@@ -15,10 +15,10 @@ use sim::stream::Stall;
 use testbench::dce::{standard_cases, DceCase, DceUnit};
 use testbench::{run_case, verdict, SimKind};
 
-/// Random vectors per case on Verilator (Icarus: the corners and the first one;
-/// Icarus simulates this design at about 2k cycles/s).
+/// Random vectors per case on Verilator (Icarus: the corners only, to keep CI under
+/// its budget; Icarus simulates this design at about 2k cycles/s).
 const RANDOM: usize = 24;
-const ICARUS_RANDOM: usize = 1;
+const ICARUS_RANDOM: usize = 0;
 
 fn work() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/hdfa-test/dce_cosim")
