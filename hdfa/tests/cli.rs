@@ -915,7 +915,7 @@ fn cli_train_hw_verilator_ends_identical_and_names_the_first_difference_of_a_fau
         "--hw",
         "verilator",
         "--steps",
-        "50",
+        "10",
         "--lanes",
         "2",
         "--out",
@@ -924,7 +924,7 @@ fn cli_train_hw_verilator_ends_identical_and_names_the_first_difference_of_a_fau
     assert!(ok, "{out}\n{err}");
     assert!(out.starts_with("IDENTICAL: state checksum"), "{out}");
     assert!(
-        out.contains("50 steps of digits-hdfa")
+        out.contains("10 steps of digits-hdfa")
             && out.contains("cycles per training step")
             && out.contains("every DFA error propagation on the RTL (t0 <- s2: dce"),
         "{out}"

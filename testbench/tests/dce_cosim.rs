@@ -5,8 +5,9 @@
 //! weight bit), with odd map sizes, the corner vectors (saturation, all-zero
 //! errors, an all-masked ReLU) and random vectors, under stalls and backpressure. One
 //! engine per P runs every layer: the layers are configured at run time. Verilator
-//! runs every vector; Icarus runs the corners of every case (one of them a random
-//! full-scale vector), and both must agree on every word and on the cycle count.
+//! runs every vector; at P = 4 Icarus runs the corners of every case (one of them a
+//! random full-scale vector), and both must agree on every word and on the cycle
+//! count (P = 1 runs on Verilator only, to keep CI under its budget).
 
 use std::path::PathBuf;
 
@@ -28,7 +29,7 @@ fn cases(lanes: usize) -> Vec<DceCase> {
     standard_cases(lanes, RANDOM).unwrap()
 }
 
-fn matrix_matches_golden(lanes: usize) {
+fn matrix_matches_golden(lanes: usize, icarus: bool) {
     let unit = DceUnit::new(lanes, cases(lanes)).unwrap();
     // The same engine, each case cut to its corners and the first random vectors.
     let small = DceUnit {
@@ -81,6 +82,9 @@ fn matrix_matches_golden(lanes: usize) {
         };
         assert_eq!(t.rtl.weight_bits, want_bits, "{line}");
 
+        if !icarus {
+            continue;
+        }
         let v = run_case(&small, i, SimKind::Verilator, Stall::SOME, &cache, &work()).unwrap();
         let ic = run_case(&small, i, SimKind::Icarus, Stall::SOME, &cache, &work())
             .unwrap_or_else(|e| panic!("{e}"));
@@ -100,13 +104,12 @@ fn matrix_matches_golden(lanes: usize) {
 }
 
 #[test]
-fn dce_p1_dilations_1_to_4_groups_1_to_8_and_paths_across_pools_match_golden_on_verilator_and_icarus(
-) {
-    matrix_matches_golden(1);
+fn dce_p1_dilations_1_to_4_groups_1_to_8_and_paths_across_pools_match_golden_on_verilator() {
+    matrix_matches_golden(1, false);
 }
 
 #[test]
 fn dce_p4_dilations_1_to_4_groups_1_to_8_and_paths_across_pools_match_golden_on_verilator_and_icarus(
 ) {
-    matrix_matches_golden(4);
+    matrix_matches_golden(4, true);
 }
