@@ -22,6 +22,8 @@
 //!   bit-identical resume), [`npy`] (step dumps) and [`capture`] (error maps of conv
 //!   paths for the engine) work on it; [`gradcheck`] compares a step's gradients
 //!   with its own plain f64 reference.
+//! - [`cost`]: the error-propagation cost model (memory transactions and operations
+//!   of BP, DFA, the revised DFA and HDFA; the traffic our units read per path).
 
 pub use contract::{
     act, bsbu, dce, error, fbgen, format, geom, hash, params, rng, scale, update, GoldenError,
@@ -32,6 +34,7 @@ pub mod capture;
 pub mod checkpoint;
 pub mod cnn;
 pub mod config;
+pub mod cost;
 pub mod data;
 pub mod experiment;
 pub mod gradcheck;

@@ -1,5 +1,6 @@
 //! `hdfa`: emit, co-simulate, synthesize and benchmark HDFA training hardware.
 
+mod cost;
 mod gradcheck;
 mod plot;
 mod rnn;
@@ -137,6 +138,10 @@ enum Cmd {
     /// with an independent f64 computation of the same step (cosine, relative L2
     /// error; for DFA steps also the error words lost to zero).
     Gradcheck(gradcheck::GradcheckArgs),
+    /// Memory transactions (MB) and operations (GOP) of the error-propagation stage:
+    /// BP, the original DFA, the revised DFA and HDFA mixes, for the paper's networks
+    /// or one of our configs, with every assumption printed.
+    Cost(cost::CostArgs),
     /// The main job: emit, co-simulate on both simulators and synthesize, with a summary.
     Flow {
         #[command(flatten)]
@@ -861,6 +866,7 @@ fn main() -> Result<()> {
         Cmd::Sweep(a) => train::sweep(&a)?,
         Cmd::TrainBench(a) => train::train_bench(&a)?,
         Cmd::Gradcheck(a) => gradcheck::run(&a)?,
+        Cmd::Cost(a) => cost::run(&a)?,
         Cmd::Emit { unit, out } => {
             for u in build_units(&unit, 0)? {
                 emit(u.as_ref(), &out)?;

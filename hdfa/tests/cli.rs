@@ -123,7 +123,7 @@ fn cli_emit_writes_verilog_with_a_top_module() {
     ))
     .unwrap();
     assert!(v.contains(
-        "module top(clock,in_data,in_valid,in_ready,out_data,out_valid,out_ready,out_last,phase,cfg_we,cfg_addr,cfg_data)"
+        "module top(clock,in_data,in_valid,in_ready,out_data,out_valid,out_ready,out_last,phase,cfg_we,cfg_addr,cfg_data,rd_err,rd_w)"
     ));
     assert!(v.contains("lanes$2"), "three lanes expected");
 }
@@ -979,4 +979,84 @@ fn cli_train_hw_verilator_ends_identical_and_names_the_first_difference_of_a_fau
         !ok && err.contains("unit = alu") && err.contains("valid: upd, dce, bsbu"),
         "{err}"
     );
+}
+
+#[test]
+fn cli_cost_prints_every_method_of_every_paper_network_with_its_assumptions_and_json() {
+    let (ok, out, err) = hdfa(&["cost"]);
+    assert!(ok, "{out}\n{err}");
+    for net in ["vgg16", "resnet18", "resnet50", "rnn", "lstm", "gru"] {
+        assert!(
+            out.contains(&format!("\n{net} (per ")),
+            "{net} missing:\n{out}"
+        );
+    }
+    assert!(out.contains("MB = 10^6 bytes") && out.contains("HDFA: p*BP + (1 - p)*revised"));
+    let (ok, json, err) = hdfa(&["cost", "--json"]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let keys = [
+        "network", "method", "groups", "bp_ratio", "sparsity", "bytes", "ops", "per",
+    ];
+    for r in &rows {
+        let o = r.as_object().unwrap();
+        assert_eq!(o.len(), keys.len(), "{r}");
+        assert!(keys.iter().all(|k| o.contains_key(*k)), "{r}");
+    }
+    let count = |net: &str, method: &str| {
+        rows.iter()
+            .filter(|r| r["network"] == net && r["method"] == method)
+            .count()
+    };
+    // CNNs: revised at G = 4, 8; HDFA at p = 0.1, 0.2, 0.3 for each G.
+    assert_eq!((count("vgg16", "revised"), count("vgg16", "hdfa")), (2, 6));
+    // RNNs: revised at 4 sparsities; HDFA at p = 0.1, 0.2 for each.
+    assert_eq!((count("lstm", "revised"), count("lstm", "hdfa")), (4, 8));
+    let get = |net: &str, method: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
+        rows.iter()
+            .find(|r| r["network"] == net && r["method"] == method && f(r))
+            .unwrap()["bytes"]
+            .as_f64()
+            .unwrap()
+    };
+    // An HDFA row is p·BP + (1 − p)·revised of the rows beside it.
+    let bp = get("gru", "bp", &|_| true);
+    let rev = get("gru", "revised", &|r| r["sparsity"] == 0.98);
+    let hd = get("gru", "hdfa", &|r| {
+        r["sparsity"] == 0.98 && r["bp_ratio"] == 0.2
+    });
+    assert!((hd - (0.2 * bp + 0.8 * rev)).abs() < 1e-6 * hd);
+    assert!(rows.iter().all(|r| r["per"]
+        == if r["network"].as_str().unwrap().starts_with("res") || r["network"] == "vgg16" {
+            "sample"
+        } else {
+            "batch"
+        }));
+    // One of our configs, and bad values named with their range.
+    let (ok, out, err) = hdfa(&["cost", "--network", "configs/digits-hdfa.toml"]);
+    assert!(
+        ok && out.contains("digits-hdfa (per sample)"),
+        "{out}\n{err}"
+    );
+    for (args, want) in [
+        (
+            vec!["cost", "--sparsity", "1"],
+            "--sparsity 1 is out of range: valid range is [0, 1)",
+        ),
+        (
+            vec!["cost", "--bp-ratio", "1.5"],
+            "--bp-ratio 1.5 is out of range: valid range is [0, 1]",
+        ),
+        (
+            vec!["cost", "--network", "vgg16", "--groups", "3"],
+            "groups = 3 is out of range",
+        ),
+        (
+            vec!["cost", "--network", "alexnet"],
+            "valid values are vgg16, resnet18",
+        ),
+    ] {
+        let (ok, _, err) = hdfa(&args);
+        assert!(!ok && err.contains(want), "{args:?}: {err}");
+    }
 }

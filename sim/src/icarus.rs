@@ -86,7 +86,7 @@ pub fn testbench(v: &StreamVectors, f: &Flat, stall: Stall, ports: &[Port]) -> S
     let cfg_done = if cfg { "        cfg_we = 0; #1;\n" } else { "" };
     let count = |n: &str, var: &str| {
         if listed(n) {
-            format!("        if ({n}) {var} = {var} + 1;\n")
+            format!("        {var} = {var} + {n};\n")
         } else {
             String::new()
         }

@@ -5,7 +5,7 @@
 //! [`StreamVectors::ports`] lists (a listed port that is missing is an error, never
 //! silently skipped): `cfg_we`/`cfg_addr`/`cfg_data` (each [`Pass::setup`]'s writes,
 //! one per clock edge, uncounted), `in_last` (driven from [`Pass::in_last`]),
-//! `rd_err`/`rd_w` (counted as memory traffic) and `len_err` (checked after every pass
+//! `rd_err`/`rd_w` (memory traffic: their values summed over the cycles) and `len_err` (checked after every pass
 //! that has a [`Pass::len_err`]).
 //!
 //! The run is a list of [`Pass`]es, one per vector, all on one model instance. A
@@ -291,8 +291,9 @@ pub struct RunStats {
     pub sim_seconds: f64,
     /// Wall time of the build (0 when cached).
     pub build_seconds: f64,
-    /// Cycles with `rd_err` high (buffer error words read) and with `rd_w` high
-    /// (weight words read), totals over the run; zero for units without these ports.
+    /// Sums over the counted cycles of `rd_err` (buffer error words read) and of `rd_w`
+    /// (weight words read): a 1-bit strobe counts its cycles, a wider port (the bsbu's
+    /// per-lane sums) adds its value; zero for units without these ports.
     pub traffic: [u64; 2],
     /// `len_err` was high at some counted cycle.
     pub len_err: bool,
@@ -611,10 +612,10 @@ fn run_model(
         let out_fire = out_ready && m.get(p.out_valid) != 0;
         if tail.is_none() {
             if let Some(r) = p.rd_err {
-                stats.traffic[0] += m.get(r) & 1;
+                stats.traffic[0] += m.get(r);
             }
             if let Some(r) = p.rd_w {
-                stats.traffic[1] += m.get(r) & 1;
+                stats.traffic[1] += m.get(r);
             }
             let le = p.len_err.map_or(0, |r| m.get(r) & 1);
             stats.len_err |= le != 0;

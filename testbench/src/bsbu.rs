@@ -15,6 +15,7 @@ use sim::stream::{Pass, RunStats, Stall, StreamVectors};
 use crate::mutation::{Mutant, VectorSet, BSBU_GEN_MUTANTS, BSBU_MUTANTS};
 use crate::unit::{run_case, CaseReport, TrafficCheck, Unit};
 use crate::{SimKind, TbError};
+use golden::dce::DceTraffic;
 use golden::rng::SeedableRng;
 
 /// One configuration of the backward-weight unit to co-simulate.
@@ -38,8 +39,9 @@ pub struct BsbuScenario {
     pub gen: Option<BsbuGen>,
 }
 
-/// The extra ports the unit's harness requires (a missing one is an error).
-pub const BSBU_PORTS: &[&str] = &["cfg_we", "cfg_addr", "cfg_data"];
+/// The extra ports the unit's harness requires (a missing one is an error): the
+/// register port and the traffic counts.
+pub const BSBU_PORTS: &[&str] = &["cfg_we", "cfg_addr", "cfg_data", "rd_err", "rd_w"];
 
 /// The corner-case vectors that precede the random ones, by name.
 pub const BSBU_CORNERS: [&str; 8] = [
@@ -582,8 +584,39 @@ impl Unit for BsbuUnit {
                 .unwrap_or(&0) as f64,
         }
     }
-    fn traffic(&self, _: usize, _: &RunStats) -> Option<TrafficCheck> {
-        None
+    fn traffic(&self, i: usize, stats: &RunStats) -> Option<TrafficCheck> {
+        // Golden: each pass takes n_cols + n_rows input words, and every lane reads
+        // one e_L word per program entry (stored) or per column of each of its rows
+        // (generator); a stored lane also reads the entry word itself.
+        let n = self.stream(i).ok()?.passes.len() as u64;
+        let (rows, cols) = (self.s.n_rows() as u64, self.s.n_cols() as u64);
+        let (reads, entries) = match self.scenario.gen {
+            Some(_) => (rows * cols, 0),
+            None => {
+                let e: u64 = self
+                    .s
+                    .lane_programs(self.scenario.params.lanes)
+                    .iter()
+                    .map(|p| p.len() as u64)
+                    .sum();
+                (e, e)
+            }
+        };
+        let entry_bits = golden::bsbu::ENTRY_BITS as u64;
+        Some(TrafficCheck {
+            rtl: DceTraffic {
+                stream_words: stats.inputs,
+                error_reads: stats.traffic[0],
+                weight_bits: stats.traffic[1] * entry_bits,
+            },
+            golden: DceTraffic {
+                stream_words: n * (rows + cols),
+                error_reads: n * reads,
+                weight_bits: n * entries * entry_bits,
+            },
+            lanes: 1,
+            weight_bits_exact: true,
+        })
     }
     fn vector_sets(&self) -> Result<Vec<VectorSet>, TbError> {
         match &self.captured {

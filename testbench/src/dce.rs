@@ -594,6 +594,7 @@ impl Unit for DceUnit {
                 weight_bits: g.weight_bits * n,
             },
             lanes: self.sizes.lanes,
+            weight_bits_exact: false,
         })
     }
     fn vector_sets(&self) -> Result<Vec<VectorSet>, TbError> {

@@ -64,6 +64,11 @@ pub struct BsbuLane<const EA: usize, const CA: usize> {
     pub start: Signal<In, Bit>,
     /// High while entries are being walked or are in the pipeline.
     pub busy: Signal<Out, Bit>,
+    /// Traffic strobe: an e_L word is read this cycle (stage B holds an entry).
+    pub rd_e: Signal<Out, Bit>,
+    /// Traffic strobe: an entry word was read for this cycle's entry (stored weights
+    /// only; a generator lane reads none).
+    pub rd_w: Signal<Out, Bit>,
     /// e_L write address (shared by all lanes during the load phase).
     pub el_addr: Signal<In, Bits<CA>>,
     /// e_L write data.
@@ -239,6 +244,8 @@ impl<const EA: usize, const CA: usize> BsbuLane<EA, CA> {
             clock: Default::default(),
             start: Default::default(),
             busy: Default::default(),
+            rd_e: Default::default(),
+            rd_w: Default::default(),
             el_addr: Default::default(),
             el_data: Default::default(),
             el_we: Default::default(),
@@ -476,6 +483,8 @@ impl<const EA: usize, const CA: usize> Logic for BsbuLane<EA, CA> {
         self.res.write_address.next = self.res_wa.val();
         self.res.write_data.next = self.narrow.y.val();
         self.res.write_enable.next = self.wr2.q.val();
+        self.rd_e.next = self.v1.q.val();
+        self.rd_w.next = self.v1.q.val() & !self.gen_mode.val();
         self.busy.next = self.running.q.val()
             | self.v1.q.val()
             | self.v2.q.val()

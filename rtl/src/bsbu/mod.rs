@@ -30,6 +30,8 @@ pub fn ports() -> Vec<Port> {
         p("cfg_we", 1, Dir::In),
         p("cfg_addr", regs::CFG_ADDR_BITS, Dir::In),
         p("cfg_data", regs::CFG_DATA_BITS, Dir::In),
+        p("rd_err", top::RD_BITS, Dir::Out),
+        p("rd_w", top::RD_BITS, Dir::Out),
     ]);
     v
 }

@@ -52,6 +52,10 @@ const SEL_BITS: usize = BSBU_MAX_LANES;
 /// Width of the vector counters: the stages are at most four vectors apart, so
 /// differences mod 8 are exact.
 const VEC_BITS: usize = 3;
+/// Width of the traffic strobes `rd_err` and `rd_w`: each counts the lanes that read
+/// a word this cycle, 0..=BSBU_MAX_LANES (16), so one bit more than a lane index.
+pub const RD_BITS: usize = 5;
+const _: () = assert!(BSBU_MAX_LANES < 1 << RD_BITS);
 /// Banks of the f' memory (a power of two: its base address wraps).
 const FP_BANKS: usize = 4;
 /// Address bits of the f' memory: two bank bits above the row.
@@ -88,6 +92,18 @@ pub struct Bsbu<const EA: usize, const CA: usize> {
     pub cfg_addr: Signal<In, Bits<CFG_ADDR_BITS>>,
     /// Configuration data (the register's value in its low bits).
     pub cfg_data: Signal<In, Bits<CFG_DATA_BITS>>,
+    /// Traffic: e_L words read this cycle, summed over the lanes (each lane reads its
+    /// own copy).
+    pub rd_err: Signal<Out, Bits<RD_BITS>>,
+    /// Traffic: entry words read this cycle, summed over the lanes (0 in generator
+    /// mode).
+    pub rd_w: Signal<Out, Bits<RD_BITS>>,
+    /// The lanes' e_L reads, counted.
+    n_rd_e: Signal<Local, Bits<RD_BITS>>,
+    /// The lanes' entry reads, counted.
+    n_rd_w: Signal<Local, Bits<RD_BITS>>,
+    /// Zero count.
+    zero_rd: Constant<Bits<RD_BITS>>,
     /// The registers, in regs::REGS order (32 bits each; each reads its low bits).
     regs: Vec<DFF<Bits<CFG_DATA_BITS>>>,
     /// One-hot register select of the configuration address.
@@ -253,10 +269,11 @@ impl<const EA: usize, const CA: usize> Bsbu<EA, CA> {
             _lanes: lanes,
             regs: (0..REGS.len()).map(|_| Default::default()).collect(),
             one8: Constant::new(1u64.to_bits()),
+            zero_rd: Constant::new(0u64.to_bits()),
             _nregs: REGS.len(),
         } defaults:
             clock, in_data, in_valid, in_ready, out_data, out_valid, out_ready,
-            out_last, phase, cfg_we, cfg_addr, cfg_data, reg_sel, r_seed, r_base,
+            out_last, phase, cfg_we, cfg_addr, cfg_data, rd_err, rd_w, n_rd_e, n_rd_w, reg_sel, r_seed, r_base,
             r_thresh, ld, cd, dd, cbusy, dbusy, fp_wbase, fp_rbase, loading_fp,
             lcnt, fcnt, fetching, rd_row, rd_local, rd_sel, pa_local, pa_row, any_busy,
             cfinish, cstart, dstart, take, a_local, a_row, sel_data, me, mf
@@ -291,6 +308,19 @@ impl<const EA: usize, const CA: usize> Logic for Bsbu<EA, CA> {
         self.out_valid.next = self.drain.out_valid.val();
         self.out_data.next = self.drain.out_data.val();
         self.out_last.next = self.drain.out_last.val();
+        // Traffic strobes: the lanes' reads this cycle.
+        self.n_rd_e.next = self.zero_rd.val();
+        self.n_rd_w.next = self.zero_rd.val();
+        for l in 0..self._lanes {
+            if self.lanes[l].rd_e.val() {
+                self.n_rd_e.next = self.n_rd_e.val() + 1;
+            }
+            if self.lanes[l].rd_w.val() {
+                self.n_rd_w.next = self.n_rd_w.val() + 1;
+            }
+        }
+        self.rd_err.next = self.n_rd_e.val();
+        self.rd_w.next = self.n_rd_w.val();
         // COMPUTE: a pass ends when no lane is busy; the next starts in the cycle
         // after, once its vector is loaded and its result bank is drained.
         self.any_busy.next = false;
