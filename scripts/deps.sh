@@ -8,6 +8,11 @@ for tool in verilator g++ make perl iverilog vvp yosys nextpnr-ice40; do
 done
 [ -e /usr/include/zlib.h ] || need+=("zlib1g-dev")
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=("dataset-fashion-mnist")
+# The tests also open `hdfa run`'s HTML report in a headless browser.
+if [ "${HDFA_TEST_DEPS:-0}" = 1 ]; then
+  APT_PKGS+=(chromium)
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=("chromium")
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "hdfa: missing ${need[*]}; installing: ${APT_PKGS[*]}"
   if ! command -v apt-get >/dev/null 2>&1; then

@@ -6,6 +6,7 @@
 # crashed or did not build and so printed no result line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export HDFA_TEST_DEPS=1
 source scripts/deps.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

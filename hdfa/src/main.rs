@@ -4,6 +4,7 @@ mod cost;
 mod gradcheck;
 mod plot;
 mod rnn;
+mod run;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -142,7 +143,13 @@ enum Cmd {
     /// BP, the original DFA, the revised DFA and HDFA mixes, for the paper's networks
     /// or one of our configs, with every assumption printed.
     Cost(cost::CostArgs),
-    /// The main job: emit, co-simulate on both simulators and synthesize, with a summary.
+    /// The main job: train a config's network in the golden model with BP, DFA, the
+    /// revised DFA and HDFA, train a stretch of it with the units in the loop
+    /// (Verilator, bit-exact), synthesize the units, price the error propagation
+    /// with the cost model, and write report.md and report.html with figures.
+    Run(run::RunArgs),
+    /// One unit's flow: emit, co-simulate on both simulators and synthesize, with a
+    /// summary.
     Flow {
         #[command(flatten)]
         unit: UnitArgs,
@@ -867,6 +874,7 @@ fn main() -> Result<()> {
         Cmd::TrainBench(a) => train::train_bench(&a)?,
         Cmd::Gradcheck(a) => gradcheck::run(&a)?,
         Cmd::Cost(a) => cost::run(&a)?,
+        Cmd::Run(a) => run::run(&a)?,
         Cmd::Emit { unit, out } => {
             for u in build_units(&unit, 0)? {
                 emit(u.as_ref(), &out)?;

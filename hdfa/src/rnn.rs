@@ -255,7 +255,7 @@ fn write_metrics(out: &Path, name: &str, h: &[RnnEpoch]) -> Result<()> {
         &format!("{name}: learning curves"),
         ("next-token accuracy (%) vs epoch", &acc),
         ("perplexity vs epoch", &ppl),
-    );
+    )?;
     write_atomic(&out.join("curves.svg"), svg.as_bytes())?;
     Ok(())
 }

@@ -372,7 +372,7 @@ fn write_metrics(out: &Path, name: &str, h: &[EpochMetrics]) -> Result<()> {
         &format!("{name}: learning curves"),
         ("accuracy (%) vs epoch", &acc),
         ("loss vs epoch", &loss),
-    );
+    )?;
     write_atomic(&out.join("curves.svg"), svg.as_bytes())?;
     Ok(())
 }

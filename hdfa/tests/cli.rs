@@ -1060,3 +1060,110 @@ fn cli_cost_prints_every_method_of_every_paper_network_with_its_assumptions_and_
         assert!(!ok && err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// A headless Chromium (Debian's `chromium`), or a failure with the install hint.
+fn chromium() -> String {
+    for c in ["chromium", "chromium-browser", "google-chrome"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {c}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if found {
+            return c.to_string();
+        }
+    }
+    panic!("no headless browser found: install one with `apt-get install chromium` (bash scripts/test.sh installs it)");
+}
+
+/// The HTML's DOM after load in headless Chromium.
+fn dom_of(browser: &str, html: &std::path::Path) -> String {
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn cli_run_quick_writes_a_report_whose_html_shows_its_figures_in_a_headless_browser() {
+    let browser = chromium();
+    let rel = "target/hdfa-test/cli-run-quick";
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (ok, out, err) = hdfa(&["run", "--quick", "--out", rel]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("IDENTICAL"), "{out}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for want in [
+        "![learning curves](curves.svg)",
+        "![accuracy vs memory transactions](accuracy_vs_memory.svg)",
+        "## Training (golden model)",
+        "| BP | bp |",
+        "| HDFA | hdfa |",
+        "## Co-simulation: 4 steps with the units in the loop (Verilator)",
+        "| dce | 4 | 1 |",
+        "## Synthesis (iCE40",
+        "bit-identical",
+        "vgg16 (per sample)",
+        "resnet50 (per sample)",
+        "lstm (per mini-batch)",
+        "digits-sparse (per sample)",
+    ] {
+        assert!(md.contains(want), "report.md lacks {want:?}:\n{md}");
+    }
+    // Every unit ran with 0 mismatches and was synthesized.
+    for unit in ["upd", "dce", "bsbu"] {
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {unit} | ")) && l.contains("| 0 |"))
+            .unwrap_or_else(|| panic!("no clean co-simulation row for {unit}:\n{md}"));
+        assert!(!row.is_empty());
+    }
+    let curves = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
+    for label in ["BP", "DFA", "revised DFA", "HDFA"] {
+        // plotters writes each legend text on a line of its own.
+        assert!(
+            curves.lines().any(|l| l.trim() == label),
+            "curves.svg lacks {label}"
+        );
+    }
+    // The HTML shows both figures in a browser; without one it says so.
+    let html = dir.join("report.html");
+    let dom = dom_of(&browser, &html);
+    assert!(
+        dom.contains("data-figures=\"2/2\""),
+        "figures not shown:\n{}",
+        &dom[..dom.len().min(2000)]
+    );
+    let shot = dir.join("report.png");
+    let o = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1100,2400",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success() && std::fs::metadata(&shot).unwrap().len() > 50_000);
+    std::fs::remove_file(dir.join("accuracy_vs_memory.svg")).unwrap();
+    assert!(dom_of(&browser, &html).contains("data-figures=\"1/2\""));
+}

@@ -447,6 +447,10 @@ pub enum Family {
     /// AMD/Xilinx 7-series (`synth_xilinx -family xc7`): LUT1–6, FD*, RAMB18E1 and
     /// RAMB36E1 (counted in RAMB36 equivalents), DSP48E1.
     Xilinx,
+    /// Lattice iCE40 (`synth_ice40`) without place and route: SB_LUT4, SB_DFF*,
+    /// SB_RAM40_4K, SB_MAC16, SB_CARRY (area only; [`synthesize`] also places,
+    /// routes and times it).
+    Ice40,
 }
 
 impl Family {
@@ -455,6 +459,7 @@ impl Family {
         match self {
             Family::Ecp5 => "ecp5",
             Family::Xilinx => "xilinx",
+            Family::Ice40 => "ice40",
         }
     }
 
@@ -462,6 +467,7 @@ impl Family {
         match self {
             Family::Ecp5 => "read_verilog top.v; synth_ecp5 -top top; tee -q -o stat.json stat -json",
             Family::Xilinx => "read_verilog top.v; synth_xilinx -top top -family xc7 -flatten; tee -q -o stat.json stat -json",
+            Family::Ice40 => "read_verilog top.v; synth_ice40 -top top; tee -q -o stat.json stat -json",
         }
     }
 }
@@ -553,6 +559,14 @@ pub fn cell_counts(
             count(&|k| k == "RAMB36E1") as f64 + count(&|k| k == "RAMB18E1") as f64 / 2.0,
             count(&|k| k.starts_with("DSP48")),
             count(&|k| k == "CARRY4"),
+        ),
+        Family::Ice40 => (
+            count(&|k| k == "SB_LUT4"),
+            count(&|k| k.starts_with("SB_DFF")),
+            0,
+            count(&|k| k.starts_with("SB_RAM40")) as f64,
+            count(&|k| k == "SB_MAC16"),
+            count(&|k| k == "SB_CARRY"),
         ),
     };
     let report = CellReport {

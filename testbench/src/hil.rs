@@ -129,6 +129,16 @@ pub struct UnitUse {
     pub seconds: f64,
     /// Verilator build time (0 when cached).
     pub build_seconds: f64,
+    /// The bound: ideal compute cycles of the passes (dce: taps / P; bsbu: the
+    /// busiest lane's entries; upd: words / P per step).
+    pub ideal_cycles: f64,
+}
+
+impl UnitUse {
+    /// Utilization over the run: the bound over the cycles simulated.
+    pub fn utilization(&self) -> f64 {
+        self.ideal_cycles / self.cycles.max(1) as f64
+    }
 }
 
 /// Outcome of a hardware-in-the-loop run.
@@ -170,6 +180,9 @@ pub struct HilReport {
     pub weight_bits_stored: u64,
     /// Backward-weight bits the path units read over the run.
     pub weight_bits_read: u64,
+    /// The designs that ran, for synthesis: the update unit, the dce and the first
+    /// bsbu tile (configuration text, design; mutants never included).
+    pub designs: Vec<(String, rtl::Emitted)>,
 }
 
 impl HilReport {
@@ -233,7 +246,7 @@ impl HilReport {
             };
             let _ = write!(
                 t,
-                "\n  {:<4} P = {}: {} model(s), {} passes, {} cycles ({} of them configuration writes), {:.0} cycles per {per}, {:.2} s in the RTL",
+                "\n  {:<4} P = {}: {} model(s), {} passes, {} cycles ({} of them configuration writes), {:.0} cycles per {per}, utilization {:.1}% of the bound, {:.2} s in the RTL",
                 u.unit,
                 u.lanes,
                 u.models,
@@ -241,6 +254,7 @@ impl HilReport {
                 u.cycles,
                 u.cfg_writes,
                 u.cycles as f64 / n,
+                100.0 * u.utilization(),
                 u.seconds
             );
             if u.unit == "upd" {
@@ -345,6 +359,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
 
     // The update unit.
     let upd_unit = UpdUnit::new(o.upd_lanes, 0, 1)?;
+    let mut designs = vec![(upd_unit.config(), upd_unit.design().clone())];
     let mut session = Session::open(&design_of(&upd_unit, HilUnit::Upd, &o.mutant)?, cache)?;
     let mut build_seconds = session.build.seconds;
 
@@ -373,6 +388,9 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
                 for tile in tiles? {
                     gen |= tile.gen.is_some();
                     let unit = BsbuUnit::of_matrix(o.path_lanes, &tile.s, tile.shift, tile.gen)?;
+                    if !designs.iter().any(|(_, d)| d.unit == "bsbu") {
+                        designs.push((unit.config(), unit.design().clone()));
+                    }
                     let design = design_of(&unit, HilUnit::Bsbu, &o.mutant)?;
                     // Tiles whose designs are the same share a model (generator mode:
                     // every full tile; the registers pick the tile).
@@ -408,6 +426,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
             .collect();
         if !cases.is_empty() {
             let unit = DceUnit::new(o.path_lanes, cases)?;
+            designs.push((unit.config(), unit.design().clone()));
             let model = Session::open(&design_of(&unit, HilUnit::Dce, &o.mutant)?, cache)?;
             build_seconds += model.build.seconds;
             dce_models = 1;
@@ -425,6 +444,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
         first_diff: None,
         hw_checksum: 0,
         golden_checksum: None,
+        designs,
         wall_seconds: 0.0,
         rtl_seconds: 0.0,
         upd_cycles: 0,
@@ -454,6 +474,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
     let mut bits_read = 0u64;
     let mut upd_passes = 0;
     let (mut dce_passes, mut bsbu_passes) = (0, 0);
+    let (mut dce_ideal, mut bsbu_ideal) = (0.0, 0.0);
     // The path the dce holds, and the update unit's registers (each written again
     // only when it changes).
     let mut dce_holds: Option<usize> = None;
@@ -493,6 +514,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
                     let (_, out) = model.run(&v, Stall::NONE)?;
                     dce_holds = Some(k);
                     dce_passes += 1;
+                    dce_ideal += case.layer.work() as f64 / o.path_lanes as f64;
                     ("dce", out.iter().map(|&w| w as i16).collect())
                 }
                 PathRun::Bsbu(tiles) => {
@@ -512,6 +534,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
                             hw[j] = w as i16;
                         }
                         bsbu_passes += 1;
+                        bsbu_ideal += unit.ideal_per_vector(0);
                     }
                     ("bsbu", hw)
                 }
@@ -608,6 +631,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
         cfg_writes: session.cfg_writes,
         seconds: session.seconds,
         build_seconds: session.build.seconds,
+        ideal_cycles: (report.steps * report.words_per_step.div_ceil(o.upd_lanes)) as f64,
     });
     if let Some((_, model)) = &dce {
         report.units.push(UnitUse {
@@ -619,6 +643,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
             cfg_writes: model.cfg_writes,
             seconds: model.seconds,
             build_seconds: model.build.seconds,
+            ideal_cycles: dce_ideal,
         });
     }
     if !bsbu.is_empty() {
@@ -627,6 +652,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
             lanes: o.path_lanes,
             models: bsbu.len(),
             passes: bsbu_passes,
+            ideal_cycles: bsbu_ideal,
             ..UnitUse::default()
         };
         for (_, m) in &bsbu {
