@@ -4,7 +4,9 @@
 //! the counters of the unit that runs it, the dce for conv paths and the bsbu for the
 //! dense path from e_L (one 256-row tile per design), in co-simulation on
 //! Verilator. digits-sparse has stored weights (a 90%-sparse dense path), and
-//! digits-lfsr the generated ones, whose weight reads must be zero.
+//! digits-lfsr the generated ones, whose weight reads must be zero: a mutated dce that
+//! also reads its weight memory in GEN mode (its output words still right) must fail
+//! the comparison.
 
 use std::path::{Path, PathBuf};
 
@@ -40,14 +42,16 @@ fn check_config(config: &str, lanes: usize) -> (usize, usize) {
 
     let cases = DceCase::from_captures("cost", &conv).unwrap();
     let unit = DceUnit::new(lanes, cases).unwrap();
-    for (i, case) in unit.cases.iter().enumerate() {
+    // (measured, predicted) traffic of case i on `u`.
+    let measure = |u: &DceUnit, i: usize| {
+        let case = &u.cases[i];
         // Case names are cost_t{target}_s{source}.
         let ts: Vec<usize> = case.name["cost_t".len()..]
             .split("_s")
             .map(|x| x.parse().unwrap())
             .collect();
         let want = dce_path_traffic(path_of(ts[0], Some(ts[1])), lanes).expect("a conv path");
-        let r = run_clean(&unit, i, &cache, &work);
+        let r = run_clean(u, i, &cache, &work);
         let n = case.vectors.len() as u64;
         // The stream also carries the ReLU mask words, which are not errors.
         let got = UnitTraffic {
@@ -55,7 +59,30 @@ fn check_config(config: &str, lanes: usize) -> (usize, usize) {
             error_reads: r.stats.traffic[0] * lanes as u64,
             weight_bits: r.stats.traffic[1] * lanes as u64,
         };
-        assert_eq!(got, times(want, n), "{config} {}", case.name);
+        (got, times(want, n))
+    };
+    for i in 0..unit.cases.len() {
+        let (got, want) = measure(&unit, i);
+        assert_eq!(got, want, "{config} {}", unit.cases[i].name);
+    }
+    // A real fault the check must catch: an engine that reads its weight memory in
+    // GEN mode too. Its words stay right (the signs come from the generator), so
+    // only the traffic shows it.
+    if paths.iter().any(|p| p.gen.is_some()) {
+        let (v, fault) = (&unit.design.verilog, "rd_w = go & ~r_gen;");
+        assert!(v.contains(fault), "the dce's weight-read strobe changed");
+        let bad = DceUnit {
+            design: rtl::Emitted {
+                verilog: v.replace(fault, "rd_w = go;"),
+                ..unit.design.clone()
+            },
+            ..unit.clone()
+        };
+        let (got, want) = measure(&bad, 0);
+        assert!(
+            want.weight_bits == 0 && got.weight_bits > 0,
+            "{got:?} vs {want:?}"
+        );
     }
 
     let units = BsbuUnit::from_captures(lanes, &dense).unwrap();
