@@ -2,7 +2,8 @@
 //! RNG, the metrics history) written atomically (temporary file, fsync, rename), so a
 //! crash leaves the old or the new checkpoint, never half of one, and restored
 //! bit-identically. A checkpoint names the configuration it belongs to by a hash that
-//! leaves out the epoch and thread counts.
+//! leaves out the epoch and thread counts, and ends with an FNV-1a checksum of all
+//! bytes before it ([`sealed`]), so a corrupted file is refused, never resumed from.
 
 use std::io::Write;
 use std::path::Path;
@@ -54,7 +55,7 @@ impl<N: Loss> Experiment<N> {
                 put(&mut buf, x.to_bits());
             }
         }
-        write_atomic(path, &buf)
+        write_atomic(path, &sealed(buf))
     }
 
     /// Restore a checkpoint written by [`Experiment::save_checkpoint`] for the same config.
@@ -129,7 +130,17 @@ impl<N: Loss> Experiment<N> {
     }
 }
 
-const CKPT_MAGIC: &[u8; 8] = b"HDFACK01";
+/// Magic and format version (the last two digits; 02 added the checksum).
+const CKPT_MAGIC: &[u8; 8] = b"HDFACK02";
+
+/// `buf` followed by the FNV-1a checksum of its bytes (little-endian u64).
+pub(crate) fn sealed(mut buf: Vec<u8>) -> Vec<u8> {
+    let mut h = Fnv1a::new();
+    h.write(&buf);
+    let sum = h.finish();
+    buf.extend_from_slice(&sum.to_le_bytes());
+    buf
+}
 
 /// Hash of everything that shapes the training trajectory: the thread count is left
 /// out, and so is the epoch count under a constant learning rate, so a run can be
@@ -163,18 +174,42 @@ impl<'a> Words<'a> {
         path: &'a Path,
         what: &'static str,
     ) -> Result<Self, ExpError> {
-        let w = Words {
+        let mut w = Words {
             buf,
             pos: magic.len(),
             path,
             what,
         };
         if !buf.starts_with(magic) {
+            // The same kind of file in another format version, or something else.
+            let (family, version) = magic.split_at(6);
+            if buf.len() >= 8 && buf.starts_with(family) {
+                return Err(w.bad(&format!(
+                    "format version {} (this hdfa reads version {}): train again, or resume with the hdfa that wrote it",
+                    String::from_utf8_lossy(&buf[6..8]),
+                    String::from_utf8_lossy(version)
+                )));
+            }
             return Err(w.bad(&format!(
                 "wrong magic (expected {})",
                 String::from_utf8_lossy(magic)
             )));
         }
+        // The checksum trailer: the file must be whole and unchanged.
+        let body = buf.len().checked_sub(8).filter(|&n| n >= magic.len());
+        let Some(n) = body else {
+            return Err(w.bad("truncated"));
+        };
+        let mut h = Fnv1a::new();
+        h.write(&buf[..n]);
+        let stored = u64::from_le_bytes(buf[n..].try_into().expect("8 bytes"));
+        if h.finish() != stored {
+            return Err(w.bad(&format!(
+                "checksum mismatch (stored {stored:016x}, computed {:016x}): the file is truncated or corrupt",
+                h.finish()
+            )));
+        }
+        w.buf = &buf[..n];
         Ok(w)
     }
 

@@ -138,6 +138,13 @@ fn word_tokens(text: &str) -> Vec<String> {
 
 fn read_text(path: &Path) -> Result<String, DataError> {
     let bytes = read_maybe_gz(path)?;
+    // A NUL byte is valid UTF-8 but never in a text: a binary file given by mistake.
+    if let Some(k) = bytes.iter().position(|&b| b == 0) {
+        return Err(DataError::Format {
+            path: path.to_path_buf(),
+            reason: format!("not a text file: NUL byte at offset {k}"),
+        });
+    }
     String::from_utf8(bytes).map_err(|e| DataError::Format {
         path: path.to_path_buf(),
         reason: format!(

@@ -191,6 +191,19 @@ fn train_digits_resume_from_checkpoint_is_bit_identical() {
         .unwrap_err()
         .to_string()
         .contains("truncated"));
+    // One flipped bit in the weights is refused, never resumed from; the state is
+    // left as it was.
+    let mut flipped = bytes.clone();
+    let k = flipped.len() - 100;
+    flipped[k] ^= 1;
+    std::fs::write(dir.join("flipped.bin"), &flipped).unwrap();
+    let before = resumed.weight_checksum();
+    let e = resumed
+        .load_checkpoint(&dir.join("flipped.bin"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("checksum mismatch"), "{e}");
+    assert_eq!(resumed.weight_checksum(), before);
 }
 
 #[test]

@@ -72,7 +72,6 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             if a.f32 { "-f32" } else { "" }
         ))
     });
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let corpus = cfg.load_corpus()?;
     let (batch, t) = (cfg.hyper.batch, cfg.hyper.bptt);
     anyhow::ensure!(
@@ -82,6 +81,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         corpus.train.len()
     );
     let mut fixed = cfg.trainer(corpus.vocab.len())?;
+    // Only now, with the config and the data good, is anything written.
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let ckpt = out.join("checkpoint.bin");
     let mut history: Vec<RnnEpoch> = Vec::new();
     let mut done = 0;

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use golden::checkpoint::write_atomic;
 use golden::cnn::num::Fx;
@@ -105,7 +105,8 @@ pub fn run(a: &RunArgs) -> Result<()> {
         hw_steps >= 1,
         "--hw-steps {hw_steps} is out of range: valid range is >= 1"
     );
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    // Nothing is written before the config and the data have loaded (write_atomic
+    // creates the directory).
     let model = crate::cost::cnn_of_config(&base)?;
     let name = base.raw.name.clone();
     println!(

@@ -193,7 +193,6 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             if a.f32 { "-f32" } else { "" }
         ))
     });
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     if a.f32 {
         go::<F32>(cfg, a, &out)
     } else {
@@ -205,6 +204,8 @@ fn go<N: Loss>(cfg: Config, a: &TrainArgs, out: &Path) -> Result<()> {
     let epochs = cfg.raw.epochs;
     let name = cfg.raw.name.clone();
     let mut exp = Experiment::<N>::new(cfg)?;
+    // Only now, with the config and the data good, is anything written.
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let ckpt = out.join("checkpoint.bin");
     if a.resume && ckpt.exists() {
         exp.load_checkpoint(&ckpt)?;

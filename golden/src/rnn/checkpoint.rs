@@ -15,11 +15,12 @@ use std::path::Path;
 
 use super::train::{RnnEval, RnnTrainer};
 use crate::adam::AdamSteps;
-use crate::checkpoint::{write_atomic, Words};
+use crate::checkpoint::{sealed, write_atomic, Words};
 use crate::experiment::{file_err, ExpError};
 use crate::rng::Rng;
 
-const MAGIC: &[u8; 8] = b"HDFARN01";
+/// Magic and format version (02 added the checksum trailer).
+const MAGIC: &[u8; 8] = b"HDFARN02";
 
 /// One epoch's metrics of a recurrent run.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,7 +86,7 @@ pub fn save(
         }
         put(m.tokens_per_s.to_bits());
     }
-    write_atomic(path, &buf)
+    write_atomic(path, &sealed(buf))
 }
 
 /// Restore a checkpoint written by [`save`] into `t`, a trainer freshly built from the
@@ -224,8 +225,18 @@ mod tests {
             (bytes[..bytes.len() - 3].to_vec(), "truncated"),
             (bytes[..40].to_vec(), "truncated"),
             (b"HDFACK01".to_vec(), "wrong magic"),
-            ([bytes.clone(), vec![0; 8]].concat(), "trailing bytes"),
+            ([bytes.clone(), vec![0; 8]].concat(), "corrupt"),
+            (
+                b"HDFARN01".to_vec(),
+                "format version 01 (this hdfa reads version 02)",
+            ),
         ];
+        // One flipped bit anywhere after the magic.
+        for k in [9, bytes.len() / 2, bytes.len() - 9] {
+            let mut b = bytes.clone();
+            b[k] ^= 4;
+            cases.push((b, "checksum mismatch"));
+        }
         let mut rng = Rng::seed_from_u64(1);
         for _ in 0..5 {
             // A random cut anywhere.
