@@ -114,16 +114,33 @@ impl Dataset {
 }
 
 /// Read a whole file, un-gzipping it when it starts with the gzip magic.
+/// The file (or its gzip stream) must fit in the memory budget ([`crate::mem`]): a
+/// file larger than it is refused before it is read, and a gzip stream is cut at it
+/// (a small file that unpacks to gigabytes never gets the chance).
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let raw = std::fs::read(path).map_err(|source| DataError::Io {
+    let io = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    let limit = crate::mem::available();
+    let fits =
+        |need: u64, how: &str| crate::mem::check(how, need).map_err(|e| bad(path, e.to_string()));
+    fits(len, "the file")?;
+    let raw = std::fs::read(path).map_err(io)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
+        let cap = limit.unwrap_or(u64::MAX).saturating_sub(len);
         flate2::read::GzDecoder::new(&raw[..])
+            .take(cap.saturating_add(1))
             .read_to_end(&mut out)
             .map_err(|e| bad(path, format!("corrupt gzip data: {e}")))?;
+        if out.len() as u64 > cap {
+            fits(
+                len + out.len() as u64,
+                "the file and more than that unpacked",
+            )?;
+        }
         Ok(out)
     } else {
         Ok(raw)

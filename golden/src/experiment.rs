@@ -116,6 +116,32 @@ pub struct Experiment<N: Num> {
     pub history: Vec<EpochMetrics>,
 }
 
+/// A floor of the bytes training `blocks` allocates, checked against the memory budget
+/// before anything large is: per parameter the master weight, both velocities, the
+/// gradient (4 bytes each); per dense backward-path entry 3 bytes (sign and ±1
+/// word; original DFA has one matrix from e_L per hidden block, the others one into
+/// the last conv block); per batch element of every block output 8 bytes; per input
+/// pixel of the data 2 bytes.
+fn memory_floor(blocks: &[crate::cnn::net::Block], config: &Config, pixels: usize) -> u64 {
+    let params: u64 = blocks
+        .iter()
+        .map(|b| (b.geom.w_len() + b.geom.out_c) as u64)
+        .sum();
+    let classes = config.raw.classes as u64;
+    let p_len = |b: &crate::cnn::net::Block| {
+        let (c, h, w) = b.p_shape();
+        (c * h * w) as u64
+    };
+    let hidden = &blocks[..blocks.len().saturating_sub(1)];
+    let dense: u64 = match config.propagation {
+        crate::cnn::net::Propagation::Bp => 0,
+        crate::cnn::net::Propagation::Dfa => hidden.iter().map(p_len).sum::<u64>() * classes,
+        crate::cnn::net::Propagation::Cdfa => hidden.last().map_or(0, p_len) * classes,
+    };
+    let acts: u64 = blocks.iter().map(p_len).sum::<u64>() * config.raw.batch as u64;
+    params.saturating_mul(16) + dense.saturating_mul(3) + acts.saturating_mul(8) + 2 * pixels as u64
+}
+
 /// Load the train and test sets a config names.
 pub fn load_data(c: &Config) -> Result<(Dataset, Dataset), ExpError> {
     let classes = c.raw.classes;
@@ -189,6 +215,12 @@ impl<N: Loss> Experiment<N> {
         let [c, h, w] = config.raw.input;
         let blocks =
             build_blocks((c, h, w), &config.layers, &config.raw.modules).map_err(net_err)?;
+        let pixels = (train.len() + test.len()) * c * h * w;
+        crate::mem::check(
+            "the network, its backward paths, a batch and the data",
+            memory_floor(&blocks, &config, pixels),
+        )
+        .map_err(net_err)?;
         let mut net = Net::<N>::new(
             (c, h, w),
             blocks,

@@ -38,6 +38,7 @@ pub mod cost;
 pub mod data;
 pub mod experiment;
 pub mod gradcheck;
+pub mod mem;
 pub mod npy;
 pub mod rnn;
 pub mod text;

@@ -18,14 +18,12 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Status, stdout and stderr of `hdfa args` run from the repository root with `path`
-/// as PATH (None: inherited).
-fn hdfa(args: &[String], path: Option<&str>) -> (i32, String, String) {
+/// Status, stdout and stderr of `hdfa args` run from the repository root with the
+/// extra environment `env`.
+fn hdfa(args: &[String], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hdfa"));
     c.args(args).current_dir(root()).env("RUST_BACKTRACE", "0");
-    if let Some(p) = path {
-        c.env("PATH", p);
-    }
+    c.envs(env.iter().copied());
     let out = c.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -59,8 +57,8 @@ struct Case {
     want: Vec<String>,
     /// The output directory the run must leave as it found it.
     out: Option<PathBuf>,
-    /// PATH for the run.
-    path: Option<&'static str>,
+    /// Extra environment (PATH without the tools, a memory budget).
+    env: Vec<(&'static str, &'static str)>,
 }
 
 fn files_of(dir: &Path) -> Option<BTreeMap<String, Vec<u8>>> {
@@ -149,7 +147,7 @@ fn bad_inputs_fail_with_their_kind_value_and_range_no_panic_and_no_partial_outpu
         .into_iter()
         .chain([ck.display().to_string()])
         .collect::<Vec<_>>(),
-        None,
+        &[],
     );
     assert_eq!(st, 0, "{out}\n{err}");
     let good = std::fs::read(ck.join("checkpoint.bin")).unwrap();
@@ -254,7 +252,7 @@ fn bad_inputs_fail_with_their_kind_value_and_range_no_panic_and_no_partial_outpu
             args,
             want: s(want),
             out,
-            path: None,
+            env: Vec::new(),
         })
     };
     let plain = |v: &[&str]| (s(v), None);
@@ -510,6 +508,44 @@ fn bad_inputs_fail_with_their_kind_value_and_range_no_panic_and_no_partial_outpu
         with(resume("ck-other", "configs/digits-hdfa.toml")),
         &["ck-other", "different configuration"],
     );
+    // Memory: a network or a data set larger than the budget is refused before
+    // anything large is allocated.
+    let hugenet = cfg(
+        "hugenet",
+        cnn,
+        &[
+            ("modules = [1, 1]", "modules = [1, 2]"),
+            (
+                "[[layers]]\ntype = \"dense\"",
+                "[[layers]]\ntype = \"dense\"\nout = 100000000\n[[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"dense\"",
+            ),
+        ],
+    );
+    add(
+        "network over memory",
+        Config,
+        with(train("hugenet", &hugenet)),
+        &[
+            "hugenet.toml",
+            "memory = 440000448032 bytes",
+            "for the network",
+            "at most",
+        ],
+    );
+    let (a, o) = train("memlimit", "configs/fashion-run.toml");
+    cases.push(Case {
+        name: "data over memory",
+        kind: Data,
+        args: a,
+        want: s(&[
+            "train-images-idx3-ubyte.gz",
+            "memory = 26421856 bytes",
+            "at most 20000000 bytes",
+            "HDFA_MEM_LIMIT",
+        ]),
+        out: Some(o),
+        env: vec![("HDFA_MEM_LIMIT", "20000000")],
+    });
     // Tools.
     for (name, args, tool) in [
         (
@@ -562,7 +598,7 @@ fn bad_inputs_fail_with_their_kind_value_and_range_no_panic_and_no_partial_outpu
                 "apt-get install".into(),
             ],
             out: Some(o),
-            path: Some("/nonexistent"),
+            env: vec![("PATH", "/nonexistent")],
         });
     }
 
@@ -570,7 +606,7 @@ fn bad_inputs_fail_with_their_kind_value_and_range_no_panic_and_no_partial_outpu
     let mut failures = Vec::new();
     for c in &cases {
         let before = c.out.as_deref().and_then(files_of);
-        let (status, out, err) = hdfa(&c.args, c.path);
+        let (status, out, err) = hdfa(&c.args, &c.env);
         let mut problems = Vec::new();
         let want_status = if c.kind == Kind::Usage { 2 } else { 1 };
         if status != want_status {

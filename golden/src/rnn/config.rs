@@ -358,6 +358,13 @@ impl RnnConfig {
     /// and for DFA / HDFA the feedback from the same seed (salted) and the initial
     /// weights.
     pub fn trainer(&self, vocab: usize) -> Result<RnnTrainer, GoldenError> {
+        crate::mem::check(
+            &format!(
+                "{} (the model at a vocabulary of {vocab})",
+                self.file.display()
+            ),
+            self.memory_floor(vocab),
+        )?;
         let t = RnnTrainer::new(self.shape(vocab), self.hyper, self.raw.seed);
         match self.dfa {
             Some(o) => t.with_dfa(o, self.bp_ratio, self.raw.seed ^ FEEDBACK_SALT),
@@ -375,6 +382,23 @@ impl RnnConfig {
         let mut h = crate::hash::Fnv1a::new();
         h.write(format!("{raw:?}").as_bytes());
         h.finish()
+    }
+
+    /// A floor of the bytes the trainer allocates, checked against the memory budget
+    /// before it does: per parameter the weight, Adam's m (4 bytes each) and v (8),
+    /// the gradient (4); a feedback word per entry of S^fc (H × V); per window the
+    /// output distribution and the gate values of every stream and step (8 bytes).
+    pub fn memory_floor(&self, vocab: usize) -> u64 {
+        let sh = self.shape(vocab);
+        let (v, e, h, g) = (
+            vocab as u64,
+            sh.embed as u64,
+            sh.hidden as u64,
+            sh.gate_rows() as u64,
+        );
+        let params = v * e + g * (e + h + 1) + v * h + v;
+        let window = (self.hyper.batch * self.hyper.bptt) as u64 * (v + g);
+        params.saturating_mul(20) + (h * v).saturating_mul(2) + window.saturating_mul(8)
     }
 
     /// The model's sizes for a vocabulary of `vocab` tokens.
