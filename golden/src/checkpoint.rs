@@ -234,21 +234,50 @@ impl<'a> Words<'a> {
     }
 }
 
-/// Write `bytes` to `path` atomically.
+/// Write `bytes` to `path` atomically: a temporary file `.NAME.tmpPID` in the same
+/// directory, fsync, rename. A process killed on the way leaves the old file and its
+/// temporary one; the next successful write of the same file removes such leftovers.
+///
+/// Test hook: `HDFA_TEST_WRITE_PAUSE_MS=N` pauses N ms after half of the bytes and
+/// again before the rename, so that a test's kills land inside writes
+/// (`hdfa/tests/crash.rs`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExpError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let prefix = format!(".{name}.tmp");
+    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
+    let pause = std::env::var("HDFA_TEST_WRITE_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis);
     let mut f = std::fs::File::create(&tmp).map_err(|e| file_err(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| file_err(&tmp, e))?;
+    let (a, b) = bytes.split_at(bytes.len() / 2);
+    f.write_all(a).map_err(|e| file_err(&tmp, e))?;
+    if let Some(d) = pause {
+        f.flush().map_err(|e| file_err(&tmp, e))?;
+        std::thread::sleep(d);
+    }
+    f.write_all(b).map_err(|e| file_err(&tmp, e))?;
     f.sync_all().map_err(|e| file_err(&tmp, e))?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
+    if let Some(d) = pause {
+        std::thread::sleep(d);
+    }
+    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))?;
+    // Leftovers of writers killed mid-write (other PIDs) are garbage now.
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
 }
