@@ -61,7 +61,13 @@ impl<N: Loss> Experiment<N> {
     /// Restore a checkpoint written by [`Experiment::save_checkpoint`] for the same config.
     pub fn load_checkpoint(&mut self, path: &Path) -> Result<(), ExpError> {
         let buf = std::fs::read(path).map_err(|e| file_err(path, e))?;
-        let mut words = Words::new(&buf, CKPT_MAGIC, path, "checkpoint")?;
+        self.load_checkpoint_bytes(path, &buf)
+    }
+
+    /// Restore a checkpoint from its bytes (`path` names it in errors). On an error
+    /// the experiment is left as it was.
+    pub fn load_checkpoint_bytes(&mut self, path: &Path, buf: &[u8]) -> Result<(), ExpError> {
+        let mut words = Words::new(buf, CKPT_MAGIC, path, "checkpoint")?;
         if words.next()? != config_hash(&self.config) {
             return Err(words.bad("it was written for a different configuration"));
         }
@@ -134,7 +140,7 @@ impl<N: Loss> Experiment<N> {
 const CKPT_MAGIC: &[u8; 8] = b"HDFACK02";
 
 /// `buf` followed by the FNV-1a checksum of its bytes (little-endian u64).
-pub(crate) fn sealed(mut buf: Vec<u8>) -> Vec<u8> {
+pub fn sealed(mut buf: Vec<u8>) -> Vec<u8> {
     let mut h = Fnv1a::new();
     h.write(&buf);
     let sum = h.finish();

@@ -94,7 +94,7 @@ impl Dataset {
         }
     }
 
-    fn new(
+    pub(crate) fn new(
         h: usize,
         w: usize,
         max_pixel: u8,
@@ -128,6 +128,19 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
         |need: u64, how: &str| crate::mem::check(how, need).map_err(|e| bad(path, e.to_string()));
     fits(len, "the file")?;
     let raw = std::fs::read(path).map_err(io)?;
+    unpack_maybe_gz(path, raw, limit)
+}
+
+/// `raw` (the bytes of `path`), un-gzipped when it starts with the gzip magic; the
+/// unpacked stream is cut at `limit` bytes less the file's own (None: no limit).
+pub fn unpack_maybe_gz(
+    path: &Path,
+    raw: Vec<u8>,
+    limit: Option<u64>,
+) -> Result<Vec<u8>, DataError> {
+    let len = raw.len() as u64;
+    let fits =
+        |need: u64, how: &str| crate::mem::check(how, need).map_err(|e| bad(path, e.to_string()));
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         let cap = limit.unwrap_or(u64::MAX).saturating_sub(len);
@@ -140,6 +153,7 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
                 len + out.len() as u64,
                 "the file and more than that unpacked",
             )?;
+            return Err(bad(path, format!("unpacks to more than {cap} bytes")));
         }
         Ok(out)
     } else {
@@ -155,31 +169,55 @@ fn be32(b: &[u8], at: usize) -> u32 {
 pub fn load_idx(images: &Path, labels: &Path, classes: usize) -> Result<Dataset, DataError> {
     let img = read_maybe_gz(images)?;
     let lab = read_maybe_gz(labels)?;
+    parse_idx(images, &img, labels, &lab, classes)
+}
+
+/// The IDX image and label bytes (`img` from `images`, `lab` from `labels`, both
+/// unpacked) as a data set.
+pub fn parse_idx(
+    images: &Path,
+    img: &[u8],
+    labels: &Path,
+    lab: &[u8],
+    classes: usize,
+) -> Result<Dataset, DataError> {
     if img.len() < 16 {
         return Err(bad(
             images,
             format!("truncated IDX header: {} bytes, need 16", img.len()),
         ));
     }
-    if be32(&img, 0) != 0x0803 {
+    if be32(img, 0) != 0x0803 {
         return Err(bad(
             images,
             format!(
                 "not an IDX image file: magic 0x{:08x}, expected 0x00000803",
-                be32(&img, 0)
+                be32(img, 0)
             ),
         ));
     }
     let (n, h, w) = (
-        be32(&img, 4) as usize,
-        be32(&img, 8) as usize,
-        be32(&img, 12) as usize,
+        be32(img, 4) as usize,
+        be32(img, 8) as usize,
+        be32(img, 12) as usize,
     );
     if h == 0 || w == 0 {
         return Err(bad(images, format!("image size {h}x{w} is empty")));
     }
+    // Found by fuzzing: zero images of 4e9 x 2e9 pixels pass the length check but
+    // not ndarray's shape check.
+    const MAX_SIDE: usize = 1 << 16;
+    if h > MAX_SIDE || w > MAX_SIDE {
+        return Err(bad(
+            images,
+            format!("image size {h}x{w} is out of range: valid range is 1..={MAX_SIDE} per side"),
+        ));
+    }
     let want = n
-        .checked_mul(h * w)
+        .checked_mul(
+            h.checked_mul(w)
+                .ok_or_else(|| bad(images, "header sizes overflow"))?,
+        )
         .and_then(|p| p.checked_add(16))
         .ok_or_else(|| bad(images, "header sizes overflow"))?;
     if img.len() != want {
@@ -197,16 +235,16 @@ pub fn load_idx(images: &Path, labels: &Path, classes: usize) -> Result<Dataset,
             format!("truncated IDX header: {} bytes, need 8", lab.len()),
         ));
     }
-    if be32(&lab, 0) != 0x0801 {
+    if be32(lab, 0) != 0x0801 {
         return Err(bad(
             labels,
             format!(
                 "not an IDX label file: magic 0x{:08x}, expected 0x00000801",
-                be32(&lab, 0)
+                be32(lab, 0)
             ),
         ));
     }
-    let nl = be32(&lab, 4) as usize;
+    let nl = be32(lab, 4) as usize;
     if nl != n {
         return Err(bad(labels, format!("{nl} labels for {n} images")));
     }
@@ -247,7 +285,16 @@ fn check_labels(path: &Path, labels: &[u8], classes: usize) -> Result<(), DataEr
 
 /// Load the digits CSV: per line `side*side` pixel counts in 0..=16, then the label.
 pub fn load_digits_csv(path: &Path, side: usize, classes: usize) -> Result<Dataset, DataError> {
-    let raw = read_maybe_gz(path)?;
+    parse_digits_csv(path, read_maybe_gz(path)?, side, classes)
+}
+
+/// The digits CSV's bytes (`raw`, from `path`, unpacked) as a data set.
+pub fn parse_digits_csv(
+    path: &Path,
+    raw: Vec<u8>,
+    side: usize,
+    classes: usize,
+) -> Result<Dataset, DataError> {
     let text = String::from_utf8(raw).map_err(|_| bad(path, "not UTF-8 text"))?;
     let n_pix = side * side;
     let mut pixels = Vec::new();

@@ -37,6 +37,7 @@ pub mod config;
 pub mod cost;
 pub mod data;
 pub mod experiment;
+pub mod fuzz;
 pub mod gradcheck;
 pub mod mem;
 pub mod npy;

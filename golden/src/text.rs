@@ -137,7 +137,11 @@ fn word_tokens(text: &str) -> Vec<String> {
 }
 
 fn read_text(path: &Path) -> Result<String, DataError> {
-    let bytes = read_maybe_gz(path)?;
+    text_of(path, read_maybe_gz(path)?)
+}
+
+/// The bytes of `path` (unpacked) as text: UTF-8 without NUL bytes.
+pub fn text_of(path: &Path, bytes: Vec<u8>) -> Result<String, DataError> {
     // A NUL byte is valid UTF-8 but never in a text: a binary file given by mistake.
     if let Some(k) = bytes.iter().position(|&b| b == 0) {
         return Err(DataError::Format {

@@ -1,0 +1,5 @@
+//! libFuzzer target: [`golden::fuzz::checkpoint_resealed`] must return on any input.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| golden::fuzz::checkpoint_resealed(data));
