@@ -139,11 +139,16 @@ impl<N: Loss> Experiment<N> {
 /// Magic and format version (the last two digits; 02 added the checksum).
 const CKPT_MAGIC: &[u8; 8] = b"HDFACK02";
 
-/// `buf` followed by the FNV-1a checksum of its bytes (little-endian u64).
-pub fn sealed(mut buf: Vec<u8>) -> Vec<u8> {
+/// The checksum a checkpoint ends with: FNV-1a of the bytes before it.
+fn checksum(bytes: &[u8]) -> u64 {
     let mut h = Fnv1a::new();
-    h.write(&buf);
-    let sum = h.finish();
+    h.write(bytes);
+    h.finish()
+}
+
+/// `buf` followed by its [`checksum`] (little-endian u64).
+pub fn sealed(mut buf: Vec<u8>) -> Vec<u8> {
+    let sum = checksum(&buf);
     buf.extend_from_slice(&sum.to_le_bytes());
     buf
 }
@@ -206,13 +211,11 @@ impl<'a> Words<'a> {
         let Some(n) = body else {
             return Err(w.bad("truncated"));
         };
-        let mut h = Fnv1a::new();
-        h.write(&buf[..n]);
         let stored = u64::from_le_bytes(buf[n..].try_into().expect("8 bytes"));
-        if h.finish() != stored {
+        let computed = checksum(&buf[..n]);
+        if computed != stored {
             return Err(w.bad(&format!(
-                "checksum mismatch (stored {stored:016x}, computed {:016x}): the file is truncated or corrupt",
-                h.finish()
+                "checksum mismatch (stored {stored:016x}, computed {computed:016x}): the file is truncated or corrupt"
             )));
         }
         w.buf = &buf[..n];

@@ -123,12 +123,9 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
         source,
     };
     let len = std::fs::metadata(path).map_err(io)?.len();
-    let limit = crate::mem::available();
-    let fits =
-        |need: u64, how: &str| crate::mem::check(how, need).map_err(|e| bad(path, e.to_string()));
-    fits(len, "the file")?;
+    crate::mem::check("the file", len).map_err(|e| bad(path, e.to_string()))?;
     let raw = std::fs::read(path).map_err(io)?;
-    unpack_maybe_gz(path, raw, limit)
+    unpack_maybe_gz(path, raw, crate::mem::available())
 }
 
 /// `raw` (the bytes of `path`), un-gzipped when it starts with the gzip magic; the
@@ -138,22 +135,22 @@ pub fn unpack_maybe_gz(
     raw: Vec<u8>,
     limit: Option<u64>,
 ) -> Result<Vec<u8>, DataError> {
-    let len = raw.len() as u64;
-    let fits =
-        |need: u64, how: &str| crate::mem::check(how, need).map_err(|e| bad(path, e.to_string()));
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        let cap = limit.unwrap_or(u64::MAX).saturating_sub(len);
+        let cap = limit.unwrap_or(u64::MAX).saturating_sub(raw.len() as u64);
         flate2::read::GzDecoder::new(&raw[..])
             .take(cap.saturating_add(1))
             .read_to_end(&mut out)
             .map_err(|e| bad(path, format!("corrupt gzip data: {e}")))?;
         if out.len() as u64 > cap {
-            fits(
-                len + out.len() as u64,
-                "the file and more than that unpacked",
-            )?;
-            return Err(bad(path, format!("unpacks to more than {cap} bytes")));
+            return Err(bad(
+                path,
+                format!(
+                    "unpacks to more than {cap} bytes: out of range, valid is at most the memory budget of {} bytes less the file's {} (HDFA_MEM_LIMIT or MemAvailable)",
+                    limit.unwrap_or(u64::MAX),
+                    raw.len()
+                ),
+            ));
         }
         Ok(out)
     } else {

@@ -432,14 +432,12 @@ impl Report<'_> {
             })
             .collect();
         let h = self.hil;
-        let diff_unit = h.first_diff.as_deref().unwrap_or("");
         let cosim = h
             .units
             .iter()
             .map(|u| {
-                let mism = if diff_unit.contains(&format!("({})", u.unit))
-                    || (u.unit == "upd" && !diff_unit.is_empty() && !diff_unit.contains("path"))
-                {
+                // The run stops at its first difference.
+                let mism = if h.first_diff_unit == Some(u.unit) {
                     "≥ 1"
                 } else {
                     "0"

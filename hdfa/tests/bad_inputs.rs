@@ -12,24 +12,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Status, stdout and stderr of `hdfa args` run from the repository root with the
-/// extra environment `env`.
+mod common;
+
 fn hdfa(args: &[String], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hdfa"));
-    c.args(args).current_dir(root()).env("RUST_BACKTRACE", "0");
-    c.envs(env.iter().copied());
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::hdfa_env(args, env)
 }
 
 /// The kinds of bad input.

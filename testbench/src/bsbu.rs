@@ -584,11 +584,11 @@ impl Unit for BsbuUnit {
                 .unwrap_or(&0) as f64,
         }
     }
-    fn traffic(&self, i: usize, stats: &RunStats) -> Option<TrafficCheck> {
+    fn traffic(&self, _: usize, passes: usize, stats: &RunStats) -> Option<TrafficCheck> {
         // Golden: each pass takes n_cols + n_rows input words, and every lane reads
         // one e_L word per program entry (stored) or per column of each of its rows
         // (generator); a stored lane also reads the entry word itself.
-        let n = self.stream(i).ok()?.passes.len() as u64;
+        let n = passes as u64;
         let (rows, cols) = (self.s.n_rows() as u64, self.s.n_cols() as u64);
         let (reads, entries) = match self.scenario.gen {
             Some(_) => (rows * cols, 0),

@@ -578,9 +578,9 @@ impl Unit for DceUnit {
     fn ideal_per_vector(&self, i: usize) -> f64 {
         self.cases[i].layer.work() as f64 / self.sizes.lanes as f64
     }
-    fn traffic(&self, i: usize, stats: &RunStats) -> Option<TrafficCheck> {
+    fn traffic(&self, i: usize, passes: usize, stats: &RunStats) -> Option<TrafficCheck> {
         let l = &self.cases[i].layer;
-        let n = self.cases[i].vectors.len() as u64;
+        let n = passes as u64;
         let g = golden_traffic(l, &self.cases[i].weights);
         Some(TrafficCheck {
             rtl: DceTraffic {

@@ -158,6 +158,8 @@ pub struct HilReport {
     /// sample, path, word, golden and hardware) for an error, (step, kind, tensor,
     /// word, which value, golden and hardware) for an update; None if none.
     pub first_diff: Option<String>,
+    /// The unit that produced the first difference (`upd`, `dce`, `bsbu`).
+    pub first_diff_unit: Option<&'static str>,
     /// Checksum of θ, v_bp, v_dfa after the run with the hardware in the loop.
     pub hw_checksum: u64,
     /// The same after the all-golden run of the same steps (None when the run stopped
@@ -442,6 +444,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
         kinds: [0, 0],
         words_per_step: 0,
         first_diff: None,
+        first_diff_unit: None,
         hw_checksum: 0,
         golden_checksum: None,
         designs,
@@ -479,7 +482,7 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
     // only when it changes).
     let mut dce_holds: Option<usize> = None;
     let mut programmed: Option<(StepKind, HwCoefs)> = None;
-    let mut path_diff: Option<String> = None;
+    let mut path_diff: Option<(&'static str, String)> = None;
     exp.train_steps_with(last, |t, s, batch| -> Result<(), TbError> {
         if report.first_diff.is_some() {
             return Ok(());
@@ -548,10 +551,10 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
             }
             if path_diff.is_none() {
                 if let Some((j, g, h)) = first_word_diff(e, &hw) {
-                    path_diff = Some(format!(
+                    path_diff = Some((unit, format!(
                         "step {s} (dfa), sample {sample}, path t{} <- s{} ({unit}), error word {j}: golden {g} ({:#06x}), hardware {h} ({:#06x})",
                         p.target, p.source, g as u16, h as u16
-                    ));
+                    )));
                 }
             }
             e.copy_from_slice(&hw);
@@ -604,13 +607,15 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
                 t0.elapsed().as_secs_f64()
             );
         }
-        if let Some(d) = path_diff.take() {
+        if let Some((unit, d)) = path_diff.take() {
+            report.first_diff_unit = Some(unit);
             report.first_diff = Some(d);
             return Ok(());
         }
         let mut gold = before;
         gold.train_step(batch, threads);
         if let Some((name, j, which, a, b)) = first_difference(&gold, t) {
+            report.first_diff_unit = Some("upd");
             report.first_diff = Some(format!(
                 "step {s} ({}), tensor {name}, word {j}: {which} golden {a} ({:#010x}), hardware {b} ({:#010x})",
                 if kind_seen == StepKind::Bp { "bp" } else { "dfa" },

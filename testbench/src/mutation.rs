@@ -663,8 +663,8 @@ impl Unit for Mutated<'_> {
     fn ideal_per_vector(&self, i: usize) -> f64 {
         self.inner.ideal_per_vector(i)
     }
-    fn traffic(&self, i: usize, stats: &RunStats) -> Option<TrafficCheck> {
-        self.inner.traffic(i, stats)
+    fn traffic(&self, i: usize, passes: usize, stats: &RunStats) -> Option<TrafficCheck> {
+        self.inner.traffic(i, passes, stats)
     }
     fn vector_sets(&self) -> Result<Vec<VectorSet>, TbError> {
         self.inner.vector_sets()

@@ -60,8 +60,9 @@ pub trait Unit {
     fn stream(&self, i: usize) -> Result<StreamVectors, TbError>;
     /// Ideal compute cycles per vector of case `i`.
     fn ideal_per_vector(&self, i: usize) -> f64;
-    /// Traffic of a run of case `i` against golden (None: the unit counts none).
-    fn traffic(&self, i: usize, stats: &RunStats) -> Option<TrafficCheck>;
+    /// Traffic of a run of case `i` (`passes` vectors) against golden (None: the unit
+    /// counts none).
+    fn traffic(&self, i: usize, passes: usize, stats: &RunStats) -> Option<TrafficCheck>;
     /// The standard vector sets for mutation testing.
     fn vector_sets(&self) -> Result<Vec<VectorSet>, TbError>;
     /// The unit's deliberate faults.
@@ -179,7 +180,7 @@ pub fn run_case(
         config: v.config.clone(),
         vectors: v.passes.len(),
         ideal_per_vector: unit.ideal_per_vector(i),
-        traffic: unit.traffic(i, &stats),
+        traffic: unit.traffic(i, v.passes.len(), &stats),
         stats,
         work: dir,
     })

@@ -380,7 +380,7 @@ impl Unit for UpdUnit {
         let beats: usize = v.iter().map(|v| v.grad.len().div_ceil(self.lanes)).sum();
         beats as f64 / v.len().max(1) as f64
     }
-    fn traffic(&self, _: usize, _: &RunStats) -> Option<TrafficCheck> {
+    fn traffic(&self, _: usize, _: usize, _: &RunStats) -> Option<TrafficCheck> {
         None
     }
     fn vector_sets(&self) -> Result<Vec<VectorSet>, TbError> {
