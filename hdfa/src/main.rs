@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use golden::dce::DceLayer;
-use golden::params::{check_sparsity, BsbuParams};
+use golden::dce::{DceLayer, DceSizes};
+use golden::params::check_sparsity;
 use sim::stream::Stall;
 use testbench::dce::{self as dce_tb, DceCase, DceUnit};
 use testbench::mutation::{self, Mutated};
+use testbench::spec::{BsbuSpec, CosimSpec, DceSpec, UpdSpec};
 use testbench::upd::UpdUnit;
 use testbench::{run_case, verdict, BsbuScenario, BsbuUnit, SimKind, Unit};
 
@@ -148,6 +149,15 @@ enum Cmd {
     /// (Verilator, bit-exact), synthesize the units, price the error propagation
     /// with the cost model, and write report.md and report.html with figures.
     Run(run::RunArgs),
+    /// Property-based co-simulation and soak: random cases of the units (parameters
+    /// across their supported ranges, random seeds, random vectors) on Verilator
+    /// against the golden model until the budget is spent, then vectors, cycles and
+    /// mismatches per unit. A failing case is shrunk to a minimal one and printed as
+    /// the `hdfa cosim` command that reruns it; the exit status is non-zero on any
+    /// failure. With a design pool (the default) the cases reuse a few cached
+    /// Verilator models per unit and the time goes to simulation; `--pool 0` draws a
+    /// fresh design for every case.
+    Soak(SoakArgs),
     /// One unit's flow: emit, co-simulate on both simulators and synthesize, with a
     /// summary.
     Flow {
@@ -160,6 +170,139 @@ enum Cmd {
         #[arg(long, default_value = "target/hdfa-out/flow")]
         out: PathBuf,
     },
+}
+
+/// `hdfa soak` (at least one of --minutes, --cases, --vectors).
+#[derive(Args)]
+struct SoakArgs {
+    /// Stop after this many minutes.
+    #[arg(long)]
+    minutes: Option<f64>,
+    /// Stop after this many cases in all.
+    #[arg(long)]
+    cases: Option<usize>,
+    /// Stop each unit once it has run this many vectors.
+    #[arg(long)]
+    vectors: Option<u64>,
+    /// Soak one unit (default: all, in turn).
+    #[arg(long, value_enum)]
+    unit: Option<UnitKind>,
+    /// Seed of the cases (case n draws from the seed and n).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Designs per unit in the pool the cases draw from (0: a fresh design, so a
+    /// Verilator build, for every case).
+    #[arg(long, default_value_t = 4)]
+    pool: usize,
+    /// Seed of the design pool.
+    #[arg(long, default_value_t = 0)]
+    pool_seed: u64,
+    /// The CI limits: cases of at most 3,000 cycles per vector and about 150,000
+    /// cycles (default: 20,000 per vector and about 3 million cycles per case).
+    #[arg(long)]
+    small: bool,
+    /// Draw only cases of at most this many simulated cycles per vector (overrides
+    /// the limit of --small or the default).
+    #[arg(long)]
+    max_cycles_per_vector: Option<f64>,
+    /// Run a deliberate fault of the unit (a name from `hdfa mutants`; needs --unit),
+    /// to see a failure found, shrunk and printed.
+    #[arg(long, requires = "unit")]
+    mutant: Option<String>,
+    /// Most cases one shrink may run.
+    #[arg(long, default_value_t = 200)]
+    shrink_runs: usize,
+    /// Directory for waveforms of failing cases.
+    #[arg(long, default_value = "target/hdfa-out/soak")]
+    out: PathBuf,
+}
+
+fn soak_cmd(a: SoakArgs) -> Result<()> {
+    use testbench::prop::{self, Budget, Limits, SoakConfig};
+    use testbench::spec::UnitKind as K;
+    if a.minutes.is_none() && a.cases.is_none() && a.vectors.is_none() {
+        bail!("hdfa soak needs a budget: --minutes M, --cases N or --vectors V");
+    }
+    if let Some(m) = a.minutes.filter(|m| !(m.is_finite() && *m > 0.0)) {
+        bail!("--minutes = {m}: valid range (0, inf)");
+    }
+    let kinds = match a.unit {
+        None => K::ALL.to_vec(),
+        Some(UnitKind::Bsbu) => vec![K::Bsbu],
+        Some(UnitKind::Dce) => vec![K::Dce],
+        Some(UnitKind::Upd) => vec![K::Upd],
+    };
+    let cfg = SoakConfig {
+        kinds,
+        seed: a.seed,
+        pool: (a.pool > 0).then_some((a.pool_seed, a.pool)),
+        limits: {
+            let l = if a.small { Limits::CI } else { Limits::SOAK };
+            match a.max_cycles_per_vector {
+                Some(m) if !(m.is_finite() && m >= 20.0) => {
+                    bail!("--max-cycles-per-vector = {m}: valid range [20, inf)")
+                }
+                Some(m) => Limits {
+                    max_cycles_per_vector: m,
+                    ..l
+                },
+                None => l,
+            }
+        },
+        budget: Budget {
+            time: a
+                .minutes
+                .map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
+            cases: a.cases,
+            vectors_per_unit: a.vectors,
+        },
+        mutant: a.mutant.clone(),
+        shrink_runs: a.shrink_runs,
+    };
+    let cache = sim::verilator::default_cache_dir();
+    let mut last = std::time::Instant::now();
+    let mut say = |line: &str| {
+        if line.starts_with("FAILED") || last.elapsed().as_secs() >= 10 {
+            println!("{line}");
+            last = std::time::Instant::now();
+        }
+    };
+    let r = prop::soak(&cfg, &cache, &a.out, &mut say)?;
+    println!(
+        "soak: {:.1} minutes, seed {}, {}",
+        r.seconds / 60.0,
+        a.seed,
+        match cfg.pool {
+            Some((s, k)) => format!("{k} designs per unit (pool seed {s})"),
+            None => "a fresh design per case".into(),
+        }
+    );
+    print!("{}", r.table());
+    for f in &r.failures {
+        println!(
+            "\nFAILURE {}: {}\n{}\nshrunk in {} runs{} by: {}\n{}\nreproduce: {}",
+            f.original.kind().name(),
+            f.original,
+            f.original_failure,
+            f.shrunk.runs,
+            if f.shrunk.minimal {
+                " to a minimal case (no one-step simplification fails)"
+            } else {
+                " (run budget spent before a minimal case)"
+            },
+            if f.shrunk.steps.is_empty() {
+                "nothing".to_string()
+            } else {
+                f.shrunk.steps.join(", ")
+            },
+            f.shrunk.failure,
+            f.command
+        );
+    }
+    if !r.failures.is_empty() {
+        bail!("soak found {} failing unit(s)", r.failures.len());
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -217,9 +360,14 @@ struct UnitArgs {
     /// Seed of S and of the vectors.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// bsbu: generator mode: S is regenerated in the lanes from a seed (the low 32
+    /// bsbu: seed of the vectors (default: --seed). S stays drawn from --seed, so a
+    /// stored-weight design runs new vectors without another build.
+    #[arg(long)]
+    vector_seed: Option<u64>,
+    /// Generator mode. bsbu: S is regenerated in the lanes from a seed (the low 32
     /// bits of --seed) and the mask threshold of --sparsity; no weight bit is stored,
-    /// and each lane walks every column of its rows.
+    /// and each lane walks every column of its rows. dce: GEN mode, the weights are
+    /// regenerated from seeds drawn from --seed and none is stored.
     #[arg(long)]
     generator: bool,
     /// bsbu --generator: the generator row of S's row 0 (S is rows row0.. of a larger
@@ -264,6 +412,11 @@ struct DceArgs {
     /// dce: shift after D1 (default ceil(log2 sqrt(fan-in))).
     #[arg(long)]
     shift1: Option<u32>,
+    /// dce: the engine's buffer depths in words, generated once for many layers:
+    /// map=..,ebuf=..,mbuf=..,mask=..,w2=..,w1=..,taps=..,chans=.. (default: the
+    /// smallest engine that fits the layer or the config's paths).
+    #[arg(long)]
+    sizes: Option<String>,
     /// Instead of random vectors, capture a training config's paths at its first,
     /// middle and last step and run those: dce: its conv paths; upd: every parameter
     /// word's update (also steps 1–3, so BP and DFA steps both occur); bsbu: its binary
@@ -320,52 +473,65 @@ impl DceArgs {
         .validate()?)
     }
 
-    /// The cases to run: captured from a config, or one random layer.
-    fn cases(&self, vectors: usize, seed: u64) -> Result<Vec<DceCase>> {
-        let cases = match &self.from_config {
-            Some(file) => {
-                let caps = dce_tb::capture(file, self.train_limit, None, 1)?;
-                let stem = file
-                    .file_stem()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("config");
-                let name = stem.replace('-', "_");
-                let cases = DceCase::from_captures(&name, &caps)?;
-                if cases.is_empty() {
-                    bail!("{}: the config has no conv backward path the engine runs (binary weights, mode hdfa/cdfa)", file.display());
-                }
-                cases
-            }
-            None => {
-                let l = self.layer()?;
-                let name = format!("k{}_d{}_g{}", l.k, l.dil, l.groups);
-                vec![DceCase::random(name, l, vectors, seed)?]
-            }
-        };
+    /// The cases captured from the training config `file`.
+    fn config_cases(&self, file: &Path) -> Result<Vec<DceCase>> {
+        let caps = dce_tb::capture(file, self.train_limit, None, 1)?;
+        let stem = file
+            .file_stem()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config");
+        let name = stem.replace('-', "_");
+        let cases = DceCase::from_captures(&name, &caps)?;
+        if cases.is_empty() {
+            bail!("{}: the config has no conv backward path the engine runs (binary weights, mode hdfa/cdfa)", file.display());
+        }
         Ok(cases)
+    }
+
+    /// The `--sizes` of an engine with `lanes` lanes, if given.
+    fn sizes(&self, lanes: usize) -> Result<Option<DceSizes>> {
+        self.sizes
+            .as_deref()
+            .map(|t| DceSizes::parse(lanes, t).context("--sizes"))
+            .transpose()
     }
 }
 
 impl UnitArgs {
-    fn scenario(&self, vectors: usize) -> Result<BsbuScenario> {
-        check_sparsity(self.sparsity)?;
-        let shift = self
-            .shift
-            .unwrap_or(golden::format::fan_in_shift(self.cols));
-        let params = BsbuParams::new(self.lanes, self.rows, self.cols, shift)?;
-        let sc = BsbuScenario {
-            params,
-            sparsity: self.sparsity,
-            vectors,
-            seed: self.seed,
-            stall: Stall::SOME,
-            corner_rows: true,
-            gen: None,
-        };
-        Ok(if self.generator {
-            sc.generated(self.seed as u32, self.row0)?
-        } else {
-            sc
+    /// The random case these flags describe (no training config), as the property
+    /// runs and the soak describe theirs: one construction for all of them.
+    fn spec(&self, vectors: usize) -> Result<CosimSpec> {
+        Ok(match self.unit {
+            UnitKind::Bsbu => {
+                check_sparsity(self.sparsity)?;
+                CosimSpec::Bsbu(BsbuSpec {
+                    lanes: self.lanes,
+                    rows: self.rows,
+                    cols: self.cols,
+                    sparsity: self.sparsity,
+                    shift: self
+                        .shift
+                        .unwrap_or(golden::format::fan_in_shift(self.cols)),
+                    seed: self.seed,
+                    vector_seed: self.vector_seed.unwrap_or(self.seed),
+                    generator: self.generator,
+                    row0: self.row0,
+                    vectors,
+                })
+            }
+            UnitKind::Dce => CosimSpec::Dce(DceSpec {
+                lanes: self.lanes,
+                layer: self.dce.layer()?,
+                generator: self.generator,
+                seed: self.seed,
+                vectors,
+                sizes: self.dce.sizes(self.lanes)?,
+            }),
+            UnitKind::Upd => CosimSpec::Upd(UpdSpec {
+                lanes: self.lanes,
+                seed: self.seed,
+                vectors,
+            }),
         })
     }
 }
@@ -398,9 +564,13 @@ fn build_units(u: &UnitArgs, vectors: usize) -> Result<Vec<Box<dyn Unit>>> {
                 .map(|x| Box::new(x) as Box<dyn Unit>)
                 .collect()
         }
-        (UnitKind::Bsbu, None) => vec![Box::new(BsbuUnit::new(u.scenario(vectors)?)?)],
-        (UnitKind::Dce, _) => {
-            let mut unit = DceUnit::new(u.lanes, u.dce.cases(vectors, u.seed)?)?;
+        (_, None) => vec![u.spec(vectors)?.unit()?],
+        (UnitKind::Dce, Some(file)) => {
+            let cases = u.dce.config_cases(file)?;
+            let mut unit = match u.dce.sizes(u.lanes)? {
+                Some(z) => DceUnit::with_sizes(z, cases)?,
+                None => DceUnit::new(u.lanes, cases)?,
+            };
             if let Some(f) = &u.dce.case {
                 let names: Vec<String> = unit.cases.iter().map(|c| c.name.clone()).collect();
                 unit.cases.retain(|c| c.name.contains(f.as_str()));
@@ -413,7 +583,6 @@ fn build_units(u: &UnitArgs, vectors: usize) -> Result<Vec<Box<dyn Unit>>> {
             }
             vec![Box::new(unit)]
         }
-        (UnitKind::Upd, None) => vec![Box::new(UpdUnit::new(u.lanes, vectors, u.seed)?)],
         (UnitKind::Upd, Some(file)) => {
             let caps = testbench::upd::capture(file, u.dce.train_limit, None)?;
             let steps: Vec<String> = caps
@@ -880,6 +1049,7 @@ fn main() -> Result<()> {
                 emit(u.as_ref(), &out)?;
             }
         }
+        Cmd::Soak(a) => soak_cmd(a)?,
         Cmd::Cosim {
             unit,
             vectors,
@@ -1030,4 +1200,37 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use golden::rng::{Rng, SeedableRng};
+    use testbench::prop::{self, Limits};
+
+    /// The printed command line is the case: every drawn case (fresh designs, and
+    /// new run-time parameters on a pooled engine with explicit `--sizes`) parses
+    /// back, through the real `hdfa cosim` flags, into exactly the same case.
+    #[test]
+    fn every_drawn_case_prints_a_cosim_command_that_parses_back_into_it() {
+        let mut rng = Rng::seed_from_u64(11);
+        for k in testbench::spec::UnitKind::ALL {
+            for _ in 0..300 {
+                let d = prop::draw(k, &mut rng, &Limits::SOAK);
+                for spec in [d.clone(), prop::redraw(&d, &mut rng, &Limits::SOAK)] {
+                    let mut argv = vec!["hdfa".to_string(), "cosim".to_string()];
+                    argv.extend(spec.args());
+                    let cli = Cli::try_parse_from(&argv)
+                        .unwrap_or_else(|e| panic!("{}: {e}", argv.join(" ")));
+                    let Cmd::Cosim { unit, vectors, .. } = cli.cmd else {
+                        panic!("not cosim: {}", argv.join(" "))
+                    };
+                    let back = unit
+                        .spec(vectors)
+                        .unwrap_or_else(|e| panic!("{}: {e}", argv.join(" ")));
+                    assert_eq!(back, spec, "{}", argv.join(" "));
+                }
+            }
+        }
+    }
 }

@@ -293,6 +293,47 @@ fn bad_inputs_fail_with_their_kind_value_and_range_no_panic_and_no_partial_outpu
         &["lanes = 9", "1..=8"],
     );
     add(
+        "dce sizes unknown key",
+        Flag,
+        plain(&["cosim", "--unit", "dce", "--sizes", "map=64,bogus=3"]),
+        &["bogus", "one of map, ebuf, mbuf, mask, w2, w1, taps, chans"],
+    );
+    add(
+        "dce sizes too small for the layer",
+        Flag,
+        plain(&[
+            "cosim",
+            "--unit",
+            "dce",
+            "--vectors",
+            "1",
+            "--sizes",
+            "map=16,ebuf=64,mbuf=64,mask=64,w2=64,w1=64,taps=9,chans=16",
+        ]),
+        &[
+            "map (H*W words) = 64",
+            "at most 16, the size this engine was generated with",
+        ],
+    );
+    add(
+        "soak without a budget",
+        Flag,
+        plain(&["soak"]),
+        &["--minutes M, --cases N or --vectors V"],
+    );
+    add(
+        "soak minutes 0",
+        Flag,
+        plain(&["soak", "--minutes", "0"]),
+        &["--minutes = 0", "(0, inf)"],
+    );
+    add(
+        "soak unknown mutant",
+        Flag,
+        plain(&["soak", "--unit", "dce", "--cases", "1", "--mutant", "bogus"]),
+        &["mutant = bogus", "tap-drop"],
+    );
+    add(
         "cost sparsity 1",
         Flag,
         plain(&["cost", "--sparsity", "1"]),

@@ -1160,3 +1160,55 @@ fn cli_run_quick_writes_a_report_whose_html_shows_its_figures_in_a_headless_brow
     std::fs::remove_file(dir.join("accuracy_vs_memory.svg")).unwrap();
     assert!(dom_of(&browser, &html).contains("data-figures=\"1/2\""));
 }
+
+/// A soak of the update unit with lanes 0 and 1 swapping their input slots (the
+/// mutant `lane-swap`) finds the fault, shrinks it to two lanes (the fault needs a
+/// lane 1) and prints an `hdfa cosim` command; that command, run as printed, fails
+/// with the same fault, and without `--mutant` the same case passes.
+#[test]
+fn cli_soak_shrinks_a_fault_to_a_cosim_command_that_reproduces_it() {
+    let out = "target/hdfa-test/cli-soak";
+    let (ok, stdout, stderr) = hdfa(&[
+        "soak",
+        "--unit",
+        "upd",
+        "--pool",
+        "0",
+        "--small",
+        "--cases",
+        "1",
+        "--seed",
+        "3",
+        "--mutant",
+        "lane-swap",
+        "--out",
+        out,
+    ]);
+    assert!(!ok, "the fault must be found:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("soak found 1 failing unit(s)"), "{stderr}");
+    assert!(stdout.contains("to a minimal case"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("reproduce: hdfa "))
+        .unwrap_or_else(|| panic!("no reproduce line:\n{stdout}"));
+    assert_eq!(
+        line, "cosim --unit upd --lanes 2 --seed 0 --vectors 0 --mutant lane-swap",
+        "{stdout}"
+    );
+    let mut rerun: Vec<&str> = line.split_whitespace().collect();
+    rerun.extend(["--out", out]);
+    let (ok, so, se) = hdfa(&rerun);
+    assert!(!ok, "the printed command must fail:\n{so}\n{se}");
+    assert!(so.contains("MISMATCH [verilator] unit upd"), "{so}");
+    let clean: Vec<&str> = rerun
+        .iter()
+        .copied()
+        .filter(|&a| a != "--mutant" && a != "lane-swap")
+        .collect();
+    let (ok, so, se) = hdfa(&clean);
+    assert!(
+        ok,
+        "the same case on the real design must pass:\n{so}\n{se}"
+    );
+    assert!(so.contains("mismatches: 0"), "{so}");
+}

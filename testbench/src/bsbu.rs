@@ -27,8 +27,11 @@ pub struct BsbuScenario {
     pub sparsity: f64,
     /// Random vectors after the corner cases (total = corners + this).
     pub vectors: usize,
-    /// Seed of S and of every vector.
+    /// Seed of S (stored mode).
     pub seed: u64,
+    /// Seed of the vectors (the constructors set it to `seed`; a separate seed runs
+    /// new vectors through the same stored S, so the same design).
+    pub vector_seed: u64,
     /// Stall pattern of the streams.
     pub stall: Stall,
     /// Plant the corner rows in S (empty row, full rows); off for benchmarks, whose
@@ -75,6 +78,7 @@ impl BsbuScenario {
             sparsity,
             vectors,
             seed,
+            vector_seed: seed,
             stall: Stall::SOME,
             corner_rows: true,
             gen: None,
@@ -103,8 +107,13 @@ impl BsbuScenario {
             ),
             None => String::new(),
         };
+        let vseed = if self.vector_seed != self.seed {
+            format!(" vector_seed={}", self.vector_seed)
+        } else {
+            String::new()
+        };
         format!(
-            "P={} rows={} cols={} shift={} sparsity={} seed={}{gen}",
+            "P={} rows={} cols={} shift={} sparsity={} seed={}{vseed}{gen}",
             p.lanes, p.n_rows, p.n_cols, p.shift, self.sparsity, self.seed
         )
     }
@@ -139,7 +148,7 @@ impl BsbuScenario {
     /// random ones.
     pub fn inputs(&self) -> Vec<(Vec<ErrorFx>, FPrime)> {
         let p = &self.params;
-        let mut rng = Rng::seed_from_u64(self.seed ^ 0x5EED_0F_E1);
+        let mut rng = Rng::seed_from_u64(self.vector_seed ^ 0x5EED_0F_E1);
         let (rows, cols) = (p.n_rows, p.n_cols);
         let e = |raw: i64| ErrorFx::from_bits(raw as i16);
         let d = |raw: i64| DerivFx::from_bits(raw as i16);
@@ -473,6 +482,7 @@ impl BsbuUnit {
             sparsity: zeros as f64 / (s.n_rows() * s.n_cols()) as f64,
             vectors: 0,
             seed: 0,
+            vector_seed: 0,
             stall: Stall::SOME,
             corner_rows: false,
             gen,

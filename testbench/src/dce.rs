@@ -548,6 +548,22 @@ impl DceUnit {
             design,
         })
     }
+
+    /// An engine of the given `sizes` (an envelope larger than the cases need, as a
+    /// real engine is generated once for many layers) running `cases`; a case that
+    /// does not fit is an error naming the buffer it overflows.
+    pub fn with_sizes(sizes: DceSizes, cases: Vec<DceCase>) -> Result<Self, TbError> {
+        sizes.validate()?;
+        for c in &cases {
+            sizes.check(&c.layer)?;
+        }
+        let design = rtl::dce::generate(&sizes)?;
+        Ok(DceUnit {
+            sizes,
+            cases,
+            design,
+        })
+    }
 }
 
 impl Unit for DceUnit {

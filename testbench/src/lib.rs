@@ -16,12 +16,18 @@
 //! - [`upd::UpdVector`] / [`upd::UpdUnit`]: the HDFA update unit's passes (corners,
 //!   random, or captured from real BP and DFA steps).
 //! - [`mutation::Mutant`]: deliberate design faults the vectors must catch.
+//! - [`spec::CosimSpec`]: one random co-simulation case as `hdfa cosim` runs it,
+//!   and the command line that reruns it.
+//! - [`prop::soak`]: property-based co-simulation and the soak (random cases until a
+//!   budget is spent; failures shrunk by [`prop::shrink`]).
 //! - [`SimKind`]: Verilator or Icarus.
 
 pub mod bsbu;
 pub mod dce;
 pub mod hil;
 pub mod mutation;
+pub mod prop;
+pub mod spec;
 pub mod unit;
 pub mod upd;
 

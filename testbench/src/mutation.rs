@@ -315,6 +315,31 @@ pub const BSBU_DESIGN_MUTANTS: usize = 7;
 /// buffering (the rest fault only the stream's framing or `len_err`).
 pub const DCE_DESIGN_MUTANTS: usize = 8;
 
+/// A conv-engine fault that only a long output stall on a tiny map exposes, so it is
+/// not in [`DCE_MUTANTS`] (the standard vector sets need not meet that stall): the
+/// drained output half is freed at its last word's fetch, before the output stage has
+/// taken the word (the engine's behaviour before the soak found it). `dce_checks` runs
+/// the soak's shrunk case against it.
+pub const DCE_FREE_AT_FETCH: Mutant = Mutant {
+    unit: "dce",
+    name: "free-at-fetch",
+    what: "a drained output half is freed at its last word's fetch, also while the output stage stalls and re-reads that word",
+    edit: |v| {
+        let v = replace_once(
+            v,
+            "top",
+            "free1$d = 1'b1;",
+            "full1$d = 1'b0; busy1$d = 1'b0;",
+        )?;
+        replace_once(
+            &v,
+            "top",
+            "free0$d = 1'b1;",
+            "full0$d = 1'b0; busy0$d = 1'b0;",
+        )
+    },
+};
+
 /// The conv engine's mutants (P ≥ 2).
 pub const DCE_MUTANTS: &[Mutant] = &[
     Mutant {

@@ -297,3 +297,55 @@ fn dce_overlapped_passes_keep_total_utilization_at_95_percent_at_g1_and_g8() {
         );
     }
 }
+
+/// The soak's first find, shrunk (`hdfa cosim --unit dce --lanes 1 --cs 4 --ct 4
+/// --height 1 --width 1 --up 1 --k 1 --dil 1 --groups 4 --shift2 0 --shift1 0 --seed 0
+/// --vectors 396`): on a 1 × 1 map the next block finished within one long output
+/// stall and overwrote the drained half whose last word the stalled stage was still
+/// re-reading (vector 401, row 1 got row 3's word). The engine now frees a half only
+/// when the stage has taken its last word; the same case on the old behaviour (the
+/// mutant `free-at-fetch`) must still fail.
+#[test]
+fn dce_a_drained_half_is_not_rewritten_while_the_stalled_output_rereads_its_last_word() {
+    let l = DceLayer {
+        cs: 4,
+        ct: 4,
+        h: 1,
+        w: 1,
+        up: 1,
+        k: 1,
+        dil: 1,
+        groups: 4,
+        shift2: 0,
+        shift1: 0,
+    }
+    .validate()
+    .unwrap();
+    let case = DceCase::random("k1_d1_g4", l, 396, 0).unwrap();
+    let sizes = DceSizes::fitting(1, &[l]).unwrap();
+    let design = rtl::dce::generate(&sizes).unwrap();
+    let v = case.stream(&sizes).unwrap();
+    for r in run_both_fresh(&design, &v, Stall::SOME, "dce_free_half").unwrap() {
+        assert!(
+            r.mismatches == 0 && r.first.is_none(),
+            "{}: {:?}",
+            r.sim,
+            r.first
+        );
+        assert_eq!(r.outputs, 402 * 4, "{}", r.sim);
+    }
+    let bad = testbench::mutation::DCE_FREE_AT_FETCH
+        .apply(&design)
+        .unwrap();
+    let cache = sim::verilator::default_cache_dir();
+    let r = run_verilator(
+        &bad,
+        &v,
+        Stall::SOME,
+        &cache,
+        &fresh("dce_free_half_mutant"),
+    )
+    .unwrap();
+    let m = r.first.expect("the old behaviour must fail this case");
+    assert_eq!((m.vector, m.row), (401, 1), "{m}");
+}

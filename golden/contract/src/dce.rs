@@ -335,7 +335,51 @@ const FIELD_LIMITS: [usize; 8] = [
     MAX_CHANNELS,
 ];
 
+/// The keys of [`DceSizes::text`] (the CLI's `--sizes`), in the order of
+/// [`DceSizes::fields`].
+pub const SIZE_KEYS: [&str; 8] = ["map", "ebuf", "mbuf", "mask", "w2", "w1", "taps", "chans"];
+
 impl DceSizes {
+    /// The buffer depths as `map=64,ebuf=1024,...` (every key of [`SIZE_KEYS`] once;
+    /// the lanes apart): the text `hdfa cosim --unit dce --sizes` takes.
+    pub fn text(&self) -> String {
+        SIZE_KEYS
+            .iter()
+            .zip(self.fields())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Parse [`DceSizes::text`] for an engine of `lanes` lanes, and validate it.
+    pub fn parse(lanes: usize, text: &str) -> Result<Self, GoldenError> {
+        let mut f: [Option<usize>; 8] = [None; 8];
+        let keys = SIZE_KEYS.join(", ");
+        for item in text.split(',') {
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| oor("sizes item", item, format!("KEY=WORDS, KEY one of {keys}")))?;
+            let i = SIZE_KEYS
+                .iter()
+                .position(|&x| x == k.trim())
+                .ok_or_else(|| oor("sizes key", k, format!("one of {keys}")))?;
+            let v: usize = v
+                .trim()
+                .parse()
+                .map_err(|_| oor(SIZE_KEYS[i], v, "a word count 0..=65536"))?;
+            if f[i].replace(v).is_some() {
+                return Err(oor("sizes key", k, "each key once"));
+            }
+        }
+        let mut out = [0usize; 8];
+        for (i, v) in f.iter().enumerate() {
+            out[i] = v.ok_or_else(|| oor("sizes", text, format!("every key of {keys}")))?;
+        }
+        let s = Self::from_fields(lanes, out);
+        s.validate()?;
+        Ok(s)
+    }
+
     /// The buffer fields, in the order of [`FIELD_NAMES`].
     fn fields(&self) -> [usize; 8] {
         [
@@ -626,6 +670,28 @@ pub fn golden_traffic(l: &DceLayer, w: &DceWeights) -> DceTraffic {
 mod tests {
     use super::*;
     use crate::rng::SeedableRng;
+
+    #[test]
+    fn sizes_text_parses_back_and_bad_text_names_the_key_and_the_range() {
+        let z = DceSizes::fitting(2, &[DceLayer::EXAMPLE]).unwrap();
+        assert_eq!(DceSizes::parse(2, &z.text()).unwrap(), z);
+        assert!(z.text().starts_with("map=") && z.text().split(',').count() == 8);
+        let t = z.text();
+        for (bad, want) in [
+            (format!("{t},map=3"), "sizes key = map"),
+            (t.replace("taps=", "tops="), "sizes key = tops"),
+            (t.replace(",chans", ";chans"), "chans"),
+            (t.replacen("map=", "map=x", 1), "map = x"),
+            (
+                t.split(',').skip(1).collect::<Vec<_>>().join(","),
+                "every key",
+            ),
+            (t.replacen("map=", "map=9999", 1), "at most 1024"),
+        ] {
+            let e = DceSizes::parse(2, &bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn bad_layers_name_the_value_and_range() {

@@ -175,6 +175,12 @@ pub struct Dce {
     full0: DFF<Bit>,
     /// Output-buffer half 1 holds a finished block.
     full1: DFF<Bit>,
+    /// DRAIN: half 0's last word was fetched; the half is freed at the output stage's
+    /// next advance, which takes that word's read data (a stalled stage re-reads the
+    /// address, so the half must not be rewritten before).
+    free0: DFF<Bit>,
+    /// DRAIN: the same for half 1.
+    free1: DFF<Bit>,
     /// S1 holds a tap.
     v1: DFF<Bit>,
     /// S1: first tap of an output.
@@ -562,7 +568,7 @@ impl Dce {
             clock, in_data, in_valid, in_last, in_ready, out_data, out_valid, out_ready,
             out_last, phase, len_err, cfg_we, cfg_addr, cfg_data, rd_err, rd_w, reg_sel,
             state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase,
-            pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1,
+            pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, free0, free1, v1, first1, last1,
             bend1, half1, oy1, ox1, pix1, bpix1, vb, firstb, lastb, bendb, halfb, tyb, txb,
             chanb, colb, signsb, bankb, pixb, bpixb, vc, firstc, lastc, bendc, halfc, inbc,
             addrc, signsc, bankc, pixc, bpixc, lshift, v2, first2, last2, bend2, half2, inb2,
@@ -596,13 +602,13 @@ impl Logic for Dce {
         }
         dff_setup!(
             self, clock, state, run, lmask, lcnt, mcnt, len_err_r, tap, icl, icbase, widx, wbase,
-            pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, v1, first1, last1, bend1,
-            half1, oy1, ox1, pix1, bpix1, vb, firstb, lastb, bendb, halfb, tyb, txb, chanb, colb,
-            signsb, bankb, pixb, bpixb, vc, firstc, lastc, bendc, halfc, inbc, addrc, signsc,
-            bankc, pixc, bpixc, lshift, v2, first2, last2, bend2, half2, inb2, signs2, bank2, pix2,
-            bpix2, v3, bend3, half3, pix3, bpix3, v4, bend4, half4, pix4, bpix4, v5, bend5, half5,
-            pix5, bpix5, d_half, dl, dp, o, pa_addr, pa_maddr, s1_bit, start, lim_tap, lim_icl,
-            icg, ws, lim_pix, wz
+            pix, oy, ox, bing, blk, bpix, busy0, busy1, full0, full1, free0, free1, v1, first1,
+            last1, bend1, half1, oy1, ox1, pix1, bpix1, vb, firstb, lastb, bendb, halfb, tyb, txb,
+            chanb, colb, signsb, bankb, pixb, bpixb, vc, firstc, lastc, bendc, halfc, inbc, addrc,
+            signsc, bankc, pixc, bpixc, lshift, v2, first2, last2, bend2, half2, inb2, signs2,
+            bank2, pix2, bpix2, v3, bend3, half3, pix3, bpix3, v4, bend4, half4, pix4, bpix4, v5,
+            bend5, half5, pix5, bpix5, d_half, dl, dp, o, pa_addr, pa_maddr, s1_bit, start,
+            lim_tap, lim_icl, icg, ws, lim_pix, wz
         );
         // Configuration writes.
         self.addr_hi.next = self.cfg_addr.val() >> self.region_shift.val();
@@ -1053,6 +1059,22 @@ impl Logic for Dce {
         if self.mbit.val() {
             self.drain.word.next = self.sel_data.val();
         }
+        // A drained half is free once the stage has taken its last word: the advance
+        // after that word's fetch. (Freed at the fetch itself, a stalled stage re-read
+        // the word after the next block had overwritten it: a 1×1 map under
+        // backpressure, found by the soak.)
+        if self.drain.advance.val() {
+            if self.free0.q.val() {
+                self.free0.d.next = false;
+                self.full0.d.next = false;
+                self.busy0.d.next = false;
+            }
+            if self.free1.q.val() {
+                self.free1.d.next = false;
+                self.full1.d.next = false;
+                self.busy1.d.next = false;
+            }
+        }
         if self.drain.advance.val() & self.full_h.val() {
             self.a_addr.next = self.dp.q.val();
             if self.d_half.q.val() {
@@ -1068,11 +1090,9 @@ impl Logic for Dce {
                     self.dl.d.next = self.first_sel.val();
                     self.d_half.d.next = !self.d_half.q.val();
                     if self.d_half.q.val() {
-                        self.full1.d.next = false;
-                        self.busy1.d.next = false;
+                        self.free1.d.next = true;
                     } else {
-                        self.full0.d.next = false;
-                        self.busy0.d.next = false;
+                        self.free0.d.next = true;
                     }
                 } else {
                     self.dl.d.next = self.dl.q.val() << 1;
