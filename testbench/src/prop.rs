@@ -703,8 +703,9 @@ impl SoakReport {
     }
 }
 
-/// Cycle through random cases of `cfg.kinds` until the budget is spent. A failing
-/// case is shrunk and recorded, and its unit stops; the other units go on.
+/// Cycle through random cases of `cfg.kinds` until the budget is spent (a time
+/// budget only once every unit has run a case). A failing case is shrunk and
+/// recorded, and its unit stops; the other units go on.
 /// `progress` gets one line per finished case.
 pub fn soak(
     cfg: &SoakConfig,
@@ -745,7 +746,10 @@ pub fn soak(
     let mut live: Vec<UnitKind> = cfg.kinds.clone();
     let mut n: u64 = 0;
     while !live.is_empty() {
-        if cfg.budget.time.is_some_and(|t| start.elapsed() >= t)
+        // Time runs out only once every unit has had a case (the first cases wait
+        // for builds); the case count is exact.
+        let all_ran = cfg.kinds.iter().all(|k| report.tallies.contains_key(k));
+        if (all_ran && cfg.budget.time.is_some_and(|t| start.elapsed() >= t))
             || cfg.budget.cases.is_some_and(|c| n as usize >= c)
         {
             break;
