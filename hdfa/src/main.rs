@@ -649,9 +649,7 @@ fn cosim(unit: &dyn Unit, which: SimArg, out: &Path) -> Result<Vec<String>> {
             if let Some(m) = &r.stats.first {
                 println!("{m}");
             }
-            if let Some(t) = r.traffic.filter(|t| !t.exact()) {
-                problems.push(format!("{}: traffic differs from golden: {t:?}", r.config));
-            }
+            problems.extend(r.traffic_problem());
             runs.push(r);
         }
         let stats: Vec<&sim::stream::RunStats> = runs.iter().map(|r| &r.stats).collect();

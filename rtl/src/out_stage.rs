@@ -6,6 +6,9 @@
 //! selecting the lane by `sel`), and the unit's next fetch (`fetch` with its lane and
 //! last flag) enters the pipeline; the unit presents that fetch's memory address in
 //! the same cycle and must hold its last address while the stage does not advance.
+//! The word at that address must not change until the stage advances: a stalled
+//! stage re-reads it (a unit frees a buffer only after the advance that follows its
+//! last fetch, or when `done` pulses).
 //! `done` pulses when a pass's last word leaves.
 //!
 //! A unit whose word needs more than one cycle from the fetched read data (the

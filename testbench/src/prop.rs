@@ -305,7 +305,16 @@ pub fn check(
     cache: &Path,
     work: &Path,
 ) -> Result<Outcome, TbError> {
-    let unit = spec.unit()?;
+    check_unit(spec.unit()?, mutant, cache, work)
+}
+
+/// [`check`] on a case's unit, already built.
+fn check_unit(
+    unit: Box<dyn Unit>,
+    mutant: Option<&str>,
+    cache: &Path,
+    work: &Path,
+) -> Result<Outcome, TbError> {
     let mutated;
     let u: &dyn Unit = match mutant {
         Some(m) => {
@@ -339,9 +348,7 @@ pub fn check(
         o.build_seconds += r.stats.build_seconds;
         o.sim_seconds += r.stats.sim_seconds;
         let mut problems = verdict(&[&r.stats]);
-        if let Some(t) = r.traffic.filter(|t| !t.exact()) {
-            problems.push(format!("traffic differs from golden: {t:?}"));
-        }
+        problems.extend(r.traffic_problem());
         if !problems.is_empty() && o.failure.is_none() {
             o.failing_vector = r.stats.first.as_ref().map(|m| m.vector);
             o.failure = Some(format!("{}\n{}", r.summary(), problems.join("\n")));
@@ -559,11 +566,11 @@ pub fn shrink(
                     minimal: false,
                 };
             }
-            if c.unit().is_err() {
+            let Ok(unit) = c.unit() else {
                 continue;
-            }
+            };
             runs += 1;
-            if let Ok(o) = check(&c, mutant, cache, work) {
+            if let Ok(o) = check_unit(unit, mutant, cache, work) {
                 if let Some(f) = o.failure {
                     steps.push(what);
                     cur = c;

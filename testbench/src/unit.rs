@@ -138,6 +138,13 @@ impl CaseReport {
         Ok(())
     }
 
+    /// The problem with the run's traffic, if it differs from golden's count.
+    pub fn traffic_problem(&self) -> Option<String> {
+        self.traffic
+            .filter(|t| !t.exact())
+            .map(|t| format!("{}: traffic differs from golden: {t:?}", self.config))
+    }
+
     /// The traffic line (RTL against golden, totals over the run), if counted.
     pub fn traffic_line(&self) -> Option<String> {
         let t = self.traffic?;
