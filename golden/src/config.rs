@@ -234,7 +234,9 @@ pub struct ConfigToml {
     /// BP ratio p (hdfa only).
     #[serde(default)]
     pub bp_ratio: Option<f64>,
-    /// Mix γ.
+    /// Mix γ (default 0.5): a DFA step moves by γ·v_dfa + (1 − γ)·v_bp. At a small
+    /// BP ratio a small γ can diverge, because v_bp is re-applied at every DFA step
+    /// between two BP steps (README, "Choosing γ").
     #[serde(default = "half")]
     pub gamma: f64,
     /// Momentum α.

@@ -132,7 +132,7 @@ enum Cmd {
     Train(train::TrainArgs),
     /// Run the mode ladder on one network and print a table (original DFA → conv-DFA →
     /// modules → dilation → groups → HDFA → BP). DFA-only rungs use γ = 1 (plain
-    /// momentum); HDFA rungs use γ = 1 − p.
+    /// momentum); HDFA rungs use γ = 1 (chosen on held-out images, see the README).
     Sweep(train::SweepArgs),
     /// Training throughput (samples/s) of the fixed-point and f32 paths on a config.
     TrainBench(train::TrainBenchArgs),
