@@ -37,7 +37,6 @@ fn train_epoch(
 /// Run a recurrent config.
 pub fn run(a: &TrainArgs) -> Result<()> {
     for (flag, set) in [
-        ("--resume with --f32", a.resume && a.f32),
         ("--dump-step", a.dump_step.is_some()),
         ("--train-images", a.train_images.is_some()),
     ] {
@@ -84,19 +83,23 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     // Only now, with the config and the data good, is anything written.
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let ckpt = out.join("checkpoint.bin");
+    // The f32 path starts from the fixed-point trainer's weights, feedback and draw
+    // (restored from its own checkpoint on --resume).
+    let mut float = a.f32.then(|| FloatRnnTrainer::<f32>::from_fixed(&fixed));
     let mut history: Vec<RnnEpoch> = Vec::new();
     let mut done = 0;
     if a.resume && ckpt.exists() {
-        (done, history) = checkpoint::load(&ckpt, cfg.trajectory_hash(), &mut fixed)?;
+        let hash = cfg.trajectory_hash();
+        (done, history) = match float.as_mut() {
+            Some(f) => checkpoint::load(&ckpt, hash, f)?,
+            None => checkpoint::load(&ckpt, hash, &mut fixed)?,
+        };
         println!(
             "resumed {} at epoch {done} (step {})",
             ckpt.display(),
-            fixed.step
+            history.last().map_or(0, |m| m.steps)
         );
     }
-    // The f32 path starts from the fixed-point trainer's weights, feedback and draw.
-    // Fixed point keeps its trainer to write the checkpoints.
-    let mut float = a.f32.then(|| FloatRnnTrainer::<f32>::from_fixed(&fixed));
     let streams = batchify(&corpus.train, batch);
     let wins = windows(streams[0].len(), t);
     println!(
@@ -173,8 +176,9 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         }
         history.push(m);
         write_metrics(&out, &cfg.raw.name, &history)?;
-        if float.is_none() {
-            checkpoint::save(&ckpt, cfg.trajectory_hash(), epoch, &fixed, &history)?;
+        match float.as_ref() {
+            Some(f) => checkpoint::save(&ckpt, cfg.trajectory_hash(), epoch, f, &history)?,
+            None => checkpoint::save(&ckpt, cfg.trajectory_hash(), epoch, &fixed, &history)?,
         }
     }
     bar.finish_and_clear();

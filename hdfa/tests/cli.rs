@@ -537,11 +537,12 @@ fn small_rnn_config(name: &str, extra: &[(&str, &str)]) -> std::path::PathBuf {
 
 /// `hdfa train` on a recurrent config: per-epoch perplexity and accuracy for train,
 /// valid and test, the curves, a falling training perplexity, and the same numbers
-/// on a second run.
+/// on a second run; one epoch and a resume equal two epochs, on the fixed-point and on
+/// the f32 path (each with its own checkpoint, which the other refuses).
 #[test]
 fn cli_train_rnn_writes_perplexity_and_accuracy_per_epoch_and_repeats_exactly() {
     let cfg = small_rnn_config("rnn-small", &[]);
-    let run = |out: &str, epochs: &str, resume: bool| {
+    let run_path = |out: &str, epochs: &str, resume: bool, f32: bool| {
         let mut args = vec![
             "train",
             "--config",
@@ -554,6 +555,9 @@ fn cli_train_rnn_writes_perplexity_and_accuracy_per_epoch_and_repeats_exactly() 
         ];
         if resume {
             args.push("--resume");
+        }
+        if f32 {
+            args.push("--f32");
         }
         let (ok, stdout, err) = hdfa(&args);
         assert!(ok, "{stdout}\n{err}");
@@ -580,6 +584,7 @@ fn cli_train_rnn_writes_perplexity_and_accuracy_per_epoch_and_repeats_exactly() 
             stdout,
         )
     };
+    let run = |out: &str, epochs: &str, resume: bool| run_path(out, epochs, resume, false);
     let (a, sum_a, _) = run("target/hdfa-test/cli-rnn-a", "2", false);
     let lines: Vec<&str> = a.lines().collect();
     assert_eq!(lines.len(), 3, "{a}");
@@ -623,6 +628,41 @@ fn cli_train_rnn_writes_perplexity_and_accuracy_per_epoch_and_repeats_exactly() 
     assert_ne!(sum_1, sum_c);
     assert_eq!(strip(&a), strip(&c));
     assert_eq!(sum_a, sum_c);
+    // The f32 path: two epochs straight, and one then --resume to two.
+    let (f, sum_f, _) = run_path("target/hdfa-test/cli-rnn-f32", "2", false, true);
+    assert_ne!(sum_f, sum_a, "the f32 run must not be the fixed-point run");
+    let fout = "target/hdfa-test/cli-rnn-f32-resume";
+    let _ = std::fs::remove_dir_all(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(fout),
+    );
+    let (_, sum_f1, _) = run_path(fout, "1", true, true);
+    let (g, sum_g, stdout) = run_path(fout, "2", true, true);
+    assert!(
+        stdout.contains("resumed") && stdout.contains("at epoch 1"),
+        "{stdout}"
+    );
+    assert_ne!(sum_f1, sum_g);
+    assert_eq!(strip(&f), strip(&g));
+    assert_eq!(sum_f, sum_g);
+    // A fixed-point checkpoint is not resumed on the f32 path.
+    let (ok, stdout, err) = hdfa(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--quiet",
+        "--resume",
+        "--f32",
+        "--out",
+        out,
+    ]);
+    assert!(
+        !ok && err.contains("not a valid recurrent f32 checkpoint: wrong magic"),
+        "{stdout}\n{err}"
+    );
 }
 
 #[test]

@@ -50,7 +50,7 @@ pub struct FloatRnnTrainer<R> {
     /// Second moments.
     pub v: FloatParams<R>,
     /// The bias-corrected step size per step (the fixed point's own).
-    steps: AdamSteps,
+    pub(super) steps: AdamSteps,
     /// Steps taken.
     pub step: u64,
     /// BPTT steps taken.
@@ -62,7 +62,7 @@ pub struct FloatRnnTrainer<R> {
     /// Probability of a BPTT step when there is a feedback.
     pub bp_ratio: f64,
     /// Draws the kind of each step.
-    draw: Rng,
+    pub(super) draw: Rng,
 }
 
 /// One window's training sums from a float trace. The loss is kept as Q15.16, like
