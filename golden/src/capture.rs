@@ -68,7 +68,6 @@ impl Experiment<Fx> {
                     file: file.clone(),
                     err,
                 })?;
-                let relu = t.net.blocks[p.target].relu;
                 out.push(PathCapture {
                     step: s,
                     sample: i,
@@ -77,12 +76,7 @@ impl Experiment<Fx> {
                     layer,
                     weights,
                     e_src: map3((layer.cs, layer.hs(), layer.ws()), tr.e[p.source].clone()),
-                    mask: map3(
-                        (layer.ct, layer.h, layer.w),
-                        (0..tr.p[p.target].len())
-                            .map(|j| !relu || t.net.active(tr, p.target, j))
-                            .collect(),
-                    ),
+                    mask: map3((layer.ct, layer.h, layer.w), t.net.relu_pass(tr, p.target)),
                     expected: map3((layer.ct, layer.h, layer.w), tr.pre[p.target].clone()),
                 });
             }
@@ -169,7 +163,7 @@ impl Experiment<Fx> {
                     file: file.clone(),
                     err,
                 })?;
-                let relu = t.net.blocks[p.target].relu;
+                let pass = t.net.relu_pass(tr, p.target);
                 let word = |v: i16| ErrorFx::from_bits(v);
                 for tile in tiles {
                     let rows = tile.rows;
@@ -182,11 +176,7 @@ impl Experiment<Fx> {
                         shift: tile.shift,
                         gen: tile.gen,
                         e_l: tr.e[p.source].iter().map(|&v| word(v)).collect(),
-                        fprime: FPrime::Relu(
-                            rows.clone()
-                                .map(|j| !relu || t.net.active(tr, p.target, j))
-                                .collect(),
-                        ),
+                        fprime: FPrime::Relu(pass[rows.clone()].to_vec()),
                         expected: tr.pre[p.target][rows].iter().map(|&v| word(v)).collect(),
                     });
                 }

@@ -167,12 +167,6 @@ pub struct HilReport {
     pub golden_checksum: Option<u64>,
     /// Wall time of the hardware run (s), golden forward passes included.
     pub wall_seconds: f64,
-    /// Wall time inside the Verilated models (s).
-    pub rtl_seconds: f64,
-    /// Update-unit cycles over the run (its register writes included).
-    pub upd_cycles: u64,
-    /// Verilator build time of all models (0 when cached).
-    pub build_seconds: f64,
     /// Where each DFA path ran (`t0 <- s2: dce`, ...); empty when propagation is golden.
     pub paths: Vec<String>,
     /// Each unit's share (update unit first).
@@ -188,6 +182,25 @@ pub struct HilReport {
 }
 
 impl HilReport {
+    /// Wall time inside the Verilated models (s), all units.
+    pub fn rtl_seconds(&self) -> f64 {
+        self.units.iter().map(|u| u.seconds).sum()
+    }
+
+    /// Update-unit cycles over the run (its register writes included).
+    pub fn upd_cycles(&self) -> u64 {
+        self.units
+            .iter()
+            .filter(|u| u.unit == "upd")
+            .map(|u| u.cycles)
+            .sum()
+    }
+
+    /// Verilator build time of all models (0 when cached).
+    pub fn build_seconds(&self) -> f64 {
+        self.units.iter().map(|u| u.build_seconds).sum()
+    }
+
     /// Whether the hardware run ended bit-identical to the golden one.
     pub fn identical(&self) -> bool {
         self.first_diff.is_none() && self.golden_checksum == Some(self.hw_checksum)
@@ -228,9 +241,9 @@ impl HilReport {
             self.lanes,
             self.words_per_step,
             self.wall_seconds,
-            self.rtl_seconds,
-            100.0 * self.rtl_seconds / self.wall_seconds.max(1e-9),
-            self.build_seconds,
+            self.rtl_seconds(),
+            100.0 * self.rtl_seconds() / self.wall_seconds.max(1e-9),
+            self.build_seconds(),
         );
         if !self.paths.is_empty() {
             let _ = write!(
@@ -363,7 +376,6 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
     let upd_unit = UpdUnit::new(o.upd_lanes, 0, 1)?;
     let mut designs = vec![(upd_unit.config(), upd_unit.design().clone())];
     let mut session = Session::open(&design_of(&upd_unit, HilUnit::Upd, &o.mutant)?, cache)?;
-    let mut build_seconds = session.build.seconds;
 
     // The path units: one dce for every conv path, the bsbu tiles of every dense one.
     let net = &exp.trainer.net;
@@ -400,7 +412,6 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
                         Some(m) => m,
                         None => {
                             let model = Session::open(&design, cache)?;
-                            build_seconds += model.build.seconds;
                             bsbu.push((design.verilog, model));
                             bsbu.len() - 1
                         }
@@ -430,7 +441,6 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
             let unit = DceUnit::new(o.path_lanes, cases)?;
             designs.push((unit.config(), unit.design().clone()));
             let model = Session::open(&design_of(&unit, HilUnit::Dce, &o.mutant)?, cache)?;
-            build_seconds += model.build.seconds;
             dce_models = 1;
             dce = Some((unit.sizes, model));
         }
@@ -449,9 +459,6 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
         golden_checksum: None,
         designs,
         wall_seconds: 0.0,
-        rtl_seconds: 0.0,
-        upd_cycles: 0,
-        build_seconds,
         paths,
         units: Vec::new(),
         weight_bits_stored: 0,
@@ -626,7 +633,6 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
         Ok(())
     })?;
     report.wall_seconds = t0.elapsed().as_secs_f64();
-    report.upd_cycles = session.cycles + session.cfg_writes;
     report.units.push(UnitUse {
         unit: "upd",
         lanes: o.upd_lanes,
@@ -668,7 +674,6 @@ pub fn train_on_hardware(file: &Path, o: &HilOptions, cache: &Path) -> Result<Hi
         }
         report.units.push(u);
     }
-    report.rtl_seconds = report.units.iter().map(|u| u.seconds).sum();
     report.weight_bits_read = bits_read;
     report.hw_checksum = exp.state_checksum();
     if report.first_diff.is_none() {

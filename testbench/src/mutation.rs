@@ -174,11 +174,11 @@ const fn extra_word(unit: &'static str) -> Mutant {
 /// The generator-mode backward-weight unit's mutants (P ≥ 2): those of the stored
 /// unit that do not edit the entry ROM (it has none), and faults of the generator.
 pub const BSBU_GEN_MUTANTS: &[Mutant] = &[
-    BSBU_MUTANTS[2],
-    BSBU_MUTANTS[3],
-    BSBU_MUTANTS[4],
-    BSBU_MUTANTS[5],
-    BSBU_MUTANTS[6],
+    named(BSBU_MUTANTS, "shift+1"),
+    named(BSBU_MUTANTS, "mask-ignored"),
+    named(BSBU_MUTANTS, "lane-swap"),
+    named(BSBU_MUTANTS, "bank-clash"),
+    named(BSBU_MUTANTS, "load-ahead"),
     Mutant {
         unit: "bsbu",
         name: "gen-keep-all",
@@ -210,9 +210,29 @@ pub const BSBU_GEN_MUTANTS: &[Mutant] = &[
         what: "the generators ignore ROW_BASE: a tile past row 0 regenerates rows from 0",
         edit: |v| replace_once(v, "top", "r_base = regs$1$q;", "r_base = 32'h0;"),
     },
-    BSBU_MUTANTS[7],
-    BSBU_MUTANTS[8],
+    named(BSBU_MUTANTS, "out_last-low"),
+    named(BSBU_MUTANTS, "extra-word"),
 ];
+
+/// The mutant of `list` named `name`, looked up at compile time: a renamed or removed
+/// mutant fails the build, where an index would silently pick another one.
+const fn named(list: &[Mutant], name: &str) -> Mutant {
+    let mut i = 0;
+    while i < list.len() {
+        let (a, b) = (list[i].name.as_bytes(), name.as_bytes());
+        let mut same = a.len() == b.len();
+        let mut k = 0;
+        while same && k < a.len() {
+            same = a[k] == b[k];
+            k += 1;
+        }
+        if same {
+            return list[i];
+        }
+        i += 1;
+    }
+    panic!("no mutant of that name in the list")
+}
 
 /// Number of leading mutants in [`BSBU_GEN_MUTANTS`] that fault the datapath, its
 /// buffering or the generator (the rest fault only the stream's framing).

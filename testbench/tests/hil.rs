@@ -25,7 +25,7 @@ fn digits_hdfa_60_steps_with_errors_and_updates_on_the_rtl_end_bit_identical_to_
     assert!(r.identical(), "{}", r.text());
     assert_eq!(r.steps, 60);
     assert!(r.kinds[0] > 10 && r.kinds[1] > 10, "{:?}", r.kinds);
-    assert!(r.upd_cycles as usize >= 60 * r.words_per_step / 4);
+    assert!(r.upd_cycles() as usize >= 60 * r.words_per_step / 4);
     assert!(r.text().starts_with("IDENTICAL: state checksum"));
     // Both path units ran: every DFA step's 16 samples through both conv paths on
     // the dce and the dense path's four tiles on the bsbu.

@@ -265,6 +265,15 @@ impl<N: Num> Net<N> {
         }
     }
 
+    /// Block `i`'s ReLU derivative as a mask: word j passes the error where it is
+    /// [`Net::active`], every word where the block has no ReLU.
+    pub fn relu_pass(&self, t: &Trace<N>, i: usize) -> Vec<bool> {
+        let relu = self.blocks[i].relu;
+        (0..t.p[i].len())
+            .map(|j| !relu || self.active(t, i, j))
+            .collect()
+    }
+
     /// The predicted class after [`Net::forward`]: the largest logit, on all the bits
     /// the forward pass kept ((hi, lo) pairs with wide activations; the softmax reads
     /// the Q8.8 words).
@@ -492,9 +501,7 @@ impl<N: Num> Net<N> {
                 ops::relu_mask::<N>(&t.p[i], &mut e);
             }
             if let (Some(k), Some(h)) = (dfa_path, hook.as_mut()) {
-                let active: Vec<bool> = (0..e.len())
-                    .map(|j| !b.relu || self.active(t, i, j))
-                    .collect();
+                let active = self.relu_pass(t, i);
                 h(k, &t.e[self.paths[k].source], &active, &mut e)?;
             }
             if t.keep_pre {
@@ -657,12 +664,8 @@ impl<N: Loss> Net<N> {
         kind: Option<StepKind>,
         t: &mut Trace<N>,
     ) -> Sample {
-        let r: Result<Sample, std::convert::Infallible> =
-            self.sample_with(f, x, label, kind, t, None);
-        match r {
-            Ok(s) => s,
-            Err(e) => match e {},
-        }
+        let Ok::<_, std::convert::Infallible>(s) = self.sample_with(f, x, label, kind, t, None);
+        s
     }
 
     /// [`Net::sample`] with the DFA paths handed to `hook` ([`Net::propagate_with`]).
@@ -794,12 +797,8 @@ impl<N: Loss> Trainer<N> {
         batch: &[(&[N::V], usize)],
         threads: usize,
     ) -> (Vec<Vec<N::M>>, StepStats) {
-        let r: Result<_, std::convert::Infallible> =
-            self.gradients_with(kind, batch, threads, None);
-        match r {
-            Ok(g) => g,
-            Err(e) => match e {},
-        }
+        let Ok::<_, std::convert::Infallible>(g) = self.gradients_with(kind, batch, threads, None);
+        g
     }
 
     /// [`Trainer::gradients`] with the DFA paths through `hook` when given (then on
@@ -825,13 +824,10 @@ impl<N: Loss> Trainer<N> {
                         .map(|c| {
                             s.spawn(|| {
                                 gemm::limit_isa(cap);
-                                let r = run_samples::<N, std::convert::Infallible>(
+                                let Ok(sums) = run_samples::<N, std::convert::Infallible>(
                                     &self.net, &f, kind, c, None,
                                 );
-                                match r {
-                                    Ok(sums) => sums,
-                                    Err(e) => match e {},
-                                }
+                                sums
                             })
                         })
                         .collect();
@@ -874,17 +870,14 @@ impl<N: Loss> Trainer<N> {
 
     /// One optimizer step on a batch (its size must be 2^log2_batch).
     pub fn train_step(&mut self, batch: &[(&[N::V], usize)], threads: usize) -> StepStats {
-        let r: Result<StepStats, std::convert::Infallible> =
+        let Ok::<_, std::convert::Infallible>(stats) =
             self.train_step_with(batch, threads, &mut |kind, h, _, theta, vb, vd, g| {
                 for j in 0..g.len() {
                     update_word::<N>(kind, h, &mut theta[j], &mut vb[j], &mut vd[j], g[j]);
                 }
                 Ok(())
             });
-        match r {
-            Ok(stats) => stats,
-            Err(e) => match e {},
-        }
+        stats
     }
 
     /// One training step whose optimizer update is done by `update` (hardware in the
