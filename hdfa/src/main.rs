@@ -828,10 +828,7 @@ fn bench(
             sc = sc.generated(seed as u32, 0)?;
         }
         let unit = BsbuUnit::new(sc.clone())?;
-        let b = match sc.gen {
-            Some(_) => golden::bsbu::StreamBound::generated(rows, cols, p),
-            None => golden::bsbu::StreamBound::of(&unit.s, p),
-        };
+        let b = sc.bound(&unit.s);
         let r = run_case(&unit, 0, SimKind::Verilator, Stall::NONE, &cache, out)?;
         if r.stats.mismatches != 0 {
             bail!("bench run had mismatches: {}", r.summary());

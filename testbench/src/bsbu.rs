@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use golden::bsbu::{apply, BsbuGen, FPrime, Nonzero, SparseSign};
+use golden::bsbu::{apply, BsbuGen, FPrime, Nonzero, SparseSign, StreamBound};
 use golden::capture::DenseCapture;
 use golden::format::{DerivFx, ErrorFx, DERIV, ERROR};
 use golden::params::{check_sparsity, BsbuParams};
@@ -306,8 +306,27 @@ impl BsbuScenario {
         }
     }
 
-    /// Entries the busiest lane walks per vector: its nonzeros (stored), or all
-    /// columns of its rows (generator mode).
+    /// The unit's design for S: the generator unit (S regenerated in the lanes) or
+    /// the stored-weight unit (S in its entry ROMs). The one place that picks.
+    pub fn design(&self, s: &SparseSign) -> Result<Emitted, TbError> {
+        Ok(match self.gen {
+            Some(_) => rtl::bsbu::generate_gen(&self.params)?,
+            None => rtl::bsbu::generate(&self.params, s)?,
+        })
+    }
+
+    /// The stream bound of this unit on S: [`StreamBound::generated`] in generator
+    /// mode, else [`StreamBound::of`] S's nonzeros.
+    pub fn bound(&self, s: &SparseSign) -> StreamBound {
+        let p = &self.params;
+        match self.gen {
+            Some(_) => StreamBound::generated(p.n_rows, p.n_cols, p.lanes),
+            None => StreamBound::of(s, p.lanes),
+        }
+    }
+
+    /// Entries the busiest lane walks per vector: its program (stored: its nonzeros
+    /// and a marker per empty row), or all columns of its rows (generator mode).
     pub fn lane_work(&self, s: &SparseSign) -> usize {
         let p = &self.params;
         match self.gen {
@@ -445,10 +464,7 @@ impl BsbuUnit {
     /// Draw S and generate the design.
     pub fn new(scenario: BsbuScenario) -> Result<Self, TbError> {
         let s = scenario.matrix()?;
-        let design = match scenario.gen {
-            Some(_) => rtl::bsbu::generate_gen(&scenario.params)?,
-            None => rtl::bsbu::generate(&scenario.params, &s)?,
-        };
+        let design = scenario.design(&s)?;
         Ok(BsbuUnit {
             scenario,
             s,
@@ -488,10 +504,7 @@ impl BsbuUnit {
             gen,
         };
         Ok(BsbuUnit {
-            design: match gen {
-                Some(_) => rtl::bsbu::generate_gen(&params)?,
-                None => rtl::bsbu::generate(&params, s)?,
-            },
+            design: scenario.design(s)?,
             s: s.clone(),
             scenario,
             captured: None,
@@ -584,15 +597,8 @@ impl Unit for BsbuUnit {
         }
     }
     fn ideal_per_vector(&self, _: usize) -> f64 {
-        match self.scenario.gen {
-            Some(_) => self.scenario.lane_work(&self.s) as f64,
-            None => *self
-                .s
-                .lane_nnz(self.scenario.params.lanes)
-                .iter()
-                .max()
-                .unwrap_or(&0) as f64,
-        }
+        // The busiest lane's compute, without the pipeline's fill.
+        (self.scenario.bound(&self.s).compute - golden::bsbu::COMPUTE_PIPELINE) as f64
     }
     fn traffic(&self, _: usize, passes: usize, stats: &RunStats) -> Option<TrafficCheck> {
         // Golden: each pass takes n_cols + n_rows input words, and every lane reads

@@ -35,12 +35,11 @@ fn bsbu_corrupted_expectation_is_reported_with_location_and_waveform_on_both_sim
 #[test]
 fn bsbu_emitted_verilog_lints_clean_with_documented_waivers() {
     for (lanes, gen) in [(1, false), (4, false), (8, false), (1, true), (4, true)] {
-        let sc = BsbuScenario::new(lanes, 16, 12, 0.5, 0, 1).unwrap();
-        let design = if gen {
-            rtl::bsbu::generate_gen(&sc.params).unwrap()
-        } else {
-            rtl::bsbu::generate(&sc.params, &sc.matrix().unwrap()).unwrap()
-        };
+        let mut sc = BsbuScenario::new(lanes, 16, 12, 0.5, 0, 1).unwrap();
+        if gen {
+            sc = sc.generated(1, 0).unwrap();
+        }
+        let design = sc.design(&sc.matrix().unwrap()).unwrap();
         let needed = sim::lint::lint(&design, &work("lint")).unwrap_or_else(|e| panic!("{e}"));
         for w in &needed {
             assert!(rtl::LINT_WAIVERS
@@ -271,7 +270,7 @@ fn bsbu_overlapped_stream_stays_within_5_percent_of_its_bound() {
         sc.stall = Stall::NONE;
         sc.corner_rows = false;
         let unit = testbench::BsbuUnit::new(sc.clone()).unwrap();
-        let bound = golden::bsbu::StreamBound::of(&unit.s, lanes);
+        let bound = sc.bound(&unit.s);
         let r = testbench::run_case(
             &unit,
             0,

@@ -67,7 +67,12 @@ pub fn norm_shift(or: u64, exp: i32) -> i32 {
 /// Normalize error words in place: shift left by [`norm_shift`] (exact) and return
 /// the shift s; the tensor's exponent becomes `exp + s`.
 pub fn normalize(words: &mut [i16], exp: i32) -> i32 {
-    let s = norm_shift(or_magnitude(words.iter().map(|&w| w as i64)), exp);
+    // [`or_magnitude`] in 16-bit lanes, so it vectorizes 32 words per op: for an i16
+    // w, w ^ (w >> 15) is the same one's-complement magnitude (below 2^15).
+    let or = words
+        .iter()
+        .fold(0u16, |acc, &w| acc | (w ^ (w >> 15)) as u16);
+    let s = norm_shift(or as u64, exp);
     if s > 0 {
         for w in words.iter_mut() {
             // Exact: the largest magnitude has at most 13 − s bits before the shift.

@@ -96,38 +96,51 @@ pub fn generate(p: &BsbuParams, s: &SparseSign) -> Result<Emitted, RtlError> {
         .collect();
     let ea = entry_addr_bits(s, p.lanes);
     debug_assert!(ea <= MAX_ENTRY_ADDR_BITS);
+    let verilog = dispatch(&programs, p, ea, false)?;
+    Ok(emitted(p, verilog, false))
+}
+
+/// Build the unit with the const widths its e_L (from `p.n_cols`) and entry
+/// addresses (`ea` bits) need: the one place that maps run-time widths to the
+/// const-generic [`Bsbu`] (each arm is a monomorph, so the arms are few).
+fn dispatch(
+    programs: &[Vec<u32>],
+    p: &BsbuParams,
+    ea: usize,
+    generated: bool,
+) -> Result<String, RtlError> {
     const S: usize = SMALL_COL_ADDR_BITS;
     const M: usize = SMALL_COL_ADDR_BITS + 1;
     const W: usize = COL_ADDR_BITS + 1;
-    let verilog = match (el_addr_bits(p.n_cols), ea) {
-        (S, 4) => build::<4, S>(&programs, p, false),
-        (S, 5) => build::<5, S>(&programs, p, false),
-        (S, 6) => build::<6, S>(&programs, p, false),
-        (S, 7) => build::<7, S>(&programs, p, false),
-        (S, 8) => build::<8, S>(&programs, p, false),
-        (S, 9) => build::<9, S>(&programs, p, false),
-        (S, 10) => build::<10, S>(&programs, p, false),
-        (S, 11) => build::<11, S>(&programs, p, false),
-        (S, 12) => build::<12, S>(&programs, p, false),
-        (S, 13) => build::<13, S>(&programs, p, false),
-        (S, 14) => build::<14, S>(&programs, p, false),
-        (M, ..=MIN_MID_ENTRY_ADDR_BITS) => build::<MIN_MID_ENTRY_ADDR_BITS, M>(&programs, p, false),
-        (M, 9) => build::<9, M>(&programs, p, false),
-        (M, 10) => build::<10, M>(&programs, p, false),
-        (M, 11) => build::<11, M>(&programs, p, false),
-        (M, 12) => build::<12, M>(&programs, p, false),
-        (M, 13) => build::<13, M>(&programs, p, false),
-        (M, 14) => build::<14, M>(&programs, p, false),
-        (W, ..=MIN_WIDE_ENTRY_ADDR_BITS) => build::<MIN_WIDE_ENTRY_ADDR_BITS, W>(&programs, p, false),
-        (W, 11) => build::<11, W>(&programs, p, false),
-        (W, 12) => build::<12, W>(&programs, p, false),
-        (W, 13) => build::<13, W>(&programs, p, false),
-        (W, 14) => build::<14, W>(&programs, p, false),
+    let g = generated;
+    match (el_addr_bits(p.n_cols), ea) {
+        (S, ..=4) => build::<4, S>(programs, p, g),
+        (S, 5) => build::<5, S>(programs, p, g),
+        (S, 6) => build::<6, S>(programs, p, g),
+        (S, 7) => build::<7, S>(programs, p, g),
+        (S, 8) => build::<8, S>(programs, p, g),
+        (S, 9) => build::<9, S>(programs, p, g),
+        (S, 10) => build::<10, S>(programs, p, g),
+        (S, 11) => build::<11, S>(programs, p, g),
+        (S, 12) => build::<12, S>(programs, p, g),
+        (S, 13) => build::<13, S>(programs, p, g),
+        (S, 14) => build::<14, S>(programs, p, g),
+        (M, ..=MIN_MID_ENTRY_ADDR_BITS) => build::<MIN_MID_ENTRY_ADDR_BITS, M>(programs, p, g),
+        (M, 9) => build::<9, M>(programs, p, g),
+        (M, 10) => build::<10, M>(programs, p, g),
+        (M, 11) => build::<11, M>(programs, p, g),
+        (M, 12) => build::<12, M>(programs, p, g),
+        (M, 13) => build::<13, M>(programs, p, g),
+        (M, 14) => build::<14, M>(programs, p, g),
+        (W, ..=MIN_WIDE_ENTRY_ADDR_BITS) => build::<MIN_WIDE_ENTRY_ADDR_BITS, W>(programs, p, g),
+        (W, 11) => build::<11, W>(programs, p, g),
+        (W, 12) => build::<12, W>(programs, p, g),
+        (W, 13) => build::<13, W>(programs, p, g),
+        (W, 14) => build::<14, W>(programs, p, g),
         (ca, ea) => unreachable!(
             "e_L width {ca}, entry width {ea}: check_matches bounds the columns to 2^{COL_ADDR_BITS} and a lane program to 2^{MAX_ENTRY_ADDR_BITS} entries"
         ),
-    }?;
-    Ok(emitted(p, verilog, false))
+    }
 }
 
 fn emitted(p: &BsbuParams, verilog: String, generated: bool) -> Emitted {
@@ -154,15 +167,8 @@ fn emitted(p: &BsbuParams, verilog: String, generated: bool) -> Emitted {
 /// shift `p.shift`.
 pub fn generate_gen(p: &BsbuParams) -> Result<Emitted, RtlError> {
     check_dims(p.n_rows, p.n_cols)?;
+    // No entry memory: the narrowest entry width (its one-word ROM is pruned).
     let programs = vec![Vec::new(); p.lanes];
-    const S: usize = SMALL_COL_ADDR_BITS;
-    const M: usize = SMALL_COL_ADDR_BITS + 1;
-    const W: usize = COL_ADDR_BITS + 1;
-    const E: usize = MIN_ENTRY_ADDR_BITS;
-    let verilog = match el_addr_bits(p.n_cols) {
-        S => build::<E, S>(&programs, p, true),
-        M => build::<E, M>(&programs, p, true),
-        _ => build::<E, W>(&programs, p, true),
-    }?;
+    let verilog = dispatch(&programs, p, MIN_ENTRY_ADDR_BITS, true)?;
     Ok(emitted(p, verilog, true))
 }
