@@ -13,10 +13,14 @@ fn root() -> PathBuf {
 }
 
 /// `configs/austen-char-lstm.toml`, cut down, with `edits`; data paths from the root.
+/// The triangular feedback takes the printed exponent unless an edit sets
+/// [`DISTANCE`], so the snapshots pin each variant's arithmetic whatever the config
+/// chooses.
 fn config(edits: &[(&str, &str)]) -> RnnConfig {
     let path = root().join("configs/austen-char-lstm.toml");
     let mut text = std::fs::read_to_string(&path).unwrap();
     for (from, to) in [
+        ("exponent = \"distance\"", "exponent = \"printed\""),
         ("hidden = 128", "hidden = 24"),
         ("embed = 32", "embed = 8"),
         ("batch = 16", "batch = 4"),
@@ -88,6 +92,8 @@ fn first20(cfg: &RnnConfig) -> String {
 
 const BPTT: (&str, &str) = ("mode = \"hdfa\"\nbp_ratio = 0.2", "mode = \"bptt\"");
 const DFA: (&str, &str) = ("mode = \"hdfa\"\nbp_ratio = 0.2", "mode = \"dfa\"");
+/// The time-distance exponent (over the printed one [`config`] starts from).
+const DISTANCE: (&str, &str) = ("exponent = \"printed\"", "exponent = \"distance\"");
 /// Real-valued, dense feedback.
 const REAL: (&str, &str) = ("sparsity = 0.8", "sparsity = 0.0\nbinary = false");
 
@@ -121,10 +127,7 @@ fn train_rnn_snapshots_of_every_mode() {
         ("lstm_dfa_triangular", vec![DFA, plain[0], plain[1]]),
         ("lstm_dfa_triangular_init", vec![DFA, plain[0]]),
         ("lstm_dfa_triangular_init_sparse", vec![DFA]),
-        (
-            "lstm_dfa_distance_init_sparse",
-            vec![DFA, ("exponent = \"printed\"", "exponent = \"distance\"")],
-        ),
+        ("lstm_dfa_distance_init_sparse", vec![DFA, DISTANCE]),
         (
             "lstm_dfa_real_original",
             vec![
@@ -213,8 +216,14 @@ fn captured_fc_products_are_what_the_bsbu_model_computes() {
 /// matrix is zero left of its row block's diagonal block (upper triangular).
 #[test]
 fn captured_cell_products_are_what_the_bsbu_model_computes() {
-    for sparsity in ["0.0", "0.8"] {
-        let cfg = config(&[("sparsity = 0.8", &format!("sparsity = {sparsity}"))]);
+    let cases = [("0.0", false), ("0.8", false), ("0.8", true)];
+    for (sparsity, distance) in cases {
+        let sp = ("sparsity = 0.8", format!("sparsity = {sparsity}"));
+        let mut edits = vec![(sp.0, sp.1.as_str())];
+        if distance {
+            edits.push(DISTANCE);
+        }
+        let cfg = config(&edits);
         let (mut t, streams, _) = setup(&cfg);
         let caps = t
             .capture_products(&streams, &[0, 3], 2, RnnProduct::Cell)
@@ -241,7 +250,7 @@ fn captured_cell_products_are_what_the_bsbu_model_computes() {
         }
         assert!(
             nonzero > 100,
-            "sparsity {sparsity}: {nonzero} nonzero words"
+            "sparsity {sparsity} (distance: {distance}): {nonzero} nonzero words"
         );
     }
     // The unit stores signs: a real-valued feedback is refused by name.
