@@ -86,6 +86,12 @@ pub struct TriFeedback {
     pub frac: u32,
     /// R_j for each column block j, row-major H × H (true: kept).
     masks: Vec<Vec<bool>>,
+    /// R_j's kept columns of each row, ascending (CSR: row r's are
+    /// `kept[j].1[kept[j].0[r]..kept[j].0[r + 1]]`). The block products visit only
+    /// these, in the order a dense walk over the row would, so the sums are the same
+    /// values in the same order (floats too); it skips the masked entries' branches,
+    /// which the time-distance variant's T(T+1)/2 block products would pay for.
+    kept: Vec<(Vec<u32>, Vec<u16>)>,
     /// Scaling shift after the sum: the weights' fraction bits plus the fan-in shift
     /// of the expected nonzeros per output (binary), or of the rows' mean Σw²
     /// (real-valued), so the product keeps its input's scale.
@@ -174,8 +180,20 @@ impl TriFeedback {
             weights.push(word(&p));
         }
         let mut rng = Rng::seed_from_u64(seed);
-        let masks = (0..t)
+        let masks: Vec<Vec<bool>> = (0..t)
             .map(|_| (0..h * h).map(|_| rng.uniform() >= sparsity).collect())
+            .collect();
+        let kept = masks
+            .iter()
+            .map(|m| {
+                let (mut starts, mut cols) = (vec![0u32], Vec::new());
+                for row in m.chunks_exact(h) {
+                    // Why u16: the config caps H at 4,096, far below 2^16.
+                    cols.extend((0..h).filter(|&c| row[c]).map(|c| c as u16));
+                    starts.push(cols.len() as u32);
+                }
+                (starts, cols)
+            })
             .collect();
         // Expected nonzeros per output row, averaged over the row blocks i: the kept
         // share of H per block j ≥ i, except that a time-distance diagonal block (the
@@ -193,6 +211,7 @@ impl TriFeedback {
             weights,
             frac: if binary { 0 } else { REAL_FRAC },
             masks,
+            kept,
             shift: crate::format::fan_in_shift(terms.round().max(1.0) as usize),
         };
         if !binary {
@@ -310,16 +329,15 @@ impl TriFeedback {
         let h = self.h;
         let mut out = vec![T::default(); h * self.t];
         // One block product: y[r] += Σ_c (mask ⊙ sign)[r][c] · e_j[c].
+        // Over R_j's kept columns only, ascending: the dense walk's order and terms.
         let block = |n: usize, j: usize, y: &mut [T]| {
             let ej = &e[j * h..(j + 1) * h];
+            let (starts, cols) = &self.kept[j];
             for (r, yr) in y.iter_mut().enumerate() {
                 let sg = &self.weights[n][r * h..(r + 1) * h];
-                let mk = &self.masks[j][r * h..(r + 1) * h];
                 let mut s = T::default();
-                for ((&g, &m), &x) in sg.iter().zip(mk).zip(ej) {
-                    if m {
-                        s += T::from(g) * x;
-                    }
+                for &c in &cols[starts[r] as usize..starts[r + 1] as usize] {
+                    s += T::from(sg[c as usize]) * ej[c as usize];
                 }
                 *yr += s;
             }
