@@ -330,7 +330,8 @@ impl BsbuScenario {
     pub fn lane_work(&self, s: &SparseSign) -> usize {
         let p = &self.params;
         match self.gen {
-            Some(_) => p.n_rows.div_ceil(p.lanes) * p.n_cols,
+            // The generator's walk is what its bound counts, less the pipeline.
+            Some(_) => self.bound(s).compute - golden::bsbu::COMPUTE_PIPELINE,
             None => s
                 .lane_programs(p.lanes)
                 .iter()

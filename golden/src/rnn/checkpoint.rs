@@ -37,7 +37,7 @@ pub struct Counters {
 }
 
 /// A recurrent trainer whose whole state a checkpoint holds.
-pub trait RnnState: Clone {
+pub trait RnnState {
     /// Magic and format version of its files.
     const MAGIC: &'static [u8; 8];
     /// What its files are called in errors.
@@ -49,14 +49,9 @@ pub trait RnnState: Clone {
     /// Every state tensor (weights, then the optimizer's), as 64-bit words, in a fixed
     /// order.
     fn state_words(&self) -> Vec<Vec<u64>>;
-    /// Overwrite the state tensors from words in [`RnnState::state_words`]'s order;
-    /// false (nothing changed) when the count or a length differs from the model.
-    fn restore_words(&mut self, t: &[Vec<u64>]) -> bool;
-}
-
-/// Whether `t` has the tensor lengths of `model`.
-fn same_shapes(t: &[Vec<u64>], model: &[usize]) -> bool {
-    t.len() == model.len() && t.iter().zip(model).all(|(x, &n)| x.len() == n)
+    /// Overwrite the state tensors from words in [`RnnState::state_words`]'s order and
+    /// lengths ([`load`] checks them against the model before it calls this).
+    fn restore_words(&mut self, t: &[Vec<u64>]);
 }
 
 /// [`RnnState::counters`] and [`RnnState::restore_counters`] of a trainer whose fields
@@ -92,11 +87,7 @@ impl RnnState for RnnTrainer {
         out.extend(self.v.iter().map(|x| x.iter().map(|&w| w as u64).collect()));
         out
     }
-    fn restore_words(&mut self, t: &[Vec<u64>]) -> bool {
-        let model: Vec<usize> = self.state_words().iter().map(Vec::len).collect();
-        if !same_shapes(t, &model) {
-            return false;
-        }
+    fn restore_words(&mut self, t: &[Vec<u64>]) {
         let mut it = t.iter();
         for x in self
             .params
@@ -113,7 +104,6 @@ impl RnnState for RnnTrainer {
                 *w = s as i64;
             }
         }
-        true
     }
 }
 
@@ -129,11 +119,7 @@ impl RnnState for FloatRnnTrainer<f32> {
             .map(|x| x.iter().map(|v| v.to_bits() as u64).collect())
             .collect()
     }
-    fn restore_words(&mut self, t: &[Vec<u64>]) -> bool {
-        let model: Vec<usize> = self.state_words().iter().map(Vec::len).collect();
-        if !same_shapes(t, &model) {
-            return false;
-        }
+    fn restore_words(&mut self, t: &[Vec<u64>]) {
         let tensors = [&mut self.params, &mut self.m, &mut self.v]
             .into_iter()
             .flat_map(|p| p.tensors_mut());
@@ -142,7 +128,6 @@ impl RnnState for FloatRnnTrainer<f32> {
                 *v = f32::from_bits(b as u32);
             }
         }
-        true
     }
 }
 
@@ -225,15 +210,15 @@ pub fn load<T: RnnState>(
     let (step, bp_steps) = (words.next()?, words.next()?);
     let (p1, p2) = (f64::from_bits(words.next()?), f64::from_bits(words.next()?));
     let draw = [words.next()?, words.next()?, words.next()?, words.next()?];
-    let model = t.state_words();
+    let model: Vec<usize> = t.state_words().iter().map(Vec::len).collect();
     let mut state = Vec::with_capacity(model.len());
-    for m in &model {
+    for &n in &model {
         // Checked before reading, so a damaged length cannot ask for a huge tensor.
-        if words.next()? as usize != m.len() {
+        if words.next()? as usize != n {
             return Err(words.bad("tensor shapes differ from the model"));
         }
         state.push(
-            (0..m.len())
+            (0..n)
                 .map(|_| words.next())
                 .collect::<Result<Vec<_>, _>>()?,
         );
@@ -267,8 +252,7 @@ pub fn load<T: RnnState>(
         return Err(words.bad("trailing bytes"));
     }
     // The whole file is good: only now does `t` change.
-    let restored = t.restore_words(&state);
-    debug_assert!(restored, "lengths were checked against the model");
+    t.restore_words(&state);
     t.restore_counters(Counters {
         step,
         bp_steps,

@@ -84,9 +84,7 @@ pub struct TriFeedback {
     weights: Vec<Vec<i16>>,
     /// Fraction bits of the weights: 0 (binary) or [`REAL_FRAC`].
     pub frac: u32,
-    /// R_j for each column block j, row-major H × H (true: kept).
-    masks: Vec<Vec<bool>>,
-    /// R_j's kept columns of each row, ascending (CSR: row r's are
+    /// R_j for each column block j: its kept columns of each row, ascending (CSR: row r's are
     /// `kept[j].1[kept[j].0[r]..kept[j].0[r + 1]]`). The block products visit only
     /// these, in the order a dense walk over the row would, so the sums are the same
     /// values in the same order (floats too); it skips the masked entries' branches,
@@ -210,7 +208,6 @@ impl TriFeedback {
             exponent,
             weights,
             frac: if binary { 0 } else { REAL_FRAC },
-            masks,
             kept,
             shift: crate::format::fan_in_shift(terms.round().max(1.0) as usize),
         };
@@ -255,12 +252,19 @@ impl TriFeedback {
             Exponent::Printed => self.t - j,
             Exponent::TimeDistance => j - i,
         };
-        let k = r * self.h + c;
-        if self.masks[j][k] {
-            self.weights[n][k]
+        if self.is_kept(j, r, c) {
+            self.weights[n][r * self.h + c]
         } else {
             0
         }
+    }
+
+    /// Whether R_j keeps entry (r, c) of its blocks.
+    pub fn is_kept(&self, j: usize, r: usize, c: usize) -> bool {
+        let (starts, cols) = &self.kept[j];
+        cols[starts[r] as usize..starts[r + 1] as usize]
+            .binary_search(&(c as u16))
+            .is_ok()
     }
 
     /// Rows `rows` of the whole HT × HT matrix as a sign matrix over its HT columns:
@@ -385,9 +389,18 @@ impl TriFeedback {
 mod tests {
     use super::*;
 
+    /// The masks R_j as drawn from `seed`, redrawn here from the definition (each entry
+    /// kept when its uniform draw is at least the sparsity), not read from `kept`.
+    fn drawn_masks(h: usize, t: usize, sparsity: f64, seed: u64) -> Vec<Vec<bool>> {
+        let mut rng = Rng::seed_from_u64(seed);
+        (0..t)
+            .map(|_| (0..h * h).map(|_| rng.uniform() >= sparsity).collect())
+            .collect()
+    }
+
     /// Independent reference: the dense HT × HT matrix built from the definition with
     /// plain powers (no rescaling), then a plain matrix-vector product.
-    fn dense(f: &TriFeedback, d: &[f64], masks_from: &TriFeedback) -> Vec<Vec<i8>> {
+    fn dense(f: &TriFeedback, d: &[f64], masks: &[Vec<bool>]) -> Vec<Vec<i8>> {
         let (h, t) = (f.h, f.t);
         let mut pw: Vec<Vec<f64>> =
             vec![(0..h * h).map(|i| (i / h == i % h) as u8 as f64).collect()];
@@ -410,7 +423,7 @@ mod tests {
                 };
                 for r in 0..h {
                     for c in 0..h {
-                        let keep = masks_from.masks[j][r * h + c];
+                        let keep = masks[j][r * h + c];
                         m[i * h + r][j * h + c] = if keep { sign(pw[n][r * h + c]) } else { 0 };
                     }
                 }
@@ -428,7 +441,7 @@ mod tests {
         for exponent in [Exponent::Printed, Exponent::TimeDistance] {
             for sparsity in [0.0, 0.8] {
                 let f = TriFeedback::new(h, t, &d, sparsity, exponent, 7, true).unwrap();
-                let m = dense(&f, &d, &f);
+                let m = dense(&f, &d, &drawn_masks(h, t, sparsity, 7));
                 let e: Vec<i64> = (0..h * t).map(|_| rng.range_i64(-8192, 8191)).collect();
                 let want: Vec<i64> = m
                     .iter()
@@ -465,7 +478,7 @@ mod tests {
             for j in n..t {
                 let i = j - n;
                 for k in 0..h * h {
-                    let want = if f.masks[j][k] {
+                    let want = if f.is_kept(j, k / h, k % h) {
                         (pw[k] * scale * 8192.0).round() as i16
                     } else {
                         0
