@@ -14,11 +14,19 @@ fn root() -> PathBuf {
 
 /// `configs/austen-char-lstm.toml`, cut down, with `edits`; data paths from the root.
 /// The triangular feedback takes the printed exponent unless an edit sets
-/// [`DISTANCE`], so the snapshots pin each variant's arithmetic whatever the config
-/// chooses.
+/// [`DISTANCE`], and `grad_shift` is 0 unless an edit sets [`SHIFT`], so the snapshots
+/// pin each variant's arithmetic whatever the config chooses.
 fn config(edits: &[(&str, &str)]) -> RnnConfig {
     let path = root().join("configs/austen-char-lstm.toml");
-    let mut text = std::fs::read_to_string(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\ngrad_shift = "), "config has no grad_shift");
+    let mut text: String = text
+        .lines()
+        .map(|l| match l.starts_with("grad_shift = ") {
+            true => "grad_shift = 0\n".to_string(),
+            false => format!("{l}\n"),
+        })
+        .collect();
     for (from, to) in [
         ("exponent = \"distance\"", "exponent = \"printed\""),
         ("hidden = 128", "hidden = 24"),
@@ -94,6 +102,8 @@ const BPTT: (&str, &str) = ("mode = \"hdfa\"\nbp_ratio = 0.2", "mode = \"bptt\""
 const DFA: (&str, &str) = ("mode = \"hdfa\"\nbp_ratio = 0.2", "mode = \"dfa\"");
 /// The time-distance exponent (over the printed one [`config`] starts from).
 const DISTANCE: (&str, &str) = ("exponent = \"printed\"", "exponent = \"distance\"");
+/// DFA steps' module-1 gradients divided by 2^4 (over the 0 [`config`] starts from).
+const SHIFT: (&str, &str) = ("grad_shift = 0", "grad_shift = 4");
 /// Real-valued, dense feedback.
 const REAL: (&str, &str) = ("sparsity = 0.8", "sparsity = 0.0\nbinary = false");
 
@@ -140,6 +150,7 @@ fn train_rnn_snapshots_of_every_mode() {
         ),
         ("lstm_dfa_real_triangular_init", vec![DFA, REAL]),
         ("lstm_hdfa_p0_2", vec![]),
+        ("lstm_hdfa_p0_2_distance_shift4", vec![DISTANCE, SHIFT]),
         ("rnn_hdfa_p0_2", vec![("cell = \"lstm\"", "cell = \"rnn\"")]),
         ("gru_hdfa_p0_2", vec![("cell = \"lstm\"", "cell = \"gru\"")]),
     ];

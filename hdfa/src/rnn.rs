@@ -283,6 +283,9 @@ pub fn sweep(a: &crate::train::SweepArgs) -> Result<()> {
             r.feedback.init = init;
             r.feedback.binary = binary;
             r.feedback.sparsity = sparsity;
+            // The shift sets the mix of DFA and BPTT steps in one Adam state; with DFA
+            // steps only, Adam's normalization cancels it (up to ε): the paper's rungs.
+            r.feedback.grad_shift = 0;
         })
     };
     let hdfa = |p: f64| -> Edit {

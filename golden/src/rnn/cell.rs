@@ -530,25 +530,32 @@ impl RnnGrads {
     }
 
     /// The mean gradient per token, Q8.24, in the order emb, wx, wh, b, wd, bd (after
-    /// [`RnnGrads::fold_window`]).
-    pub fn mean(&mut self) -> [Vec<i32>; 6] {
+    /// [`RnnGrads::fold_window`]); the module-1 tensors (emb, wx, wh, b) divided by
+    /// 2^`module1_shift` as well (multiplied when negative), in the same one rounded
+    /// division ([`super::dfa::RnnDfaOptions::grad_shift`], within
+    /// [`super::dfa::GRAD_SHIFTS`]).
+    pub fn mean(&mut self, module1_shift: i32) -> [Vec<i32>; 6] {
         self.fold_window();
         let n = self.tokens.max(1) as i128;
-        let q = |v: &[i128], frac: u32| -> Vec<i32> {
-            let d = n << (frac - FRAC);
+        let q = |v: &[i128], frac: u32, shift: i32| -> Vec<i32> {
+            // Sums are far below 2^100 and |shift| ≤ 16: neither shift overflows.
+            let d = n << (frac - FRAC) << shift.max(0);
+            let up = (-shift).max(0);
             v.iter()
                 .map(|&x| {
-                    div_round(x, d).clamp(MASTER.min_raw() as i128, MASTER.max_raw() as i128) as i32
+                    div_round(x << up, d).clamp(MASTER.min_raw() as i128, MASTER.max_raw() as i128)
+                        as i32
                 })
                 .collect()
         };
+        let s = module1_shift;
         [
-            q(&self.emb, FRAC),
-            q(&self.wx, 2 * FRAC),
-            q(&self.wh, 2 * FRAC),
-            q(&self.b, FRAC),
-            q(&self.wd, 2 * FRAC),
-            q(&self.bd, FRAC),
+            q(&self.emb, FRAC, s),
+            q(&self.wx, 2 * FRAC, s),
+            q(&self.wh, 2 * FRAC, s),
+            q(&self.b, FRAC, s),
+            q(&self.wd, 2 * FRAC, 0),
+            q(&self.bd, FRAC, 0),
         ]
     }
 }
@@ -854,7 +861,7 @@ mod tests {
         }
         let n = g.tokens as f64;
         let names = ["emb", "wx", "wh", "b", "wd", "bd"];
-        g.mean()
+        g.mean(0)
             .iter()
             .zip(gf.tensors())
             .zip(names)

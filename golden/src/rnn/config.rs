@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::cell::{CellKind, RnnShape};
-use super::dfa::RnnDfaOptions;
+use super::dfa::{RnnDfaOptions, GRAD_SHIFTS};
 use super::feedback::Exponent;
 use super::train::{RnnHyper, RnnTrainer};
 use crate::adam::AdamHyper;
@@ -55,6 +55,10 @@ pub struct FeedbackToml {
     /// Binary feedback (eq. 10–11); false: real-valued.
     #[serde(default = "yes")]
     pub binary: bool,
+    /// A DFA step's embedding and cell gradients are divided by 2^grad_shift before
+    /// Adam (negative: multiplied), in -8..=16: the mix of DFA and BPTT steps in HDFA.
+    #[serde(default)]
+    pub grad_shift: i32,
 }
 
 impl Default for FeedbackToml {
@@ -66,6 +70,7 @@ impl Default for FeedbackToml {
             init: true,
             exponent: printed(),
             binary: true,
+            grad_shift: 0,
         }
     }
 }
@@ -301,6 +306,15 @@ impl RnnConfig {
                 ))
             }
         };
+        if !GRAD_SHIFTS.contains(&f.grad_shift) {
+            return Err(bad(
+                "feedback.grad_shift",
+                format!(
+                    "{} is out of range: valid range is {GRAD_SHIFTS:?}",
+                    f.grad_shift
+                ),
+            ));
+        }
         if !f.modular && (f.triangular || f.init) {
             return Err(bad(
                 "feedback.modular",
@@ -314,6 +328,7 @@ impl RnnConfig {
             init_from_forward: f.init,
             exponent,
             binary: f.binary,
+            grad_shift: f.grad_shift,
         });
         let hyper = RnnHyper {
             adam: AdamHyper::new(raw.eta),
@@ -454,6 +469,9 @@ level = "char"
             (CellKind::Lstm, Level::Char, 0.2)
         );
         assert_eq!(c.dfa.unwrap().sparsity, 0.8);
+        let shifted = OK.replace("sparsity = 0.8", "sparsity = 0.8\ngrad_shift = -3");
+        let c = RnnConfig::parse(Path::new("x.toml"), &shifted).unwrap();
+        assert_eq!(c.dfa.unwrap().grad_shift, -3);
         for (from, to, want) in [
             (
                 "cell = \"lstm\"",
@@ -479,6 +497,11 @@ level = "char"
                 "sparsity = 0.8",
                 "sparsity = 1.0",
                 "`feedback.sparsity`: 1 is out of range: valid range is [0, 1)",
+            ),
+            (
+                "sparsity = 0.8",
+                "sparsity = 0.8\ngrad_shift = 17",
+                "`feedback.grad_shift`: 17 is out of range: valid range is -8..=16",
             ),
             (
                 "level = \"char\"",

@@ -68,7 +68,15 @@ pub struct RnnDfaOptions {
     /// Binary feedback (eq. 10–11: signs); false: real-valued (the plain DFA's
     /// random matrices, B.2's weights themselves).
     pub binary: bool,
+    /// A DFA step's module-1 (embedding and cell) gradients are divided by
+    /// 2^grad_shift before Adam (negative: multiplied), in the one rounded division
+    /// that takes their mean. In HDFA both kinds of step feed one Adam state, so this
+    /// sets their mix; in hardware it is a shift in front of the optimizer.
+    pub grad_shift: i32,
 }
+
+/// The range of [`RnnDfaOptions::grad_shift`].
+pub const GRAD_SHIFTS: std::ops::RangeInclusive<i32> = -8..=16;
 
 /// One dense-path feedback matrix (rows × cols): binary, as the backward-weight unit
 /// stores it, or real-valued (Q1.14 words, row-major, 0 where masked).
@@ -490,6 +498,7 @@ mod tests {
             init_from_forward: init,
             exponent: Exponent::Printed,
             binary: true,
+            grad_shift: 0,
         }
     }
 

@@ -61,6 +61,8 @@ pub struct FloatRnnTrainer<R> {
     pub feedback: Option<RnnFeedback>,
     /// Probability of a BPTT step when there is a feedback.
     pub bp_ratio: f64,
+    /// A DFA step's module-1 gradients are scaled by 2^−grad_shift (the fixed point's).
+    pub grad_shift: i32,
     /// Draws the kind of each step.
     pub(super) draw: Rng,
 }
@@ -91,6 +93,7 @@ impl<R: Real + Send + Sync> FloatRnnTrainer<R> {
             state: vec![zero_state(&shape); t.hyper.batch],
             feedback: t.feedback.clone(),
             bp_ratio: t.bp_ratio,
+            grad_shift: t.grad_shift,
             draw: t.draw.clone(),
         }
     }
@@ -137,12 +140,17 @@ impl<R: Real + Send + Sync> FloatRnnTrainer<R> {
             ev.add(&e);
             self.state[b] = st;
         }
-        self.update(&total, ev.tokens);
+        let shift = match kind {
+            RnnStepKind::Dfa => self.grad_shift,
+            RnnStepKind::Bptt => 0,
+        };
+        self.update(&total, ev.tokens, shift);
         ev
     }
 
-    /// Adam on every parameter with the batch's mean gradients.
-    fn update(&mut self, sums: &FloatParams<R>, tokens: u64) {
+    /// Adam on every parameter with the batch's mean gradients (module 1's, the first
+    /// four tensors, scaled by 2^−`module1_shift`).
+    fn update(&mut self, sums: &FloatParams<R>, tokens: u64, module1_shift: i32) {
         let a = self.hyper.adam;
         let (b1, b2) = (a.beta1.real(), a.beta2.real());
         let eta_t = R::of(self.steps.next(&a).eta_t.real());
@@ -155,10 +163,13 @@ impl<R: Real + Send + Sync> FloatRnnTrainer<R> {
             self.m.tensors_mut(),
             self.v.tensors_mut(),
         );
-        for (((theta, m), v), g) in params.into_iter().zip(m).zip(v).zip(sums.tensors()) {
+        let inv_n1 = R::of((-(module1_shift as f64)).exp2() / tokens.max(1) as f64);
+        let tensors = params.into_iter().zip(m).zip(v).zip(sums.tensors());
+        for (k, (((theta, m), v), g)) in tensors.enumerate() {
+            let inv = if k < 4 { inv_n1 } else { inv_n };
             for (((t, mw), vw), &gs) in theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g)
             {
-                let g = gs * inv_n;
+                let g = gs * inv;
                 *mw = rb1 * *mw + cb1 * g;
                 *vw = rb2 * *vw + cb2 * g * g;
                 *t = *t - eta_t * *mw / (vw.sqrt() + eps);
@@ -285,6 +296,7 @@ mod tests {
             init_from_forward: false,
             exponent: Exponent::TimeDistance,
             binary: true,
+            grad_shift: 0,
         };
         let r = |o: RnnDfaOptions| RnnDfaOptions { binary: false, ..o };
         for opts in [

@@ -17,7 +17,7 @@
 //! on the thread count.
 
 use super::cell::{bptt, forward, CellKind, RnnGrads, RnnParams, RnnShape};
-use super::dfa::{dfa_grads, RnnDfaOptions, RnnFeedback};
+use super::dfa::{dfa_grads, RnnDfaOptions, RnnFeedback, GRAD_SHIFTS};
 use crate::adam::{adam_word, AdamHyper, AdamSteps};
 use crate::cnn::softmax::LOSS_FRAC;
 use crate::rng::{Rng, SeedableRng};
@@ -122,6 +122,8 @@ pub struct RnnTrainer {
     pub feedback: Option<RnnFeedback>,
     /// Probability of a BPTT step when there is a feedback.
     pub bp_ratio: f64,
+    /// [`RnnDfaOptions::grad_shift`] of the feedback (0 without one).
+    pub grad_shift: i32,
     /// Draws the kind of each step.
     pub draw: Rng,
     /// BPTT steps taken.
@@ -236,6 +238,7 @@ impl RnnTrainer {
             state: vec![zero_state(&shape); hyper.batch],
             feedback: None,
             bp_ratio: 1.0,
+            grad_shift: 0,
             draw: Rng::seed_from_u64(seed ^ 0x4844_4641_5f52_4e4e),
             bp_steps: 0,
         }
@@ -252,6 +255,14 @@ impl RnnTrainer {
         if !(0.0..=1.0).contains(&bp_ratio) {
             return Err(GoldenError::out_of_range("bp_ratio", bp_ratio, "[0, 1]"));
         }
+        if !GRAD_SHIFTS.contains(&o.grad_shift) {
+            return Err(GoldenError::out_of_range(
+                "feedback.grad_shift",
+                o.grad_shift,
+                format!("{GRAD_SHIFTS:?}"),
+            ));
+        }
+        self.grad_shift = o.grad_shift;
         self.feedback = Some(RnnFeedback::new(&self.params, self.hyper.bptt, o, seed)?);
         self.bp_ratio = bp_ratio;
         Ok(self)
@@ -324,13 +335,18 @@ impl RnnTrainer {
                 b += 1;
             }
         }
-        self.update(&mut total);
+        let shift = match kind {
+            RnnStepKind::Dfa => self.grad_shift,
+            RnnStepKind::Bptt => 0,
+        };
+        self.update(&mut total, shift);
         ev
     }
 
-    /// Adam on every word with the batch's mean gradients.
-    fn update(&mut self, g: &mut RnnGrads) {
-        let mean = g.mean();
+    /// Adam on every word with the batch's mean gradients (module 1's divided by
+    /// 2^`module1_shift`).
+    fn update(&mut self, g: &mut RnnGrads, module1_shift: i32) {
+        let mean = g.mean(module1_shift);
         let st = self.steps.next(&self.hyper.adam);
         let h = self.hyper.adam;
         for (k, theta) in self.params.tensors_mut().into_iter().enumerate() {
@@ -571,6 +587,7 @@ pub(crate) mod tests {
             init_from_forward: true,
             exponent: super::super::feedback::Exponent::Printed,
             binary: true,
+            grad_shift: 0,
         }
     }
 
@@ -646,6 +663,59 @@ pub(crate) mod tests {
         }
     }
 
+    /// `grad_shift` k scales a DFA step's module-1 gradients by 2^−k and nothing else:
+    /// after one step from a fresh state Adam's m is (1 − β1)·g, so with k = 3 (and
+    /// −2) every embedding and cell word of m is the k = 0 run's divided by 2^k
+    /// within rounding, and the decoder's words are equal; a BPTT step (p = 1) is not
+    /// scaled at all. The f32 twin scales the same way.
+    #[test]
+    fn grad_shift_scales_a_dfa_steps_module_1_gradients_only() {
+        use super::super::float_train::FloatRnnTrainer;
+        let train = corpus(400, 4);
+        let first_m = |p: f64, k: i32| {
+            let o = RnnDfaOptions {
+                grad_shift: k,
+                ..hdfa_feedback()
+            };
+            let mut t = trainer(CellKind::Lstm, 1).with_dfa(o, p, 3).unwrap();
+            let mut f = FloatRnnTrainer::<f32>::from_fixed(&t);
+            let streams = batchify(&train, t.hyper.batch);
+            let w = windows(streams[0].len(), t.hyper.bptt)[0];
+            t.train_step(&streams, w);
+            f.train_step(&streams, w);
+            let fm: Vec<Vec<f32>> = f.m.tensors().iter().map(|x| x.to_vec()).collect();
+            (t.m, fm)
+        };
+        let (m0, f0) = first_m(0.0, 0);
+        for k in [3, -2] {
+            let (mk, fk) = first_m(0.0, k);
+            let scale = (-(k as f64)).exp2();
+            for i in 0..6 {
+                let s = if i < 4 { scale } else { 1.0 };
+                let mut big = 0;
+                for (j, (&a, &b)) in m0[i].iter().zip(&mk[i]).enumerate() {
+                    let want = a as f64 * s;
+                    assert!(
+                        (b as f64 - want).abs() <= 1.0 + s.max(1.0),
+                        "k {k} tensor {i} word {j}: {b} vs {want}"
+                    );
+                    big += (a.abs() > 1 << 6) as usize;
+                }
+                assert!(big > 0, "tensor {i}: no word large enough to see the shift");
+                for (&a, &b) in f0[i].iter().zip(&fk[i]) {
+                    let want = a as f64 * s;
+                    assert!(
+                        (b as f64 - want).abs() <= 1e-6 * want.abs() + 1e-12,
+                        "f32 k {k} tensor {i}"
+                    );
+                }
+            }
+        }
+        let (b0, _) = first_m(1.0, 0);
+        let (b3, _) = first_m(1.0, 3);
+        assert_eq!(b0, b3, "a BPTT step was scaled");
+    }
+
     /// Every DFA mode trains the cell usefully: its held-out loss beats, by at least
     /// 0.05 nats, the same run with a zero feedback (decoder trained, cell frozen at its
     /// random start). HDFA at p = 0.5 gets below 1.2 (from ln 12 = 2.48) and takes
@@ -663,6 +733,7 @@ pub(crate) mod tests {
             init_from_forward: init,
             exponent: Exponent::Printed,
             binary: true,
+            grad_shift: 0,
         };
         let modes = [
             ("original", o(false, false, false, 0.0), 0.0),
