@@ -768,15 +768,16 @@ pub fn configure(
     Ok(())
 }
 
-/// Run `v` through Verilator. On a failed check the run is repeated with an FST
-/// waveform up to 16 cycles past it, and on a hang up to the hang, written into
-/// `wave_dir`.
+/// Run `v` through Verilator. With a `wave_dir`, a failed check reruns the vectors
+/// on the traced build, writing an FST waveform up to 16 cycles past it (on a hang,
+/// up to the hang) into `wave_dir`; without one (mutation testing, which only
+/// counts kills) nothing is rerun.
 pub fn run_verilator(
     design: &Emitted,
     v: &StreamVectors,
     stall: Stall,
     cache: &Path,
-    wave_dir: &Path,
+    wave_dir: Option<&Path>,
 ) -> Result<RunStats, SimError> {
     let f = v.flatten()?;
     let build = verilator::build(design, cache)?;
@@ -784,12 +785,27 @@ pub fn run_verilator(
     let (mut stats, stop) = run_model(&mut m, v, &f, stall, None, None)?;
     stats.build_seconds = build.seconds;
     let hung = matches!(stop, Stop::Hung);
+    let Some(wave_dir) = wave_dir else {
+        if hung {
+            return Err(SimError::Timeout {
+                sim: "verilator",
+                unit: v.unit,
+                cycles: stats.cycles,
+                got: stats.outputs,
+                want: f.expected.len(),
+                wave: "(none: run without a waveform directory)".into(),
+            });
+        }
+        return Ok(stats);
+    };
     if stats.first.is_some() || hung {
         std::fs::create_dir_all(wave_dir).map_err(crate::io_err("creating", wave_dir))?;
         let wave = wave_dir.join(format!("{}_verilator_mismatch.fst", v.unit));
         let _ = std::fs::remove_file(&wave);
         let until = stats.first.as_ref().map_or(stats.cycles, |m| m.cycle + 16);
-        let mut m2 = VerilatorModel::load(&build, &design.ports)?;
+        // The rerun uses the traced build of the same design (built now, cached).
+        let traced = verilator::build_traced(design, cache)?;
+        let mut m2 = VerilatorModel::load(&traced, &design.ports)?;
         m2.trace_to(&wave)?;
         run_model(&mut m2, v, &f, stall, Some(until), None)?;
         m2.trace_close();

@@ -1,14 +1,28 @@
 //! Verilator through our own run-time FFI shim.
 //!
 //! For a design we generate a small C++ file exporting `extern "C"` functions (new,
-//! eval, set/get a port by index, FST trace open/dump/close, delete), Verilate the
-//! design with it into a shared library (`--cc --exe --build`, `-fPIC`, `-shared`)
-//! and load that with `libloading`.
+//! eval, set/get a port by index, delete; FST trace open/dump/close in a traced
+//! build), Verilate the design with it (`--cc --exe`, `-fPIC`, `-shared`), compile
+//! it with Verilator's makefile into a shared library and load that with
+//! `libloading`. Every run uses an untraced build ([`build`]); the rerun that writes
+//! a waveform after a failed check uses a traced one ([`build_traced`]), because
+//! tracing more than quadruples the C++ to compile.
 //!
-//! Builds are cached under `<cache>/verilator/<hash>/`, keyed by a hash of the
-//! Verilog, the shim, the flags and `verilator --version`. A file lock serialises
-//! builders (parallel tests raced without one) and a finished build is published
-//! by an atomic rename, so a reader never sees half a build.
+//! Builds are cached under `<cache>/verilator/<unit>-<hash>/` (`<unit>-fst-<hash>/`
+//! when traced), keyed by a hash of the Verilog, the shim, the flags and
+//! `verilator --version`. A file lock serialises builders (parallel tests raced
+//! without one) and a finished build is published by an atomic rename, so a reader
+//! never sees half a build.
+//!
+//! Verilator's own run-time library (`verilated.cpp`, the thread pool, the FST
+//! writer when traced) is the same for every design built with the same flags, and
+//! compiling it took about 40% of each build's CPU time. The first build therefore
+//! publishes its run-time objects under `<cache>/verilator/runtime-<hash>/` (keyed
+//! by the flags, `verilator --version` and `g++ --version`), and later builds copy
+//! them into their object directory after Verilator wrote its makefile and before
+//! `make` runs: `make` sees objects newer than the makefile and their sources, and
+//! links them as they are. Verilator has no option for a shared prebuilt run time
+//! in this version, hence the copy.
 
 use std::ffi::{c_char, c_void, CString};
 use std::fs;
@@ -21,14 +35,11 @@ use rtl::{Dir, Emitted, Port};
 use crate::hash::content_hash;
 use crate::{io_err, tool, SimError};
 
-/// Verilator flags of every build (part of the cache key).
+/// Verilator flags of every build (part of the cache key). Verilator only writes
+/// the C++ and its makefile; [`MAKE_ARGS`] then compiles it.
 const FLAGS: &[&str] = &[
     "--cc",
     "--exe",
-    "--build",
-    "-j",
-    "2",
-    "--trace-fst",
     "--top-module",
     "top",
     "-Wno-fatal",
@@ -37,14 +48,51 @@ const FLAGS: &[&str] = &[
     "-fPIC -O1",
     "-LDFLAGS",
     "-shared",
-    "-MAKEFLAGS",
-    "OPT_FAST=-O2 OPT_GLOBAL=-O1",
 ];
+
+/// Arguments of the `make` that compiles a Verilated design (part of the cache key).
+/// `make` runs separately from Verilator (not `--build`) because the run-time
+/// objects depend on the makefile Verilator writes: copied in after it, they are
+/// newer and `make` keeps them.
+const MAKE_ARGS: &[&str] = &[
+    "-j",
+    "2",
+    // The design's code at -O1: the dce's compiled in 9.5 s against 18.6 s at -O2.
+    "OPT_FAST=-O1",
+    "OPT_GLOBAL=-O1",
+];
+
+/// The extra flag of a traced build ([`build_traced`]).
+const TRACE_FLAG: &str = "--trace-fst";
 
 const LIB_NAME: &str = "libhdfa_model.so";
 
-/// The C++ shim for a design's ports.
-pub fn shim_source(ports: &[Port]) -> String {
+/// Whether a build can write an FST waveform. Tracing more than quadrupled the C++
+/// to compile (the dce's model: 2.2 s at -O1 without it, 9.5 s with it) and a
+/// waveform is only wanted after a failed check, so every run uses an untraced build
+/// and only the rerun that writes a waveform builds (and caches) the traced one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tracing {
+    /// No waveform support: the model of every run.
+    Off,
+    /// `--trace-fst`: the model of a waveform rerun.
+    Fst,
+}
+
+impl Tracing {
+    fn flags(self) -> Vec<&'static str> {
+        let mut f = FLAGS.to_vec();
+        if self == Tracing::Fst {
+            f.push(TRACE_FLAG);
+        }
+        f.extend_from_slice(MAKE_ARGS);
+        f
+    }
+}
+
+/// The C++ shim for a design's ports; with `tracing` on it also exports the FST
+/// trace functions.
+pub fn shim_source(ports: &[Port], tracing: Tracing) -> String {
     let mut set = String::new();
     let mut get = String::new();
     let mut set_chunk = String::new();
@@ -69,22 +117,26 @@ pub fn shim_source(ports: &[Port]) -> String {
             p.name
         ));
     }
+    let traced = tracing == Tracing::Fst;
+    let pick = |on: &str, off: &str| if traced { on } else { off }.to_string();
+    let trace_head = pick(
+        "#include \"verilated_fst_c.h\"\n\nstruct Handle { VerilatedContext* ctx; Vtop* top; VerilatedFstC* tfp; };\n",
+        "\nstruct Handle { VerilatedContext* ctx; Vtop* top; };\n",
+    );
+    let trace_new = pick("  h->ctx->traceEverOn(true);\n  h->tfp = nullptr;\n", "");
+    let trace_delete = pick("  hdfa_trace_close(p);\n", "");
+    let trace_fns = pick(TRACE_FNS, "");
     format!(
         r#"// Generated by hdfa sim: run-time FFI shim for a Verilated `top`.
 #include <cstdint>
 #include "Vtop.h"
 #include "verilated.h"
-#include "verilated_fst_c.h"
-
-struct Handle {{ VerilatedContext* ctx; Vtop* top; VerilatedFstC* tfp; }};
-
+{trace_head}
 extern "C" {{
 void* hdfa_new() {{
   Handle* h = new Handle;
   h->ctx = new VerilatedContext;
-  h->ctx->traceEverOn(true);
-  h->top = new Vtop(h->ctx, "top");
-  h->tfp = nullptr;
+{trace_new}  h->top = new Vtop(h->ctx, "top");
   return h;
 }}
 void hdfa_eval(void* p) {{ static_cast<Handle*>(p)->top->eval(); }}
@@ -113,24 +165,9 @@ uint32_t hdfa_get_chunk(void* p, uint32_t port, uint32_t k) {{
 {get_chunk}    default: return 0;
   }}
 }}
-void hdfa_trace_open(void* p, const char* path) {{
+{trace_fns}void hdfa_delete(void* p) {{
   Handle* h = static_cast<Handle*>(p);
-  h->tfp = new VerilatedFstC;
-  h->top->trace(h->tfp, 99);
-  h->tfp->open(path);
-}}
-void hdfa_trace_dump(void* p, uint64_t t) {{
-  Handle* h = static_cast<Handle*>(p);
-  if (h->tfp) h->tfp->dump(t);
-}}
-void hdfa_trace_close(void* p) {{
-  Handle* h = static_cast<Handle*>(p);
-  if (h->tfp) {{ h->tfp->close(); delete h->tfp; h->tfp = nullptr; }}
-}}
-void hdfa_delete(void* p) {{
-  Handle* h = static_cast<Handle*>(p);
-  hdfa_trace_close(p);
-  h->top->final();
+{trace_delete}  h->top->final();
   delete h->top;
   delete h->ctx;
   delete h;
@@ -139,6 +176,23 @@ void hdfa_delete(void* p) {{
 "#
     )
 }
+
+/// The shim's FST trace functions (traced builds only).
+const TRACE_FNS: &str = r#"void hdfa_trace_open(void* p, const char* path) {
+  Handle* h = static_cast<Handle*>(p);
+  h->tfp = new VerilatedFstC;
+  h->top->trace(h->tfp, 99);
+  h->tfp->open(path);
+}
+void hdfa_trace_dump(void* p, uint64_t t) {
+  Handle* h = static_cast<Handle*>(p);
+  if (h->tfp) h->tfp->dump(t);
+}
+void hdfa_trace_close(void* p) {
+  Handle* h = static_cast<Handle*>(p);
+  if (h->tfp) { h->tfp->close(); delete h->tfp; h->tfp = nullptr; }
+}
+"#;
 
 /// Where cached builds live: `$HDFA_CACHE_DIR`, else `<workspace target>/hdfa-cache`.
 pub fn default_cache_dir() -> PathBuf {
@@ -164,16 +218,32 @@ pub struct Build {
     pub cached: bool,
     /// Wall time of the build (0 when cached).
     pub seconds: f64,
+    /// Whether a fresh build linked the published run-time objects instead of
+    /// compiling Verilator's run time again (false when cached).
+    pub runtime_reused: bool,
+    /// Whether the model can write a waveform.
+    pub tracing: Tracing,
 }
 
-/// Verilate `design` into a loadable shared library, or reuse a cached one.
+/// Verilate `design` into a loadable shared library without waveform support, or
+/// reuse a cached one.
 pub fn build(design: &Emitted, cache: &Path) -> Result<Build, SimError> {
+    build_with(design, cache, Tracing::Off)
+}
+
+/// The same with FST waveform support (a separate cached build).
+pub fn build_traced(design: &Emitted, cache: &Path) -> Result<Build, SimError> {
+    build_with(design, cache, Tracing::Fst)
+}
+
+fn build_with(design: &Emitted, cache: &Path, tracing: Tracing) -> Result<Build, SimError> {
     tool::require("verilator")?;
     tool::require("make")?;
     tool::require("g++")?;
     let version = tool::version("verilator")?;
-    let shim = shim_source(&design.ports);
-    let flags = FLAGS.join("\u{1f}");
+    let shim = shim_source(&design.ports, tracing);
+    let all_flags = tracing.flags();
+    let flags = all_flags.join("\u{1f}");
     let key = content_hash(&[
         design.verilog.as_bytes(),
         shim.as_bytes(),
@@ -182,16 +252,22 @@ pub fn build(design: &Emitted, cache: &Path) -> Result<Build, SimError> {
     ]);
     let root = cache.join("verilator");
     fs::create_dir_all(&root).map_err(io_err("creating", &root))?;
-    let dir = root.join(format!("{}-{}", design.unit, key));
+    let name = match tracing {
+        Tracing::Off => format!("{}-{}", design.unit, key),
+        Tracing::Fst => format!("{}-fst-{}", design.unit, key),
+    };
+    let dir = root.join(&name);
     let lib = dir.join(LIB_NAME);
     if lib.exists() {
         return Ok(Build {
             lib,
             cached: true,
             seconds: 0.0,
+            runtime_reused: false,
+            tracing,
         });
     }
-    let lock_path = root.join(format!("{}-{}.lock", design.unit, key));
+    let lock_path = root.join(format!("{name}.lock"));
     let lock = fs::File::create(&lock_path).map_err(io_err("creating", &lock_path))?;
     lock.lock().map_err(io_err("locking", &lock_path))?;
     if lib.exists() {
@@ -199,10 +275,12 @@ pub fn build(design: &Emitted, cache: &Path) -> Result<Build, SimError> {
             lib,
             cached: true,
             seconds: 0.0,
+            runtime_reused: false,
+            tracing,
         });
     }
     let t0 = std::time::Instant::now();
-    let tmp = root.join(format!("{}-{}.tmp{}", design.unit, key, std::process::id()));
+    let tmp = root.join(format!("{name}.tmp{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(io_err("creating", &tmp))?;
     let v = tmp.join("top.v");
@@ -210,16 +288,25 @@ pub fn build(design: &Emitted, cache: &Path) -> Result<Build, SimError> {
     let cpp = tmp.join("hdfa_shim.cpp");
     fs::write(&cpp, &shim).map_err(io_err("writing", &cpp))?;
     let mut cmd = Command::new("verilator");
-    cmd.current_dir(&tmp).args(FLAGS).args([
-        "--Mdir",
-        "obj",
-        "-o",
-        LIB_NAME,
-        "top.v",
-        "hdfa_shim.cpp",
-    ]);
+    cmd.current_dir(&tmp).args(FLAGS);
+    if tracing == Tracing::Fst {
+        cmd.arg(TRACE_FLAG);
+    }
+    cmd.args(["--Mdir", "obj", "-o", LIB_NAME, "top.v", "hdfa_shim.cpp"]);
     tool::run("verilator", &mut cmd)?;
-    let built = tmp.join("obj").join(LIB_NAME);
+    let obj = tmp.join("obj");
+    let runtime = runtime_dir(&root, &flags, &version)?;
+    let reused = reuse_runtime(&runtime, &obj)?;
+    let mut cmd = Command::new("make");
+    cmd.current_dir(&obj)
+        .args(["-f", "Vtop.mk"])
+        .args(MAKE_ARGS)
+        .arg(LIB_NAME);
+    tool::run("make", &mut cmd)?;
+    if !reused {
+        publish_runtime(&runtime, &obj)?;
+    }
+    let built = obj.join(LIB_NAME);
     let dest = tmp.join(LIB_NAME);
     fs::rename(&built, &dest).map_err(io_err("moving", &built))?;
     fs::rename(&tmp, &dir).map_err(io_err("publishing", &dir))?;
@@ -228,7 +315,68 @@ pub fn build(design: &Emitted, cache: &Path) -> Result<Build, SimError> {
         lib,
         cached: false,
         seconds: t0.elapsed().as_secs_f64(),
+        runtime_reused: reused,
+        tracing,
     })
+}
+
+/// Where the run-time objects of builds with our flags, this Verilator and this g++ live.
+fn runtime_dir(root: &Path, flags: &str, verilator_version: &str) -> Result<PathBuf, SimError> {
+    let cxx = tool::version("g++")?;
+    let key = content_hash(&[
+        flags.as_bytes(),
+        verilator_version.as_bytes(),
+        cxx.as_bytes(),
+    ]);
+    Ok(root.join(format!("runtime-{key}")))
+}
+
+/// Whether a file in a Verilator object directory is part of the run-time library.
+fn is_runtime_object(name: &str) -> bool {
+    name.starts_with("verilated") && name.ends_with(".o")
+}
+
+/// Copy published run-time objects into a fresh object directory; false when none
+/// are published yet (this build compiles them and publishes them).
+fn reuse_runtime(runtime: &Path, obj: &Path) -> Result<bool, SimError> {
+    if !runtime.is_dir() {
+        return Ok(false);
+    }
+    fs::create_dir_all(obj).map_err(io_err("creating", obj))?;
+    for entry in fs::read_dir(runtime).map_err(io_err("reading", runtime))? {
+        let entry = entry.map_err(io_err("reading", runtime))?;
+        let name = entry.file_name();
+        if is_runtime_object(&name.to_string_lossy()) {
+            let dest = obj.join(&name);
+            // A copy, not a link: its modification time is now, so make keeps it.
+            fs::copy(entry.path(), &dest).map_err(io_err("copying", &dest))?;
+        }
+    }
+    Ok(true)
+}
+
+/// Publish a finished build's run-time objects (atomically; a lost race is harmless,
+/// both builds compiled the same sources with the same flags).
+fn publish_runtime(runtime: &Path, obj: &Path) -> Result<(), SimError> {
+    if runtime.is_dir() {
+        return Ok(());
+    }
+    let tmp = runtime.with_extension(format!("tmp{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(io_err("creating", &tmp))?;
+    for entry in fs::read_dir(obj).map_err(io_err("reading", obj))? {
+        let entry = entry.map_err(io_err("reading", obj))?;
+        let name = entry.file_name();
+        if is_runtime_object(&name.to_string_lossy()) {
+            let dest = tmp.join(&name);
+            fs::copy(entry.path(), &dest).map_err(io_err("copying", &dest))?;
+        }
+    }
+    if fs::rename(&tmp, runtime).is_err() {
+        // Another build published first.
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    Ok(())
 }
 
 type NewFn = unsafe extern "C" fn() -> *mut c_void;
@@ -248,9 +396,8 @@ pub struct VerilatorModel {
     get: GetFn,
     set_chunk: SetChunkFn,
     get_chunk: GetChunkFn,
-    trace_open: OpenFn,
-    trace_dump: DumpFn,
-    trace_close: EvalFn,
+    // The FST functions (open, dump, close): traced builds only.
+    trace: Option<(OpenFn, DumpFn, EvalFn)>,
     delete: EvalFn,
     ports: Vec<Port>,
     tracing: bool,
@@ -284,9 +431,14 @@ impl VerilatorModel {
             get: sym(&lib, path, "hdfa_get")?,
             set_chunk: sym(&lib, path, "hdfa_set_chunk")?,
             get_chunk: sym(&lib, path, "hdfa_get_chunk")?,
-            trace_open: sym(&lib, path, "hdfa_trace_open")?,
-            trace_dump: sym(&lib, path, "hdfa_trace_dump")?,
-            trace_close: sym(&lib, path, "hdfa_trace_close")?,
+            trace: match build.tracing {
+                Tracing::Fst => Some((
+                    sym(&lib, path, "hdfa_trace_open")?,
+                    sym(&lib, path, "hdfa_trace_dump")?,
+                    sym(&lib, path, "hdfa_trace_close")?,
+                )),
+                Tracing::Off => None,
+            },
             delete: sym(&lib, path, "hdfa_delete")?,
             // SAFETY: hdfa_new takes nothing and returns an owned handle.
             handle: unsafe { new() },
@@ -359,12 +511,18 @@ impl VerilatorModel {
 
     /// Start writing an FST waveform.
     pub fn trace_to(&mut self, path: &Path) -> Result<(), SimError> {
+        let Some((open, _, _)) = self.trace else {
+            return Err(SimError::Protocol {
+                sim: "verilator",
+                msg: "this model was built without waveform support (use build_traced)".into(),
+            });
+        };
         let c = CString::new(path.display().to_string()).map_err(|_| SimError::Protocol {
             sim: "verilator",
             msg: "NUL in waveform path".into(),
         })?;
         // SAFETY: handle is live; the shim copies the path.
-        unsafe { (self.trace_open)(self.handle, c.as_ptr()) };
+        unsafe { open(self.handle, c.as_ptr()) };
         self.tracing = true;
         Ok(())
     }
@@ -372,17 +530,17 @@ impl VerilatorModel {
     /// Record the waveform at time `t` (no-op unless tracing).
     #[inline]
     pub fn dump(&mut self, t: u64) {
-        if self.tracing {
+        if let (true, Some((_, dump, _))) = (self.tracing, self.trace) {
             // SAFETY: handle is live.
-            unsafe { (self.trace_dump)(self.handle, t) }
+            unsafe { dump(self.handle, t) }
         }
     }
 
     /// Flush and close the waveform.
     pub fn trace_close(&mut self) {
-        if self.tracing {
+        if let (true, Some((_, _, close))) = (self.tracing, self.trace) {
             // SAFETY: handle is live.
-            unsafe { (self.trace_close)(self.handle) };
+            unsafe { close(self.handle) };
             self.tracing = false;
         }
     }

@@ -117,7 +117,7 @@ pub fn run_stream(
     dir: &Path,
 ) -> Result<RunStats, TbError> {
     Ok(match sim {
-        SimKind::Verilator => run_verilator(design, v, stall, cache, dir)?,
+        SimKind::Verilator => run_verilator(design, v, stall, cache, Some(dir))?,
         SimKind::Icarus => sim::icarus::run_icarus(design, v, stall, dir)?,
     })
 }

@@ -513,7 +513,7 @@ pub fn run(
             &s.vectors,
             Stall::SOME,
             cache,
-            &work.join("clean").join(&s.name),
+            Some(&work.join("clean").join(&s.name)),
         )?;
         if let Some(m) = r.first {
             return Err(TbError::Mutation(format!(
@@ -527,8 +527,9 @@ pub fn run(
         let bad = m.apply(design)?;
         let mut outcomes = Vec::new();
         for s in sets {
-            let dir = work.join(m.name).join(&s.name);
-            let o = match run_verilator(&bad, &s.vectors, Stall::SOME, cache, &dir) {
+            // No waveform: a kill is counted, not debugged (and each would cost a
+            // traced build of the mutant).
+            let o = match run_verilator(&bad, &s.vectors, Stall::SOME, cache, None) {
                 Ok(r) => match r.first {
                     Some(f) => Outcome::Killed(r.mismatches, f.check),
                     None => Outcome::Survived,

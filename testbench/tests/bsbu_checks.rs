@@ -169,7 +169,7 @@ fn bsbu_simulators_agree_without_stalls_too() {
 }
 
 #[test]
-fn verilator_build_cache_is_shared_by_parallel_builders() {
+fn verilator_build_cache_is_shared_by_parallel_builders_and_reuses_the_run_time() {
     // A fresh cache directory, two threads building the same design at once: the lock
     // must serialise them, exactly one builds, and the library loads in both.
     let cache = work("cache_race");
@@ -191,10 +191,13 @@ fn verilator_build_cache_is_shared_by_parallel_builders() {
     // A different design gets a different build.
     let sc2 = BsbuScenario::new(2, 6, 5, 0.3, 0, 100).unwrap();
     let d2 = rtl::bsbu::generate(&sc2.params, &sc2.matrix().unwrap()).unwrap();
-    assert_ne!(
-        sim::verilator::build(&d2, &cache).unwrap().lib,
-        builds[0].lib
-    );
+    // It links the run-time objects the first build published instead of compiling
+    // Verilator's run time again, and the model loads.
+    let b2 = sim::verilator::build(&d2, &cache).unwrap();
+    assert_ne!(b2.lib, builds[0].lib);
+    assert!(!b2.cached && b2.runtime_reused, "{b2:?}");
+    assert!(builds.iter().all(|b| !b.runtime_reused), "{builds:?}");
+    sim::verilator::VerilatorModel::load(&b2, &d2.ports).unwrap();
 }
 
 #[test]

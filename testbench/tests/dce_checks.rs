@@ -96,7 +96,7 @@ fn dce_len_err_rises_on_short_and_unterminated_streams_and_clears_on_one_instanc
         &wrong,
         Stall::SOME,
         &cache,
-        &fresh("dce_len_err_wrong"),
+        Some(&fresh("dce_len_err_wrong")),
     )
     .unwrap();
     let m = r.first.expect("a raised len_err must be seen");
@@ -343,7 +343,7 @@ fn dce_a_drained_half_is_not_rewritten_while_the_stalled_output_rereads_its_last
         &v,
         Stall::SOME,
         &cache,
-        &fresh("dce_free_half_mutant"),
+        Some(&fresh("dce_free_half_mutant")),
     )
     .unwrap();
     let m = r.first.expect("the old behaviour must fail this case");

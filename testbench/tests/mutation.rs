@@ -94,7 +94,7 @@ fn bsbu_mutants_are_killed_by_the_corner_and_random_vectors() {
         &one,
         sim::stream::Stall::SOME,
         &cache,
-        &work("bsbu_tail"),
+        Some(&work("bsbu_tail")),
     )
     .unwrap();
     let m = r.first.expect("the extra word must be caught");

@@ -140,11 +140,7 @@ impl<R: Real + Send + Sync> FloatRnnTrainer<R> {
             ev.add(&e);
             self.state[b] = st;
         }
-        let shift = match kind {
-            RnnStepKind::Dfa => self.grad_shift,
-            RnnStepKind::Bptt => 0,
-        };
-        self.update(&total, ev.tokens, shift);
+        self.update(&total, ev.tokens, kind.module1_shift(self.grad_shift));
         ev
     }
 

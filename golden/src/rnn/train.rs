@@ -139,6 +139,17 @@ pub enum RnnStepKind {
     Dfa,
 }
 
+impl RnnStepKind {
+    /// The shift of this step's module-1 gradients: `grad_shift` on a DFA step, 0 on
+    /// a BPTT step (both trainers take it from here).
+    pub fn module1_shift(self, grad_shift: i32) -> i32 {
+        match self {
+            RnnStepKind::Dfa => grad_shift,
+            RnnStepKind::Bptt => 0,
+        }
+    }
+}
+
 /// The kind of the next step: BPTT without a feedback, else drawn (r < p is a BPTT
 /// step). The f32 trainer draws from the same generator, so both take the same
 /// sequence of kinds.
@@ -335,11 +346,7 @@ impl RnnTrainer {
                 b += 1;
             }
         }
-        let shift = match kind {
-            RnnStepKind::Dfa => self.grad_shift,
-            RnnStepKind::Bptt => 0,
-        };
-        self.update(&mut total, shift);
+        self.update(&mut total, kind.module1_shift(self.grad_shift));
         ev
     }
 
