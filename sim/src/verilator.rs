@@ -60,6 +60,11 @@ const MAKE_ARGS: &[&str] = &[
     // The design's code at -O1: the dce's compiled in 9.5 s against 18.6 s at -O2.
     "OPT_FAST=-O1",
     "OPT_GLOBAL=-O1",
+    // Code that runs once (constructors, initial blocks: a stored weight memory's
+    // contents) at -O0. Verilator splits a large design into files and compiles
+    // these apart; for the bsbu at its limits (2.3 MB of Verilog) they took 97 s of
+    // CPU at -O1 and 24 s at -O0.
+    "OPT_SLOW=-O0",
 ];
 
 /// The extra flag of a traced build ([`build_traced`]).

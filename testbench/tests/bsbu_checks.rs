@@ -219,46 +219,59 @@ fn bsbu_largest_shift_matches_golden_on_verilator() {
     assert_eq!(r.stats.outputs, 8 * sc.total_vectors());
 }
 
+// Every limit reached by one case, each its own test so the two test threads share
+// their long builds and runs:
+// - 256 x 256 at P = 16 (MAX_ROWS rows, BSBU_MAX_LANES lanes), dense;
+// - 2 x 8192 at P = 1, dense: MAX_COLS columns (the wide e_L memory), and one lane's
+//   entry memory filled to exactly MAX_LANE_ENTRIES (2 rows x 8192);
+// - P = 13, the odd lane count (rows do not split evenly), 256 x 256.
+// Verilator runs all three, Icarus the last two.
+
 #[test]
-fn bsbu_at_its_advertised_limits_match_golden() {
-    // Every limit reached by one case:
-    // - 256 x 256 at P = 16 (MAX_ROWS rows, BSBU_MAX_LANES lanes), dense;
-    // - 2 x 8192 at P = 1, dense: MAX_COLS columns (the wide e_L memory), and one
-    //   lane's entry memory filled to exactly MAX_LANE_ENTRIES (2 rows x 8192);
-    // - P = 13, the odd lane count (rows do not split evenly), 256 x 256.
-    // Verilator runs all three, Icarus the last two.
-    use golden::params::{BSBU_MAX_LANES, MAX_COLS, MAX_LANE_ENTRIES, MAX_ROWS};
+fn bsbu_at_its_lane_and_row_limits_matches_golden() {
+    use golden::params::{BSBU_MAX_LANES, MAX_ROWS};
+    limit_case(BSBU_MAX_LANES, MAX_ROWS, 256, 0.0, false);
+}
+
+#[test]
+fn bsbu_at_its_column_and_lane_entry_limits_matches_golden_on_both_simulators() {
+    use golden::params::{MAX_COLS, MAX_LANE_ENTRIES};
+    let longest = limit_case(1, 2, MAX_COLS, 0.0, true);
+    assert_eq!(longest, MAX_LANE_ENTRIES, "the 2 x 8192 case fills a lane");
+}
+
+#[test]
+fn bsbu_with_an_odd_lane_count_at_its_row_limit_matches_golden_on_both_simulators() {
+    limit_case(13, golden::params::MAX_ROWS, 256, 0.5, true);
+}
+
+/// One limit case on Verilator (and Icarus when `icarus`); its longest lane's
+/// nonzeros.
+fn limit_case(lanes: usize, rows: usize, cols: usize, sparsity: f64, icarus: bool) -> usize {
     let cache = sim::verilator::default_cache_dir();
-    for (lanes, rows, cols, sparsity, icarus) in [
-        (BSBU_MAX_LANES, MAX_ROWS, 256, 0.0, false),
-        (1, 2, MAX_COLS, 0.0, true),
-        (13, MAX_ROWS, 256, 0.5, true),
-    ] {
-        let sc = BsbuScenario::new(lanes, rows, cols, sparsity, 3, 17).unwrap();
-        let s = sc.matrix().unwrap();
-        let longest = *s.lane_nnz(lanes).iter().max().unwrap();
-        if cols == MAX_COLS {
-            assert_eq!(longest, MAX_LANE_ENTRIES, "the 2 x 8192 case fills a lane");
-        }
-        let v = sc
-            .run(SimKind::Verilator, &cache, &work("limits"))
+    let sc = BsbuScenario::new(lanes, rows, cols, sparsity, 3, 17).unwrap();
+    let s = sc.matrix().unwrap();
+    let longest = *s.lane_nnz(lanes).iter().max().unwrap();
+    let dir = work(&format!("limits_p{lanes}_{rows}x{cols}"));
+    let v = sc
+        .run(SimKind::Verilator, &cache, &dir)
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!("{}", v.summary());
+    assert!(
+        v.stats.first.is_none(),
+        "{}",
+        v.stats.first.as_ref().unwrap()
+    );
+    assert_eq!(v.stats.outputs, rows * sc.total_vectors());
+    if icarus {
+        let i = sc
+            .run(SimKind::Icarus, &cache, &dir)
             .unwrap_or_else(|e| panic!("{e}"));
-        println!("{}", v.summary());
-        assert!(
-            v.stats.first.is_none(),
-            "{}",
-            v.stats.first.as_ref().unwrap()
-        );
-        assert_eq!(v.stats.outputs, rows * sc.total_vectors());
-        if icarus {
-            let i = sc
-                .run(SimKind::Icarus, &cache, &work("limits"))
-                .unwrap_or_else(|e| panic!("{e}"));
-            println!("{}", i.summary());
-            let p = testbench::verdict(&[&v.stats, &i.stats]);
-            assert!(p.is_empty(), "{p:?}");
-        }
+        println!("{}", i.summary());
+        let p = testbench::verdict(&[&v.stats, &i.stats]);
+        assert!(p.is_empty(), "{p:?}");
     }
+    longest
 }
 
 #[test]

@@ -130,8 +130,19 @@ fn dce_reprogrammed_between_layers_stays_bit_exact_on_both_simulators() {
     }
     .validate()
     .unwrap();
-    let ca = DceCase::random("A", a, 3, 21).unwrap();
-    let cb = DceCase::random("B", b, 3, 22).unwrap();
+    // Four vectors per layer keep Icarus's share of CI small (it simulates this
+    // engine at about 2k cycles/s): saturating (+max), alternating ±full scale,
+    // random full scale, and one random vector.
+    let four = |c: DceCase| DceCase {
+        vectors: (c.vectors.into_iter().enumerate())
+            .filter(|(i, _)| [1, 3, 5, 6].contains(i))
+            .map(|(_, v)| v)
+            .collect(),
+        ..c
+    };
+    let ca = four(DceCase::random("A", a, 1, 21).unwrap());
+    let cb = four(DceCase::random("B", b, 1, 22).unwrap());
+    assert_eq!((ca.vectors.len(), cb.vectors.len()), (4, 4));
     let sizes = DceSizes::fitting(4, &[a, b]).unwrap();
     let design = rtl::dce::generate(&sizes).unwrap();
     let v = sequence(

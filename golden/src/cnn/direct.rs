@@ -1,5 +1,7 @@
-//! Direct convolution kernels (AVX-512BW, stride 1): the forward product and the
-//! weight gradient without an im2col matrix. Written by hand because they must give
+//! Direct convolution kernels (AVX-512BW or AVX2, stride 1): the forward product and
+//! the weight gradient without an im2col matrix. Each body is written once and
+//! compiled twice, for AVX-512BW (16-lane registers, VNNI where present) and for
+//! AVX2 (8-lane registers); both give the same sums. Written by hand because they must give
 //! the exact integer sums of [`super::gemm`] (so the same bits), which no GEMM crate
 //! guarantees for 16-bit operands.
 //!
@@ -59,9 +61,9 @@ struct Grid {
 }
 
 /// The padded grid of a conv the direct kernels take: stride 1, and this thread's
-/// products on AVX-512BW (None otherwise).
+/// products on AVX-512BW or AVX2 (None otherwise).
 fn grid(g: &ConvGeom) -> Option<Grid> {
-    if g.stride != 1 || !gemm::avx512() {
+    if g.stride != 1 || !(gemm::avx512() || gemm::avx2()) {
         return None;
     }
     let wp = g.in_w + 2 * g.pad;
@@ -100,7 +102,7 @@ pub fn conv_group(
     let n = g.out_h * g.out_w;
     let mut emit = |r: usize, [s]: [&[i64]; 1]| c[r * n..(r + 1) * n].copy_from_slice(s);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `grid` is Some only with AVX-512BW; the bound was checked above.
+    // SAFETY: `grid` is Some only with AVX-512BW or AVX2; the bound was checked above.
     unsafe {
         group_sums::<1>(g, &gr, [x], [bmax], w_grp, &[], grp, m, &mut emit)
     };
@@ -149,7 +151,8 @@ pub fn conv_fused<const W: usize>(
             .unwrap_or(&[]);
         let mut e = |r: usize, s: [&[i64]; W]| emit(grp * ocg + r, s);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `grid` is Some only with AVX-512BW; the bounds were checked above.
+        // SAFETY: `grid` is Some only with AVX-512BW or AVX2; the bounds were checked
+        // above.
         unsafe {
             group_sums::<W>(g, &gr, xs, b, w_grp, pre, grp, ocg, &mut e)
         };
@@ -164,12 +167,70 @@ pub fn conv_fused<const W: usize>(
 /// or empty to build them per block of rows.
 ///
 /// # Safety
-/// AVX-512BW must be present, `gr` must be `g`'s grid, and 2·max|w_grp|·bmax[i] <
-/// 2^31 for every input i (`bmax[i]`: max |x_i| over the group's channels).
+/// AVX-512BW or AVX2 must be present ([`grid`] is Some), `gr` must be `g`'s grid,
+/// and 2·max|w_grp|·bmax[i] < 2^31 for every input i (`bmax[i]`: max |x_i| over the
+/// group's channels).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn group_sums<const W: usize>(
+    g: &ConvGeom,
+    gr: &Grid,
+    xs: [&[i16]; W],
+    bmax: [i64; W],
+    w_grp: &[i16],
+    pre: &[i32],
+    grp: usize,
+    m: usize,
+    emit: &mut impl FnMut(usize, [&[i64]; W]),
+) {
+    if gemm::avx512() {
+        group_sums_avx512::<W>(g, gr, xs, bmax, w_grp, pre, grp, m, emit)
+    } else {
+        group_sums_avx2::<W>(g, gr, xs, bmax, w_grp, pre, grp, m, emit)
+    }
+}
+
+/// [`group_sums_body`] compiled for AVX-512BW.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512bw")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn group_sums<const W: usize>(
+unsafe fn group_sums_avx512<const W: usize>(
+    g: &ConvGeom,
+    gr: &Grid,
+    xs: [&[i16]; W],
+    bmax: [i64; W],
+    w_grp: &[i16],
+    pre: &[i32],
+    grp: usize,
+    m: usize,
+    emit: &mut impl FnMut(usize, [&[i64]; W]),
+) {
+    group_sums_body::<W, true>(g, gr, xs, bmax, w_grp, pre, grp, m, emit)
+}
+
+/// [`group_sums_body`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn group_sums_avx2<const W: usize>(
+    g: &ConvGeom,
+    gr: &Grid,
+    xs: [&[i16]; W],
+    bmax: [i64; W],
+    w_grp: &[i16],
+    pre: &[i32],
+    grp: usize,
+    m: usize,
+    emit: &mut impl FnMut(usize, [&[i64]; W]),
+) {
+    group_sums_body::<W, false>(g, gr, xs, bmax, w_grp, pre, grp, m, emit)
+}
+
+/// The body of [`group_sums`]: A512 picks the AVX-512 kernels, else AVX2's.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn group_sums_body<const W: usize, const A512: bool>(
     g: &ConvGeom,
     gr: &Grid,
     xs: [&[i16]; W],
@@ -293,20 +354,26 @@ unsafe fn group_sums<const W: usize>(
                         &b.ap2
                     };
                     let off = &b.off[j0..j1];
-                    // SAFETY: AVX-512BW present (caller); every window off[j] + nq ends
-                    // inside xp (the plane's slack covers the last row's taps, see
-                    // `grid`).
+                    // SAFETY: AVX-512BW (A512) or AVX2 present (caller); every window
+                    // off[j] + nq ends inside xp (the plane's slack covers the last
+                    // row's taps, see `grid`).
                     unsafe {
-                        if r == 4 {
-                            gemm::rows_avx512::<4>(ap, off, xp, nq, out32);
-                        } else {
-                            gemm::rows_avx512::<1>(ap, off, xp, nq, out32);
+                        match (A512, r == 4) {
+                            (true, true) => gemm::rows_avx512::<4>(ap, off, xp, nq, out32),
+                            (true, false) => gemm::rows_avx512::<1>(ap, off, xp, nq, out32),
+                            (false, true) => gemm::rows_avx2::<4>(ap, off, xp, nq, out32),
+                            (false, false) => gemm::rows_avx2::<1>(ap, off, xp, nq, out32),
                         }
                     }
                     if chunked[i] {
                         for rr in 0..r {
                             let c64 = &mut b.row64[i * 4 * n + rr * n..][..n];
-                            widen(c64, &out32[rr * nq..(rr + 1) * nq], ow, gr.wp, ci > 0);
+                            let s = &out32[rr * nq..(rr + 1) * nq];
+                            if A512 {
+                                widen(c64, s, ow, gr.wp, ci > 0);
+                            } else {
+                                widen_plain(c64, s, ow, gr.wp, ci > 0);
+                            }
                         }
                     }
                 }
@@ -362,6 +429,18 @@ unsafe fn widen(c: &mut [i64], s: &[i32], out_w: usize, wp: usize, add: bool) {
             }
             _mm512_mask_storeu_epi64(cr.as_mut_ptr().add(x), m as u8, w);
             x += 8;
+        }
+    }
+}
+
+/// [`widen`] without AVX-512 (inlined into the AVX2 body, where it vectorizes).
+#[inline(always)]
+fn widen_plain(c: &mut [i64], s: &[i32], out_w: usize, wp: usize, add: bool) {
+    for (cr, sr) in c.chunks_exact_mut(out_w).zip(s.chunks(wp)) {
+        if add {
+            cr.iter_mut().zip(sr).for_each(|(d, &v)| *d += v as i64);
+        } else {
+            cr.iter_mut().zip(sr).for_each(|(d, &v)| *d = v as i64);
         }
     }
 }
@@ -456,16 +535,52 @@ pub fn wgrad_group(
 ) -> bool {
     match grid(g) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `grid` is Some only with AVX-512BW.
-        Some(gr) => unsafe { wgrad_group_avx512(g, &gr, e_grp, x, grp, m, gw) },
+        // SAFETY: `grid` is Some only with AVX-512BW or AVX2.
+        Some(gr) => unsafe {
+            if gemm::avx512() {
+                wgrad_group_avx512(g, &gr, e_grp, x, grp, m, gw)
+            } else {
+                wgrad_group_avx2(g, &gr, e_grp, x, grp, m, gw)
+            }
+        },
         _ => false,
     }
 }
 
-/// [`wgrad_group`]'s body, compiled for AVX-512 so its copies vectorize too.
+/// [`wgrad_group`]'s body compiled for AVX-512, so its copies vectorize too.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512bw")]
 unsafe fn wgrad_group_avx512(
+    g: &ConvGeom,
+    gr: &Grid,
+    e_grp: &[i16],
+    x: &[i16],
+    grp: usize,
+    m: usize,
+    gw: &mut [i64],
+) -> bool {
+    wgrad_group_body::<true>(g, gr, e_grp, x, grp, m, gw)
+}
+
+/// [`wgrad_group`]'s body compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn wgrad_group_avx2(
+    g: &ConvGeom,
+    gr: &Grid,
+    e_grp: &[i16],
+    x: &[i16],
+    grp: usize,
+    m: usize,
+    gw: &mut [i64],
+) -> bool {
+    wgrad_group_body::<false>(g, gr, e_grp, x, grp, m, gw)
+}
+
+/// The body of [`wgrad_group`]: A512 picks the AVX-512 block kernel, else AVX2's.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn wgrad_group_body<const A512: bool>(
     g: &ConvGeom,
     gr: &Grid,
     e_grp: &[i16],
@@ -528,10 +643,12 @@ unsafe fn wgrad_group_avx512(
                 let e4 = rows.map(|r| &b.ep[r * nq32..(r + 1) * nq32]);
                 for t0 in (0..kk).step_by(4) {
                     let taps = [0, 1, 2, 3].map(|i| b.off[(t0 + i).min(kk - 1)]);
-                    // SAFETY: AVX-512BW detected; every window taps[i] + nq32 is inside
-                    // xpad (checked above), and each e row has nq32 words.
+                    // SAFETY: AVX-512BW (A512) or AVX2 detected; every window taps[i] +
+                    // nq32 is inside xpad (checked above), and each e row has nq32 words.
                     unsafe {
-                        if vnni {
+                        if !A512 {
+                            wgrad_block_avx2(&e4, xpad, &taps, nq32, &mut sums)
+                        } else if vnni {
                             wgrad_block_vnni(&e4, xpad, &taps, nq32, &mut sums)
                         } else {
                             wgrad_block_plain(&e4, xpad, &taps, nq32, &mut sums)
@@ -627,10 +744,60 @@ unsafe fn wgrad_block<const V: bool>(
     }
 }
 
+/// [`wgrad_block`] on AVX2: the same sums. Sixteen 8-lane sums would not leave
+/// registers for the loads, so the four taps go in two halves of two (eight sums,
+/// two input windows and one error vector live), each error vector loaded twice.
+///
+/// # Safety
+/// AVX2 must be present; each e row has `len` words (a multiple of 32) and every
+/// window `taps[t] .. taps[t] + len` is inside `xpad`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn wgrad_block_avx2(
+    e4: &[&[i16]; 4],
+    xpad: &[i16],
+    taps: &[usize; 4],
+    len: usize,
+    sums: &mut [[i32; 4]; 4],
+) {
+    use std::arch::x86_64::*;
+    for half in 0..2 {
+        let (t0, t1) = (taps[2 * half], taps[2 * half + 1]);
+        let mut s = [[_mm256_setzero_si256(); 2]; 4];
+        let mut q = 0;
+        while q < len {
+            let x0 = _mm256_loadu_si256(xpad.as_ptr().add(t0 + q) as *const __m256i);
+            let x1 = _mm256_loadu_si256(xpad.as_ptr().add(t1 + q) as *const __m256i);
+            for r in 0..4 {
+                let ev = _mm256_loadu_si256(e4[r].as_ptr().add(q) as *const __m256i);
+                s[r][0] = _mm256_add_epi32(s[r][0], _mm256_madd_epi16(ev, x0));
+                s[r][1] = _mm256_add_epi32(s[r][1], _mm256_madd_epi16(ev, x1));
+            }
+            q += 16;
+        }
+        // Two horizontal sums per row at once (each partial sum is a sum of some of
+        // the products, so below 2^31 too): lanes [a0+a2, b0+b2, a1+a3, b1+b3] per
+        // 128-bit half, then the pairs, then the halves.
+        for r in 0..4 {
+            let [a, b] = s[r];
+            let ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+            let t = _mm256_add_epi32(ab, _mm256_shuffle_epi32::<0b01_00_11_10>(ab));
+            let h = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t));
+            sums[r][2 * half] = _mm_cvtsi128_si32(h);
+            sums[r][2 * half + 1] = _mm_extract_epi32::<1>(h);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::{Rng, SeedableRng};
+
+    /// Whether this thread's products take the direct kernels (AVX-512BW or AVX2).
+    fn direct_isa() -> bool {
+        gemm::avx512() || gemm::avx2()
+    }
 
     /// Random stride-1 geometries (odd and even channel counts per group, dilation,
     /// padding 0..2, kernels 1..5, maps from 3×3 to 30×30, so the padded grid spans
@@ -638,8 +805,9 @@ mod tests {
     /// path: its sums must equal an independent tap-by-tap i64 sum, for every group.
     #[test]
     fn direct_forward_and_weight_gradient_equal_tap_by_tap_sums() {
-        // AVX-512 without VNNI, then the best level (VNNI where present).
-        for level in [2, 3] {
+        // AVX2, AVX-512 without VNNI, then the best level (VNNI where present); a
+        // level the machine lacks runs the next lower one.
+        for level in [1, 2, 3] {
             gemm::limit_isa(level);
             direct_cases();
         }
@@ -700,7 +868,7 @@ mod tests {
                 f1[oc * n..(oc + 1) * n].copy_from_slice(s1);
                 f2[oc * n..(oc + 1) * n].copy_from_slice(s2);
             });
-            assert_eq!(took, gemm::avx512(), "case {case} {g:?}");
+            assert_eq!(took, direct_isa(), "case {case} {g:?}");
             if took {
                 assert_eq!(f1, y, "fused, first input: case {case} {g:?}");
                 assert_eq!(f2, y2, "fused, second input: case {case} {g:?}");
@@ -713,7 +881,7 @@ mod tests {
                 let bmax = xg.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0);
                 let sum_abs = |r: &[i16]| r.iter().map(|&v| (v as i64).abs()).sum::<i64>();
                 chunked += wg.chunks(kk).any(|r| sum_abs(r) * bmax >= I32_LIMIT) as usize;
-                assert_eq!(took, gemm::avx512(), "case {case} {g:?}");
+                assert_eq!(took, direct_isa(), "case {case} {g:?}");
                 if took {
                     assert_eq!(
                         c,
@@ -733,7 +901,7 @@ mod tests {
                 }
             }
         }
-        if gemm::avx512() {
+        if direct_isa() {
             assert!(ran > 30, "only {ran} direct weight gradients ran");
             assert!(chunked > 5, "only {chunked} forward groups needed chunks");
         }
@@ -768,7 +936,7 @@ mod tests {
         let mut want = vec![0i64; h.out_len()];
         h.for_each_tap(|o, i, wi| want[o] += x[i] as i64 * w[wi] as i64);
         let mut c = vec![0i64; h.out_len()];
-        if gemm::avx512() {
+        if direct_isa() {
             assert!(conv_group(&h, &x, &w, 0, 5, &mut c));
             assert_eq!(c, want);
         }

@@ -86,7 +86,7 @@ pub(super) fn max_abs(b: &[i16]) -> i64 {
     b.iter().map(|&v| (v as i32).abs()).max().unwrap_or(0) as i64
 }
 
-/// [`max_abs`], vectorized for AVX-512 where this thread's products run on it.
+/// [`max_abs`], vectorized for AVX-512 or AVX2 where this thread's products run on it.
 pub(super) fn max_abs_fast(b: &[i16]) -> i64 {
     /// [`max_abs`] compiled for AVX-512.
     #[cfg(target_arch = "x86_64")]
@@ -94,10 +94,21 @@ pub(super) fn max_abs_fast(b: &[i16]) -> i64 {
     unsafe fn on_avx512(b: &[i16]) -> i64 {
         max_abs(b)
     }
+    /// [`max_abs`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn on_avx2(b: &[i16]) -> i64 {
+        max_abs(b)
+    }
     #[cfg(target_arch = "x86_64")]
     if avx512() {
         // SAFETY: AVX-512BW detected.
         return unsafe { on_avx512(b) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: AVX2 detected.
+        return unsafe { on_avx2(b) };
     }
     max_abs(b)
 }
@@ -331,6 +342,12 @@ pub fn gemm_abt_i16(a: &[i16], b: &[i16], m: usize, n: usize, k: usize, c: &mut 
             unsafe { dots_avx512(a, b, n, k, c) };
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            // SAFETY: AVX2 detected.
+            unsafe { dots_avx2(a, b, n, k, c) };
+            return;
+        }
         dots(a, b, n, k, c);
         return;
     }
@@ -374,6 +391,13 @@ unsafe fn dots_avx512(a: &[i16], b: &[i16], n: usize, k: usize, c: &mut [i64]) {
     dots(a, b, n, k, c)
 }
 
+/// [`dots`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dots_avx2(a: &[i16], b: &[i16], n: usize, k: usize, c: &mut [i64]) {
+    dots(a, b, n, k, c)
+}
+
 /// Rows of products by path, counted over the process: one SIMD pass, SIMD in
 /// several chunks of the contraction, and exact i64 scalar fallback.
 static ROWS_SIMD: AtomicU64 = AtomicU64::new(0);
@@ -404,6 +428,18 @@ pub(crate) fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         isa() == Isa::Avx512
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this thread's products run on AVX2 (and not AVX-512BW).
+pub(crate) fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        isa() == Isa::Avx2
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -674,6 +710,82 @@ pub(super) unsafe fn rows_avx512<const R: usize>(
         rows_vnni::<R>(ap, off, b, n, out)
     } else {
         rows_plain::<R>(ap, off, b, n, out)
+    }
+}
+
+/// [`rows_avx512`] on AVX2: the same sums, columns in blocks of up to 24 (three
+/// 8-lane registers per row, one load of B shared by the R rows); the last register
+/// of a block is loaded and stored under a mask, so no column is left to scalar code
+/// and nothing past `off[j] + n` is read or past `r·n + n` written.
+///
+/// # Safety
+/// AVX2 must be present, and `off[j] + n ≤ b.len()` for every j.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn rows_avx2<const R: usize>(
+    ap: &[i32],
+    off: &[usize],
+    b: &[i32],
+    n: usize,
+    out: &mut [i32],
+) {
+    debug_assert!(ap.len() >= off.len() * R && out.len() >= R * n);
+    debug_assert!(off.iter().all(|&o| o + n <= b.len()));
+    let mut col = 0;
+    while col < n {
+        let width = (n - col).min(24);
+        match width.div_ceil(8) {
+            3 => block_avx2::<R, 3>(ap, off, b, n, col, width, out),
+            2 => block_avx2::<R, 2>(ap, off, b, n, col, width, out),
+            _ => block_avx2::<R, 1>(ap, off, b, n, col, width, out),
+        }
+        col += width;
+    }
+}
+
+/// Columns [col, col + width) of [`rows_avx2`] in Q registers of 8 lanes
+/// (8·(Q − 1) < width ≤ 8·Q). R = 4, Q = 3 uses all sixteen registers: twelve sums,
+/// three loads of B and the broadcast weight pair.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_avx2<const R: usize, const Q: usize>(
+    ap: &[i32],
+    off: &[usize],
+    b: &[i32],
+    n: usize,
+    col: usize,
+    width: usize,
+    out: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    let tail = (width - 8 * (Q - 1)) as i32;
+    // Lane i of the last register is live when i < tail.
+    let mask = _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(tail),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    );
+    let mut s = [[_mm256_setzero_si256(); Q]; R];
+    for (j, &o) in off.iter().enumerate() {
+        let p = b.as_ptr().add(o + col);
+        let mut bv = [_mm256_setzero_si256(); Q];
+        for q in 0..Q - 1 {
+            bv[q] = _mm256_loadu_si256(p.add(8 * q) as *const __m256i);
+        }
+        bv[Q - 1] = _mm256_maskload_epi32(p.add(8 * (Q - 1)), mask);
+        for (r, sr) in s.iter_mut().enumerate() {
+            let av = _mm256_set1_epi32(*ap.get_unchecked(r * off.len() + j));
+            for q in 0..Q {
+                sr[q] = _mm256_add_epi32(sr[q], _mm256_madd_epi16(av, bv[q]));
+            }
+        }
+    }
+    for (r, sr) in s.iter().enumerate() {
+        let o = out.as_mut_ptr().add(r * n + col);
+        for q in 0..Q - 1 {
+            _mm256_storeu_si256(o.add(8 * q) as *mut __m256i, sr[q]);
+        }
+        _mm256_maskstore_epi32(o.add(8 * (Q - 1)), mask, sr[Q - 1]);
     }
 }
 

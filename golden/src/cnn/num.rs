@@ -247,9 +247,19 @@ impl Num for Fx {
             body(acc, a, x)
         }
         #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn on_avx2(acc: &mut [i64], a: i16, x: &[i16]) {
+            body(acc, a, x)
+        }
+        #[cfg(target_arch = "x86_64")]
         if super::gemm::avx512() {
             // SAFETY: AVX-512BW detected.
             return unsafe { on_avx512(acc, a, x) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if super::gemm::avx2() {
+            // SAFETY: AVX2 detected.
+            return unsafe { on_avx2(acc, a, x) };
         }
         body(acc, a, x)
     }

@@ -176,8 +176,8 @@ pub struct RnnFwd {
     pub wd: Vec<i16>,
 }
 
-/// Run `body` compiled for AVX-512 where the CPU (and the ISA limit) allows it, else
-/// plain: the same integer arithmetic either way, so the same bits.
+/// Run `body` compiled for AVX-512 or AVX2 where the CPU (and the ISA limit) allows
+/// it, else plain: the same integer arithmetic either way, so the same bits.
 macro_rules! with_avx512 {
     ($body:ident($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
@@ -186,9 +186,17 @@ macro_rules! with_avx512 {
             unsafe fn on_avx512<R>(f: impl FnOnce() -> R) -> R {
                 f()
             }
+            #[target_feature(enable = "avx2")]
+            unsafe fn on_avx2<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
             if crate::cnn::gemm::avx512() {
                 // SAFETY: AVX-512 detected.
                 return unsafe { on_avx512(|| $body($($arg),*)) };
+            }
+            if crate::cnn::gemm::avx2() {
+                // SAFETY: AVX2 detected.
+                return unsafe { on_avx2(|| $body($($arg),*)) };
             }
         }
         $body($($arg),*)
