@@ -713,8 +713,10 @@ pub(super) unsafe fn rows_avx512<const R: usize>(
     }
 }
 
-/// [`rows_avx512`] on AVX2: the same sums, columns in blocks of up to 24 (three
-/// 8-lane registers per row, one load of B shared by the R rows); the last register
+/// [`rows_avx512`] on AVX2: the same sums, columns in blocks of up to 16 (two 8-lane
+/// registers per row, one load of B shared by the R rows; blocks of three registers
+/// ran 4–8% slower on an AMD EPYC, as twelve sums, three loads and the broadcast
+/// fill all sixteen registers); the last register
 /// of a block is loaded and stored under a mask, so no column is left to scalar code
 /// and nothing past `off[j] + n` is read or past `r·n + n` written.
 ///
@@ -733,9 +735,8 @@ pub(super) unsafe fn rows_avx2<const R: usize>(
     debug_assert!(off.iter().all(|&o| o + n <= b.len()));
     let mut col = 0;
     while col < n {
-        let width = (n - col).min(24);
+        let width = (n - col).min(16);
         match width.div_ceil(8) {
-            3 => block_avx2::<R, 3>(ap, off, b, n, col, width, out),
             2 => block_avx2::<R, 2>(ap, off, b, n, col, width, out),
             _ => block_avx2::<R, 1>(ap, off, b, n, col, width, out),
         }
@@ -744,8 +745,7 @@ pub(super) unsafe fn rows_avx2<const R: usize>(
 }
 
 /// Columns [col, col + width) of [`rows_avx2`] in Q registers of 8 lanes
-/// (8·(Q − 1) < width ≤ 8·Q). R = 4, Q = 3 uses all sixteen registers: twelve sums,
-/// three loads of B and the broadcast weight pair.
+/// (8·(Q − 1) < width ≤ 8·Q).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
