@@ -785,16 +785,17 @@ pub fn run_verilator(
     let (mut stats, stop) = run_model(&mut m, v, &f, stall, None, None)?;
     stats.build_seconds = build.seconds;
     let hung = matches!(stop, Stop::Hung);
+    let timeout = |wave: String| SimError::Timeout {
+        sim: "verilator",
+        unit: v.unit,
+        cycles: stats.cycles,
+        got: stats.outputs,
+        want: f.expected.len(),
+        wave,
+    };
     let Some(wave_dir) = wave_dir else {
         if hung {
-            return Err(SimError::Timeout {
-                sim: "verilator",
-                unit: v.unit,
-                cycles: stats.cycles,
-                got: stats.outputs,
-                want: f.expected.len(),
-                wave: "(none: run without a waveform directory)".into(),
-            });
+            return Err(timeout("(none: run without a waveform directory)".into()));
         }
         return Ok(stats);
     };
@@ -810,14 +811,7 @@ pub fn run_verilator(
         run_model(&mut m2, v, &f, stall, Some(until), None)?;
         m2.trace_close();
         if hung {
-            return Err(SimError::Timeout {
-                sim: "verilator",
-                unit: v.unit,
-                cycles: stats.cycles,
-                got: stats.outputs,
-                want: f.expected.len(),
-                wave: wave.display().to_string(),
-            });
+            return Err(timeout(wave.display().to_string()));
         }
         if let Some(first) = stats.first.as_mut() {
             first.waveform = Some(wave);

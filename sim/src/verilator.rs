@@ -341,6 +341,20 @@ fn is_runtime_object(name: &str) -> bool {
     name.starts_with("verilated") && name.ends_with(".o")
 }
 
+/// Copy the run-time objects in `from` into `to` (a copy, not a link: its
+/// modification time is now, so `make` keeps it).
+fn copy_runtime_objects(from: &Path, to: &Path) -> Result<(), SimError> {
+    for entry in fs::read_dir(from).map_err(io_err("reading", from))? {
+        let entry = entry.map_err(io_err("reading", from))?;
+        let name = entry.file_name();
+        if is_runtime_object(&name.to_string_lossy()) {
+            let dest = to.join(&name);
+            fs::copy(entry.path(), &dest).map_err(io_err("copying", &dest))?;
+        }
+    }
+    Ok(())
+}
+
 /// Copy published run-time objects into a fresh object directory; false when none
 /// are published yet (this build compiles them and publishes them).
 fn reuse_runtime(runtime: &Path, obj: &Path) -> Result<bool, SimError> {
@@ -348,15 +362,7 @@ fn reuse_runtime(runtime: &Path, obj: &Path) -> Result<bool, SimError> {
         return Ok(false);
     }
     fs::create_dir_all(obj).map_err(io_err("creating", obj))?;
-    for entry in fs::read_dir(runtime).map_err(io_err("reading", runtime))? {
-        let entry = entry.map_err(io_err("reading", runtime))?;
-        let name = entry.file_name();
-        if is_runtime_object(&name.to_string_lossy()) {
-            let dest = obj.join(&name);
-            // A copy, not a link: its modification time is now, so make keeps it.
-            fs::copy(entry.path(), &dest).map_err(io_err("copying", &dest))?;
-        }
-    }
+    copy_runtime_objects(runtime, obj)?;
     Ok(true)
 }
 
@@ -369,14 +375,7 @@ fn publish_runtime(runtime: &Path, obj: &Path) -> Result<(), SimError> {
     let tmp = runtime.with_extension(format!("tmp{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(io_err("creating", &tmp))?;
-    for entry in fs::read_dir(obj).map_err(io_err("reading", obj))? {
-        let entry = entry.map_err(io_err("reading", obj))?;
-        let name = entry.file_name();
-        if is_runtime_object(&name.to_string_lossy()) {
-            let dest = tmp.join(&name);
-            fs::copy(entry.path(), &dest).map_err(io_err("copying", &dest))?;
-        }
-    }
+    copy_runtime_objects(obj, &tmp)?;
     if fs::rename(&tmp, runtime).is_err() {
         // Another build published first.
         let _ = fs::remove_dir_all(&tmp);
